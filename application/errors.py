@@ -1,0 +1,58 @@
+"""Errors the application raises for bad input: each says what was wrong and what to do."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+
+class SessionlogError(Exception):
+    """Base class of the application's own errors."""
+
+
+class ConfigError(SessionlogError, ValueError):
+    """A configuration value is unknown, of the wrong type or out of range."""
+
+
+class UnsupportedProvider(ConfigError):
+    pass
+
+
+class SessionNotFound(SessionlogError, LookupError):
+    def __init__(self, session_id: UUID | str) -> None:
+        super().__init__(f"no session {session_id} in this store")
+        self.session_id = session_id
+
+
+class VersionNotFound(SessionlogError, LookupError):
+    def __init__(self, session_id: UUID, version: int, latest: int) -> None:
+        super().__init__(
+            f"session {session_id} has no event {version}: its events are numbered 1 to {latest}"
+        )
+        self.session_id = session_id
+        self.version = version
+        self.latest = latest
+
+
+class InvalidSessionId(SessionlogError, ValueError):
+    def __init__(self, text: object) -> None:
+        super().__init__(f"{text!r} is not a session id (a UUID such as 1b4e28ba-2fa1-11d2-883f-0016d3cca427)")
+
+
+class ConcurrentUpdate(SessionlogError):
+    """Another process appended to the session first; nothing of this command was saved."""
+
+    def __init__(self, session_id: UUID) -> None:
+        super().__init__(
+            f"session {session_id} was changed by another process at the same time; "
+            "nothing was saved from this call: reload the session and try again"
+        )
+        self.session_id = session_id
+
+
+def parse_session_id(text: object) -> UUID:
+    if isinstance(text, UUID):
+        return text
+    try:
+        return UUID(str(text).strip())
+    except ValueError:
+        raise InvalidSessionId(text) from None

@@ -1,0 +1,202 @@
+"""The session summary read model, kept up to date from the notification log.
+
+``retrieve_session`` and listings read one row per session instead of replaying
+a log. The projector folds new events into those rows and records how far it
+has read in the same transaction, so it picks up where it left off after a
+restart, and two processes catching up at once cannot apply an event twice.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import msgspec
+
+from domain import Session, Status, Usage
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import ApplicationRecorder, Mapper
+
+
+class SessionSummary(msgspec.Struct, frozen=True):
+    """One session at a glance."""
+
+    id: UUID
+    name: str
+    model: str
+    status: Status
+    title: str
+    usage: Usage
+    message_count: int
+    tool_call_count: int
+    turn_count: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    parent_id: UUID | None = None
+    parent_version: int | None = None
+    last_error: str = ""
+
+
+class SessionSummaryView(abc.ABC):
+    """Where summaries are kept: one implementation per event store."""
+
+    @abc.abstractmethod
+    def get(self, session_id: UUID) -> SessionSummary | None: ...
+
+    @abc.abstractmethod
+    def get_many(self, session_ids: Iterable[UUID]) -> dict[UUID, SessionSummary]: ...
+
+    @abc.abstractmethod
+    def list(
+        self, *, status: Status | None = None, limit: int = 100, offset: int = 0
+    ) -> list[SessionSummary]:
+        """Summaries, the most recently updated first."""
+
+    @abc.abstractmethod
+    def position(self) -> int:
+        """The id of the last notification folded in (0 when none)."""
+
+    @abc.abstractmethod
+    def commit(self, summaries: Sequence[SessionSummary], previous: int, position: int) -> bool:
+        """Store ``summaries`` and move the position from ``previous`` to ``position``,
+        atomically. Returns False, storing nothing, when the position is no longer
+        ``previous`` (another process got there first)."""
+
+
+class SessionProjector:
+    """Folds the application's notifications into a :class:`SessionSummaryView`."""
+
+    batch_size = 500
+
+    def __init__(
+        self, recorder: ApplicationRecorder, mapper: Mapper[UUID], view: SessionSummaryView
+    ) -> None:
+        self.recorder = recorder
+        self.mapper = mapper
+        self.view = view
+
+    def catch_up(self) -> int:
+        """Fold in every notification not yet in the view; returns how many were folded."""
+        folded = 0
+        while True:
+            previous = self.view.position()
+            notifications = self.recorder.select_notifications(
+                start=previous, limit=self.batch_size, inclusive_of_start=False
+            )
+            if not notifications:
+                return folded
+            events = [self.mapper.to_domain_event(n) for n in notifications]
+            rows = self.view.get_many({e.originator_id for e in events})
+            for event in events:
+                rows[event.originator_id] = evolve(event, rows.get(event.originator_id))
+            if self.view.commit(list(rows.values()), previous, notifications[-1].id):
+                folded += len(notifications)
+
+
+@functools.singledispatch
+def evolve(event: Any, summary: SessionSummary | None) -> SessionSummary:
+    """The summary after ``event``. Events that change nothing summarised only bump the version."""
+    return _touch(summary, event)
+
+
+def _touch(summary: SessionSummary | None, event: Any, **changes: Any) -> SessionSummary:
+    assert summary is not None, f"{type(event).__name__} before the session began"
+    return msgspec.structs.replace(
+        summary, version=event.originator_version, updated_at=event.timestamp, **changes
+    )
+
+
+@evolve.register
+def _(event: Session.SessionStarted, summary: None) -> SessionSummary:
+    return SessionSummary(
+        id=event.originator_id,
+        name=event.config.name,
+        model=event.config.model,
+        status=Status.IDLE,
+        title=event.title,
+        usage=Usage(),
+        message_count=0,
+        tool_call_count=0,
+        turn_count=0,
+        version=event.originator_version,
+        created_at=event.timestamp,
+        updated_at=event.timestamp,
+    )
+
+
+@evolve.register
+def _(event: Session.SessionForked, summary: None) -> SessionSummary:
+    return SessionSummary(
+        id=event.originator_id,
+        name=event.config.name,
+        model=event.config.model,
+        status=Status.IDLE,
+        title=event.title,
+        usage=event.usage,
+        message_count=len(event.messages),
+        tool_call_count=sum(len(getattr(m, "tool_calls", ())) for m in event.messages),
+        turn_count=event.turns,
+        version=event.originator_version,
+        created_at=event.timestamp,
+        updated_at=event.timestamp,
+        parent_id=event.lineage.parent_id,
+        parent_version=event.lineage.parent_version,
+    )
+
+
+@evolve.register
+def _(event: Session.UserMessageAdded, summary: SessionSummary) -> SessionSummary:
+    return _touch(summary, event, message_count=summary.message_count + 1)
+
+
+@evolve.register
+def _(event: Session.TurnStarted, summary: SessionSummary) -> SessionSummary:
+    return _touch(summary, event, status=Status.RUNNING, turn_count=event.turn)
+
+
+@evolve.register
+def _(event: Session.AssistantMessageAdded, summary: SessionSummary) -> SessionSummary:
+    return _touch(
+        summary,
+        event,
+        message_count=summary.message_count + 1,
+        tool_call_count=summary.tool_call_count + len(event.message.tool_calls),
+    )
+
+
+@evolve.register
+def _(event: Session.ToolResultRecorded, summary: SessionSummary) -> SessionSummary:
+    return _touch(summary, event, message_count=summary.message_count + 1)
+
+
+@evolve.register
+def _(event: Session.UsageRecorded, summary: SessionSummary) -> SessionSummary:
+    return _touch(summary, event, usage=summary.usage + event.usage)
+
+
+@evolve.register
+def _(event: Session.TitleSet, summary: SessionSummary) -> SessionSummary:
+    return _touch(summary, event, title=event.title)
+
+
+@evolve.register
+def _(event: Session.TurnCompleted, summary: SessionSummary) -> SessionSummary:
+    return _touch(summary, event, status=Status.IDLE)
+
+
+@evolve.register
+def _(event: Session.TurnFailed, summary: SessionSummary) -> SessionSummary:
+    return _touch(
+        summary, event, status=Status.ERROR, last_error=f"{event.error_type}: {event.error}"
+    )
+
+
+@evolve.register
+def _(event: Session.SessionTerminated, summary: SessionSummary) -> SessionSummary:
+    return _touch(summary, event, status=Status.TERMINATED)

@@ -1,0 +1,372 @@
+"""``SessionService``: the application that runs agent sessions over an event store.
+
+It loads a :class:`~domain.Session`, issues commands to it, and saves the new
+events as they happen, so a crash loses at most the step in flight. The model
+and the compute are ports handed in per turn; queries about many sessions go to
+the summary projection instead of replaying logs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+from uuid import UUID
+
+import msgspec
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import EnvType, resolve_topic
+
+from application.errors import ConcurrentUpdate, SessionNotFound, VersionNotFound
+from application.ports import Compute, LanguageModel, ModelError, ModelReply, TextDelta, ToolSpec
+from application.projection import SessionProjector, SessionSummary, SessionSummaryView
+from application.redaction import Redactor
+from application.tools import ToolLimits, run_tool
+from domain import (
+    AssistantMessage,
+    PackageInstall,
+    Session,
+    SessionConfig,
+    Status,
+    StopReason,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
+
+STORE_ENV = "SESSIONLOG_HOME"
+TRANSCODER = "infrastructure.transcoder:MsgspecTranscoder"
+SUMMARY_VIEWS = {
+    "eventsourcing.sqlite": "infrastructure.readmodel.sqlite:SQLiteSessionSummaries",
+    "eventsourcing.postgres": "infrastructure.readmodel.postgres:PostgresSessionSummaries",
+}
+
+
+def data_home() -> Path:
+    """Where sessionlog keeps its files: ``$SESSIONLOG_HOME``, else the XDG data folder."""
+    if os.environ.get(STORE_ENV):
+        return Path(os.environ[STORE_ENV]).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(xdg) / "sessionlog"
+
+
+# -- what a turn reports to its caller ------------------------------------------
+
+
+class ToolCallUpdate(msgspec.Struct, frozen=True):
+    """A tool call began (``result`` is None) or ended."""
+
+    call: ToolCall
+    result: ToolResult | None = None
+
+
+class TurnOutcome(msgspec.Struct, frozen=True):
+    """The end of a turn: the final text, why it stopped, and what it used."""
+
+    session_id: UUID
+    text: str
+    stop_reason: StopReason
+    usage: Usage
+
+
+TurnUpdate = TextDelta | ToolCallUpdate | TurnOutcome
+
+
+@dataclass(frozen=True)
+class TurnRuntime:
+    """The adapters one turn runs with."""
+
+    model: LanguageModel
+    compute: Compute
+    tools: Sequence[ToolSpec] = ()
+    limits: ToolLimits = field(default_factory=ToolLimits)
+    redact: Redactor = field(default_factory=Redactor)
+
+
+class AuditEntry(msgspec.Struct, frozen=True):
+    """One event of a session's log, for people and tools to read."""
+
+    session_id: UUID
+    version: int
+    type: str
+    timestamp: datetime
+    payload: dict[str, Any]
+
+
+# -- the worker that runs a turn --------------------------------------------------
+
+_HOST = socket.gethostname()
+_ACTIVE: set[UUID] = set()
+"""Sessions with a turn running in this process."""
+
+
+def this_worker() -> str:
+    return f"{_HOST}:{os.getpid()}"
+
+
+def _worker_is_gone(worker: str, session_id: UUID) -> bool:
+    """True when the worker that started a turn can no longer be running it."""
+    host, _, pid = worker.rpartition(":")
+    if host != _HOST or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return session_id not in _ACTIVE
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class SessionService(Application[UUID]):
+    """Creates, runs, replays and forks sessions."""
+
+    name = "sessionlog"
+    env: ClassVar[dict[str, str]] = {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "TRANSCODER_TOPIC": TRANSCODER,
+        "SQLITE_LOCK_TIMEOUT": "30",
+    }
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Session: 200}
+
+    stale_turn_after = timedelta(hours=1)
+    """A turn started on another host is taken as interrupted after this long without an event."""
+
+    def __init__(self, env: EnvType | None = None) -> None:
+        super().__init__(env)
+        self.summaries = self._construct_summaries()
+        self.projector = SessionProjector(self.recorder, self.mapper, self.summaries)
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Any:
+        environment = super().construct_env(name, env)
+        module = environment.get("PERSISTENCE_MODULE")
+        if module == "eventsourcing.sqlite" and not environment.get("SQLITE_DBNAME"):
+            home = data_home()
+            home.mkdir(parents=True, exist_ok=True)
+            environment["SQLITE_DBNAME"] = str(home / "sessions.db")
+        return environment
+
+    def _construct_summaries(self) -> SessionSummaryView:
+        module = self.env.get("PERSISTENCE_MODULE") or ""
+        topic = self.env.get("SUMMARY_VIEW_TOPIC") or SUMMARY_VIEWS.get(module)
+        if topic is None:
+            msg = (
+                f"no session summary view for persistence module {module!r}; "
+                f"use one of {sorted(SUMMARY_VIEWS)} or set SUMMARY_VIEW_TOPIC"
+            )
+            raise ValueError(msg)
+        view_class = resolve_topic(topic)
+        return view_class(self.factory.datastore)  # type: ignore[attr-defined,no-any-return]
+
+    # -- commands -------------------------------------------------------------------
+
+    def create_session(self, config: SessionConfig, title: str = "") -> UUID:
+        session = Session.start(config, title)
+        self._save(session)
+        return session.id
+
+    def fork(self, session_id: UUID, at_version: int | None = None) -> UUID:
+        """A new session whose history is this one's up to ``at_version`` (default: now)."""
+        fork = self.get_session(session_id, at_version).fork()
+        self._save(fork)
+        return fork.id
+
+    def run_turn(self, session_id: UUID, prompt: str, runtime: TurnRuntime) -> Iterator[TurnUpdate]:
+        """The agent loop for one prompt: model, tools, model again, up to ``max_turns``
+        model calls. Yields text as it streams, tool calls, and a final :class:`TurnOutcome`.
+
+        Whatever happens, the turn ends in the log: completed, failed (status
+        ``error``, and the error is raised) or interrupted (the caller stopped
+        iterating, or the process was interrupted).
+        """
+        session = self.get_session(session_id)
+        self.recover(session)
+        session.begin_turn(runtime.redact(prompt), this_worker())
+        self._save(session)
+        _ACTIVE.add(session.id)
+        try:
+            yield from self._loop(session, runtime)
+        except (GeneratorExit, KeyboardInterrupt) as e:
+            reason = "the caller stopped" if isinstance(e, GeneratorExit) else "interrupted"
+            self._end(session, lambda s: s.interrupt_turn(reason))
+            raise
+        except ConcurrentUpdate:
+            raise
+        except Exception as e:
+            error = runtime.redact(str(e))
+            self._end(session, lambda s: s.fail_turn(error, type(e).__name__))
+            raise
+        finally:
+            _ACTIVE.discard(session.id)
+
+    def _loop(self, session: Session, runtime: TurnRuntime) -> Iterator[TurnUpdate]:
+        self._prepare_compute(session, runtime)
+        text = ""
+        for _ in range(session.config.max_turns):
+            reply = None
+            for item in runtime.model.stream(session.config.system, session.messages, runtime.tools):
+                if isinstance(item, ModelReply):
+                    reply = item
+                else:
+                    yield item
+            if reply is None:
+                raise ModelError("the model stream ended without a reply")
+            message = _redact_message(reply.message, runtime.redact)
+            session.add_assistant_message(message)
+            session.record_usage(reply.model, reply.usage)
+            self._save(session)
+            text = message.content
+            if not reply.message.tool_calls:
+                session.complete_turn(StopReason.END_TURN)
+                self._save(session)
+                yield TurnOutcome(session.id, text, StopReason.END_TURN, session.usage)
+                return
+            for call, recorded in zip(reply.message.tool_calls, message.tool_calls, strict=True):
+                session.start_tool_call(recorded)
+                self._save(session)
+                yield ToolCallUpdate(recorded)
+                result = run_tool(runtime.compute, call, runtime.limits)
+                result = msgspec.structs.replace(result, output=runtime.redact(result.output))
+                session.record_tool_result(result)
+                self._save(session)
+                yield ToolCallUpdate(recorded, result)
+        session.complete_turn(StopReason.MAX_TURNS)
+        self._save(session)
+        yield TurnOutcome(session.id, text, StopReason.MAX_TURNS, session.usage)
+
+    def _prepare_compute(self, session: Session, runtime: TurnRuntime) -> None:
+        """Attach the session's sandbox (re-attaching after a restart) and install its
+        packages there once; both are recorded."""
+        needs_compute = bool(runtime.tools) or any(session.config.packages.values())
+        if not needs_compute:
+            return
+        binding = runtime.compute.attach(session.id, session.compute)
+        if binding != session.compute:
+            session.attach_compute(binding)
+        installed = {(p.manager, p.where) for p in session.packages}
+        for manager, names in session.config.packages.items():
+            if names and (manager, binding.reference) not in installed:
+                output = runtime.compute.install_packages(manager, names)
+                session.record_packages(
+                    PackageInstall(manager, tuple(names), binding.reference, runtime.redact(output))
+                )
+        self._save(session)
+
+    def _end(self, session: Session, command: Callable[[Session], None]) -> None:
+        """Record how a turn ended, on a copy fresh from the store: the in-memory
+        session may hold events whose save failed, and must not be saved after them."""
+        fresh = self.get_session(session.id)
+        if fresh.status == Status.RUNNING and fresh.worker == session.worker:
+            command(fresh)
+            self._save(fresh)
+
+    def recover(self, session: Session) -> bool:
+        """Close a turn whose worker is gone (a crash), so the session is usable again.
+        Returns True when a turn was closed."""
+        if session.status != Status.RUNNING:
+            return False
+        stale = _worker_is_gone(session.worker, session.id) or (
+            datetime.now(timezone.utc) - session.modified_on > self.stale_turn_after
+        )
+        if stale:
+            session.interrupt_turn(f"worker {session.worker} stopped")
+            self._save(session)
+        return stale
+
+    def interrupt(self, session_id: UUID, reason: str = "interrupted by request") -> None:
+        session = self.get_session(session_id)
+        session.interrupt_turn(reason)
+        self._save(session)
+
+    def terminate(self, session_id: UUID, reason: str = "", compute: Compute | None = None) -> None:
+        session = self.get_session(session_id)
+        if compute is not None and session.compute is not None:
+            compute.stop(remove=True)
+        session.terminate(reason)
+        self._save(session)
+
+    def _save(self, session: Session) -> None:
+        try:
+            self.save(session)
+        except IntegrityError:
+            raise ConcurrentUpdate(session.id) from None
+
+    # -- queries ----------------------------------------------------------------------
+
+    def get_session(self, session_id: UUID, version: int | None = None) -> Session:
+        """The session as of ``version`` (default: its latest)."""
+        if version is not None and version < 1:
+            raise VersionNotFound(session_id, version, self._latest_version(session_id))
+        try:
+            session: Session = self.repository.get(session_id, version=version)
+        except AggregateNotFoundError:
+            raise SessionNotFound(session_id) from None
+        if version is not None and session.version != version:
+            raise VersionNotFound(session_id, version, session.version)
+        return session
+
+    def _latest_version(self, session_id: UUID) -> int:
+        return self.get_session(session_id).version
+
+    def summary(self, session_id: UUID) -> SessionSummary:
+        self.projector.catch_up()
+        found = self.summaries.get(session_id)
+        if found is None:
+            raise SessionNotFound(session_id)
+        return found
+
+    def list_summaries(
+        self, status: Status | None = None, limit: int = 100, offset: int = 0
+    ) -> list[SessionSummary]:
+        self.projector.catch_up()
+        return self.summaries.list(status=status, limit=limit, offset=offset)
+
+    def audit_log(
+        self,
+        session_id: UUID,
+        types: Sequence[str] = (),
+        after: int | None = None,
+        until: int | None = None,
+    ) -> list[AuditEntry]:
+        """Every event of a session, in order, optionally only of some types or versions."""
+        events = list(self.events.get(session_id, gt=after, lte=until))
+        if not events and after is None and until is None:
+            raise SessionNotFound(session_id)
+        wanted = set(types)
+        return [
+            AuditEntry(
+                session_id=e.originator_id,
+                version=e.originator_version,
+                type=type(e).__name__,
+                timestamp=e.timestamp,
+                payload=_payload(e),
+            )
+            for e in events
+            if not wanted or type(e).__name__ in wanted
+        ]
+
+
+def _payload(event: Any) -> dict[str, Any]:
+    fields = {
+        k: v
+        for k, v in vars(event).items()
+        if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")
+    }
+    return msgspec.to_builtins(fields)  # type: ignore[no-any-return]
+
+
+def _redact_message(message: AssistantMessage, redact: Redactor) -> AssistantMessage:
+    return msgspec.structs.replace(
+        message,
+        content=redact(message.content),
+        tool_calls=tuple(
+            msgspec.structs.replace(c, arguments=redact(c.arguments)) for c in message.tool_calls
+        ),
+    )

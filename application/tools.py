@@ -1,0 +1,149 @@
+"""The four shell tools, offered to the model and run on a :class:`Compute`.
+
+A tool that fails (bad arguments, a refused path, a non-zero exit) is still a
+result: the model reads the error and can try again. Only the compute itself
+breaking stops the turn.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import msgspec
+
+from application.ports import Compute, ComputeError, ToolSpec
+from domain import ToolCall, ToolResult
+
+EXECUTE_COMMAND = "execute_command"
+READ_FILE = "read_file"
+WRITE_FILE = "write_file"
+LIST_FILES = "list_files"
+
+DEFAULT_TOOLS = (EXECUTE_COMMAND, READ_FILE, WRITE_FILE, LIST_FILES)
+
+_PATH = {"type": "string", "description": "A path relative to the work folder."}
+
+TOOL_SPECS: dict[str, ToolSpec] = {
+    EXECUTE_COMMAND: ToolSpec(
+        name=EXECUTE_COMMAND,
+        description="Run a shell command in the work folder and return its output and exit code.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "command": {"type": "string", "description": "The command line to run."},
+                "timeout": {"type": "number", "description": "Seconds before it is killed."},
+            },
+            "required": ["command"],
+        },
+    ),
+    READ_FILE: ToolSpec(
+        name=READ_FILE,
+        description="Read a text file.",
+        parameters={"type": "object", "properties": {"path": _PATH}, "required": ["path"]},
+    ),
+    WRITE_FILE: ToolSpec(
+        name=WRITE_FILE,
+        description="Write text to a file, creating folders as needed and replacing what was there.",
+        parameters={
+            "type": "object",
+            "properties": {"path": _PATH, "content": {"type": "string"}},
+            "required": ["path", "content"],
+        },
+    ),
+    LIST_FILES: ToolSpec(
+        name=LIST_FILES,
+        description="List the files under a folder (the work folder by default).",
+        parameters={"type": "object", "properties": {"path": _PATH}},
+    ),
+}
+
+
+class ToolLimits(msgspec.Struct, frozen=True):
+    """Bounds on one tool call. The longest a command may run is ``max_timeout``,
+    whatever the model asks for."""
+
+    timeout: float = 120.0
+    max_timeout: float = 600.0
+    max_output_bytes: int = 64_000
+
+
+def run_tool(compute: Compute, call: ToolCall, limits: ToolLimits) -> ToolResult:
+    """Run one tool call. Raises :class:`ComputeError` only when the compute is unusable."""
+    started = time.perf_counter()
+
+    def result(output: str, *, exit_code: int | None = None, truncated: bool = False,
+               is_error: bool = False, duration_ms: float | None = None) -> ToolResult:  # fmt: skip
+        return ToolResult(
+            tool_call_id=call.id,
+            name=call.name,
+            output=output,
+            exit_code=exit_code,
+            duration_ms=duration_ms if duration_ms is not None else _ms_since(started),
+            truncated=truncated,
+            is_error=is_error,
+        )
+
+    try:
+        args = _arguments(call)
+        if call.name == EXECUTE_COMMAND:
+            timeout = min(float(args.get("timeout") or limits.timeout), limits.max_timeout)
+            done = compute.execute(_required(args, "command"), timeout)
+            output = done.output
+            if done.timed_out:
+                output += f"\n[killed after {timeout:g} s]"
+            return result(
+                output,
+                exit_code=done.exit_code,
+                truncated=done.truncated,
+                is_error=done.timed_out or done.exit_code != 0,
+                duration_ms=done.duration_ms,
+            )
+        if call.name == READ_FILE:
+            data = compute.read_file(_required(args, "path"))
+            text, truncated = _cap(data, limits.max_output_bytes)
+            return result(text, truncated=truncated)
+        if call.name == WRITE_FILE:
+            content = _required(args, "content").encode()
+            compute.write_file(_required(args, "path"), content)
+            return result(f"wrote {len(content)} bytes")
+        if call.name == LIST_FILES:
+            entries = compute.list_files(str(args.get("path") or "."))
+            lines = [f"{e.kind}\t{e.size}\t{e.path}" for e in entries]
+            text, truncated = _cap("\n".join(lines).encode(), limits.max_output_bytes)
+            return result(text, truncated=truncated)
+        return result(f"unknown tool {call.name!r}", is_error=True)
+    except (ToolArgumentError, ComputeError) as e:
+        return result(f"error: {e}", is_error=True)
+
+
+class ToolArgumentError(Exception):
+    pass
+
+
+def _arguments(call: ToolCall) -> dict[str, Any]:
+    try:
+        args = json.loads(call.arguments or "{}")
+    except json.JSONDecodeError as e:
+        raise ToolArgumentError(f"arguments are not valid JSON: {e}") from None
+    if not isinstance(args, dict):
+        raise ToolArgumentError("arguments must be a JSON object")
+    return args
+
+
+def _required(args: dict[str, Any], name: str) -> str:
+    value = args.get(name)
+    if not isinstance(value, str):
+        raise ToolArgumentError(f"argument {name!r} is required and must be a string")
+    return value
+
+
+def _cap(data: bytes, limit: int) -> tuple[str, bool]:
+    """Text for the model: at most ``limit`` bytes, invalid UTF-8 replaced."""
+    truncated = len(data) > limit
+    return data[:limit].decode("utf-8", errors="replace"), truncated
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,43 @@
+"""Errors the domain raises when a command breaks a rule of the session."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+
+class SessionError(Exception):
+    """Base class of the rules a session enforces."""
+
+
+class SessionTerminatedError(SessionError):
+    def __init__(self, session_id: UUID) -> None:
+        super().__init__(f"session {session_id} is terminated; fork it to continue from its history")
+        self.session_id = session_id
+
+
+class SessionBusy(SessionError):
+    """Raised when a turn is asked of a session that is already running one."""
+
+    def __init__(self, session_id: UUID, worker: str) -> None:
+        super().__init__(
+            f"session {session_id} is running a turn (worker {worker or 'unknown'}); "
+            "wait for it to finish or interrupt it"
+        )
+        self.session_id = session_id
+        self.worker = worker
+
+
+class NoTurnInProgress(SessionError):
+    def __init__(self, session_id: UUID) -> None:
+        super().__init__(f"session {session_id} has no turn in progress")
+        self.session_id = session_id
+
+
+class UnknownToolCall(SessionError):
+    def __init__(self, tool_call_id: str) -> None:
+        super().__init__(f"no open tool call with id {tool_call_id!r}")
+        self.tool_call_id = tool_call_id
+
+
+class ManagedSandboxRequired(SessionError):
+    """Packages were asked for with nowhere safe to install them."""

@@ -1,0 +1,325 @@
+"""The ``Session`` aggregate: an agent conversation whose state is a fold over its events.
+
+Commands (methods) check the rules and trigger events; each event's ``apply``
+is the only code that changes state, so replaying the log rebuilds exactly
+what the live object held. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import (
+    NoTurnInProgress,
+    SessionBusy,
+    SessionTerminatedError,
+    UnknownToolCall,
+)
+from domain.values import (
+    AssistantMessage,
+    ComputeBinding,
+    Lineage,
+    Message,
+    PackageInstall,
+    SessionConfig,
+    Status,
+    StopReason,
+    ToolCall,
+    ToolResult,
+    Usage,
+    UserMessage,
+)
+
+TITLE_LENGTH = 60
+
+
+def derive_title(prompt: str) -> str:
+    """A title from a prompt: its first non-empty line, cut to a readable length."""
+    line = next((ln.strip() for ln in prompt.splitlines() if ln.strip()), "")
+    if len(line) <= TITLE_LENGTH:
+        return line
+    return line[: TITLE_LENGTH - 1].rstrip() + "\u2026"
+
+
+class Session(Aggregate):
+    """One agent session: config, conversation, usage, status, title and lineage."""
+
+    class SessionStarted(Aggregate.Created):
+        config: SessionConfig
+        title: str
+
+    class SessionForked(Aggregate.Created):
+        """A new session that begins with its parent's state as of ``lineage.parent_version``."""
+
+        config: SessionConfig
+        title: str
+        lineage: Lineage
+        messages: list[Message]
+        usage: Usage
+        usage_by_model: dict[str, Usage]
+        turns: int
+
+    def __init__(
+        self,
+        config: SessionConfig,
+        title: str,
+        lineage: Lineage | None = None,
+        messages: list[Message] | None = None,
+        usage: Usage | None = None,
+        usage_by_model: dict[str, Usage] | None = None,
+        turns: int = 0,
+    ) -> None:
+        self.config = config
+        self.title = title
+        self.lineage = lineage
+        self.messages: list[Message] = list(messages or [])
+        self.usage = usage or Usage()
+        self.usage_by_model: dict[str, Usage] = dict(usage_by_model or {})
+        self.turns = turns
+        self.status = Status.IDLE
+        self.worker = ""
+        self.last_error = ""
+        self.compute: ComputeBinding | None = None
+        self.packages: list[PackageInstall] = []
+
+    # -- creation -------------------------------------------------------------
+
+    @classmethod
+    def start(cls, config: SessionConfig, title: str = "") -> Session:
+        return cls._create(cls.SessionStarted, config=config, title=title)
+
+    def fork(self) -> Session:
+        """A new session sharing this one's past. The caller loads this session at
+        the version to fork from; the fork records that version as its lineage."""
+        fork = self._create(
+            self.SessionForked,
+            config=self.config,
+            title=self.title,
+            lineage=Lineage(parent_id=self.id, parent_version=self.version),
+            messages=list(self.messages),
+            usage=self.usage,
+            usage_by_model=dict(self.usage_by_model),
+            turns=self.turns,
+        )
+        if self.status == Status.RUNNING:
+            # The parent was mid-turn at that point: the fork cannot continue a turn
+            # that no process runs, so it starts with that turn closed as interrupted.
+            fork.interrupt_turn("forked mid-turn")
+        return fork
+
+    # -- queries ----------------------------------------------------------------
+
+    @property
+    def open_tool_calls(self) -> list[ToolCall]:
+        """Tool calls of the latest assistant message that have no result yet."""
+        answered: set[str] = set()
+        for message in reversed(self.messages):
+            if isinstance(message, ToolResult):
+                answered.add(message.tool_call_id)
+            elif isinstance(message, AssistantMessage):
+                return [c for c in message.tool_calls if c.id not in answered]
+            else:
+                break
+        return []
+
+    # -- commands ---------------------------------------------------------------
+
+    def begin_turn(self, prompt: str, worker: str) -> None:
+        """Add the user's prompt and mark the session running, on behalf of ``worker``."""
+        self._check_not_terminated()
+        if self.status == Status.RUNNING:
+            raise SessionBusy(self.id, self.worker)
+        self.trigger_event(self.UserMessageAdded, content=prompt)
+        if not self.title:
+            self.trigger_event(self.TitleSet, title=derive_title(prompt))
+        self.trigger_event(self.TurnStarted, turn=self.turns + 1, worker=worker)
+
+    def add_assistant_message(self, message: AssistantMessage) -> None:
+        self._check_running()
+        self.trigger_event(self.AssistantMessageAdded, message=message)
+
+    def record_usage(self, model: str, usage: Usage) -> None:
+        self._check_not_terminated()
+        self.trigger_event(self.UsageRecorded, model=model, usage=usage)
+
+    def start_tool_call(self, call: ToolCall) -> None:
+        self._check_running()
+        if call.id not in {c.id for c in self.open_tool_calls}:
+            raise UnknownToolCall(call.id)
+        self.trigger_event(self.ToolCallStarted, call=call)
+
+    def record_tool_result(self, result: ToolResult) -> None:
+        self._check_running()
+        if result.tool_call_id not in {c.id for c in self.open_tool_calls}:
+            raise UnknownToolCall(result.tool_call_id)
+        self.trigger_event(self.ToolResultRecorded, result=result)
+
+    def complete_turn(self, stop_reason: StopReason = StopReason.END_TURN) -> None:
+        self._check_running()
+        self._close_open_tool_calls(f"not run: turn ended ({stop_reason.value})")
+        self.trigger_event(self.TurnCompleted, stop_reason=stop_reason, detail="")
+
+    def fail_turn(self, error: str, error_type: str) -> None:
+        """The turn cannot go on. Open tool calls get an error result so the
+        conversation stays well-formed for the next model call."""
+        self._check_running()
+        self._close_open_tool_calls("not run: the turn failed")
+        self.trigger_event(self.TurnFailed, error=error, error_type=error_type)
+
+    def interrupt_turn(self, detail: str) -> None:
+        """Close a turn that stopped without finishing (a crash, a cancel)."""
+        self._check_running()
+        self._close_open_tool_calls(f"not run: the turn was interrupted ({detail})")
+        self.trigger_event(
+            self.TurnCompleted, stop_reason=StopReason.INTERRUPTED, detail=detail
+        )
+
+    def set_title(self, title: str) -> None:
+        self._check_not_terminated()
+        self.trigger_event(self.TitleSet, title=title)
+
+    def attach_compute(self, binding: ComputeBinding) -> None:
+        self._check_not_terminated()
+        self.trigger_event(self.ComputeAttached, binding=binding)
+
+    def release_compute(self, reason: str) -> None:
+        if self.compute is not None:
+            self.trigger_event(self.ComputeReleased, binding=self.compute, reason=reason)
+
+    def record_packages(self, install: PackageInstall) -> None:
+        self._check_not_terminated()
+        self.trigger_event(self.PackagesInstalled, install=install)
+
+    def terminate(self, reason: str = "") -> None:
+        self._check_not_terminated()
+        if self.status == Status.RUNNING:
+            self.interrupt_turn("terminated")
+        self.release_compute("terminated")
+        self.trigger_event(self.SessionTerminated, reason=reason)
+
+    def _close_open_tool_calls(self, why: str) -> None:
+        for call in self.open_tool_calls:
+            self.trigger_event(
+                self.ToolResultRecorded,
+                result=ToolResult(
+                    tool_call_id=call.id, name=call.name, output=why, is_error=True
+                ),
+            )
+
+    def _check_not_terminated(self) -> None:
+        if self.status == Status.TERMINATED:
+            raise SessionTerminatedError(self.id)
+
+    def _check_running(self) -> None:
+        self._check_not_terminated()
+        if self.status != Status.RUNNING:
+            raise NoTurnInProgress(self.id)
+
+    # -- events -----------------------------------------------------------------
+
+    class UserMessageAdded(Aggregate.Event):
+        content: str
+
+        def apply(self, session: Session) -> None:
+            session.messages.append(UserMessage(content=self.content))
+
+    class TurnStarted(Aggregate.Event):
+        turn: int
+        worker: str
+
+        def apply(self, session: Session) -> None:
+            session.turns = self.turn
+            session.status = Status.RUNNING
+            session.worker = self.worker
+
+    class AssistantMessageAdded(Aggregate.Event):
+        message: AssistantMessage
+
+        def apply(self, session: Session) -> None:
+            session.messages.append(self.message)
+
+    class UsageRecorded(Aggregate.Event):
+        model: str
+        usage: Usage
+
+        def apply(self, session: Session) -> None:
+            session.usage = session.usage + self.usage
+            previous = session.usage_by_model.get(self.model, Usage())
+            session.usage_by_model[self.model] = previous + self.usage
+
+    class ToolCallStarted(Aggregate.Event):
+        call: ToolCall
+
+    class ToolResultRecorded(Aggregate.Event):
+        result: ToolResult
+
+        def apply(self, session: Session) -> None:
+            session.messages.append(self.result)
+
+    class TitleSet(Aggregate.Event):
+        title: str
+
+        def apply(self, session: Session) -> None:
+            session.title = self.title
+
+    class TurnCompleted(Aggregate.Event):
+        stop_reason: StopReason
+        detail: str
+
+        def apply(self, session: Session) -> None:
+            session.status = Status.IDLE
+            session.worker = ""
+
+    class TurnFailed(Aggregate.Event):
+        error: str
+        error_type: str
+
+        def apply(self, session: Session) -> None:
+            session.status = Status.ERROR
+            session.worker = ""
+            session.last_error = f"{self.error_type}: {self.error}"
+
+    class PackagesInstalled(Aggregate.Event):
+        install: PackageInstall
+
+        def apply(self, session: Session) -> None:
+            session.packages.append(self.install)
+
+    class ComputeAttached(Aggregate.Event):
+        binding: ComputeBinding
+
+        def apply(self, session: Session) -> None:
+            session.compute = self.binding
+
+    class ComputeReleased(Aggregate.Event):
+        binding: ComputeBinding
+        reason: str
+
+        def apply(self, session: Session) -> None:
+            session.compute = None
+
+    class SessionTerminated(Aggregate.Event):
+        reason: str
+
+        def apply(self, session: Session) -> None:
+            session.status = Status.TERMINATED
+
+    def state(self) -> dict[str, Any]:
+        """Everything the events determine, for comparing replays and for display."""
+        return {
+            "id": self.id,
+            "version": self.version,
+            "config": self.config,
+            "title": self.title,
+            "status": self.status,
+            "messages": list(self.messages),
+            "usage": self.usage,
+            "usage_by_model": dict(self.usage_by_model),
+            "turns": self.turns,
+            "lineage": self.lineage,
+            "compute": self.compute,
+            "packages": list(self.packages),
+            "last_error": self.last_error,
+        }

@@ -1,0 +1,123 @@
+"""Value objects of a session: immutable msgspec Structs.
+
+Every event payload is built from these, so they are the schema of the log.
+They evolve the msgspec way: a new field gets a default, and old events still
+decode. Renaming or removing a field needs an upcaster on the event instead.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+
+import msgspec
+
+
+class Status(str, enum.Enum):
+    """Where a session stands, in the managed-agents vocabulary."""
+
+    IDLE = "idle"
+    """Ready for input."""
+    RUNNING = "running"
+    """A turn is in progress."""
+    ERROR = "error"
+    """The last turn failed; the session is still usable."""
+    TERMINATED = "terminated"
+    """Closed for good."""
+
+
+class StopReason(str, enum.Enum):
+    """Why a turn ended."""
+
+    END_TURN = "end_turn"
+    MAX_TURNS = "max_turns"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+
+class ToolCall(msgspec.Struct, frozen=True):
+    """A model's request to run one tool. ``arguments`` is the JSON text the model wrote."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class UserMessage(msgspec.Struct, frozen=True, tag="user"):
+    content: str
+
+
+class AssistantMessage(msgspec.Struct, frozen=True, tag="assistant"):
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    model: str = ""
+
+
+class ToolResult(msgspec.Struct, frozen=True, tag="tool"):
+    """What running a tool gave back, as the model will see it."""
+
+    tool_call_id: str
+    name: str
+    output: str
+    exit_code: int | None = None
+    duration_ms: float = 0.0
+    truncated: bool = False
+    is_error: bool = False
+
+
+Message = UserMessage | AssistantMessage | ToolResult
+
+
+class Usage(msgspec.Struct, frozen=True):
+    """Token counts. Added up, never overwritten."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_creation_tokens=self.cache_creation_tokens + other.cache_creation_tokens,
+        )
+
+
+class SessionConfig(msgspec.Struct, frozen=True):
+    """What a session was set up with. Secrets are not part of it: ``env_names``
+    holds the names of the environment variables given, never their values."""
+
+    model: str
+    system: str
+    name: str
+    tools: tuple[str, ...]
+    packages: dict[str, tuple[str, ...]] = {}
+    networking: dict[str, object] = {}
+    working_dir: str = ""
+    env_names: tuple[str, ...] = ()
+    max_turns: int = 10
+    compute: str = "host"
+
+
+class Lineage(msgspec.Struct, frozen=True):
+    """Where a forked session came from: its parent and the parent's version it shares."""
+
+    parent_id: uuid.UUID
+    parent_version: int
+
+
+class ComputeBinding(msgspec.Struct, frozen=True):
+    """The sandbox a session's tools run in, so a later process can find it again."""
+
+    kind: str
+    reference: str
+    image: str = ""
+
+
+class PackageInstall(msgspec.Struct, frozen=True):
+    manager: str
+    packages: tuple[str, ...]
+    where: str
+    output: str = ""

@@ -1,0 +1,198 @@
+"""The model adapter: any provider litellm speaks (OpenAI, Anthropic, Ollama, vLLM, ...).
+
+Streams a chat completion with usage, assembles tool calls from their deltas,
+retries transient failures (only before any text has reached the caller, so
+nothing is shown twice), and turns every other failure into a clear
+:class:`~application.ports.ModelError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from application.ports import ModelError, ModelReply, TextDelta, ToolSpec
+from domain import AssistantMessage, Message, ToolCall, ToolResult, Usage, UserMessage
+
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+def _litellm() -> Any:
+    # litellm fetches a model cost map from the internet at import unless told not
+    # to; a user who wants the live map sets the variable themselves.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+class LiteLLMModel:
+    """A :class:`~application.ports.LanguageModel` backed by ``litellm.completion``."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        max_retries: int = 2,
+        retry_delay: float = 0.5,
+        timeout: float = 600.0,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.api_base = api_base
+        self._api_key = api_key
+        self.max_retries = max_retries
+        self.retry_delay = retry_delay
+        self.timeout = timeout
+        self.extra = dict(extra or {})
+
+    def __repr__(self) -> str:
+        return f"LiteLLMModel(model={self.model!r}, api_base={self.api_base!r})"
+
+    def stream(
+        self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> Iterator[TextDelta | ModelReply]:
+        request = {
+            "model": self.model,
+            "messages": to_openai_messages(system, messages),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "timeout": self.timeout,
+            **self.extra,
+        }
+        if tools:
+            request["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
+                for t in tools
+            ]
+        if self.api_base:
+            request["api_base"] = self.api_base
+        if self._api_key:
+            request["api_key"] = self._api_key
+
+        attempt = 0
+        while True:
+            streamed = False
+            try:
+                for item in self._stream_once(request):
+                    streamed = streamed or isinstance(item, TextDelta)
+                    yield item
+                return
+            except ModelError as e:
+                if not e.retryable or streamed or attempt >= self.max_retries:
+                    raise
+            attempt += 1
+            time.sleep(self.retry_delay * 2 ** (attempt - 1))
+
+    def _stream_once(self, request: dict[str, Any]) -> Iterator[TextDelta | ModelReply]:
+        litellm = _litellm()
+        text: list[str] = []
+        calls: dict[int, dict[str, str]] = {}
+        usage = Usage()
+        model = self.model
+        finish_reason = ""
+        try:
+            for chunk in litellm.completion(**request):
+                model = getattr(chunk, "model", None) or model
+                chunk_usage = getattr(chunk, "usage", None)
+                if chunk_usage:
+                    usage = _usage(chunk_usage)
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                finish_reason = choice.finish_reason or finish_reason
+                delta = choice.delta
+                if delta.content:
+                    text.append(delta.content)
+                    yield TextDelta(delta.content)
+                for part in delta.tool_calls or ():
+                    call = calls.setdefault(part.index or 0, {"id": "", "name": "", "arguments": ""})
+                    call["id"] = part.id or call["id"]
+                    if part.function is not None:
+                        call["name"] += part.function.name or ""
+                        call["arguments"] += part.function.arguments or ""
+        except Exception as e:
+            raise _model_error(e, self.model) from e
+        tool_calls = tuple(
+            ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
+            for i, c in sorted(calls.items())
+        )
+        yield ModelReply(
+            message=AssistantMessage(content="".join(text), tool_calls=tool_calls, model=model),
+            usage=usage,
+            model=model,
+            finish_reason=finish_reason,
+        )
+
+
+def _usage(u: Any) -> Usage:
+    details = getattr(u, "prompt_tokens_details", None)
+    return Usage(
+        input_tokens=int(getattr(u, "prompt_tokens", 0) or 0),
+        output_tokens=int(getattr(u, "completion_tokens", 0) or 0),
+        cache_read_tokens=int(getattr(details, "cached_tokens", 0) or 0),
+        cache_creation_tokens=int(getattr(u, "cache_creation_input_tokens", 0) or 0),
+    )
+
+
+def _model_error(error: Exception, model: str) -> ModelError:
+    status = getattr(error, "status_code", None)
+    kind = type(error).__name__
+    retryable = status in RETRYABLE_STATUS or kind in (
+        "APIConnectionError",
+        "Timeout",
+        "ServiceUnavailableError",
+        "InternalServerError",
+        "RateLimitError",
+    )
+    detail = str(error).strip() or kind
+    return ModelError(
+        f"model {model!r} failed ({kind}{f', HTTP {status}' if status else ''}): {detail}",
+        retryable=retryable,
+        status_code=status,
+    )
+
+
+def to_openai_messages(system: str, messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """The conversation in the chat-completions shape that litellm translates for every provider."""
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for m in messages:
+        if isinstance(m, UserMessage):
+            out.append({"role": "user", "content": m.content})
+        elif isinstance(m, AssistantMessage):
+            item: dict[str, Any] = {"role": "assistant", "content": m.content or None}
+            if m.tool_calls:
+                item["tool_calls"] = [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": _valid_json(c.arguments)},
+                    }
+                    for c in m.tool_calls
+                ]
+            out.append(item)
+        elif isinstance(m, ToolResult):
+            out.append({"role": "tool", "tool_call_id": m.tool_call_id, "content": m.output})
+    return out
+
+
+def _valid_json(arguments: str) -> str:
+    """Providers reject a history holding malformed tool arguments; keep such text as a string."""
+    try:
+        json.loads(arguments)
+    except ValueError:
+        return json.dumps({"_unparsed": arguments})
+    return arguments

@@ -1,0 +1,54 @@
+"""Session summary tables, one module per event store eventsourcing supports here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from application.projection import SessionSummary
+from domain import Status, Usage
+
+COLUMNS = (
+    "id", "name", "model", "status", "title",
+    "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
+    "message_count", "tool_call_count", "turn_count", "version",
+    "created_at", "updated_at", "parent_id", "parent_version", "last_error",
+)  # fmt: skip
+
+
+def to_row(s: SessionSummary) -> tuple[Any, ...]:
+    u = s.usage
+    return (
+        str(s.id), s.name, s.model, s.status.value, s.title,
+        u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_creation_tokens,
+        s.message_count, s.tool_call_count, s.turn_count, s.version,
+        s.created_at.isoformat(), s.updated_at.isoformat(),
+        str(s.parent_id) if s.parent_id else None, s.parent_version, s.last_error,
+    )  # fmt: skip
+
+
+def from_row(row: Any) -> SessionSummary:
+    r = dict(zip(COLUMNS, row, strict=True))
+    return SessionSummary(
+        id=UUID(r["id"]),
+        name=r["name"],
+        model=r["model"],
+        status=Status(r["status"]),
+        title=r["title"],
+        usage=Usage(
+            input_tokens=r["input_tokens"],
+            output_tokens=r["output_tokens"],
+            cache_read_tokens=r["cache_read_tokens"],
+            cache_creation_tokens=r["cache_creation_tokens"],
+        ),
+        message_count=r["message_count"],
+        tool_call_count=r["tool_call_count"],
+        turn_count=r["turn_count"],
+        version=r["version"],
+        created_at=datetime.fromisoformat(r["created_at"]),
+        updated_at=datetime.fromisoformat(r["updated_at"]),
+        parent_id=UUID(r["parent_id"]) if r["parent_id"] else None,
+        parent_version=r["parent_version"],
+        last_error=r["last_error"],
+    )

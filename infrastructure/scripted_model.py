@@ -1,0 +1,290 @@
+"""A local OpenAI-compatible chat completions server with scripted replies.
+
+It lets sessionlog run end to end, over real HTTP through litellm, where no
+model provider is reachable: in the test suite and in the demo. It is not a
+model. Each request takes the next :class:`Reply` from its script; with the
+script empty, a small rule-based responder answers:
+
+* a line ``$ COMMAND`` in the prompt becomes an ``execute_command`` tool call;
+* "what is my X?" is answered from an earlier "my X is Y" in the conversation,
+  which shows that the whole history reached the model;
+* after a tool result, it reports what the tool returned;
+* anything else gets an acknowledgement naming how many messages it saw.
+
+Streaming (SSE) and plain responses, tool calls, and usage (with
+``stream_options.include_usage``) follow the OpenAI wire format. Usage is
+counted as one token per four characters, so it is predictable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import msgspec
+
+
+class ScriptedToolCall(msgspec.Struct, frozen=True):
+    name: str
+    arguments: dict[str, Any] = {}
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """One scripted response. ``status`` other than 200 answers with that HTTP error;
+    ``delay`` waits between streamed chunks (to test interruption)."""
+
+    text: str = ""
+    tool_calls: list[ScriptedToolCall] = []
+    status: int = 200
+    error: str = ""
+    delay: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int = 0
+
+
+def count_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+class ScriptedModelServer:
+    """Serves on 127.0.0.1 in a background thread. Use as a context manager."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.script: deque[Reply] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer((host, port), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def enqueue(self, *replies: Reply) -> None:
+        with self._lock:
+            self.script.extend(replies)
+
+    def start(self) -> ScriptedModelServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> ScriptedModelServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def next_reply(self, request: dict[str, Any]) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            if self.script:
+                return self.script.popleft()
+        return respond(request.get("messages", []))
+
+
+def respond(messages: list[dict[str, Any]]) -> Reply:
+    """The rule-based responder used when the script is empty."""
+    last = messages[-1] if messages else {"role": "user", "content": ""}
+    if last.get("role") == "tool":
+        output = str(last.get("content") or "").strip()
+        shown = output if len(output) <= 400 else output[:400] + "..."
+        return Reply(text=f"The tool returned:\n{shown}")
+    prompt = str(last.get("content") or "")
+    commands = re.findall(r"^\s*\$ (.+)$", prompt, re.M)
+    if commands:
+        return Reply(
+            text="I'll run that.",
+            tool_calls=[ScriptedToolCall("execute_command", {"command": c}) for c in commands],
+        )
+    question = re.search(r"what is my ([\w ]+?)\s*\?", prompt, re.I)
+    if question:
+        subject = question.group(1).strip()
+        for earlier in reversed(messages[:-1]):
+            if earlier.get("role") != "user":
+                continue
+            fact = re.search(
+                rf"my {re.escape(subject)} is ([^.,;!\n]+)", str(earlier.get("content")), re.I
+            )
+            if fact:
+                return Reply(text=f"Your {subject} is {fact.group(1).strip()}.")
+        return Reply(text=f"I don't know your {subject} yet.")
+    seen = sum(1 for m in messages if m.get("role") != "system")
+    return Reply(text=f"Noted. (scripted model: {seen} messages in this conversation so far)")
+
+
+def _handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/").endswith("/models"):
+                self._json(200, {"object": "list", "data": [{"id": "scripted", "object": "model"}]})
+            else:
+                self._json(404, {"error": {"message": "not found"}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            try:
+                body = json.loads(self.rfile.read(length) or b"{}")
+            except json.JSONDecodeError:
+                self._json(400, {"error": {"message": "request body is not JSON"}})
+                return
+            if not self.path.rstrip("/").endswith("/chat/completions"):
+                self._json(404, {"error": {"message": f"no route {self.path}"}})
+                return
+            reply = server.next_reply(body)
+            if reply.status != 200:
+                message = reply.error or f"scripted error {reply.status}"
+                self._json(reply.status, {"error": {"message": message, "type": "scripted"}})
+                return
+            completion = _Completion(body, reply)
+            if body.get("stream"):
+                self._stream(completion, reply.delay)
+            else:
+                self._json(200, completion.whole())
+
+        def _json(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _stream(self, completion: _Completion, delay: float) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("cache-control", "no-cache")
+            self.send_header("connection", "close")
+            self.end_headers()
+            try:
+                for chunk in completion.chunks():
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                    if delay:
+                        time.sleep(delay)
+                self.wfile.write(b"data: [DONE]\n\n")
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.close_connection = True
+
+    return Handler
+
+
+class _Completion:
+    """One reply rendered in the chat completions format."""
+
+    def __init__(self, request: dict[str, Any], reply: Reply) -> None:
+        self.request = request
+        self.reply = reply
+        self.id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+        self.created = int(time.time())
+        self.model = str(request.get("model", "scripted"))
+        self.calls = [
+            {
+                "id": f"call_{uuid.uuid4().hex[:12]}",
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            }
+            for c in reply.tool_calls
+        ]
+
+    def usage(self) -> dict[str, Any]:
+        r = self.reply
+        prompt = r.prompt_tokens
+        if prompt is None:
+            prompt = count_tokens(json.dumps(self.request.get("messages", [])))
+        completion = r.completion_tokens
+        if completion is None:
+            completion = count_tokens(r.text + "".join(c["function"]["arguments"] for c in self.calls))
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": r.cached_tokens},
+        }
+
+    @property
+    def finish_reason(self) -> str:
+        return "tool_calls" if self.calls else "stop"
+
+    def whole(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": self.reply.text or None}
+        if self.calls:
+            message["tool_calls"] = self.calls
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+            "usage": self.usage(),
+        }
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+
+    def chunks(self) -> Iterator[dict[str, Any]]:
+        yield self._chunk({"role": "assistant", "content": ""})
+        text = self.reply.text
+        for start in range(0, len(text), 8):
+            yield self._chunk({"content": text[start : start + 8]})
+        for index, call in enumerate(self.calls):
+            arguments = call["function"]["arguments"]
+            yield self._chunk({"tool_calls": [{
+                "index": index, "id": call["id"], "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }]})  # fmt: skip
+            for start in range(0, len(arguments), 16):
+                piece = arguments[start : start + 16]
+                yield self._chunk(
+                    {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+                )
+        yield self._chunk({}, self.finish_reason)
+        if (self.request.get("stream_options") or {}).get("include_usage"):
+            yield {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [],
+                "usage": self.usage(),
+            }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the scripted OpenAI-compatible model.")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    with ScriptedModelServer(port=args.port) as server:
+        print(f"scripted model serving at {server.base_url}", flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
