@@ -136,7 +136,7 @@ def _(event: Session.SessionForked, summary: None) -> SessionSummary:
         id=event.originator_id,
         name=event.config.name,
         model=event.config.model,
-        status=Status.IDLE,
+        status=event.status,
         title=event.title,
         usage=event.usage,
         message_count=len(event.messages),

@@ -60,6 +60,7 @@ class Session(Aggregate):
         usage: Usage
         usage_by_model: dict[str, Usage]
         turns: int
+        status: Status
 
     def __init__(
         self,
@@ -70,6 +71,7 @@ class Session(Aggregate):
         usage: Usage | None = None,
         usage_by_model: dict[str, Usage] | None = None,
         turns: int = 0,
+        status: Status = Status.IDLE,
     ) -> None:
         self.config = config
         self.title = title
@@ -78,7 +80,7 @@ class Session(Aggregate):
         self.usage = usage or Usage()
         self.usage_by_model: dict[str, Usage] = dict(usage_by_model or {})
         self.turns = turns
-        self.status = Status.IDLE
+        self.status = status
         self.worker = ""
         self.last_error = ""
         self.compute: ComputeBinding | None = None
@@ -102,6 +104,8 @@ class Session(Aggregate):
             usage=self.usage,
             usage_by_model=dict(self.usage_by_model),
             turns=self.turns,
+            # A fork of a closed session is a way to continue it, so it starts open.
+            status=Status.IDLE if self.status == Status.TERMINATED else self.status,
         )
         if self.status == Status.RUNNING:
             # The parent was mid-turn at that point: the fork cannot continue a turn

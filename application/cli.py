@@ -1,0 +1,342 @@
+"""The ``sessionlog`` command line.
+
+Reading commands (list, show, log, state) touch only the event store and the
+summary view; the model and compute adapters load only for commands that run
+a turn, so inspecting a log stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from application.errors import SessionlogError, parse_session_id
+from application.ports import ComputeError, ModelError
+from application.service import AuditEntry, SessionService, ToolCallUpdate, TurnOutcome
+from domain import (
+    AssistantMessage,
+    ManagedSandboxRequired,
+    Session,
+    SessionError,
+    Status,
+    ToolResult,
+    UserMessage,
+)
+
+DEMO_PROMPTS = (
+    "Remember: my favorite color is blue.",
+    "Have a look around the work folder:\n$ echo 'hello from the sandbox' > greeting.txt && ls -l",
+    "What is my favorite color?",
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except (SessionlogError, SessionError, ManagedSandboxRequired, ComputeError) as e:
+        print(f"sessionlog: error: {e}", file=sys.stderr)
+        return 2
+    except ModelError as e:
+        print(f"sessionlog: the model call failed: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nsessionlog: interrupted; the turn is recorded as interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sessionlog",
+        description="Event-sourced LLM agent sessions: run, inspect, replay and fork them.",
+    )
+    parser.add_argument(
+        "--store",
+        help="SQLite file of sessions (default: $SESSIONLOG_HOME/sessions.db, "
+        "or eventsourcing's PERSISTENCE_MODULE settings)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a prompt in a new or existing session, streaming the reply")
+    run.add_argument("prompt")
+    run.add_argument("--session", help="continue this session instead of starting one")
+    run.add_argument("--model", default=os.environ.get("SESSIONLOG_MODEL", "gpt-4o"),
+                     help="any litellm model name (default: $SESSIONLOG_MODEL or gpt-4o)")
+    run.add_argument("--api-base", default=os.environ.get("SESSIONLOG_API_BASE"))
+    run.add_argument("--api-key-env", metavar="VAR",
+                     help="read the API key from this environment variable (never logged)")
+    run.add_argument("--system", help="system prompt")
+    run.add_argument("--name", default="Agent")
+    run.add_argument("--title")
+    run.add_argument("--compute", choices=("host", "docker"), default="host")
+    run.add_argument("--working-dir", default="")
+    run.add_argument("--max-turns", type=int, default=10)
+    run.add_argument("--pip", action="append", default=[], metavar="PACKAGE",
+                     help="install a pip package in the sandbox (repeatable)")
+    run.add_argument("--host-packages-ok", action="store_true")
+    run.set_defaults(handler=_run)
+
+    demo = sub.add_parser("demo", help="an agent session end to end against the built-in scripted model")
+    demo.set_defaults(handler=_demo)
+
+    ls = sub.add_parser("list", help="list sessions, most recent first")
+    ls.add_argument("--status", choices=[s.value for s in Status])
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    ls.set_defaults(handler=_list)
+
+    show = sub.add_parser("show", help="a session's summary and conversation")
+    show.add_argument("session")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_show)
+
+    log = sub.add_parser("log", help="a session's audit log: every event, in order")
+    log.add_argument("session")
+    log.add_argument("--type", action="append", default=[], help="only events of this type (repeatable)")
+    log.add_argument("--after", type=int, help="only events after this version")
+    log.add_argument("--until", type=int, help="only events up to this version")
+    log.add_argument("--json", action="store_true", help="JSON Lines, one event per line")
+    log.set_defaults(handler=_log)
+
+    state = sub.add_parser("state", help="a session's state as of one event (replay)")
+    state.add_argument("session")
+    state.add_argument("--at", type=int, help="event version (default: the latest)")
+    state.add_argument("--json", action="store_true")
+    state.set_defaults(handler=_state)
+
+    fork = sub.add_parser("fork", help="start a new session sharing a session's history up to an event")
+    fork.add_argument("session")
+    fork.add_argument("--at", type=int, help="event version (default: the latest)")
+    fork.set_defaults(handler=_fork)
+
+    interrupt = sub.add_parser("interrupt", help="record a running turn as interrupted")
+    interrupt.add_argument("session")
+    interrupt.set_defaults(handler=_interrupt)
+
+    terminate = sub.add_parser("terminate", help="close a session for good")
+    terminate.add_argument("session")
+    terminate.add_argument("--reason", default="terminated from the command line")
+    terminate.set_defaults(handler=_terminate)
+    return parser
+
+
+def _service(args: argparse.Namespace) -> SessionService:
+    from application.api import _service as construct
+
+    return construct(args.store)
+
+
+# -- running ------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace) -> int:
+    from application.api import ManagedAgent, ManagedConfig
+
+    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    if args.api_key_env and not api_key:
+        raise SessionlogError(f"environment variable {args.api_key_env} is not set")
+    fields: dict[str, Any] = {
+        "model": args.model, "name": args.name, "max_turns": args.max_turns,
+        "working_dir": args.working_dir, "host_packages_ok": args.host_packages_ok,
+        "api_base": args.api_base, "api_key": api_key, "session_title": args.title,
+    }  # fmt: skip
+    if args.system:
+        fields["system"] = args.system
+    if args.pip:
+        fields["packages"] = {"pip": args.pip}
+    compute = None if args.compute == "host" else args.compute
+    agent = ManagedAgent(config=ManagedConfig(**fields), compute=compute, store=_service(args))
+    if args.session:
+        agent.resume_session(args.session)
+    _stream_turn(agent, args.prompt)
+    print(f"session {agent.session_id}", file=sys.stderr)
+    return 0
+
+
+def _stream_turn(agent: Any, prompt: str) -> None:
+    from application.ports import TextDelta
+
+    for update in agent.updates(prompt):
+        if isinstance(update, TextDelta):
+            sys.stdout.write(update.text)
+            sys.stdout.flush()
+        elif isinstance(update, ToolCallUpdate) and update.result is None:
+            print(f"\n  -> {update.call.name} {update.call.arguments}", file=sys.stderr)
+        elif isinstance(update, ToolCallUpdate) and update.result is not None:
+            r = update.result
+            print(f"  <- exit {r.exit_code}, {r.duration_ms:.0f} ms", file=sys.stderr)
+        elif isinstance(update, TurnOutcome):
+            sys.stdout.write("\n")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from application.api import ManagedAgent, ManagedConfig
+    from infrastructure.scripted_model import ScriptedModelServer
+
+    print("[demo] model: the built-in SCRIPTED model server (rule-based replies, not an LLM).")
+    print("[demo] to use a real model: sessionlog run --model MODEL --api-key-env VAR 'prompt'\n")
+    with ScriptedModelServer() as server:
+        config = ManagedConfig(
+            model="openai/scripted-demo", api_base=server.base_url, api_key="scripted-demo-key",
+            name="demo",
+        )  # fmt: skip
+        agent = ManagedAgent(config=config, store=_service(args))
+        for prompt in DEMO_PROMPTS:
+            print(f"you> {prompt}")
+            sys.stdout.write("agent> ")
+            _stream_turn(agent, prompt)
+            print()
+        info = agent.retrieve_session()
+        print(f"session {info['id']}: status {info['status']}, title {info['title']!r}")
+        print(f"usage: {info['usage']['input_tokens']} input / {info['usage']['output_tokens']} output tokens")
+        session_id = parse_session_id(info["id"])
+        entries = agent.service.audit_log(session_id)
+        print(f"\nits audit log has {len(entries)} events:")
+        _print_log(entries)
+        fork = agent.fork(at_version=entries[-1].version)
+        print(f"\nforked as {fork.session_id}; the fork remembers: ", end="")
+        print(fork.run("What is my favorite color?"))
+        print(f"\ntry: sessionlog log {session_id}    sessionlog state {session_id} --at 5")
+    return 0
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+def _list(args: argparse.Namespace) -> int:
+    service = _service(args)
+    summaries = service.list_summaries(Status(args.status) if args.status else None, args.limit)
+    if args.json:
+        for s in summaries:
+            sys.stdout.buffer.write(msgspec.json.encode(s) + b"\n")
+        return 0
+    rows = [
+        (str(s.id), s.status.value, s.title, f"{s.usage.input_tokens}/{s.usage.output_tokens}",
+         str(s.message_count), f"{s.parent_id}@{s.parent_version}" if s.parent_id else "",
+         s.updated_at.strftime("%Y-%m-%d %H:%M:%S"))
+        for s in summaries
+    ]  # fmt: skip
+    _table(("id", "status", "title", "tokens in/out", "msgs", "forked from", "updated"), rows)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    service = _service(args)
+    summary = service.summary(parse_session_id(args.session))
+    session = service.get_session(summary.id)
+    if args.json:
+        out = {"summary": summary, "messages": session.messages}
+        sys.stdout.buffer.write(msgspec.json.encode(out) + b"\n")
+        return 0
+    print(f"session {summary.id}  [{summary.status.value}]  {summary.title!r}")
+    print(f"  model {summary.model}, {summary.turn_count} turns, version {summary.version}")
+    print(f"  tokens: {summary.usage.input_tokens} in, {summary.usage.output_tokens} out")
+    if summary.parent_id:
+        print(f"  forked from {summary.parent_id} at event {summary.parent_version}")
+    if summary.last_error:
+        print(f"  last error: {summary.last_error}")
+    print()
+    _print_messages(session)
+    return 0
+
+
+def _log(args: argparse.Namespace) -> int:
+    service = _service(args)
+    entries = service.audit_log(parse_session_id(args.session), args.type, args.after, args.until)
+    if args.json:
+        for entry in entries:
+            sys.stdout.buffer.write(msgspec.json.encode(entry) + b"\n")
+        return 0
+    _print_log(entries)
+    return 0
+
+
+def _state(args: argparse.Namespace) -> int:
+    service = _service(args)
+    session = service.get_session(parse_session_id(args.session), args.at)
+    if args.json:
+        sys.stdout.buffer.write(msgspec.json.encode(session.state()) + b"\n")
+        return 0
+    print(f"session {session.id} as of event {session.version}: status {session.status}, "
+          f"title {session.title!r}, {len(session.messages)} messages, "
+          f"tokens {session.usage.input_tokens} in / {session.usage.output_tokens} out")  # fmt: skip
+    print()
+    _print_messages(session)
+    return 0
+
+
+def _fork(args: argparse.Namespace) -> int:
+    fork_id = _service(args).fork(parse_session_id(args.session), args.at)
+    print(fork_id)
+    return 0
+
+
+def _interrupt(args: argparse.Namespace) -> int:
+    _service(args).interrupt(parse_session_id(args.session))
+    return 0
+
+
+def _terminate(args: argparse.Namespace) -> int:
+    _service(args).terminate(parse_session_id(args.session), args.reason)
+    return 0
+
+
+# -- rendering ----------------------------------------------------------------------
+
+
+def _print_log(entries: list[AuditEntry]) -> None:
+    rows = [
+        (str(e.version), e.timestamp.strftime("%H:%M:%S.%f")[:-3], e.type, _brief(e.payload))
+        for e in entries
+    ]
+    _table(("#", "time", "event", "payload"), rows)
+
+
+def _brief(payload: dict[str, Any], width: int = 160) -> str:
+    text = msgspec.json.encode(payload).decode()
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+def _print_messages(session: Session) -> None:
+    for m in session.messages:
+        if isinstance(m, UserMessage):
+            print(f"user> {m.content}")
+        elif isinstance(m, AssistantMessage):
+            print(f"assistant> {m.content}")
+            for c in m.tool_calls:
+                print(f"  tool call {c.name} {c.arguments}")
+        elif isinstance(m, ToolResult):
+            flag = " (truncated)" if m.truncated else ""
+            print(f"  tool {m.name} -> exit {m.exit_code}, {m.duration_ms:.0f} ms{flag}")
+            for line in m.output.splitlines()[:10]:
+                print(f"    {line}")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table on a terminal; tab-separated lines when piped, for cut and awk."""
+    if not sys.stdout.isatty():
+        for row in (headers, *rows):
+            print("\t".join(cell.replace("\t", " ").replace("\n", " ") for cell in row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False, header_style="bold")
+    for header in headers:
+        table.add_column(header, no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        table.add_row(*row)
+    Console(soft_wrap=False).print(table)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
