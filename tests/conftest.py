@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,11 +46,67 @@ def store(tmp_path: Path) -> Path:
     return tmp_path / "sessions.db"
 
 
+def postgres_settings() -> dict[str, str]:
+    """Where the test PostgreSQL server is; ``scripts/setup`` creates this role and database."""
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_HOST": os.environ.get("SESSIONLOG_TEST_PG_HOST", "127.0.0.1"),
+        "POSTGRES_PORT": os.environ.get("SESSIONLOG_TEST_PG_PORT", "5432"),
+        "POSTGRES_USER": os.environ.get("SESSIONLOG_TEST_PG_USER", "sessionlog"),
+        "POSTGRES_PASSWORD": os.environ.get("SESSIONLOG_TEST_PG_PASSWORD", "sessionlog"),
+        "POSTGRES_DBNAME": os.environ.get("SESSIONLOG_TEST_PG_DBNAME", "sessionlog_test"),
+    }
+
+
+def _postgres_conninfo(settings: dict[str, str]) -> str:
+    return (
+        f"host={settings['POSTGRES_HOST']} port={settings['POSTGRES_PORT']} "
+        f"user={settings['POSTGRES_USER']} password={settings['POSTGRES_PASSWORD']} "
+        f"dbname={settings['POSTGRES_DBNAME']} connect_timeout=5"
+    )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_env(request: pytest.FixtureRequest, store: Path) -> Iterator[dict[str, str]]:
+    """eventsourcing settings of a fresh, empty store: an SQLite file, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(store)}
+        return
+    import psycopg
+
+    settings = postgres_settings()
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(_postgres_conninfo(settings), autocommit=True)
+    except psycopg.OperationalError as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable in CI: {e}")
+        pytest.skip(f"no PostgreSQL server (run scripts/setup as root to start one): {e}")
+    with admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+        yield {**settings, "POSTGRES_SCHEMA": schema}
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 @pytest.fixture
-def service(store: Path) -> Iterator[SessionService]:
-    app = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(store)})
+def service(store_env: dict[str, str]) -> Iterator[SessionService]:
+    app = SessionService(store_env)
     yield app
     app.close()
+
+
+@pytest.fixture
+def open_service(store_env: dict[str, str]):  # type: ignore[no-untyped-def]
+    """Opens more services on the same store (other processes, restarts); closes them after."""
+    opened: list[SessionService] = []
+
+    def open_(**overrides: str) -> SessionService:
+        opened.append(SessionService({**store_env, **overrides}))
+        return opened[-1]
+
+    yield open_
+    for app in opened:
+        app.close()
 
 
 @pytest.fixture

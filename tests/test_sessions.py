@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import msgspec
 import pytest
@@ -29,14 +28,14 @@ def tool_turn(server, command="echo hi", final="done"):  # type: ignore[no-untyp
     )
 
 
-def test_state_rebuilt_from_events_equals_the_live_state(make_agent, model_server, store):
+def test_state_rebuilt_from_events_equals_the_live_state(make_agent, model_server, open_service):
     agent = make_agent()
     tool_turn(model_server, "printf 'a\\nb'")
     agent.run("first")
     agent.run("second")
     live = agent.state_at()
 
-    fresh = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(store)})
+    fresh = open_service()
     replayed = fresh.get_session(live.id)
     assert replayed.state() == live.state()
     assert [type(m) for m in replayed.messages] == [
@@ -46,10 +45,9 @@ def test_state_rebuilt_from_events_equals_the_live_state(make_agent, model_serve
     assert replayed.messages[2].exit_code == 0
 
 
-def test_snapshots_give_the_same_state_as_a_full_replay(make_agent, model_server, store, monkeypatch):
+def test_snapshots_give_the_same_state_as_a_full_replay(make_agent, open_service, monkeypatch):
     monkeypatch.setattr(SessionService, "snapshotting_intervals", {Session: 5})
-    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(store)}
-    snapshotting = SessionService(env)
+    snapshotting = open_service()
     agent = make_agent()
     agent.service = snapshotting
     for i in range(4):
@@ -58,7 +56,7 @@ def test_snapshots_give_the_same_state_as_a_full_replay(make_agent, model_server
     assert list(snapshotting.snapshots.get(sid)), "expected snapshots to have been taken"
 
     monkeypatch.setattr(SessionService, "snapshotting_intervals", {})
-    plain = SessionService(env)
+    plain = open_service()
     assert plain.snapshots is None
     for version in range(1, snapshotting.get_session(sid).version + 1):
         assert snapshotting.get_session(sid, version).state() == plain.get_session(sid, version).state()
@@ -202,7 +200,7 @@ def test_a_caller_that_stops_iterating_leaves_the_turn_interrupted(make_agent, m
     assert agent.retrieve_session()["status"] == "idle"
 
 
-def test_tool_calls_survive_a_restart_and_reach_the_model(make_agent, model_server, store):
+def test_tool_calls_survive_a_restart_and_reach_the_model(make_agent, model_server, store_env):
     agent = make_agent()
     tool_turn(model_server, "echo remembered-output")
     agent.run("use a tool")
@@ -210,7 +208,7 @@ def test_tool_calls_survive_a_restart_and_reach_the_model(make_agent, model_serv
         f"""
         from application import ManagedAgent, ManagedConfig
         agent = ManagedAgent(config=ManagedConfig(model="openai/gpt-4o-mini",
-            api_base={model_server.base_url!r}, api_key={TEST_KEY!r}), store={str(store)!r})
+            api_base={model_server.base_url!r}, api_key={TEST_KEY!r}), store={store_env!r})
         agent.resume_session({agent.session_id!r})
         print(agent.run("and now?"))
         """
@@ -225,7 +223,7 @@ def test_tool_calls_survive_a_restart_and_reach_the_model(make_agent, model_serv
     assert history[3]["content"] == "remembered-output\n"
 
 
-def test_secrets_never_reach_the_event_store(make_agent, model_server, store):
+def test_secrets_never_reach_the_event_store(make_agent, model_server, service):
     secret = "s3cr3t-value-for-the-tool"
     agent = make_agent(env={"DEPLOY_TOKEN": secret})
     tool_turn(model_server, "echo token=$DEPLOY_TOKEN; echo sk-proj-abcdefghijklmnopqrstuvwx")
@@ -234,8 +232,7 @@ def test_secrets_never_reach_the_event_store(make_agent, model_server, store):
     assert result.output == "token=[redacted:env:DEPLOY_TOKEN]\n[redacted:openai-key]\n"
     assert agent.state_at().config.env_names == ("DEPLOY_TOKEN",)
 
-    with sqlite3.connect(store) as db:
-        stored = b"".join(row[0] for row in db.execute("SELECT state FROM stored_events"))
+    stored = b"".join(n.state for n in service.recorder.select_notifications(start=None, limit=10_000))
     assert secret.encode() not in stored
     assert TEST_KEY.encode() not in stored
     assert b"DEPLOY_TOKEN" in stored

@@ -29,7 +29,7 @@ def to_row(s: SessionSummary) -> tuple[Any, ...]:
 
 
 def from_row(row: Any) -> SessionSummary:
-    r = dict(zip(COLUMNS, row, strict=True))
+    r = {column: row[column] for column in COLUMNS}
     return SessionSummary(
         id=UUID(r["id"]),
         name=r["name"],

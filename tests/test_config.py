@@ -1,0 +1,65 @@
+"""Bad configuration is refused at once, with a message that says what to change."""
+
+from __future__ import annotations
+
+import pytest
+
+from application import ConfigError, ManagedAgent, ManagedConfig, UnsupportedProvider
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"model": 4}, "ManagedConfig.model: Expected `str`"),
+        ({"tools": "execute_command"}, "ManagedConfig.tools"),
+        ({"tools": ["execute_command", "rm_rf"]}, "unknown ['rm_rf']"),
+        ({"packages": {"pip": "pandas"}}, "ManagedConfig.packages"),
+        ({"packages": {"brew": ["wget"]}}, "unknown manager 'brew'"),
+        ({"packages": {"pip": ["--index-url=http://evil"]}}, "non-name"),
+        ({"networking": {"type": "open"}}, "networking: type 'open'"),
+        ({"env": {"NOT A NAME": "x"}}, "not environment variable names"),
+        ({"env": {"TOKEN": 5}}, "ManagedConfig.env"),
+        ({"max_turns": 0}, "max_turns must be at least 1"),
+        ({"host_packages_ok": "yes"}, "host_packages_ok: Expected `bool`"),
+        ({"command_timeout": -1}, "must be positive"),
+    ],
+)
+def test_wrong_values_are_refused(fields, message):
+    with pytest.raises(ConfigError) as raised:
+        ManagedConfig(**fields)
+    assert message in str(raised.value)
+
+
+def test_unknown_fields_are_refused():
+    with pytest.raises(TypeError, match="modle"):
+        ManagedConfig(modle="gpt-4o")  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="unknown field `modle`"):
+        ManagedConfig.from_dict({"modle": "gpt-4o"})
+
+
+def test_a_dict_config_is_validated_too():
+    managed = ManagedAgent(config={"model": "ollama/llama3", "max_turns": 3})
+    assert managed.config.model == "ollama/llama3" and managed.config.max_turns == 3
+
+
+def test_the_api_key_is_hidden_from_repr_and_errors():
+    config = ManagedConfig(api_key="sk-very-secret-key-123456", env={"TOKEN": "hunter22"})
+    assert "sk-very-secret" not in repr(config)
+    assert "hunter22" not in repr(config)
+    with pytest.raises(ConfigError) as raised:
+        ManagedConfig(api_key=12345)  # type: ignore[arg-type]
+    assert "12345" not in str(raised.value)
+
+
+def test_unknown_provider_and_compute_are_refused():
+    with pytest.raises(UnsupportedProvider, match="provider='local'"):
+        ManagedAgent(provider="anthropic")
+    with pytest.raises(ConfigError, match="compute must be"):
+        ManagedAgent(compute="kubernetes")
+
+
+def test_empty_prompt_is_refused(tmp_path):
+    managed = ManagedAgent(store=tmp_path / "s.db")
+    with pytest.raises(ConfigError, match="non-empty"):
+        managed.run("   ")
+    assert managed.retrieve_session()["id"] is None

@@ -1,0 +1,88 @@
+"""The summary read model: it catches up from the notification log, survives restarts and
+never applies an event twice, however many processes catch it up."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from application import SessionService
+from application.projection import SessionProjector
+from domain import Session, SessionConfig, Status, Usage
+
+CONFIG = SessionConfig(model="m", system="s", name="n", tools=())
+
+
+def a_finished_turn(service: SessionService, session_id, tokens: int) -> None:  # type: ignore[no-untyped-def]
+    from domain import AssistantMessage
+
+    session = service.get_session(session_id)
+    session.begin_turn(f"prompt {tokens}", "w")
+    session.add_assistant_message(AssistantMessage("ok"))
+    session.record_usage("m", Usage(tokens, 1))
+    session.complete_turn()
+    service.save(session)
+
+
+def test_summaries_follow_the_log_and_survive_a_restart(open_service):
+    service = open_service()
+    sid = service.create_session(CONFIG)
+    a_finished_turn(service, sid, 10)
+    summary = service.summary(sid)
+    assert (summary.status, summary.usage.input_tokens, summary.message_count) == (Status.IDLE, 10, 2)
+    assert summary.version == service.get_session(sid).version
+    position = service.summaries.position()
+    service.close()
+
+    restarted = open_service()
+    assert restarted.summaries.position() == position
+    a_finished_turn(restarted, sid, 5)
+    assert restarted.projector.catch_up() == 5
+    assert restarted.summary(sid).usage.input_tokens == 15
+
+
+def test_racing_projectors_fold_each_event_once(open_service):
+    writer = open_service()
+    ids = [writer.create_session(CONFIG) for _ in range(5)]
+    for sid in ids:
+        for tokens in (1, 2, 3):
+            a_finished_turn(writer, sid, tokens)
+    readers = [open_service() for _ in range(4)]
+    for reader in readers:
+        reader.projector.batch_size = 7  # many small batches, so the race has room to happen
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda r: r.projector.catch_up(), readers))
+    for sid in ids:
+        assert writer.summary(sid).usage.input_tokens == 6
+        assert writer.summary(sid).turn_count == 3
+
+
+def test_listing_is_newest_first_and_filters_by_status(open_service):
+    service = open_service()
+    first = service.create_session(CONFIG)
+    second = service.create_session(CONFIG)
+    session = service.get_session(first)
+    session.terminate()
+    service.save(session)
+    assert [s.id for s in service.list_summaries()] == [first, second]
+    assert [s.id for s in service.list_summaries(Status.TERMINATED)] == [first]
+    assert [s.id for s in service.list_summaries(limit=1, offset=1)] == [second]
+
+
+def test_a_fork_summary_names_its_parent(open_service):
+    service = open_service()
+    parent = service.create_session(CONFIG)
+    a_finished_turn(service, parent, 7)
+    fork = service.fork(parent, 3)
+    summary = service.summary(fork)
+    assert summary.parent_id == parent and summary.parent_version == 3
+    assert summary.message_count == 1 and summary.usage.input_tokens == 0
+
+
+def test_the_projector_reads_only_new_notifications(open_service):
+    service = open_service()
+    sid = service.create_session(CONFIG)
+    assert service.projector.catch_up() == 1
+    assert service.projector.catch_up() == 0
+    other = SessionProjector(service.recorder, service.mapper, service.summaries)
+    assert other.catch_up() == 0
+    assert isinstance(service.get_session(sid), Session)
