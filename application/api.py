@@ -42,7 +42,7 @@ from domain import Session, SessionConfig, check_package_sandbox
 LANGUAGE_MODEL_TOPIC = "infrastructure.llm:LiteLLMModel"
 COMPUTE_TOPICS = {
     "host": "infrastructure.host:HostCompute",
-    "docker": "infrastructure.docker:DockerCompute",
+    "docker": "infrastructure.docker_compute:DockerCompute",
 }
 PACKAGE_MANAGERS = ("pip", "apt", "npm")
 NETWORKING_TYPES = ("unrestricted", "none", "limited")
@@ -222,6 +222,12 @@ class ManagedAgent:
             kind = self.compute_kind
             compute_class = resolve_topic(COMPUTE_TOPICS[kind])
             if kind == "host":
+                if self.config.networking.get("type") != "unrestricted":
+                    raise ConfigError(
+                        "the host compute cannot restrict the network; "
+                        "use compute='docker' for networking "
+                        f"{self.config.networking!r}"
+                    )
                 self._compute = compute_class(
                     self.config.working_dir or None,
                     base=data_home(),

@@ -126,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     terminate.add_argument("session")
     terminate.add_argument("--reason", default="terminated from the command line")
     terminate.set_defaults(handler=_terminate)
+
+    cleanup = sub.add_parser("cleanup", help="remove the project's sandbox containers and their volumes")
+    cleanup.add_argument("--session", help="only this session's sandbox")
+    cleanup.set_defaults(handler=_cleanup)
     return parser
 
 
@@ -287,6 +291,18 @@ def _interrupt(args: argparse.Namespace) -> int:
 
 def _terminate(args: argparse.Namespace) -> int:
     _service(args).terminate(parse_session_id(args.session), args.reason)
+    return 0
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from infrastructure.docker_compute import remove_sandbox, sandboxes
+
+    session = parse_session_id(args.session) if args.session else None
+    removed = 0
+    for container in sandboxes(session_id=session):
+        remove_sandbox(container)
+        removed += 1
+    print(f"removed {removed} sandbox container(s)")
     return 0
 
 

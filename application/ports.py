@@ -99,6 +99,7 @@ class Compute(Protocol):
         """Install packages; return the installer's output. Raise ComputeError on failure."""
         ...
 
-    def stop(self, remove: bool = True) -> None:
-        """Stop the sandbox; ``remove`` also deletes it (a session that ended)."""
+    def release(self, binding: ComputeBinding) -> None:
+        """Remove the sandbox ``binding`` names, and its files: its session has ended.
+        Nothing happens if it is already gone."""
         ...

@@ -288,7 +288,7 @@ class SessionService(Application[UUID]):
     def terminate(self, session_id: UUID, reason: str = "", compute: Compute | None = None) -> None:
         session = self.get_session(session_id)
         if compute is not None and session.compute is not None:
-            compute.stop(remove=True)
+            compute.release(session.compute)
         session.terminate(reason)
         self._save(session)
 
@@ -359,7 +359,8 @@ def _payload(event: Any) -> dict[str, Any]:
         for k, v in vars(event).items()
         if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")
     }
-    return msgspec.to_builtins(fields)  # type: ignore[no-any-return]
+    # Through JSON, so the payload is the plain data the CLI prints (lists, strings).
+    return msgspec.json.decode(msgspec.json.encode(fields))  # type: ignore[no-any-return]
 
 
 def _redact_message(message: AssistantMessage, redact: Redactor) -> AssistantMessage:

@@ -157,7 +157,7 @@ class HostCompute:
                 raise ComputeError(f"pip install {' '.join(names)} failed:\n{''.join(output)[-4000:]}")
         return "".join(output)
 
-    def stop(self, remove: bool = True) -> None:
+    def release(self, binding: ComputeBinding) -> None:
         """Nothing runs between calls on the host; the work folder is kept for the user."""
 
 
