@@ -257,7 +257,8 @@ class ManagedAgent:
     def resume_session(self, session_id: str | UUID) -> None:
         """Continue an existing session; the next ``start`` sees its whole history."""
         sid = parse_session_id(session_id)
-        self.service.summary(sid)
+        # Loading it closes a turn left running by a process that died.
+        self.service.recover(self.service.get_session(sid))
         self._session_id = sid
 
     def save_ids(self) -> dict[str, str | None]:

@@ -1,0 +1,172 @@
+"""Crashes and concurrent writers, with real processes, on SQLite and PostgreSQL.
+
+A process killed mid-turn leaves a log that loads and a session that the next
+user closes as interrupted; two processes sending to one session at once never
+lose or interleave events: one wins, the other gets a clear error.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from application import ManagedAgent, ManagedConfig
+from domain import Status, ToolResult
+from infrastructure.scripted_model import Reply, ScriptedToolCall
+from tests.conftest import ROOT, TEST_KEY
+
+CHILD = """
+import json, sys, time
+from pathlib import Path
+from application import ManagedAgent, ManagedConfig
+store, base_url, key, session_id, prompt, start_file = json.loads(sys.argv[1])
+agent = ManagedAgent(config=ManagedConfig(model="openai/gpt-4o-mini", api_base=base_url, api_key=key),
+                     store=store)
+agent.resume_session(session_id)
+while start_file and not Path(start_file).exists():
+    time.sleep(0.005)
+try:
+    print(json.dumps({"ok": agent.run(prompt)}))
+except Exception as e:
+    print(json.dumps({"error": type(e).__name__, "message": str(e)}))
+"""
+
+
+def start_child(store_env, server, session_id, prompt, start_file=""):  # type: ignore[no-untyped-def]
+    args = json.dumps([store_env, server.base_url, TEST_KEY, session_id, prompt, start_file])
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.02)
+
+
+def assert_log_is_whole(agent: ManagedAgent) -> None:
+    versions = [e.version for e in agent.audit_log()]
+    assert versions == list(range(1, len(versions) + 1))
+    assert agent.state_at().state() is not None
+
+
+@pytest.fixture
+def agent(model_server, store_env) -> ManagedAgent:  # type: ignore[no-untyped-def]
+    config = ManagedConfig(model="openai/gpt-4o-mini", api_base=model_server.base_url, api_key=TEST_KEY)
+    managed = ManagedAgent(config=config, store=store_env)
+    managed.run("hello")
+    yield managed
+    managed.service.close()
+
+
+def event_types(agent: ManagedAgent) -> list[str]:
+    return [e.type for e in agent.audit_log()]
+
+
+def test_killed_during_the_model_stream(agent, model_server, store_env):
+    model_server.enqueue(Reply(text="a slow answer " * 40, delay=0.05))
+    child = start_child(store_env, model_server, agent.session_id, "tell me a story")
+    wait_until(lambda: len(model_server.requests) == 2)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+
+    assert agent.retrieve_session()["status"] == "running"  # the truth, until someone looks
+    assert_log_is_whole(agent)
+
+    agent.resume_session(agent.session_id)
+    last = agent.audit_log()[-1]
+    assert last.type == "TurnCompleted" and last.payload["stop_reason"] == "interrupted"
+    assert "stopped" in last.payload["detail"]
+    assert agent.retrieve_session()["status"] == "idle"
+    assert agent.run("still there?").startswith("Noted.")
+    assert_log_is_whole(agent)
+
+
+def test_killed_during_a_tool_call(agent, model_server, store_env):
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": "sleep 5"})]), Reply(text="never")
+    )
+    child = start_child(store_env, model_server, agent.session_id, "run the slow thing")
+    wait_until(lambda: "ToolCallStarted" in event_types(agent))
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    model_server.script.clear()  # the reply the dead process would have asked for
+
+    # The next turn itself notices the dead worker and closes its turn first.
+    assert agent.run("what happened?").startswith("Noted.")
+    state = agent.state_at()
+    closing = [m for m in state.messages if isinstance(m, ToolResult)]
+    assert len(closing) == 1 and closing[0].is_error and "interrupted" in closing[0].output
+    # The model was sent a well-formed history: every tool call has its result.
+    roles = [m["role"] for m in model_server.requests[-1]["messages"]]
+    assert roles[-3:] == ["assistant", "tool", "user"]
+    assert state.status == Status.IDLE
+    assert_log_is_whole(agent)
+
+
+def test_two_processes_sending_at_once(agent, model_server, store_env, tmp_path: Path):
+    # The winner's stream takes about a second, so the loser cannot slip in after it ends.
+    model_server.enqueue(Reply(text="first " * 20, delay=0.05), Reply(text="second"))
+    go = tmp_path / "go"
+    children = [start_child(store_env, model_server, agent.session_id, f"prompt {i}", str(go)) for i in range(2)]
+    time.sleep(1.0)  # both have loaded their imports and the session by now
+    go.touch()
+    outcomes = [json.loads(c.communicate(timeout=120)[0].strip().splitlines()[-1]) for c in children]
+
+    winners = [o for o in outcomes if "ok" in o]
+    losers = [o for o in outcomes if "error" in o]
+    assert len(winners) == 1 and len(losers) == 1, outcomes
+    assert losers[0]["error"] in ("SessionBusy", "ConcurrentUpdate")
+    assert "session" in losers[0]["message"] and agent.session_id in losers[0]["message"]
+
+    types = event_types(agent)
+    assert types.count("TurnStarted") == 2 and types.count("TurnCompleted") == 2
+    # The winner's turn is contiguous: nothing of the loser's is interleaved.
+    second_turn = types[types.index("TurnCompleted") + 1 :]
+    assert second_turn == ["UserMessageAdded", "TurnStarted", "AssistantMessageAdded", "UsageRecorded", "TurnCompleted"]
+    assert_log_is_whole(agent)
+
+
+def test_a_busy_session_is_refused_while_its_worker_lives(agent, model_server, store_env):
+    model_server.enqueue(Reply(text="slow " * 100, delay=0.03), Reply(text="mine"))
+    child = start_child(store_env, model_server, agent.session_id, "long one")
+    wait_until(lambda: len(model_server.requests) == 2)
+    from domain import SessionBusy
+
+    with pytest.raises(SessionBusy, match="running a turn"):
+        agent.run("me too")
+    result = json.loads(child.communicate(timeout=120)[0].strip().splitlines()[-1])
+    assert result["ok"].startswith("slow")
+    assert agent.run("now me") == "mine"
+
+
+def test_a_10000_event_session_loads_forks_and_summarises(service):
+    from domain import AssistantMessage, Session, SessionConfig, Usage
+
+    session = Session.start(SessionConfig(model="m", system="s", name="big", tools=()))
+    while session.version + 5 <= 10_000:
+        session.begin_turn(f"prompt {session.version}", "w")
+        session.add_assistant_message(AssistantMessage(f"answer {session.version}"))
+        session.record_usage("m", Usage(3, 2))
+        session.complete_turn()
+        if session.version % 1000 < 6:
+            service.save(session)
+    service.save(session)
+    service.take_snapshot(session.id)
+
+    loaded = service.get_session(session.id)
+    assert loaded.version == session.version >= 9_995
+    assert loaded.state() == session.state()
+    summary = service.summary(session.id)
+    assert summary.version == loaded.version and summary.message_count == len(loaded.messages)
+    fork = service.get_session(service.fork(session.id, 5_001))
+    assert fork.messages == service.get_session(session.id, 5_001).messages
