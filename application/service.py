@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -125,6 +126,14 @@ def _worker_is_gone(worker: str, session_id: UUID) -> bool:
     return False
 
 
+def project_session(session: Session | None, events: Iterable[Any]) -> Session | None:
+    """Fold events into a session. eventsourcing's default projector also checks each
+    event against a runtime Protocol, which costs more than applying it."""
+    for event in events:
+        session = event.mutate(session)
+    return session
+
+
 class SessionService(Application[UUID]):
     """Creates, runs, replays and forks sessions."""
 
@@ -135,12 +144,17 @@ class SessionService(Application[UUID]):
         "SQLITE_LOCK_TIMEOUT": "30",
     }
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Session: 200}
+    snapshotting_projectors: ClassVar[dict[type[Any], Any]] = {Session: project_session}
+    working_copies = 64
+    """How many sessions to keep in memory between turns (each is brought up to date
+    with the events other processes appended before it is used again)."""
 
     stale_turn_after = timedelta(hours=1)
     """A turn started on another host is taken as interrupted after this long without an event."""
 
     def __init__(self, env: EnvType | None = None) -> None:
         super().__init__(env)
+        self._working: OrderedDict[UUID, Session] = OrderedDict()
         self.summaries = self._construct_summaries()
         self.projector = SessionProjector(self.recorder, self.mapper, self.summaries)
 
@@ -186,13 +200,15 @@ class SessionService(Application[UUID]):
         ``error``, and the error is raised) or interrupted (the caller stopped
         iterating, or the process was interrupted).
         """
-        session = self.get_session(session_id)
+        session = self._working.pop(session_id, None)
+        session = self._fast_forward(session) if session else self.get_session(session_id)
         self.recover(session)
         session.begin_turn(runtime.redact(prompt), this_worker())
         self._save(session)
         _ACTIVE.add(session.id)
         try:
             yield from self._loop(session, runtime)
+            self._keep(session)
         except (GeneratorExit, KeyboardInterrupt) as e:
             reason = "the caller stopped" if isinstance(e, GeneratorExit) else "interrupted"
             self._end(session, lambda s: s.interrupt_turn(reason))
@@ -221,13 +237,13 @@ class SessionService(Application[UUID]):
             message = _redact_message(reply.message, runtime.redact)
             session.add_assistant_message(message)
             session.record_usage(reply.model, reply.usage)
-            self._save(session)
             text = message.content
             if not reply.message.tool_calls:
                 session.complete_turn(StopReason.END_TURN)
                 self._save(session)
                 yield TurnOutcome(session.id, text, StopReason.END_TURN, session.usage)
                 return
+            self._save(session)
             for call, recorded in zip(reply.message.tool_calls, message.tool_calls, strict=True):
                 session.start_tool_call(recorded)
                 self._save(session)
@@ -258,6 +274,17 @@ class SessionService(Application[UUID]):
                     PackageInstall(manager, tuple(names), binding.reference, runtime.redact(output))
                 )
         self._save(session)
+
+    def _fast_forward(self, session: Session) -> Session:
+        """The kept copy, with whatever other processes appended since."""
+        newer = self.events.get(session.id, gt=session.version)
+        return project_session(session, newer) or session
+
+    def _keep(self, session: Session) -> None:
+        """Keep a session whose events are all saved, for its next turn."""
+        self._working[session.id] = session
+        while len(self._working) > self.working_copies:
+            self._working.popitem(last=False)
 
     def _end(self, session: Session, command: Callable[[Session], None]) -> None:
         """Record how a turn ended, on a copy fresh from the store: the in-memory
@@ -305,7 +332,9 @@ class SessionService(Application[UUID]):
         if version is not None and version < 1:
             raise VersionNotFound(session_id, version, self._latest_version(session_id))
         try:
-            session: Session = self.repository.get(session_id, version=version)
+            session: Session = self.repository.get(
+                session_id, version=version, projector_func=project_session
+            )
         except AggregateNotFoundError:
             raise SessionNotFound(session_id) from None
         if version is not None and session.version != version:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import functools
 import uuid
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -25,6 +26,8 @@ _UUID = 2
 _ENUM = 3
 _TUPLE = 4
 _SEPARATOR = b"\x00"
+# Types that come back from MessagePack as they went in (datetimes as timestamps).
+_NATIVE = frozenset({str, int, float, bool, type(None), bytes, datetime})
 
 
 class MsgspecTranscoder(Transcoder):
@@ -42,6 +45,8 @@ class MsgspecTranscoder(Transcoder):
 
     def _wrap(self, value: Any) -> Any:
         """Tag the values whose type MessagePack would lose."""
+        if type(value) in _NATIVE:
+            return value
         if isinstance(value, msgspec.Struct):
             body = self._encoder.encode(value)
             return msgspec.msgpack.Ext(_STRUCT, _topic(type(value)) + _SEPARATOR + body)

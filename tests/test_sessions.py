@@ -256,3 +256,17 @@ def test_terminated_sessions_refuse_new_turns(make_agent):
     with pytest.raises(Exception, match="terminated; fork it"):
         agent.run("more")
     assert agent.fork().run("more").startswith("Noted.")
+
+
+def test_a_kept_session_catches_up_with_turns_appended_elsewhere(make_agent, model_server, open_service):
+    first = make_agent()
+    first.run("Remember: my favorite color is blue")
+    elsewhere = make_agent()
+    elsewhere.service = open_service()  # another process's view of the same store
+    elsewhere.resume_session(first.session_id)
+    elsewhere.run("Remember: my favorite food is pasta")
+
+    assert first.run("What is my favorite food?") == "Your favorite food is pasta."
+    versions = [e.version for e in first.audit_log()]
+    assert versions == list(range(1, len(versions) + 1))
+    assert first.state_at().turns == 3
