@@ -15,6 +15,7 @@ from application.errors import (
     InvalidSessionId,
     SessionlogError,
     SessionNotFound,
+    StoreError,
     UnsupportedProvider,
     VersionNotFound,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "SessionService",
     "SessionTerminatedError",
     "SessionlogError",
+    "StoreError",
     "ToolCallUpdate",
     "TurnOutcome",
     "UnsupportedProvider",

@@ -72,6 +72,7 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_key: str | None = None
     command_timeout: float = 120.0
     max_output_bytes: int = 64_000
+    max_prompt_chars: int = 1_000_000
     image: str | None = None
     ca_bundle: str | None = None
 
@@ -105,8 +106,10 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError(f"ManagedConfig.env: {bad_env} are not environment variable names")
         if self.max_turns < 1:
             raise ConfigError("ManagedConfig.max_turns must be at least 1")
-        if self.command_timeout <= 0 or self.max_output_bytes <= 0:
-            raise ConfigError("ManagedConfig.command_timeout and max_output_bytes must be positive")
+        if min(self.command_timeout, self.max_output_bytes, self.max_prompt_chars) <= 0:
+            raise ConfigError(
+                "ManagedConfig.command_timeout, max_output_bytes and max_prompt_chars must be positive"
+            )
 
     def __repr__(self) -> str:
         shown = {
@@ -297,6 +300,11 @@ class ManagedAgent:
         """Run one prompt, yielding text deltas, tool calls and the final :class:`TurnOutcome`."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise ConfigError("the prompt must be a non-empty string")
+        if len(prompt) > self.config.max_prompt_chars:
+            raise ConfigError(
+                f"the prompt is {len(prompt):,} characters; the limit is "
+                f"{self.config.max_prompt_chars:,} (ManagedConfig.max_prompt_chars)"
+            )
         check_package_sandbox(self.config.packages, self.compute_kind, self.config.host_packages_ok)
         with self._lock:
             if self._session_id is None:

@@ -127,6 +127,32 @@ def _parser() -> argparse.ArgumentParser:
     terminate.add_argument("--reason", default="terminated from the command line")
     terminate.set_defaults(handler=_terminate)
 
+    verify = sub.add_parser("verify", help="check the hash chain of one session, or of the whole store")
+    verify.add_argument("session", nargs="?")
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(handler=_verify)
+
+    export = sub.add_parser("export", help="write a session's log as JSON Lines (to stdout or a file)")
+    export.add_argument("session")
+    export.add_argument("-o", "--output", help="file to write (default: stdout)")
+    export.set_defaults(handler=_export)
+
+    load = sub.add_parser("import", help="store a session exported with 'export' (from a file or stdin)")
+    load.add_argument("file", nargs="?", default="-")
+    load.set_defaults(handler=_import)
+
+    timeline = sub.add_parser("timeline", help="a session told in order: who said and ran what, usage per turn")
+    timeline.add_argument("session")
+    timeline.set_defaults(handler=_timeline)
+
+    compare = sub.add_parser("diff", help="where two sessions (a fork and its parent, say) part, and how")
+    compare.add_argument("left")
+    compare.add_argument("right")
+    compare.set_defaults(handler=_diff)
+
+    keygen = sub.add_parser("keygen", help="print a new key for encryption at rest (CIPHER_KEY)")
+    keygen.set_defaults(handler=_keygen)
+
     cleanup = sub.add_parser("cleanup", help="remove the project's sandbox containers and their volumes")
     cleanup.add_argument("--session", help="only this session's sandbox")
     cleanup.set_defaults(handler=_cleanup)
@@ -291,6 +317,77 @@ def _interrupt(args: argparse.Namespace) -> int:
 
 def _terminate(args: argparse.Namespace) -> int:
     _service(args).terminate(parse_session_id(args.session), args.reason)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from application import audit
+
+    service = _service(args)
+    results = (
+        [audit.verify(service, parse_session_id(args.session))] if args.session else audit.verify_store(service)
+    )
+    for result in results:
+        if args.json:
+            out = msgspec.structs.asdict(result) | {"ok": result.ok}
+            sys.stdout.buffer.write(msgspec.json.encode(out) + b"\n")
+        elif result.ok:
+            print(f"ok      {result.session_id}  {result.events} events, head {result.head}")
+        else:
+            assert result.broken is not None
+            print(f"BROKEN  {result.session_id}  at event {result.broken.version}: {result.broken.problem}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    from application import audit
+
+    lines = audit.export_events(_service(args), parse_session_id(args.session))
+    if args.output:
+        with open(args.output, "wb") as out:
+            out.writelines(lines)
+    else:
+        sys.stdout.buffer.writelines(lines)
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from application import audit
+
+    if args.file == "-":
+        session_id = audit.import_events(_service(args), sys.stdin.buffer)
+    else:
+        with open(args.file, "rb") as source:
+            session_id = audit.import_events(_service(args), source)
+    print(session_id)
+    return 0
+
+
+def _timeline(args: argparse.Namespace) -> int:
+    from application import audit
+
+    for entry in audit.timeline(_service(args), parse_session_id(args.session)):
+        text = entry.text.replace("\n", "\n" + " " * 28)
+        print(f"{entry.version:>5} {entry.timestamp:%H:%M:%S}  {entry.actor:<9}  {text}")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from application import audit
+
+    result = audit.diff(_service(args), parse_session_id(args.left), parse_session_id(args.right))
+    print(result.relation)
+    print(f"{result.shared_messages} messages in common; then:")
+    for side, messages in (("<", result.left_only), (">", result.right_only)):
+        for message in messages:
+            print(f"{side} {audit.describe(message)}")
+    return 0
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from eventsourcing.cipher import AESCipher
+
+    print(AESCipher.create_key(num_bytes=32))
     return 0
 
 

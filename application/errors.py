@@ -38,6 +38,10 @@ class InvalidSessionId(SessionlogError, ValueError):
         super().__init__(f"{text!r} is not a session id (a UUID such as 1b4e28ba-2fa1-11d2-883f-0016d3cca427)")
 
 
+class StoreError(SessionlogError):
+    """The store cannot be used: not a database, another program's, or damaged."""
+
+
 class ConcurrentUpdate(SessionlogError):
     """Another process appended to the session first; nothing of this command was saved."""
 

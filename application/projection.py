@@ -17,10 +17,11 @@ from uuid import UUID
 
 import msgspec
 
+from application.errors import StoreError
 from domain import Session, Status, Usage
 
 if TYPE_CHECKING:
-    from eventsourcing.persistence import ApplicationRecorder, Mapper
+    from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 
 
 class SessionSummary(msgspec.Struct, frozen=True):
@@ -91,12 +92,28 @@ class SessionProjector:
             )
             if not notifications:
                 return folded
-            events = [self.mapper.to_domain_event(n) for n in notifications]
+            events = [self._event(n) for n in notifications]
             rows = self.view.get_many({e.originator_id for e in events})
             for event in events:
                 rows[event.originator_id] = evolve(event, rows.get(event.originator_id))
             if self.view.commit(list(rows.values()), previous, notifications[-1].id):
                 folded += len(notifications)
+
+
+    def _event(self, notification: Notification) -> Session.Event:
+        try:
+            event = self.mapper.to_domain_event(notification)
+        except Exception as e:  # an unknown topic, undecodable bytes, a wrong key
+            raise StoreError(
+                f"notification {notification.id} of this store cannot be read as a session event "
+                f"(topic {notification.topic!r}): {e}"
+            ) from None
+        if not isinstance(event, Session.Event):
+            raise StoreError(
+                f"notification {notification.id} of this store is not a session event "
+                f"(topic {notification.topic!r}): is this another program's store?"
+            )
+        return event
 
 
 @functools.singledispatch

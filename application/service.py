@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +21,10 @@ from uuid import UUID
 
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, PersistenceError
 from eventsourcing.utils import EnvType, resolve_topic
 
-from application.errors import ConcurrentUpdate, SessionNotFound, VersionNotFound
+from application.errors import ConcurrentUpdate, SessionNotFound, StoreError, VersionNotFound
 from application.ports import Compute, LanguageModel, ModelError, ModelReply, TextDelta, ToolSpec
 from application.projection import SessionProjector, SessionSummary, SessionSummaryView
 from application.redaction import Redactor
@@ -153,9 +154,13 @@ class SessionService(Application[UUID]):
     """A turn started on another host is taken as interrupted after this long without an event."""
 
     def __init__(self, env: EnvType | None = None) -> None:
-        super().__init__(env)
+        try:
+            super().__init__(env)
+            self.summaries = self._construct_summaries()
+        except (PersistenceError, sqlite3.DatabaseError) as e:
+            where = self.env.get("SQLITE_DBNAME") or self.env.get("POSTGRES_DBNAME") or "the store"
+            raise StoreError(f"cannot use {where} as a session store: {e}") from None
         self._working: OrderedDict[UUID, Session] = OrderedDict()
-        self.summaries = self._construct_summaries()
         self.projector = SessionProjector(self.recorder, self.mapper, self.summaries)
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Any:
@@ -177,7 +182,7 @@ class SessionService(Application[UUID]):
             )
             raise ValueError(msg)
         view_class = resolve_topic(topic)
-        return view_class(self.factory.datastore)  # type: ignore[attr-defined,no-any-return]
+        return view_class(self.factory.datastore, self.mapper.cipher)  # type: ignore[attr-defined,no-any-return]
 
     # -- commands -------------------------------------------------------------------
 

@@ -7,9 +7,14 @@ what the live object held. Nothing here does I/O.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from uuid import uuid4
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
+
+from domain.chain import GENESIS, event_hash
 
 from domain.errors import (
     NoTurnInProgress,
@@ -46,11 +51,25 @@ def derive_title(prompt: str) -> str:
 class Session(Aggregate):
     """One agent session: config, conversation, usage, status, title and lineage."""
 
-    class SessionStarted(Aggregate.Created):
+    class Event(Aggregate.Event):
+        """Every event of a session carries its link in the hash chain."""
+
+        previous_hash: str
+        hash: str
+
+        def mutate(self, aggregate: Any) -> Any:
+            aggregate = super().mutate(aggregate)
+            aggregate.chain_head = self.hash
+            return aggregate
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    class SessionStarted(Created):
         config: SessionConfig
         title: str
 
-    class SessionForked(Aggregate.Created):
+    class SessionForked(Created):
         """A new session that begins with its parent's state as of ``lineage.parent_version``."""
 
         config: SessionConfig
@@ -85,18 +104,39 @@ class Session(Aggregate):
         self.last_error = ""
         self.compute: ComputeBinding | None = None
         self.packages: list[PackageInstall] = []
+        self.chain_head = GENESIS
 
     # -- creation -------------------------------------------------------------
 
     @classmethod
     def start(cls, config: SessionConfig, title: str = "") -> Session:
-        return cls._create(cls.SessionStarted, config=config, title=title)
+        return cls._create_chained(cls.SessionStarted, GENESIS, config=config, title=title)
+
+    @classmethod
+    def _create_chained(cls, event_class: type[Created], previous_hash: str, **payload: Any) -> Session:
+        session_id, timestamp = uuid4(), event_class.create_timestamp()
+        digest = event_hash(get_topic(event_class), session_id, 1, timestamp, previous_hash, payload)
+        return cls._create(
+            event_class, id=session_id, timestamp=timestamp,
+            previous_hash=previous_hash, hash=digest, **payload,
+        )  # fmt: skip
+
+    def trigger_event(self, event_class: type[Any], **payload: Any) -> None:
+        timestamp: datetime = event_class.create_timestamp()
+        version = self.version + 1
+        digest = event_hash(
+            get_topic(event_class), self.id, version, timestamp, self.chain_head, payload
+        )
+        super().trigger_event(
+            event_class, timestamp=timestamp, previous_hash=self.chain_head, hash=digest, **payload
+        )
 
     def fork(self) -> Session:
         """A new session sharing this one's past. The caller loads this session at
         the version to fork from; the fork records that version as its lineage."""
-        fork = self._create(
+        fork = self._create_chained(
             self.SessionForked,
+            self.chain_head,
             config=self.config,
             title=self.title,
             lineage=Lineage(parent_id=self.id, parent_version=self.version),
@@ -223,13 +263,13 @@ class Session(Aggregate):
 
     # -- events -----------------------------------------------------------------
 
-    class UserMessageAdded(Aggregate.Event):
+    class UserMessageAdded(Event):
         content: str
 
         def apply(self, session: Session) -> None:
             session.messages.append(UserMessage(content=self.content))
 
-    class TurnStarted(Aggregate.Event):
+    class TurnStarted(Event):
         turn: int
         worker: str
 
@@ -238,13 +278,13 @@ class Session(Aggregate):
             session.status = Status.RUNNING
             session.worker = self.worker
 
-    class AssistantMessageAdded(Aggregate.Event):
+    class AssistantMessageAdded(Event):
         message: AssistantMessage
 
         def apply(self, session: Session) -> None:
             session.messages.append(self.message)
 
-    class UsageRecorded(Aggregate.Event):
+    class UsageRecorded(Event):
         model: str
         usage: Usage
 
@@ -253,22 +293,22 @@ class Session(Aggregate):
             previous = session.usage_by_model.get(self.model, Usage())
             session.usage_by_model[self.model] = previous + self.usage
 
-    class ToolCallStarted(Aggregate.Event):
+    class ToolCallStarted(Event):
         call: ToolCall
 
-    class ToolResultRecorded(Aggregate.Event):
+    class ToolResultRecorded(Event):
         result: ToolResult
 
         def apply(self, session: Session) -> None:
             session.messages.append(self.result)
 
-    class TitleSet(Aggregate.Event):
+    class TitleSet(Event):
         title: str
 
         def apply(self, session: Session) -> None:
             session.title = self.title
 
-    class TurnCompleted(Aggregate.Event):
+    class TurnCompleted(Event):
         stop_reason: StopReason
         detail: str
 
@@ -276,7 +316,7 @@ class Session(Aggregate):
             session.status = Status.IDLE
             session.worker = ""
 
-    class TurnFailed(Aggregate.Event):
+    class TurnFailed(Event):
         error: str
         error_type: str
 
@@ -285,26 +325,26 @@ class Session(Aggregate):
             session.worker = ""
             session.last_error = f"{self.error_type}: {self.error}"
 
-    class PackagesInstalled(Aggregate.Event):
+    class PackagesInstalled(Event):
         install: PackageInstall
 
         def apply(self, session: Session) -> None:
             session.packages.append(self.install)
 
-    class ComputeAttached(Aggregate.Event):
+    class ComputeAttached(Event):
         binding: ComputeBinding
 
         def apply(self, session: Session) -> None:
             session.compute = self.binding
 
-    class ComputeReleased(Aggregate.Event):
+    class ComputeReleased(Event):
         binding: ComputeBinding
         reason: str
 
         def apply(self, session: Session) -> None:
             session.compute = None
 
-    class SessionTerminated(Aggregate.Event):
+    class SessionTerminated(Event):
         reason: str
 
         def apply(self, session: Session) -> None:

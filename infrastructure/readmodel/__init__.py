@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 from uuid import UUID
+
+from eventsourcing.persistence import Cipher
 
 from application.projection import SessionSummary
 from domain import Status, Usage
@@ -17,25 +20,43 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def to_row(s: SessionSummary) -> tuple[Any, ...]:
+class Sealer:
+    """Encrypts the summary columns that hold what people wrote (the title comes from the
+    first prompt, the last error may quote a reply) with the store's cipher, if it has one."""
+
+    def __init__(self, cipher: Cipher | None) -> None:
+        self.cipher = cipher
+
+    def seal(self, text: str) -> str:
+        if self.cipher is None or not text:
+            return text
+        return base64.b64encode(self.cipher.encrypt(text.encode())).decode()
+
+    def open(self, text: str) -> str:
+        if self.cipher is None or not text:
+            return text
+        return self.cipher.decrypt(base64.b64decode(text)).decode()
+
+
+def to_row(s: SessionSummary, sealer: Sealer) -> tuple[Any, ...]:
     u = s.usage
     return (
-        str(s.id), s.name, s.model, s.status.value, s.title,
+        str(s.id), s.name, s.model, s.status.value, sealer.seal(s.title),
         u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_creation_tokens,
         s.message_count, s.tool_call_count, s.turn_count, s.version,
         s.created_at.isoformat(), s.updated_at.isoformat(),
-        str(s.parent_id) if s.parent_id else None, s.parent_version, s.last_error,
+        str(s.parent_id) if s.parent_id else None, s.parent_version, sealer.seal(s.last_error),
     )  # fmt: skip
 
 
-def from_row(row: Any) -> SessionSummary:
+def from_row(row: Any, sealer: Sealer) -> SessionSummary:
     r = {column: row[column] for column in COLUMNS}
     return SessionSummary(
         id=UUID(r["id"]),
         name=r["name"],
         model=r["model"],
         status=Status(r["status"]),
-        title=r["title"],
+        title=sealer.open(r["title"]),
         usage=Usage(
             input_tokens=r["input_tokens"],
             output_tokens=r["output_tokens"],
@@ -50,5 +71,5 @@ def from_row(row: Any) -> SessionSummary:
         updated_at=datetime.fromisoformat(r["updated_at"]),
         parent_id=UUID(r["parent_id"]) if r["parent_id"] else None,
         parent_version=r["parent_version"],
-        last_error=r["last_error"],
+        last_error=sealer.open(r["last_error"]),
     )

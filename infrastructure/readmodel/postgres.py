@@ -8,14 +8,17 @@ from uuid import UUID
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
+from eventsourcing.persistence import Cipher
+
 from application.projection import SessionSummary, SessionSummaryView
 from domain import Status
-from infrastructure.readmodel import COLUMNS, from_row, to_row
+from infrastructure.readmodel import COLUMNS, Sealer, from_row, to_row
 
 
 class PostgresSessionSummaries(SessionSummaryView):
-    def __init__(self, datastore: PostgresDatastore) -> None:
+    def __init__(self, datastore: PostgresDatastore, cipher: Cipher | None = None) -> None:
         self.datastore = datastore
+        self.sealer = Sealer(cipher)
         schema = sql.Identifier(datastore.schema)
         self._table = sql.SQL("{}.session_summaries").format(schema)
         self._position = sql.SQL("{}.session_summaries_position").format(schema)
@@ -64,7 +67,7 @@ class PostgresSessionSummaries(SessionSummaryView):
             return {}
         with self.datastore.transaction(commit=False) as c:
             c.execute(sql.SQL("{} WHERE id = ANY(%s)").format(self._select), (ids,))
-            return {s.id: s for s in map(from_row, c.fetchall())}
+            return {s.id: s for s in (from_row(r, self.sealer) for r in c.fetchall())}
 
     def list(
         self, *, status: Status | None = None, limit: int = 100, offset: int = 0
@@ -76,7 +79,7 @@ class PostgresSessionSummaries(SessionSummaryView):
                 sql.SQL("{} {} ORDER BY updated_at DESC, id LIMIT %s OFFSET %s").format(self._select, where),
                 [*params, limit, offset],
             )
-            return [from_row(r) for r in c.fetchall()]
+            return [from_row(r, self.sealer) for r in c.fetchall()]
 
     def position(self) -> int:
         with self.datastore.transaction(commit=False) as c:
@@ -96,5 +99,5 @@ class PostgresSessionSummaries(SessionSummaryView):
             )
             if c.fetchone() is None:
                 return False
-            c.executemany(self._upsert, [to_row(s) for s in summaries])
+            c.executemany(self._upsert, [to_row(s, self.sealer) for s in summaries])
             return True

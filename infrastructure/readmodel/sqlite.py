@@ -7,16 +7,19 @@ from uuid import UUID
 
 from eventsourcing.sqlite import SQLiteDatastore
 
+from eventsourcing.persistence import Cipher
+
 from application.projection import SessionSummary, SessionSummaryView
 from domain import Status
-from infrastructure.readmodel import COLUMNS, from_row, to_row
+from infrastructure.readmodel import COLUMNS, Sealer, from_row, to_row
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM session_summaries"  # noqa: S608 - fixed names
 
 
 class SQLiteSessionSummaries(SessionSummaryView):
-    def __init__(self, datastore: SQLiteDatastore) -> None:
+    def __init__(self, datastore: SQLiteDatastore, cipher: Cipher | None = None) -> None:
         self.datastore = datastore
+        self.sealer = Sealer(cipher)
         with self.datastore.transaction(commit=True) as c:
             c.execute(
                 "CREATE TABLE IF NOT EXISTS session_summaries ("
@@ -48,7 +51,7 @@ class SQLiteSessionSummaries(SessionSummaryView):
         marks = ", ".join("?" * len(ids))
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"{_SELECT} WHERE id IN ({marks})", ids)
-            return {s.id: s for s in map(from_row, c.fetchall())}
+            return {s.id: s for s in (from_row(r, self.sealer) for r in c.fetchall())}
 
     def list(
         self, *, status: Status | None = None, limit: int = 100, offset: int = 0
@@ -59,7 +62,7 @@ class SQLiteSessionSummaries(SessionSummaryView):
                 f"{_SELECT} {where} ORDER BY updated_at DESC, id LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             )
-            return [from_row(r) for r in c.fetchall()]
+            return [from_row(r, self.sealer) for r in c.fetchall()]
 
     def position(self) -> int:
         with self.datastore.transaction(commit=False) as c:
@@ -79,6 +82,6 @@ class SQLiteSessionSummaries(SessionSummaryView):
                 return False
             c.executemany(
                 f"INSERT OR REPLACE INTO session_summaries VALUES ({', '.join('?' * len(COLUMNS))})",
-                [to_row(s) for s in summaries],
+                [to_row(s, self.sealer) for s in summaries],
             )
             return True

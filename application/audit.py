@@ -1,0 +1,271 @@
+"""Reading a log as evidence: verify its hash chain, export and import it, tell it
+as a timeline, and compare two sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import msgspec
+from eventsourcing.utils import get_topic, resolve_topic
+
+from application.errors import SessionlogError, SessionNotFound
+from domain import AssistantMessage, Message, Session, ToolResult, UserMessage
+from domain.chain import GENESIS, event_hash, payload_of
+
+if TYPE_CHECKING:
+    from application.service import SessionService
+
+EXPORT_FORMAT = "sessionlog-events/1"
+
+
+# -- verification ---------------------------------------------------------------------
+
+
+class ChainBreak(msgspec.Struct, frozen=True):
+    """The first event at which a log stops being the one that was written."""
+
+    version: int
+    problem: str
+
+
+class Verification(msgspec.Struct, frozen=True):
+    session_id: UUID
+    events: int
+    head: str
+    """The hash of the last event: keep it elsewhere to detect a rewrite of the whole log."""
+    broken: ChainBreak | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+def verify(service: SessionService, session_id: UUID) -> Verification:
+    """Check every stored event of a session against the hash chain."""
+    records = service.recorder.select_events(session_id)
+    if not records:
+        raise SessionNotFound(session_id)
+
+    def broken(version: int, problem: str, count: int, head: str) -> Verification:
+        return Verification(session_id, count, head, ChainBreak(version, problem))
+
+    previous_hash = GENESIS
+    for expected, record in enumerate(records, start=1):
+        if record.originator_version != expected:
+            return broken(expected, f"event {expected} is missing (the log goes on at "
+                          f"{record.originator_version})", expected - 1, previous_hash)  # fmt: skip
+        try:
+            event = service.mapper.to_domain_event(record)
+        except Exception as e:  # a damaged record: bad bytes, a failed decryption
+            return broken(expected, f"event {expected} cannot be read: {e}", expected - 1, previous_hash)
+        if getattr(event, "hash", None) is None:
+            return broken(expected, f"event {expected} carries no hash", expected - 1, previous_hash)
+        digest = event_hash(
+            get_topic(type(event)), event.originator_id, event.originator_version,
+            event.timestamp, event.previous_hash, payload_of(event),
+        )  # fmt: skip
+        if digest != event.hash:
+            return broken(expected, f"event {expected} was altered: its content does not match its hash",
+                          expected - 1, previous_hash)  # fmt: skip
+        chained_from = _parent_hash(service, event) if expected == 1 else previous_hash
+        if event.previous_hash != chained_from:
+            problem = (
+                f"event {expected} does not chain from its parent's event {event.lineage.parent_version}"
+                if expected == 1 and isinstance(event, Session.SessionForked)
+                else f"event {expected} does not follow event {expected - 1}: an event was altered "
+                "and re-hashed, removed or reordered here"
+            )
+            return broken(expected, problem, expected - 1, previous_hash)
+        previous_hash = event.hash
+    count = len(records)
+    summary = service.summaries.get(session_id)
+    if summary is not None and summary.version > count:
+        return broken(count + 1, f"events {count + 1} to {summary.version} were removed "
+                      "(the summary table had seen them)", count, previous_hash)  # fmt: skip
+    return Verification(session_id, count, previous_hash)
+
+
+def _parent_hash(service: SessionService, event: Any) -> str:
+    if not isinstance(event, Session.SessionForked):
+        return GENESIS
+    lineage = event.lineage
+    parent = service.recorder.select_events(
+        lineage.parent_id, gt=lineage.parent_version - 1, lte=lineage.parent_version
+    )
+    if not parent:
+        # An imported fork without its parent: the link cannot be checked here, so trust it.
+        return str(event.previous_hash)
+    return str(service.mapper.to_domain_event(parent[0]).hash)  # type: ignore[attr-defined]
+
+
+def verify_store(service: SessionService) -> list[Verification]:
+    """Verify every session in the store, found through the notification log itself."""
+    sessions: dict[UUID, None] = {}
+    start = None
+    while batch := service.recorder.select_notifications(start, 1000, inclusive_of_start=False):
+        sessions.update(dict.fromkeys(n.originator_id for n in batch))  # type: ignore[misc]
+        start = batch[-1].id
+    return [verify(service, sid) for sid in sessions]
+
+
+# -- export and import ------------------------------------------------------------------
+
+
+class ExportedEvent(msgspec.Struct, frozen=True):
+    format: str
+    topic: str
+    event: msgspec.Raw
+
+
+def export_events(service: SessionService, session_id: UUID) -> Iterator[bytes]:
+    """The session's log as JSON Lines, one event a line, exactly as stored."""
+    events = list(service.events.get(session_id))
+    if not events:
+        raise SessionNotFound(session_id)
+    for event in events:
+        line = ExportedEvent(EXPORT_FORMAT, get_topic(type(event)), msgspec.Raw(msgspec.json.encode(event)))
+        yield msgspec.json.encode(line) + b"\n"
+
+
+def import_events(service: SessionService, lines: Iterable[bytes | str]) -> UUID:
+    """Store an exported log as it was: same session id, versions, timestamps and hashes,
+    so it verifies. Refuses a log whose session is already in this store."""
+    events = []
+    for number, line in enumerate(lines, start=1):
+        if not (line.strip() if isinstance(line, bytes) else line.strip()):
+            continue
+        try:
+            exported = msgspec.json.decode(line, type=ExportedEvent)
+            if exported.format != EXPORT_FORMAT:
+                raise SessionlogError(f"format {exported.format!r}, expected {EXPORT_FORMAT!r}")
+            event_class = resolve_topic(exported.topic)
+            if not (isinstance(event_class, type) and issubclass(event_class, Session.Event)):
+                raise SessionlogError(f"{exported.topic!r} is not a session event")
+            events.append(msgspec.json.decode(exported.event, type=event_class))
+        except (msgspec.DecodeError, msgspec.ValidationError, SessionlogError, ValueError) as e:
+            raise SessionlogError(f"line {number} of the import is not an exported event: {e}") from None
+    if not events:
+        raise SessionlogError("nothing to import: no events")
+    session_ids = {e.originator_id for e in events}
+    if len(session_ids) != 1:
+        raise SessionlogError(f"an import holds one session's events; these hold {len(session_ids)}")
+    (session_id,) = session_ids
+    if service.recorder.select_events(session_id, limit=1):
+        raise SessionlogError(f"session {session_id} is already in this store")
+    versions = [e.originator_version for e in events]
+    if versions != list(range(1, len(events) + 1)):
+        raise SessionlogError("the import's events are not numbered 1, 2, 3, ... in order")
+    service.events.put(events)
+    return session_id
+
+
+# -- timeline ----------------------------------------------------------------------------
+
+
+class TimelineEntry(msgspec.Struct, frozen=True):
+    version: int
+    timestamp: datetime
+    actor: str
+    """user, assistant, tool or session."""
+    text: str
+
+
+def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
+    """Who said and did what, in order: prompts, replies, tool calls with their exit codes
+    and durations, usage per turn, failures, forks."""
+    entries = []
+    turn_usage: dict[str, int] = {"in": 0, "out": 0}
+    for e in service.events.get(session_id):
+        def add(actor: str, text: str, e: Any = e) -> None:
+            entries.append(TimelineEntry(e.originator_version, e.timestamp, actor, text))
+
+        match e:
+            case Session.SessionStarted():
+                add("session", f"started: model {e.config.model}, compute {e.config.compute}")
+            case Session.SessionForked():
+                add("session", f"forked from {e.lineage.parent_id} at event {e.lineage.parent_version}"
+                    f" ({len(e.messages)} messages inherited)")  # fmt: skip
+            case Session.UserMessageAdded():
+                add("user", e.content)
+            case Session.TurnStarted():
+                turn_usage = {"in": 0, "out": 0}
+                add("session", f"turn {e.turn} started")
+            case Session.AssistantMessageAdded():
+                calls = "".join(f"\n  calls {c.name} {c.arguments}" for c in e.message.tool_calls)
+                add("assistant", e.message.content + calls)
+            case Session.ToolResultRecorded():
+                r = e.result
+                flags = " (truncated)" if r.truncated else ""
+                add("tool", f"{r.name} -> exit {r.exit_code}, {r.duration_ms:.0f} ms{flags}: {_first_line(r.output)}")
+            case Session.UsageRecorded():
+                turn_usage["in"] += e.usage.input_tokens
+                turn_usage["out"] += e.usage.output_tokens
+            case Session.TurnCompleted():
+                add("session", f"turn ended ({e.stop_reason.value}{': ' + e.detail if e.detail else ''}); "
+                    f"tokens {turn_usage['in']} in / {turn_usage['out']} out")  # fmt: skip
+            case Session.TurnFailed():
+                add("session", f"turn failed: {e.error_type}: {e.error}")
+            case Session.ComputeAttached():
+                add("session", f"sandbox {e.binding.kind} {e.binding.reference[:12]}")
+            case Session.PackagesInstalled():
+                add("session", f"installed {e.install.manager} {' '.join(e.install.packages)}")
+            case Session.SessionTerminated():
+                add("session", f"terminated {e.reason}".rstrip())
+    if not entries:
+        raise SessionNotFound(session_id)
+    return entries
+
+
+def _first_line(text: str, width: int = 80) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "\u2026"
+
+
+# -- diff -------------------------------------------------------------------------------
+
+
+class SessionDiff(msgspec.Struct, frozen=True):
+    """Where two sessions' conversations part, and what each has after that."""
+
+    left: UUID
+    right: UUID
+    shared_messages: int
+    left_only: list[Message]
+    right_only: list[Message]
+    relation: str
+
+
+def diff(service: SessionService, left_id: UUID, right_id: UUID) -> SessionDiff:
+    left, right = service.get_session(left_id), service.get_session(right_id)
+    shared = 0
+    for a, b in zip(left.messages, right.messages, strict=False):
+        if a != b:
+            break
+        shared += 1
+    return SessionDiff(
+        left_id, right_id, shared, left.messages[shared:], right.messages[shared:], _relation(left, right)
+    )
+
+
+def _relation(left: Session, right: Session) -> str:
+    if right.lineage and right.lineage.parent_id == left.id:
+        return f"{right.id} was forked from {left.id} at event {right.lineage.parent_version}"
+    if left.lineage and left.lineage.parent_id == right.id:
+        return f"{left.id} was forked from {right.id} at event {left.lineage.parent_version}"
+    if left.lineage and right.lineage and left.lineage.parent_id == right.lineage.parent_id:
+        return f"both were forked from {left.lineage.parent_id}"
+    return "unrelated sessions"
+
+
+def describe(message: Message) -> str:
+    if isinstance(message, UserMessage):
+        return f"user: {message.content}"
+    if isinstance(message, AssistantMessage):
+        calls = ", ".join(c.name for c in message.tool_calls)
+        return f"assistant: {message.content}" + (f" [calls {calls}]" if calls else "")
+    assert isinstance(message, ToolResult)
+    return f"tool {message.name} -> exit {message.exit_code}: {_first_line(message.output)}"

@@ -1,0 +1,59 @@
+"""The hash chain that makes a session's log tamper-evident.
+
+Every event records the hash of the event before it (``previous_hash``) and its
+own ``hash``: SHA-256 over its type, session, version, timestamp, the previous
+hash and its payload. Changing, removing or reordering a stored event breaks
+the chain at that event. A fork's first event chains from its parent's event at
+the fork point.
+
+The chain proves the log is as it was written, against anyone who does not
+rewrite every later hash too; keep the head hash elsewhere (``sessionlog verify``
+prints it) to catch even that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+GENESIS = ""
+"""The ``previous_hash`` of a session's first event when it has no parent."""
+
+NOT_PAYLOAD = frozenset(
+    {"originator_id", "originator_version", "timestamp", "originator_topic", "previous_hash", "hash"}
+)
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+def event_hash(
+    event_type: str,
+    session_id: UUID,
+    version: int,
+    timestamp: datetime,
+    previous_hash: str,
+    payload: Mapping[str, Any],
+) -> str:
+    """The hash of one event. The payload's fields are taken in name order, and
+    tuples encode like lists, so a decoded event hashes as it did when new."""
+    body = _encoder.encode(
+        [
+            event_type,
+            str(session_id),
+            version,
+            timestamp.isoformat(),
+            previous_hash,
+            [[name, payload[name]] for name in sorted(payload)],
+        ]
+    )
+    return hashlib.sha256(body).hexdigest()
+
+
+def payload_of(event: Any) -> dict[str, Any]:
+    """The fields of a stored event that its hash covers as payload."""
+    return {k: v for k, v in vars(event).items() if k not in NOT_PAYLOAD}
