@@ -195,8 +195,7 @@ class ManagedAgent:
         self._compute: Compute | None = compute if _is_compute(compute) else None  # type: ignore[assignment]
         if compute is not None and self._compute is None and compute not in COMPUTE_TOPICS:
             raise ConfigError(
-                f"compute must be None, one of {sorted(COMPUTE_TOPICS)} or a Compute object, "
-                f"not {compute!r}"
+                f"compute must be None, one of {sorted(COMPUTE_TOPICS)} or a Compute object, not {compute!r}"
             )
         self._session_id: UUID | None = None
         self._lock = threading.Lock()
@@ -284,7 +283,9 @@ class ManagedAgent:
         from domain import Status
 
         summaries = self.service.list_summaries(Status(status) if status else None, limit=limit)
-        return [_session_info(s) | {"name": s.name, "updated_at": s.updated_at.isoformat()} for s in summaries]
+        return [
+            _session_info(s) | {"name": s.name, "updated_at": s.updated_at.isoformat()} for s in summaries
+        ]
 
     @property
     def total_input_tokens(self) -> int:

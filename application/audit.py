@@ -180,6 +180,7 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
     entries = []
     turn_usage: dict[str, int] = {"in": 0, "out": 0}
     for e in service.events.get(session_id):
+
         def add(actor: str, text: str, e: Any = e) -> None:
             entries.append(TimelineEntry(e.originator_version, e.timestamp, actor, text))
 
@@ -200,7 +201,10 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
             case Session.ToolResultRecorded():
                 r = e.result
                 flags = " (truncated)" if r.truncated else ""
-                add("tool", f"{r.name} -> exit {r.exit_code}, {r.duration_ms:.0f} ms{flags}: {_first_line(r.output)}")
+                add(
+                    "tool",
+                    f"{r.name} -> exit {r.exit_code}, {r.duration_ms:.0f} ms{flags}: {_first_line(r.output)}",
+                )
             case Session.UsageRecorded():
                 turn_usage["in"] += e.usage.input_tokens
                 turn_usage["out"] += e.usage.output_tokens

@@ -69,19 +69,28 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a prompt in a new or existing session, streaming the reply")
     run.add_argument("prompt")
     run.add_argument("--session", help="continue this session instead of starting one")
-    run.add_argument("--model", default=os.environ.get("SESSIONLOG_MODEL", "gpt-4o"),
-                     help="any litellm model name (default: $SESSIONLOG_MODEL or gpt-4o)")
+    run.add_argument(
+        "--model",
+        default=os.environ.get("SESSIONLOG_MODEL", "gpt-4o"),
+        help="any litellm model name (default: $SESSIONLOG_MODEL or gpt-4o)",
+    )
     run.add_argument("--api-base", default=os.environ.get("SESSIONLOG_API_BASE"))
-    run.add_argument("--api-key-env", metavar="VAR",
-                     help="read the API key from this environment variable (never logged)")
+    run.add_argument(
+        "--api-key-env", metavar="VAR", help="read the API key from this environment variable (never logged)"
+    )
     run.add_argument("--system", help="system prompt")
     run.add_argument("--name", default="Agent")
     run.add_argument("--title")
     run.add_argument("--compute", choices=("host", "docker"), default="host")
     run.add_argument("--working-dir", default="")
     run.add_argument("--max-turns", type=int, default=10)
-    run.add_argument("--pip", action="append", default=[], metavar="PACKAGE",
-                     help="install a pip package in the sandbox (repeatable)")
+    run.add_argument(
+        "--pip",
+        action="append",
+        default=[],
+        metavar="PACKAGE",
+        help="install a pip package in the sandbox (repeatable)",
+    )
     run.add_argument("--host-packages-ok", action="store_true")
     run.set_defaults(handler=_run)
 
@@ -141,7 +150,9 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("file", nargs="?", default="-")
     load.set_defaults(handler=_import)
 
-    timeline = sub.add_parser("timeline", help="a session told in order: who said and ran what, usage per turn")
+    timeline = sub.add_parser(
+        "timeline", help="a session told in order: who said and ran what, usage per turn"
+    )
     timeline.add_argument("session")
     timeline.set_defaults(handler=_timeline)
 
@@ -227,7 +238,9 @@ def _demo(args: argparse.Namespace) -> int:
             print()
         info = agent.retrieve_session()
         print(f"session {info['id']}: status {info['status']}, title {info['title']!r}")
-        print(f"usage: {info['usage']['input_tokens']} input / {info['usage']['output_tokens']} output tokens")
+        print(
+            f"usage: {info['usage']['input_tokens']} input / {info['usage']['output_tokens']} output tokens"
+        )
         session_id = parse_session_id(info["id"])
         entries = agent.service.audit_log(session_id)
         print(f"\nits audit log has {len(entries)} events:")
@@ -325,7 +338,9 @@ def _verify(args: argparse.Namespace) -> int:
 
     service = _service(args)
     results = (
-        [audit.verify(service, parse_session_id(args.session))] if args.session else audit.verify_store(service)
+        [audit.verify(service, parse_session_id(args.session))]
+        if args.session
+        else audit.verify_store(service)
     )
     for result in results:
         if args.json:
@@ -408,8 +423,7 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 def _print_log(entries: list[AuditEntry]) -> None:
     rows = [
-        (str(e.version), e.timestamp.strftime("%H:%M:%S.%f")[:-3], e.type, _brief(e.payload))
-        for e in entries
+        (str(e.version), e.timestamp.strftime("%H:%M:%S.%f")[:-3], e.type, _brief(e.payload)) for e in entries
     ]
     _table(("#", "time", "event", "payload"), rows)
 

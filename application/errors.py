@@ -35,7 +35,9 @@ class VersionNotFound(SessionlogError, LookupError):
 
 class InvalidSessionId(SessionlogError, ValueError):
     def __init__(self, text: object) -> None:
-        super().__init__(f"{text!r} is not a session id (a UUID such as 1b4e28ba-2fa1-11d2-883f-0016d3cca427)")
+        super().__init__(
+            f"{text!r} is not a session id (a UUID such as 1b4e28ba-2fa1-11d2-883f-0016d3cca427)"
+        )
 
 
 class StoreError(SessionlogError):

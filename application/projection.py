@@ -47,8 +47,8 @@ class SessionSummary(msgspec.Struct, frozen=True):
 class SessionSummaryView(abc.ABC):
     """Where summaries are kept: one implementation per event store."""
 
-    @abc.abstractmethod
-    def get(self, session_id: UUID) -> SessionSummary | None: ...
+    def get(self, session_id: UUID) -> SessionSummary | None:
+        return self.get_many([session_id]).get(session_id)
 
     @abc.abstractmethod
     def get_many(self, session_ids: Iterable[UUID]) -> dict[UUID, SessionSummary]: ...
@@ -75,9 +75,7 @@ class SessionProjector:
 
     batch_size = 500
 
-    def __init__(
-        self, recorder: ApplicationRecorder, mapper: Mapper[UUID], view: SessionSummaryView
-    ) -> None:
+    def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[UUID], view: SessionSummaryView) -> None:
         self.recorder = recorder
         self.mapper = mapper
         self.view = view
@@ -98,7 +96,6 @@ class SessionProjector:
                 rows[event.originator_id] = evolve(event, rows.get(event.originator_id))
             if self.view.commit(list(rows.values()), previous, notifications[-1].id):
                 folded += len(notifications)
-
 
     def _event(self, notification: Notification) -> Session.Event:
         try:
@@ -129,39 +126,37 @@ def _touch(summary: SessionSummary | None, event: Any, **changes: Any) -> Sessio
     )
 
 
-@evolve.register
-def _(event: Session.SessionStarted, summary: None) -> SessionSummary:
+def _first(event: Session.Created, **fields: Any) -> SessionSummary:
+    """The summary of a session's first event; ``fields`` override the empty defaults."""
+    defaults: dict[str, Any] = {
+        "status": Status.IDLE, "usage": Usage(), "message_count": 0, "tool_call_count": 0, "turn_count": 0,
+    }  # fmt: skip
     return SessionSummary(
         id=event.originator_id,
         name=event.config.name,
         model=event.config.model,
-        status=Status.IDLE,
         title=event.title,
-        usage=Usage(),
-        message_count=0,
-        tool_call_count=0,
-        turn_count=0,
         version=event.originator_version,
         created_at=event.timestamp,
         updated_at=event.timestamp,
+        **(defaults | fields),
     )
 
 
 @evolve.register
+def _(event: Session.SessionStarted, summary: None) -> SessionSummary:
+    return _first(event)
+
+
+@evolve.register
 def _(event: Session.SessionForked, summary: None) -> SessionSummary:
-    return SessionSummary(
-        id=event.originator_id,
-        name=event.config.name,
-        model=event.config.model,
+    return _first(
+        event,
         status=event.status,
-        title=event.title,
         usage=event.usage,
         message_count=len(event.messages),
         tool_call_count=sum(len(getattr(m, "tool_calls", ())) for m in event.messages),
         turn_count=event.turns,
-        version=event.originator_version,
-        created_at=event.timestamp,
-        updated_at=event.timestamp,
         parent_id=event.lineage.parent_id,
         parent_version=event.lineage.parent_version,
     )
@@ -209,9 +204,7 @@ def _(event: Session.TurnCompleted, summary: SessionSummary) -> SessionSummary:
 
 @evolve.register
 def _(event: Session.TurnFailed, summary: SessionSummary) -> SessionSummary:
-    return _touch(
-        summary, event, status=Status.ERROR, last_error=f"{event.error_type}: {event.error}"
-    )
+    return _touch(summary, event, status=Status.ERROR, last_error=f"{event.error_type}: {event.error}")
 
 
 @evolve.register

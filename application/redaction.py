@@ -16,9 +16,7 @@ from collections.abc import Mapping
 MIN_SECRET_LENGTH = 4
 
 PATTERNS: dict[str, re.Pattern[str]] = {
-    "private-key": re.compile(
-        r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S
-    ),
+    "private-key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
     "anthropic-key": re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
     "openai-key": re.compile(r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}"),
     "aws-access-key": re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),

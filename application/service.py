@@ -221,8 +221,8 @@ class SessionService(Application[UUID]):
         except ConcurrentUpdate:
             raise
         except Exception as e:
-            error = runtime.redact(str(e))
-            self._end(session, lambda s: s.fail_turn(error, type(e).__name__))
+            error, kind = runtime.redact(str(e)), type(e).__name__
+            self._end(session, lambda s: s.fail_turn(error, kind))
             raise
         finally:
             _ACTIVE.discard(session.id)

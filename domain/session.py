@@ -15,7 +15,6 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
 from domain.chain import GENESIS, event_hash
-
 from domain.errors import (
     NoTurnInProgress,
     SessionBusy,
@@ -124,9 +123,7 @@ class Session(Aggregate):
     def trigger_event(self, event_class: type[Any], **payload: Any) -> None:
         timestamp: datetime = event_class.create_timestamp()
         version = self.version + 1
-        digest = event_hash(
-            get_topic(event_class), self.id, version, timestamp, self.chain_head, payload
-        )
+        digest = event_hash(get_topic(event_class), self.id, version, timestamp, self.chain_head, payload)
         super().trigger_event(
             event_class, timestamp=timestamp, previous_hash=self.chain_head, hash=digest, **payload
         )
@@ -216,9 +213,7 @@ class Session(Aggregate):
         """Close a turn that stopped without finishing (a crash, a cancel)."""
         self._check_running()
         self._close_open_tool_calls(f"not run: the turn was interrupted ({detail})")
-        self.trigger_event(
-            self.TurnCompleted, stop_reason=StopReason.INTERRUPTED, detail=detail
-        )
+        self.trigger_event(self.TurnCompleted, stop_reason=StopReason.INTERRUPTED, detail=detail)
 
     def set_title(self, title: str) -> None:
         self._check_not_terminated()
@@ -247,9 +242,7 @@ class Session(Aggregate):
         for call in self.open_tool_calls:
             self.trigger_event(
                 self.ToolResultRecorded,
-                result=ToolResult(
-                    tool_call_id=call.id, name=call.name, output=why, is_error=True
-                ),
+                result=ToolResult(tool_call_id=call.id, name=call.name, output=why, is_error=True),
             )
 
     def _check_not_terminated(self) -> None:

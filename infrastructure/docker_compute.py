@@ -173,7 +173,10 @@ class DockerCompute:
                 environment=environment,
                 volumes=volumes,
                 read_only=True,
-                tmpfs={"/tmp": "rw,nosuid,nodev,size=512m", "/home/sandbox": "rw,nosuid,nodev,size=256m,uid=1000,gid=1000"},
+                tmpfs={
+                    "/tmp": "rw,nosuid,nodev,size=512m",
+                    "/home/sandbox": "rw,nosuid,nodev,size=256m,uid=1000,gid=1000",
+                },
                 security_opt=["no-new-privileges"],
                 cap_drop=["ALL"],
                 mem_limit=self.memory,
@@ -292,7 +295,13 @@ class DockerCompute:
                 folder.type, folder.mode, folder.uid, folder.gid = tarfile.DIRTYPE, 0o755, 1000, 1000
                 archive.addfile(folder)
             info = tarfile.TarInfo(relative)
-            info.size, info.mode, info.uid, info.gid, info.mtime = len(data), 0o644, 1000, 1000, int(time.time())
+            info.size, info.mode, info.uid, info.gid, info.mtime = (
+                len(data),
+                0o644,
+                1000,
+                1000,
+                int(time.time()),
+            )
             archive.addfile(info, io.BytesIO(data))
         try:
             ok = self._running().put_archive(self.working_dir, buffer.getvalue())

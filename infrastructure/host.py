@@ -25,7 +25,9 @@ from application.ports import ComputeError, ExecResult, FileEntry
 from domain import ComputeBinding
 
 # A requirement such as "pandas", "numpy>=2", "requests[socks]==2.32.3"; never an option.
-PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*(\[[A-Za-z0-9,._\-]+\])?([<>=!~]=?[A-Za-z0-9.*+!\-]+)?$")
+PACKAGE_NAME = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._\-]*(\[[A-Za-z0-9,._\-]+\])?([<>=!~]=?[A-Za-z0-9.*+!\-]+)?$"
+)
 MAX_LISTED = 1000
 
 

@@ -117,9 +117,7 @@ def respond(messages: list[dict[str, Any]]) -> Reply:
         for earlier in reversed(messages[:-1]):
             if earlier.get("role") != "user":
                 continue
-            fact = re.search(
-                rf"my {re.escape(subject)} is ([^.,;!\n]+)", str(earlier.get("content")), re.I
-            )
+            fact = re.search(rf"my {re.escape(subject)} is ([^.,;!\n]+)", str(earlier.get("content")), re.I)
             if fact:
                 return Reply(text=f"Your {subject} is {fact.group(1).strip()}.")
         return Reply(text=f"I don't know your {subject} yet.")
@@ -262,9 +260,7 @@ class _Completion:
             }]})  # fmt: skip
             for start in range(0, len(arguments), 16):
                 piece = arguments[start : start + 16]
-                yield self._chunk(
-                    {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
-                )
+                yield self._chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
         yield self._chunk({}, self.finish_reason)
         if (self.request.get("stream_options") or {}).get("include_usage"):
             yield {

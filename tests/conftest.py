@@ -120,14 +120,14 @@ def make_agent(config: ManagedConfig, service: SessionService):  # type: ignore[
         import msgspec
 
         compute = changes.pop("compute", None)
-        return ManagedAgent(
-            config=msgspec.structs.replace(config, **changes), compute=compute, store=service
-        )
+        return ManagedAgent(config=msgspec.structs.replace(config, **changes), compute=compute, store=service)
 
     return make
 
 
-def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, *, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run code in a fresh interpreter (a new process, as after a restart)."""
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],

@@ -3,6 +3,7 @@ timeline, diff, and bad input."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sqlite3
 from pathlib import Path
@@ -14,8 +15,7 @@ from eventsourcing.utils import get_topic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from application import ConfigError, ManagedAgent, ManagedConfig, SessionService, StoreError
-from application import audit
+from application import ConfigError, ManagedAgent, ManagedConfig, SessionService, StoreError, audit
 from application.errors import SessionlogError
 from domain import (
     AssistantMessage,
@@ -43,7 +43,8 @@ def recorded(model_server, sqlite_env):  # type: ignore[no-untyped-def]
     """A session with two turns, one with a tool call, in an SQLite file."""
     service = SessionService(sqlite_env)
     agent = ManagedAgent(
-        config=ManagedConfig(model="openai/m", api_base=model_server.base_url, api_key=TEST_KEY), store=service
+        config=ManagedConfig(model="openai/m", api_base=model_server.base_url, api_key=TEST_KEY),
+        store=service,
     )
     model_server.enqueue(
         Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": "echo checked"})]), Reply(text="ok")
@@ -61,7 +62,9 @@ def rewrite(store: Path, sql: str, *params: object) -> None:
 
 def stored_state(store: Path, version: int) -> bytes:
     with sqlite3.connect(store) as db:
-        (state,) = db.execute("SELECT state FROM stored_events WHERE originator_version = ?", (version,)).fetchone()
+        (state,) = db.execute(
+            "SELECT state FROM stored_events WHERE originator_version = ?", (version,)
+        ).fetchone()
     return bytes(state)
 
 
@@ -96,7 +99,9 @@ def test_an_altered_event_is_named(recorded, store):
 def test_an_altered_and_rehashed_event_breaks_the_next_link(recorded, store):
     version = version_of(recorded, "ToolResultRecorded")
     event = list(recorded.service.events.get(recorded.state_at().id, gt=version - 1, lte=version))[0]
-    forged = dataclasses.replace(event, result=ToolResult(event.result.tool_call_id, "execute_command", "all good"))
+    forged = dataclasses.replace(
+        event, result=ToolResult(event.result.tool_call_id, "execute_command", "all good")
+    )
     forged = dataclasses.replace(forged, hash=event_hash(
         get_topic(type(forged)), forged.originator_id, version, forged.timestamp, forged.previous_hash,
         payload_of(forged),
@@ -134,7 +139,9 @@ def test_a_removed_last_event_is_noticed_through_the_summary(recorded, store):
 def test_damaged_bytes_are_named(recorded, store):
     rewrite(store, "UPDATE stored_events SET state = ? WHERE originator_version = 2", b"\xc1garbage")
     result = audit.verify(recorded.service, recorded.state_at(1).id)
-    assert result.broken is not None and result.broken.version == 2 and "cannot be read" in result.broken.problem
+    assert (
+        result.broken is not None and result.broken.version == 2 and "cannot be read" in result.broken.problem
+    )
 
 
 def test_a_fork_chains_from_its_parent(recorded, store):
@@ -170,7 +177,8 @@ def test_encrypted_stores_hold_no_plaintext(model_server, tmp_path):
     }
     service = SessionService(env)
     agent = ManagedAgent(
-        config=ManagedConfig(model="openai/m", api_base=model_server.base_url, api_key=TEST_KEY), store=service
+        config=ManagedConfig(model="openai/m", api_base=model_server.base_url, api_key=TEST_KEY),
+        store=service,
     )
     model_server.enqueue(Reply(text="The launch code is tangerine-42."))
     agent.run("Project Nightingale: what is the launch code?")
@@ -184,14 +192,18 @@ def test_encrypted_stores_hold_no_plaintext(model_server, tmp_path):
 
     wrong = SessionService({**env, "CIPHER_KEY": AESCipher.create_key(32)})
     result = audit.verify(wrong, UUID(agent.session_id))
-    assert result.broken is not None and result.broken.version == 1 and "cannot be read" in result.broken.problem
+    assert (
+        result.broken is not None and result.broken.version == 1 and "cannot be read" in result.broken.problem
+    )
     wrong.close()
 
 
 def test_export_and_import_give_an_identical_verifiable_session(recorded, tmp_path):
     session_id = recorded.state_at().id
     lines = list(audit.export_events(recorded.service, session_id))
-    other = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "o.db")})
+    other = SessionService(
+        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "o.db")}
+    )
     assert audit.import_events(other, lines) == session_id
     assert other.audit_log(session_id) == recorded.service.audit_log(session_id)
     assert other.get_session(session_id).state() == recorded.state_at().state()
@@ -207,14 +219,19 @@ def test_export_and_import_give_an_identical_verifiable_session(recorded, tmp_pa
     [
         (lambda lines: [b"{not json"], "line 1 of the import is not an exported event"),
         (lambda lines: [lines[0].replace(b"sessionlog-events/1", b"other/9")], "format 'other/9'"),
-        (lambda lines: [lines[0].replace(b"domain.session:Session.SessionStarted", b"os:system")], "not a session event"),
+        (
+            lambda lines: [lines[0].replace(b"domain.session:Session.SessionStarted", b"os:system")],
+            "not a session event",
+        ),
         (lambda lines: lines[1:], "numbered 1, 2, 3"),
         (lambda lines: [], "nothing to import"),
     ],
 )
 def test_a_bad_import_is_refused_whole(recorded, tmp_path, mangle, message):
     lines = list(audit.export_events(recorded.service, recorded.state_at().id))
-    other = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "o.db")})
+    other = SessionService(
+        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "o.db")}
+    )
     with pytest.raises(SessionlogError, match=message):
         audit.import_events(other, mangle(lines))
     assert other.list_summaries() == []
@@ -255,7 +272,9 @@ def test_another_programs_store_is_a_clear_error(tmp_path):
     with sqlite3.connect(foreign) as db:
         db.execute("CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, "
                    "state BLOB, PRIMARY KEY (originator_id, originator_version))")  # fmt: skip
-        db.execute("INSERT INTO stored_events VALUES ('6af517aa5f0e4467a882d600577f82a9', 1, 'shop.orders:Order.Created', x'80')")
+        db.execute(
+            "INSERT INTO stored_events VALUES ('6af517aa5f0e4467a882d600577f82a9', 1, 'shop.orders:Order.Created', x'80')"
+        )
     service = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(foreign)})
     with pytest.raises(StoreError, match="cannot be read as a session event.*shop.orders"):
         service.list_summaries()
@@ -275,10 +294,12 @@ def test_an_oversized_prompt_is_refused_before_anything_is_recorded(model_server
 
 def test_invalid_utf8_tool_output_is_recorded_readably(model_server, tmp_path):
     agent = ManagedAgent(
-        config=ManagedConfig(model="openai/m", api_base=model_server.base_url, api_key=TEST_KEY), store=tmp_path / "s.db"
+        config=ManagedConfig(model="openai/m", api_base=model_server.base_url, api_key=TEST_KEY),
+        store=tmp_path / "s.db",
     )
     model_server.enqueue(
-        Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": "printf 'a\\377\\300b'"})]), Reply(text="ok")
+        Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": "printf 'a\\377\\300b'"})]),
+        Reply(text="ok"),
     )
     agent.run("bytes")
     result = next(m for m in agent.state_at().messages if isinstance(m, ToolResult))
@@ -311,10 +332,8 @@ def apply(session: Session, command: str, n: int) -> None:
         "title": lambda: session.set_title(f"t{n}"),
         "terminate": lambda: session.terminate("end"),
     }
-    try:
+    with contextlib.suppress(SessionError):  # a refused command leaves no event, which is the point
         actions[command]()
-    except SessionError:
-        pass  # a command the rules refuse leaves no event, which is the point
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])

@@ -130,7 +130,7 @@ def test_output_of_50_mb_is_capped(sandbox):
 
 def test_files_round_trip_exactly(sandbox):
     compute = sandbox()
-    name = "dir/it's \"quoted\" $(reboot) `x`\nnewline.bin"
+    name = 'dir/it\'s "quoted" $(reboot) `x`\nnewline.bin'
     data = bytes(range(256)) * 4000
     compute.write_file(name, data)
     assert compute.read_file(name) == data

@@ -41,7 +41,11 @@ except Exception as e:
 def start_child(store_env, server, session_id, prompt, start_file=""):  # type: ignore[no-untyped-def]
     args = json.dumps([store_env, server.base_url, TEST_KEY, session_id, prompt, start_file])
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", CHILD, args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -117,7 +121,9 @@ def test_two_processes_sending_at_once(agent, model_server, store_env, tmp_path:
     # The winner's stream takes about a second, so the loser cannot slip in after it ends.
     model_server.enqueue(Reply(text="first " * 20, delay=0.05), Reply(text="second"))
     go = tmp_path / "go"
-    children = [start_child(store_env, model_server, agent.session_id, f"prompt {i}", str(go)) for i in range(2)]
+    children = [
+        start_child(store_env, model_server, agent.session_id, f"prompt {i}", str(go)) for i in range(2)
+    ]
     time.sleep(1.0)  # both have loaded their imports and the session by now
     go.touch()
     outcomes = [json.loads(c.communicate(timeout=120)[0].strip().splitlines()[-1]) for c in children]
@@ -132,7 +138,13 @@ def test_two_processes_sending_at_once(agent, model_server, store_env, tmp_path:
     assert types.count("TurnStarted") == 2 and types.count("TurnCompleted") == 2
     # The winner's turn is contiguous: nothing of the loser's is interleaved.
     second_turn = types[types.index("TurnCompleted") + 1 :]
-    assert second_turn == ["UserMessageAdded", "TurnStarted", "AssistantMessageAdded", "UsageRecorded", "TurnCompleted"]
+    assert second_turn == [
+        "UserMessageAdded",
+        "TurnStarted",
+        "AssistantMessageAdded",
+        "UsageRecorded",
+        "TurnCompleted",
+    ]
     assert_log_is_whole(agent)
 
 

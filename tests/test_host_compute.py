@@ -24,7 +24,7 @@ def compute(tmp_path: Path) -> HostCompute:
 
 
 def test_files_round_trip_exactly_whatever_their_names_and_bytes(compute):
-    name = "we'ird \"name\" $(touch pwned)\nline.bin"
+    name = 'we\'ird "name" $(touch pwned)\nline.bin'
     data = bytes(range(256)) * 3
     compute.write_file(f"sub/{name}", data)
     assert compute.read_file(f"sub/{name}") == data
@@ -83,7 +83,9 @@ def test_invalid_utf8_output_is_kept_readable(compute):
 
 def test_the_model_cannot_ask_for_more_time_than_allowed(compute):
     limits = ToolLimits(timeout=5, max_timeout=1)
-    result = run_tool(compute, ToolCall("1", "execute_command", '{"command": "sleep 30", "timeout": 999}'), limits)
+    result = run_tool(
+        compute, ToolCall("1", "execute_command", '{"command": "sleep 30", "timeout": 999}'), limits
+    )
     assert result.is_error and "[killed after 1 s]" in result.output
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from uuid import UUID
 
+from eventsourcing.persistence import Cipher
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
-
-from eventsourcing.persistence import Cipher
 
 from application.projection import SessionSummary, SessionSummaryView
 from domain import Status
@@ -57,9 +56,6 @@ class PostgresSessionSummaries(SessionSummaryView):
                     self._position
                 )
             )
-
-    def get(self, session_id: UUID) -> SessionSummary | None:
-        return self.get_many([session_id]).get(session_id)
 
     def get_many(self, session_ids: Iterable[UUID]) -> dict[UUID, SessionSummary]:
         ids = [str(i) for i in session_ids]

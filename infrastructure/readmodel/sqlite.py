@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from uuid import UUID
 
-from eventsourcing.sqlite import SQLiteDatastore
-
 from eventsourcing.persistence import Cipher
+from eventsourcing.sqlite import SQLiteDatastore
 
 from application.projection import SessionSummary, SessionSummaryView
 from domain import Status
@@ -30,19 +29,13 @@ class SQLiteSessionSummaries(SessionSummaryView):
                 "parent_id TEXT, parent_version INTEGER, last_error TEXT)"
             )
             c.execute(
-                "CREATE INDEX IF NOT EXISTS session_summaries_updated "
-                "ON session_summaries (updated_at)"
+                "CREATE INDEX IF NOT EXISTS session_summaries_updated ON session_summaries (updated_at)"
             )
             c.execute(
                 "CREATE TABLE IF NOT EXISTS session_summaries_position ("
                 "name TEXT PRIMARY KEY, notification_id INTEGER NOT NULL)"
             )
-            c.execute(
-                "INSERT OR IGNORE INTO session_summaries_position VALUES ('summaries', 0)"
-            )
-
-    def get(self, session_id: UUID) -> SessionSummary | None:
-        return self.get_many([session_id]).get(session_id)
+            c.execute("INSERT OR IGNORE INTO session_summaries_position VALUES ('summaries', 0)")
 
     def get_many(self, session_ids: Iterable[UUID]) -> dict[UUID, SessionSummary]:
         ids = [str(i) for i in session_ids]
