@@ -24,6 +24,7 @@ from uuid import UUID
 import msgspec
 from eventsourcing.utils import resolve_topic
 
+from application.audit import TimelineEntry, Verification
 from application.errors import ConfigError, SessionNotFound, UnsupportedProvider, parse_session_id
 from application.ports import Compute, LanguageModel, TextDelta
 from application.projection import SessionSummary
@@ -379,6 +380,18 @@ class ManagedAgent:
     def audit_log(self, types: tuple[str, ...] = ()) -> list[AuditEntry]:
         """Every event of the session: version, type, timestamp and payload."""
         return self.service.audit_log(self._require_session(), types)
+
+    def verify(self) -> Verification:
+        """Check the session's hash chain: ``.ok``, or ``.broken`` naming the first bad event."""
+        from application.audit import verify
+
+        return verify(self.service, self._require_session())
+
+    def timeline(self) -> list[TimelineEntry]:
+        """The session told in order: prompts, replies, tool calls, usage per turn, forks."""
+        from application.audit import timeline
+
+        return timeline(self.service, self._require_session())
 
     def fork(self, at_version: int | None = None) -> ManagedAgent:
         """A new agent on a new session that shares this one's history up to ``at_version``."""

@@ -270,3 +270,19 @@ def test_a_kept_session_catches_up_with_turns_appended_elsewhere(make_agent, mod
     versions = [e.version for e in first.audit_log()]
     assert versions == list(range(1, len(versions) + 1))
     assert first.state_at().turns == 3
+
+
+def test_text_streams_as_an_iterator_and_asynchronously(make_agent, model_server):
+    import asyncio
+
+    agent = make_agent()
+    model_server.enqueue(Reply(text="streamed in several pieces"), Reply(text="and asynchronously too"))
+    pieces = list(agent.stream("go"))
+    assert len(pieces) > 1 and "".join(pieces) == "streamed in several pieces"
+
+    async def collect() -> list[str]:
+        return [text async for text in agent.astream("again")]
+
+    assert "".join(asyncio.run(collect())) == "and asynchronously too"
+    assert agent.verify().ok
+    assert [e.actor for e in agent.timeline()][:2] == ["session", "user"]
