@@ -325,6 +325,8 @@ class SessionService(Application[UUID]):
         self._save(session)
 
     def _save(self, session: Session) -> None:
+        if not session.pending_events:
+            return  # nothing new: no transaction
         try:
             self.save(session)
         except IntegrityError:

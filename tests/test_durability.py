@@ -8,6 +8,7 @@ lose or interleave events: one wins, the other gets a clear error.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -182,3 +183,28 @@ def test_a_10000_event_session_loads_forks_and_summarises(service):
     assert summary.version == loaded.version and summary.message_count == len(loaded.messages)
     fork = service.get_session(service.fork(session.id, 5_001))
     assert fork.messages == service.get_session(session.id, 5_001).messages
+
+
+def test_ctrl_c_on_the_cli_records_the_turn_as_interrupted(model_server, store):
+    model_server.enqueue(Reply(text="a very long answer " * 50, delay=0.05))
+    env = {**os.environ, "TEST_MODEL_KEY": TEST_KEY}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "application.cli", "--store", str(store), "run", "talk",
+         "--model", "openai/m", "--api-base", model_server.base_url, "--api-key-env", "TEST_MODEL_KEY"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    wait_until(lambda: len(model_server.requests) == 1)
+    time.sleep(0.3)  # into the stream
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    assert "recorded as interrupted" in stderr
+
+    from application import SessionService
+
+    service = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(store)})
+    (summary,) = service.list_summaries()
+    assert summary.status == Status.IDLE
+    last = service.audit_log(summary.id)[-1]
+    assert last.type == "TurnCompleted" and last.payload["stop_reason"] == "interrupted"
+    service.close()
