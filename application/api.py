@@ -35,7 +35,6 @@ from application.service import (
     TurnOutcome,
     TurnRuntime,
     TurnUpdate,
-    data_home,
 )
 from application.tools import DEFAULT_TOOLS, TOOL_SPECS, ToolLimits
 from domain import Session, SessionConfig, check_package_sandbox
@@ -190,7 +189,7 @@ class ManagedAgent:
         elif not isinstance(config, ManagedConfig):
             raise ConfigError(f"config must be a ManagedConfig or a dict, not {type(config).__name__}")
         self.config = config
-        self.service = _service(store)
+        self.service = open_store(store)
         self._model = model
         self._compute_choice = compute
         self._compute: Compute | None = compute if _is_compute(compute) else None  # type: ignore[assignment]
@@ -222,23 +221,8 @@ class ManagedAgent:
 
     def _compute_adapter(self) -> Compute:
         if self._compute is None:
-            kind = self.compute_kind
-            compute_class = resolve_topic(COMPUTE_TOPICS[kind])
-            if kind == "host":
-                if self.config.networking.get("type") != "unrestricted":
-                    raise ConfigError(
-                        "the host compute cannot restrict the network; "
-                        "use compute='docker' for networking "
-                        f"{self.config.networking!r}"
-                    )
-                self._compute = compute_class(
-                    self.config.working_dir or None,
-                    base=data_home(),
-                    env=self.config.env,
-                    max_output_bytes=self.config.max_output_bytes,
-                )
-            else:
-                self._compute = compute_class.from_config(self.config)
+            compute_class = resolve_topic(COMPUTE_TOPICS[self.compute_kind])
+            self._compute = compute_class.from_config(self.config)
         assert self._compute is not None
         return self._compute
 
@@ -309,20 +293,20 @@ class ManagedAgent:
             )
         check_package_sandbox(self.config.packages, self.compute_kind, self.config.host_packages_ok)
         with self._lock:
-            if self._session_id is None:
-                self.create_session()
-            assert self._session_id is not None
-            tools = [TOOL_SPECS[t] for t in self.config.tools]
+            # Adapters first: one that refuses the config does so before anything is recorded.
             runtime = TurnRuntime(
                 model=self._language_model(),
                 compute=self._compute_adapter(),
-                tools=tools,
+                tools=[TOOL_SPECS[t] for t in self.config.tools],
                 limits=ToolLimits(
                     timeout=self.config.command_timeout,
                     max_output_bytes=self.config.max_output_bytes,
                 ),
                 redact=Redactor(self.config.secrets()),
             )
+            if self._session_id is None:
+                self.create_session()
+            assert self._session_id is not None
             yield from self.service.run_turn(self._session_id, prompt, runtime)
 
     def stream(self, prompt: str) -> Iterator[str]:
@@ -429,7 +413,9 @@ class Agent:
         return self.backend.astream(prompt)
 
 
-def _service(store: str | os.PathLike[str] | Mapping[str, str] | SessionService | None) -> SessionService:
+def open_store(store: str | os.PathLike[str] | Mapping[str, str] | SessionService | None) -> SessionService:
+    """A session service on ``store``: an SQLite path, eventsourcing settings, a service
+    to share, or None for the environment's settings or the default file."""
     if isinstance(store, SessionService):
         return store
     if store is None:

@@ -214,7 +214,8 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
             case Session.TurnFailed():
                 add("session", f"turn failed: {e.error_type}: {e.error}")
             case Session.ComputeAttached():
-                add("session", f"sandbox {e.binding.kind} {e.binding.reference[:12]}")
+                ref = e.binding.reference
+                add("session", f"sandbox {e.binding.kind} {ref[:12] if e.binding.kind == 'docker' else ref}")
             case Session.PackagesInstalled():
                 add("session", f"installed {e.install.manager} {' '.join(e.install.packages)}")
             case Session.SessionTerminated():

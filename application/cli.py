@@ -171,9 +171,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _service(args: argparse.Namespace) -> SessionService:
-    from application.api import _service as construct
+    from application.api import open_store
 
-    return construct(args.store)
+    return open_store(args.store)
 
 
 # -- running ------------------------------------------------------------------------
@@ -248,7 +248,9 @@ def _demo(args: argparse.Namespace) -> int:
         fork = agent.fork(at_version=entries[-1].version)
         print(f"\nforked as {fork.session_id}; the fork remembers: ", end="")
         print(fork.run("What is my favorite color?"))
-        print(f"\ntry: sessionlog log {session_id}    sessionlog state {session_id} --at 5")
+        print(f"\ntry: sessionlog timeline {session_id}")
+        print(f"     sessionlog state {session_id} --at 5")
+        print(f"     sessionlog verify {session_id}")
     return 0
 
 
@@ -382,7 +384,7 @@ def _timeline(args: argparse.Namespace) -> int:
     from application import audit
 
     for entry in audit.timeline(_service(args), parse_session_id(args.session)):
-        text = entry.text.replace("\n", "\n" + " " * 28)
+        text = entry.text.replace("\n", "\n" + " " * 27)
         print(f"{entry.version:>5} {entry.timestamp:%H:%M:%S}  {entry.actor:<9}  {text}")
     return 0
 
@@ -429,7 +431,9 @@ def _print_log(entries: list[AuditEntry]) -> None:
 
 
 def _brief(payload: dict[str, Any], width: int = 160) -> str:
-    text = msgspec.json.encode(payload).decode()
+    """The payload on one line; its chain hashes are left to --json and verify."""
+    shown = {k: v for k, v in payload.items() if k not in ("previous_hash", "hash")}
+    text = msgspec.json.encode(shown).decode()
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 

@@ -19,10 +19,15 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from application.ports import ComputeError, ExecResult, FileEntry
+from application.service import data_home
 from domain import ComputeBinding
+
+if TYPE_CHECKING:
+    from application.api import ManagedConfig
 
 # A requirement such as "pandas", "numpy>=2", "requests[socks]==2.32.3"; never an option.
 PACKAGE_NAME = re.compile(
@@ -56,6 +61,19 @@ class HostCompute:
         self.env = dict(env or {})
         self.max_output_bytes = max_output_bytes
         self.root: Path | None = self._fixed_root
+
+    @classmethod
+    def from_config(cls, config: ManagedConfig) -> HostCompute:
+        if config.networking.get("type") != "unrestricted":
+            raise ComputeError(
+                f"the host compute cannot restrict the network ({config.networking!r}); use compute='docker'"
+            )
+        return cls(
+            config.working_dir or None,
+            base=data_home(),
+            env=config.env,
+            max_output_bytes=config.max_output_bytes,
+        )
 
     def attach(self, session_id: UUID, previous: ComputeBinding | None) -> ComputeBinding:
         if self._fixed_root is not None:

@@ -63,3 +63,12 @@ def test_empty_prompt_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="non-empty"):
         managed.run("   ")
     assert managed.retrieve_session()["id"] is None
+
+
+def test_the_host_compute_refuses_a_network_policy_it_cannot_enforce(tmp_path):
+    from application import ComputeError
+
+    managed = ManagedAgent(config={"networking": {"type": "none"}}, store=tmp_path / "s.db")
+    with pytest.raises(ComputeError, match="cannot restrict the network"):
+        managed.run("hello")
+    assert managed.retrieve_session()["id"] is None
