@@ -216,7 +216,7 @@ def _stream_turn(agent: Any, prompt: str) -> None:
             r = update.result
             print(f"  <- exit {r.exit_code}, {r.duration_ms:.0f} ms", file=sys.stderr)
         elif isinstance(update, TurnOutcome):
-            sys.stdout.write("\n")
+            print(flush=True)
 
 
 def _demo(args: argparse.Namespace) -> int:
