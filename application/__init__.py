@@ -10,6 +10,7 @@ and the public API.
 
 from application.api import Agent, LocalManagedConfig, ManagedAgent, ManagedConfig
 from application.errors import (
+    AmbiguousSessionId,
     ConcurrentUpdate,
     ConfigError,
     InvalidSessionId,
@@ -25,6 +26,7 @@ from domain import ManagedSandboxRequired, SessionBusy, SessionTerminatedError
 
 __all__ = [
     "Agent",
+    "AmbiguousSessionId",
     "AuditEntry",
     "ComputeError",
     "ConcurrentUpdate",

@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a prompt in a new or existing session, streaming the reply")
     run.add_argument("prompt")
-    run.add_argument("--session", help="continue this session instead of starting one")
+    run.add_argument("--session", help="continue this session (its id, or the id's first characters)")
     run.add_argument(
         "--model",
         default=os.environ.get("SESSIONLOG_MODEL", "gpt-4o"),
@@ -197,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
     compute = None if args.compute == "host" else args.compute
     agent = ManagedAgent(config=ManagedConfig(**fields), compute=compute, store=_service(args))
     if args.session:
-        agent.resume_session(args.session)
+        agent.resume_session(agent.service.find_session(args.session))
     _stream_turn(agent, args.prompt)
     print(f"session {agent.session_id}", file=sys.stderr)
     return 0
@@ -276,7 +276,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     service = _service(args)
-    summary = service.summary(parse_session_id(args.session))
+    summary = service.summary(service.find_session(args.session))
     session = service.get_session(summary.id)
     if args.json:
         out = {"summary": summary, "messages": session.messages}
@@ -296,7 +296,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _log(args: argparse.Namespace) -> int:
     service = _service(args)
-    entries = service.audit_log(parse_session_id(args.session), args.type, args.after, args.until)
+    entries = service.audit_log(service.find_session(args.session), args.type, args.after, args.until)
     if args.json:
         for entry in entries:
             sys.stdout.buffer.write(msgspec.json.encode(entry) + b"\n")
@@ -307,7 +307,7 @@ def _log(args: argparse.Namespace) -> int:
 
 def _state(args: argparse.Namespace) -> int:
     service = _service(args)
-    session = service.get_session(parse_session_id(args.session), args.at)
+    session = service.get_session(service.find_session(args.session), args.at)
     if args.json:
         sys.stdout.buffer.write(msgspec.json.encode(session.state()) + b"\n")
         return 0
@@ -320,18 +320,21 @@ def _state(args: argparse.Namespace) -> int:
 
 
 def _fork(args: argparse.Namespace) -> int:
-    fork_id = _service(args).fork(parse_session_id(args.session), args.at)
+    service = _service(args)
+    fork_id = service.fork(service.find_session(args.session), args.at)
     print(fork_id)
     return 0
 
 
 def _interrupt(args: argparse.Namespace) -> int:
-    _service(args).interrupt(parse_session_id(args.session))
+    service = _service(args)
+    service.interrupt(service.find_session(args.session))
     return 0
 
 
 def _terminate(args: argparse.Namespace) -> int:
-    _service(args).terminate(parse_session_id(args.session), args.reason)
+    service = _service(args)
+    service.terminate(service.find_session(args.session), args.reason)
     return 0
 
 
@@ -340,7 +343,7 @@ def _verify(args: argparse.Namespace) -> int:
 
     service = _service(args)
     results = (
-        [audit.verify(service, parse_session_id(args.session))]
+        [audit.verify(service, service.find_session(args.session))]
         if args.session
         else audit.verify_store(service)
     )
@@ -359,7 +362,8 @@ def _verify(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from application import audit
 
-    lines = audit.export_events(_service(args), parse_session_id(args.session))
+    service = _service(args)
+    lines = audit.export_events(service, service.find_session(args.session))
     if args.output:
         with open(args.output, "wb") as out:
             out.writelines(lines)
@@ -383,7 +387,8 @@ def _import(args: argparse.Namespace) -> int:
 def _timeline(args: argparse.Namespace) -> int:
     from application import audit
 
-    for entry in audit.timeline(_service(args), parse_session_id(args.session)):
+    service = _service(args)
+    for entry in audit.timeline(service, service.find_session(args.session)):
         text = entry.text.replace("\n", "\n" + " " * 27)
         print(f"{entry.version:>5} {entry.timestamp:%H:%M:%S}  {entry.actor:<9}  {text}")
     return 0
@@ -392,7 +397,8 @@ def _timeline(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     from application import audit
 
-    result = audit.diff(_service(args), parse_session_id(args.left), parse_session_id(args.right))
+    service = _service(args)
+    result = audit.diff(service, service.find_session(args.left), service.find_session(args.right))
     print(result.relation)
     print(f"{result.shared_messages} messages in common; then:")
     for side, messages in (("<", result.left_only), (">", result.right_only)):

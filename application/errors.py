@@ -23,6 +23,12 @@ class SessionNotFound(SessionlogError, LookupError):
         self.session_id = session_id
 
 
+class AmbiguousSessionId(SessionlogError, LookupError):
+    def __init__(self, prefix: str, matches: int) -> None:
+        super().__init__(f"{matches} or more sessions start with {prefix!r}; give more of the id")
+        self.prefix = prefix
+
+
 class VersionNotFound(SessionlogError, LookupError):
     def __init__(self, session_id: UUID, version: int, latest: int) -> None:
         super().__init__(

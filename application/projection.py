@@ -60,6 +60,10 @@ class SessionSummaryView(abc.ABC):
         """Summaries, the most recently updated first."""
 
     @abc.abstractmethod
+    def ids_starting_with(self, prefix: str, limit: int = 2) -> list[UUID]:
+        """Session ids that begin with ``prefix`` (lower-case hex and dashes)."""
+
+    @abc.abstractmethod
     def position(self) -> int:
         """The id of the last notification folded in (0 when none)."""
 

@@ -9,8 +9,11 @@ the summary projection instead of replaying logs.
 from __future__ import annotations
 
 import os
+import random
+import re
 import socket
 import sqlite3
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,10 +24,17 @@ from uuid import UUID
 
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import IntegrityError, InternalError, PersistenceError
 from eventsourcing.utils import EnvType, resolve_topic
 
-from application.errors import ConcurrentUpdate, SessionNotFound, StoreError, VersionNotFound
+from application.errors import (
+    AmbiguousSessionId,
+    ConcurrentUpdate,
+    SessionNotFound,
+    StoreError,
+    VersionNotFound,
+    parse_session_id,
+)
 from application.ports import Compute, LanguageModel, ModelError, ModelReply, TextDelta, ToolSpec
 from application.projection import SessionProjector, SessionSummary, SessionSummaryView
 from application.redaction import Redactor
@@ -153,13 +163,25 @@ class SessionService(Application[UUID]):
     stale_turn_after = timedelta(hours=1)
     """A turn started on another host is taken as interrupted after this long without an event."""
 
+    store_attempts = 6
+    """Opening a store runs its DDL. PostgreSQL fails DDL that races DDL of another process
+    starting at the same moment ("tuple concurrently updated", a duplicate catalog entry);
+    such a race is retried this many times."""
+
     def __init__(self, env: EnvType | None = None) -> None:
-        try:
-            super().__init__(env)
-            self.summaries = self._construct_summaries()
-        except (PersistenceError, sqlite3.DatabaseError) as e:
-            where = self.env.get("SQLITE_DBNAME") or self.env.get("POSTGRES_DBNAME") or "the store"
-            raise StoreError(f"cannot use {where} as a session store: {e}") from None
+        for attempt in range(1, self.store_attempts + 1):
+            try:
+                super().__init__(env)
+                self.summaries = self._construct_summaries()
+                break
+            except (InternalError, IntegrityError) as e:
+                self.factory.close()
+                if attempt == self.store_attempts:
+                    raise StoreError(f"cannot open the session store: {e}") from e
+                time.sleep(random.uniform(0.05, 0.2) * attempt)
+            except (PersistenceError, sqlite3.DatabaseError) as e:
+                where = self.env.get("SQLITE_DBNAME") or self.env.get("POSTGRES_DBNAME") or "the store"
+                raise StoreError(f"cannot use {where} as a session store: {e}") from None
         self._working: OrderedDict[UUID, Session] = OrderedDict()
         self.projector = SessionProjector(self.recorder, self.mapper, self.summaries)
 
@@ -350,6 +372,19 @@ class SessionService(Application[UUID]):
 
     def _latest_version(self, session_id: UUID) -> int:
         return self.get_session(session_id).version
+
+    def find_session(self, reference: str) -> UUID:
+        """A session id from its full text or an unambiguous prefix of at least 4 characters."""
+        text = reference.strip().lower()
+        if len(text) < 36 and re.fullmatch(r"[0-9a-f][0-9a-f-]{3,}", text):
+            self.projector.catch_up()
+            found = self.summaries.ids_starting_with(text)
+            if len(found) == 1:
+                return found[0]
+            if found:
+                raise AmbiguousSessionId(reference, len(found))
+            raise SessionNotFound(reference)
+        return parse_session_id(reference)
 
     def summary(self, session_id: UUID) -> SessionSummary:
         self.projector.catch_up()

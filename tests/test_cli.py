@@ -122,3 +122,10 @@ def test_demo_runs_end_to_end_and_says_it_is_scripted(tmp_path):
     assert "SCRIPTED model" in done.stdout
     assert "agent> Your favorite color is blue." in done.stdout
     assert "the fork remembers: Your favorite color is blue." in done.stdout
+
+
+def test_a_session_can_be_named_by_the_start_of_its_id(session_id, store):
+    shown = sessionlog("show", session_id[:8], store=store).stdout
+    assert shown.startswith(f"session {session_id}")
+    done = sessionlog("log", session_id[:3], store=store, check=False)
+    assert done.returncode == 2 and "is not a session id" in done.stderr

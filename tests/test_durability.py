@@ -50,6 +50,14 @@ def start_child(store_env, server, session_id, prompt, start_file=""):  # type: 
     )
 
 
+def last_json(child: subprocess.Popen[str]) -> dict[str, str]:
+    """The outcome a child printed last; its stderr if it printed none."""
+    stdout, stderr = child.communicate(timeout=120)
+    lines = stdout.strip().splitlines()
+    assert lines, f"the child printed nothing (exit {child.returncode}):\n{stderr}"
+    return json.loads(lines[-1])  # type: ignore[no-any-return]
+
+
 def wait_until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
@@ -127,7 +135,7 @@ def test_two_processes_sending_at_once(agent, model_server, store_env, tmp_path:
     ]
     time.sleep(1.0)  # both have loaded their imports and the session by now
     go.touch()
-    outcomes = [json.loads(c.communicate(timeout=120)[0].strip().splitlines()[-1]) for c in children]
+    outcomes = [last_json(c) for c in children]
 
     winners = [o for o in outcomes if "ok" in o]
     losers = [o for o in outcomes if "error" in o]
@@ -157,7 +165,7 @@ def test_a_busy_session_is_refused_while_its_worker_lives(agent, model_server, s
 
     with pytest.raises(SessionBusy, match="running a turn"):
         agent.run("me too")
-    result = json.loads(child.communicate(timeout=120)[0].strip().splitlines()[-1])
+    result = last_json(child)
     assert result["ok"].startswith("slow")
     assert agent.run("now me") == "mine"
 
@@ -208,3 +216,23 @@ def test_ctrl_c_on_the_cli_records_the_turn_as_interrupted(model_server, store):
     last = service.audit_log(summary.id)[-1]
     assert last.type == "TurnCompleted" and last.payload["stop_reason"] == "interrupted"
     service.close()
+
+
+OPEN_STORE = """
+import json, sys
+from application import SessionService
+SessionService(json.loads(sys.argv[1])).close()
+"""
+
+
+def test_many_workers_can_open_one_store_at_the_same_moment(store_env):
+    # Twice: while the tables are being created, and once they exist.
+    for _ in range(2):
+        workers = [
+            subprocess.Popen([sys.executable, "-c", OPEN_STORE, json.dumps(store_env)], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(8)
+        ]  # fmt: skip
+        for worker in workers:
+            _, stderr = worker.communicate(timeout=120)
+            assert worker.returncode == 0, stderr

@@ -4,6 +4,7 @@ never applies an event twice, however many processes catch it up."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from uuid import UUID
 
 from application import SessionService
 from application.projection import SessionProjector
@@ -86,3 +87,26 @@ def test_the_projector_reads_only_new_notifications(open_service):
     other = SessionProjector(service.recorder, service.mapper, service.summaries)
     assert other.catch_up() == 0
     assert isinstance(service.get_session(sid), Session)
+
+
+def test_sessions_are_found_by_an_unambiguous_prefix(open_service):
+    import pytest
+
+    from application import AmbiguousSessionId
+    from application.errors import SessionNotFound
+
+    service = open_service()
+    seen: dict[str, UUID] = {}
+    while True:  # until two ids share their first four characters: a few hundred sessions
+        sid = service.create_session(CONFIG)
+        prefix = str(sid)[:4]
+        if prefix in seen:
+            break
+        seen[prefix] = sid
+    with pytest.raises(AmbiguousSessionId, match=f"start with '{prefix}'"):
+        service.find_session(prefix)
+    assert service.find_session(str(sid)[:13]) == sid
+    assert service.find_session(str(sid).upper()) == sid
+    unused = next(f"{n:04x}" for n in range(65536) if f"{n:04x}" not in seen)
+    with pytest.raises(SessionNotFound):
+        service.find_session(unused)

@@ -77,6 +77,14 @@ class PostgresSessionSummaries(SessionSummaryView):
             )
             return [from_row(r, self.sealer) for r in c.fetchall()]
 
+    def ids_starting_with(self, prefix: str, limit: int = 2) -> list[UUID]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                sql.SQL("SELECT id FROM {} WHERE id LIKE %s LIMIT %s").format(self._table),
+                (f"{prefix}%", limit),
+            )
+            return [UUID(row["id"]) for row in c.fetchall()]
+
     def position(self) -> int:
         with self.datastore.transaction(commit=False) as c:
             c.execute(sql.SQL("SELECT notification_id FROM {}").format(self._position))

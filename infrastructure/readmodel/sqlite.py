@@ -57,6 +57,11 @@ class SQLiteSessionSummaries(SessionSummaryView):
             )
             return [from_row(r, self.sealer) for r in c.fetchall()]
 
+    def ids_starting_with(self, prefix: str, limit: int = 2) -> list[UUID]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT id FROM session_summaries WHERE id LIKE ? LIMIT ?", (f"{prefix}%", limit))
+            return [UUID(row[0]) for row in c.fetchall()]
+
     def position(self) -> int:
         with self.datastore.transaction(commit=False) as c:
             c.execute("SELECT notification_id FROM session_summaries_position")
