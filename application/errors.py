@@ -51,12 +51,13 @@ class StoreError(SessionlogError):
 
 
 class ConcurrentUpdate(SessionlogError):
-    """Another process appended to the session first; nothing of this command was saved."""
+    """Another process appended to the session first (another turn, or an interrupt);
+    the step this process was saving was not recorded."""
 
     def __init__(self, session_id: UUID) -> None:
         super().__init__(
-            f"session {session_id} was changed by another process at the same time; "
-            "nothing was saved from this call: reload the session and try again"
+            f"session {session_id} was changed by another process meanwhile (another turn, or an "
+            "interrupt); the step being saved here was not recorded: reload the session and try again"
         )
         self.session_id = session_id
 

@@ -24,7 +24,12 @@ from uuid import UUID
 
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, InternalError, PersistenceError
+from eventsourcing.persistence import (
+    IntegrityError,
+    InternalError,
+    OperationalError,
+    PersistenceError,
+)
 from eventsourcing.utils import EnvType, resolve_topic
 
 from application.errors import (
@@ -164,9 +169,10 @@ class SessionService(Application[UUID]):
     """A turn started on another host is taken as interrupted after this long without an event."""
 
     store_attempts = 6
-    """Opening a store runs its DDL. PostgreSQL fails DDL that races DDL of another process
-    starting at the same moment ("tuple concurrently updated", a duplicate catalog entry);
-    such a race is retried this many times."""
+    """Opening a store runs its DDL, which can race another process opening it at the same
+    moment: PostgreSQL fails such DDL ("tuple concurrently updated", a duplicate catalog
+    entry), and SQLite reports a new file "locked" while another process switches it to WAL
+    mode, a lock its busy timeout does not wait for. Such a race is retried this many times."""
 
     def __init__(self, env: EnvType | None = None) -> None:
         for attempt in range(1, self.store_attempts + 1):
@@ -174,8 +180,9 @@ class SessionService(Application[UUID]):
                 super().__init__(env)
                 self.summaries = self._construct_summaries()
                 break
-            except (InternalError, IntegrityError) as e:
-                self.factory.close()
+            except (InternalError, IntegrityError, OperationalError, sqlite3.OperationalError) as e:
+                if getattr(self, "factory", None) is not None:
+                    self.factory.close()
                 if attempt == self.store_attempts:
                     raise StoreError(f"cannot open the session store: {e}") from e
                 time.sleep(random.uniform(0.05, 0.2) * attempt)

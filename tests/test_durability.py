@@ -236,3 +236,18 @@ def test_many_workers_can_open_one_store_at_the_same_moment(store_env):
         for worker in workers:
             _, stderr = worker.communicate(timeout=120)
             assert worker.returncode == 0, stderr
+
+
+def test_interrupting_a_turn_another_process_runs(agent, model_server, store_env):
+    model_server.enqueue(Reply(text="a slow answer " * 40, delay=0.05), Reply(text="after"))
+    child = start_child(store_env, model_server, agent.session_id, "long one")
+    wait_until(lambda: len(model_server.requests) == 2)
+    agent.interrupt()
+    last = agent.audit_log()[-1]
+    assert last.type == "TurnCompleted" and last.payload["stop_reason"] == "interrupted"
+
+    outcome = last_json(child)
+    assert outcome["error"] == "ConcurrentUpdate", outcome
+    assert agent.retrieve_session()["status"] == "idle"
+    assert agent.run("and now?") == "after"
+    assert_log_is_whole(agent)
