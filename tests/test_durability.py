@@ -251,3 +251,32 @@ def test_interrupting_a_turn_another_process_runs(agent, model_server, store_env
     assert agent.retrieve_session()["status"] == "idle"
     assert agent.run("and now?") == "after"
     assert_log_is_whole(agent)
+
+
+def test_concurrent_command_line_use(agent, model_server, store_env):
+    model_server.enqueue(Reply(text="slow " * 40, delay=0.05), Reply(text="unused"))
+    env = {**os.environ, "TEST_MODEL_KEY": TEST_KEY}
+    if store_env["PERSISTENCE_MODULE"] != "eventsourcing.sqlite":
+        env.update(store_env)  # the CLI takes eventsourcing's settings from the environment
+    base = [sys.executable, "-m", "application.cli"]
+    if store_env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
+        base += ["--store", store_env["SQLITE_DBNAME"]]
+    run = [*base, "run", "go", "--session", agent.session_id, "--model", "openai/m",
+           "--api-base", model_server.base_url, "--api-key-env", "TEST_MODEL_KEY"]  # fmt: skip
+    readers = [["list"], ["log", agent.session_id], ["timeline", agent.session_id], ["verify"]]
+    processes = [
+        subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for command in [run, run, *[[*base, *r] for r in readers]]
+    ]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    results = [(p.returncode, out, err) for p, (out, err) in zip(processes, outputs)]
+
+    runs, reads = results[:2], results[2:]
+    assert sorted(code for code, _, _ in runs) == [0, 2], runs
+    loser = next(err for code, _, err in runs if code == 2)
+    assert "is running a turn" in loser or "changed by another process" in loser
+    assert all(code == 0 for code, _, _ in reads), reads
+    assert agent.verify().ok
+    assert_log_is_whole(agent)
