@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
+from eventsourcing.persistence import PersistenceError
 
 from application.errors import SessionlogError, parse_session_id
 from application.ports import ComputeError, ModelError
@@ -48,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ModelError as e:
         print(f"sessionlog: the model call failed: {e}", file=sys.stderr)
+        return 1
+    except PersistenceError as e:
+        print(f"sessionlog: the session store failed ({type(e).__name__}): {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nsessionlog: interrupted; the turn is recorded as interrupted", file=sys.stderr)

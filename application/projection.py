@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import abc
 import functools
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
+from eventsourcing.persistence import OperationalError
 
 from application.errors import StoreError
 from domain import Session, Status, Usage
@@ -78,6 +80,7 @@ class SessionProjector:
     """Folds the application's notifications into a :class:`SessionSummaryView`."""
 
     batch_size = 500
+    commit_attempts = 5
 
     def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[UUID], view: SessionSummaryView) -> None:
         self.recorder = recorder
@@ -98,8 +101,20 @@ class SessionProjector:
             rows = self.view.get_many({e.originator_id for e in events})
             for event in events:
                 rows[event.originator_id] = evolve(event, rows.get(event.originator_id))
-            if self.view.commit(list(rows.values()), previous, notifications[-1].id):
+            if self._commit(list(rows.values()), previous, notifications[-1].id):
                 folded += len(notifications)
+
+    def _commit(self, summaries: list[SessionSummary], previous: int, position: int) -> bool:
+        """Commit a batch; a transient failure (a deadlock, a serialisation failure) rolled
+        it back whole, so it is simply read again."""
+        for attempt in range(1, self.commit_attempts + 1):
+            try:
+                return self.view.commit(summaries, previous, position)
+            except OperationalError:
+                if attempt == self.commit_attempts:
+                    raise
+                time.sleep(0.01 * attempt)
+        return False
 
     def _event(self, notification: Notification) -> Session.Event:
         try:

@@ -277,6 +277,34 @@ def test_concurrent_command_line_use(agent, model_server, store_env):
     assert sorted(code for code, _, _ in runs) == [0, 2], runs
     loser = next(err for code, _, err in runs if code == 2)
     assert "is running a turn" in loser or "changed by another process" in loser
-    assert all(code == 0 for code, _, _ in reads), reads
+    failed = [err for code, _, err in reads if code != 0]
+    assert not failed, "\n\n".join(failed)
     assert agent.verify().ok
     assert_log_is_whole(agent)
+
+
+CHURN = """
+import json, sys
+from application import SessionService
+from domain import SessionConfig
+env = json.loads(sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    service = SessionService(env)
+    service.create_session(SessionConfig(model="m", system="s", name="n", tools=()))
+    service.list_summaries()
+    service.close()
+"""
+
+
+def test_processes_opening_writing_and_reading_together(store_env, open_service):
+    open_service().close()  # the tables exist, as for workers joining a running system
+    workers = [
+        subprocess.Popen([sys.executable, "-c", CHURN, json.dumps(store_env), "6"], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]  # fmt: skip
+    for worker in workers:
+        _, stderr = worker.communicate(timeout=300)
+        assert worker.returncode == 0, stderr
+    summaries = open_service().list_summaries(limit=1000)
+    assert len(summaries) == 36 and {s.version for s in summaries} == {1}

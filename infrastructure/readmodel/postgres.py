@@ -30,32 +30,40 @@ class PostgresSessionSummaries(SessionSummaryView):
         self._upsert = sql.SQL("INSERT INTO {} VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}").format(
             self._table, sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS)), updates
         )
+        self._create_tables()
+
+    def _create_tables(self) -> None:
+        """Create the tables once. ``CREATE INDEX IF NOT EXISTS`` locks its table even when
+        the index exists, so the DDL runs only when the tables are missing, one process at a
+        time, and never in a transaction that then waits on a projector's row lock."""
         with self.datastore.transaction(commit=True) as c:
+            c.execute("SELECT pg_advisory_xact_lock(hashtext('sessionlog.session_summaries'))")
             c.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} ("
-                    "id text PRIMARY KEY, name text, model text, status text, title text, "
-                    "input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, "
-                    "cache_creation_tokens bigint, message_count bigint, tool_call_count bigint, "
-                    "turn_count bigint, version bigint, created_at text, updated_at text, "
-                    "parent_id text, parent_version bigint, last_error text)"
-                ).format(self._table)
+                "SELECT to_regclass(%s) AS found", (f'"{self.datastore.schema}".session_summaries_position',)
             )
-            c.execute(
-                sql.SQL("CREATE INDEX IF NOT EXISTS session_summaries_updated ON {} (updated_at)").format(
-                    self._table
+            row = c.fetchone()
+            if row is None or row["found"] is None:
+                c.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {} ("
+                        "id text PRIMARY KEY, name text, model text, status text, title text, "
+                        "input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, "
+                        "cache_creation_tokens bigint, message_count bigint, tool_call_count bigint, "
+                        "turn_count bigint, version bigint, created_at text, updated_at text, "
+                        "parent_id text, parent_version bigint, last_error text)"
+                    ).format(self._table)
                 )
-            )
-            c.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, notification_id bigint NOT NULL)"
-                ).format(self._position)
-            )
-            c.execute(
-                sql.SQL("INSERT INTO {} VALUES ('summaries', 0) ON CONFLICT DO NOTHING").format(
-                    self._position
+                c.execute(
+                    sql.SQL("CREATE INDEX IF NOT EXISTS session_summaries_updated ON {} (updated_at)").format(
+                        self._table
+                    )
                 )
-            )
+                c.execute(
+                    sql.SQL(
+                        "CREATE TABLE {} (name text PRIMARY KEY, notification_id bigint NOT NULL)"
+                    ).format(self._position)
+                )
+                c.execute(sql.SQL("INSERT INTO {} VALUES ('summaries', 0)").format(self._position))
 
     def get_many(self, session_ids: Iterable[UUID]) -> dict[UUID, SessionSummary]:
         ids = [str(i) for i in session_ids]
