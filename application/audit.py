@@ -136,7 +136,7 @@ def import_events(service: SessionService, lines: Iterable[bytes | str]) -> UUID
     so it verifies. Refuses a log whose session is already in this store."""
     events = []
     for number, line in enumerate(lines, start=1):
-        if not (line.strip() if isinstance(line, bytes) else line.strip()):
+        if not line.strip():
             continue
         try:
             exported = msgspec.json.decode(line, type=ExportedEvent)

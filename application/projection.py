@@ -107,14 +107,15 @@ class SessionProjector:
     def _commit(self, summaries: list[SessionSummary], previous: int, position: int) -> bool:
         """Commit a batch; a transient failure (a deadlock, a serialisation failure) rolled
         it back whole, so it is simply read again."""
-        for attempt in range(1, self.commit_attempts + 1):
+        attempt = 1
+        while True:
             try:
                 return self.view.commit(summaries, previous, position)
             except OperationalError:
                 if attempt == self.commit_attempts:
                     raise
                 time.sleep(0.01 * attempt)
-        return False
+                attempt += 1
 
     def _event(self, notification: Notification) -> Session.Event:
         try:

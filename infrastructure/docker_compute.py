@@ -24,7 +24,7 @@ from uuid import UUID
 
 from application.ports import ComputeError, ExecResult, FileEntry
 from domain import ComputeBinding
-from infrastructure.host import validate_packages
+from infrastructure.host import OutputCap, validate_packages
 
 if TYPE_CHECKING:
     from application.api import ManagedConfig
@@ -211,10 +211,7 @@ class DockerCompute:
     # -- commands -------------------------------------------------------------------------
 
     def execute(self, command: str, timeout: float) -> ExecResult:
-        # coreutils timeout runs the command in its own process group and signals the
-        # whole group, so background children die with it; KILL follows TERM after 2 s.
-        argv = ["timeout", "--kill-after=2", f"{timeout:g}", "sh", "-c", command]
-        output, exit_code, duration_ms, truncated = self._exec(argv, timeout + 10)
+        output, exit_code, duration_ms, truncated = self._exec_timed(["sh", "-c", command], timeout)
         return ExecResult(
             output=output.decode("utf-8", errors="replace"),
             exit_code=exit_code,
@@ -223,27 +220,26 @@ class DockerCompute:
             timed_out=exit_code in (124, 137) and duration_ms >= timeout * 1000,
         )
 
+    def _exec_timed(self, argv: Sequence[str], timeout: float) -> tuple[bytes, int | None, float, bool]:
+        # coreutils timeout runs the command in its own process group and signals the
+        # whole group, so background children die with it; KILL follows TERM after 2 s.
+        return self._exec(["timeout", "--kill-after=2", f"{timeout:g}", *argv], timeout + 10)
+
     def _exec(self, argv: Sequence[str], deadline: float) -> tuple[bytes, int | None, float, bool]:
         api = self.client.api
         container = self._running()
         started = time.perf_counter()
         exec_id = api.exec_create(container.id, list(argv), stdout=True, stderr=True, user=SANDBOX_USER)["Id"]
-        kept = bytearray()
-        truncated = False
+        cap = OutputCap(self.max_output_bytes)
         for block in api.exec_start(exec_id, stream=True):
-            room = self.max_output_bytes - len(kept)
-            if room > 0:
-                kept.extend(block[:room])
-            truncated = truncated or len(block) > room
+            cap.add(block)
             if time.perf_counter() - started > deadline:
                 break
         exit_code = api.exec_inspect(exec_id).get("ExitCode")
-        return bytes(kept), exit_code, round((time.perf_counter() - started) * 1000, 3), truncated
+        return bytes(cap.kept), exit_code, round((time.perf_counter() - started) * 1000, 3), cap.truncated
 
     def _run_checked(self, argv: Sequence[str], what: str, timeout: float = 900) -> str:
-        output, exit_code, _, _ = self._exec(
-            ["timeout", "--kill-after=2", f"{timeout:g}", *argv], timeout + 10
-        )
+        output, exit_code, _, _ = self._exec_timed(argv, timeout)
         text = output.decode("utf-8", errors="replace")
         if exit_code != 0:
             raise ComputeError(f"{what} failed (exit {exit_code}):\n{text[-4000:]}")

@@ -181,30 +181,40 @@ class HostCompute:
         """Nothing runs between calls on the host; the work folder is kept for the user."""
 
 
+class OutputCap:
+    """Keeps the first ``limit`` bytes of a stream of blocks, and whether more came."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.kept = bytearray()
+        self.truncated = False
+
+    def add(self, block: bytes) -> None:
+        room = self.limit - len(self.kept)
+        if room > 0:
+            self.kept.extend(block[:room])
+        self.truncated = self.truncated or len(block) > room
+
+
 class _CappedReader:
     """Drains a process's output in a thread, so the command never blocks on a full
     pipe, keeping only the first ``limit`` bytes."""
 
     def __init__(self, process: subprocess.Popen[bytes], limit: int) -> None:
         self._pipe = process.stdout
-        self._limit = limit
-        self._kept = bytearray()
-        self._truncated = False
+        self._cap = OutputCap(limit)
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
 
     def _pump(self) -> None:
         assert self._pipe is not None
         for block in iter(lambda: self._pipe.read1(65536), b""):  # type: ignore[union-attr]
-            room = self._limit - len(self._kept)
-            if room > 0:
-                self._kept.extend(block[:room])
-            self._truncated = self._truncated or len(block) > room
+            self._cap.add(block)
 
     def result(self) -> tuple[bytes, bool]:
         # A background child that kept the pipe open must not hold the tool call forever.
         self._thread.join(timeout=5)
-        return bytes(self._kept), self._truncated
+        return bytes(self._cap.kept), self._cap.truncated
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -39,14 +39,26 @@ except Exception as e:
 """
 
 
-def start_child(store_env, server, session_id, prompt, start_file=""):  # type: ignore[no-untyped-def]
-    args = json.dumps([store_env, server.base_url, TEST_KEY, session_id, prompt, start_file])
+def spawn_python(code: str, *args: str) -> subprocess.Popen[str]:
+    """Run ``code`` in a new interpreter, in the background, its output captured."""
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, args],
+        [sys.executable, "-c", code, *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+    )
+
+
+def assert_all_succeed(processes: list[subprocess.Popen[str]], timeout: float) -> None:
+    for process in processes:
+        _, stderr = process.communicate(timeout=timeout)
+        assert process.returncode == 0, stderr
+
+
+def start_child(store_env, server, session_id, prompt, start_file=""):  # type: ignore[no-untyped-def]
+    return spawn_python(
+        CHILD, json.dumps([store_env, server.base_url, TEST_KEY, session_id, prompt, start_file])
     )
 
 
@@ -228,14 +240,7 @@ SessionService(json.loads(sys.argv[1])).close()
 def test_many_workers_can_open_one_store_at_the_same_moment(store_env):
     # Twice: while the tables are being created, and once they exist.
     for _ in range(2):
-        workers = [
-            subprocess.Popen([sys.executable, "-c", OPEN_STORE, json.dumps(store_env)], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(8)
-        ]  # fmt: skip
-        for worker in workers:
-            _, stderr = worker.communicate(timeout=120)
-            assert worker.returncode == 0, stderr
+        assert_all_succeed([spawn_python(OPEN_STORE, json.dumps(store_env)) for _ in range(8)], timeout=120)
 
 
 def test_interrupting_a_turn_another_process_runs(agent, model_server, store_env):
@@ -298,13 +303,6 @@ for _ in range(int(sys.argv[2])):
 
 def test_processes_opening_writing_and_reading_together(store_env, open_service):
     open_service().close()  # the tables exist, as for workers joining a running system
-    workers = [
-        subprocess.Popen([sys.executable, "-c", CHURN, json.dumps(store_env), "6"], cwd=ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(6)
-    ]  # fmt: skip
-    for worker in workers:
-        _, stderr = worker.communicate(timeout=300)
-        assert worker.returncode == 0, stderr
+    assert_all_succeed([spawn_python(CHURN, json.dumps(store_env), "6") for _ in range(6)], timeout=300)
     summaries = open_service().list_summaries(limit=1000)
     assert len(summaries) == 36 and {s.version for s in summaries} == {1}
