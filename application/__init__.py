@@ -1,28 +1,28 @@
-"""sessionlog's application layer: the session service, its ports and projections,
+"""agentjournal's application layer: the session service, its ports and projections,
 and the public API.
 
-    from application import Agent, ManagedAgent, ManagedConfig
+    from agentjournal.application import Agent, ManagedAgent, ManagedConfig
 
     managed = ManagedAgent(provider="local", config=ManagedConfig(model="gpt-4o-mini"))
     agent = Agent(name="local-assistant", backend=managed)
     agent.start("What is the capital of France?", stream=True)
 """
 
-from application.api import Agent, LocalManagedConfig, ManagedAgent, ManagedConfig
-from application.errors import (
+from agentjournal.application.api import Agent, LocalManagedConfig, ManagedAgent, ManagedConfig
+from agentjournal.application.errors import (
+    AgentJournalError,
     AmbiguousSessionId,
     ConcurrentUpdate,
     ConfigError,
     InvalidSessionId,
-    SessionlogError,
     SessionNotFound,
     StoreError,
     UnsupportedProvider,
     VersionNotFound,
 )
-from application.ports import ComputeError, ModelError
-from application.service import AuditEntry, SessionService, ToolCallUpdate, TurnOutcome
-from domain import ManagedSandboxRequired, SessionBusy, SessionTerminatedError
+from agentjournal.application.ports import ComputeError, ModelError
+from agentjournal.application.service import AuditEntry, SessionService, ToolCallUpdate, TurnOutcome
+from agentjournal.domain import ManagedSandboxRequired, SessionBusy, SessionTerminatedError
 
 __all__ = [
     "Agent",
@@ -41,7 +41,7 @@ __all__ = [
     "SessionNotFound",
     "SessionService",
     "SessionTerminatedError",
-    "SessionlogError",
+    "AgentJournalError",
     "StoreError",
     "ToolCallUpdate",
     "TurnOutcome",

@@ -24,25 +24,30 @@ from uuid import UUID
 import msgspec
 from eventsourcing.utils import resolve_topic
 
-from application.audit import TimelineEntry, Verification
-from application.errors import ConfigError, SessionNotFound, UnsupportedProvider, parse_session_id
-from application.ports import Compute, LanguageModel, TextDelta
-from application.projection import SessionSummary
-from application.redaction import Redactor
-from application.service import (
+from agentjournal.application.audit import TimelineEntry, Verification
+from agentjournal.application.errors import (
+    ConfigError,
+    SessionNotFound,
+    UnsupportedProvider,
+    parse_session_id,
+)
+from agentjournal.application.ports import Compute, LanguageModel, TextDelta
+from agentjournal.application.projection import SessionSummary
+from agentjournal.application.redaction import Redactor
+from agentjournal.application.service import (
     AuditEntry,
     SessionService,
     TurnOutcome,
     TurnRuntime,
     TurnUpdate,
 )
-from application.tools import DEFAULT_TOOLS, TOOL_SPECS, ToolLimits
-from domain import Session, SessionConfig, check_package_sandbox
+from agentjournal.application.tools import DEFAULT_TOOLS, TOOL_SPECS, ToolLimits
+from agentjournal.domain import Session, SessionConfig, check_package_sandbox
 
-LANGUAGE_MODEL_TOPIC = "infrastructure.llm:LiteLLMModel"
+LANGUAGE_MODEL_TOPIC = "agentjournal.infrastructure.llm:LiteLLMModel"
 COMPUTE_TOPICS = {
-    "host": "infrastructure.host:HostCompute",
-    "docker": "infrastructure.docker_compute:DockerCompute",
+    "host": "agentjournal.infrastructure.host:HostCompute",
+    "docker": "agentjournal.infrastructure.docker_compute:DockerCompute",
 }
 PACKAGE_MANAGERS = ("pip", "apt", "npm")
 NETWORKING_TYPES = ("unrestricted", "none", "limited")
@@ -165,7 +170,7 @@ class ManagedAgent:
     ``store`` picks where sessions live: a path to an SQLite file, a mapping of
     eventsourcing settings (e.g. ``{"PERSISTENCE_MODULE": "eventsourcing.postgres",
     ...}``), or a :class:`SessionService` to share; by default the environment
-    decides, else a file under ``$SESSIONLOG_HOME`` (``~/.local/share/sessionlog``).
+    decides, else a file under ``$AGENTJOURNAL_HOME`` (``~/.local/share/agentjournal``).
     """
 
     def __init__(
@@ -179,7 +184,7 @@ class ManagedAgent:
     ) -> None:
         if provider != "local":
             raise UnsupportedProvider(
-                f"provider {provider!r} is not served here: sessionlog runs sessions locally, "
+                f"provider {provider!r} is not served here: agentjournal runs sessions locally, "
                 "use provider='local' and point ManagedConfig.model at any litellm model"
             )
         if config is None:
@@ -265,7 +270,7 @@ class ManagedAgent:
         return _session_info(self.service.summary(self._session_id))
 
     def list_sessions(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        from domain import Status
+        from agentjournal.domain import Status
 
         summaries = self.service.list_summaries(Status(status) if status else None, limit=limit)
         return [
@@ -367,13 +372,13 @@ class ManagedAgent:
 
     def verify(self) -> Verification:
         """Check the session's hash chain: ``.ok``, or ``.broken`` naming the first bad event."""
-        from application.audit import verify
+        from agentjournal.application.audit import verify
 
         return verify(self.service, self._require_session())
 
     def timeline(self) -> list[TimelineEntry]:
         """The session told in order: prompts, replies, tool calls, usage per turn, forks."""
-        from application.audit import timeline
+        from agentjournal.application.audit import timeline
 
         return timeline(self.service, self._require_session())
 

@@ -12,14 +12,15 @@ from uuid import UUID
 import msgspec
 from eventsourcing.utils import get_topic, resolve_topic
 
-from application.errors import SessionlogError, SessionNotFound
-from domain import AssistantMessage, Message, Session, ToolResult, UserMessage
-from domain.chain import GENESIS, event_hash, payload_of
+from agentjournal.application.errors import AgentJournalError, SessionNotFound
+from agentjournal.domain import AssistantMessage, Message, Session, ToolResult, UserMessage
+from agentjournal.domain.chain import GENESIS, event_hash, event_type_name, payload_of
+from agentjournal.domain.legacy import LEGACY_EXPORT_FORMATS, legacy_type_name
 
 if TYPE_CHECKING:
-    from application.service import SessionService
+    from agentjournal.application.service import SessionService
 
-EXPORT_FORMAT = "sessionlog-events/1"
+EXPORT_FORMAT = "agentjournal-events/1"
 
 
 # -- verification ---------------------------------------------------------------------
@@ -44,6 +45,16 @@ class Verification(msgspec.Struct, frozen=True):
         return self.broken is None
 
 
+def _hash_matches(event: Any) -> bool:
+    """Whether an event's content matches its hash, under today's type name or the one
+    sessionlog 0.1 hashed (see ``agentjournal.domain.legacy``)."""
+    return any(
+        event_hash(name, event.originator_id, event.originator_version, event.timestamp,
+                   event.previous_hash, payload_of(event)) == event.hash
+        for name in (event_type_name(type(event)), legacy_type_name(type(event)))
+    )  # fmt: skip
+
+
 def verify(service: SessionService, session_id: UUID) -> Verification:
     """Check every stored event of a session against the hash chain."""
     records = service.recorder.select_events(session_id)
@@ -64,11 +75,7 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
             return broken(expected, f"event {expected} cannot be read: {e}", expected - 1, previous_hash)
         if getattr(event, "hash", None) is None:
             return broken(expected, f"event {expected} carries no hash", expected - 1, previous_hash)
-        digest = event_hash(
-            get_topic(type(event)), event.originator_id, event.originator_version,
-            event.timestamp, event.previous_hash, payload_of(event),
-        )  # fmt: skip
-        if digest != event.hash:
+        if not _hash_matches(event):
             return broken(expected, f"event {expected} was altered: its content does not match its hash",
                           expected - 1, previous_hash)  # fmt: skip
         chained_from = _parent_hash(service, event) if expected == 1 else previous_hash
@@ -140,25 +147,25 @@ def import_events(service: SessionService, lines: Iterable[bytes | str]) -> UUID
             continue
         try:
             exported = msgspec.json.decode(line, type=ExportedEvent)
-            if exported.format != EXPORT_FORMAT:
-                raise SessionlogError(f"format {exported.format!r}, expected {EXPORT_FORMAT!r}")
+            if exported.format != EXPORT_FORMAT and exported.format not in LEGACY_EXPORT_FORMATS:
+                raise AgentJournalError(f"format {exported.format!r}, expected {EXPORT_FORMAT!r}")
             event_class = resolve_topic(exported.topic)
             if not (isinstance(event_class, type) and issubclass(event_class, Session.Event)):
-                raise SessionlogError(f"{exported.topic!r} is not a session event")
+                raise AgentJournalError(f"{exported.topic!r} is not a session event")
             events.append(msgspec.json.decode(exported.event, type=event_class))
-        except (msgspec.DecodeError, msgspec.ValidationError, SessionlogError, ValueError) as e:
-            raise SessionlogError(f"line {number} of the import is not an exported event: {e}") from None
+        except (msgspec.DecodeError, msgspec.ValidationError, AgentJournalError, ValueError) as e:
+            raise AgentJournalError(f"line {number} of the import is not an exported event: {e}") from None
     if not events:
-        raise SessionlogError("nothing to import: no events")
+        raise AgentJournalError("nothing to import: no events")
     session_ids = {e.originator_id for e in events}
     if len(session_ids) != 1:
-        raise SessionlogError(f"an import holds one session's events; these hold {len(session_ids)}")
+        raise AgentJournalError(f"an import holds one session's events; these hold {len(session_ids)}")
     (session_id,) = session_ids
     if service.recorder.select_events(session_id, limit=1):
-        raise SessionlogError(f"session {session_id} is already in this store")
+        raise AgentJournalError(f"session {session_id} is already in this store")
     versions = [e.originator_version for e in events]
     if versions != list(range(1, len(events) + 1)):
-        raise SessionlogError("the import's events are not numbered 1, 2, 3, ... in order")
+        raise AgentJournalError("the import's events are not numbered 1, 2, 3, ... in order")
     service.events.put(events)
     return session_id
 

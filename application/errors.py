@@ -5,11 +5,11 @@ from __future__ import annotations
 from uuid import UUID
 
 
-class SessionlogError(Exception):
+class AgentJournalError(Exception):
     """Base class of the application's own errors."""
 
 
-class ConfigError(SessionlogError, ValueError):
+class ConfigError(AgentJournalError, ValueError):
     """A configuration value is unknown, of the wrong type or out of range."""
 
 
@@ -17,19 +17,19 @@ class UnsupportedProvider(ConfigError):
     pass
 
 
-class SessionNotFound(SessionlogError, LookupError):
+class SessionNotFound(AgentJournalError, LookupError):
     def __init__(self, session_id: UUID | str) -> None:
         super().__init__(f"no session {session_id} in this store")
         self.session_id = session_id
 
 
-class AmbiguousSessionId(SessionlogError, LookupError):
+class AmbiguousSessionId(AgentJournalError, LookupError):
     def __init__(self, prefix: str, matches: int) -> None:
         super().__init__(f"{matches} or more sessions start with {prefix!r}; give more of the id")
         self.prefix = prefix
 
 
-class VersionNotFound(SessionlogError, LookupError):
+class VersionNotFound(AgentJournalError, LookupError):
     def __init__(self, session_id: UUID, version: int, latest: int) -> None:
         super().__init__(
             f"session {session_id} has no event {version}: its events are numbered 1 to {latest}"
@@ -39,18 +39,18 @@ class VersionNotFound(SessionlogError, LookupError):
         self.latest = latest
 
 
-class InvalidSessionId(SessionlogError, ValueError):
+class InvalidSessionId(AgentJournalError, ValueError):
     def __init__(self, text: object) -> None:
         super().__init__(
             f"{text!r} is not a session id (a UUID such as 1b4e28ba-2fa1-11d2-883f-0016d3cca427)"
         )
 
 
-class StoreError(SessionlogError):
+class StoreError(AgentJournalError):
     """The store cannot be used: not a database, another program's, or damaged."""
 
 
-class ConcurrentUpdate(SessionlogError):
+class ConcurrentUpdate(AgentJournalError):
     """Another process appended to the session first (another turn, or an interrupt);
     the step this process was saving was not recorded."""
 

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import msgspec
 
-from domain import AssistantMessage, ComputeBinding, Message, Usage
+from agentjournal.domain import AssistantMessage, ComputeBinding, Message, Usage
 
 
 class ToolSpec(msgspec.Struct, frozen=True):

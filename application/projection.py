@@ -19,8 +19,8 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import OperationalError
 
-from application.errors import StoreError
-from domain import Session, Status, Usage
+from agentjournal.application.errors import StoreError
+from agentjournal.domain import Session, Status, Usage
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification

@@ -32,7 +32,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import EnvType, resolve_topic
 
-from application.errors import (
+from agentjournal.application.errors import (
     AmbiguousSessionId,
     ConcurrentUpdate,
     SessionNotFound,
@@ -40,11 +40,11 @@ from application.errors import (
     VersionNotFound,
     parse_session_id,
 )
-from application.ports import Compute, LanguageModel, ModelError, ModelReply, TextDelta, ToolSpec
-from application.projection import SessionProjector, SessionSummary, SessionSummaryView
-from application.redaction import Redactor
-from application.tools import ToolLimits, run_tool
-from domain import (
+from agentjournal.application.ports import Compute, LanguageModel, ModelError, ModelReply, TextDelta, ToolSpec
+from agentjournal.application.projection import SessionProjector, SessionSummary, SessionSummaryView
+from agentjournal.application.redaction import Redactor
+from agentjournal.application.tools import ToolLimits, run_tool
+from agentjournal.domain import (
     AssistantMessage,
     PackageInstall,
     Session,
@@ -56,20 +56,20 @@ from domain import (
     Usage,
 )
 
-STORE_ENV = "SESSIONLOG_HOME"
-TRANSCODER = "infrastructure.transcoder:MsgspecTranscoder"
+STORE_ENV = "AGENTJOURNAL_HOME"
+TRANSCODER = "agentjournal.infrastructure.transcoder:MsgspecTranscoder"
 SUMMARY_VIEWS = {
-    "eventsourcing.sqlite": "infrastructure.readmodel.sqlite:SQLiteSessionSummaries",
-    "eventsourcing.postgres": "infrastructure.readmodel.postgres:PostgresSessionSummaries",
+    "eventsourcing.sqlite": "agentjournal.infrastructure.readmodel.sqlite:SQLiteSessionSummaries",
+    "eventsourcing.postgres": "agentjournal.infrastructure.readmodel.postgres:PostgresSessionSummaries",
 }
 
 
 def data_home() -> Path:
-    """Where sessionlog keeps its files: ``$SESSIONLOG_HOME``, else the XDG data folder."""
+    """Where agentjournal keeps its files: ``$AGENTJOURNAL_HOME``, else the XDG data folder."""
     if os.environ.get(STORE_ENV):
         return Path(os.environ[STORE_ENV]).expanduser()
     xdg = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(xdg) / "sessionlog"
+    return Path(xdg) / "agentjournal"
 
 
 # -- what a turn reports to its caller ------------------------------------------
@@ -153,7 +153,7 @@ def project_session(session: Session | None, events: Iterable[Any]) -> Session |
 class SessionService(Application[UUID]):
     """Creates, runs, replays and forks sessions."""
 
-    name = "sessionlog"
+    name = "agentjournal"
     env: ClassVar[dict[str, str]] = {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "TRANSCODER_TOPIC": TRANSCODER,

@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
-from application.ports import Compute, ComputeError, ToolSpec
-from domain import ToolCall, ToolResult
+from agentjournal.application.ports import Compute, ComputeError, ToolSpec
+from agentjournal.domain import ToolCall, ToolResult
 
 EXECUTE_COMMAND = "execute_command"
 READ_FILE = "read_file"

@@ -1,9 +1,9 @@
-"""The domain model of sessionlog: the ``Session`` aggregate, its events and values.
+"""The domain model of agentjournal: the ``Session`` aggregate, its events and values.
 
 Pure: no I/O, no model provider, no container engine.
 """
 
-from domain.errors import (
+from agentjournal.domain.errors import (
     ManagedSandboxRequired,
     NoTurnInProgress,
     SessionBusy,
@@ -11,9 +11,10 @@ from domain.errors import (
     SessionTerminatedError,
     UnknownToolCall,
 )
-from domain.policy import check_package_sandbox
-from domain.session import Session, derive_title
-from domain.values import (
+from agentjournal.domain.legacy import register_legacy_topics
+from agentjournal.domain.policy import check_package_sandbox
+from agentjournal.domain.session import Session, derive_title
+from agentjournal.domain.values import (
     AssistantMessage,
     ComputeBinding,
     Lineage,
@@ -27,6 +28,8 @@ from domain.values import (
     Usage,
     UserMessage,
 )
+
+register_legacy_topics()
 
 __all__ = [
     "AssistantMessage",

@@ -1,13 +1,15 @@
 """The hash chain that makes a session's log tamper-evident.
 
 Every event records the hash of the event before it (``previous_hash``) and its
-own ``hash``: SHA-256 over its type, session, version, timestamp, the previous
-hash and its payload. Changing, removing or reordering a stored event breaks
+own ``hash``: SHA-256 over its type name, session, version, timestamp, the
+previous hash and its payload. The type name is the event class's qualified
+name within the domain (``Session.UserMessageAdded``), not the module path its
+code lives in, so moving code never makes an honest log fail verification. Changing, removing or reordering a stored event breaks
 the chain at that event. A fork's first event chains from its parent's event at
 the fork point.
 
 The chain proves the log is as it was written, against anyone who does not
-rewrite every later hash too; keep the head hash elsewhere (``sessionlog verify``
+rewrite every later hash too; keep the head hash elsewhere (``agentjournal verify``
 prints it) to catch even that.
 """
 
@@ -29,6 +31,11 @@ NOT_PAYLOAD = frozenset(
 )
 
 _encoder = msgspec.msgpack.Encoder()
+
+
+def event_type_name(event_class: type) -> str:
+    """The name an event's hash covers: stable however the code is packaged."""
+    return event_class.__qualname__
 
 
 def event_hash(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from domain.errors import ManagedSandboxRequired
+from agentjournal.domain.errors import ManagedSandboxRequired
 
 
 def check_package_sandbox(

@@ -12,16 +12,15 @@ from typing import Any
 from uuid import uuid4
 
 from eventsourcing.domain import Aggregate
-from eventsourcing.utils import get_topic
 
-from domain.chain import GENESIS, event_hash
-from domain.errors import (
+from agentjournal.domain.chain import GENESIS, event_hash, event_type_name
+from agentjournal.domain.errors import (
     NoTurnInProgress,
     SessionBusy,
     SessionTerminatedError,
     UnknownToolCall,
 )
-from domain.values import (
+from agentjournal.domain.values import (
     AssistantMessage,
     ComputeBinding,
     Lineage,
@@ -114,7 +113,7 @@ class Session(Aggregate):
     @classmethod
     def _create_chained(cls, event_class: type[Created], previous_hash: str, **payload: Any) -> Session:
         session_id, timestamp = uuid4(), event_class.create_timestamp()
-        digest = event_hash(get_topic(event_class), session_id, 1, timestamp, previous_hash, payload)
+        digest = event_hash(event_type_name(event_class), session_id, 1, timestamp, previous_hash, payload)
         return cls._create(
             event_class, id=session_id, timestamp=timestamp,
             previous_hash=previous_hash, hash=digest, **payload,
@@ -123,7 +122,9 @@ class Session(Aggregate):
     def trigger_event(self, event_class: type[Any], **payload: Any) -> None:
         timestamp: datetime = event_class.create_timestamp()
         version = self.version + 1
-        digest = event_hash(get_topic(event_class), self.id, version, timestamp, self.chain_head, payload)
+        digest = event_hash(
+            event_type_name(event_class), self.id, version, timestamp, self.chain_head, payload
+        )
         super().trigger_event(
             event_class, timestamp=timestamp, previous_hash=self.chain_head, hash=digest, **payload
         )

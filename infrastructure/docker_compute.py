@@ -22,18 +22,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from application.ports import ComputeError, ExecResult, FileEntry
-from domain import ComputeBinding
-from infrastructure.host import OutputCap, validate_packages
+from agentjournal.application.ports import ComputeError, ExecResult, FileEntry
+from agentjournal.domain import ComputeBinding
+from agentjournal.infrastructure.host import OutputCap, validate_packages
 
 if TYPE_CHECKING:
-    from application.api import ManagedConfig
+    from agentjournal.application.api import ManagedConfig
 
-DEFAULT_IMAGE = "sessionlog-sandbox:latest"
-LABEL = "sessionlog.managed"
-SESSION_LABEL = "sessionlog.session"
+DEFAULT_IMAGE = "agentjournal-sandbox:latest"
+LABEL = "agentjournal.managed"
+SESSION_LABEL = "agentjournal.session"
 SANDBOX_USER = "1000:1000"
-CA_PATH = "/etc/sessionlog/ca-bundle.pem"
+CA_PATH = "/etc/agentjournal/ca-bundle.pem"
 CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
@@ -148,7 +148,7 @@ class DockerCompute:
     def _create(self, session_id: UUID) -> Any:
         import docker
 
-        volume = f"sessionlog-{session_id}"
+        volume = f"agentjournal-{session_id}"
         labels = {LABEL: "1", SESSION_LABEL: str(session_id)}
         volumes: dict[str, dict[str, str]] = {volume: {"bind": self.working_dir, "mode": "rw"}}
         environment = {
@@ -165,7 +165,7 @@ class DockerCompute:
             return self.client.containers.run(
                 self.image,
                 ["sleep", "infinity"],
-                name=f"sessionlog-{str(session_id)[:8]}-{secrets.token_hex(3)}",
+                name=f"agentjournal-{str(session_id)[:8]}-{secrets.token_hex(3)}",
                 detach=True,
                 init=True,
                 user=SANDBOX_USER,
@@ -188,7 +188,7 @@ class DockerCompute:
         except docker.errors.ImageNotFound:
             raise ComputeError(
                 f"sandbox image {self.image!r} not found: build it with scripts/build-sandbox-image "
-                "(offline) or docker build -t sessionlog-sandbox:latest infrastructure/sandbox"
+                "(offline) or docker build -t agentjournal-sandbox:latest infrastructure/sandbox"
             ) from None
         except docker.errors.APIError as e:
             raise ComputeError(f"could not start the sandbox: {e.explanation or e}") from e

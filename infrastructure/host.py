@@ -4,7 +4,7 @@ For trusted development only. Paths are resolved (symlinks included) and must
 stay inside the work folder; commands run there in their own process group,
 are killed with the group at their timeout, and their output is capped.
 Packages go into a virtual environment inside the work folder, not into the
-Python that runs sessionlog.
+Python that runs agentjournal.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from application.ports import ComputeError, ExecResult, FileEntry
-from application.service import data_home
-from domain import ComputeBinding
+from agentjournal.application.ports import ComputeError, ExecResult, FileEntry
+from agentjournal.application.service import data_home
+from agentjournal.domain import ComputeBinding
 
 if TYPE_CHECKING:
-    from application.api import ManagedConfig
+    from agentjournal.application.api import ManagedConfig
 
 # A requirement such as "pandas", "numpy>=2", "requests[socks]==2.32.3"; never an option.
 PACKAGE_NAME = re.compile(
@@ -57,7 +57,7 @@ class HostCompute:
         max_output_bytes: int = 64_000,
     ) -> None:
         self._fixed_root = Path(root).expanduser() if root else None
-        self._base = Path(base) if base else Path(tempfile.gettempdir()) / "sessionlog"
+        self._base = Path(base) if base else Path(tempfile.gettempdir()) / "agentjournal"
         self.env = dict(env or {})
         self.max_output_bytes = max_output_bytes
         self.root: Path | None = self._fixed_root

@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from application.ports import ModelError, ModelReply, TextDelta, ToolSpec
-from domain import AssistantMessage, Message, ToolCall, ToolResult, Usage, UserMessage
+from agentjournal.application.ports import ModelError, ModelReply, TextDelta, ToolSpec
+from agentjournal.domain import AssistantMessage, Message, ToolCall, ToolResult, Usage, UserMessage
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 

@@ -1,6 +1,6 @@
 """A local OpenAI-compatible chat completions server with scripted replies.
 
-It lets sessionlog run end to end, over real HTTP through litellm, where no
+It lets agentjournal run end to end, over real HTTP through litellm, where no
 model provider is reachable: in the test suite and in the demo. It is not a
 model. Each request takes the next :class:`Reply` from its script; with the
 script empty, a small rule-based responder answers:

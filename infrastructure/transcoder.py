@@ -31,7 +31,7 @@ _NATIVE = frozenset({str, int, float, bool, type(None), bytes, datetime})
 
 
 class MsgspecTranscoder(Transcoder):
-    """Encodes event state to MessagePack with msgspec; the default of sessionlog."""
+    """Encodes event state to MessagePack with msgspec; the default of agentjournal."""
 
     def __init__(self) -> None:
         self._encoder = msgspec.msgpack.Encoder()

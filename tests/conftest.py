@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from application import ManagedAgent, ManagedConfig, SessionService
-from infrastructure.scripted_model import ScriptedModelServer
+from agentjournal.application import ManagedAgent, ManagedConfig, SessionService
+from agentjournal.infrastructure.scripted_model import ScriptedModelServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY = "sk-test-0123456789abcdefghijklmnop"
@@ -37,7 +37,7 @@ def model_server(_server: ScriptedModelServer) -> ScriptedModelServer:
 def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own data folder, so nothing leaks between tests or to the user's."""
     home = tmp_path / "home"
-    monkeypatch.setenv("SESSIONLOG_HOME", str(home))
+    monkeypatch.setenv("AGENTJOURNAL_HOME", str(home))
     return home
 
 
@@ -50,11 +50,11 @@ def postgres_settings() -> dict[str, str]:
     """Where the test PostgreSQL server is; ``scripts/setup`` creates this role and database."""
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_HOST": os.environ.get("SESSIONLOG_TEST_PG_HOST", "127.0.0.1"),
-        "POSTGRES_PORT": os.environ.get("SESSIONLOG_TEST_PG_PORT", "5432"),
-        "POSTGRES_USER": os.environ.get("SESSIONLOG_TEST_PG_USER", "sessionlog"),
-        "POSTGRES_PASSWORD": os.environ.get("SESSIONLOG_TEST_PG_PASSWORD", "sessionlog"),
-        "POSTGRES_DBNAME": os.environ.get("SESSIONLOG_TEST_PG_DBNAME", "sessionlog_test"),
+        "POSTGRES_HOST": os.environ.get("AGENTJOURNAL_TEST_PG_HOST", "127.0.0.1"),
+        "POSTGRES_PORT": os.environ.get("AGENTJOURNAL_TEST_PG_PORT", "5432"),
+        "POSTGRES_USER": os.environ.get("AGENTJOURNAL_TEST_PG_USER", "agentjournal"),
+        "POSTGRES_PASSWORD": os.environ.get("AGENTJOURNAL_TEST_PG_PASSWORD", "agentjournal"),
+        "POSTGRES_DBNAME": os.environ.get("AGENTJOURNAL_TEST_PG_DBNAME", "agentjournal_test"),
     }
 
 

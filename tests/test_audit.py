@@ -11,13 +11,19 @@ from uuid import UUID
 
 import pytest
 from eventsourcing.cipher import AESCipher
-from eventsourcing.utils import get_topic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from application import ConfigError, ManagedAgent, ManagedConfig, SessionService, StoreError, audit
-from application.errors import SessionlogError
-from domain import (
+from agentjournal.application import (
+    ConfigError,
+    ManagedAgent,
+    ManagedConfig,
+    SessionService,
+    StoreError,
+    audit,
+)
+from agentjournal.application.errors import AgentJournalError
+from agentjournal.domain import (
     AssistantMessage,
     Session,
     SessionConfig,
@@ -27,9 +33,9 @@ from domain import (
     ToolResult,
     Usage,
 )
-from domain.chain import event_hash, payload_of
-from infrastructure.scripted_model import Reply, ScriptedToolCall
-from infrastructure.transcoder import MsgspecTranscoder
+from agentjournal.domain.chain import event_hash, event_type_name, payload_of
+from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.transcoder import MsgspecTranscoder
 from tests.conftest import TEST_KEY
 
 
@@ -103,7 +109,7 @@ def test_an_altered_and_rehashed_event_breaks_the_next_link(recorded, store):
         event, result=ToolResult(event.result.tool_call_id, "execute_command", "all good")
     )
     forged = dataclasses.replace(forged, hash=event_hash(
-        get_topic(type(forged)), forged.originator_id, version, forged.timestamp, forged.previous_hash,
+        event_type_name(type(forged)), forged.originator_id, version, forged.timestamp, forged.previous_hash,
         payload_of(forged),
     ))  # fmt: skip
     rewrite(store, "UPDATE stored_events SET state = ? WHERE originator_version = ?",
@@ -150,7 +156,7 @@ def test_a_fork_chains_from_its_parent(recorded, store):
     first = list(recorded.service.events.get(fork_id, lte=1))[0]
     forged = dataclasses.replace(first, previous_hash="0" * 64)
     forged = dataclasses.replace(forged, hash=event_hash(
-        get_topic(type(forged)), fork_id, 1, forged.timestamp, forged.previous_hash, payload_of(forged)
+        event_type_name(type(forged)), fork_id, 1, forged.timestamp, forged.previous_hash, payload_of(forged)
     ))  # fmt: skip
     rewrite(store, "UPDATE stored_events SET state = ? WHERE originator_id = ? AND originator_version = 1",
             recorded.service.mapper.to_stored_event(forged).state, fork_id.hex)  # fmt: skip
@@ -159,12 +165,12 @@ def test_a_fork_chains_from_its_parent(recorded, store):
 
 
 def test_the_cli_reports_a_broken_chain_with_a_failing_exit(recorded, store):
-    from tests.test_cli import sessionlog
+    from tests.test_cli import agentjournal
 
-    ok = sessionlog("verify", store=store)
+    ok = agentjournal("verify", store=store)
     assert ok.stdout.startswith("ok ")
     rewrite(store, "DELETE FROM stored_events WHERE originator_version = 3")
-    broken = sessionlog("verify", str(recorded.state_at(1).id), store=store, check=False)
+    broken = agentjournal("verify", str(recorded.state_at(1).id), store=store, check=False)
     assert broken.returncode == 1 and "BROKEN" in broken.stdout and "at event 3" in broken.stdout
 
 
@@ -209,7 +215,7 @@ def test_export_and_import_give_an_identical_verifiable_session(recorded, tmp_pa
     assert other.get_session(session_id).state() == recorded.state_at().state()
     assert audit.verify(other, session_id) == audit.verify(recorded.service, session_id)
     assert other.summary(session_id).title == recorded.retrieve_session()["title"]
-    with pytest.raises(SessionlogError, match="already in this store"):
+    with pytest.raises(AgentJournalError, match="already in this store"):
         audit.import_events(other, lines)
     other.close()
 
@@ -218,9 +224,11 @@ def test_export_and_import_give_an_identical_verifiable_session(recorded, tmp_pa
     ("mangle", "message"),
     [
         (lambda lines: [b"{not json"], "line 1 of the import is not an exported event"),
-        (lambda lines: [lines[0].replace(b"sessionlog-events/1", b"other/9")], "format 'other/9'"),
+        (lambda lines: [lines[0].replace(b"agentjournal-events/1", b"other/9")], "format 'other/9'"),
         (
-            lambda lines: [lines[0].replace(b"domain.session:Session.SessionStarted", b"os:system")],
+            lambda lines: [
+                lines[0].replace(b"agentjournal.domain.session:Session.SessionStarted", b"os:system")
+            ],
             "not a session event",
         ),
         (lambda lines: lines[1:], "numbered 1, 2, 3"),
@@ -232,7 +240,7 @@ def test_a_bad_import_is_refused_whole(recorded, tmp_path, mangle, message):
     other = SessionService(
         {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "o.db")}
     )
-    with pytest.raises(SessionlogError, match=message):
+    with pytest.raises(AgentJournalError, match=message):
         audit.import_events(other, mangle(lines))
     assert other.list_summaries() == []
     other.close()
@@ -352,7 +360,7 @@ def test_any_command_sequence_replays_to_the_same_state_and_verifies(commands):
         replayed = event.mutate(replayed)
         assert event.previous_hash == previous
         assert event.hash == event_hash(
-            get_topic(type(event)), event.originator_id, event.originator_version,
+            event_type_name(type(event)), event.originator_id, event.originator_version,
             event.timestamp, event.previous_hash, payload_of(event),
         )  # fmt: skip
         previous = event.hash

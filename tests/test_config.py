@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from application import ConfigError, ManagedAgent, ManagedConfig, UnsupportedProvider
+from agentjournal.application import ConfigError, ManagedAgent, ManagedConfig, UnsupportedProvider
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_empty_prompt_is_refused(tmp_path):
 
 
 def test_the_host_compute_refuses_a_network_policy_it_cannot_enforce(tmp_path):
-    from application import ComputeError
+    from agentjournal.application import ComputeError
 
     managed = ManagedAgent(config={"networking": {"type": "none"}}, store=tmp_path / "s.db")
     with pytest.raises(ComputeError, match="cannot restrict the network"):

@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from application import Agent, ManagedAgent, ManagedConfig
-from application.ports import ComputeError
-from domain import ComputeBinding
-from infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.application import Agent, ManagedAgent, ManagedConfig
+from agentjournal.application.ports import ComputeError
+from agentjournal.domain import ComputeBinding
+from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
 from tests.conftest import TEST_KEY, run_python
 
 pytestmark = pytest.mark.docker
@@ -27,20 +27,20 @@ def engine():  # type: ignore[no-untyped-def]
     try:
         client = docker.from_env()
         client.ping()
-        client.images.get("sessionlog-sandbox:latest")
+        client.images.get("agentjournal-sandbox:latest")
     except docker.errors.DockerException as e:
         if os.environ.get("CI"):
             pytest.fail(f"Docker engine or sandbox image missing in CI: {e}")
         pytest.skip(f"no Docker engine with the sandbox image (run scripts/setup as root): {e}")
     yield client
-    from infrastructure.docker_compute import sandboxes
+    from agentjournal.infrastructure.docker_compute import sandboxes
 
     assert list(sandboxes(client)) == [], "a test left a sandbox container behind"
 
 
 @pytest.fixture
 def sandbox(engine):  # type: ignore[no-untyped-def]
-    from infrastructure.docker_compute import DockerCompute
+    from agentjournal.infrastructure.docker_compute import DockerCompute
 
     computes = []
 
@@ -179,7 +179,7 @@ def test_networking_none_leaves_the_container_without_a_network(sandbox):
 
 
 def test_limited_networking_is_refused_not_ignored(engine):
-    from infrastructure.docker_compute import DockerCompute
+    from agentjournal.infrastructure.docker_compute import DockerCompute
 
     with pytest.raises(ComputeError, match="'limited'.*not enforced"):
         DockerCompute(client=engine, networking={"type": "limited", "allowed_hosts": ["pypi.org"]})
@@ -188,7 +188,7 @@ def test_limited_networking_is_refused_not_ignored(engine):
 def test_a_failed_install_is_a_clear_error(sandbox):
     compute = sandbox()
     with pytest.raises(ComputeError, match="pip install .* failed"):
-        compute.install_packages("pip", ["this-package-does-not-exist-sessionlog-0"])
+        compute.install_packages("pip", ["this-package-does-not-exist-agentjournal-0"])
     with pytest.raises(ComputeError, match="need root"):
         compute.install_packages("apt", ["curl"])
 
@@ -203,7 +203,7 @@ def test_resume_in_a_new_process_reattaches_or_reprovisions(engine, model_server
     first = managed.state_at().compute
     script = f"""
         import json
-        from application import ManagedAgent, ManagedConfig
+        from agentjournal.application import ManagedAgent, ManagedConfig
         agent = ManagedAgent(config=ManagedConfig(model="gpt-4o-mini",
             api_base={model_server.base_url!r}, api_key={TEST_KEY!r}), compute="docker", store={store_env!r})
         agent.resume_session({managed.session_id!r})
@@ -216,7 +216,7 @@ def test_resume_in_a_new_process_reattaches_or_reprovisions(engine, model_server
         assert managed.state_at().compute == first
         assert managed.state_at().messages[-2].output == "kept\n"
 
-        from infrastructure.docker_compute import remove_sandbox
+        from agentjournal.infrastructure.docker_compute import remove_sandbox
 
         remove_sandbox(engine.containers.get(first.reference))
         model_server.enqueue(Reply(tool_calls=[call("ls")]), Reply(text="fresh"))
@@ -230,13 +230,13 @@ def test_resume_in_a_new_process_reattaches_or_reprovisions(engine, model_server
 
 
 def test_cleanup_removes_every_sandbox(engine, sandbox, tmp_path):
-    from infrastructure.docker_compute import sandboxes
-    from tests.test_cli import sessionlog
+    from agentjournal.infrastructure.docker_compute import sandboxes
+    from tests.test_cli import agentjournal
 
     sandbox(), sandbox()
     present = len(list(sandboxes(engine)))
     assert present >= 2
-    done = sessionlog("cleanup", store=tmp_path / "s.db")
+    done = agentjournal("cleanup", store=tmp_path / "s.db")
     assert f"removed {present} sandbox container(s)" in done.stdout
     assert list(sandboxes(engine)) == []
-    assert not engine.volumes.list(filters={"label": "sessionlog.managed"})
+    assert not engine.volumes.list(filters={"label": "agentjournal.managed"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain import (
+from agentjournal.domain import (
     AssistantMessage,
     NoTurnInProgress,
     Session,

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from application import ManagedAgent, ManagedConfig
-from domain import Status, ToolResult
-from infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.application import ManagedAgent, ManagedConfig
+from agentjournal.domain import Status, ToolResult
+from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
 from tests.conftest import ROOT, TEST_KEY
 
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from application import ManagedAgent, ManagedConfig
+from agentjournal.application import ManagedAgent, ManagedConfig
 store, base_url, key, session_id, prompt, start_file = json.loads(sys.argv[1])
 agent = ManagedAgent(config=ManagedConfig(model="openai/gpt-4o-mini", api_base=base_url, api_key=key),
                      store=store)
@@ -173,7 +173,7 @@ def test_a_busy_session_is_refused_while_its_worker_lives(agent, model_server, s
     model_server.enqueue(Reply(text="slow " * 100, delay=0.03), Reply(text="mine"))
     child = start_child(store_env, model_server, agent.session_id, "long one")
     wait_until(lambda: len(model_server.requests) == 2)
-    from domain import SessionBusy
+    from agentjournal.domain import SessionBusy
 
     with pytest.raises(SessionBusy, match="running a turn"):
         agent.run("me too")
@@ -183,7 +183,7 @@ def test_a_busy_session_is_refused_while_its_worker_lives(agent, model_server, s
 
 
 def test_a_10000_event_session_loads_forks_and_summarises(service):
-    from domain import AssistantMessage, Session, SessionConfig, Usage
+    from agentjournal.domain import AssistantMessage, Session, SessionConfig, Usage
 
     session = Session.start(SessionConfig(model="m", system="s", name="big", tools=()))
     while session.version + 5 <= 10_000:
@@ -209,7 +209,7 @@ def test_ctrl_c_on_the_cli_records_the_turn_as_interrupted(model_server, store):
     model_server.enqueue(Reply(text="a very long answer " * 50, delay=0.05))
     env = {**os.environ, "TEST_MODEL_KEY": TEST_KEY}
     child = subprocess.Popen(
-        [sys.executable, "-m", "application.cli", "--store", str(store), "run", "talk",
+        [sys.executable, "-m", "agentjournal.infrastructure.cli", "--store", str(store), "run", "talk",
          "--model", "openai/m", "--api-base", model_server.base_url, "--api-key-env", "TEST_MODEL_KEY"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
@@ -220,7 +220,7 @@ def test_ctrl_c_on_the_cli_records_the_turn_as_interrupted(model_server, store):
     assert child.returncode == 130, stderr
     assert "recorded as interrupted" in stderr
 
-    from application import SessionService
+    from agentjournal.application import SessionService
 
     service = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(store)})
     (summary,) = service.list_summaries()
@@ -232,7 +232,7 @@ def test_ctrl_c_on_the_cli_records_the_turn_as_interrupted(model_server, store):
 
 OPEN_STORE = """
 import json, sys
-from application import SessionService
+from agentjournal.application import SessionService
 SessionService(json.loads(sys.argv[1])).close()
 """
 
@@ -263,7 +263,7 @@ def test_concurrent_command_line_use(agent, model_server, store_env):
     env = {**os.environ, "TEST_MODEL_KEY": TEST_KEY}
     if store_env["PERSISTENCE_MODULE"] != "eventsourcing.sqlite":
         env.update(store_env)  # the CLI takes eventsourcing's settings from the environment
-    base = [sys.executable, "-m", "application.cli"]
+    base = [sys.executable, "-m", "agentjournal.infrastructure.cli"]
     if store_env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
         base += ["--store", store_env["SQLITE_DBNAME"]]
     run = [*base, "run", "go", "--session", agent.session_id, "--model", "openai/m",
@@ -290,8 +290,8 @@ def test_concurrent_command_line_use(agent, model_server, store_env):
 
 CHURN = """
 import json, sys
-from application import SessionService
-from domain import SessionConfig
+from agentjournal.application import SessionService
+from agentjournal.domain import SessionConfig
 env = json.loads(sys.argv[1])
 for _ in range(int(sys.argv[2])):
     service = SessionService(env)

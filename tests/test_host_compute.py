@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from application.ports import ComputeError
-from application.tools import ToolLimits, run_tool
-from domain import ToolCall
-from infrastructure.host import HostCompute
+from agentjournal.application.ports import ComputeError
+from agentjournal.application.tools import ToolLimits, run_tool
+from agentjournal.domain import ToolCall
+from agentjournal.infrastructure.host import HostCompute
 
 
 @pytest.fixture

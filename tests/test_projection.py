@@ -6,15 +6,15 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
-from application import SessionService
-from application.projection import SessionProjector
-from domain import Session, SessionConfig, Status, Usage
+from agentjournal.application import SessionService
+from agentjournal.application.projection import SessionProjector
+from agentjournal.domain import Session, SessionConfig, Status, Usage
 
 CONFIG = SessionConfig(model="m", system="s", name="n", tools=())
 
 
 def a_finished_turn(service: SessionService, session_id, tokens: int) -> None:  # type: ignore[no-untyped-def]
-    from domain import AssistantMessage
+    from agentjournal.domain import AssistantMessage
 
     session = service.get_session(session_id)
     session.begin_turn(f"prompt {tokens}", "w")
@@ -92,8 +92,8 @@ def test_the_projector_reads_only_new_notifications(open_service):
 def test_sessions_are_found_by_an_unambiguous_prefix(open_service):
     import pytest
 
-    from application import AmbiguousSessionId
-    from application.errors import SessionNotFound
+    from agentjournal.application import AmbiguousSessionId
+    from agentjournal.application.errors import SessionNotFound
 
     service = open_service()
     seen: dict[str, UUID] = {}

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from application import (
+from agentjournal.application import (
     Agent,
     LocalManagedConfig,
     ManagedAgent,
     ManagedConfig,
     ManagedSandboxRequired,
 )
-from infrastructure.scripted_model import Reply
+from agentjournal.infrastructure.scripted_model import Reply
 from tests.conftest import TEST_KEY, run_python
 
 
@@ -82,7 +82,7 @@ def test_persistent_session_resumes_in_another_process(model_server, tmp_path):
     child = run_python(
         f"""
         import json
-        from application import Agent, ManagedAgent, ManagedConfig
+        from agentjournal.application import Agent, ManagedAgent, ManagedConfig
         ids = json.loads({json.dumps(json.dumps(ids))})
         managed2 = ManagedAgent(provider="local", config=ManagedConfig(
             model="gpt-4o-mini", api_base={model_server.base_url!r}, api_key={TEST_KEY!r}))

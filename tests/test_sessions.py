@@ -7,7 +7,7 @@ import json
 import msgspec
 import pytest
 
-from application import (
+from agentjournal.application import (
     ConfigError,
     InvalidSessionId,
     ModelError,
@@ -15,9 +15,9 @@ from application import (
     TurnOutcome,
     VersionNotFound,
 )
-from application.errors import SessionNotFound
-from domain import AssistantMessage, Session, Status, StopReason, ToolResult, UserMessage
-from infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.application.errors import SessionNotFound
+from agentjournal.domain import AssistantMessage, Session, Status, StopReason, ToolResult, UserMessage
+from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
 from tests.conftest import TEST_KEY, run_python
 
 
@@ -206,7 +206,7 @@ def test_tool_calls_survive_a_restart_and_reach_the_model(make_agent, model_serv
     agent.run("use a tool")
     child = run_python(
         f"""
-        from application import ManagedAgent, ManagedConfig
+        from agentjournal.application import ManagedAgent, ManagedConfig
         agent = ManagedAgent(config=ManagedConfig(model="openai/gpt-4o-mini",
             api_base={model_server.base_url!r}, api_key={TEST_KEY!r}), store={store_env!r})
         agent.resume_session({agent.session_id!r})

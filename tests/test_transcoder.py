@@ -9,7 +9,7 @@ from eventsourcing.persistence import Mapper
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain import (
+from agentjournal.domain import (
     AssistantMessage,
     ComputeBinding,
     PackageInstall,
@@ -21,7 +21,7 @@ from domain import (
     ToolResult,
     Usage,
 )
-from infrastructure.transcoder import MsgspecTranscoder
+from agentjournal.infrastructure.transcoder import MsgspecTranscoder
 
 CONFIG = SessionConfig(
     model="m", system="s", name="n", tools=("read_file",), packages={"pip": ("six",)},

@@ -9,8 +9,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import Cipher
 
-from application.projection import SessionSummary
-from domain import Status, Usage
+from agentjournal.application.projection import SessionSummary
+from agentjournal.domain import Status, Usage
 
 COLUMNS = (
     "id", "name", "model", "status", "title",

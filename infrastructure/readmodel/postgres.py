@@ -9,9 +9,9 @@ from eventsourcing.persistence import Cipher
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
-from application.projection import SessionSummary, SessionSummaryView
-from domain import Status
-from infrastructure.readmodel import COLUMNS, Sealer, from_row, to_row
+from agentjournal.application.projection import SessionSummary, SessionSummaryView
+from agentjournal.domain import Status
+from agentjournal.infrastructure.readmodel import COLUMNS, Sealer, from_row, to_row
 
 
 class PostgresSessionSummaries(SessionSummaryView):
@@ -37,7 +37,7 @@ class PostgresSessionSummaries(SessionSummaryView):
         the index exists, so the DDL runs only when the tables are missing, one process at a
         time, and never in a transaction that then waits on a projector's row lock."""
         with self.datastore.transaction(commit=True) as c:
-            c.execute("SELECT pg_advisory_xact_lock(hashtext('sessionlog.session_summaries'))")
+            c.execute("SELECT pg_advisory_xact_lock(hashtext('agentjournal.session_summaries'))")
             c.execute(
                 "SELECT to_regclass(%s) AS found", (f'"{self.datastore.schema}".session_summaries_position',)
             )

@@ -8,9 +8,9 @@ from uuid import UUID
 from eventsourcing.persistence import Cipher
 from eventsourcing.sqlite import SQLiteDatastore
 
-from application.projection import SessionSummary, SessionSummaryView
-from domain import Status
-from infrastructure.readmodel import COLUMNS, Sealer, from_row, to_row
+from agentjournal.application.projection import SessionSummary, SessionSummaryView
+from agentjournal.domain import Status
+from agentjournal.infrastructure.readmodel import COLUMNS, Sealer, from_row, to_row
 
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM session_summaries"  # noqa: S608 - fixed names
 

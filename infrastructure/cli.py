@@ -1,4 +1,4 @@
-"""The ``sessionlog`` command line.
+"""The ``agentjournal`` command line.
 
 Reading commands (list, show, log, state) touch only the event store and the
 summary view; the model and compute adapters load only for commands that run
@@ -16,10 +16,10 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import PersistenceError
 
-from application.errors import SessionlogError, parse_session_id
-from application.ports import ComputeError, ModelError
-from application.service import AuditEntry, SessionService, ToolCallUpdate, TurnOutcome
-from domain import (
+from agentjournal.application.errors import AgentJournalError, parse_session_id
+from agentjournal.application.ports import ComputeError, ModelError
+from agentjournal.application.service import AuditEntry, SessionService, ToolCallUpdate, TurnOutcome
+from agentjournal.domain import (
     AssistantMessage,
     ManagedSandboxRequired,
     Session,
@@ -44,28 +44,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (SessionlogError, SessionError, ManagedSandboxRequired, ComputeError) as e:
-        print(f"sessionlog: error: {e}", file=sys.stderr)
+    except (AgentJournalError, SessionError, ManagedSandboxRequired, ComputeError) as e:
+        print(f"agentjournal: error: {e}", file=sys.stderr)
         return 2
     except ModelError as e:
-        print(f"sessionlog: the model call failed: {e}", file=sys.stderr)
+        print(f"agentjournal: the model call failed: {e}", file=sys.stderr)
         return 1
     except PersistenceError as e:
-        print(f"sessionlog: the session store failed ({type(e).__name__}): {e}", file=sys.stderr)
+        print(f"agentjournal: the session store failed ({type(e).__name__}): {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nsessionlog: interrupted; the turn is recorded as interrupted", file=sys.stderr)
+        print("\nagentjournal: interrupted; the turn is recorded as interrupted", file=sys.stderr)
         return 130
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sessionlog",
+        prog="agentjournal",
         description="Event-sourced LLM agent sessions: run, inspect, replay and fork them.",
     )
     parser.add_argument(
         "--store",
-        help="SQLite file of sessions (default: $SESSIONLOG_HOME/sessions.db, "
+        help="SQLite file of sessions (default: $AGENTJOURNAL_HOME/sessions.db, "
         "or eventsourcing's PERSISTENCE_MODULE settings)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -75,10 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--session", help="continue this session (its id, or the id's first characters)")
     run.add_argument(
         "--model",
-        default=os.environ.get("SESSIONLOG_MODEL", "gpt-4o"),
-        help="any litellm model name (default: $SESSIONLOG_MODEL or gpt-4o)",
+        default=os.environ.get("AGENTJOURNAL_MODEL", "gpt-4o"),
+        help="any litellm model name (default: $AGENTJOURNAL_MODEL or gpt-4o)",
     )
-    run.add_argument("--api-base", default=os.environ.get("SESSIONLOG_API_BASE"))
+    run.add_argument("--api-base", default=os.environ.get("AGENTJOURNAL_API_BASE"))
     run.add_argument(
         "--api-key-env", metavar="VAR", help="read the API key from this environment variable (never logged)"
     )
@@ -175,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _service(args: argparse.Namespace) -> SessionService:
-    from application.api import open_store
+    from agentjournal.application.api import open_store
 
     return open_store(args.store)
 
@@ -184,11 +184,11 @@ def _service(args: argparse.Namespace) -> SessionService:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from application.api import ManagedAgent, ManagedConfig
+    from agentjournal.application.api import ManagedAgent, ManagedConfig
 
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
     if args.api_key_env and not api_key:
-        raise SessionlogError(f"environment variable {args.api_key_env} is not set")
+        raise AgentJournalError(f"environment variable {args.api_key_env} is not set")
     fields: dict[str, Any] = {
         "model": args.model, "name": args.name, "max_turns": args.max_turns,
         "working_dir": args.working_dir, "host_packages_ok": args.host_packages_ok,
@@ -208,7 +208,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _stream_turn(agent: Any, prompt: str) -> None:
-    from application.ports import TextDelta
+    from agentjournal.application.ports import TextDelta
 
     for update in agent.updates(prompt):
         if isinstance(update, TextDelta):
@@ -224,11 +224,11 @@ def _stream_turn(agent: Any, prompt: str) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from application.api import ManagedAgent, ManagedConfig
-    from infrastructure.scripted_model import ScriptedModelServer
+    from agentjournal.application.api import ManagedAgent, ManagedConfig
+    from agentjournal.infrastructure.scripted_model import ScriptedModelServer
 
     print("[demo] model: the built-in SCRIPTED model server (rule-based replies, not an LLM).")
-    print("[demo] to use a real model: sessionlog run --model MODEL --api-key-env VAR 'prompt'\n")
+    print("[demo] to use a real model: agentjournal run --model MODEL --api-key-env VAR 'prompt'\n")
     with ScriptedModelServer() as server:
         config = ManagedConfig(
             model="openai/scripted-demo", api_base=server.base_url, api_key="scripted-demo-key",
@@ -252,9 +252,9 @@ def _demo(args: argparse.Namespace) -> int:
         fork = agent.fork(at_version=entries[-1].version)
         print(f"\nforked as {fork.session_id}; the fork remembers: ", end="")
         print(fork.run("What is my favorite color?"))
-        print(f"\ntry: sessionlog timeline {session_id}")
-        print(f"     sessionlog state {session_id} --at 5")
-        print(f"     sessionlog verify {session_id}")
+        print(f"\ntry: agentjournal timeline {session_id}")
+        print(f"     agentjournal state {session_id} --at 5")
+        print(f"     agentjournal verify {session_id}")
     return 0
 
 
@@ -343,7 +343,7 @@ def _terminate(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from application import audit
+    from agentjournal.application import audit
 
     service = _service(args)
     results = (
@@ -364,7 +364,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from application import audit
+    from agentjournal.application import audit
 
     service = _service(args)
     lines = audit.export_events(service, service.find_session(args.session))
@@ -377,7 +377,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from application import audit
+    from agentjournal.application import audit
 
     if args.file == "-":
         session_id = audit.import_events(_service(args), sys.stdin.buffer)
@@ -389,7 +389,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _timeline(args: argparse.Namespace) -> int:
-    from application import audit
+    from agentjournal.application import audit
 
     service = _service(args)
     for entry in audit.timeline(service, service.find_session(args.session)):
@@ -399,7 +399,7 @@ def _timeline(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from application import audit
+    from agentjournal.application import audit
 
     service = _service(args)
     result = audit.diff(service, service.find_session(args.left), service.find_session(args.right))
@@ -419,7 +419,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from infrastructure.docker_compute import remove_sandbox, sandboxes
+    from agentjournal.infrastructure.docker_compute import remove_sandbox, sandboxes
 
     session = parse_session_id(args.session) if args.session else None
     removed = 0
