@@ -43,7 +43,9 @@ def legacy_store(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def legacy(legacy_store: Path):  # type: ignore[no-untyped-def]
-    service = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(legacy_store)})
+    service = SessionService(
+        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(legacy_store)}
+    )
     yield service
     service.close()
 
