@@ -8,7 +8,8 @@ and the public API.
     agent.start("What is the capital of France?", stream=True)
 """
 
-from agentjournal.application.api import Agent, LocalManagedConfig, ManagedAgent, ManagedConfig
+from agentjournal.application.api import Agent, ManagedAgent, RecordedConfigWarning
+from agentjournal.application.config import LocalManagedConfig, ManagedConfig
 from agentjournal.application.errors import (
     AgentJournalError,
     AmbiguousSessionId,
@@ -22,13 +23,14 @@ from agentjournal.application.errors import (
 )
 from agentjournal.application.ports import ComputeError, ModelError
 from agentjournal.application.service import AuditEntry, SessionService, ToolCallUpdate, TurnOutcome
-from agentjournal.domain import ManagedSandboxRequired, SessionBusy, SessionTerminatedError
+from agentjournal.domain import ComputeNotAllowed, ManagedSandboxRequired, SessionBusy, SessionTerminatedError
 
 __all__ = [
     "Agent",
     "AmbiguousSessionId",
     "AuditEntry",
     "ComputeError",
+    "ComputeNotAllowed",
     "ConcurrentUpdate",
     "ConfigError",
     "InvalidSessionId",
@@ -37,6 +39,7 @@ __all__ = [
     "ManagedConfig",
     "ManagedSandboxRequired",
     "ModelError",
+    "RecordedConfigWarning",
     "SessionBusy",
     "SessionNotFound",
     "SessionService",

@@ -1,30 +1,37 @@
-"""The public Python API: ``ManagedConfig``, ``ManagedAgent`` and ``Agent``.
+"""The public Python API: ``ManagedAgent`` and ``Agent``.
 
-It follows the "local managed agents" interface (sessions that persist and
-resume, usage accounting, tools bridged into a sandbox) and adds what an event
-log makes possible: state as of any event, the audit log, and forks.
+``ManagedAgent`` is a backend in PraisonAI's sense: it implements their
+``ManagedBackendProtocol`` (``execute``, ``stream``, ``reset_session``,
+``reset_all``, ``update_agent``, ``retrieve_session``, ``list_sessions``,
+``save_ids``/``restore_ids``, ...), so ``praisonaiagents.Agent(backend=managed)``
+drives it, and so does this package's own small :class:`Agent`. Its synchronous
+conveniences (``run``, ``updates``, ``iter_text``) and what an event log makes
+possible (``state_at``, ``audit_log``, ``verify``, ``timeline``, ``fork``) have
+names of their own.
 
-Adapters are named by topic (``module:Class``) and imported on first use, the
-way eventsourcing names its persistence modules, so this module imports
-neither litellm nor docker, and depends on no infrastructure module directly.
+A session runs under the config it recorded when it was created: a process that
+resumes it with another config does not change its model, prompt, tools, bounds
+or compute; :meth:`ManagedAgent.update_agent` does, as a recorded event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sys
 import threading
+import warnings
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import msgspec
-from eventsourcing.utils import resolve_topic
 
+from agentjournal.application import adapters
 from agentjournal.application.audit import TimelineEntry, Verification
+from agentjournal.application.config import RECORDED, LocalManagedConfig, ManagedConfig
 from agentjournal.application.errors import (
     ConfigError,
     SessionNotFound,
@@ -34,143 +41,46 @@ from agentjournal.application.errors import (
 from agentjournal.application.ports import Compute, LanguageModel, TextDelta
 from agentjournal.application.projection import SessionSummary
 from agentjournal.application.redaction import Redactor
-from agentjournal.application.service import (
-    AuditEntry,
-    SessionService,
-    TurnOutcome,
-    TurnRuntime,
-    TurnUpdate,
-)
-from agentjournal.application.tools import DEFAULT_TOOLS, TOOL_SPECS, ToolLimits
-from agentjournal.domain import Session, SessionConfig, check_package_sandbox
+from agentjournal.application.service import AuditEntry, SessionService, TurnOutcome, TurnRuntime, TurnUpdate
+from agentjournal.domain import Session, SessionConfig, Status, check_package_sandbox
 
-LANGUAGE_MODEL_TOPIC = "agentjournal.infrastructure.llm:LiteLLMModel"
-COMPUTE_TOPICS = {
-    "host": "agentjournal.infrastructure.host:HostCompute",
-    "docker": "agentjournal.infrastructure.docker_compute:DockerCompute",
-}
-PACKAGE_MANAGERS = ("pip", "apt", "npm")
-NETWORKING_TYPES = ("unrestricted", "none", "limited")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+__all__ = ["Agent", "LocalManagedConfig", "ManagedAgent", "ManagedConfig", "RecordedConfigWarning", "open_store"]
+
+PROVIDERS = ("local", "openai", "ollama", "gemini")
+"""What ``ManagedAgent(provider=...)`` accepts: sessions always run here; the names
+other than "local" are hints for routing the model name, as in PraisonAI."""
+
+_NO_SESSION: dict[str, Any] = {"id": "", "status": "unknown", "title": ""}
 
 
-class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """How an agent's sessions are set up. Wrong names or types raise at once.
+class RecordedConfigWarning(UserWarning):
+    """A resumed session keeps its recorded config where the resuming one differs."""
 
-    ``api_key`` goes to the model provider and nowhere else: it is never
-    recorded. ``env`` values reach the tools' environment; the log keeps their
-    names only, and redacts the values wherever they appear in output.
-    """
 
-    model: str = "gpt-4o"
-    system: str = "You are a helpful coding assistant."
-    name: str = "Agent"
-    tools: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_TOOLS))
-    packages: dict[str, list[str]] | None = None
-    networking: dict[str, Any] = msgspec.field(default_factory=lambda: {"type": "unrestricted"})
-    host_packages_ok: bool = False
-    working_dir: str = ""
-    env: dict[str, str] = msgspec.field(default_factory=dict)
-    max_turns: int = 10
-    session_title: str | None = None
-    api_base: str | None = None
-    api_key: str | None = None
-    command_timeout: float = 120.0
-    max_output_bytes: int = 64_000
-    max_prompt_chars: int = 1_000_000
-    image: str | None = None
-    ca_bundle: str | None = None
-
-    def __post_init__(self) -> None:
-        for field in msgspec.structs.fields(self):
-            value = getattr(self, field.name)
-            try:
-                msgspec.convert(value, field.type, strict=True)
-            except msgspec.ValidationError as e:
-                msg = f"ManagedConfig.{field.name}: {e} (got {type(value).__name__} {value!r})"
-                if field.name == "api_key":
-                    msg = f"ManagedConfig.api_key: {e}"
-                raise ConfigError(msg) from None
-        unknown = [t for t in self.tools if t not in TOOL_SPECS]
-        if unknown:
-            raise ConfigError(f"ManagedConfig.tools: unknown {unknown}; choose from {list(TOOL_SPECS)}")
-        for manager, names in (self.packages or {}).items():
-            if manager not in PACKAGE_MANAGERS:
-                raise ConfigError(
-                    f"ManagedConfig.packages: unknown manager {manager!r}; use {list(PACKAGE_MANAGERS)}"
-                )
-            if any(not n.strip() or n.startswith("-") for n in names):
-                raise ConfigError(f"ManagedConfig.packages[{manager!r}]: {names!r} holds a non-name")
-        kind = self.networking.get("type")
-        if kind not in NETWORKING_TYPES:
-            raise ConfigError(
-                f"ManagedConfig.networking: type {kind!r} is not one of {list(NETWORKING_TYPES)}"
-            )
-        bad_env = [k for k in self.env if not ENV_NAME.match(k)]
-        if bad_env:
-            raise ConfigError(f"ManagedConfig.env: {bad_env} are not environment variable names")
-        if self.max_turns < 1:
-            raise ConfigError("ManagedConfig.max_turns must be at least 1")
-        if min(self.command_timeout, self.max_output_bytes, self.max_prompt_chars) <= 0:
-            raise ConfigError(
-                "ManagedConfig.command_timeout, max_output_bytes and max_prompt_chars must be positive"
-            )
-
-    def __repr__(self) -> str:
-        shown = {
-            f.name: ("***" if f.name == "api_key" and self.api_key else getattr(self, f.name))
-            for f in msgspec.structs.fields(self)
-        }
-        shown["env"] = {k: "***" for k in self.env}
-        return "ManagedConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> ManagedConfig:
-        try:
-            return msgspec.convert(dict(values), cls)
-        except msgspec.ValidationError as e:
-            raise ConfigError(f"ManagedConfig: {e}") from None
-
-    def session_config(self, compute: str) -> SessionConfig:
-        """What the log keeps of this config: no key, no env values."""
-        return SessionConfig(
-            model=self.model,
-            system=self.system,
-            name=self.name,
-            tools=tuple(self.tools),
-            packages={m: tuple(n) for m, n in (self.packages or {}).items() if n},
-            networking=dict(self.networking),
-            working_dir=self.working_dir,
-            env_names=tuple(sorted(self.env)),
-            max_turns=self.max_turns,
-            compute=compute,
+def route_model(provider: str, model: str) -> str:
+    """The litellm model name for a provider hint: ``ollama/...``, ``gemini/...``."""
+    if provider not in PROVIDERS:
+        raise UnsupportedProvider(
+            f"Unknown provider {provider!r}: choose from {list(PROVIDERS)} (sessions run locally; "
+            "the names other than 'local' route the model, e.g. provider='ollama' with model='llama3')"
         )
-
-    def secrets(self) -> dict[str, str]:
-        named = {f"env:{k}": v for k, v in self.env.items()}
-        if self.api_key:
-            named["api_key"] = self.api_key
-        return named
-
-
-LocalManagedConfig = ManagedConfig
-"""The same class, under the name the local managed agents documentation uses."""
-
-_NO_SESSION: dict[str, Any] = {
-    "id": None,
-    "status": "none",
-    "title": "",
-    "usage": {"input_tokens": 0, "output_tokens": 0},
-}
+    if provider == "ollama" and "/" not in model:
+        return f"ollama/{model}"
+    if provider == "gemini" and not model.startswith("gemini"):
+        return f"gemini/{model}"
+    return model
 
 
 class ManagedAgent:
     """A backend that runs an agent's sessions locally, on an event-sourced log.
 
+    ``compute`` is where tools run: "host" (or PraisonAI's "local", the default),
+    "docker", or a :class:`~agentjournal.application.ports.Compute` object.
     ``store`` picks where sessions live: a path to an SQLite file, a mapping of
     eventsourcing settings (e.g. ``{"PERSISTENCE_MODULE": "eventsourcing.postgres",
     ...}``), or a :class:`SessionService` to share; by default the environment
     decides, else a file under ``$AGENTJOURNAL_HOME`` (``~/.local/share/agentjournal``).
+    ``model`` replaces the litellm adapter (any :class:`LanguageModel`).
     """
 
     def __init__(
@@ -181,27 +91,21 @@ class ManagedAgent:
         *,
         store: str | os.PathLike[str] | Mapping[str, str] | SessionService | None = None,
         model: LanguageModel | None = None,
+        api_key: str | None = None,
+        api_base: str | None = None,
     ) -> None:
-        if provider != "local":
-            raise UnsupportedProvider(
-                f"provider {provider!r} is not served here: agentjournal runs sessions locally, "
-                "use provider='local' and point ManagedConfig.model at any litellm model"
-            )
-        if config is None:
-            config = ManagedConfig()
-        elif isinstance(config, Mapping):
-            config = ManagedConfig.from_dict(config)
-        elif not isinstance(config, ManagedConfig):
-            raise ConfigError(f"config must be a ManagedConfig or a dict, not {type(config).__name__}")
-        self.config = config
+        config = _as_config(config)
+        given = {k: v for k, v in (("api_key", api_key), ("api_base", api_base)) if v is not None}
+        self.provider = provider
+        self.config = msgspec.structs.replace(config, model=route_model(provider, config.model), **given)
+        if isinstance(compute, str):
+            adapters.compute_kind(compute)
+        elif compute is not None and not isinstance(compute, Compute):
+            raise ConfigError(f"compute must be a name or a Compute object, not {compute!r}")
+        self._compute_choice = compute
         self.service = open_store(store)
         self._model = model
-        self._compute_choice = compute
-        self._compute: Compute | None = compute if _is_compute(compute) else None  # type: ignore[assignment]
-        if compute is not None and self._compute is None and compute not in COMPUTE_TOPICS:
-            raise ConfigError(
-                f"compute must be None, one of {sorted(COMPUTE_TOPICS)} or a Compute object, not {compute!r}"
-            )
+        self._adapters: dict[tuple[Any, ...], Any] = {}
         self._session_id: UUID | None = None
         self._lock = threading.Lock()
 
@@ -209,69 +113,152 @@ class ManagedAgent:
 
     @property
     def compute_kind(self) -> str:
+        """Where a new session's tools run. A resumed session keeps its recorded kind."""
         choice = self._compute_choice
         if choice is None:
             return "host"
         if isinstance(choice, str):
-            return choice
-        return str(getattr(choice, "kind", type(choice).__name__))
+            return adapters.compute_kind(choice)
+        return str(choice.kind)
 
-    def _language_model(self) -> LanguageModel:
-        if self._model is None:
-            model_class = resolve_topic(LANGUAGE_MODEL_TOPIC)
-            self._model = model_class(
-                self.config.model, api_base=self.config.api_base, api_key=self.config.api_key
+    def _runtime_for(self, recorded: SessionConfig) -> TurnRuntime:
+        """The adapters and the caller's secrets and callbacks for a session's recorded
+        config. Without an explicit ``compute`` the session's own kind is used."""
+        governed = self.config.governed_by(recorded)
+        kind = recorded.compute if self._compute_choice is None else self.compute_kind
+        return TurnRuntime(
+            model=self._language_model(governed),
+            compute=self._compute_adapter(kind, governed),
+            redact=Redactor(governed.secrets()),
+            host_packages_ok=self.config.host_packages_ok,
+            on_custom_tool=self.config.on_custom_tool,
+            on_tool_confirmation=self.config.on_tool_confirmation,
+        )
+
+    def _language_model(self, config: ManagedConfig) -> LanguageModel:
+        if self._model is not None:
+            return self._model
+        key = ("model", config.model, config.api_base, config.api_key, config.model_timeout,
+               config.model_max_attempts)  # fmt: skip
+        if key not in self._adapters:
+            self._adapters[key] = adapters.language_model_class()(
+                config.model,
+                api_base=config.api_base,
+                api_key=config.api_key,
+                timeout=config.model_timeout,
+                max_retries=config.model_max_attempts - 1,
             )
-        return self._model
+        return self._adapters[key]  # type: ignore[no-any-return]
 
-    def _compute_adapter(self) -> Compute:
-        if self._compute is None:
-            compute_class = resolve_topic(COMPUTE_TOPICS[self.compute_kind])
-            self._compute = compute_class.from_config(self.config)
-        assert self._compute is not None
-        return self._compute
+    def _compute_adapter(self, kind: str, config: ManagedConfig) -> Compute:
+        if isinstance(self._compute_choice, Compute):
+            return self._compute_choice
+        key = ("compute", kind, msgspec.json.encode(config.to_dict() | {"on_tool_confirmation": None,
+                                                                       "on_custom_tool": None}))  # fmt: skip
+        if key not in self._adapters:
+            self._adapters[key] = adapters.compute_class(kind).from_config(config)
+        return self._adapters[key]  # type: ignore[no-any-return]
 
-    # -- sessions ---------------------------------------------------------------------
+    def _release(self, binding: Any) -> None:
+        if isinstance(self._compute_choice, Compute):
+            self._compute_choice.release(binding)
+        else:
+            adapters.release_binding(binding)
+
+    # -- sessions (ManagedBackendProtocol) ----------------------------------------------
 
     @property
     def session_id(self) -> str | None:
         return str(self._session_id) if self._session_id else None
 
+    @property
+    def managed_session_id(self) -> str | None:
+        """PraisonAI's name for :attr:`session_id`."""
+        return self.session_id
+
     def create_session(self, title: str | None = None) -> str:
-        """Start a new session now (``start`` does it by itself when there is none)."""
-        check_package_sandbox(self.config.packages, self.compute_kind, self.config.host_packages_ok)
+        """Start a new session now (a turn does it by itself when there is none). The
+        adapters are built and the policies checked first, so a config they refuse
+        records nothing."""
+        recorded = self.config.session_config(self.compute_kind)
+        runtime = self._runtime_for(recorded)
+        check_package_sandbox(recorded.packages, recorded.compute, self.config.host_packages_ok)
         self._session_id = self.service.create_session(
-            self.config.session_config(self.compute_kind),
-            title or self.config.session_title or "",
+            recorded, title or self.config.session_title or "", runtime.redact
         )
         return str(self._session_id)
 
     def resume_session(self, session_id: str | UUID) -> None:
-        """Continue an existing session; the next ``start`` sees its whole history."""
+        """Continue an existing session under its recorded config; the next turn sees its
+        whole history. Fields of this agent's config that differ from the recorded ones
+        (and from their defaults) are named in a :class:`RecordedConfigWarning`."""
         sid = parse_session_id(session_id)
+        session = self.service.get_session(sid)
         # Loading it closes a turn left running by a process that died.
-        self.service.recover(self.service.get_session(sid))
+        self.service.recover(session)
         self._session_id = sid
+        overridden = _overridden_fields(self.config, session.config)
+        if overridden:
+            warnings.warn(
+                f"session {sid} keeps its recorded {', '.join(overridden)}; this agent's config "
+                "differs there (use update_agent() to change the session's config)",
+                RecordedConfigWarning,
+                stacklevel=2,
+            )
 
-    def save_ids(self) -> dict[str, str | None]:
-        """What to keep to resume later, in this or another process."""
-        return {"agent_id": self.config.name, "session_id": self.session_id}
+    def reset_session(self) -> None:
+        """Forget the current session: the next turn starts a new one. Nothing is deleted."""
+        self._session_id = None
+
+    def reset_all(self) -> None:
+        """Forget the session and the adapters built for it (model client, sandbox handle)."""
+        self.reset_session()
+        self._adapters.clear()
+
+    def update_agent(self, **changes: Any) -> None:
+        """Change the agent's config (``system``, ``model``, ``tools``, ``max_turns``, ...).
+        The current session's recorded config changes too, as a ``ConfigChanged`` event
+        checked by the same policies as a new session's."""
+        values = self.config.to_dict() | changes
+        updated = ManagedConfig.from_dict(values)
+        updated = msgspec.structs.replace(updated, model=route_model(self.provider, updated.model))
+        if self._session_id is not None:
+            session = self.service.get_session(self._session_id)
+            recorded = updated.session_config(session.config.compute)
+            check_package_sandbox(recorded.packages, recorded.compute, updated.host_packages_ok)
+            self.service.change_config(self._session_id, recorded, Redactor(updated.secrets()))
+        self.config = updated
+
+    def save_ids(self) -> dict[str, Any]:
+        """What to keep to resume later, in this or another process: PraisonAI's keys.
+        ``agent_version`` counts the configs the session has had (1, then one more per
+        :meth:`update_agent`); ``environment_id`` names its compute."""
+        version = self.state_at().config_version if self._session_id else 1
+        return {
+            "agent_id": self.config.name,
+            "agent_version": version,
+            "environment_id": self.compute_kind,
+            "session_id": self.session_id,
+        }
 
     def restore_ids(self, ids: Mapping[str, Any]) -> None:
+        """Resume the session of a :meth:`save_ids` mapping (its other keys are informative)."""
         if not isinstance(ids, Mapping) or "session_id" not in ids:
             raise ConfigError("restore_ids needs the mapping save_ids returned, with a 'session_id'")
-        if ids["session_id"] is not None:
+        if ids["session_id"]:
             self.resume_session(ids["session_id"])
+        else:
+            self.reset_session()
 
     def retrieve_session(self) -> dict[str, Any]:
-        """Always the same four keys: id, status, title and usage (input and output tokens)."""
+        """Always the same four keys: id, status, title and usage (input and output
+        tokens); before any session, PraisonAI's defaults (``""``, ``"unknown"``)."""
         if self._session_id is None:
-            return {**_NO_SESSION, "usage": dict(_NO_SESSION["usage"])}
+            return {**_NO_SESSION, "usage": {"input_tokens": 0, "output_tokens": 0}}
         return _session_info(self.service.summary(self._session_id))
 
-    def list_sessions(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        from agentjournal.domain import Status
-
+    def list_sessions(self, status: str | None = None, limit: int = 100, **_: Any) -> list[dict[str, Any]]:
+        """Sessions of this store, the most recently updated first."""
         summaries = self.service.list_summaries(Status(status) if status else None, limit=limit)
         return [
             _session_info(s) | {"name": s.name, "updated_at": s.updated_at.isoformat()} for s in summaries
@@ -285,61 +272,26 @@ class ManagedAgent:
     def total_output_tokens(self) -> int:
         return int(self.retrieve_session()["usage"]["output_tokens"])
 
-    # -- turns ------------------------------------------------------------------------
+    # -- turns --------------------------------------------------------------------------
 
     def updates(self, prompt: str) -> Iterator[TurnUpdate]:
-        """Run one prompt, yielding text deltas, tool calls and the final :class:`TurnOutcome`."""
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ConfigError("the prompt must be a non-empty string")
-        if len(prompt) > self.config.max_prompt_chars:
-            raise ConfigError(
-                f"the prompt is {len(prompt):,} characters; the limit is "
-                f"{self.config.max_prompt_chars:,} (ManagedConfig.max_prompt_chars)"
-            )
-        check_package_sandbox(self.config.packages, self.compute_kind, self.config.host_packages_ok)
+        """Run one prompt, yielding text deltas, tool calls and the final :class:`TurnOutcome`.
+
+        Closing the iterator early records the turn as interrupted. A second prompt
+        while one runs gets :class:`~agentjournal.domain.SessionBusy`."""
+        self._check_prompt(prompt)
         with self._lock:
-            # Adapters first: one that refuses the config does so before anything is recorded.
-            runtime = TurnRuntime(
-                model=self._language_model(),
-                compute=self._compute_adapter(),
-                tools=[TOOL_SPECS[t] for t in self.config.tools],
-                limits=ToolLimits(
-                    timeout=self.config.command_timeout,
-                    max_output_bytes=self.config.max_output_bytes,
-                ),
-                redact=Redactor(self.config.secrets()),
-            )
             if self._session_id is None:
                 self.create_session()
             assert self._session_id is not None
-            yield from self.service.run_turn(self._session_id, prompt, runtime)
+            session_id = self._session_id
+        yield from self.service.run_turn(session_id, prompt, self._runtime_for)
 
-    def stream(self, prompt: str) -> Iterator[str]:
+    def iter_text(self, prompt: str) -> Iterator[str]:
         """Run one prompt, yielding the reply's text as it arrives."""
         for update in self.updates(prompt):
             if isinstance(update, TextDelta):
                 yield update.text
-
-    async def astream(self, prompt: str) -> AsyncIterator[str]:
-        """``stream`` for asyncio programs: the turn runs in a worker thread."""
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-        done = object()
-
-        def work() -> None:
-            try:
-                for text in self.stream(prompt):
-                    loop.call_soon_threadsafe(queue.put_nowait, text)
-            except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
-                loop.call_soon_threadsafe(queue.put_nowait, e)
-            loop.call_soon_threadsafe(queue.put_nowait, done)
-
-        worker = loop.run_in_executor(None, work)
-        while (item := await queue.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield str(item)
-        await worker
 
     def run(self, prompt: str, *, echo: bool = False) -> str:
         """Run one prompt and return the final text; ``echo`` prints text as it streams."""
@@ -354,6 +306,82 @@ class ManagedAgent:
             sys.stdout.write("\n")
         assert outcome is not None
         return outcome.text
+
+    def _execute_sync(self, prompt: str, stream_live: bool = False) -> str:
+        """What PraisonAI's ``Agent.start(..., stream=True)`` calls on a backend that has
+        it: run the prompt, printing the text as it streams, and return it."""
+        return self.run(prompt, echo=stream_live)
+
+    async def execute(self, prompt: str, **kwargs: Any) -> str:
+        """Run one prompt and return the final text (``ManagedBackendProtocol``). With
+        ``timeout=`` seconds, a turn still running then is interrupted and
+        :class:`TimeoutError` raised."""
+        text = ""
+        async with asyncio.timeout(kwargs.get("timeout")), aclosing(self._threaded_updates(prompt)) as updates:
+            async for update in updates:
+                if isinstance(update, TurnOutcome):
+                    text = update.text
+        return text
+
+    async def stream(self, prompt: str, **_: Any) -> AsyncIterator[str]:
+        """Yield the reply's text as it arrives (``ManagedBackendProtocol``). Leaving the
+        loop early, or cancelling it, interrupts the turn."""
+        async with aclosing(self._threaded_updates(prompt)) as updates:
+            async for update in updates:
+                if isinstance(update, TextDelta):
+                    yield update.text
+
+    async def _threaded_updates(self, prompt: str) -> AsyncIterator[TurnUpdate]:
+        """:meth:`updates` for asyncio: the turn runs in a thread of its own. Once the
+        consumer leaves (a ``break``, a cancellation, a timeout), the turn stops at its
+        next step and is recorded as interrupted before this generator finishes closing."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        finished = asyncio.Event()
+        stop, done = threading.Event(), object()
+
+        def in_loop(function: Any, *args: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(function, *args)
+            except RuntimeError:  # the loop has closed: nobody is waiting any more
+                pass
+
+        def work() -> None:
+            updates = self.updates(prompt)
+            try:
+                for update in updates:
+                    if stop.is_set():
+                        break
+                    in_loop(queue.put_nowait, update)
+            except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
+                in_loop(queue.put_nowait, e)
+            finally:
+                updates.close()
+                in_loop(queue.put_nowait, done)
+                in_loop(finished.set)
+
+        threading.Thread(target=work, name="agentjournal-turn", daemon=True).start()
+        try:
+            while (item := await queue.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            await finished.wait()
+
+    def _check_prompt(self, prompt: object) -> None:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ConfigError("the prompt must be a non-empty string")
+        if len(prompt) > self.config.max_prompt_chars:
+            raise ConfigError(
+                f"the prompt is {len(prompt):,} characters; the limit is "
+                f"{self.config.max_prompt_chars:,} (ManagedConfig.max_prompt_chars)"
+            )
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ConfigError(f"the prompt is not valid text: {e.reason} at character {e.start}") from None
 
     # -- history: replay, audit, fork ---------------------------------------------------
 
@@ -383,24 +411,27 @@ class ManagedAgent:
         return timeline(self.service, self._require_session())
 
     def fork(self, at_version: int | None = None) -> ManagedAgent:
-        """A new agent on a new session that shares this one's history up to ``at_version``."""
+        """A new agent on a new session that shares this one's history up to ``at_version``,
+        under the same recorded config and on the same compute."""
         fork_id = self.service.fork(self._require_session(), at_version)
         forked = ManagedAgent(
-            config=self.config, compute=self._compute_choice if isinstance(self._compute_choice, str) else None,
-            store=self.service, model=self._model,
-        )  # fmt: skip
+            self.provider, self.config, self._compute_choice, store=self.service, model=self._model
+        )
         forked._session_id = fork_id
         return forked
 
     def interrupt(self) -> None:
+        """Record the running turn as interrupted (``ManagedBackendProtocol``)."""
         self.service.interrupt(self._require_session())
 
     def terminate(self, reason: str = "") -> None:
-        self.service.terminate(self._require_session(), reason, self._compute)
+        """Close the session for good, removing its sandbox first."""
+        self.service.terminate(self._require_session(), reason, self._release)
 
 
 class Agent:
-    """An agent with a name, running on a backend (a :class:`ManagedAgent`)."""
+    """An agent with a name, running on a backend (a :class:`ManagedAgent`), for those
+    who do not use PraisonAI's own ``Agent``."""
 
     def __init__(self, name: str = "Agent", backend: ManagedAgent | None = None, **_: Any) -> None:
         self.name = name
@@ -412,10 +443,10 @@ class Agent:
         return self.backend.run(prompt, echo=stream)
 
     def stream(self, prompt: str) -> Iterator[str]:
-        return self.backend.stream(prompt)
+        return self.backend.iter_text(prompt)
 
     def astream(self, prompt: str) -> AsyncIterator[str]:
-        return self.backend.astream(prompt)
+        return self.backend.stream(prompt)
 
 
 def open_store(store: str | os.PathLike[str] | Mapping[str, str] | SessionService | None) -> SessionService:
@@ -432,8 +463,27 @@ def open_store(store: str | os.PathLike[str] | Mapping[str, str] | SessionServic
     return SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
 
 
-def _is_compute(obj: object) -> bool:
-    return obj is not None and not isinstance(obj, str) and isinstance(obj, Compute)
+def _as_config(config: ManagedConfig | Mapping[str, Any] | None) -> ManagedConfig:
+    if config is None:
+        return ManagedConfig()
+    if isinstance(config, Mapping):
+        return ManagedConfig.from_dict(config)
+    if not isinstance(config, ManagedConfig):
+        raise ConfigError(f"config must be a ManagedConfig or a dict, not {type(config).__name__}")
+    return config
+
+
+def _overridden_fields(config: ManagedConfig, recorded: SessionConfig) -> list[str]:
+    """Recorded fields where ``config`` asks for something else than both the record
+    and the default: a caller who set them and may expect them to apply."""
+    default = ManagedConfig()
+    mine = config.session_config(recorded.compute)
+    return [
+        name
+        for name in (*RECORDED, "tools")
+        if getattr(mine, name) != getattr(recorded, name)
+        and getattr(mine, name) != getattr(default.session_config(recorded.compute), name)
+    ]
 
 
 def _session_info(summary: SessionSummary) -> dict[str, Any]:

@@ -189,7 +189,7 @@ def _(event: Session.UserMessageAdded, summary: SessionSummary) -> SessionSummar
 
 @evolve.register
 def _(event: Session.TurnStarted, summary: SessionSummary) -> SessionSummary:
-    return _touch(summary, event, status=Status.RUNNING, turn_count=event.turn)
+    return _touch(summary, event, status=Status.RUNNING, turn_count=event.turn, last_error="")
 
 
 @evolve.register

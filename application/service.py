@@ -8,6 +8,7 @@ the summary projection instead of replaying logs.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
@@ -15,7 +16,7 @@ import socket
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -32,20 +33,24 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import EnvType, resolve_topic
 
+from agentjournal.application.adapters import release_binding
 from agentjournal.application.errors import (
     AmbiguousSessionId,
     ConcurrentUpdate,
+    ConfigError,
     SessionNotFound,
     StoreError,
     VersionNotFound,
     parse_session_id,
 )
-from agentjournal.application.ports import Compute, LanguageModel, ModelError, ModelReply, TextDelta, ToolSpec
+from agentjournal.application.ports import Compute, LanguageModel, ModelError, ModelReply, TextDelta
 from agentjournal.application.projection import SessionProjector, SessionSummary, SessionSummaryView
 from agentjournal.application.redaction import Redactor
 from agentjournal.application.tools import ToolLimits, run_tool
+from agentjournal.application.toolset import tool_specs
 from agentjournal.domain import (
     AssistantMessage,
+    ComputeBinding,
     PackageInstall,
     Session,
     SessionConfig,
@@ -54,6 +59,8 @@ from agentjournal.domain import (
     ToolCall,
     ToolResult,
     Usage,
+    check_compute,
+    check_package_sandbox,
 )
 
 STORE_ENV = "AGENTJOURNAL_HOME"
@@ -83,12 +90,14 @@ class ToolCallUpdate(msgspec.Struct, frozen=True):
 
 
 class TurnOutcome(msgspec.Struct, frozen=True):
-    """The end of a turn: the final text, why it stopped, and what it used."""
+    """The end of a turn: the final text, why it stopped, what this turn used
+    (``usage``) and what the session has used in all (``total_usage``)."""
 
     session_id: UUID
     text: str
     stop_reason: StopReason
     usage: Usage
+    total_usage: Usage
 
 
 TurnUpdate = TextDelta | ToolCallUpdate | TurnOutcome
@@ -96,13 +105,21 @@ TurnUpdate = TextDelta | ToolCallUpdate | TurnOutcome
 
 @dataclass(frozen=True)
 class TurnRuntime:
-    """The adapters one turn runs with."""
+    """What one turn runs with, besides what the session recorded: the adapters, the
+    redactor that knows the caller's secrets, and the caller's own decisions. Which
+    tools the model is offered, and the bounds of a call, come from the session."""
 
     model: LanguageModel
     compute: Compute
-    tools: Sequence[ToolSpec] = ()
-    limits: ToolLimits = field(default_factory=ToolLimits)
     redact: Redactor = field(default_factory=Redactor)
+    host_packages_ok: bool = False
+    """The caller's opt-in to installing packages on the host (never recorded)."""
+    on_custom_tool: Callable[[str, dict[str, Any]], Any] | None = None
+    on_tool_confirmation: Callable[[dict[str, Any]], bool] | None = None
+
+
+RuntimeFactory = Callable[[SessionConfig], TurnRuntime]
+"""Builds a turn's runtime for a session's recorded config."""
 
 
 class AuditEntry(msgspec.Struct, frozen=True):
@@ -215,10 +232,25 @@ class SessionService(Application[UUID]):
 
     # -- commands -------------------------------------------------------------------
 
-    def create_session(self, config: SessionConfig, title: str = "") -> UUID:
-        session = Session.start(config, title)
+    def create_session(self, config: SessionConfig, title: str = "", redact: Redactor | None = None) -> UUID:
+        """A new session. Its system prompt and title are redacted like everything else
+        recorded."""
+        redact = redact or Redactor()
+        session = Session.start(msgspec.structs.replace(config, system=redact(config.system)), redact(title))
         self._save(session)
         return session.id
+
+    def change_config(self, session_id: UUID, config: SessionConfig, redact: Redactor | None = None) -> None:
+        """Record a deliberate change of what governs the session (model, system prompt,
+        tools, bounds ...). The caller has checked it like a new session's config."""
+        session = self.get_session(session_id)
+        session.change_config(msgspec.structs.replace(config, system=(redact or Redactor())(config.system)))
+        self._save(session)
+
+    def set_title(self, session_id: UUID, title: str, redact: Redactor | None = None) -> None:
+        session = self.get_session(session_id)
+        session.set_title((redact or Redactor())(title))
+        self._save(session)
 
     def fork(self, session_id: UUID, at_version: int | None = None) -> UUID:
         """A new session whose history is this one's up to ``at_version`` (default: now)."""
@@ -226,17 +258,23 @@ class SessionService(Application[UUID]):
         self._save(fork)
         return fork.id
 
-    def run_turn(self, session_id: UUID, prompt: str, runtime: TurnRuntime) -> Iterator[TurnUpdate]:
+    def run_turn(self, session_id: UUID, prompt: str, runtime_for: RuntimeFactory) -> Iterator[TurnUpdate]:
         """The agent loop for one prompt: model, tools, model again, up to ``max_turns``
         model calls. Yields text as it streams, tool calls, and a final :class:`TurnOutcome`.
 
-        Whatever happens, the turn ends in the log: completed, failed (status
-        ``error``, and the error is raised) or interrupted (the caller stopped
-        iterating, or the process was interrupted).
+        The session's recorded config governs the turn, whoever runs it: the runtime
+        is built for that config (``runtime_for``), and the same policies as at its
+        creation are checked before anything is recorded. Whatever happens then, the
+        turn ends in the log: completed, failed (status ``error``, and the error is
+        raised) or interrupted (the caller stopped iterating, or the process was
+        interrupted).
         """
         session = self._working.pop(session_id, None)
         session = self._fast_forward(session) if session else self.get_session(session_id)
         self.recover(session)
+        runtime = runtime_for(session.config)
+        check_package_sandbox(session.config.packages, session.config.compute, runtime.host_packages_ok)
+        check_compute(session.id, session.config.compute, runtime.compute.kind)
         session.begin_turn(runtime.redact(prompt), this_worker())
         self._save(session)
         _ACTIVE.add(session.id)
@@ -257,44 +295,78 @@ class SessionService(Application[UUID]):
             _ACTIVE.discard(session.id)
 
     def _loop(self, session: Session, runtime: TurnRuntime) -> Iterator[TurnUpdate]:
-        self._prepare_compute(session, runtime)
-        text = ""
+        tools = tool_specs(session.config)
+        self._prepare_compute(session, runtime, bool(tools))
+        text, used = "", Usage()
+        stop_reason = StopReason.MAX_TURNS
         for _ in range(session.config.max_turns):
             reply = None
-            for item in runtime.model.stream(session.config.system, session.messages, runtime.tools):
+            for item in runtime.model.stream(session.config.system, session.messages, tools):
                 if isinstance(item, ModelReply):
                     reply = item
                 else:
                     yield item
             if reply is None:
                 raise ModelError("the model stream ended without a reply")
-            message = _redact_message(reply.message, runtime.redact)
+            message = recordable(reply.message, runtime.redact, session.config.max_output_bytes)
             session.add_assistant_message(message)
             session.record_usage(reply.model, reply.usage)
-            text = message.content
-            if not reply.message.tool_calls:
-                session.complete_turn(StopReason.END_TURN)
-                self._save(session)
-                yield TurnOutcome(session.id, text, StopReason.END_TURN, session.usage)
-                return
+            text, used = message.content, used + reply.usage
+            if not message.tool_calls:
+                stop_reason = StopReason.END_TURN
+                break
             self._save(session)
+            # The recorded calls carry unique ids and capped arguments; the tools run
+            # with what the model sent.
             for call, recorded in zip(reply.message.tool_calls, message.tool_calls, strict=True):
-                session.start_tool_call(recorded)
-                self._save(session)
-                yield ToolCallUpdate(recorded)
-                result = run_tool(runtime.compute, call, runtime.limits)
-                result = msgspec.structs.replace(result, output=runtime.redact(result.output))
+                result = yield from self._answer(session, msgspec.structs.replace(call, id=recorded.id), runtime)
                 session.record_tool_result(result)
                 self._save(session)
                 yield ToolCallUpdate(recorded, result)
-        session.complete_turn(StopReason.MAX_TURNS)
+        session.complete_turn(stop_reason)
         self._save(session)
-        yield TurnOutcome(session.id, text, StopReason.MAX_TURNS, session.usage)
+        yield TurnOutcome(session.id, text, stop_reason, used, session.usage)
 
-    def _prepare_compute(self, session: Session, runtime: TurnRuntime) -> None:
+    def _answer(self, session: Session, call: ToolCall, runtime: TurnRuntime) -> Generator[TurnUpdate, None, ToolResult]:
+        """Answer one tool call as the session's config allows: refused when the tool is
+        not enabled for the session, asked about first when it needs confirmation,
+        handed to the client when it is a custom tool, run on the compute otherwise."""
+        config, recorded = session.config, _find_call(session, call.id)
+        if call.name not in config.tool_names:
+            return _refusal(call, f"tool {call.name!r} is not enabled in this session; "
+                            f"its tools are {sorted(config.tool_names)}")  # fmt: skip
+        if call.name in config.confirm_tools:
+            allowed = self._confirm(session, recorded, runtime)
+            if not allowed:
+                return _refusal(call, "the user denied this tool call")
+        if call.name in {t.name for t in config.custom_tools}:
+            session.request_custom_tool(recorded)
+            self._save(session)
+            yield ToolCallUpdate(recorded)
+            return _custom_result(call, runtime)
+        session.start_tool_call(recorded)
+        self._save(session)
+        yield ToolCallUpdate(recorded)
+        limits = ToolLimits(timeout=config.command_timeout, max_output_bytes=config.max_output_bytes)
+        result = run_tool(runtime.compute, call, limits)
+        return msgspec.structs.replace(result, output=runtime.redact(result.output))
+
+    def _confirm(self, session: Session, call: ToolCall, runtime: TurnRuntime) -> bool:
+        """Ask the client whether ``call`` may run; the question and the answer are recorded."""
+        session.request_confirmation(call)
+        self._save(session)
+        if runtime.on_tool_confirmation is None:
+            raise ConfigError(f"tool {call.name!r} needs confirmation and nobody was asked to give it")
+        info = {"name": call.name, "input": _arguments_or_text(call.arguments), "tool_use_id": call.id}
+        allowed = runtime.on_tool_confirmation(info) is True
+        session.answer_confirmation(call.id, allowed, "" if allowed else "denied by on_tool_confirmation")
+        self._save(session)
+        return allowed
+
+    def _prepare_compute(self, session: Session, runtime: TurnRuntime, has_tools: bool) -> None:
         """Attach the session's sandbox (re-attaching after a restart) and install its
         packages there once; both are recorded."""
-        needs_compute = bool(runtime.tools) or any(session.config.packages.values())
+        needs_compute = has_tools or any(session.config.packages.values())
         if not needs_compute:
             return
         binding = runtime.compute.attach(session.id, session.compute)
@@ -346,10 +418,15 @@ class SessionService(Application[UUID]):
         session.interrupt_turn(reason)
         self._save(session)
 
-    def terminate(self, session_id: UUID, reason: str = "", compute: Compute | None = None) -> None:
+    def terminate(
+        self, session_id: UUID, reason: str = "", release: Callable[[ComputeBinding], None] = release_binding
+    ) -> None:
+        """Close a session for good, from any process. Its sandbox is released first, by
+        the binding the log recorded, and the release is recorded only once it is done."""
         session = self.get_session(session_id)
-        if compute is not None and session.compute is not None:
-            compute.release(session.compute)
+        if session.compute is not None:
+            release(session.compute)
+            session.release_compute("terminated")
         session.terminate(reason)
         self._save(session)
 
@@ -441,11 +518,59 @@ def _payload(event: Any) -> dict[str, Any]:
     return msgspec.json.decode(msgspec.json.encode(fields))  # type: ignore[no-any-return]
 
 
-def _redact_message(message: AssistantMessage, redact: Redactor) -> AssistantMessage:
-    return msgspec.structs.replace(
-        message,
-        content=redact(message.content),
-        tool_calls=tuple(
-            msgspec.structs.replace(c, arguments=redact(c.arguments)) for c in message.tool_calls
-        ),
-    )
+def recordable(message: AssistantMessage, redact: Redactor, max_argument_bytes: int) -> AssistantMessage:
+    """A model's message as the log keeps it: redacted, each call with an id of its own
+    (models do repeat or omit them), and arguments over ``max_argument_bytes`` replaced
+    by a JSON object saying how large they were (the tool still gets them whole)."""
+    seen: set[str] = set()
+    calls = []
+    for number, call in enumerate(message.tool_calls, start=1):
+        call_id, again = call.id or f"call_{number}", 1
+        while call_id in seen:
+            again += 1
+            call_id = f"{call.id or f'call_{number}'}_{again}"
+        seen.add(call_id)
+        calls.append(ToolCall(call_id, call.name, _capped_arguments(redact(call.arguments), max_argument_bytes)))
+    return msgspec.structs.replace(message, content=redact(message.content), tool_calls=tuple(calls))
+
+
+def _capped_arguments(arguments: str, limit: int) -> str:
+    data = arguments.encode()
+    if len(data) <= limit:
+        return arguments
+    return msgspec.json.encode(
+        {"truncated_arguments": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                                 "head": data[: min(limit, 1_000)].decode("utf-8", "replace")}}
+    ).decode()  # fmt: skip
+
+
+def _find_call(session: Session, tool_call_id: str) -> ToolCall:
+    return next(c for c in session.open_tool_calls if c.id == tool_call_id)
+
+
+def _refusal(call: ToolCall, why: str) -> ToolResult:
+    return ToolResult(tool_call_id=call.id, name=call.name, output=f"error: {why}", is_error=True)
+
+
+def _custom_result(call: ToolCall, runtime: TurnRuntime) -> ToolResult:
+    """What the client's handler answered for a custom tool call; its failure is the
+    model's to read, like any tool's."""
+    if runtime.on_custom_tool is None:
+        return _refusal(call, f"custom tool {call.name!r} has no handler in this process")
+    started = time.perf_counter()
+    arguments = _arguments_or_text(call.arguments)
+    try:
+        answer = runtime.on_custom_tool(call.name, arguments if isinstance(arguments, dict) else {})
+    except Exception as e:  # noqa: BLE001 - the handler's failure is the tool's result
+        return _refusal(call, f"{type(e).__name__}: {e}")
+    output = answer if isinstance(answer, str) else msgspec.json.encode(answer).decode()
+    duration = round((time.perf_counter() - started) * 1000, 3)
+    return ToolResult(tool_call_id=call.id, name=call.name, output=runtime.redact(output), duration_ms=duration)
+
+
+def _arguments_or_text(arguments: str) -> Any:
+    """A call's arguments as the JSON object the model meant, or its text when it is not one."""
+    try:
+        return msgspec.json.decode(arguments or "{}")
+    except msgspec.DecodeError:
+        return arguments

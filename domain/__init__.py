@@ -4,7 +4,9 @@ Pure: no I/O, no model provider, no container engine.
 """
 
 from agentjournal.domain.errors import (
+    ComputeNotAllowed,
     ManagedSandboxRequired,
+    NoPendingAction,
     NoTurnInProgress,
     SessionBusy,
     SessionError,
@@ -12,11 +14,12 @@ from agentjournal.domain.errors import (
     UnknownToolCall,
 )
 from agentjournal.domain.legacy import register_legacy_topics
-from agentjournal.domain.policy import check_package_sandbox
+from agentjournal.domain.policy import check_compute, check_package_sandbox
 from agentjournal.domain.session import Session, derive_title
 from agentjournal.domain.values import (
     AssistantMessage,
     ComputeBinding,
+    CustomTool,
     Lineage,
     Message,
     PackageInstall,
@@ -34,9 +37,12 @@ register_legacy_topics()
 __all__ = [
     "AssistantMessage",
     "ComputeBinding",
+    "ComputeNotAllowed",
+    "CustomTool",
     "Lineage",
     "ManagedSandboxRequired",
     "Message",
+    "NoPendingAction",
     "NoTurnInProgress",
     "PackageInstall",
     "Session",
@@ -51,6 +57,7 @@ __all__ = [
     "UnknownToolCall",
     "Usage",
     "UserMessage",
+    "check_compute",
     "check_package_sandbox",
     "derive_title",
 ]

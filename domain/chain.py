@@ -32,6 +32,10 @@ NOT_PAYLOAD = frozenset(
 
 _encoder = msgspec.msgpack.Encoder()
 
+ADDED_FIELDS = "__added_fields__"
+"""A payload Struct's class attribute naming the fields it gained after events with it
+were first written (see :func:`hashable`)."""
+
 
 def event_type_name(event_class: type) -> str:
     """The name an event's hash covers: stable however the code is packaged."""
@@ -55,10 +59,47 @@ def event_hash(
             version,
             timestamp.isoformat(),
             previous_hash,
-            [[name, payload[name]] for name in sorted(payload)],
+            [[name, hashable(payload[name])] for name in sorted(payload)],
         ]
     )
     return hashlib.sha256(body).hexdigest()
+
+
+def hashable(value: Any) -> Any:
+    """A payload value as its hash covers it: as msgspec encodes it, except that a
+    Struct's fields named in its ``__added_fields__`` are left out while they hold
+    their defaults.
+
+    So a payload type can gain a field with a default without changing the hash of
+    any event written before it: decoding such an event fills in the default, which
+    is then not hashed, exactly as it was not when the event was written."""
+    if isinstance(value, msgspec.Struct):
+        return _struct_body(value) if hasattr(value, ADDED_FIELDS) else value
+    if isinstance(value, (list, tuple)):
+        return [hashable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: hashable(item) for key, item in value.items()}
+    return value
+
+
+def _struct_body(value: msgspec.Struct) -> dict[str, Any]:
+    """The map msgspec writes for a Struct (its tag first), less the added fields that
+    hold their defaults."""
+    config = value.__struct_config__
+    body: dict[str, Any] = {config.tag_field: config.tag} if config.tag_field else {}
+    added = getattr(value, ADDED_FIELDS)
+    for field in msgspec.structs.fields(value):
+        item = getattr(value, field.name)
+        if field.name in added and item == _default(field):
+            continue
+        body[field.encode_name] = hashable(item)
+    return body
+
+
+def _default(field: msgspec.structs.FieldInfo) -> Any:
+    if field.default_factory is not msgspec.NODEFAULT:
+        return field.default_factory()
+    return field.default
 
 
 def payload_of(event: Any) -> dict[str, Any]:

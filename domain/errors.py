@@ -39,5 +39,30 @@ class UnknownToolCall(SessionError):
         self.tool_call_id = tool_call_id
 
 
-class ManagedSandboxRequired(SessionError):
-    """Packages were asked for with nowhere safe to install them."""
+class ManagedSandboxRequired(SessionError, RuntimeError):
+    """Packages were asked for with nowhere safe to install them.
+
+    A ``RuntimeError``, as in PraisonAI's managed agents, so code written against
+    theirs catches ours."""
+
+
+class ComputeNotAllowed(SessionError):
+    """A turn was offered a different compute than the session's recorded one."""
+
+    def __init__(self, session_id: UUID, recorded: str, offered: str) -> None:
+        super().__init__(
+            f"session {session_id} runs its tools on {recorded!r} compute, as recorded when it was "
+            f"created; it cannot continue on {offered!r} (fork it to start again elsewhere)"
+        )
+        self.session_id = session_id
+        self.recorded = recorded
+        self.offered = offered
+
+
+class NoPendingAction(SessionError):
+    """An answer was given to a custom tool call or confirmation nobody asked for."""
+
+    def __init__(self, session_id: UUID, tool_call_id: str) -> None:
+        super().__init__(f"session {session_id} is not waiting for an answer about tool call {tool_call_id!r}")
+        self.session_id = session_id
+        self.tool_call_id = tool_call_id

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from uuid import UUID
 
-from agentjournal.domain.errors import ManagedSandboxRequired
+from agentjournal.domain.errors import ComputeNotAllowed, ManagedSandboxRequired
 
 
 def check_package_sandbox(
@@ -23,3 +24,12 @@ def check_package_sandbox(
         "(ManagedAgent(..., compute='docker')), or, in a trusted development environment "
         "only, set host_packages_ok=True in the config to install them on this host"
     )
+
+
+def check_compute(session_id: UUID, recorded: str, offered: str) -> None:
+    """A session's tools run where its config says, whoever resumes it.
+
+    A session created for the Docker sandbox must not fall back to the host because
+    a later process was set up with defaults."""
+    if recorded != offered:
+        raise ComputeNotAllowed(session_id, recorded, offered)

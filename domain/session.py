@@ -15,6 +15,7 @@ from eventsourcing.domain import Aggregate
 
 from agentjournal.domain.chain import GENESIS, event_hash, event_type_name
 from agentjournal.domain.errors import (
+    NoPendingAction,
     NoTurnInProgress,
     SessionBusy,
     SessionTerminatedError,
@@ -49,6 +50,15 @@ def derive_title(prompt: str) -> str:
 class Session(Aggregate):
     """One agent session: config, conversation, usage, status, title and lineage."""
 
+    config_version: int = 1
+    """How many configs have governed the session: 1, and one more per ``ConfigChanged``."""
+
+    pending_confirmations: tuple[str, ...] = ()
+    """Tool calls waiting for the client's confirmation.
+
+    Both are class defaults, replaced (never mutated) by events, so sessions loaded
+    from snapshots taken before they existed have them too."""
+
     class Event(Aggregate.Event):
         """Every event of a session carries its link in the hash chain."""
 
@@ -78,6 +88,9 @@ class Session(Aggregate):
         usage_by_model: dict[str, Usage]
         turns: int
         status: Status
+        last_error: str = ""
+        """The parent's error when it forked at a failed turn. Forks recorded before this
+        field existed decode with the default, and their hash never covered it."""
 
     def __init__(
         self,
@@ -89,6 +102,7 @@ class Session(Aggregate):
         usage_by_model: dict[str, Usage] | None = None,
         turns: int = 0,
         status: Status = Status.IDLE,
+        last_error: str = "",
     ) -> None:
         self.config = config
         self.title = title
@@ -99,7 +113,7 @@ class Session(Aggregate):
         self.turns = turns
         self.status = status
         self.worker = ""
-        self.last_error = ""
+        self.last_error = last_error
         self.compute: ComputeBinding | None = None
         self.packages: list[PackageInstall] = []
         self.chain_head = GENESIS
@@ -144,6 +158,7 @@ class Session(Aggregate):
             turns=self.turns,
             # A fork of a closed session is a way to continue it, so it starts open.
             status=Status.IDLE if self.status == Status.TERMINATED else self.status,
+            last_error=self.error,
         )
         if self.status == Status.RUNNING:
             # The parent was mid-turn at that point: the fork cannot continue a turn
@@ -152,6 +167,13 @@ class Session(Aggregate):
         return fork
 
     # -- queries ----------------------------------------------------------------
+
+    @property
+    def error(self) -> str:
+        """What made the last turn fail, while the session is in the error state it left.
+        The error belongs to that turn: once another turn starts, it is history (the
+        log keeps it), not the session's state."""
+        return self.last_error if self.status == Status.ERROR else ""
 
     @property
     def open_tool_calls(self) -> list[ToolCall]:
@@ -187,15 +209,44 @@ class Session(Aggregate):
         self.trigger_event(self.UsageRecorded, model=model, usage=usage)
 
     def start_tool_call(self, call: ToolCall) -> None:
-        self._check_running()
-        if call.id not in {c.id for c in self.open_tool_calls}:
-            raise UnknownToolCall(call.id)
+        self._check_open_call(call.id)
         self.trigger_event(self.ToolCallStarted, call=call)
 
-    def record_tool_result(self, result: ToolResult) -> None:
+    def request_custom_tool(self, call: ToolCall) -> None:
+        """The model called a tool the client runs; its answer comes back as a result."""
+        self._check_open_call(call.id)
+        self.trigger_event(self.CustomToolRequested, call=call)
+
+    def request_confirmation(self, call: ToolCall) -> None:
+        """The call needs the client's yes or no before it runs."""
+        self._check_open_call(call.id)
+        self.trigger_event(self.ToolConfirmationRequested, call=call)
+
+    def answer_confirmation(self, tool_call_id: str, allowed: bool, reason: str = "") -> None:
         self._check_running()
-        if result.tool_call_id not in {c.id for c in self.open_tool_calls}:
-            raise UnknownToolCall(result.tool_call_id)
+        if tool_call_id not in self.pending_confirmations:
+            raise NoPendingAction(self.id, tool_call_id)
+        self.trigger_event(
+            self.ToolConfirmationAnswered, tool_call_id=tool_call_id, allowed=allowed, reason=reason
+        )
+
+    def change_config(self, config: SessionConfig) -> None:
+        """A deliberate change of what governs the session, recorded with the names of
+        the fields that changed. The caller checks the new config against the same
+        policies as a new session's."""
+        self._check_not_terminated()
+        if self.status == Status.RUNNING:
+            raise SessionBusy(self.id, self.worker)
+        changed = tuple(
+            name
+            for name in config.__struct_fields__
+            if getattr(config, name) != getattr(self.config, name)
+        )
+        if changed:
+            self.trigger_event(self.ConfigChanged, config=config, changes=changed)
+
+    def record_tool_result(self, result: ToolResult) -> None:
+        self._check_open_call(result.tool_call_id)
         self.trigger_event(self.ToolResultRecorded, result=result)
 
     def complete_turn(self, stop_reason: StopReason = StopReason.END_TURN) -> None:
@@ -225,6 +276,8 @@ class Session(Aggregate):
         self.trigger_event(self.ComputeAttached, binding=binding)
 
     def release_compute(self, reason: str) -> None:
+        """Record that the sandbox was removed. Only after it was: the log must not
+        claim a release that did not happen."""
         if self.compute is not None:
             self.trigger_event(self.ComputeReleased, binding=self.compute, reason=reason)
 
@@ -233,10 +286,11 @@ class Session(Aggregate):
         self.trigger_event(self.PackagesInstalled, install=install)
 
     def terminate(self, reason: str = "") -> None:
+        """Close the session for good. Its sandbox, if any, is released first by the
+        caller, which then records it with :meth:`release_compute`."""
         self._check_not_terminated()
         if self.status == Status.RUNNING:
             self.interrupt_turn("terminated")
-        self.release_compute("terminated")
         self.trigger_event(self.SessionTerminated, reason=reason)
 
     def _close_open_tool_calls(self, why: str) -> None:
@@ -249,6 +303,11 @@ class Session(Aggregate):
     def _check_not_terminated(self) -> None:
         if self.status == Status.TERMINATED:
             raise SessionTerminatedError(self.id)
+
+    def _check_open_call(self, tool_call_id: str) -> None:
+        self._check_running()
+        if tool_call_id not in {c.id for c in self.open_tool_calls}:
+            raise UnknownToolCall(tool_call_id)
 
     def _check_running(self) -> None:
         self._check_not_terminated()
@@ -290,11 +349,42 @@ class Session(Aggregate):
     class ToolCallStarted(Event):
         call: ToolCall
 
+    class CustomToolRequested(Event):
+        """The client runs this call; its answer is the call's ``ToolResultRecorded``."""
+
+        call: ToolCall
+
+    class ToolConfirmationRequested(Event):
+        call: ToolCall
+
+        def apply(self, session: Session) -> None:
+            session.pending_confirmations = (*session.pending_confirmations, self.call.id)
+
+    class ToolConfirmationAnswered(Event):
+        """The client's decision. A denied call is answered with an error result the
+        model reads; an allowed one runs."""
+
+        tool_call_id: str
+        allowed: bool
+        reason: str
+
+        def apply(self, session: Session) -> None:
+            session.pending_confirmations = _without(session.pending_confirmations, self.tool_call_id)
+
+    class ConfigChanged(Event):
+        config: SessionConfig
+        changes: tuple[str, ...]
+
+        def apply(self, session: Session) -> None:
+            session.config = self.config
+            session.config_version += 1
+
     class ToolResultRecorded(Event):
         result: ToolResult
 
         def apply(self, session: Session) -> None:
             session.messages.append(self.result)
+            session.pending_confirmations = _without(session.pending_confirmations, self.result.tool_call_id)
 
     class TitleSet(Event):
         title: str
@@ -359,5 +449,11 @@ class Session(Aggregate):
             "lineage": self.lineage,
             "compute": self.compute,
             "packages": list(self.packages),
-            "last_error": self.last_error,
+            "last_error": self.error,
+            "pending_confirmations": self.pending_confirmations,
+            "config_version": self.config_version,
         }
+
+
+def _without(items: tuple[str, ...], item: str) -> tuple[str, ...]:
+    return tuple(i for i in items if i != item)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from typing import ClassVar
 
 import msgspec
 
@@ -85,9 +86,27 @@ class Usage(msgspec.Struct, frozen=True):
         )
 
 
+class CustomTool(msgspec.Struct, frozen=True):
+    """A tool the client runs itself: the model calls it, the client answers."""
+
+    name: str
+    description: str = ""
+    input_schema: dict[str, object] = {}
+
+
 class SessionConfig(msgspec.Struct, frozen=True):
-    """What a session was set up with. Secrets are not part of it: ``env_names``
-    holds the names of the environment variables given, never their values."""
+    """What a session was set up with, and what governs it from then on.
+
+    A resumed session runs under its recorded config, not under whatever a later
+    caller brings; changing it is a deliberate, recorded event. Secrets are not
+    part of it: ``env_names`` holds the names of the environment variables given,
+    never their values.
+
+    ``tools`` are the built-in tools the model may call; ``custom_tools`` those the
+    client runs; ``confirm_tools`` the names (of either kind) that need the client's
+    confirmation before each call. The bounds on a command (``command_timeout``,
+    ``max_output_bytes``) are recorded so that no resume can widen them.
+    """
 
     model: str
     system: str
@@ -99,6 +118,21 @@ class SessionConfig(msgspec.Struct, frozen=True):
     env_names: tuple[str, ...] = ()
     max_turns: int = 10
     compute: str = "host"
+    custom_tools: tuple[CustomTool, ...] = ()
+    confirm_tools: tuple[str, ...] = ()
+    metadata: dict[str, object] = {}
+    command_timeout: float = 120.0
+    max_output_bytes: int = 64_000
+
+    __added_fields__: ClassVar[frozenset[str]] = frozenset(
+        {"custom_tools", "confirm_tools", "metadata", "command_timeout", "max_output_bytes"}
+    )
+    """Fields newer than the first logs: hashed only when they differ from their defaults."""
+
+    @property
+    def tool_names(self) -> frozenset[str]:
+        """Every tool the model may call in this session, built-in or custom."""
+        return frozenset(self.tools) | {tool.name for tool in self.custom_tools}
 
 
 class Lineage(msgspec.Struct, frozen=True):

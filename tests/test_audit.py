@@ -297,7 +297,7 @@ def test_an_oversized_prompt_is_refused_before_anything_is_recorded(model_server
     )  # fmt: skip
     with pytest.raises(ConfigError, match="1,001 characters; the limit is 1,000"):
         agent.run("x" * 1001)
-    assert agent.retrieve_session()["id"] is None and model_server.requests == []
+    assert agent.retrieve_session()["id"] == "" and model_server.requests == []
 
 
 def test_invalid_utf8_tool_output_is_recorded_readably(model_server, tmp_path):

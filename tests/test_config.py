@@ -12,14 +12,27 @@ from agentjournal.application import ConfigError, ManagedAgent, ManagedConfig, U
     [
         ({"model": 4}, "ManagedConfig.model: Expected `str`"),
         ({"tools": "execute_command"}, "ManagedConfig.tools"),
-        ({"tools": ["execute_command", "rm_rf"]}, "unknown ['rm_rf']"),
+        ({"tools": ["execute_command", "rm_rf"]}, "tools[1]: unknown tool 'rm_rf'"),
+        ({"tools": ["search_web"]}, "'search_web' is not available"),
+        ({"tools": [{"type": "agent_toolset_20260401", "configs": [{"name": "edit"}]}]}, "'edit' is not available"),
+        ({"tools": [{"type": "mcp_toolset"}]}, "is not a tool name"),
+        ({"tools": [{"type": "custom", "name": "lookup"}]}, "need on_custom_tool"),
+        ({"tools": [{"type": "custom", "name": "bash"}]}, "name of a built-in tool"),
+        ({"tools": ["read_file", "read"]}, "named more than once"),
+        (
+            {"tools": [{"type": "agent_toolset_20260401", "default_config": {"permission_policy": {"type": "always_ask"}}}]},
+            "give on_tool_confirmation",
+        ),
+        ({"on_custom_tool": "not a function"}, "on_custom_tool must be a function"),
+        ({"metadata": {"when": object()}}, "ManagedConfig.metadata"),
+        ({"model_max_attempts": 0}, "model_max_attempts must be at least 1"),
         ({"packages": {"pip": "pandas"}}, "ManagedConfig.packages"),
         ({"packages": {"brew": ["wget"]}}, "unknown manager 'brew'"),
         ({"packages": {"pip": ["--index-url=http://evil"]}}, "non-name"),
         ({"networking": {"type": "open"}}, "networking: type 'open'"),
         ({"env": {"NOT A NAME": "x"}}, "not environment variable names"),
         ({"env": {"TOKEN": 5}}, "ManagedConfig.env"),
-        ({"max_turns": 0}, "max_turns must be at least 1"),
+        ({"max_turns": 0}, "max_turns and model_max_attempts must be at least 1"),
         ({"host_packages_ok": "yes"}, "host_packages_ok: Expected `bool`"),
         ({"command_timeout": -1}, "must be positive"),
     ],
@@ -52,9 +65,9 @@ def test_the_api_key_is_hidden_from_repr_and_errors():
 
 
 def test_unknown_provider_and_compute_are_refused():
-    with pytest.raises(UnsupportedProvider, match="provider='local'"):
+    with pytest.raises(UnsupportedProvider, match=r"Unknown provider 'anthropic': choose from \['local', 'openai'"):
         ManagedAgent(provider="anthropic")
-    with pytest.raises(ConfigError, match="compute must be"):
+    with pytest.raises(ConfigError, match="compute must be one of"):
         ManagedAgent(compute="kubernetes")
 
 
@@ -62,7 +75,7 @@ def test_empty_prompt_is_refused(tmp_path):
     managed = ManagedAgent(store=tmp_path / "s.db")
     with pytest.raises(ConfigError, match="non-empty"):
         managed.run("   ")
-    assert managed.retrieve_session()["id"] is None
+    assert managed.retrieve_session()["id"] == ""
 
 
 def test_the_host_compute_refuses_a_network_policy_it_cannot_enforce(tmp_path):
@@ -71,4 +84,4 @@ def test_the_host_compute_refuses_a_network_policy_it_cannot_enforce(tmp_path):
     managed = ManagedAgent(config={"networking": {"type": "none"}}, store=tmp_path / "s.db")
     with pytest.raises(ComputeError, match="cannot restrict the network"):
         managed.run("hello")
-    assert managed.retrieve_session()["id"] is None
+    assert managed.retrieve_session()["id"] == ""

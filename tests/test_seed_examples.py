@@ -1,4 +1,6 @@
-"""The local managed agents document's examples, with our imports and a local model server."""
+"""The local managed agents document's examples, run as a PraisonAI user runs them: the
+document's own first line, ``from praisonaiagents import Agent``, with agentjournal's
+``ManagedAgent`` as the backend, against the scripted model server over HTTP."""
 
 from __future__ import annotations
 
@@ -6,13 +8,9 @@ import json
 
 import pytest
 
-from agentjournal.application import (
-    Agent,
-    LocalManagedConfig,
-    ManagedAgent,
-    ManagedConfig,
-    ManagedSandboxRequired,
-)
+from praisonaiagents import Agent
+
+from agentjournal import LocalManagedConfig, ManagedAgent, ManagedConfig, ManagedSandboxRequired
 from agentjournal.infrastructure.scripted_model import Reply
 from tests.conftest import TEST_KEY, run_python
 
@@ -49,6 +47,9 @@ def test_local_managed_config_is_the_same_class():
     assert defaults.host_packages_ok is False
     assert defaults.working_dir == ""
     assert defaults.env == {}
+    assert defaults.max_turns == 25
+    assert defaults.metadata == {}
+    assert defaults.on_tool_confirmation is None and defaults.on_custom_tool is None
 
 
 def test_packages_without_a_sandbox_raise_before_any_model_call(model_server, tmp_path):
@@ -63,8 +64,9 @@ def test_packages_without_a_sandbox_raise_before_any_model_call(model_server, tm
 
     message = str(raised.value)
     assert "compute='docker'" in message and "host_packages_ok=True" in message
+    assert isinstance(raised.value, RuntimeError)
     assert model_server.requests == []
-    assert managed.retrieve_session()["id"] is None
+    assert managed.retrieve_session()["id"] == ""
 
 
 def test_persistent_session_resumes_in_another_process(model_server, tmp_path):
@@ -82,7 +84,8 @@ def test_persistent_session_resumes_in_another_process(model_server, tmp_path):
     child = run_python(
         f"""
         import json
-        from agentjournal.application import Agent, ManagedAgent, ManagedConfig
+        from praisonaiagents import Agent
+        from agentjournal import ManagedAgent, ManagedConfig
         ids = json.loads({json.dumps(json.dumps(ids))})
         managed2 = ManagedAgent(provider="local", config=ManagedConfig(
             model="gpt-4o-mini", api_base={model_server.base_url!r}, api_key={TEST_KEY!r}))
@@ -144,8 +147,8 @@ def test_usage_is_tracked_and_accumulated(model_server):
 def test_retrieve_session_has_defaults_before_any_session(model_server):
     managed = ManagedAgent(provider="local", config=local_config(model_server))
     assert managed.retrieve_session() == {
-        "id": None,
-        "status": "none",
+        "id": "",
+        "status": "unknown",
         "title": "",
         "usage": {"input_tokens": 0, "output_tokens": 0},
     }

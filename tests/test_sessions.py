@@ -33,7 +33,9 @@ def test_state_rebuilt_from_events_equals_the_live_state(make_agent, model_serve
     tool_turn(model_server, "printf 'a\\nb'")
     agent.run("first")
     agent.run("second")
-    live = agent.state_at()
+    # The copy the service keeps in memory, and the next turn continues from.
+    live = agent.service._working[agent.state_at().id]
+    assert live.version == agent.state_at().version
 
     fresh = open_service()
     replayed = fresh.get_session(live.id)
@@ -277,11 +279,11 @@ def test_text_streams_as_an_iterator_and_asynchronously(make_agent, model_server
 
     agent = make_agent()
     model_server.enqueue(Reply(text="streamed in several pieces"), Reply(text="and asynchronously too"))
-    pieces = list(agent.stream("go"))
+    pieces = list(agent.iter_text("go"))
     assert len(pieces) > 1 and "".join(pieces) == "streamed in several pieces"
 
     async def collect() -> list[str]:
-        return [text async for text in agent.astream("again")]
+        return [text async for text in agent.stream("again")]
 
     assert "".join(asyncio.run(collect())) == "and asynchronously too"
     assert agent.verify().ok

@@ -1,0 +1,49 @@
+"""Which adapter serves which port, named by topic and imported on first use.
+
+The application never imports ``agentjournal.infrastructure``: it names adapters the
+way eventsourcing names persistence modules (``module:Class``) and resolves them
+only when a turn needs them, so reading a log never loads litellm or docker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.utils import resolve_topic
+
+from agentjournal.application.errors import ConfigError
+from agentjournal.domain import ComputeBinding
+
+LANGUAGE_MODEL_TOPIC = "agentjournal.infrastructure.llm:LiteLLMModel"
+
+COMPUTE_TOPICS = {
+    "host": "agentjournal.infrastructure.host:HostCompute",
+    "docker": "agentjournal.infrastructure.docker_compute:DockerCompute",
+}
+"""Compute kinds by the name a session records."""
+
+COMPUTE_NAMES = {"host": "host", "local": "host", "docker": "docker"}
+"""What ``ManagedAgent(compute=...)`` accepts: PraisonAI says "local" for the host."""
+
+
+def compute_kind(name: str) -> str:
+    """The recorded kind for a compute name. Raises :class:`ConfigError` for others."""
+    if name not in COMPUTE_NAMES:
+        raise ConfigError(
+            f"compute must be one of {sorted(COMPUTE_NAMES)} or a Compute object, not {name!r}"
+        )
+    return COMPUTE_NAMES[name]
+
+
+def compute_class(kind: str) -> Any:
+    return resolve_topic(COMPUTE_TOPICS[compute_kind(kind)])
+
+
+def language_model_class() -> Any:
+    return resolve_topic(LANGUAGE_MODEL_TOPIC)
+
+
+def release_binding(binding: ComputeBinding) -> None:
+    """Remove the sandbox a log recorded, with everything running in it, from any
+    process: the binding alone says where it is."""
+    compute_class(binding.kind)().release(binding)

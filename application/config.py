@@ -1,0 +1,204 @@
+"""``ManagedConfig``: how an agent's sessions are set up, checked field by field.
+
+Its fields and defaults are those of PraisonAI's ``LocalManagedConfig`` (the
+local managed agents documentation), plus what a local engine needs: where the
+model is (``api_base``, ``api_key``), the bounds of a tool call, the sandbox image.
+
+Part of a config is recorded when a session starts (:meth:`ManagedConfig.session_config`)
+and governs that session from then on. The rest is the caller's own and is never
+recorded: the API key, ``env`` values (their names are recorded), the callbacks, and
+where the model server is.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from agentjournal.application.errors import ConfigError
+from agentjournal.application.tools import DEFAULT_TOOLS
+from agentjournal.application.toolset import resolve_tools
+from agentjournal.domain import SessionConfig
+
+PACKAGE_MANAGERS = ("pip", "apt", "npm")
+NETWORKING_TYPES = ("unrestricted", "none", "limited")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+CALLBACKS = ("on_tool_confirmation", "on_custom_tool")
+"""Fields holding the caller's functions: checked as callables, never recorded."""
+
+RECORDED = (
+    "model", "system", "name", "packages", "networking", "working_dir",
+    "max_turns", "metadata", "command_timeout", "max_output_bytes",
+)  # fmt: skip
+"""Fields a session records and keeps, besides its tools, env names and compute."""
+
+ToolConfirmation = Callable[[dict[str, Any]], bool]
+"""Called with ``{"name", "input", "tool_use_id"}`` before a tool that needs confirmation;
+returns whether it may run."""
+
+CustomToolHandler = Callable[[str, dict[str, Any]], Any]
+"""Called with a custom tool's name and input; returns its result (text, or anything
+JSON can encode)."""
+
+
+class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How an agent's sessions are set up. Wrong names, types or values raise
+    :class:`ConfigError` at once, naming the field.
+
+    ``tools`` takes tool names or Anthropic-style tool dicts (see
+    :mod:`agentjournal.application.toolset`). ``api_key`` goes to the model provider
+    and nowhere else. ``env`` values reach the tools' environment; the log keeps
+    their names only and redacts the values wherever they appear. The callbacks are
+    not recorded; what they decide is (each answer is an event).
+    """
+
+    model: str = "gpt-4o"
+    system: str = "You are a helpful coding assistant."
+    name: str = "Agent"
+    tools: list[str | dict[str, Any]] = msgspec.field(default_factory=lambda: list(DEFAULT_TOOLS))
+    max_turns: int = 25
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    packages: dict[str, list[str]] | None = None
+    networking: dict[str, Any] = msgspec.field(default_factory=lambda: {"type": "unrestricted"})
+    host_packages_ok: bool = False
+    working_dir: str = ""
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    session_title: str | None = None
+    on_tool_confirmation: Any = None
+    on_custom_tool: Any = None
+    api_base: str | None = None
+    api_key: str | None = None
+    model_timeout: float = 120.0
+    """Seconds to wait for the model to answer one request."""
+    model_max_attempts: int = 3
+    """Requests made for one model call, the first included, before the turn fails."""
+    command_timeout: float = 120.0
+    max_output_bytes: int = 64_000
+    max_prompt_chars: int = 1_000_000
+    image: str | None = None
+    ca_bundle: str | None = None
+
+    def __post_init__(self) -> None:
+        for field in msgspec.structs.fields(self):
+            if field.name not in CALLBACKS:
+                _check_type(field.name, getattr(self, field.name), field.type)
+        for name in CALLBACKS:
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                raise ConfigError(f"ManagedConfig.{name} must be a function, not {getattr(self, name)!r}")
+        toolset = resolve_tools(self.tools)
+        if toolset.custom and self.on_custom_tool is None:
+            names = [t.name for t in toolset.custom]
+            raise ConfigError(f"ManagedConfig.tools: custom tools {names} need on_custom_tool to answer them")
+        if toolset.confirm and self.on_tool_confirmation is None:
+            raise ConfigError(
+                f"ManagedConfig.tools: {list(toolset.confirm)} ask for confirmation (always_ask); "
+                "give on_tool_confirmation to answer"
+            )
+        for manager, names in (self.packages or {}).items():
+            if manager not in PACKAGE_MANAGERS:
+                raise ConfigError(
+                    f"ManagedConfig.packages: unknown manager {manager!r}; use {list(PACKAGE_MANAGERS)}"
+                )
+            if any(not n.strip() or n.startswith("-") for n in names):
+                raise ConfigError(f"ManagedConfig.packages[{manager!r}]: {names!r} holds a non-name")
+        kind = self.networking.get("type")
+        if kind not in NETWORKING_TYPES:
+            raise ConfigError(
+                f"ManagedConfig.networking: type {kind!r} is not one of {list(NETWORKING_TYPES)}"
+            )
+        bad_env = [k for k in self.env if not ENV_NAME.match(k)]
+        if bad_env:
+            raise ConfigError(f"ManagedConfig.env: {bad_env} are not environment variable names")
+        try:
+            msgspec.json.encode(self.metadata)
+        except TypeError as e:
+            raise ConfigError(f"ManagedConfig.metadata: {e}") from None
+        if self.max_turns < 1 or self.model_max_attempts < 1:
+            raise ConfigError("ManagedConfig.max_turns and model_max_attempts must be at least 1")
+        bounds = (self.command_timeout, self.max_output_bytes, self.max_prompt_chars, self.model_timeout)
+        if min(bounds) <= 0:
+            raise ConfigError(
+                "ManagedConfig.command_timeout, max_output_bytes, max_prompt_chars and model_timeout "
+                "must be positive"
+            )
+
+    def __repr__(self) -> str:
+        shown = {
+            f.name: ("***" if f.name == "api_key" and self.api_key else getattr(self, f.name))
+            for f in msgspec.structs.fields(self)
+        }
+        shown["env"] = {k: "***" for k in self.env}
+        return "ManagedConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ManagedConfig:
+        """A config from a plain dict, as PraisonAI's backends accept one."""
+        fields = dict(values)
+        callbacks = {name: fields.pop(name) for name in CALLBACKS if name in fields}
+        try:
+            return msgspec.structs.replace(msgspec.convert(fields, cls), **callbacks)
+        except msgspec.ValidationError as e:
+            raise ConfigError(f"ManagedConfig: {e}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, as given (the API key and env values included: this is the
+        caller's own object, not a record)."""
+        return msgspec.structs.asdict(self)
+
+    def session_config(self, compute: str) -> SessionConfig:
+        """What the log keeps of this config: no key, no env values, no callbacks."""
+        toolset = resolve_tools(self.tools)
+        return SessionConfig(
+            model=self.model,
+            system=self.system,
+            name=self.name,
+            tools=toolset.builtin,
+            custom_tools=toolset.custom,
+            confirm_tools=toolset.confirm,
+            packages={m: tuple(n) for m, n in (self.packages or {}).items() if n},
+            networking=dict(self.networking),
+            working_dir=self.working_dir,
+            env_names=tuple(sorted(self.env)),
+            max_turns=self.max_turns,
+            compute=compute,
+            metadata=dict(self.metadata),
+            command_timeout=self.command_timeout,
+            max_output_bytes=self.max_output_bytes,
+        )
+
+    def governed_by(self, recorded: SessionConfig) -> ManagedConfig:
+        """This config with every recorded field taken from ``recorded``: what a resumed
+        session runs under. Only ``env`` values whose names were recorded are kept."""
+        return msgspec.structs.replace(
+            self,
+            **{name: _plain(getattr(recorded, name)) for name in RECORDED},
+            env={k: v for k, v in self.env.items() if k in recorded.env_names},
+        )
+
+    def secrets(self) -> dict[str, str]:
+        named = {f"env:{k}": v for k, v in self.env.items()}
+        if self.api_key:
+            named["api_key"] = self.api_key
+        return named
+
+
+LocalManagedConfig = ManagedConfig
+"""The same class, under the name the local managed agents documentation uses."""
+
+
+def _check_type(name: str, value: Any, expected: Any) -> None:
+    try:
+        msgspec.convert(value, expected, strict=True)
+    except msgspec.ValidationError as e:
+        shown = "" if name == "api_key" else f" (got {type(value).__name__} {value!r})"
+        raise ConfigError(f"ManagedConfig.{name}: {e}{shown}") from None
+
+
+def _plain(value: Any) -> Any:
+    """A recorded value in the shape a ManagedConfig field takes (lists, not tuples)."""
+    if isinstance(value, dict):
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
+    return value

@@ -1,0 +1,155 @@
+"""What a config's ``tools`` list means: built-in tools, custom tools, confirmations.
+
+``ManagedConfig.tools`` takes tool names, as the local managed agents documentation
+does (``["execute_command", "read_file"]``), or the Anthropic Managed Agents shapes
+that PraisonAI passes through:
+
+* ``{"type": "agent_toolset_20260401", "configs": [...], "default_config": {...}}``:
+  the built-in tools, each enabled or not, each with a permission policy
+  (``always_allow`` and ``auto`` run it, ``always_ask`` asks the client first);
+* ``{"type": "custom", "name": ..., "description": ..., "input_schema": {...}}``:
+  a tool the client runs itself.
+
+:func:`resolve_tools` turns either into a :class:`Toolset`, the part of a session's
+config that the agent loop enforces: the model is offered exactly these tools, and
+a call to any other is refused as a tool error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from agentjournal.application.errors import ConfigError
+from agentjournal.application.ports import ToolSpec
+from agentjournal.application.tools import TOOL_SPECS
+from agentjournal.domain import CustomTool, SessionConfig
+
+AGENT_TOOLSET = "agent_toolset_20260401"
+
+ALIASES = {"bash": "execute_command", "read": "read_file", "write": "write_file", "glob": "list_files"}
+"""Anthropic's names for the built-in tools this engine has."""
+
+UNAVAILABLE = {
+    "edit": "there is no edit tool yet: write_file replaces a whole file",
+    "grep": "there is no grep tool yet: run grep through execute_command",
+    "web_fetch": "there is no web fetch tool: fetch through execute_command where networking allows",
+    "web_search": "there is no web search service here",
+    "search_web": "there is no web search service here",
+}
+"""Tools other managed agents offer and this engine does not, with what to do instead."""
+
+
+class Toolset(msgspec.Struct, frozen=True):
+    builtin: tuple[str, ...]
+    custom: tuple[CustomTool, ...] = ()
+    confirm: tuple[str, ...] = ()
+    """Names (built-in or custom) that need the client's confirmation before each call."""
+
+
+def resolve_tools(tools: Sequence[str | Mapping[str, Any]]) -> Toolset:
+    """The toolset a ``tools`` list asks for. Raises :class:`ConfigError` naming the
+    entry that is unknown or malformed, or a tool this engine does not have."""
+    builtin: list[str] = []
+    custom: list[CustomTool] = []
+    confirm: list[str] = []
+    for index, entry in enumerate(tools):
+        where = f"ManagedConfig.tools[{index}]"
+        if isinstance(entry, str):
+            builtin.append(_builtin_name(entry, where))
+        elif isinstance(entry, Mapping) and entry.get("type") == AGENT_TOOLSET:
+            enabled, asked = _agent_toolset(entry, where)
+            builtin += enabled
+            confirm += asked
+        elif isinstance(entry, Mapping) and entry.get("type") == "custom":
+            tool = _custom_tool(entry, where)
+            custom.append(tool)
+            if _policy(entry.get("permission_policy"), where) == "always_ask":
+                confirm.append(tool.name)
+        else:
+            raise ConfigError(
+                f"{where}: {entry!r} is not a tool name, an {AGENT_TOOLSET!r} toolset or a custom tool"
+            )
+    names = [*builtin, *(t.name for t in custom)]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ConfigError(f"ManagedConfig.tools: {duplicated} named more than once")
+    return Toolset(tuple(builtin), tuple(custom), tuple(dict.fromkeys(confirm)))
+
+
+def tool_specs(config: SessionConfig) -> list[ToolSpec]:
+    """What the model is offered in a session: its built-in and custom tools."""
+    specs = [TOOL_SPECS[name] for name in config.tools]
+    specs += [ToolSpec(t.name, t.description, dict(t.input_schema)) for t in config.custom_tools]
+    return specs
+
+
+def _builtin_name(name: str, where: str) -> str:
+    name = ALIASES.get(name, name)
+    if name in TOOL_SPECS:
+        return name
+    if name in UNAVAILABLE:
+        raise ConfigError(f"{where}: {name!r} is not available: {UNAVAILABLE[name]}")
+    raise ConfigError(f"{where}: unknown tool {name!r}; choose from {list(TOOL_SPECS)}")
+
+
+def _agent_toolset(entry: Mapping[str, Any], where: str) -> tuple[list[str], list[str]]:
+    """The built-in tools a toolset enables, and those of them that need confirmation."""
+    default = entry.get("default_config") or {}
+    default_enabled = default.get("enabled", True) is not False
+    default_policy = _policy(default.get("permission_policy"), f"{where}.default_config")
+    configs: dict[str, Mapping[str, Any]] = {}
+    for number, config in enumerate(_mappings(entry.get("configs") or (), f"{where}.configs")):
+        name = config.get("name")
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}.configs[{number}]: a tool config needs a 'name'")
+        configs[name] = config
+    # Named tools this engine lacks are refused only when they would be enabled.
+    for name, config in configs.items():
+        if config.get("enabled", default_enabled) is not False:
+            _builtin_name(name, f"{where}.configs")
+    enabled, asked = [], []
+    for name in TOOL_SPECS:
+        anthropic_name = next((a for a, ours in ALIASES.items() if ours == name), name)
+        config = configs.get(anthropic_name) or configs.get(name) or {}
+        if config.get("enabled", default_enabled) is False:
+            continue
+        enabled.append(name)
+        policy = _policy(config.get("permission_policy"), f"{where}.configs") or default_policy
+        if policy == "always_ask":
+            asked.append(name)
+    return enabled, asked
+
+
+def _custom_tool(entry: Mapping[str, Any], where: str) -> CustomTool:
+    name, schema = entry.get("name"), entry.get("input_schema") or {"type": "object", "properties": {}}
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}: a custom tool needs a non-empty 'name'")
+    if name in TOOL_SPECS or name in ALIASES:
+        raise ConfigError(f"{where}: custom tool {name!r} has the name of a built-in tool")
+    if not isinstance(schema, Mapping) or schema.get("type", "object") != "object":
+        raise ConfigError(f"{where}: input_schema of {name!r} must be a JSON schema of type 'object'")
+    description = entry.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError(f"{where}: description of {name!r} must be a string")
+    return CustomTool(name=name, description=description, input_schema=dict(schema))
+
+
+def _policy(policy: Any, where: str) -> str | None:
+    if policy is None:
+        return None
+    kind = policy.get("type") if isinstance(policy, Mapping) else None
+    if kind not in ("always_allow", "always_ask", "auto"):
+        raise ConfigError(
+            f"{where}: permission_policy {policy!r} is not of type 'always_allow', 'always_ask' or 'auto'"
+        )
+    return str(kind)
+
+
+def _mappings(items: Iterable[Any], where: str) -> Iterable[Mapping[str, Any]]:
+    for number, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where}[{number}]: {item!r} is not a mapping")
+        yield item
