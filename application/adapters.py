@@ -29,9 +29,7 @@ COMPUTE_NAMES = {"host": "host", "local": "host", "docker": "docker"}
 def compute_kind(name: str) -> str:
     """The recorded kind for a compute name. Raises :class:`ConfigError` for others."""
     if name not in COMPUTE_NAMES:
-        raise ConfigError(
-            f"compute must be one of {sorted(COMPUTE_NAMES)} or a Compute object, not {name!r}"
-        )
+        raise ConfigError(f"compute must be one of {sorted(COMPUTE_NAMES)} or a Compute object, not {name!r}")
     return COMPUTE_NAMES[name]
 
 

@@ -44,7 +44,14 @@ from agentjournal.application.redaction import Redactor
 from agentjournal.application.service import AuditEntry, SessionService, TurnOutcome, TurnRuntime, TurnUpdate
 from agentjournal.domain import Session, SessionConfig, Status, check_package_sandbox
 
-__all__ = ["Agent", "LocalManagedConfig", "ManagedAgent", "ManagedConfig", "RecordedConfigWarning", "open_store"]
+__all__ = [
+    "Agent",
+    "LocalManagedConfig",
+    "ManagedAgent",
+    "ManagedConfig",
+    "RecordedConfigWarning",
+    "open_store",
+]
 
 PROVIDERS = ("local", "openai", "ollama", "gemini")
 """What ``ManagedAgent(provider=...)`` accepts: sessions always run here; the names
@@ -317,7 +324,10 @@ class ManagedAgent:
         ``timeout=`` seconds, a turn still running then is interrupted and
         :class:`TimeoutError` raised."""
         text = ""
-        async with asyncio.timeout(kwargs.get("timeout")), aclosing(self._threaded_updates(prompt)) as updates:
+        async with (
+            asyncio.timeout(kwargs.get("timeout")),
+            aclosing(self._threaded_updates(prompt)) as updates,
+        ):
             async for update in updates:
                 if isinstance(update, TurnOutcome):
                     text = update.text

@@ -319,7 +319,9 @@ class SessionService(Application[UUID]):
             # The recorded calls carry unique ids and capped arguments; the tools run
             # with what the model sent.
             for call, recorded in zip(reply.message.tool_calls, message.tool_calls, strict=True):
-                result = yield from self._answer(session, msgspec.structs.replace(call, id=recorded.id), runtime)
+                result = yield from self._answer(
+                    session, msgspec.structs.replace(call, id=recorded.id), runtime
+                )
                 session.record_tool_result(result)
                 self._save(session)
                 yield ToolCallUpdate(recorded, result)
@@ -327,7 +329,9 @@ class SessionService(Application[UUID]):
         self._save(session)
         yield TurnOutcome(session.id, text, stop_reason, used, session.usage)
 
-    def _answer(self, session: Session, call: ToolCall, runtime: TurnRuntime) -> Generator[TurnUpdate, None, ToolResult]:
+    def _answer(
+        self, session: Session, call: ToolCall, runtime: TurnRuntime
+    ) -> Generator[TurnUpdate, None, ToolResult]:
         """Answer one tool call as the session's config allows: refused when the tool is
         not enabled for the session, asked about first when it needs confirmation,
         handed to the client when it is a custom tool, run on the compute otherwise."""
@@ -530,7 +534,9 @@ def recordable(message: AssistantMessage, redact: Redactor, max_argument_bytes: 
             again += 1
             call_id = f"{call.id or f'call_{number}'}_{again}"
         seen.add(call_id)
-        calls.append(ToolCall(call_id, call.name, _capped_arguments(redact(call.arguments), max_argument_bytes)))
+        calls.append(
+            ToolCall(call_id, call.name, _capped_arguments(redact(call.arguments), max_argument_bytes))
+        )
     return msgspec.structs.replace(message, content=redact(message.content), tool_calls=tuple(calls))
 
 
@@ -565,7 +571,9 @@ def _custom_result(call: ToolCall, runtime: TurnRuntime) -> ToolResult:
         return _refusal(call, f"{type(e).__name__}: {e}")
     output = answer if isinstance(answer, str) else msgspec.json.encode(answer).decode()
     duration = round((time.perf_counter() - started) * 1000, 3)
-    return ToolResult(tool_call_id=call.id, name=call.name, output=runtime.redact(output), duration_ms=duration)
+    return ToolResult(
+        tool_call_id=call.id, name=call.name, output=runtime.redact(output), duration_ms=duration
+    )
 
 
 def _arguments_or_text(arguments: str) -> Any:

@@ -63,6 +63,8 @@ class NoPendingAction(SessionError):
     """An answer was given to a custom tool call or confirmation nobody asked for."""
 
     def __init__(self, session_id: UUID, tool_call_id: str) -> None:
-        super().__init__(f"session {session_id} is not waiting for an answer about tool call {tool_call_id!r}")
+        super().__init__(
+            f"session {session_id} is not waiting for an answer about tool call {tool_call_id!r}"
+        )
         self.session_id = session_id
         self.tool_call_id = tool_call_id

@@ -238,9 +238,7 @@ class Session(Aggregate):
         if self.status == Status.RUNNING:
             raise SessionBusy(self.id, self.worker)
         changed = tuple(
-            name
-            for name in config.__struct_fields__
-            if getattr(config, name) != getattr(self.config, name)
+            name for name in config.__struct_fields__ if getattr(config, name) != getattr(self.config, name)
         )
         if changed:
             self.trigger_event(self.ConfigChanged, config=config, changes=changed)

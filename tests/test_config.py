@@ -14,13 +14,23 @@ from agentjournal.application import ConfigError, ManagedAgent, ManagedConfig, U
         ({"tools": "execute_command"}, "ManagedConfig.tools"),
         ({"tools": ["execute_command", "rm_rf"]}, "tools[1]: unknown tool 'rm_rf'"),
         ({"tools": ["search_web"]}, "'search_web' is not available"),
-        ({"tools": [{"type": "agent_toolset_20260401", "configs": [{"name": "edit"}]}]}, "'edit' is not available"),
+        (
+            {"tools": [{"type": "agent_toolset_20260401", "configs": [{"name": "edit"}]}]},
+            "'edit' is not available",
+        ),
         ({"tools": [{"type": "mcp_toolset"}]}, "is not a tool name"),
         ({"tools": [{"type": "custom", "name": "lookup"}]}, "need on_custom_tool"),
         ({"tools": [{"type": "custom", "name": "bash"}]}, "name of a built-in tool"),
         ({"tools": ["read_file", "read"]}, "named more than once"),
         (
-            {"tools": [{"type": "agent_toolset_20260401", "default_config": {"permission_policy": {"type": "always_ask"}}}]},
+            {
+                "tools": [
+                    {
+                        "type": "agent_toolset_20260401",
+                        "default_config": {"permission_policy": {"type": "always_ask"}},
+                    }
+                ]
+            },
             "give on_tool_confirmation",
         ),
         ({"on_custom_tool": "not a function"}, "on_custom_tool must be a function"),
@@ -65,7 +75,9 @@ def test_the_api_key_is_hidden_from_repr_and_errors():
 
 
 def test_unknown_provider_and_compute_are_refused():
-    with pytest.raises(UnsupportedProvider, match=r"Unknown provider 'anthropic': choose from \['local', 'openai'"):
+    with pytest.raises(
+        UnsupportedProvider, match=r"Unknown provider 'anthropic': choose from \['local', 'openai'"
+    ):
         ManagedAgent(provider="anthropic")
     with pytest.raises(ConfigError, match="compute must be one of"):
         ManagedAgent(compute="kubernetes")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from praisonaiagents import Agent
 
 from agentjournal import LocalManagedConfig, ManagedAgent, ManagedConfig, ManagedSandboxRequired
