@@ -158,7 +158,7 @@ class Session(Aggregate):
             turns=self.turns,
             # A fork of a closed session is a way to continue it, so it starts open.
             status=Status.IDLE if self.status == Status.TERMINATED else self.status,
-            last_error=self.error,
+            last_error=self.last_error,
         )
         if self.status == Status.RUNNING:
             # The parent was mid-turn at that point: the fork cannot continue a turn
@@ -169,11 +169,18 @@ class Session(Aggregate):
     # -- queries ----------------------------------------------------------------
 
     @property
-    def error(self) -> str:
-        """What made the last turn fail, while the session is in the error state it left.
-        The error belongs to that turn: once another turn starts, it is history (the
-        log keeps it), not the session's state."""
-        return self.last_error if self.status == Status.ERROR else ""
+    def last_error(self) -> str:
+        """What made the last turn fail, while the session is in the error state that turn
+        left. The error belongs to that turn: once another starts, it is history (the log
+        keeps it), not state.
+
+        The text is kept in the instance's ``__dict__`` under this same name, where
+        snapshots (which copy ``__dict__``) have always found it."""
+        return self.__dict__.get("last_error", "") if self.status == Status.ERROR else ""
+
+    @last_error.setter
+    def last_error(self, text: str) -> None:
+        self.__dict__["last_error"] = text
 
     @property
     def open_tool_calls(self) -> list[ToolCall]:
@@ -447,7 +454,7 @@ class Session(Aggregate):
             "lineage": self.lineage,
             "compute": self.compute,
             "packages": list(self.packages),
-            "last_error": self.error,
+            "last_error": self.last_error,
             "pending_confirmations": self.pending_confirmations,
             "config_version": self.config_version,
         }

@@ -33,8 +33,12 @@ import msgspec
 
 
 class ScriptedToolCall(msgspec.Struct, frozen=True):
+    """A tool call to send. ``arguments`` is a JSON object, or raw text sent as it is
+    (a model can send anything); ``id`` is generated unless given."""
+
     name: str
-    arguments: dict[str, Any] = {}
+    arguments: dict[str, Any] | str = {}
+    id: str = ""
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -199,9 +203,12 @@ class _Completion:
         self.model = str(request.get("model", "scripted"))
         self.calls = [
             {
-                "id": f"call_{uuid.uuid4().hex[:12]}",
+                "id": c.id or f"call_{uuid.uuid4().hex[:12]}",
                 "type": "function",
-                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                "function": {
+                    "name": c.name,
+                    "arguments": c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments),
+                },
             }
             for c in reply.tool_calls
         ]
