@@ -3,12 +3,16 @@ never applies an event twice, however many processes catch it up."""
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
-from agentjournal.application import SessionService
+import pytest
+
+from agentjournal.application import ModelError, SessionService
 from agentjournal.application.projection import SessionProjector
 from agentjournal.domain import Session, SessionConfig, Status, Usage
+from agentjournal.infrastructure.scripted_model import Reply
 
 CONFIG = SessionConfig(model="m", system="s", name="n", tools=())
 
@@ -110,3 +114,64 @@ def test_sessions_are_found_by_an_unambiguous_prefix(open_service):
     unused = next(f"{n:04x}" for n in range(65536) if f"{n:04x}" not in seen)
     with pytest.raises(SessionNotFound):
         service.find_session(unused)
+
+
+# -- one bad event must not poison the read model ------------------------------------------------
+
+
+def test_a_nul_byte_in_a_title_or_an_error_is_replaced_in_the_summary_only(make_agent, service, model_server):
+    """PostgreSQL text cannot hold NUL: the summary shows U+FFFD where the log keeps the byte,
+    and every session's summary stays readable."""
+    before = make_agent()
+    before.run("hello")
+    poisoned = make_agent()
+    model_server.enqueue(Reply(status=400, error="cannot parse \x00 here"))
+    with pytest.raises(ModelError, match="cannot parse \x00 here"):
+        poisoned.run("look at a\x00b\nsecond line")
+    after = make_agent()
+    after.run("still listing?")
+
+    summary = service.summary(UUID(poisoned.session_id))
+    assert summary.title == "look at a\ufffdb"
+    assert "cannot parse \ufffd here" in summary.last_error and summary.status == Status.ERROR
+    (prompt,) = poisoned.audit_log(("UserMessageAdded",))
+    assert prompt.payload["content"] == "look at a\x00b\nsecond line"
+    listed = {str(s.id): s.title for s in service.list_summaries()}
+    assert listed == {
+        before.session_id: "hello",
+        poisoned.session_id: "look at a\ufffdb",
+        after.session_id: "still listing?",
+    }
+
+
+def test_an_event_the_summary_table_cannot_hold_is_set_aside(make_agent, service, model_server, caplog):
+    """A hostile model reports more input tokens than a 64-bit column holds. The log records
+    what it said; that session's summary leaves the event out and says so in its last error;
+    the summaries of all other sessions, and that session's later events, are still folded in."""
+    caplog.set_level(logging.WARNING, logger="agentjournal.application.projection")
+    before = make_agent()
+    before.run("hello")
+    hostile = make_agent()
+    model_server.enqueue(Reply(text="counted", prompt_tokens=2**63))
+    hostile.run("count this")
+    after = make_agent()
+    after.run("still listing?")
+
+    summaries = {str(s.id): s for s in service.list_summaries()}
+    assert set(summaries) == {before.session_id, hostile.session_id, after.session_id}
+    assert summaries[after.session_id].message_count == 2
+    (usage,) = hostile.audit_log(("UsageRecorded",))
+    assert usage.payload["usage"]["input_tokens"] == 2**63
+    left_out = f"event {usage.version} (UsageRecorded) could not be summarised"
+    set_aside = summaries[hostile.session_id]
+    assert left_out in set_aside.last_error and "the session's log holds it" in set_aside.last_error
+    assert set_aside.usage.input_tokens == 0 and set_aside.status == Status.IDLE
+    assert set_aside.version == hostile.state_at().version
+    assert left_out in caplog.text and hostile.session_id in caplog.text
+
+    model_server.enqueue(Reply(text="sane again", prompt_tokens=7))
+    hostile.run("and now?")
+    summary = service.summary(UUID(hostile.session_id))
+    assert summary.usage.input_tokens == 7 and summary.message_count == 4 and summary.turn_count == 2
+    warnings = [r for r in caplog.records if r.name == "agentjournal.application.projection"]
+    assert len(warnings) == 1  # set aside once, not at every query
