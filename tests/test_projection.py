@@ -4,22 +4,22 @@ never applies an event twice, however many processes catch it up."""
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
 import pytest
 
-from agentjournal.application import ModelError, SessionService
-from agentjournal.application.projection import SessionProjector
-from agentjournal.domain import Session, SessionConfig, Status, Usage
+from agentjournal.application import AmbiguousSessionId, ModelError, SessionNotFound, SessionService
+from agentjournal.application.projection import SessionProjector, SessionSummary, SessionSummaryView
+from agentjournal.domain import AssistantMessage, SessionConfig, Status, Usage
 from agentjournal.infrastructure.scripted_model import Reply
 
 CONFIG = SessionConfig(model="m", system="s", name="n", tools=())
 
 
 def a_finished_turn(service: SessionService, session_id, tokens: int) -> None:  # type: ignore[no-untyped-def]
-    from agentjournal.domain import AssistantMessage
-
     session = service.get_session(session_id)
     session.begin_turn(f"prompt {tokens}", "w")
     session.add_assistant_message(AssistantMessage("ok"))
@@ -45,6 +45,31 @@ def test_summaries_follow_the_log_and_survive_a_restart(open_service):
     assert restarted.summary(sid).usage.input_tokens == 15
 
 
+def race_at_first_commit(views: list[SessionSummaryView]) -> list[tuple[int, bool]]:
+    """Make each view's first commit wait until every view is about to commit, so projectors
+    that read the same batch try to store it at once. Returns the log of every commit:
+    the position it moved from, and whether it was stored."""
+    barrier = threading.Barrier(len(views), timeout=60)
+    commits: list[tuple[int, bool]] = []
+
+    def instrument(view: SessionSummaryView) -> None:
+        commit, waited = view.commit, threading.Event()
+
+        def racing_commit(summaries: Sequence[SessionSummary], previous: int, position: int) -> bool:
+            if not waited.is_set():
+                waited.set()
+                barrier.wait()
+            stored = commit(summaries, previous, position)
+            commits.append((previous, stored))
+            return stored
+
+        view.commit = racing_commit  # type: ignore[method-assign]
+
+    for view in views:
+        instrument(view)
+    return commits
+
+
 def test_racing_projectors_fold_each_event_once(open_service):
     writer = open_service()
     ids = [writer.create_session(CONFIG) for _ in range(5)]
@@ -53,9 +78,16 @@ def test_racing_projectors_fold_each_event_once(open_service):
             a_finished_turn(writer, sid, tokens)
     readers = [open_service() for _ in range(4)]
     for reader in readers:
-        reader.projector.batch_size = 7  # many small batches, so the race has room to happen
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda r: r.projector.catch_up(), readers))
+        reader.projector.batch_size = 7  # many small batches, so the race goes on after the first
+    commits = race_at_first_commit([reader.summaries for reader in readers])
+
+    with ThreadPoolExecutor(len(readers)) as pool:
+        folded = list(pool.map(lambda r: r.projector.catch_up(), readers))
+
+    # The race happened: all four tried to store the first batch, one commit was stored,
+    # three were refused, and across all of them every event was folded exactly once.
+    assert sorted(stored for previous, stored in commits if previous == 0) == [False, False, False, True]
+    assert sum(folded) == writer.recorder.max_notification_id()
     for sid in ids:
         assert writer.summary(sid).usage.input_tokens == 6
         assert writer.summary(sid).turn_count == 3
@@ -90,15 +122,14 @@ def test_the_projector_reads_only_new_notifications(open_service):
     assert service.projector.catch_up() == 0
     other = SessionProjector(service.recorder, service.mapper, service.summaries)
     assert other.catch_up() == 0
-    assert isinstance(service.get_session(sid), Session)
+    session = service.get_session(sid)
+    session.set_title("renamed")
+    service.save(session)
+    assert other.catch_up() == 1 and service.projector.catch_up() == 0  # the position is shared
+    assert service.summary(sid).title == "renamed"
 
 
 def test_sessions_are_found_by_an_unambiguous_prefix(open_service):
-    import pytest
-
-    from agentjournal.application import AmbiguousSessionId
-    from agentjournal.application.errors import SessionNotFound
-
     service = open_service()
     seen: dict[str, UUID] = {}
     while True:  # until two ids share their first four characters: a few hundred sessions
