@@ -206,3 +206,19 @@ def test_an_event_the_summary_table_cannot_hold_is_set_aside(make_agent, service
     assert summary.usage.input_tokens == 7 and summary.message_count == 4 and summary.turn_count == 2
     warnings = [r for r in caplog.records if r.name == "agentjournal.application.projection"]
     assert len(warnings) == 1  # set aside once, not at every query
+
+
+def test_a_session_whose_first_event_cannot_be_summarised_is_still_listed(make_agent, service, model_server):
+    """A fork of that session starts with its parent's impossible usage: with no row to mark,
+    the summary holds what it knows, the id, and says it is incomplete."""
+    hostile = make_agent()
+    model_server.enqueue(Reply(text="counted", prompt_tokens=2**63))
+    hostile.run("count this")
+    fork = service.fork(UUID(hostile.session_id))
+
+    summary = service.summary(fork)
+    assert summary.status == Status.ERROR and summary.title == "" and summary.version == 1
+    assert summary.last_error.startswith(
+        "summary incomplete: event 1 (SessionForked) could not be summarised"
+    )
+    assert fork in {s.id for s in service.list_summaries(Status.ERROR)}
