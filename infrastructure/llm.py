@@ -108,7 +108,9 @@ class LiteLLMModel:
                     if attempt == 1:
                         raise
                     raise ModelError(
-                        f"{e} (gave up after {attempt} attempts)", retryable=True, status_code=e.status_code
+                        f"{e} (gave up after {attempt} attempts)",
+                        retryable=e.retryable,
+                        status_code=e.status_code,
                     ) from e
             time.sleep(self.retry_delay * 2 ** (attempt - 1))
 
@@ -170,7 +172,6 @@ def _model_error(error: Exception, model: str, timeout: float) -> ModelError:
         return ModelError(f"model {model!r} did not answer within {timeout:g} s", retryable=True)
     retryable = status in RETRYABLE_STATUS or kind in (
         "APIConnectionError",
-        "Timeout",
         "ServiceUnavailableError",
         "InternalServerError",
         "RateLimitError",
