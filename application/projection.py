@@ -4,12 +4,24 @@
 a log. The projector folds new events into those rows and records how far it
 has read in the same transaction, so it picks up where it left off after a
 restart, and two processes catching up at once cannot apply an event twice.
+
+Every query catches the projector up first, so an event whose summary cannot be
+stored (a value the table cannot hold) would otherwise fail every query of every
+session for ever. The projector therefore folds a batch that fails event by
+event, and sets the event that fails aside: that session's row keeps what it had,
+moves to the event's version, and its ``last_error`` says which event is missing
+from the summary (the log still holds it); the failure is logged, and the
+position moves on. An event that cannot even be *read* (an unknown topic, a wrong
+cipher key) is not set aside but raised as a :class:`StoreError`: that is this
+process's configuration or version, not the event, and skipping it would lose it
+for every process that can read it.
 """
 
 from __future__ import annotations
 
 import abc
 import functools
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -17,13 +29,18 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
-from eventsourcing.persistence import OperationalError
+from eventsourcing.persistence import InterfaceError, OperationalError
 
 from agentjournal.application.errors import StoreError
 from agentjournal.domain import Session, Status, Usage
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
+
+log = logging.getLogger(__name__)
+
+STORE_TROUBLE = (OperationalError, InterfaceError)
+"""Failures of the store itself (after the commit retries), never of one event: raised."""
 
 
 class SessionSummary(msgspec.Struct, frozen=True):
@@ -98,11 +115,51 @@ class SessionProjector:
             if not notifications:
                 return folded
             events = [self._event(n) for n in notifications]
-            rows = self.view.get_many({e.originator_id for e in events})
-            for event in events:
-                rows[event.originator_id] = evolve(event, rows.get(event.originator_id))
-            if self._commit(list(rows.values()), previous, notifications[-1].id):
-                folded += len(notifications)
+            try:
+                if self._commit(self._fold(events), previous, notifications[-1].id):
+                    folded += len(notifications)
+            except STORE_TROUBLE:
+                raise
+            except Exception:  # one of these events cannot be summarised: find which
+                folded += self._fold_one_by_one([n.id for n in notifications], events, previous)
+
+    def _fold(self, events: Sequence[Session.Event]) -> list[SessionSummary]:
+        """The rows of the sessions these events belong to, with the events folded in."""
+        rows = self.view.get_many({e.originator_id for e in events})
+        for event in events:
+            rows[event.originator_id] = evolve(event, rows.get(event.originator_id))
+        return list(rows.values())
+
+    def _fold_one_by_one(self, positions: list[int], events: list[Session.Event], previous: int) -> int:
+        """Fold events one transaction each, setting aside any whose summary cannot be
+        stored. Stops early (another projector moved the position first); returns how
+        many it folded."""
+        folded = 0
+        for position, event in zip(positions, events):
+            try:
+                committed = self._commit(self._fold([event]), previous, position)
+            except STORE_TROUBLE:
+                raise
+            except Exception as e:
+                committed = self._set_aside(event, e, previous, position)
+            if not committed:
+                break
+            folded += 1
+            previous = position
+        return folded
+
+    def _set_aside(self, event: Session.Event, error: Exception, previous: int, position: int) -> bool:
+        """Move past ``event``, marking its session's row. If even that row cannot be stored,
+        the store is at fault, not the event, and the error is raised."""
+        note = (
+            f"summary incomplete: event {event.originator_version} ({type(event).__name__}) "
+            f"could not be summarised ({type(error).__name__}: {error}); the session's log holds it"
+        )
+        row = self.view.get(event.originator_id) or _unknown(event)
+        committed = self._commit([_touch(row, event, last_error=note)], previous, position)
+        if committed:
+            log.warning("session %s, notification %d: %s", event.originator_id, position, note)
+        return committed
 
     def _commit(self, summaries: list[SessionSummary], previous: int, position: int) -> bool:
         """Commit a batch; a transient failure (a deadlock, a serialisation failure) rolled
@@ -144,6 +201,15 @@ def _touch(summary: SessionSummary | None, event: Any, **changes: Any) -> Sessio
     return msgspec.structs.replace(
         summary, version=event.originator_version, updated_at=event.timestamp, **changes
     )
+
+
+def _unknown(event: Session.Event) -> SessionSummary:
+    """A row for a session whose first event could not be summarised: all it knows is an id."""
+    return SessionSummary(
+        id=event.originator_id, name="", model="", status=Status.ERROR, title="", usage=Usage(),
+        message_count=0, tool_call_count=0, turn_count=0, version=event.originator_version,
+        created_at=event.timestamp, updated_at=event.timestamp,
+    )  # fmt: skip
 
 
 def _first(event: Session.Created, **fields: Any) -> SessionSummary:

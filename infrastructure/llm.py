@@ -4,6 +4,12 @@ Streams a chat completion with usage, assembles tool calls from their deltas,
 retries transient failures (only before any text has reached the caller, so
 nothing is shown twice), and turns every other failure into a clear
 :class:`~application.ports.ModelError`.
+
+Two numbers bound how long a model that does not answer can hold a turn:
+``timeout``, the seconds any one read may wait (for the response to begin, or
+for its next chunk), and ``max_attempts``, how many requests one call makes in
+all. This adapter is the only place that retries: litellm and the provider SDK
+under it are told not to, so the attempts never multiply.
 """
 
 from __future__ import annotations
@@ -39,17 +45,21 @@ class LiteLLMModel:
         *,
         api_base: str | None = None,
         api_key: str | None = None,
-        max_retries: int = 2,
+        timeout: float = 120.0,
+        max_attempts: int = 3,
         retry_delay: float = 0.5,
-        timeout: float = 600.0,
         extra: dict[str, Any] | None = None,
     ) -> None:
+        if timeout <= 0 or max_attempts < 1:
+            raise ValueError(
+                f"LiteLLMModel needs timeout > 0 and max_attempts >= 1, not {timeout}, {max_attempts}"
+            )
         self.model = model
         self.api_base = api_base
         self._api_key = api_key
-        self.max_retries = max_retries
-        self.retry_delay = retry_delay
         self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
         self.extra = dict(extra or {})
 
     def __repr__(self) -> str:
@@ -63,8 +73,11 @@ class LiteLLMModel:
             "messages": to_openai_messages(system, messages),
             "stream": True,
             "stream_options": {"include_usage": True},
-            "timeout": self.timeout,
             **self.extra,
+            "timeout": self.timeout,
+            # Retries happen in ``stream`` alone: litellm's wrapper and the SDK's client make one request.
+            "num_retries": 0,
+            "max_retries": 0,
         }
         if tools:
             request["tools"] = [
@@ -83,8 +96,7 @@ class LiteLLMModel:
         if self._api_key:
             request["api_key"] = self._api_key
 
-        attempt = 0
-        while True:
+        for attempt in range(1, self.max_attempts + 1):
             streamed = False
             try:
                 for item in self._stream_once(request):
@@ -92,9 +104,14 @@ class LiteLLMModel:
                     yield item
                 return
             except ModelError as e:
-                if not e.retryable or streamed or attempt >= self.max_retries:
-                    raise
-            attempt += 1
+                if not e.retryable or streamed or attempt == self.max_attempts:
+                    if attempt == 1:
+                        raise
+                    raise ModelError(
+                        f"{e} (gave up after {attempt} attempts)",
+                        retryable=e.retryable,
+                        status_code=e.status_code,
+                    ) from e
             time.sleep(self.retry_delay * 2 ** (attempt - 1))
 
     def _stream_once(self, request: dict[str, Any]) -> Iterator[TextDelta | ModelReply]:
@@ -125,7 +142,7 @@ class LiteLLMModel:
                         call["name"] += part.function.name or ""
                         call["arguments"] += part.function.arguments or ""
         except Exception as e:
-            raise _model_error(e, self.model) from e
+            raise _model_error(e, self.model, self.timeout) from e
         tool_calls = tuple(
             ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
             for i, c in sorted(calls.items())
@@ -148,12 +165,13 @@ def _usage(u: Any) -> Usage:
     )
 
 
-def _model_error(error: Exception, model: str) -> ModelError:
+def _model_error(error: Exception, model: str, timeout: float) -> ModelError:
     status = getattr(error, "status_code", None)
     kind = type(error).__name__
+    if kind == "Timeout":  # litellm's, for the SDK's and httpx's timeouts alike
+        return ModelError(f"model {model!r} did not answer within {timeout:g} s", retryable=True)
     retryable = status in RETRYABLE_STATUS or kind in (
         "APIConnectionError",
-        "Timeout",
         "ServiceUnavailableError",
         "InternalServerError",
         "RateLimitError",

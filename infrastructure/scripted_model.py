@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import select
+import sys
 import threading
 import time
 import uuid
@@ -43,13 +45,16 @@ class ScriptedToolCall(msgspec.Struct, frozen=True):
 
 class Reply(msgspec.Struct, frozen=True):
     """One scripted response. ``status`` other than 200 answers with that HTTP error;
-    ``delay`` waits between streamed chunks (to test interruption)."""
+    ``delay`` waits between streamed chunks (to test interruption); ``stall`` waits that
+    many seconds before answering anything at all, as a hung model does, unless the
+    client hangs up first."""
 
     text: str = ""
     tool_calls: list[ScriptedToolCall] = []
     status: int = 200
     error: str = ""
     delay: float = 0.0
+    stall: float = 0.0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int = 0
@@ -66,8 +71,8 @@ class ScriptedModelServer:
         self.script: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _handler(self))
-        self._server.daemon_threads = True
+        self._arrived = threading.Condition(self._lock)
+        self._server = _QuietServer((host, port), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -93,9 +98,17 @@ class ScriptedModelServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def wait_for_requests(self, count: int, timeout: float = 60.0) -> None:
+        """Block until ``count`` requests have arrived since ``requests`` was last cleared:
+        a barrier for tests that must act while a client is mid-request."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.requests) >= count, timeout):
+                raise TimeoutError(f"{len(self.requests)} of {count} requests arrived in {timeout:g} s")
+
     def next_reply(self, request: dict[str, Any]) -> Reply:
-        with self._lock:
+        with self._arrived:
             self.requests.append(request)
+            self._arrived.notify_all()
             if self.script:
                 return self.script.popleft()
         return respond(request.get("messages", []))
@@ -129,6 +142,15 @@ def respond(messages: list[dict[str, Any]]) -> Reply:
     return Reply(text=f"Noted. (scripted model: {seen} messages in this conversation so far)")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a timeout, a killed process) is expected here, not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def _handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -153,6 +175,9 @@ def _handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
                 return
             reply = server.next_reply(body)
+            if reply.stall and not self._still_there_after(reply.stall):
+                self.close_connection = True
+                return
             if reply.status != 200:
                 message = reply.error or f"scripted error {reply.status}"
                 self._json(reply.status, {"error": {"message": message, "type": "scripted"}})
@@ -162,6 +187,12 @@ def _handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
                 self._stream(completion, reply.delay)
             else:
                 self._json(200, completion.whole())
+
+        def _still_there_after(self, seconds: float) -> bool:
+            """Say nothing for ``seconds``; False if the client hung up meanwhile (its socket
+            turns readable at end of file), so a stalled handler ends with its client."""
+            readable, _, _ = select.select([self.connection], [], [], seconds)
+            return not readable
 
         def _json(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()

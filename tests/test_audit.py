@@ -3,7 +3,6 @@ timeline, diff, and bad input."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import sqlite3
 from pathlib import Path
@@ -11,8 +10,6 @@ from uuid import UUID
 
 import pytest
 from eventsourcing.cipher import AESCipher
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from agentjournal.application import (
     ConfigError,
@@ -23,19 +20,9 @@ from agentjournal.application import (
     audit,
 )
 from agentjournal.application.errors import AgentJournalError
-from agentjournal.domain import (
-    AssistantMessage,
-    Session,
-    SessionConfig,
-    SessionError,
-    StopReason,
-    ToolCall,
-    ToolResult,
-    Usage,
-)
+from agentjournal.domain import ToolResult
 from agentjournal.domain.chain import event_hash, event_type_name, payload_of
 from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
-from agentjournal.infrastructure.transcoder import MsgspecTranscoder
 from tests.conftest import TEST_KEY
 
 
@@ -313,55 +300,3 @@ def test_invalid_utf8_tool_output_is_recorded_readably(model_server, tmp_path):
     result = next(m for m in agent.state_at().messages if isinstance(m, ToolResult))
     assert result.output == "a\ufffd\ufffdb"
     assert audit.verify(agent.service, agent.state_at().id).ok
-
-
-# -- property-based: any sequence of commands replays to the same state and verifies ----------
-
-COMMANDS = st.lists(
-    st.sampled_from(["begin", "reply", "reply_with_call", "result", "usage", "complete", "fail",
-                     "interrupt", "title", "terminate"]),
-    max_size=40,
-)  # fmt: skip
-
-
-def apply(session: Session, command: str, n: int) -> None:
-    call = ToolCall(f"c{n}", "execute_command", '{"command": "true"}')
-    actions = {
-        "begin": lambda: session.begin_turn(f"prompt {n} \u00e9\U0001f600", "w"),
-        "reply": lambda: session.add_assistant_message(AssistantMessage(f"reply {n}")),
-        "reply_with_call": lambda: session.add_assistant_message(AssistantMessage("", (call,))),
-        "result": lambda: session.record_tool_result(
-            ToolResult(session.open_tool_calls[0].id if session.open_tool_calls else "none", "x", "out")
-        ),
-        "usage": lambda: session.record_usage(f"model-{n % 2}", Usage(n, 1, n % 3)),
-        "complete": lambda: session.complete_turn(StopReason.END_TURN),
-        "fail": lambda: session.fail_turn("boom", "E"),
-        "interrupt": lambda: session.interrupt_turn("stop"),
-        "title": lambda: session.set_title(f"t{n}"),
-        "terminate": lambda: session.terminate("end"),
-    }
-    with contextlib.suppress(SessionError):  # a refused command leaves no event, which is the point
-        actions[command]()
-
-
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
-@given(COMMANDS)
-def test_any_command_sequence_replays_to_the_same_state_and_verifies(commands):
-    from eventsourcing.persistence import Mapper
-
-    session = Session.start(SessionConfig(model="m", system="s", name="n", tools=()))
-    for n, command in enumerate(commands):
-        apply(session, command, n)
-    mapper = Mapper(transcoder=MsgspecTranscoder())
-    events = [mapper.to_domain_event(mapper.to_stored_event(e)) for e in session.collect_events()]
-    replayed = None
-    previous = ""
-    for event in events:
-        replayed = event.mutate(replayed)
-        assert event.previous_hash == previous
-        assert event.hash == event_hash(
-            event_type_name(type(event)), event.originator_id, event.originator_version,
-            event.timestamp, event.previous_hash, payload_of(event),
-        )  # fmt: skip
-        previous = event.hash
-    assert replayed is not None and replayed.state() == session.state()

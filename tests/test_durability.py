@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,15 +23,15 @@ from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
 from tests.conftest import ROOT, TEST_KEY
 
 CHILD = """
-import json, sys, time
-from pathlib import Path
+import json, sys
 from agentjournal.application import ManagedAgent, ManagedConfig
-store, base_url, key, session_id, prompt, start_file = json.loads(sys.argv[1])
+store, base_url, key, session_id, prompt, wait_for_go = json.loads(sys.argv[1])
 agent = ManagedAgent(config=ManagedConfig(model="openai/gpt-4o-mini", api_base=base_url, api_key=key),
                      store=store)
 agent.resume_session(session_id)
-while start_file and not Path(start_file).exists():
-    time.sleep(0.005)
+if wait_for_go:
+    print("ready", flush=True)
+    sys.stdin.readline()
 try:
     print(json.dumps({"ok": agent.run(prompt)}))
 except Exception as e:
@@ -40,10 +40,11 @@ except Exception as e:
 
 
 def spawn_python(code: str, *args: str) -> subprocess.Popen[str]:
-    """Run ``code`` in a new interpreter, in the background, its output captured."""
+    """Run ``code`` in a new interpreter, in the background, its input and output piped."""
     return subprocess.Popen(
         [sys.executable, "-c", code, *args],
         cwd=ROOT,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -56,10 +57,22 @@ def assert_all_succeed(processes: list[subprocess.Popen[str]], timeout: float) -
         assert process.returncode == 0, stderr
 
 
-def start_child(store_env, server, session_id, prompt, start_file=""):  # type: ignore[no-untyped-def]
+def start_child(store_env, server, session_id, prompt, wait_for_go=False):  # type: ignore[no-untyped-def]
+    """A process that resumes the session and runs ``prompt``; with ``wait_for_go`` it first
+    prints "ready" and waits for a line on its input, so several can be started at once."""
     return spawn_python(
-        CHILD, json.dumps([store_env, server.base_url, TEST_KEY, session_id, prompt, start_file])
+        CHILD, json.dumps([store_env, server.base_url, TEST_KEY, session_id, prompt, wait_for_go])
     )
+
+
+def start_together(children: list[subprocess.Popen[str]]) -> None:
+    """The barrier: once every child has loaded the session, let them all go."""
+    for child in children:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline() == "ready\n", child.communicate()[1]
+    for child in children:
+        child.stdin.write("go\n")  # type: ignore[union-attr]
+        child.stdin.flush()  # type: ignore[union-attr]
 
 
 def last_json(child: subprocess.Popen[str]) -> dict[str, str]:
@@ -70,18 +83,25 @@ def last_json(child: subprocess.Popen[str]) -> dict[str, str]:
     return json.loads(lines[-1])  # type: ignore[no-any-return]
 
 
-def wait_until(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.02)
+def read_line_from(fifo: Path, timeout: float = 60.0) -> str:
+    """A line a tool writes to the named pipe ``fifo``: the barrier that says it is running.
+    The pipe is opened without blocking, so a tool that never comes fails the test in time."""
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        ready, _, _ = select.select([reader], [], [], timeout)
+        assert ready, f"nothing was written to {fifo} in {timeout:g} s"
+        return os.read(reader, 4096).decode()
+    finally:
+        os.close(reader)
 
 
 def assert_log_is_whole(agent: ManagedAgent) -> None:
+    """Every event is there, numbered without gaps; it replays to the version of the last one,
+    and its hash chain holds."""
     versions = [e.version for e in agent.audit_log()]
     assert versions == list(range(1, len(versions) + 1))
-    assert agent.state_at().state() is not None
+    assert agent.state_at().version == versions[-1]
+    assert agent.verify().ok
 
 
 @pytest.fixture
@@ -100,7 +120,7 @@ def event_types(agent: ManagedAgent) -> list[str]:
 def test_killed_during_the_model_stream(agent, model_server, store_env):
     model_server.enqueue(Reply(text="a slow answer " * 40, delay=0.05))
     child = start_child(store_env, model_server, agent.session_id, "tell me a story")
-    wait_until(lambda: len(model_server.requests) == 2)
+    model_server.wait_for_requests(2)  # the turn is recorded as started and the model is streaming
     child.send_signal(signal.SIGKILL)
     child.wait()
 
@@ -116,12 +136,16 @@ def test_killed_during_the_model_stream(agent, model_server, store_env):
     assert_log_is_whole(agent)
 
 
-def test_killed_during_a_tool_call(agent, model_server, store_env):
+def test_killed_during_a_tool_call(agent, model_server, store_env, tmp_path: Path):
+    fifo = tmp_path / "tool-started"
+    os.mkfifo(fifo)
+    slow = f"echo started > {fifo} && sleep 5"
     model_server.enqueue(
-        Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": "sleep 5"})]), Reply(text="never")
+        Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": slow})]), Reply(text="never")
     )
     child = start_child(store_env, model_server, agent.session_id, "run the slow thing")
-    wait_until(lambda: "ToolCallStarted" in event_types(agent))
+    assert read_line_from(fifo) == "started\n"
+    assert event_types(agent)[-1] == "ToolCallStarted"
     child.send_signal(signal.SIGKILL)
     child.wait()
     model_server.script.clear()  # the reply the dead process would have asked for
@@ -138,15 +162,14 @@ def test_killed_during_a_tool_call(agent, model_server, store_env):
     assert_log_is_whole(agent)
 
 
-def test_two_processes_sending_at_once(agent, model_server, store_env, tmp_path: Path):
+def test_two_processes_sending_at_once(agent, model_server, store_env):
     # The winner's stream takes about a second, so the loser cannot slip in after it ends.
     model_server.enqueue(Reply(text="first " * 20, delay=0.05), Reply(text="second"))
-    go = tmp_path / "go"
     children = [
-        start_child(store_env, model_server, agent.session_id, f"prompt {i}", str(go)) for i in range(2)
+        start_child(store_env, model_server, agent.session_id, f"prompt {i}", wait_for_go=True)
+        for i in range(2)
     ]
-    time.sleep(1.0)  # both have loaded their imports and the session by now
-    go.touch()
+    start_together(children)
     outcomes = [last_json(c) for c in children]
 
     winners = [o for o in outcomes if "ok" in o]
@@ -172,7 +195,7 @@ def test_two_processes_sending_at_once(agent, model_server, store_env, tmp_path:
 def test_a_busy_session_is_refused_while_its_worker_lives(agent, model_server, store_env):
     model_server.enqueue(Reply(text="slow " * 100, delay=0.03), Reply(text="mine"))
     child = start_child(store_env, model_server, agent.session_id, "long one")
-    wait_until(lambda: len(model_server.requests) == 2)
+    model_server.wait_for_requests(2)
     from agentjournal.domain import SessionBusy
 
     with pytest.raises(SessionBusy, match="running a turn"):
@@ -213,8 +236,7 @@ def test_ctrl_c_on_the_cli_records_the_turn_as_interrupted(model_server, store):
          "--model", "openai/m", "--api-base", model_server.base_url, "--api-key-env", "TEST_MODEL_KEY"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
-    wait_until(lambda: len(model_server.requests) == 1)
-    time.sleep(0.3)  # into the stream
+    assert child.stdout is not None and child.stdout.read(1) == "a"  # the answer is streaming
     child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=60)
     assert child.returncode == 130, stderr
@@ -246,7 +268,7 @@ def test_many_workers_can_open_one_store_at_the_same_moment(store_env):
 def test_interrupting_a_turn_another_process_runs(agent, model_server, store_env):
     model_server.enqueue(Reply(text="a slow answer " * 40, delay=0.05), Reply(text="after"))
     child = start_child(store_env, model_server, agent.session_id, "long one")
-    wait_until(lambda: len(model_server.requests) == 2)
+    model_server.wait_for_requests(2)
     agent.interrupt()
     last = agent.audit_log()[-1]
     assert last.type == "TurnCompleted" and last.payload["stop_reason"] == "interrupted"

@@ -38,14 +38,20 @@ class Sealer:
         return self.cipher.decrypt(base64.b64decode(text)).decode()
 
 
+def storable(text: str) -> str:
+    """``text`` as a text column can hold it: PostgreSQL refuses NUL, so it is shown as
+    U+FFFD, in every store alike. Only the summary changes; the log keeps the exact text."""
+    return text.replace("\x00", "\ufffd")
+
+
 def to_row(s: SessionSummary, sealer: Sealer) -> tuple[Any, ...]:
     u = s.usage
     return (
-        str(s.id), s.name, s.model, s.status.value, sealer.seal(s.title),
+        str(s.id), storable(s.name), storable(s.model), s.status.value, sealer.seal(storable(s.title)),
         u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_creation_tokens,
         s.message_count, s.tool_call_count, s.turn_count, s.version,
         s.created_at.isoformat(), s.updated_at.isoformat(),
-        str(s.parent_id) if s.parent_id else None, s.parent_version, sealer.seal(s.last_error),
+        str(s.parent_id) if s.parent_id else None, s.parent_version, sealer.seal(storable(s.last_error)),
     )  # fmt: skip
 
 

@@ -1,0 +1,71 @@
+"""The litellm adapter, over real HTTP against the scripted server: how long a model that does
+not answer can hold a turn, and how many requests one model call makes at most."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from agentjournal.application import ManagedAgent, ManagedConfig, ModelError
+from agentjournal.domain import UserMessage
+from agentjournal.infrastructure.llm import LiteLLMModel
+from agentjournal.infrastructure.scripted_model import Reply, ScriptedModelServer
+from tests.conftest import TEST_KEY
+
+
+def adapter(server: ScriptedModelServer, **bounds: float) -> LiteLLMModel:
+    return LiteLLMModel("openai/m", api_base=server.base_url, api_key=TEST_KEY, retry_delay=0.01, **bounds)
+
+
+def call(model: LiteLLMModel) -> None:
+    """One model call, consumed to its end."""
+    list(model.stream("system", [UserMessage("hello")], []))
+
+
+def test_a_hung_model_fails_the_turn_after_its_timeout_and_attempts(model_server, tmp_path: Path):
+    model = LiteLLMModel(
+        "openai/m", api_base=model_server.base_url, api_key=TEST_KEY, timeout=1, max_attempts=2
+    )
+    agent = ManagedAgent(config=ManagedConfig(model="openai/m"), model=model, store=tmp_path / "s.db")
+    assert agent.run("hello").startswith("Noted.")  # litellm is loaded: what follows is the model's time
+    model_server.requests.clear()
+    model_server.enqueue(*[Reply(text="too late", stall=60)] * 3)
+
+    started = time.monotonic()
+    with pytest.raises(ModelError, match=r"did not answer within 1 s \(gave up after 2 attempts\)"):
+        agent.run("are you there?")
+    elapsed = time.monotonic() - started
+
+    assert len(model_server.requests) == 2
+    assert 2 <= elapsed < 4, elapsed  # two one-second waits and a short pause between them
+    failed = agent.audit_log()[-1]
+    assert failed.type == "TurnFailed" and failed.payload["error_type"] == "ModelError"
+    assert "did not answer within 1 s" in failed.payload["error"]
+
+
+def test_transient_errors_are_retried_within_the_attempt_budget_only(model_server):
+    model_server.enqueue(*[Reply(status=503, error="overloaded")] * 10)
+    with pytest.raises(ModelError, match=r"HTTP 503.*overloaded \(gave up after 3 attempts\)"):
+        call(adapter(model_server, max_attempts=3))
+    assert len(model_server.requests) == 3  # not multiplied by litellm's or the SDK's own retries
+
+
+def test_a_transient_error_then_an_answer_is_one_call(model_server):
+    model_server.enqueue(Reply(status=429, error="slow down"), Reply(text="here"))
+    replies = list(adapter(model_server, max_attempts=2).stream("system", [UserMessage("hello")], []))
+    assert replies[-1].message.content == "here" and len(model_server.requests) == 2
+
+
+def test_a_refusal_is_not_retried(model_server):
+    model_server.enqueue(Reply(status=401, error="invalid api key"), Reply(text="unused"))
+    with pytest.raises(ModelError, match="HTTP 401.*invalid api key$"):
+        call(adapter(model_server, max_attempts=3))
+    assert len(model_server.requests) == 1
+
+
+@pytest.mark.parametrize("bounds", [{"timeout": 0}, {"max_attempts": 0}])
+def test_bounds_that_allow_no_call_are_refused(bounds):
+    with pytest.raises(ValueError, match="timeout > 0 and max_attempts >= 1"):
+        LiteLLMModel("openai/m", **bounds)
