@@ -153,7 +153,7 @@ class ManagedAgent:
                 api_base=config.api_base,
                 api_key=config.api_key,
                 timeout=config.model_timeout,
-                max_retries=config.model_max_attempts - 1,
+                max_attempts=config.model_max_attempts,
             )
         return self._adapters[key]  # type: ignore[no-any-return]
 
