@@ -21,6 +21,7 @@ It is for trusted development, not a sandbox. What it does and does not enforce:
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import select
@@ -34,7 +35,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from uuid import UUID
 
 from agentjournal.application.ports import ComputeError, ExecResult, FileEntry
@@ -83,8 +84,14 @@ def command_environment(root: Path, env: Mapping[str, str], call: str) -> dict[s
     one, and the marks the engine finds the command's processes by.
     """
     inherited = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
-    environment = {"PATH": os.defpath, "LANG": "C.UTF-8", **inherited,
-                   "HOME": str(root / HOME), "TERM": "dumb", **env}  # fmt: skip
+    environment = {
+        "PATH": os.defpath,
+        "LANG": "C.UTF-8",
+        **inherited,
+        "HOME": str(root / HOME),
+        "TERM": "dumb",
+    }
+    environment.update(env)
     venv = root / VENV
     if (venv / "bin").is_dir():
         environment["PATH"] = f"{venv / 'bin'}{os.pathsep}{environment['PATH']}"
@@ -237,7 +244,8 @@ class HostCompute:
     def release(self, binding: ComputeBinding) -> None:
         """Kill whatever still runs from the commands of ``binding``'s work folder, from
         this process or any other (a command running in another turn, a process that
-        escaped its call). The work folder itself is kept for the user."""
+        escaped its call). Sessions that share a ``working_dir`` share this fate. The work
+        folder itself is kept for the user."""
         if binding.kind == self.kind:
             host_processes.kill_all(host_processes.marked(f"{WORKSPACE_MARK}={binding.reference}".encode()))
 
@@ -262,18 +270,18 @@ class _CappedReader:
     pipe, keeping only the first ``limit`` bytes."""
 
     def __init__(self, process: subprocess.Popen[bytes], limit: int) -> None:
-        self._pipe = process.stdout
+        # Popen's pipe is buffered: read1 returns what has arrived, without waiting for more.
+        self._pipe = cast(io.BufferedReader, process.stdout)
         self._cap = OutputCap(limit)
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
 
     def _pump(self) -> None:
-        assert self._pipe is not None
-        for block in iter(lambda: self._pipe.read1(65536), b""):  # type: ignore[union-attr]
+        for block in iter(lambda: self._pipe.read1(65536), b""):
             self._cap.add(block)
 
     def result(self) -> tuple[bytes, bool]:
-        # A background child that kept the pipe open must not hold the tool call forever.
+        # A process that escaped the sweep and kept the pipe open must not hold the call forever.
         self._thread.join(timeout=5)
         return bytes(self._cap.kept), self._cap.truncated
 

@@ -150,9 +150,18 @@ def test_commands_get_a_minimal_environment_not_the_engines(tmp_path, monkeypatc
         assert value not in output
     shell_own = {"PWD", "SHLVL", "_", "OLDPWD"}
     assert set(seen) - shell_own <= {
-        "PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "TERM",
-        "DEPLOY_TOKEN", "AGENTJOURNAL_CALL", "AGENTJOURNAL_WORKSPACE",
-    }  # fmt: skip
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TZ",
+        "TMPDIR",
+        "TERM",
+        "DEPLOY_TOKEN",
+        "AGENTJOURNAL_CALL",
+        "AGENTJOURNAL_WORKSPACE",
+    }
     assert seen["DEPLOY_TOKEN"] == "given-to-the-session"
     assert seen["PATH"] == os.environ["PATH"]
     assert seen["HOME"] == str(root / ".home") and (root / ".home").is_dir()
@@ -189,8 +198,9 @@ def test_engine_secrets_never_reach_the_model_or_the_log(make_agent, model_serve
 def crafted_export(config, reference: str, tmp_path: Path) -> list[bytes]:  # type: ignore[no-untyped-def]
     """A valid, verifiable export of a session whose log says its host work folder is
     ``reference``: what anyone can make with this package."""
-    elsewhere = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                                "SQLITE_DBNAME": str(tmp_path / "crafted.db")})  # fmt: skip
+    elsewhere = SessionService(
+        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "crafted.db")}
+    )
     try:
         session = Session.start(config.session_config("host"), "crafted")
         session.attach_compute(ComputeBinding(kind="host", reference=reference))
@@ -212,10 +222,14 @@ def test_an_imported_binding_cannot_point_a_session_at_a_host_folder(
     agent = make_agent()
     agent.resume_session(session_id)
     model_server.enqueue(
-        Reply(tool_calls=[ScriptedToolCall("read_file", {"path": "hostname"}),
-                          ScriptedToolCall("execute_command", {"command": "cat hostname; pwd"})]),
+        Reply(
+            tool_calls=[
+                ScriptedToolCall("read_file", {"path": "hostname"}),
+                ScriptedToolCall("execute_command", {"command": "cat hostname; pwd"}),
+            ]
+        ),
         Reply(text="done"),
-    )  # fmt: skip
+    )
     agent.run("read the host name")
     read, command = [m for m in agent.state_at().messages if isinstance(m, ToolResult)]
     assert read.is_error and "no file 'hostname'" in read.output
