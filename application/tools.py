@@ -8,6 +8,8 @@ breaking stops the turn.
 from __future__ import annotations
 
 import json
+import math
+import reprlib
 import time
 from typing import Any
 
@@ -22,6 +24,10 @@ WRITE_FILE = "write_file"
 LIST_FILES = "list_files"
 
 DEFAULT_TOOLS = (EXECUTE_COMMAND, READ_FILE, WRITE_FILE, LIST_FILES)
+
+# The longest single argument Linux passes to a program (MAX_ARG_STRLEN, less its NUL):
+# a longer command line cannot even be started, on the host or in a sandbox.
+MAX_COMMAND_BYTES = 128 * 1024 - 1
 
 _PATH = {"type": "string", "description": "A path relative to the work folder."}
 
@@ -88,8 +94,8 @@ def run_tool(compute: Compute, call: ToolCall, limits: ToolLimits) -> ToolResult
     try:
         args = _arguments(call)
         if call.name == EXECUTE_COMMAND:
-            timeout = min(float(args.get("timeout") or limits.timeout), limits.max_timeout)
-            done = compute.execute(_required(args, "command"), timeout)
+            command, timeout = _command(args), _timeout(args, limits)
+            done = compute.execute(command, timeout)
             output = done.output
             if done.timed_out:
                 output += f"\n[killed after {timeout:g} s]"
@@ -101,15 +107,15 @@ def run_tool(compute: Compute, call: ToolCall, limits: ToolLimits) -> ToolResult
                 duration_ms=done.duration_ms,
             )
         if call.name == READ_FILE:
-            data = compute.read_file(_required(args, "path"))
+            data = compute.read_file(_path(args))
             text, truncated = _cap(data, limits.max_output_bytes)
             return result(text, truncated=truncated)
         if call.name == WRITE_FILE:
-            content = _required(args, "content").encode()
-            compute.write_file(_required(args, "path"), content)
+            path, content = _path(args), _text(args, "content").encode()
+            compute.write_file(path, content)
             return result(f"wrote {len(content)} bytes")
         if call.name == LIST_FILES:
-            entries = compute.list_files(str(args.get("path") or "."))
+            entries = compute.list_files(_path(args, default="."))
             lines = [f"{e.kind}\t{e.size}\t{e.path}" for e in entries]
             text, truncated = _cap("\n".join(lines).encode(), limits.max_output_bytes)
             return result(text, truncated=truncated)
@@ -119,7 +125,7 @@ def run_tool(compute: Compute, call: ToolCall, limits: ToolLimits) -> ToolResult
 
 
 class ToolArgumentError(Exception):
-    pass
+    """The model's arguments do not fit the tool: a message for the model, not a failure."""
 
 
 def _arguments(call: ToolCall) -> dict[str, Any]:
@@ -132,11 +138,64 @@ def _arguments(call: ToolCall) -> dict[str, Any]:
     return args
 
 
-def _required(args: dict[str, Any], name: str) -> str:
+def _text(args: dict[str, Any], name: str, *, default: str | None = None) -> str:
+    """Argument ``name`` as text: required, unless it has a ``default`` for when it is
+    missing or null. JSON can carry lone surrogates (``"\\ud800"``) that no file or
+    command line can: they are refused here, not deep in an encoder."""
     value = args.get(name)
+    if value is None and default is not None:
+        return default
     if not isinstance(value, str):
-        raise ToolArgumentError(f"argument {name!r} is required and must be a string")
+        needed = "must be a string" if default is not None else "is required and must be a string"
+        raise ToolArgumentError(f"argument {name!r} {needed}, not {_shown(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ToolArgumentError(
+            f"argument {name!r} is not valid Unicode text (it holds a lone surrogate)"
+        ) from None
     return value
+
+
+def _path(args: dict[str, Any], *, default: str | None = None) -> str:
+    return _without_nul(_text(args, "path", default=default) or default or "", "path")
+
+
+def _command(args: dict[str, Any]) -> str:
+    command = _without_nul(_text(args, "command"), "command")
+    size = len(command.encode())
+    if size > MAX_COMMAND_BYTES:
+        raise ToolArgumentError(
+            f"the command is {size:,} bytes; a command line holds at most {MAX_COMMAND_BYTES:,}: "
+            "write a script with write_file and run that"
+        )
+    return command
+
+
+def _without_nul(value: str, name: str) -> str:
+    if "\x00" in value:
+        raise ToolArgumentError(
+            f"argument {name!r} contains a NUL byte, which no path or command line can hold"
+        )
+    return value
+
+
+def _timeout(args: dict[str, Any], limits: ToolLimits) -> float:
+    """The seconds the model asked for (the default when it did not), at most ``max_timeout``."""
+    value = args.get("timeout")
+    if value is None:
+        return min(limits.timeout, limits.max_timeout)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value <= 0:
+        raise ToolArgumentError(
+            f"argument 'timeout' must be a positive number of seconds, not {_shown(value)}"
+        )
+    return min(float(value), limits.max_timeout)
+
+
+def _shown(value: object) -> str:
+    """A short rendering of a bad argument for the error message."""
+    return reprlib.repr(value)
 
 
 def _cap(data: bytes, limit: int) -> tuple[str, bool]:

@@ -1,30 +1,47 @@
-"""Host compute: tools run on this machine, confined to one work folder.
+"""Host compute: tools run on this machine, as the user who runs agentjournal.
 
-For trusted development only. Paths are resolved (symlinks included) and must
-stay inside the work folder; commands run there in their own process group,
-are killed with the group at their timeout, and their output is capped.
-Packages go into a virtual environment inside the work folder, not into the
-Python that runs agentjournal.
+It is for trusted development, not a sandbox. What it does and does not enforce:
+
+* The file tools (``read_file``, ``write_file``, ``list_files``) are confined to
+  the work folder: paths are resolved, symlinks included, and refused when they
+  lead out of it.
+* Commands are **not** confined. They start in the work folder but run as the
+  user, and can read, change and reach anything the user can, network included.
+  Use ``compute="docker"`` for work you do not trust.
+* Commands get a minimal environment (:func:`command_environment`), not the
+  engine's: its secrets (``CIPHER_KEY``, ``POSTGRES_PASSWORD``, API keys) stay out.
+* A command's time limit holds whatever it does: at the deadline, and when the
+  command ends, everything it started is killed with SIGKILL from outside its
+  process tree (see :mod:`agentjournal.infrastructure.host_processes`), so no
+  background process outlives the call. Output is capped.
+* The work folder is derived by the engine, never read from the log: the
+  ``working_dir`` the caller's config names, or one folder per session under the
+  engine's data folder. Packages go into a virtual environment inside it.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from uuid import UUID
 
 from agentjournal.application.ports import ComputeError, ExecResult, FileEntry
 from agentjournal.application.service import data_home
 from agentjournal.domain import ComputeBinding
+from agentjournal.infrastructure import host_processes
 
 if TYPE_CHECKING:
     from agentjournal.application.api import ManagedConfig
@@ -35,6 +52,20 @@ PACKAGE_NAME = re.compile(
 )
 MAX_LISTED = 1000
 
+# Folders the engine keeps in a work folder (the packages' virtual environment, the
+# commands' home), left out of list_files.
+VENV, HOME = ".venv", ".home"
+
+# What a command inherits from the engine's environment: how to find programs, and
+# the locale, time zone and temporary folder. Nothing that can hold a secret.
+INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+
+# The marks that let the engine find a command's processes, even ones that left its
+# process tree: one per call, and one per work folder (what release kills).
+CALL_MARK, WORKSPACE_MARK = "AGENTJOURNAL_CALL", "AGENTJOURNAL_WORKSPACE"
+
+SUPERVISOR = host_processes.__file__
+
 
 def validate_packages(packages: Sequence[str]) -> list[str]:
     bad = [p for p in packages if not PACKAGE_NAME.match(p)]
@@ -43,8 +74,36 @@ def validate_packages(packages: Sequence[str]) -> list[str]:
     return list(packages)
 
 
+def command_environment(root: Path, env: Mapping[str, str], call: str) -> dict[str, str]:
+    """The whole environment of a command in work folder ``root``.
+
+    ``PATH`` and the locale come from the engine (``LANG`` defaults to ``C.UTF-8``),
+    ``HOME`` is ``.home`` in the work folder (so tools' caches and settings stay
+    there), ``TERM`` is ``dumb`` (there is no terminal), then the session's ``env``
+    on top, the work folder's virtual environment first on ``PATH`` when there is
+    one, and the marks the engine finds the command's processes by.
+    """
+    inherited = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
+    environment = {
+        "PATH": os.defpath,
+        "LANG": "C.UTF-8",
+        **inherited,
+        "HOME": str(root / HOME),
+        "TERM": "dumb",
+    }
+    environment.update(env)
+    venv = root / VENV
+    if (venv / "bin").is_dir():
+        environment["PATH"] = f"{venv / 'bin'}{os.pathsep}{environment['PATH']}"
+        environment["VIRTUAL_ENV"] = str(venv)
+    environment[CALL_MARK], environment[WORKSPACE_MARK] = call, str(root)
+    return environment
+
+
 class HostCompute:
-    """Tools on the host, inside ``root`` (by default a folder per session under ``base``)."""
+    """Tools on the host: files inside the work folder ``root`` (by default a folder
+    per session under ``base``); commands anywhere the user can go (see the module
+    documentation for what is and is not enforced)."""
 
     kind = "host"
 
@@ -76,12 +135,11 @@ class HostCompute:
         )
 
     def attach(self, session_id: UUID, previous: ComputeBinding | None) -> ComputeBinding:
-        if self._fixed_root is not None:
-            root = self._fixed_root
-        elif previous is not None and previous.kind == self.kind:
-            root = Path(previous.reference)
-        else:
-            root = self._base / "workspaces" / str(session_id)
+        """The work folder is the one this compute was given, or the session's own under
+        ``base``. A previous binding is not trusted to say where: a log can be imported,
+        and an import can name any folder (``/etc``). When it names another folder than
+        this one, the binding returned differs, and the change is recorded."""
+        root = self._fixed_root or self._base / "workspaces" / str(session_id)
         root.mkdir(parents=True, exist_ok=True)
         self.root = root.resolve()
         return ComputeBinding(kind=self.kind, reference=str(self.root))
@@ -93,58 +151,64 @@ class HostCompute:
 
     def _resolve(self, path: str) -> Path:
         root = self._root()
+        if "\x00" in path:
+            raise ComputeError(f"path {path!r} contains a NUL byte")
         target = (root / path).resolve()
         if target != root and root not in target.parents:
             raise ComputeError(f"path {path!r} is outside the work folder")
         return target
 
     def execute(self, command: str, timeout: float) -> ExecResult:
+        """Run ``command`` with ``/bin/sh`` in the work folder, under a supervisor (the
+        command's parent, so ``kill $PPID`` cannot reach the engine). The engine waits
+        for the supervisor itself, without the command's cooperation: at ``timeout``,
+        or when the command ends, it kills every process the command started."""
         root = self._root()
-        env = {**os.environ, **self.env}
-        venv = root / ".venv" / "bin"
-        if venv.is_dir():
-            env["PATH"] = f"{venv}{os.pathsep}{env.get('PATH', '')}"
-            env["VIRTUAL_ENV"] = str(venv.parent)
+        call = uuid.uuid4().hex
+        environment = command_environment(root, self.env, call)
+        (root / HOME).mkdir(exist_ok=True)
         started = time.perf_counter()
-        process = subprocess.Popen(  # noqa: S602 - running the command line is the tool's purpose
-            command,
-            shell=True,
-            cwd=root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        reader = _CappedReader(process, self.max_output_bytes)
-        timed_out = False
         try:
-            process.wait(timeout=max(0.0, timeout - (time.perf_counter() - started)))
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(process)
-            process.wait()
+            process = subprocess.Popen(  # noqa: S603 - running the command line is the tool's purpose
+                [sys.executable, "-I", "-S", SUPERVISOR, command],
+                cwd=root,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except (OSError, ValueError) as e:  # E2BIG, a NUL byte, a work folder gone
+            raise ComputeError(f"could not start the command: {e}") from None
+        reader = _CappedReader(process, self.max_output_bytes)
+        ended = False
+        try:
+            ended = _wait_for_exit(process.pid, timeout - (time.perf_counter() - started))
+        finally:
+            _end_command(process, f"{CALL_MARK}={call}".encode(), ended)
         output, truncated = reader.result()
         return ExecResult(
             output=output.decode("utf-8", errors="replace"),
             exit_code=process.returncode,
             duration_ms=round((time.perf_counter() - started) * 1000, 3),
             truncated=truncated,
-            timed_out=timed_out,
+            timed_out=not ended,
         )
 
     def read_file(self, path: str) -> bytes:
         target = self._resolve(path)
         if not target.is_file():
             raise ComputeError(f"no file {path!r}")
-        return target.read_bytes()
+        with _file_errors(path):
+            return target.read_bytes()
 
     def write_file(self, path: str, data: bytes) -> None:
         target = self._resolve(path)
         if target.is_dir():
             raise ComputeError(f"{path!r} is a folder")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        with _file_errors(path):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
 
     def list_files(self, path: str) -> list[FileEntry]:
         folder = self._resolve(path)
@@ -153,7 +217,7 @@ class HostCompute:
         root = self._root()
         entries = []
         for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = sorted(d for d in dirnames if d != ".venv")
+            dirnames[:] = sorted(d for d in dirnames if d not in (VENV, HOME))
             for name in sorted(filenames):
                 file = Path(dirpath) / name
                 size = file.lstat().st_size
@@ -166,7 +230,7 @@ class HostCompute:
         if manager != "pip":
             raise ComputeError(f"host compute installs pip packages only, not {manager!r}")
         names = validate_packages(packages)
-        venv = self._root() / ".venv"
+        venv = self._root() / VENV
         steps = [] if venv.is_dir() else [[sys.executable, "-m", "venv", str(venv)]]
         steps.append([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--", *names])
         output = []
@@ -178,7 +242,12 @@ class HostCompute:
         return "".join(output)
 
     def release(self, binding: ComputeBinding) -> None:
-        """Nothing runs between calls on the host; the work folder is kept for the user."""
+        """Kill whatever still runs from the commands of ``binding``'s work folder, from
+        this process or any other (a command running in another turn, a process that
+        escaped its call). Sessions that share a ``working_dir`` share this fate. The work
+        folder itself is kept for the user."""
+        if binding.kind == self.kind:
+            host_processes.kill_all(host_processes.marked(f"{WORKSPACE_MARK}={binding.reference}".encode()))
 
 
 class OutputCap:
@@ -201,24 +270,68 @@ class _CappedReader:
     pipe, keeping only the first ``limit`` bytes."""
 
     def __init__(self, process: subprocess.Popen[bytes], limit: int) -> None:
-        self._pipe = process.stdout
+        # Popen's pipe is buffered: read1 returns what has arrived, without waiting for more.
+        self._pipe = cast(io.BufferedReader, process.stdout)
         self._cap = OutputCap(limit)
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
 
     def _pump(self) -> None:
-        assert self._pipe is not None
-        for block in iter(lambda: self._pipe.read1(65536), b""):  # type: ignore[union-attr]
+        for block in iter(lambda: self._pipe.read1(65536), b""):
             self._cap.add(block)
 
     def result(self) -> tuple[bytes, bool]:
-        # A background child that kept the pipe open must not hold the tool call forever.
+        # A process that escaped the sweep and kept the pipe open must not hold the call forever.
         self._thread.join(timeout=5)
         return bytes(self._cap.kept), self._cap.truncated
 
 
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
+def _wait_for_exit(pid: int, timeout: float) -> bool:
+    """Whether process ``pid`` (a child) ended within ``timeout`` seconds. It is left
+    unreaped, so its pid, process group and session ids cannot be reused by another
+    process while the engine kills what the command left behind."""
+    try:
+        descriptor = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux 5.3 or later
+        return _poll_for_exit(pid, timeout)
+    try:
+        poller = select.poll()
+        poller.register(descriptor, select.POLLIN)
+        return bool(poller.poll(max(0.0, timeout) * 1000))
+    finally:
+        os.close(descriptor)
+
+
+def _poll_for_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    pause = 0.002
+    while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.05)
+    return True
+
+
+def _end_command(process: subprocess.Popen[bytes], mark: bytes, ended: bool) -> None:
+    """Kill everything the command started, then its supervisor if it still runs (it may
+    have been stopped), and reap it. The supervisor goes last: while it lives, orphans
+    stay under it where the sweep finds them. Without ``/proc`` the sweep finds nothing,
+    and the process group, killed in one signal, is what is left to kill."""
+    host_processes.kill_all(host_processes.command_processes(process.pid, mark, same_ids=True))
     try:
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
+    process.wait()
+
+
+@contextmanager
+def _file_errors(path: str) -> Iterator[None]:
+    """Turns an operating system error on a file (permission denied, a file where a
+    folder should be, a full disk) into a :class:`ComputeError` the model can read."""
+    try:
+        yield
+    except OSError as e:
+        raise ComputeError(f"{path!r}: {e.strerror or e}") from None

@@ -1,18 +1,28 @@
-"""Host compute: confined to its work folder, with timeouts and output caps enforced."""
+"""Host compute: file tools confined to the work folder, commands given a minimal
+environment, and bounds (timeouts, output caps, session end) that hold whatever a
+command does."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from agentjournal.application.ports import ComputeError
+from agentjournal.application import SessionService, audit
+from agentjournal.application.ports import ComputeError, ExecResult
 from agentjournal.application.tools import ToolLimits, run_tool
-from agentjournal.domain import ToolCall
+from agentjournal.domain import ComputeBinding, Session, ToolCall, ToolResult
+from agentjournal.infrastructure import host as host_module
 from agentjournal.infrastructure.host import HostCompute
+from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from tests.conftest import run_python
 
 
 @pytest.fixture
@@ -101,3 +111,261 @@ def test_a_fixed_work_folder_is_used_as_given(tmp_path):
     binding = host.attach(uuid.uuid4(), None)
     assert binding.reference == str((tmp_path / "work").resolve())
     assert host.execute("pwd", timeout=5).output.strip() == binding.reference
+
+
+# -- what is and is not confined --------------------------------------------------------
+
+
+def test_the_docs_say_what_holds_file_tools_are_confined_commands_are_not(compute, tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("reachable")
+    assert compute.execute(f"cat {outside}", timeout=5).output == "reachable"
+    with pytest.raises(ComputeError, match="outside the work folder"):
+        compute.read_file(str(outside))
+    documented = " ".join((host_module.__doc__ or "").split())
+    assert "for trusted development, not a sandbox" in documented
+    assert "file tools (``read_file``, ``write_file``, ``list_files``) are confined" in documented
+    assert "Commands are **not** confined" in documented
+    assert "confined to one work folder" not in documented
+
+
+# -- the environment commands see -------------------------------------------------------
+
+ENGINE_SECRETS = {
+    "CIPHER_KEY": "Y2lwaGVyLWtleS1vZi10aGUtZW5naW5lLTAxMjM0NQ==",
+    "POSTGRES_PASSWORD": "postgres-password-of-the-engine",
+    "OPENAI_API_KEY": "sk-proj-engineskeyengineskeyengineskey",
+    "UNRELATED_SETTING": "not a secret but not the command's either",
+}
+
+
+def test_commands_get_a_minimal_environment_not_the_engines(tmp_path, monkeypatch):
+    for name, value in ENGINE_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    host = HostCompute(base=tmp_path, env={"DEPLOY_TOKEN": "given-to-the-session"})
+    root = Path(host.attach(uuid.uuid4(), None).reference)
+    output = host.execute("env -0", timeout=10).output
+    seen = dict(entry.split("=", 1) for entry in output.split("\0") if entry)
+    for value in ENGINE_SECRETS.values():
+        assert value not in output
+    shell_own = {"PWD", "SHLVL", "_", "OLDPWD"}
+    assert set(seen) - shell_own <= {
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TZ",
+        "TMPDIR",
+        "TERM",
+        "DEPLOY_TOKEN",
+        "AGENTJOURNAL_CALL",
+        "AGENTJOURNAL_WORKSPACE",
+    }
+    assert seen["DEPLOY_TOKEN"] == "given-to-the-session"
+    assert seen["PATH"] == os.environ["PATH"]
+    assert seen["HOME"] == str(root / ".home") and (root / ".home").is_dir()
+    assert [e.path for e in host.list_files(".")] == []
+
+
+def test_the_work_folders_virtual_environment_comes_first(compute):
+    (compute.root / ".venv" / "bin").mkdir(parents=True)
+    output = compute.execute('echo "$VIRTUAL_ENV|$PATH"', timeout=5).output.strip()
+    venv, path = output.split("|")
+    assert venv == str(compute.root / ".venv")
+    assert path == f"{compute.root / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_engine_secrets_never_reach_the_model_or_the_log(make_agent, model_server, service, monkeypatch):
+    for name, value in ENGINE_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    agent = make_agent()
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": "env; echo $CIPHER_KEY"})]),
+        Reply(text="done"),
+    )
+    agent.run("show me your environment")
+    sent = json.dumps(model_server.requests)
+    stored = b"".join(n.state for n in service.recorder.select_notifications(start=None, limit=10_000))
+    for value in ENGINE_SECRETS.values():
+        assert value not in sent
+        assert value.encode() not in stored
+
+
+# -- where the work folder is -----------------------------------------------------------
+
+
+def crafted_export(config, reference: str, tmp_path: Path) -> list[bytes]:  # type: ignore[no-untyped-def]
+    """A valid, verifiable export of a session whose log says its host work folder is
+    ``reference``: what anyone can make with this package."""
+    elsewhere = SessionService(
+        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "crafted.db")}
+    )
+    try:
+        session = Session.start(config.session_config("host"), "crafted")
+        session.attach_compute(ComputeBinding(kind="host", reference=reference))
+        elsewhere.save(session)
+        return list(audit.export_events(elsewhere, session.id))
+    finally:
+        elsewhere.close()
+
+
+def test_an_imported_binding_cannot_point_a_session_at_a_host_folder(
+    make_agent, model_server, service, config, tmp_path
+):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "hostname").write_text("the victim's file")
+    session_id = audit.import_events(service, crafted_export(config, str(victim), tmp_path))
+    assert service.get_session(session_id).compute.reference == str(victim)
+
+    agent = make_agent()
+    agent.resume_session(session_id)
+    model_server.enqueue(
+        Reply(
+            tool_calls=[
+                ScriptedToolCall("read_file", {"path": "hostname"}),
+                ScriptedToolCall("execute_command", {"command": "cat hostname; pwd"}),
+            ]
+        ),
+        Reply(text="done"),
+    )
+    agent.run("read the host name")
+    read, command = [m for m in agent.state_at().messages if isinstance(m, ToolResult)]
+    assert read.is_error and "no file 'hostname'" in read.output
+    assert "the victim's file" not in command.output
+    own = (Path(os.environ["AGENTJOURNAL_HOME"]) / "workspaces" / str(session_id)).resolve()
+    assert command.output.strip().endswith(str(own))
+    assert agent.state_at().compute == ComputeBinding(kind="host", reference=str(own))
+    assert agent.verify().ok
+
+
+def test_a_binding_the_engine_would_derive_is_kept(tmp_path):
+    session_id = uuid.uuid4()
+    first = HostCompute(base=tmp_path).attach(session_id, None)
+    assert HostCompute(base=tmp_path).attach(session_id, first) == first
+    moved = HostCompute(tmp_path / "named").attach(session_id, first)
+    assert moved.reference == str((tmp_path / "named").resolve())
+
+
+# -- bounds that hold whatever the command does -------------------------------------------
+
+
+def living(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z"
+
+
+def pids_in(folder: Path) -> list[int]:
+    file = folder / "pids"
+    return [int(p) for p in file.read_text().split()] if file.exists() else []
+
+
+def assert_none_survive(folder: Path, expected: int) -> None:
+    """The command wrote ``expected`` pids to ``pids``; none may be running, polled with
+    a short deadline (SIGKILL is delivered at once, but not synchronously). Survivors
+    still in ``folder`` are killed, so a failing test leaves nothing behind."""
+    pids = pids_in(folder)
+    assert len(pids) == expected, pids
+    deadline = time.monotonic() + 3
+    while any(living(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    survivors = [p for p in pids if living(p)]
+    for pid in survivors:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/cwd") == str(folder.resolve()):
+                os.kill(pid, signal.SIGKILL)
+    assert not survivors
+
+
+# Each writes the pid of a long sleeper it starts to ./pids, in its own way of hiding it.
+IN_BACKGROUND = "sh -c 'echo $$ >> pids; exec sleep 90' &"
+IGNORING_SIGTERM = "sh -c 'trap \"\" TERM HUP; echo $$ >> pids; for i in $(seq 90); do sleep 1; done' &"
+NOHUP = "nohup sh -c 'echo $$ >> pids; exec sleep 90' > /dev/null 2>&1 &"
+NEW_SESSION = "setsid sh -c 'echo $$ >> pids; exec sleep 90' < /dev/null > /dev/null 2>&1 &"
+DOUBLE_FORK = "(setsid sh -c 'echo $$ >> pids; exec sleep 90' < /dev/null > /dev/null 2>&1 &)"
+ALL_SHAPES = [IN_BACKGROUND, IGNORING_SIGTERM, NOHUP, NEW_SESSION, DOUBLE_FORK]
+
+
+def wait_for_pids(count: int) -> str:
+    """Shell that waits until the sleepers have written their pids."""
+    return f'while [ "$(cat pids 2>/dev/null | wc -l)" -lt {count} ]; do sleep 0.05; done'
+
+
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+def test_nothing_a_command_starts_outlives_its_deadline(compute, shape):
+    started = time.monotonic()
+    result = compute.execute(f"{shape}\nexec sleep 90", timeout=2)
+    assert time.monotonic() - started < 2 + 3
+    assert result.timed_out
+    assert_none_survive(compute.root, 1)
+
+
+def test_nothing_a_command_starts_outlives_a_call_that_ended_by_itself(compute):
+    command = "\n".join([*ALL_SHAPES, wait_for_pids(len(ALL_SHAPES)), "echo started"])
+    started = time.monotonic()
+    result = compute.execute(command, timeout=30)
+    assert time.monotonic() - started < 10
+    assert result.output == "started\n" and result.exit_code == 0 and not result.timed_out
+    assert_none_survive(compute.root, len(ALL_SHAPES))
+
+
+def bounded_in_a_child(work: Path, command: str, timeout: float) -> tuple[bool, float]:
+    """Run ``command`` on host compute in a child interpreter: whether it timed out, and
+    how long it took. A child, because if the command could reach the engine (its
+    ``$PPID``), stopping or killing it would stop or kill the test run itself."""
+    child = run_python(
+        f"""
+        import time, uuid
+        from agentjournal.infrastructure.host import HostCompute
+        host = HostCompute({str(work)!r})
+        host.attach(uuid.uuid4(), None)
+        started = time.monotonic()
+        result = host.execute({command!r}, timeout={timeout!r})
+        print(result.timed_out, time.monotonic() - started)
+        """,
+        timeout=60,
+    )
+    assert child.returncode == 0, (child.returncode, child.stderr)
+    timed_out, seconds = child.stdout.split()
+    return timed_out == "True", float(seconds)
+
+
+def test_a_command_that_stops_its_parent_cannot_stop_the_clock(tmp_path):
+    work = tmp_path / "work"
+    timed_out, seconds = bounded_in_a_child(work, "echo $$ >> pids; kill -STOP $PPID; exec sleep 90", 3)
+    assert timed_out and seconds < 3 + 3
+    assert_none_survive(work, 1)
+
+
+def test_a_command_that_kills_its_parent_is_still_bounded(tmp_path):
+    work = tmp_path / "work"
+    command = f"echo $$ >> pids\n{NEW_SESSION}\n{wait_for_pids(2)}\nkill -KILL $PPID; exec sleep 90"
+    _, seconds = bounded_in_a_child(work, command, 30)
+    assert seconds < 10
+    assert_none_survive(work, 2)
+
+
+def test_release_kills_what_still_runs_in_the_sessions_work_folder(tmp_path):
+    session_id = uuid.uuid4()
+    host = HostCompute(base=tmp_path)
+    binding = host.attach(session_id, None)
+    root = Path(binding.reference)
+    results: list[ExecResult] = []
+    running = threading.Thread(
+        target=lambda: results.append(host.execute(f"{NEW_SESSION}\nexec sleep 90", timeout=120))
+    )
+    started = time.monotonic()
+    running.start()
+    deadline = time.monotonic() + 10
+    while not pids_in(root) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    HostCompute(base=tmp_path).release(binding)  # as from another process: a fresh compute
+    running.join(timeout=10)
+    assert not running.is_alive() and time.monotonic() - started < 10
+    assert results[0].exit_code != 0
+    assert_none_survive(root, 1)
