@@ -40,7 +40,7 @@ from agentjournal.application.errors import (
 )
 from agentjournal.application.ports import Compute, LanguageModel, TextDelta
 from agentjournal.application.projection import SessionSummary
-from agentjournal.application.redaction import Redactor
+from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.service import AuditEntry, SessionService, TurnOutcome, TurnRuntime, TurnUpdate
 from agentjournal.domain import Session, SessionConfig, Status, check_package_sandbox
 
@@ -136,7 +136,7 @@ class ManagedAgent:
         return TurnRuntime(
             model=self._language_model(governed),
             compute=self._compute_adapter(kind, governed),
-            redact=Redactor(governed.secrets()),
+            redact=Redactor(process_secrets() | governed.secrets()),
             host_packages_ok=self.config.host_packages_ok,
             on_custom_tool=self.config.on_custom_tool,
             on_tool_confirmation=self.config.on_tool_confirmation,
@@ -233,7 +233,7 @@ class ManagedAgent:
             session = self.service.get_session(self._session_id)
             recorded = updated.session_config(session.config.compute)
             check_package_sandbox(recorded.packages, recorded.compute, updated.host_packages_ok)
-            self.service.change_config(self._session_id, recorded, Redactor(updated.secrets()))
+            self.service.change_config(self._session_id, recorded, Redactor(process_secrets() | updated.secrets()))
         self.config = updated
 
     def save_ids(self) -> dict[str, Any]:

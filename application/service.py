@@ -45,7 +45,7 @@ from agentjournal.application.errors import (
 )
 from agentjournal.application.ports import Compute, LanguageModel, ModelError, ModelReply, TextDelta
 from agentjournal.application.projection import SessionProjector, SessionSummary, SessionSummaryView
-from agentjournal.application.redaction import Redactor
+from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.tools import ToolLimits, run_tool
 from agentjournal.application.toolset import tool_specs
 from agentjournal.domain import (
@@ -235,7 +235,7 @@ class SessionService(Application[UUID]):
     def create_session(self, config: SessionConfig, title: str = "", redact: Redactor | None = None) -> UUID:
         """A new session. Its system prompt and title are redacted like everything else
         recorded."""
-        redact = redact or Redactor()
+        redact = redact or Redactor(process_secrets())
         session = Session.start(msgspec.structs.replace(config, system=redact(config.system)), redact(title))
         self._save(session)
         return session.id
@@ -244,12 +244,12 @@ class SessionService(Application[UUID]):
         """Record a deliberate change of what governs the session (model, system prompt,
         tools, bounds ...). The caller has checked it like a new session's config."""
         session = self.get_session(session_id)
-        session.change_config(msgspec.structs.replace(config, system=(redact or Redactor())(config.system)))
+        session.change_config(msgspec.structs.replace(config, system=(redact or Redactor(process_secrets()))(config.system)))
         self._save(session)
 
     def set_title(self, session_id: UUID, title: str, redact: Redactor | None = None) -> None:
         session = self.get_session(session_id)
-        session.set_title((redact or Redactor())(title))
+        session.set_title((redact or Redactor(process_secrets()))(title))
         self._save(session)
 
     def fork(self, session_id: UUID, at_version: int | None = None) -> UUID:
