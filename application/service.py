@@ -417,6 +417,11 @@ class SessionService(Application[UUID]):
             self._save(session)
         return stale
 
+    def set_title(self, session_id: UUID, title: str) -> None:
+        session = self.get_session(session_id)
+        session.set_title(title)
+        self._save(session)
+
     def interrupt(self, session_id: UUID, reason: str = "interrupted by request") -> None:
         session = self.get_session(session_id)
         session.interrupt_turn(reason)
@@ -462,9 +467,10 @@ class SessionService(Application[UUID]):
         return self.get_session(session_id).version
 
     def find_session(self, reference: str) -> UUID:
-        """A session id from its full text or an unambiguous prefix of at least 4 characters."""
+        """A session id from its full text (with or without dashes) or an unambiguous
+        prefix of at least 4 characters."""
         text = reference.strip().lower()
-        if len(text) < 36 and re.fullmatch(r"[0-9a-f][0-9a-f-]{3,}", text):
+        if len(text.replace("-", "")) < 32 and re.fullmatch(r"[0-9a-f][0-9a-f-]{3,}", text):
             self.projector.catch_up()
             found = self.summaries.ids_starting_with(text)
             if len(found) == 1:

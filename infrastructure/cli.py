@@ -1,8 +1,22 @@
 """The ``agentjournal`` command line.
 
-Reading commands (list, show, log, state) touch only the event store and the
-summary view; the model and compute adapters load only for commands that run
-a turn, so inspecting a log stays fast.
+Reading commands (list, show, log, state, timeline, diff, verify) touch only the
+event store and the summary view; the model and compute adapters load only for
+commands that run a turn, so inspecting a log stays fast.
+
+Every reading command, and run and fork, takes --json: one JSON object per line
+for lists (list, log, timeline, verify), one object otherwise (show, state, diff,
+the outcome of run, the new session of fork). The shapes are those of the module
+agentjournal.application.views, the same the Python API returns.
+
+Exit status:
+  0    ok
+  1    failure: the model, the store or the sandbox failed, or verify found a broken chain
+  2    usage error or bad input: a malformed option, id, config or text, or a command
+       the session refuses as it stands (busy, terminated, no turn to interrupt)
+  3    not found: no such session, or no such event in it
+  130  interrupted (Ctrl-C); a running turn is recorded as interrupted
+  141  whoever read the output stopped early (as in "| head"); nothing more is written
 """
 
 from __future__ import annotations
@@ -10,14 +24,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from eventsourcing.persistence import PersistenceError
 
-from agentjournal.application.errors import AgentJournalError, parse_session_id
-from agentjournal.application.ports import ComputeError, ModelError
+from agentjournal import __version__
+from agentjournal.application import views
+from agentjournal.application.errors import (
+    AgentJournalError,
+    SessionNotFound,
+    StoreError,
+    VersionNotFound,
+    parse_session_id,
+)
+from agentjournal.application.ports import ComputeError, ModelError, TextDelta
 from agentjournal.application.service import AuditEntry, SessionService, ToolCallUpdate, TurnOutcome
 from agentjournal.domain import (
     AssistantMessage,
@@ -29,40 +51,115 @@ from agentjournal.domain import (
     UserMessage,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+
+    from agentjournal.application.api import ManagedAgent
+    from agentjournal.application.audit import Verification
+
 DEMO_PROMPTS = (
     "Remember: my favorite color is blue.",
     "Have a look around the work folder:\n$ echo 'hello from the sandbox' > greeting.txt && ls -l",
     "What is my favorite color?",
 )
 
+OK, FAILURE, USAGE, NOT_FOUND, INTERRUPTED, BROKEN_PIPE = 0, 1, 2, 3, 130, 141
+EPILOG = "Every reading command" + (__doc__ or "").partition("Every reading command")[2]
+"""The end of the docstring above, shown by --help (python -OO drops docstrings)."""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit status (see the table above)."""
+    try:
+        status = _dispatch(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # Quiet, as cat is under "| head". Python flushes stdout once more at exit;
+        # pointing it at /dev/null keeps that flush from complaining.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
-        return 2
+        return USAGE
     try:
-        return int(args.handler(args) or 0)
-    except (AgentJournalError, SessionError, ManagedSandboxRequired, ComputeError) as e:
-        print(f"agentjournal: error: {e}", file=sys.stderr)
-        return 2
-    except ModelError as e:
-        print(f"agentjournal: the model call failed: {e}", file=sys.stderr)
-        return 1
-    except PersistenceError as e:
-        print(f"agentjournal: the session store failed ({type(e).__name__}): {e}", file=sys.stderr)
-        return 1
+        return int(args.handler(args) or OK)
+    except (
+        AgentJournalError,
+        SessionError,
+        ManagedSandboxRequired,
+        ComputeError,
+        ModelError,
+        PersistenceError,
+    ) as e:
+        message, status = _explain(e)
+        print(f"agentjournal: {message}", file=sys.stderr)
+        return status
     except KeyboardInterrupt:
-        print("\nagentjournal: interrupted; the turn is recorded as interrupted", file=sys.stderr)
-        return 130
+        print("\nagentjournal: interrupted; a running turn is recorded as interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+def _explain(error: Exception) -> tuple[str, int]:
+    """What to tell the user about an error, and the exit status it stands for."""
+    if isinstance(error, ModelError):
+        return f"the model call failed: {error}", FAILURE
+    if isinstance(error, PersistenceError):
+        return f"the session store failed ({type(error).__name__}): {error}", FAILURE
+    if isinstance(error, (StoreError, ComputeError)):
+        return f"error: {error}", FAILURE
+    if isinstance(error, (SessionNotFound, VersionNotFound)):
+        return f"error: {error}", NOT_FOUND
+    return f"error: {error}", USAGE
+
+
+def _text(value: str) -> str:
+    """An argument that is recorded as text. Bytes that are not UTF-8 reach Python as
+    lone surrogates (PEP 383), which no store or model takes: refuse them at once."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise argparse.ArgumentTypeError(
+            f"not UTF-8 text (an invalid byte at character {e.start + 1}); give text in UTF-8"
+        ) from None
+    return value
+
+
+def _title(value: str) -> str:
+    title = _text(value).strip()
+    if not title:
+        raise argparse.ArgumentTypeError("a title needs some text")
+    return title
+
+
+def _count(value: str) -> int:
+    """How many of something: a whole number, 0 or more."""
+    if not (value.isascii() and value.isdigit()):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number (0, 1, 2, ...)")
+    return int(value)
+
+
+def _positive(value: str) -> int:
+    number = _count(value)
+    if number == 0:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentjournal",
         description="Event-sourced LLM agent sessions: run, inspect, replay and fork them.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--store",
         help="SQLite file of sessions (default: $AGENTJOURNAL_HOME/sessions.db, "
@@ -71,10 +168,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a prompt in a new or existing session, streaming the reply")
-    run.add_argument("prompt")
+    run.add_argument("prompt", type=_text)
     run.add_argument("--session", help="continue this session (its id, or the id's first characters)")
     run.add_argument(
         "--model",
+        type=_text,
         default=os.environ.get("AGENTJOURNAL_MODEL", "gpt-4o"),
         help="any litellm model name (default: $AGENTJOURNAL_MODEL or gpt-4o)",
     )
@@ -82,20 +180,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--api-key-env", metavar="VAR", help="read the API key from this environment variable (never logged)"
     )
-    run.add_argument("--system", help="system prompt")
-    run.add_argument("--name", default="Agent")
-    run.add_argument("--title")
+    run.add_argument("--system", type=_text, help="system prompt")
+    run.add_argument("--name", type=_text, default="Agent")
+    run.add_argument("--title", type=_title, help="the session's title (with --session: its new title)")
     run.add_argument("--compute", choices=("host", "docker"), default="host")
-    run.add_argument("--working-dir", default="")
-    run.add_argument("--max-turns", type=int, default=10)
+    run.add_argument("--working-dir", type=_text, default="")
+    run.add_argument("--max-turns", type=_positive, default=10)
     run.add_argument(
         "--pip",
+        type=_text,
         action="append",
         default=[],
         metavar="PACKAGE",
         help="install a pip package in the sandbox (repeatable)",
     )
     run.add_argument("--host-packages-ok", action="store_true")
+    run.add_argument("--json", action="store_true", help="print only the turn's outcome, as JSON")
     run.set_defaults(handler=_run)
 
     demo = sub.add_parser("demo", help="an agent session end to end against the built-in scripted model")
@@ -103,7 +203,9 @@ def _parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list sessions, most recent first")
     ls.add_argument("--status", choices=[s.value for s in Status])
-    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--limit", type=_positive, default=50, help="how many to list (default: 50)")
+    ls.add_argument("--offset", type=_count, default=0, help="skip this many first: the next page")
+    ls.add_argument("--all", action="store_true", help="list every session, however many")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(handler=_list)
 
@@ -129,7 +231,13 @@ def _parser() -> argparse.ArgumentParser:
     fork = sub.add_parser("fork", help="start a new session sharing a session's history up to an event")
     fork.add_argument("session")
     fork.add_argument("--at", type=int, help="event version (default: the latest)")
+    fork.add_argument("--json", action="store_true", help="print the new session, not only its id")
     fork.set_defaults(handler=_fork)
+
+    title = sub.add_parser("title", help="give a session a new title")
+    title.add_argument("session")
+    title.add_argument("title", type=_title)
+    title.set_defaults(handler=_set_title)
 
     interrupt = sub.add_parser("interrupt", help="record a running turn as interrupted")
     interrupt.add_argument("session")
@@ -137,7 +245,7 @@ def _parser() -> argparse.ArgumentParser:
 
     terminate = sub.add_parser("terminate", help="close a session for good")
     terminate.add_argument("session")
-    terminate.add_argument("--reason", default="terminated from the command line")
+    terminate.add_argument("--reason", type=_text, default="terminated from the command line")
     terminate.set_defaults(handler=_terminate)
 
     verify = sub.add_parser("verify", help="check the hash chain of one session, or of the whole store")
@@ -158,11 +266,13 @@ def _parser() -> argparse.ArgumentParser:
         "timeline", help="a session told in order: who said and ran what, usage per turn"
     )
     timeline.add_argument("session")
+    timeline.add_argument("--json", action="store_true", help="JSON Lines, one entry per line")
     timeline.set_defaults(handler=_timeline)
 
     compare = sub.add_parser("diff", help="where two sessions (a fork and its parent, say) part, and how")
     compare.add_argument("left")
     compare.add_argument("right")
+    compare.add_argument("--json", action="store_true")
     compare.set_defaults(handler=_diff)
 
     keygen = sub.add_parser("keygen", help="print a new key for encryption at rest (CIPHER_KEY)")
@@ -201,26 +311,87 @@ def _run(args: argparse.Namespace) -> int:
     compute = None if args.compute == "host" else args.compute
     agent = ManagedAgent(config=ManagedConfig(**fields), compute=compute, store=_service(args))
     if args.session:
-        agent.resume_session(agent.service.find_session(args.session))
-    _stream_turn(agent, args.prompt)
+        session_id = agent.service.find_session(args.session)
+        agent.resume_session(session_id)
+        if args.title:
+            agent.service.set_title(session_id, args.title)
+    outcome = _stream_turn(agent, args.prompt, show_text=not args.json, status=_StatusLine.on_stderr())
+    if args.json:
+        _print_json(views.turn_outcome(outcome))
     print(f"session {agent.session_id}", file=sys.stderr)
-    return 0
+    return OK
 
 
-def _stream_turn(agent: Any, prompt: str) -> None:
-    from agentjournal.application.ports import TextDelta
+def _stream_turn(
+    agent: ManagedAgent, prompt: str, *, show_text: bool = True, status: _StatusLine | None = None
+) -> TurnOutcome:
+    """Run one turn, its text to stdout as it streams and its tool calls to stderr;
+    returns how it ended. ``status`` says what the turn waits for in between."""
+    status = status or _StatusLine()
+    outcome = None
+    status.show("working\u2026")
+    try:
+        for update in agent.updates(prompt):
+            status.hide()
+            if isinstance(update, TextDelta) and show_text:
+                sys.stdout.write(update.text)
+                sys.stdout.flush()
+            elif isinstance(update, ToolCallUpdate) and update.result is None:
+                print(f"\n  -> {update.call.name} {update.call.arguments}", file=sys.stderr)
+                status.show(f"running {update.call.name}\u2026")
+            elif isinstance(update, ToolCallUpdate) and update.result is not None:
+                r = update.result
+                print(f"  <- exit {r.exit_code}, {r.duration_ms:.0f} ms", file=sys.stderr)
+                status.show("waiting for the model\u2026")
+            elif isinstance(update, TurnOutcome):
+                outcome = update
+                if show_text:
+                    print(flush=True)
+    finally:
+        status.hide()
+    assert outcome is not None, "a turn always ends with its outcome"
+    return outcome
 
-    for update in agent.updates(prompt):
-        if isinstance(update, TextDelta):
-            sys.stdout.write(update.text)
-            sys.stdout.flush()
-        elif isinstance(update, ToolCallUpdate) and update.result is None:
-            print(f"\n  -> {update.call.name} {update.call.arguments}", file=sys.stderr)
-        elif isinstance(update, ToolCallUpdate) and update.result is not None:
-            r = update.result
-            print(f"  <- exit {r.exit_code}, {r.duration_ms:.0f} ms", file=sys.stderr)
-        elif isinstance(update, TurnOutcome):
-            print(flush=True)
+
+class _StatusLine:
+    """A spinner and a word on what a turn is waiting for (preparing its sandbox and
+    packages, a tool, the model), drawn on stderr when that is a terminal and erased
+    before anything else is printed. Elsewhere it does nothing."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self._console = console
+        self._live: Live | None = None
+
+    @classmethod
+    def on_stderr(cls) -> _StatusLine:
+        if not sys.stderr.isatty():
+            return cls()
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        return cls(console if console.is_terminal and not console.is_dumb_terminal else None)
+
+    def show(self, text: str) -> None:
+        if self._console is None:
+            return
+        from rich.live import Live
+        from rich.spinner import Spinner
+
+        self.hide()
+        # No redirection: stdout may be a pipe, and its text must not pass through stderr.
+        self._live = Live(
+            Spinner("dots", text),
+            console=self._console,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        self._live.start(refresh=True)
+
+    def hide(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -263,11 +434,22 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     service = _service(args)
-    summaries = service.list_summaries(Status(args.status) if args.status else None, args.limit)
+    status = Status(args.status) if args.status else None
+    if args.all:
+        # One query: pages read one after another could miss a session that moved up meanwhile.
+        summaries = service.list_summaries(status, limit=sys.maxsize)
+    else:
+        summaries = service.list_summaries(status, args.limit + 1, args.offset)
+        if len(summaries) > args.limit:
+            summaries = summaries[: args.limit]
+            print(
+                f"agentjournal: more sessions than these {args.limit}: list them with --all, "
+                f"or the next page with --offset {args.offset + args.limit}",
+                file=sys.stderr,
+            )
     if args.json:
-        for s in summaries:
-            sys.stdout.buffer.write(msgspec.json.encode(s) + b"\n")
-        return 0
+        _print_json_lines(views.session_listing(s) for s in summaries)
+        return OK
     rows = [
         (str(s.id), s.status.value, s.title, f"{s.usage.input_tokens}/{s.usage.output_tokens}",
          str(s.message_count), f"{s.parent_id}@{s.parent_version}" if s.parent_id else "",
@@ -275,7 +457,7 @@ def _list(args: argparse.Namespace) -> int:
         for s in summaries
     ]  # fmt: skip
     _table(("id", "status", "title", "tokens in/out", "msgs", "forked from", "updated"), rows)
-    return 0
+    return OK
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -283,9 +465,8 @@ def _show(args: argparse.Namespace) -> int:
     summary = service.summary(service.find_session(args.session))
     session = service.get_session(summary.id)
     if args.json:
-        out = {"summary": summary, "messages": session.messages}
-        sys.stdout.buffer.write(msgspec.json.encode(out) + b"\n")
-        return 0
+        _print_json(views.session_detail(summary, session))
+        return OK
     print(f"session {summary.id}  [{summary.status.value}]  {summary.title!r}")
     print(f"  model {summary.model}, {summary.turn_count} turns, version {summary.version}")
     print(f"  tokens: {summary.usage.input_tokens} in, {summary.usage.output_tokens} out")
@@ -295,51 +476,59 @@ def _show(args: argparse.Namespace) -> int:
         print(f"  last error: {summary.last_error}")
     print()
     _print_messages(session)
-    return 0
+    return OK
 
 
 def _log(args: argparse.Namespace) -> int:
     service = _service(args)
     entries = service.audit_log(service.find_session(args.session), args.type, args.after, args.until)
     if args.json:
-        for entry in entries:
-            sys.stdout.buffer.write(msgspec.json.encode(entry) + b"\n")
-        return 0
+        _print_json_lines(views.audit_entry(e) for e in entries)
+        return OK
     _print_log(entries)
-    return 0
+    return OK
 
 
 def _state(args: argparse.Namespace) -> int:
     service = _service(args)
     session = service.get_session(service.find_session(args.session), args.at)
     if args.json:
-        sys.stdout.buffer.write(msgspec.json.encode(session.state()) + b"\n")
-        return 0
+        _print_json(views.session_state(session))
+        return OK
     print(f"session {session.id} as of event {session.version}: status {session.status}, "
           f"title {session.title!r}, {len(session.messages)} messages, "
           f"tokens {session.usage.input_tokens} in / {session.usage.output_tokens} out")  # fmt: skip
     print()
     _print_messages(session)
-    return 0
+    return OK
 
 
 def _fork(args: argparse.Namespace) -> int:
     service = _service(args)
     fork_id = service.fork(service.find_session(args.session), args.at)
-    print(fork_id)
-    return 0
+    if args.json:
+        _print_json(views.session_listing(service.summary(fork_id)))
+    else:
+        print(fork_id)
+    return OK
+
+
+def _set_title(args: argparse.Namespace) -> int:
+    service = _service(args)
+    service.set_title(service.find_session(args.session), args.title)
+    return OK
 
 
 def _interrupt(args: argparse.Namespace) -> int:
     service = _service(args)
     service.interrupt(service.find_session(args.session))
-    return 0
+    return OK
 
 
 def _terminate(args: argparse.Namespace) -> int:
     service = _service(args)
     service.terminate(service.find_session(args.session), args.reason)
-    return 0
+    return OK
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -351,16 +540,12 @@ def _verify(args: argparse.Namespace) -> int:
         if args.session
         else audit.verify_store(service)
     )
-    for result in results:
-        if args.json:
-            out = msgspec.structs.asdict(result) | {"ok": result.ok}
-            sys.stdout.buffer.write(msgspec.json.encode(out) + b"\n")
-        elif result.ok:
-            print(f"ok      {result.session_id}  {result.events} events, head {result.head}")
-        else:
-            assert result.broken is not None
-            print(f"BROKEN  {result.session_id}  at event {result.broken.version}: {result.broken.problem}")
-    return 0 if all(r.ok for r in results) else 1
+    if args.json:
+        _print_json_lines(views.verification(r) for r in results)
+    else:
+        for result in results:
+            _print_verification(result)
+    return OK if all(r.ok for r in results) else FAILURE
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -373,7 +558,7 @@ def _export(args: argparse.Namespace) -> int:
             out.writelines(lines)
     else:
         sys.stdout.buffer.writelines(lines)
-    return 0
+    return OK
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -385,17 +570,21 @@ def _import(args: argparse.Namespace) -> int:
         with open(args.file, "rb") as source:
             session_id = audit.import_events(_service(args), source)
     print(session_id)
-    return 0
+    return OK
 
 
 def _timeline(args: argparse.Namespace) -> int:
     from agentjournal.application import audit
 
     service = _service(args)
-    for entry in audit.timeline(service, service.find_session(args.session)):
+    entries = audit.timeline(service, service.find_session(args.session))
+    if args.json:
+        _print_json_lines(views.timeline_entry(e) for e in entries)
+        return OK
+    for entry in entries:
         text = entry.text.replace("\n", "\n" + " " * 27)
         print(f"{entry.version:>5} {entry.timestamp:%H:%M:%S}  {entry.actor:<9}  {text}")
-    return 0
+    return OK
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -403,12 +592,15 @@ def _diff(args: argparse.Namespace) -> int:
 
     service = _service(args)
     result = audit.diff(service, service.find_session(args.left), service.find_session(args.right))
+    if args.json:
+        _print_json(views.session_diff(result))
+        return OK
     print(result.relation)
     print(f"{result.shared_messages} messages in common; then:")
     for side, messages in (("<", result.left_only), (">", result.right_only)):
         for message in messages:
             print(f"{side} {audit.describe(message)}")
-    return 0
+    return OK
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -433,11 +625,28 @@ def _cleanup(args: argparse.Namespace) -> int:
 # -- rendering ----------------------------------------------------------------------
 
 
+def _print_json(value: object) -> None:
+    _print_json_lines([value])
+
+
+def _print_json_lines(values: Iterable[object]) -> None:
+    sys.stdout.flush()  # whatever print() holds goes first
+    for value in values:
+        sys.stdout.buffer.write(msgspec.json.encode(value) + b"\n")
+
+
 def _print_log(entries: list[AuditEntry]) -> None:
     rows = [
         (str(e.version), e.timestamp.strftime("%H:%M:%S.%f")[:-3], e.type, _brief(e.payload)) for e in entries
     ]
     _table(("#", "time", "event", "payload"), rows)
+
+
+def _print_verification(result: Verification) -> None:
+    if result.broken is None:
+        print(f"ok      {result.session_id}  {result.events} events, head {result.head}")
+    else:
+        print(f"BROKEN  {result.session_id}  at event {result.broken.version}: {result.broken.problem}")
 
 
 def _brief(payload: dict[str, Any], width: int = 160) -> str:

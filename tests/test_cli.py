@@ -4,26 +4,41 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from agentjournal import __version__
+from agentjournal.application import ManagedAgent, SessionService, audit, views
+from agentjournal.application.api import open_store
+from agentjournal.domain import SessionConfig
 from tests.conftest import ROOT, TEST_KEY
 
 
-def agentjournal(*args: str, store, check: bool = True, env=None) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def agentjournal(
+    *args: str | bytes, store: Path, check: bool = True, **options: object
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m agentjournal --store STORE ARGS``; ``check`` asserts it succeeded."""
     done = subprocess.run(
-        [sys.executable, "-m", "agentjournal.infrastructure.cli", "--store", str(store), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False, env=env,
+        [sys.executable, "-m", "agentjournal", "--store", str(store), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False, **options,  # type: ignore[call-overload]
     )  # fmt: skip
     if check:
         assert done.returncode == 0, done.stderr
-    return done
+    return done  # type: ignore[no-any-return]
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines()]
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):  # type: ignore[no-untyped-def]
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cli") / "sessions.db"
 
 
@@ -33,12 +48,25 @@ def model_server(_server):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def _key(monkeypatch):  # type: ignore[no-untyped-def]
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_MODEL_KEY", TEST_KEY)
 
 
+@pytest.fixture
+def model_args(model_server) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+    """The options that point ``run`` at the scripted model server."""
+    return (
+        "--model",
+        "openai/gpt-4o-mini",
+        "--api-base",
+        model_server.base_url,
+        "--api-key-env",
+        "TEST_MODEL_KEY",
+    )
+
+
 @pytest.fixture(scope="module")
-def session_id(model_server, store) -> str:  # type: ignore[no-untyped-def]
+def session_id(model_server, store: Path) -> str:  # type: ignore[no-untyped-def]
     done = agentjournal(
         "run", "Remember: my favorite color is blue\n$ echo from-the-cli",
         "--model", "openai/gpt-4o-mini", "--api-base", model_server.base_url,
@@ -49,19 +77,102 @@ def session_id(model_server, store) -> str:  # type: ignore[no-untyped-def]
     return done.stderr.strip().split()[-1]
 
 
-def test_run_continues_an_existing_session(session_id, model_server, store):
-    done = agentjournal(
-        "run", "What is my favorite color?", "--session", session_id, "--model", "openai/gpt-4o-mini",
-        "--api-base", model_server.base_url, "--api-key-env", "TEST_MODEL_KEY", store=store,
+@pytest.fixture
+def reader(store: Path) -> Iterator[SessionService]:
+    """The module's store, opened in this process to compare the CLI's output with."""
+    service = open_store(store)
+    yield service
+    service.close()
+
+
+QUIET = SessionConfig(model="m", system="s", name="made", tools=())
+"""The config of sessions a test makes without running a turn."""
+
+
+def make_sessions(store: Path, count: int) -> list[str]:
+    service = open_store(store)
+    ids = [str(service.create_session(QUIET, f"session {n}")) for n in range(count)]
+    service.close()
+    return ids
+
+
+# -- conventions ----------------------------------------------------------------------------
+
+
+def test_version_through_python_dash_m(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "agentjournal", "--version"], cwd=tmp_path, capture_output=True, text=True,
+        check=True, timeout=60,
     )  # fmt: skip
-    assert done.stdout.strip() == "Your favorite color is blue."
+    assert done.stdout == f"agentjournal {__version__}\n"
 
 
-def test_list_and_show(session_id, store):
-    listed = [json.loads(line) for line in agentjournal("list", "--json", store=store).stdout.splitlines()]
+def test_help_documents_the_exit_codes(store: Path) -> None:
+    shown = agentjournal("--help", store=store).stdout
+    for code, meaning in (("0", "ok"), ("1", "failure"), ("2", "usage"), ("3", "not found"), ("130", "")):
+        assert re.search(rf"^\s+{code}\s+{meaning}", shown, re.MULTILINE | re.IGNORECASE), code
+    assert "141" in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("show", "nope"), 2, "'nope' is not a session id"),
+        (("show", "7d4e2a1c-0000-4000-8000-000000000000"), 3, "no session 7d4e2a1c"),
+        (("state", "{sid}", "--at", "999"), 3, "has no event 999"),
+        (("fork", "{sid}", "--at", "999"), 3, "has no event 999"),
+        (("interrupt", "{sid}"), 2, "has no turn in progress"),
+        (("list", "--limit", "many"), 2, "'many' is not a whole number"),
+    ],
+)
+def test_bad_input_is_a_clear_error_with_its_exit_code(session_id, store, args, code, message):  # type: ignore[no-untyped-def]
+    done = agentjournal(*(a.format(sid=session_id) for a in args), store=store, check=False)
+    assert done.returncode == code
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("json_flag", [(), ("--json",)], ids=["table", "json"])
+def test_output_piped_into_head_ends_quietly(tmp_path: Path, json_flag: tuple[str, ...]) -> None:
+    store = tmp_path / "long.db"
+    service = open_store(store)
+    session = service.get_session(service.create_session(QUIET))
+    for n in range(3000):  # about a megabyte of log, far more than a pipe holds
+        session.set_title(f"title number {n} " + "x" * 300)
+    service.save(session)
+    service.close()
+    with subprocess.Popen(
+        [sys.executable, "-m", "agentjournal", "--store", str(store), "log", str(session.id), *json_flag],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    ) as cli:  # fmt: skip
+        assert cli.stdout is not None and cli.stderr is not None
+        assert cli.stdout.readline()  # what `head -1` reads, before it exits
+        cli.stdout.close()
+        stderr = cli.stderr.read().decode()
+        assert cli.wait(timeout=60) == 141
+    assert stderr == ""
+
+
+# -- the JSON shapes ------------------------------------------------------------------------
+
+
+def test_list_and_show_print_the_shared_json_shapes(session_id, store, reader):  # type: ignore[no-untyped-def]
+    listed = json_lines(agentjournal("list", "--json", store=store).stdout)
+    assert listed == [views.session_listing(s) for s in reader.list_summaries(limit=50)]
     assert session_id in [s["id"] for s in listed]
-    listed = [s for s in listed if s["id"] == session_id]
-    assert listed[0]["status"] == "idle"
+    shown = json.loads(agentjournal("show", session_id, "--json", store=store).stdout)
+    summary = reader.summary(reader.find_session(session_id))
+    assert shown == views.session_detail(summary, reader.get_session(summary.id))
+    assert shown["messages"][0] == {
+        "type": "user",
+        "content": "Remember: my favorite color is blue\n$ echo from-the-cli",
+    }
+    agent = ManagedAgent(store=reader)
+    agent.resume_session(session_id)
+    assert {k: shown[k] for k in agent.retrieve_session()} == agent.retrieve_session()
+
+
+def test_list_as_a_table_and_show_as_text(session_id, store):  # type: ignore[no-untyped-def]
     table = agentjournal("list", store=store).stdout.splitlines()
     assert table[0].split("\t")[:3] == ["id", "status", "title"]
     shown = agentjournal("show", session_id, store=store).stdout
@@ -69,18 +180,30 @@ def test_list_and_show(session_id, store):
     assert "tool execute_command -> exit 0" in shown
 
 
-def test_log_as_json_lines_and_filtered(session_id, store):
-    lines = agentjournal("log", session_id, "--json", store=store).stdout.splitlines()
-    events = [json.loads(line) for line in lines]
+def test_list_says_when_more_sessions_are_available(tmp_path: Path) -> None:
+    store = tmp_path / "many.db"
+    made = make_sessions(store, 3)
+    first = agentjournal("list", "--limit", "2", "--json", store=store)
+    assert len(json_lines(first.stdout)) == 2
+    assert "more sessions" in first.stderr and "--all" in first.stderr
+    rest = agentjournal("list", "--limit", "2", "--offset", "2", "--json", store=store)
+    assert [s["id"] for s in json_lines(first.stdout + rest.stdout)] == made[::-1]
+    assert rest.stderr == ""
+    every = agentjournal("list", "--all", "--json", store=store)
+    assert [s["id"] for s in json_lines(every.stdout)] == made[::-1] and every.stderr == ""
+
+
+def test_log_as_json_lines_and_filtered(session_id, store):  # type: ignore[no-untyped-def]
+    events = json_lines(agentjournal("log", session_id, "--json", store=store).stdout)
     assert [e["version"] for e in events] == list(range(1, len(events) + 1))
     assert events[0]["type"] == "SessionStarted" and events[-1]["type"] == "TurnCompleted"
-    assert all({"session_id", "version", "type", "timestamp", "payload"} <= set(e) for e in events)
+    assert all({"session_id", "version", "type", "timestamp", "payload"} == set(e) for e in events)
     only = agentjournal("log", session_id, "--json", "--type", "ToolResultRecorded", store=store).stdout
-    (result,) = [json.loads(line) for line in only.splitlines()]
-    assert result["payload"]["result"]["output"] == "from-the-cli\n"
+    (result,) = json_lines(only)
+    assert result["payload"]["result"]["output"] == "from-the-cli\n"  # type: ignore[index]
 
 
-def test_state_at_an_event_and_fork_from_it(session_id, store):
+def test_state_at_an_event_and_fork_from_it(session_id, store):  # type: ignore[no-untyped-def]
     state = json.loads(agentjournal("state", session_id, "--at", "2", "--json", store=store).stdout)
     assert state["version"] == 2 and len(state["messages"]) == 1 and state["status"] == "idle"
     fork_id = agentjournal("fork", session_id, "--at", "2", store=store).stdout.strip()
@@ -89,23 +212,116 @@ def test_state_at_an_event_and_fork_from_it(session_id, store):
     assert forked["lineage"] == {"parent_id": session_id, "parent_version": 2}
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("show", "nope"), "'nope' is not a session id"),
-        (("show", "7d4e2a1c-0000-4000-8000-000000000000"), "no session 7d4e2a1c"),
-        (("state", "{sid}", "--at", "999"), "has no event 999"),
-        (("fork", "{sid}", "--at", "999"), "has no event 999"),
-    ],
-)
-def test_bad_input_is_a_clear_error(session_id, store, args, message):
-    done = agentjournal(*(a.format(sid=session_id) for a in args), store=store, check=False)
+def test_fork_timeline_diff_and_verify_speak_json(session_id, store, reader):  # type: ignore[no-untyped-def]
+    fork = json.loads(agentjournal("fork", session_id, "--at", "3", "--json", store=store).stdout)
+    assert fork == views.session_listing(reader.summary(reader.find_session(fork["id"])))
+    assert (fork["parent_id"], fork["parent_version"]) == (session_id, 3)
+    sid = reader.find_session(session_id)
+    timeline = json_lines(agentjournal("timeline", session_id, "--json", store=store).stdout)
+    assert timeline == [views.timeline_entry(e) for e in audit.timeline(reader, sid)]
+    compared = json.loads(agentjournal("diff", session_id, fork["id"], "--json", store=store).stdout)
+    assert compared == views.session_diff(audit.diff(reader, sid, reader.find_session(fork["id"])))
+    assert compared["relation"].startswith(f"{fork['id']} was forked from {session_id}")
+    (checked,) = json_lines(agentjournal("verify", session_id, "--json", store=store).stdout)
+    assert checked == views.verification(audit.verify(reader, sid)) and checked["ok"] is True
+
+
+# -- running a turn -------------------------------------------------------------------------
+
+
+def test_run_continues_an_existing_session(session_id, model_args, store):  # type: ignore[no-untyped-def]
+    done = agentjournal(
+        "run", "What is my favorite color?", "--session", session_id, *model_args, store=store
+    )
+    assert done.stdout.strip() == "Your favorite color is blue."
+
+
+def test_run_as_json_prints_the_outcome_only(model_args, tmp_path: Path) -> None:
+    done = agentjournal("run", "Look:\n$ echo json-turn", "--json", *model_args, store=tmp_path / "s.db")
+    (outcome,) = json_lines(done.stdout)
+    assert outcome["text"] == "The tool returned:\njson-turn" and outcome["stop_reason"] == "end_turn"
+    assert set(outcome) == {"session_id", "text", "stop_reason", "usage"}
+    assert done.stderr.strip().endswith(f"session {outcome['session_id']}")
+
+
+def test_run_shows_no_progress_when_stderr_is_not_a_terminal(model_args, tmp_path: Path) -> None:
+    done = agentjournal("run", "Look:\n$ echo quiet", *model_args, store=tmp_path / "s.db")
+    lines = done.stderr.splitlines()
+    assert lines[0] == "" and lines[1].startswith("  -> execute_command ")
+    assert re.fullmatch(r"  <- exit 0, \d+ ms", lines[2]) and lines[3].startswith("session ")
+    assert len(lines) == 4 and "\x1b" not in done.stderr + done.stdout
+
+
+def test_run_shows_a_status_line_on_a_terminal(model_args, tmp_path: Path) -> None:
+    terminal, stderr = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "agentjournal", "--store", str(tmp_path / "s.db"), "run", "Hello", *model_args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, env={**os.environ, "TERM": "xterm"},
+    ) as cli:  # fmt: skip
+        os.close(stderr)
+        shown = _read_terminal(terminal)
+        assert cli.stdout is not None
+        stdout = cli.stdout.read().decode()
+        assert cli.wait(timeout=60) == 0
+    assert "working" in shown
+    assert stdout.startswith("Noted.") and "\x1b" not in stdout
+
+
+def _read_terminal(terminal: int) -> str:
+    """Everything written to a pseudo-terminal until the last writer closes it."""
+    chunks = []
+    try:
+        while chunk := os.read(terminal, 4096):
+            chunks.append(chunk)
+    except OSError:  # EIO: the other end is closed
+        pass
+    finally:
+        os.close(terminal)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_a_prompt_that_is_not_utf8_is_refused_before_anything_is_recorded(model_args, tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    done = agentjournal("run", b"\xff\xfe", *model_args, store=store, check=False)
     assert done.returncode == 2
-    assert message in done.stderr
-    assert "Traceback" not in done.stderr
+    assert "not UTF-8" in done.stderr and "Traceback" not in done.stderr
+    assert agentjournal("list", "--json", store=store).stdout == ""
 
 
-def test_audit_commands_do_not_load_the_model_or_container_libraries(session_id, store):
+# -- naming sessions and titles ------------------------------------------------------------
+
+
+def test_a_session_can_be_named_by_the_start_of_its_id(session_id, store):  # type: ignore[no-untyped-def]
+    shown = agentjournal("show", session_id[:8], store=store).stdout
+    assert shown.startswith(f"session {session_id}")
+    done = agentjournal("log", session_id[:3], store=store, check=False)
+    assert done.returncode == 2 and "is not a session id" in done.stderr
+
+
+def test_a_full_id_without_dashes_names_its_session(session_id, store):  # type: ignore[no-untyped-def]
+    shown = agentjournal("show", session_id.replace("-", ""), store=store).stdout
+    assert shown.startswith(f"session {session_id}")
+
+
+def test_run_title_renames_an_existing_session(session_id, model_args, store):  # type: ignore[no-untyped-def]
+    agentjournal("run", "Hello", "--session", session_id, "--title", "Renamed", *model_args, store=store)
+    assert json.loads(agentjournal("show", session_id, "--json", store=store).stdout)["title"] == "Renamed"
+
+
+def test_title_command_sets_a_title(tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    (session_id,) = make_sessions(store, 1)
+    agentjournal("title", session_id[:8], "Shopping list", store=store)
+    shown = json.loads(agentjournal("show", session_id, "--json", store=store).stdout)
+    assert shown["title"] == "Shopping list"
+    done = agentjournal("title", session_id, "  ", store=store, check=False)
+    assert done.returncode == 2 and "title" in done.stderr
+
+
+# -- what the reading commands load --------------------------------------------------------
+
+
+def test_audit_commands_do_not_load_the_model_or_container_libraries(session_id, store):  # type: ignore[no-untyped-def]
     code = (
         "import sys; from agentjournal.infrastructure.cli import main\n"
         f"for args in (['list'], ['log', {session_id!r}], ['state', {session_id!r}], ['show', {session_id!r}]):\n"
@@ -117,15 +333,8 @@ def test_audit_commands_do_not_load_the_model_or_container_libraries(session_id,
     assert done.returncode == 0, done.stderr
 
 
-def test_demo_runs_end_to_end_and_says_it_is_scripted(tmp_path):
+def test_demo_runs_end_to_end_and_says_it_is_scripted(tmp_path: Path) -> None:
     done = agentjournal("demo", store=tmp_path / "demo.db")
     assert "SCRIPTED model" in done.stdout
     assert "agent> Your favorite color is blue." in done.stdout
     assert "the fork remembers: Your favorite color is blue." in done.stdout
-
-
-def test_a_session_can_be_named_by_the_start_of_its_id(session_id, store):
-    shown = agentjournal("show", session_id[:8], store=store).stdout
-    assert shown.startswith(f"session {session_id}")
-    done = agentjournal("log", session_id[:3], store=store, check=False)
-    assert done.returncode == 2 and "is not a session id" in done.stderr

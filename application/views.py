@@ -1,0 +1,105 @@
+"""The JSON shapes of what agentjournal reports, shared by the Python API and the CLI.
+
+Every function returns plain data (dicts, lists, strings, numbers, None), ready for
+``json.dumps``: ids are strings, timestamps RFC 3339 strings in UTC, enums their
+values. The command line's ``--json`` output is exactly these, so a script can move
+between ``agentjournal list --json`` and ``ManagedAgent.list_sessions()`` freely.
+
+==================  ==================================================================
+``session_info``    id, status, title, usage {input_tokens, output_tokens}
+``session_listing`` session_info + name, model, version, message_count, turn_count,
+                    created_at, updated_at, parent_id, parent_version, last_error
+``session_detail``  session_listing + messages (each tagged by ``type``: user,
+                    assistant or tool)
+``turn_outcome``    session_id, text, stop_reason, usage (this turn's report)
+``audit_entry``     session_id, version, type, timestamp, payload
+``timeline_entry``  version, timestamp, actor, text
+``session_diff``    left, right, relation, shared_messages, left_only, right_only
+``verification``    session_id, ok, events, head, broken {version, problem} or None
+``session_state``   ``Session.state()``: the state as of one event
+==================  ==================================================================
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from agentjournal.application.audit import SessionDiff, TimelineEntry, Verification
+    from agentjournal.application.projection import SessionSummary
+    from agentjournal.application.service import AuditEntry, TurnOutcome
+    from agentjournal.domain import Session
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON gives it back: structs as dicts, tuples as lists, UUIDs,
+    datetimes and enums as strings, by msgspec's own rules."""
+    return msgspec.json.decode(msgspec.json.encode(value))
+
+
+def session_info(summary: SessionSummary) -> dict[str, Any]:
+    """A session at a glance: what ``ManagedAgent.retrieve_session()`` returns."""
+    return {
+        "id": str(summary.id),
+        "status": summary.status.value,
+        "title": summary.title,
+        "usage": {
+            "input_tokens": summary.usage.input_tokens,
+            "output_tokens": summary.usage.output_tokens,
+        },
+    }
+
+
+def session_listing(summary: SessionSummary) -> dict[str, Any]:
+    """One session of a listing: ``session_info`` and where it stands and came from."""
+    return session_info(summary) | {
+        "name": summary.name,
+        "model": summary.model,
+        "version": summary.version,
+        "message_count": summary.message_count,
+        "turn_count": summary.turn_count,
+        "created_at": _plain(summary.created_at),
+        "updated_at": _plain(summary.updated_at),
+        "parent_id": _plain(summary.parent_id),
+        "parent_version": summary.parent_version,
+        "last_error": summary.last_error,
+    }
+
+
+def session_detail(summary: SessionSummary, session: Session) -> dict[str, Any]:
+    """A session with its conversation: ``session_listing`` plus ``messages``."""
+    return session_listing(summary) | {"messages": _plain(session.messages)}
+
+
+def turn_outcome(outcome: TurnOutcome) -> dict[str, Any]:
+    """How a turn ended: its final text, why it stopped, and the usage it reports."""
+    return _plain(outcome)
+
+
+def audit_entry(entry: AuditEntry) -> dict[str, Any]:
+    return _plain(entry)
+
+
+def timeline_entry(entry: TimelineEntry) -> dict[str, Any]:
+    return _plain(entry)
+
+
+def session_diff(diff: SessionDiff) -> dict[str, Any]:
+    return _plain(diff)
+
+
+def verification(result: Verification) -> dict[str, Any]:
+    """A chain check: ``ok``, or ``broken`` naming the first event that is not as written."""
+    return {
+        "session_id": str(result.session_id),
+        "ok": result.ok,
+        "events": result.events,
+        "head": result.head,
+        "broken": _plain(result.broken),
+    }
+
+
+def session_state(session: Session) -> dict[str, Any]:
+    return _plain(session.state())
