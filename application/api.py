@@ -29,7 +29,7 @@ from uuid import UUID
 
 import msgspec
 
-from agentjournal.application import adapters
+from agentjournal.application import adapters, views
 from agentjournal.application.audit import TimelineEntry, Verification
 from agentjournal.application.config import RECORDED, LocalManagedConfig, ManagedConfig
 from agentjournal.application.errors import (
@@ -39,7 +39,6 @@ from agentjournal.application.errors import (
     parse_session_id,
 )
 from agentjournal.application.ports import Compute, LanguageModel, TextDelta
-from agentjournal.application.projection import SessionSummary
 from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.service import AuditEntry, SessionService, TurnOutcome, TurnRuntime, TurnUpdate
 from agentjournal.domain import Session, SessionConfig, Status, check_package_sandbox
@@ -233,7 +232,9 @@ class ManagedAgent:
             session = self.service.get_session(self._session_id)
             recorded = updated.session_config(session.config.compute)
             check_package_sandbox(recorded.packages, recorded.compute, updated.host_packages_ok)
-            self.service.change_config(self._session_id, recorded, Redactor(process_secrets() | updated.secrets()))
+            self.service.change_config(
+                self._session_id, recorded, Redactor(process_secrets() | updated.secrets())
+            )
         self.config = updated
 
     def save_ids(self) -> dict[str, Any]:
@@ -262,14 +263,13 @@ class ManagedAgent:
         tokens); before any session, PraisonAI's defaults (``""``, ``"unknown"``)."""
         if self._session_id is None:
             return {**_NO_SESSION, "usage": {"input_tokens": 0, "output_tokens": 0}}
-        return _session_info(self.service.summary(self._session_id))
+        return views.session_info(self.service.summary(self._session_id))
 
     def list_sessions(self, status: str | None = None, limit: int = 100, **_: Any) -> list[dict[str, Any]]:
-        """Sessions of this store, the most recently updated first."""
+        """Sessions of this store, the most recently updated first, each in the shape
+        ``agentjournal list --json`` prints (:func:`~agentjournal.application.views.session_listing`)."""
         summaries = self.service.list_summaries(Status(status) if status else None, limit=limit)
-        return [
-            _session_info(s) | {"name": s.name, "updated_at": s.updated_at.isoformat()} for s in summaries
-        ]
+        return [views.session_listing(s) for s in summaries]
 
     @property
     def total_input_tokens(self) -> int:
@@ -494,15 +494,3 @@ def _overridden_fields(config: ManagedConfig, recorded: SessionConfig) -> list[s
         if getattr(mine, name) != getattr(recorded, name)
         and getattr(mine, name) != getattr(default.session_config(recorded.compute), name)
     ]
-
-
-def _session_info(summary: SessionSummary) -> dict[str, Any]:
-    return {
-        "id": str(summary.id),
-        "status": summary.status.value,
-        "title": summary.title,
-        "usage": {
-            "input_tokens": summary.usage.input_tokens,
-            "output_tokens": summary.usage.output_tokens,
-        },
-    }

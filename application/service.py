@@ -235,7 +235,7 @@ class SessionService(Application[UUID]):
     def create_session(self, config: SessionConfig, title: str = "", redact: Redactor | None = None) -> UUID:
         """A new session. Its system prompt and title are redacted like everything else
         recorded."""
-        redact = redact or Redactor(process_secrets())
+        redact = _redactor(redact)
         session = Session.start(msgspec.structs.replace(config, system=redact(config.system)), redact(title))
         self._save(session)
         return session.id
@@ -244,12 +244,12 @@ class SessionService(Application[UUID]):
         """Record a deliberate change of what governs the session (model, system prompt,
         tools, bounds ...). The caller has checked it like a new session's config."""
         session = self.get_session(session_id)
-        session.change_config(msgspec.structs.replace(config, system=(redact or Redactor(process_secrets()))(config.system)))
+        session.change_config(msgspec.structs.replace(config, system=_redactor(redact)(config.system)))
         self._save(session)
 
     def set_title(self, session_id: UUID, title: str, redact: Redactor | None = None) -> None:
         session = self.get_session(session_id)
-        session.set_title((redact or Redactor(process_secrets()))(title))
+        session.set_title(_redactor(redact)(title))
         self._save(session)
 
     def fork(self, session_id: UUID, at_version: int | None = None) -> UUID:
@@ -417,11 +417,6 @@ class SessionService(Application[UUID]):
             self._save(session)
         return stale
 
-    def set_title(self, session_id: UUID, title: str) -> None:
-        session = self.get_session(session_id)
-        session.set_title(title)
-        self._save(session)
-
     def interrupt(self, session_id: UUID, reason: str = "interrupted by request") -> None:
         session = self.get_session(session_id)
         session.interrupt_turn(reason)
@@ -526,6 +521,11 @@ def _payload(event: Any) -> dict[str, Any]:
     }
     # Through JSON, so the payload is the plain data the CLI prints (lists, strings).
     return msgspec.json.decode(msgspec.json.encode(fields))  # type: ignore[no-any-return]
+
+
+def _redactor(given: Redactor | None) -> Redactor:
+    """The caller's redactor, or one that knows at least this process's secrets."""
+    return given or Redactor(process_secrets())
 
 
 def recordable(message: AssistantMessage, redact: Redactor, max_argument_bytes: int) -> AssistantMessage:

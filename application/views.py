@@ -11,7 +11,7 @@ between ``agentjournal list --json`` and ``ManagedAgent.list_sessions()`` freely
                     created_at, updated_at, parent_id, parent_version, last_error
 ``session_detail``  session_listing + messages (each tagged by ``type``: user,
                     assistant or tool)
-``turn_outcome``    session_id, text, stop_reason, usage (this turn's report)
+``turn_outcome``    session_id, text, stop_reason, usage (this turn's), total_usage
 ``audit_entry``     session_id, version, type, timestamp, payload
 ``timeline_entry``  version, timestamp, actor, text
 ``session_diff``    left, right, relation, shared_messages, left_only, right_only
