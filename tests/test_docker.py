@@ -12,6 +12,7 @@ import pytest
 from agentjournal.application import Agent, ManagedAgent, ManagedConfig
 from agentjournal.application.ports import ComputeError
 from agentjournal.domain import ComputeBinding
+from agentjournal.infrastructure.docker_compute import SESSION_LABEL, DockerCompute, remove_sandbox, sandboxes
 from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
 from tests.conftest import TEST_KEY, run_python
 
@@ -32,21 +33,29 @@ def engine():  # type: ignore[no-untyped-def]
         if os.environ.get("CI"):
             pytest.fail(f"Docker engine or sandbox image missing in CI: {e}")
         pytest.skip(f"no Docker engine with the sandbox image (run scripts/setup as root): {e}")
-    yield client
-    from agentjournal.infrastructure.docker_compute import sandboxes
-
-    assert list(sandboxes(client)) == [], "a test left a sandbox container behind"
+    return client
 
 
 @pytest.fixture
-def sandbox(engine):  # type: ignore[no-untyped-def]
-    from agentjournal.infrastructure.docker_compute import DockerCompute
+def sessions(engine):  # type: ignore[no-untyped-def]
+    """The ids of the sessions a test gives a sandbox. Afterwards none of them may have one
+    left; the engine's other containers (a user's own sandboxes among them) are not looked at."""
+    created: list[uuid.UUID] = []
+    yield created
+    left = [container for session_id in created for container in sandboxes(engine, session_id)]
+    for container in left:
+        remove_sandbox(container)
+    assert not left, "a test left a sandbox container behind"
 
+
+@pytest.fixture
+def sandbox(engine, sessions):  # type: ignore[no-untyped-def]
     computes = []
 
     def make(**options):  # type: ignore[no-untyped-def]
         compute = DockerCompute(client=engine, **options)
-        compute.attach(uuid.uuid4(), None)
+        sessions.append(uuid.uuid4())
+        compute.attach(sessions[-1], None)
         computes.append(compute)
         return compute
 
@@ -56,11 +65,15 @@ def sandbox(engine):  # type: ignore[no-untyped-def]
             compute.release(ComputeBinding("docker", compute.container.id))
 
 
+def session_of(compute: DockerCompute) -> str:
+    return str(compute.container.labels[SESSION_LABEL])
+
+
 def call(command: str) -> ScriptedToolCall:
     return ScriptedToolCall("execute_command", {"command": command})
 
 
-def test_seed_example_installs_packages_in_the_sandbox_only(engine, model_server, service):
+def test_seed_example_installs_packages_in_the_sandbox_only(engine, sessions, model_server, service):
     model_server.enqueue(
         Reply(text="checking", tool_calls=[call(f"python -c 'import {MODULE}; print({MODULE}.__name__)'")]),
         Reply(text="The package works."),
@@ -83,12 +96,14 @@ def test_seed_example_installs_packages_in_the_sandbox_only(engine, model_server
         assert installed[0].payload["install"]["packages"] == [PACKAGE]
         assert importlib.util.find_spec(MODULE) is None, "the package must not reach the host"
     finally:
+        sessions.append(uuid.UUID(managed.session_id))
         managed.terminate()
     assert managed.retrieve_session()["status"] == "terminated"
-    assert managed.audit_log(types=("ComputeReleased",))
+    assert len(managed.audit_log(types=("ComputeReleased",))) == 1
+    assert not list(sandboxes(engine, sessions[-1])), "terminate releases the sandbox"
 
 
-def test_bridged_tools_touch_the_container_not_the_host(engine, model_server, service, tmp_path):
+def test_bridged_tools_touch_the_container_not_the_host(engine, sessions, model_server, service, tmp_path):
     marker = tmp_path / "written-by-the-tool.txt"
     model_server.enqueue(
         Reply(tool_calls=[ScriptedToolCall("write_file", {"path": str(marker), "content": "x"})]),
@@ -108,6 +123,7 @@ def test_bridged_tools_touch_the_container_not_the_host(engine, model_server, se
         assert results[2].output.startswith("in the sandbox") and results[2].exit_code == 0
         assert not (tmp_path / "note.txt").exists()
     finally:
+        sessions.append(uuid.UUID(managed.session_id))
         managed.terminate()
 
 
@@ -179,8 +195,6 @@ def test_networking_none_leaves_the_container_without_a_network(sandbox):
 
 
 def test_limited_networking_is_refused_not_ignored(engine):
-    from agentjournal.infrastructure.docker_compute import DockerCompute
-
     with pytest.raises(ComputeError, match="'limited'.*not enforced"):
         DockerCompute(client=engine, networking={"type": "limited", "allowed_hosts": ["pypi.org"]})
 
@@ -193,13 +207,14 @@ def test_a_failed_install_is_a_clear_error(sandbox):
         compute.install_packages("apt", ["curl"])
 
 
-def test_resume_in_a_new_process_reattaches_or_reprovisions(engine, model_server, store_env):
+def test_resume_in_a_new_process_reattaches_or_reprovisions(engine, sessions, model_server, store_env):
     model_server.enqueue(Reply(tool_calls=[call("echo kept > state.txt")]), Reply(text="saved"))
     managed = ManagedAgent(
         config=ManagedConfig(model="gpt-4o-mini", api_base=model_server.base_url, api_key=TEST_KEY),
         compute="docker", store=store_env,
     )  # fmt: skip
     managed.run("save state")
+    sessions.append(uuid.UUID(managed.session_id))
     first = managed.state_at().compute
     script = f"""
         import json
@@ -216,8 +231,6 @@ def test_resume_in_a_new_process_reattaches_or_reprovisions(engine, model_server
         assert managed.state_at().compute == first
         assert managed.state_at().messages[-2].output == "kept\n"
 
-        from agentjournal.infrastructure.docker_compute import remove_sandbox
-
         remove_sandbox(engine.containers.get(first.reference))
         model_server.enqueue(Reply(tool_calls=[call("ls")]), Reply(text="fresh"))
         child = run_python(script)
@@ -229,14 +242,11 @@ def test_resume_in_a_new_process_reattaches_or_reprovisions(engine, model_server
         managed.terminate()
 
 
-def test_cleanup_removes_every_sandbox(engine, sandbox, tmp_path):
-    from agentjournal.infrastructure.docker_compute import sandboxes
+def test_cleanup_of_a_session_removes_its_sandbox_only(engine, sandbox, tmp_path):
     from tests.test_cli import agentjournal
 
-    sandbox(), sandbox()
-    present = len(list(sandboxes(engine)))
-    assert present >= 2
-    done = agentjournal("cleanup", store=tmp_path / "s.db")
-    assert f"removed {present} sandbox container(s)" in done.stdout
-    assert list(sandboxes(engine)) == []
-    assert not engine.volumes.list(filters={"label": "agentjournal.managed"})
+    kept, removed = sandbox(), sandbox()
+    done = agentjournal("cleanup", "--session", session_of(removed), store=tmp_path / "s.db")
+    assert "removed 1 sandbox container(s)" in done.stdout
+    assert not list(sandboxes(engine, uuid.UUID(session_of(removed))))
+    assert [c.id for c in sandboxes(engine, uuid.UUID(session_of(kept)))] == [kept.container.id]
