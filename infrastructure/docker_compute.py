@@ -1,30 +1,56 @@
-"""Docker compute: one hardened container per session, found again after a restart.
+"""Docker compute: one hardened container per session, found again from any process.
 
-The container runs as an unprivileged user with no capabilities, no new
-privileges, a read-only root, memory/CPU/pid limits and the network the session
-asked for. The work folder is a named volume, so files outlive a container
-restart. Files move through the Docker archive API (tar streams), never through
-a shell, so no name or content needs quoting. Commands are killed at their
-timeout (with their children) and their output is capped.
+The container runs with no capabilities, no new privileges, a read-only root,
+memory/CPU/pid limits and the network the session asked for. The tools run in it
+as an unprivileged user (uid 1000). The container's own process, which only keeps
+it up, runs as another user (``nobody``), so the tools can neither end it nor
+hide from the engine's kill.
+
+Every command runs for at most its timeout, measured here, not inside the sandbox.
+When it ends, or its timeout passes, every process of the tools' user is killed
+with SIGKILL by one ``kill -KILL -1`` from a second exec: a signal none can ignore,
+delivered to all at once, so nothing a command starts (in the background, in a
+new session, stopped, or forking) outlives it. A session's tool calls run one at
+a time, so this never reaches another call's processes.
+
+The work folder is a tmpfs of ``workspace_quota_bytes`` (1 GiB by default); a write
+past it fails with "disk quota exceeded", which the model reads as a tool error.
+tmpfs is the one size limit every Docker engine enforces (a sized volume needs
+XFS project quotas under Docker's data root). Its files are held in memory, so
+they count against the container's memory limit, which must be larger; and they
+last as long as the container runs, for any number of processes that re-attach,
+but not past a stop of the container (an engine restart, a reboot): a stopped
+sandbox is replaced by a fresh one, recorded as a new ComputeAttached.
+
+Files never go through Docker's archive API, which reads and writes as root and
+resolves a path apart from using it. A small helper
+(:mod:`agentjournal.infrastructure.sandbox_files`) runs in the sandbox as the tools'
+user and walks each path from the work folder with no-follow opens: resolving a
+path and using it are one step, which no link swapped in can lead out of.
 """
 
 from __future__ import annotations
 
-import io
+import inspect
 import os
 import posixpath
+import re
 import secrets
 import shlex
-import tarfile
+import socket
+import struct
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from agentjournal.application.ports import ComputeError, ExecResult, FileEntry
 from agentjournal.domain import ComputeBinding
-from agentjournal.infrastructure.host import OutputCap, validate_packages
+from agentjournal.infrastructure import sandbox_files
+from agentjournal.infrastructure.host import MAX_LISTED, OutputCap, validate_packages
 
 if TYPE_CHECKING:
     from agentjournal.application.api import ManagedConfig
@@ -32,10 +58,23 @@ if TYPE_CHECKING:
 DEFAULT_IMAGE = "agentjournal-sandbox:latest"
 LABEL = "agentjournal.managed"
 SESSION_LABEL = "agentjournal.session"
+# Sandboxes made before the work folder quota and the kill of all a command started
+# lack this label; they are replaced, not reused.
+LAYOUT_LABEL, LAYOUT = "agentjournal.layout", "2"
 SANDBOX_USER = "1000:1000"
+KEEPER_USER = "65534:65534"  # nobody: runs the process that keeps the container up
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"  # for the engine's own execs: no .venv of the model's
 CA_PATH = "/etc/agentjournal/ca-bundle.pem"
 CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
 MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_LISTING_BYTES = 16 * 1024 * 1024
+MAX_PATH_BYTES = 4096  # PATH_MAX
+DEFAULT_WORKSPACE_QUOTA = 1024**3
+FILE_TIMEOUT = 300.0  # seconds a file operation may take (256 MiB through the engine)
+KILL_GRACE = 10.0  # seconds for a killed command's exec to report its end
+CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
+NO_SPACE = b"No space left on device"  # strerror(ENOSPC), as commands print it
+HELPER = inspect.getsource(sandbox_files)
 
 
 def host_ca_bundle() -> str | None:
@@ -59,6 +98,31 @@ def host_ca_bundle() -> str | None:
     return None
 
 
+@contextmanager
+def _engine_errors() -> Iterator[None]:
+    """Failures of the Docker engine (the sandbox removed meanwhile, the engine gone) as
+    ComputeError: the compute is unusable, which stops the turn with a clear message."""
+    import docker
+    import requests
+
+    try:
+        yield
+    except docker.errors.APIError as e:
+        raise ComputeError(f"the Docker engine failed: {e.explanation or e}") from e
+    except (docker.errors.DockerException, requests.RequestException) as e:
+        raise ComputeError(f"the Docker engine failed: {e}") from e
+
+
+class _Ran(NamedTuple):
+    """How one command in the sandbox went."""
+
+    output: bytes
+    exit_code: int | None
+    duration_ms: float
+    truncated: bool
+    timed_out: bool
+
+
 class DockerCompute:
     """A :class:`~application.ports.Compute` in a Docker container."""
 
@@ -75,6 +139,7 @@ class DockerCompute:
         memory: str = "2g",
         cpus: float = 1.0,
         pids_limit: int = 512,
+        workspace_quota_bytes: int = DEFAULT_WORKSPACE_QUOTA,
         max_output_bytes: int = 64_000,
         client: Any = None,
     ) -> None:
@@ -89,6 +154,8 @@ class DockerCompute:
             raise ComputeError(f"unknown networking type {kind!r}")
         if not posixpath.isabs(working_dir) or posixpath.normpath(working_dir) == "/":
             raise ComputeError(f"working_dir must be an absolute folder below /, not {working_dir!r}")
+        if workspace_quota_bytes <= 0:
+            raise ComputeError(f"workspace_quota_bytes must be positive, not {workspace_quota_bytes!r}")
         self.image = image
         self.working_dir = posixpath.normpath(working_dir)
         self.env = dict(env or {})
@@ -99,6 +166,7 @@ class DockerCompute:
         self.memory = memory
         self.cpus = cpus
         self.pids_limit = pids_limit
+        self.workspace_quota_bytes = workspace_quota_bytes
         self.max_output_bytes = max_output_bytes
         self._client = client
         self.container: Any = None
@@ -111,71 +179,77 @@ class DockerCompute:
             env=config.env,
             networking=config.networking,
             ca_bundle=config.ca_bundle,
+            workspace_quota_bytes=getattr(config, "workspace_quota_bytes", None) or DEFAULT_WORKSPACE_QUOTA,
             max_output_bytes=config.max_output_bytes,
         )
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            import docker
-
-            try:
-                self._client = docker.from_env()
-                self._client.ping()
-            except docker.errors.DockerException as e:
-                self._client = None
-                raise ComputeError(f"no Docker engine to run the sandbox in: {e}") from e
+            self._client = docker_engine()
         return self._client
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def attach(self, session_id: UUID, previous: ComputeBinding | None) -> ComputeBinding:
-        import docker
-
-        if previous is not None and previous.kind == self.kind:
-            try:
-                container = self.client.containers.get(previous.reference)
-            except docker.errors.NotFound:
-                container = None
-            if container is not None:
-                if container.status != "running":
-                    container.start()
-                self.container = container
-                return previous
+        container = self._reusable(session_id, previous)
+        if container is not None:
+            self.container = container
+            return previous
         self.container = self._create(session_id)
         return ComputeBinding(kind=self.kind, reference=self.container.id, image=self.image)
+
+    def _reusable(self, session_id: UUID, previous: ComputeBinding | None) -> Any:
+        """The running sandbox of this session that ``previous`` names, if there is one. A
+        binding can come from an imported log: a container that is not this session's sandbox
+        is neither used nor touched. A stopped sandbox lost its work folder, and one of an
+        older layout lacks the quota and the kill: both are removed, to be replaced."""
+        if previous is None or previous.kind != self.kind:
+            return None
+        container = find_sandbox(self.client, previous.reference)
+        if container is None or container.labels.get(SESSION_LABEL) != str(session_id):
+            return None
+        if container.status != "running" or container.labels.get(LAYOUT_LABEL) != LAYOUT:
+            remove_sandbox(container)
+            return None
+        return container
 
     def _create(self, session_id: UUID) -> Any:
         import docker
 
-        volume = f"agentjournal-{session_id}"
-        labels = {LABEL: "1", SESSION_LABEL: str(session_id)}
-        volumes: dict[str, dict[str, str]] = {volume: {"bind": self.working_dir, "mode": "rw"}}
+        if self.workspace_quota_bytes >= docker.utils.parse_bytes(self.memory):
+            raise ComputeError(
+                f"the work folder quota ({_size(self.workspace_quota_bytes)}) must be below the memory "
+                f"limit ({self.memory}): the work folder is held in the container's memory"
+            )
+        labels = {LABEL: "1", SESSION_LABEL: str(session_id), LAYOUT_LABEL: LAYOUT}
+        volumes: dict[str, dict[str, str]] = {}
         environment = {
             "HOME": "/home/sandbox",
-            "PATH": f"{self.working_dir}/.venv/bin:/usr/local/bin:/usr/bin:/bin",
+            "PATH": f"{self.working_dir}/.venv/bin:{SYSTEM_PATH}",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             **self.env,
         }
         if self.ca_bundle:
             volumes[str(Path(self.ca_bundle).resolve())] = {"bind": CA_PATH, "mode": "ro"}
             environment.update(dict.fromkeys(CA_VARIABLES, CA_PATH))
+        owned = "rw,nosuid,nodev,uid=1000,gid=1000,mode=0755"
         try:
-            self.client.volumes.create(volume, labels=labels)
             return self.client.containers.run(
                 self.image,
                 ["sleep", "infinity"],
                 name=f"agentjournal-{str(session_id)[:8]}-{secrets.token_hex(3)}",
                 detach=True,
                 init=True,
-                user=SANDBOX_USER,
+                user=KEEPER_USER,
                 working_dir=self.working_dir,
                 environment=environment,
                 volumes=volumes,
                 read_only=True,
                 tmpfs={
+                    self.working_dir: f"{owned},exec,size={self.workspace_quota_bytes}",
                     "/tmp": "rw,nosuid,nodev,size=512m",
-                    "/home/sandbox": "rw,nosuid,nodev,size=256m,uid=1000,gid=1000",
+                    "/home/sandbox": f"{owned},size=256m",
                 },
                 security_opt=["no-new-privileges"],
                 cap_drop=["ALL"],
@@ -194,12 +268,7 @@ class DockerCompute:
             raise ComputeError(f"could not start the sandbox: {e.explanation or e}") from e
 
     def release(self, binding: ComputeBinding) -> None:
-        import docker
-
-        try:
-            remove_sandbox(self.client.containers.get(binding.reference))
-        except docker.errors.NotFound:
-            pass
+        release_sandbox(binding, self.client)
         if self.container is not None and self.container.id == binding.reference:
             self.container = None
 
@@ -211,115 +280,152 @@ class DockerCompute:
     # -- commands -------------------------------------------------------------------------
 
     def execute(self, command: str, timeout: float) -> ExecResult:
-        output, exit_code, duration_ms, truncated = self._exec_timed(["sh", "-c", command], timeout)
+        ran = self._run(["sh", "-c", command], timeout)
+        output = ran.output.decode("utf-8", errors="replace")
+        if ran.exit_code != 0 and NO_SPACE in ran.output:
+            output += self._quota_note()
         return ExecResult(
-            output=output.decode("utf-8", errors="replace"),
-            exit_code=exit_code,
-            duration_ms=duration_ms,
-            truncated=truncated,
-            timed_out=exit_code in (124, 137) and duration_ms >= timeout * 1000,
+            output=output,
+            exit_code=ran.exit_code,
+            duration_ms=ran.duration_ms,
+            truncated=ran.truncated,
+            timed_out=ran.timed_out,
         )
 
-    def _exec_timed(self, argv: Sequence[str], timeout: float) -> tuple[bytes, int | None, float, bool]:
-        # coreutils timeout runs the command in its own process group and signals the
-        # whole group, so background children die with it; KILL follows TERM after 2 s.
-        return self._exec(["timeout", "--kill-after=2", f"{timeout:g}", *argv], timeout + 10)
+    def _quota_note(self) -> str:
+        """What to tell the model when a command ran out of space: whether it was the work
+        folder's quota (and not, say, /tmp that filled up)."""
+        size, free = map(int, self._files("space", ".").split())
+        if free > 1024 * 1024:
+            return ""
+        return f"\n[disk quota exceeded: the work folder holds at most {_size(size)}]"
 
-    def _exec(self, argv: Sequence[str], deadline: float) -> tuple[bytes, int | None, float, bool]:
-        api = self.client.api
-        container = self._running()
+    @_engine_errors()
+    def _run(self, argv: Sequence[str], timeout: float) -> _Ran:
+        """Run ``argv`` as the tools' user for at most ``timeout`` seconds, then kill every
+        process it started. Its output (stdout and stderr in order) is read by a thread, so
+        the deadline holds whether the command writes, waits, or was stopped."""
         started = time.perf_counter()
-        exec_id = api.exec_create(container.id, list(argv), stdout=True, stderr=True, user=SANDBOX_USER)["Id"]
+        exec_id = self._exec_create(argv)
         cap = OutputCap(self.max_output_bytes)
-        for block in api.exec_start(exec_id, stream=True):
-            cap.add(block)
-            if time.perf_counter() - started > deadline:
-                break
-        exit_code = api.exec_inspect(exec_id).get("ExitCode")
-        return bytes(cap.kept), exit_code, round((time.perf_counter() - started) * 1000, 3), cap.truncated
+        with self._attached(exec_id, timeout=None) as output:
+            reader = threading.Thread(target=_drain, args=(output, cap), daemon=True)
+            reader.start()
+            ended = self._wait(exec_id, reader, started + timeout)
+            self._kill_all()
+            reader.join(KILL_GRACE)
+        return _Ran(
+            output=bytes(cap.kept),
+            exit_code=self._exit_code(exec_id),
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            truncated=cap.truncated,
+            timed_out=not ended,
+        )
+
+    def _wait(self, exec_id: str, reader: threading.Thread, until: float) -> bool:
+        """Wait until the exec's process ends (True) or ``until`` passes (False). The end of its
+        output is only a hint: a command may close its output and carry on."""
+        pause = 0.01
+        while True:
+            left = max(0.0, min(pause, until - time.perf_counter()))
+            if reader.is_alive():
+                reader.join(left)
+            else:
+                time.sleep(left)
+            if not self._exec_running(exec_id):
+                return True
+            if time.perf_counter() >= until:
+                return False
+            pause = min(pause * 2, 0.5)
+
+    def _kill_all(self) -> None:
+        """Kill every process of the tools' user with SIGKILL, from a new exec: kill(-1) as that
+        user reaches all of them at once (so none can fork away) except the shell sending it;
+        the container's own process runs as another user and stays. The engine moves the
+        exec's shell into the container's cgroup rather than forking it there, and the builtin
+        ``kill`` forks nothing, so this works even when a command has filled the pid limit."""
+        api = self.client.api
+        api.exec_start(self._exec_create(["/bin/sh", "-c", "kill -KILL -1"], path=SYSTEM_PATH))
+
+    def _exec_create(self, argv: Sequence[str], *, stdin: bool = False, path: str | None = None) -> str:
+        created = self.client.api.exec_create(
+            self._running().id,
+            list(argv),
+            stdout=True,
+            stderr=True,
+            stdin=stdin,
+            user=SANDBOX_USER,
+            environment={"PATH": path} if path else None,
+        )
+        return str(created["Id"])
+
+    @contextmanager
+    def _attached(self, exec_id: str, timeout: float | None) -> Iterator[socket.socket]:
+        """Start an exec and yield the socket that carries its stdin and its output frames,
+        with ``timeout`` for each wait on it. Closing it on leaving also ends a reader that
+        still waits on it."""
+        sock = self.client.api.exec_start(exec_id, socket=True)
+        raw: socket.socket = getattr(sock, "_sock", sock)
+        raw.settimeout(timeout)
+        try:
+            yield raw
+        finally:
+            sock.close()
+            raw.close()
+
+    def _exec_running(self, exec_id: str) -> bool:
+        return bool(self.client.api.exec_inspect(exec_id)["Running"])
+
+    def _exit_code(self, exec_id: str) -> int | None:
+        """The exit status of an exec whose process has ended or been killed (None if the
+        engine does not report it in time)."""
+        give_up = time.perf_counter() + KILL_GRACE
+        while (state := self.client.api.exec_inspect(exec_id))["Running"] and time.perf_counter() < give_up:
+            time.sleep(0.01)
+        return None if state["Running"] else state["ExitCode"]
 
     def _run_checked(self, argv: Sequence[str], what: str, timeout: float = 900) -> str:
-        output, exit_code, _, _ = self._exec_timed(argv, timeout)
-        text = output.decode("utf-8", errors="replace")
-        if exit_code != 0:
-            raise ComputeError(f"{what} failed (exit {exit_code}):\n{text[-4000:]}")
+        ran = self._run(argv, timeout)
+        text = ran.output.decode("utf-8", errors="replace")
+        if ran.timed_out:
+            raise ComputeError(f"{what} did not finish in {timeout:g} s:\n{text[-4000:]}")
+        if ran.exit_code != 0:
+            raise ComputeError(f"{what} failed (exit {ran.exit_code}):\n{text[-4000:]}")
         return text
 
     # -- files ----------------------------------------------------------------------------
 
-    def _confine(self, path: str) -> str:
-        """The canonical path of ``path`` inside the work folder (symlinks resolved in the
-        container), or ComputeError."""
-        joined = posixpath.normpath(posixpath.join(self.working_dir, path))
-        self._check_inside(joined, path)
-        resolved = self._run_checked(["realpath", "-m", "--", joined], "resolving a path").rstrip("\n")
-        self._check_inside(resolved, path)
-        return resolved
-
-    def _check_inside(self, candidate: str, path: str) -> None:
-        if candidate != self.working_dir and not candidate.startswith(self.working_dir + "/"):
-            raise ComputeError(f"path {path!r} is outside the work folder")
-
     def read_file(self, path: str) -> bytes:
-        import docker
-
-        target = self._confine(path)
-        try:
-            stream, stat = self._running().get_archive(target)
-        except docker.errors.NotFound:
-            raise ComputeError(f"no file {path!r}") from None
-        if stat.get("size", 0) > MAX_FILE_BYTES:
-            raise ComputeError(f"{path!r} is larger than {MAX_FILE_BYTES} bytes")
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-            member = archive.next()
-            if member is None or not member.isfile():
-                raise ComputeError(f"{path!r} is not a regular file")
-            extracted = archive.extractfile(member)
-            assert extracted is not None
-            return extracted.read()
+        return self._files("read", path, limit=MAX_FILE_BYTES)
 
     def write_file(self, path: str, data: bytes) -> None:
-        target = self._confine(path)
-        relative = posixpath.relpath(target, self.working_dir)
-        if relative == ".":
-            raise ComputeError(f"{path!r} is the work folder, not a file")
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as archive:
-            parts = relative.split("/")
-            for depth in range(1, len(parts)):
-                folder = tarfile.TarInfo("/".join(parts[:depth]))
-                folder.type, folder.mode, folder.uid, folder.gid = tarfile.DIRTYPE, 0o755, 1000, 1000
-                archive.addfile(folder)
-            info = tarfile.TarInfo(relative)
-            info.size, info.mode, info.uid, info.gid, info.mtime = (
-                len(data),
-                0o644,
-                1000,
-                1000,
-                int(time.time()),
-            )
-            archive.addfile(info, io.BytesIO(data))
-        try:
-            ok = self._running().put_archive(self.working_dir, buffer.getvalue())
-        except Exception as e:  # docker raises APIError for a file where a folder should be
-            raise ComputeError(f"could not write {path!r}: {e}") from e
-        if not ok:
-            raise ComputeError(f"could not write {path!r}")
+        self._files("write", path, data=data)
 
     def list_files(self, path: str) -> list[FileEntry]:
-        folder = self._confine(path)
-        listing = self._run_checked(
-            ["find", folder, "-mindepth", "1", "-path", f"{self.working_dir}/.venv", "-prune",
-             "-o", "-type", "f", "-printf", r"%s\t%P\0"],
-            "listing files",
-        )  # fmt: skip
         entries = []
-        prefix = posixpath.relpath(folder, self.working_dir)
-        for record in filter(None, listing.split("\0")):
-            size, _, name = record.partition("\t")
-            shown = name if prefix == "." else f"{prefix}/{name}"
-            entries.append(FileEntry(shown, "file", int(size)))
+        for record in filter(None, self._files("list", path, limit=MAX_LISTED).split(b"\0")):
+            size, _, name = record.partition(b"\t")
+            entries.append(FileEntry(name.decode("utf-8", errors="replace"), "file", int(size)))
         return sorted(entries, key=lambda e: e.path)
+
+    @_engine_errors()
+    def _files(self, operation: str, path: str, *, limit: int = 0, data: bytes | None = None) -> bytes:
+        """Run one operation of the file helper in the sandbox (see
+        :mod:`~agentjournal.infrastructure.sandbox_files`) and return what it wrote."""
+        check_path(path)
+        argv = ["python3", "-I", "-S", "-c", HELPER, operation, self.working_dir, path, str(limit)]
+        exec_id = self._exec_create(argv, stdin=data is not None, path=SYSTEM_PATH)
+        with self._attached(exec_id, timeout=FILE_TIMEOUT) as channel:
+            output, errors = _exchange(channel, data, max(limit, MAX_LISTING_BYTES))
+        exit_code = self._exit_code(exec_id)
+        if exit_code == 0:
+            return output
+        if exit_code == sandbox_files.REFUSED:
+            raise ComputeError(_refusal(operation, path, errors.decode("utf-8", errors="replace")))
+        raise ComputeError(
+            f"the sandbox's file helper failed (exit {exit_code}); the image needs python3:\n"
+            + errors.decode("utf-8", errors="replace")[-2000:]
+        )
 
     # -- packages -------------------------------------------------------------------------
 
@@ -343,8 +449,139 @@ class DockerCompute:
         return "".join(self._run_checked(step, f"{manager} install {' '.join(names)}") for step in steps)
 
 
+def check_path(path: str) -> None:
+    """Refuse, before anything runs, a path no file can have."""
+    if "\0" in path:
+        raise ComputeError(f"path {_shown(path)} contains a NUL byte")
+    try:
+        size = len(path.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ComputeError(f"path {_shown(path)} is not valid UTF-8 text") from None
+    if size > MAX_PATH_BYTES:
+        raise ComputeError(f"path {_shown(path)} is too long: {size} bytes, at most {MAX_PATH_BYTES}")
+
+
+def _refusal(operation: str, path: str, said: str) -> str:
+    """The file helper's refusal (a reason word, maybe a detail) as a message for the model."""
+    reason, _, detail = said.strip().partition(" ")
+    shown = _shown(path)
+    if operation == "list" and reason in ("missing", "notdir"):
+        return f"no folder {shown}"
+    if reason == "quota":
+        return f"disk quota exceeded: the work folder holds at most {_size(int(detail))}"
+    messages = {
+        "outside": f"path {shown} is outside the work folder",
+        "missing": f"no file {shown}",
+        "notdir": f"{shown}: a part of the path is not a folder",
+        "notfile": f"{shown} is not a regular file",
+        "isdir": f"{shown} is a folder, not a file",
+        "toolarge": f"{shown} is larger than {detail} bytes",
+        "loop": f"{shown}: too many levels of symbolic links",
+        "toolong": f"path {shown} is too long",
+        "denied": f"{shown}: permission denied",
+    }
+    return messages.get(reason, f"{shown}: {detail or reason}")
+
+
+def _shown(path: str) -> str:
+    return repr(path) if len(path) <= 100 else repr(path[:100]) + "..."
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count >= scale:
+            return f"{count / scale:g} {unit}"
+    return f"{count} bytes"
+
+
+def _exchange(channel: socket.socket, data: bytes | None, limit: int) -> tuple[bytes, bytes]:
+    """Send ``data`` (if any) as an exec's stdin and return its stdout and the start of its
+    stderr, buffering at most ``limit`` bytes whatever the sandbox sends."""
+    output, errors = bytearray(), bytearray()
+    try:
+        if data is not None:
+            channel.sendall(data)
+            channel.shutdown(socket.SHUT_WR)
+        for stream, block in _frames(channel):
+            if stream == 2:
+                errors += block[: 4096 - len(errors)]
+                continue
+            output += block
+            if len(output) > limit:
+                raise ComputeError(f"the sandbox sent more than {limit} bytes")
+    except OSError as e:
+        raise ComputeError(f"a file operation in the sandbox failed: {e}") from e
+    return bytes(output), bytes(errors)
+
+
+def _drain(output: socket.socket, cap: OutputCap) -> None:
+    """Keep what a command writes (stdout and stderr, in order) until its output ends."""
+    try:
+        for _, block in _frames(output):
+            cap.add(block)
+    except OSError:  # closed by the caller: the command is over
+        pass
+
+
+def _frames(raw: socket.socket) -> Iterator[tuple[int, bytes]]:
+    """The frames of a non-TTY exec's output: (1 for stdout or 2 for stderr, the bytes)."""
+    while len(header := _receive(raw, 8)) == 8:
+        stream, size = struct.unpack(">BxxxL", header)
+        yield stream, _receive(raw, size)
+
+
+def _receive(raw: socket.socket, size: int) -> bytes:
+    """``size`` bytes from ``raw``, or fewer at its end."""
+    received = bytearray()
+    while len(received) < size and (block := raw.recv(min(size - len(received), 1 << 20))):
+        received += block
+    return bytes(received)
+
+
+def docker_engine() -> Any:
+    """A client of the Docker engine this process is configured for, or ComputeError."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as e:
+        raise ComputeError(f"no Docker engine to run the sandbox in: {e}") from e
+    return client
+
+
+def find_sandbox(client: Any, reference: str) -> Any:
+    """The sandbox container ``reference`` names, or None if there is none: no container, or
+    one the engine did not make (a binding may come from an imported log)."""
+    import docker
+
+    if not CONTAINER_ID.match(reference):
+        return None
+    try:
+        container = client.containers.get(reference)
+    except docker.errors.NotFound:
+        return None
+    return container if container.labels.get(LABEL) == "1" else None
+
+
+def release_sandbox(binding: ComputeBinding, client: Any = None) -> None:
+    """Remove the sandbox a recorded binding names, with every process and file in it.
+
+    Needs nothing but the binding, so any process can release a session's sandbox
+    (``terminate`` from the command line, a process that never attached it).
+    Nothing happens when it is already gone, or when the binding names no sandbox
+    of the engine's: another kind of compute, or a container it did not make.
+    """
+    if binding.kind != DockerCompute.kind:
+        return
+    container = find_sandbox(client or docker_engine(), binding.reference)
+    if container is not None:
+        remove_sandbox(container)
+
+
 def remove_sandbox(container: Any) -> None:
-    """Remove a sandbox container and its work volume."""
+    """Remove a sandbox container, which kills all its processes and drops its tmpfs work
+    folder, and the work volume a sandbox of an older layout had."""
     import docker
 
     volumes = [m["Name"] for m in container.attrs.get("Mounts", []) if m.get("Type") == "volume"]
@@ -352,6 +589,9 @@ def remove_sandbox(container: Any) -> None:
         container.remove(force=True)
     except docker.errors.NotFound:
         pass
+    except docker.errors.APIError as e:
+        if e.status_code != 409:  # 409: another process is removing it already
+            raise
     for name in volumes:
         try:
             container.client.volumes.get(name).remove(force=True)
@@ -364,8 +604,6 @@ def remove_sandbox(container: Any) -> None:
 
 def sandboxes(client: Any = None, session_id: UUID | None = None) -> Iterator[Any]:
     """The project's containers (all of them, or one session's)."""
-    import docker
-
-    client = client or docker.from_env()
+    client = client or docker_engine()
     label = f"{SESSION_LABEL}={session_id}" if session_id else LABEL
     yield from client.containers.list(all=True, filters={"label": label})

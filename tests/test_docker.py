@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
+import resource
+import shlex
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from agentjournal.application import Agent, ManagedAgent, ManagedConfig
-from agentjournal.application.ports import ComputeError
-from agentjournal.domain import ComputeBinding
+from agentjournal.application.ports import ComputeError, ExecResult
+from agentjournal.application.tools import ToolLimits, run_tool
+from agentjournal.domain import ComputeBinding, ToolCall, ToolResult
+from agentjournal.infrastructure.docker_compute import SESSION_LABEL, DockerCompute, remove_sandbox, sandboxes
 from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
 from tests.conftest import TEST_KEY, run_python
 
@@ -32,21 +41,29 @@ def engine():  # type: ignore[no-untyped-def]
         if os.environ.get("CI"):
             pytest.fail(f"Docker engine or sandbox image missing in CI: {e}")
         pytest.skip(f"no Docker engine with the sandbox image (run scripts/setup as root): {e}")
-    yield client
-    from agentjournal.infrastructure.docker_compute import sandboxes
-
-    assert list(sandboxes(client)) == [], "a test left a sandbox container behind"
+    return client
 
 
 @pytest.fixture
-def sandbox(engine):  # type: ignore[no-untyped-def]
-    from agentjournal.infrastructure.docker_compute import DockerCompute
+def sessions(engine):  # type: ignore[no-untyped-def]
+    """The ids of the sessions a test gives a sandbox. Afterwards none of them may have one
+    left; the engine's other containers (a user's own sandboxes among them) are not looked at."""
+    created: list[uuid.UUID] = []
+    yield created
+    left = [container for session_id in created for container in sandboxes(engine, session_id)]
+    for container in left:
+        remove_sandbox(container)
+    assert not left, "a test left a sandbox container behind"
 
+
+@pytest.fixture
+def sandbox(engine, sessions):  # type: ignore[no-untyped-def]
     computes = []
 
     def make(**options):  # type: ignore[no-untyped-def]
         compute = DockerCompute(client=engine, **options)
-        compute.attach(uuid.uuid4(), None)
+        sessions.append(uuid.uuid4())
+        compute.attach(sessions[-1], None)
         computes.append(compute)
         return compute
 
@@ -56,11 +73,15 @@ def sandbox(engine):  # type: ignore[no-untyped-def]
             compute.release(ComputeBinding("docker", compute.container.id))
 
 
+def session_of(compute: DockerCompute) -> str:
+    return str(compute.container.labels[SESSION_LABEL])
+
+
 def call(command: str) -> ScriptedToolCall:
     return ScriptedToolCall("execute_command", {"command": command})
 
 
-def test_seed_example_installs_packages_in_the_sandbox_only(engine, model_server, service):
+def test_seed_example_installs_packages_in_the_sandbox_only(engine, sessions, model_server, service):
     model_server.enqueue(
         Reply(text="checking", tool_calls=[call(f"python -c 'import {MODULE}; print({MODULE}.__name__)'")]),
         Reply(text="The package works."),
@@ -83,12 +104,14 @@ def test_seed_example_installs_packages_in_the_sandbox_only(engine, model_server
         assert installed[0].payload["install"]["packages"] == [PACKAGE]
         assert importlib.util.find_spec(MODULE) is None, "the package must not reach the host"
     finally:
+        sessions.append(uuid.UUID(managed.session_id))
         managed.terminate()
     assert managed.retrieve_session()["status"] == "terminated"
-    assert managed.audit_log(types=("ComputeReleased",))
+    assert len(managed.audit_log(types=("ComputeReleased",))) == 1
+    assert not list(sandboxes(engine, sessions[-1])), "terminate releases the sandbox"
 
 
-def test_bridged_tools_touch_the_container_not_the_host(engine, model_server, service, tmp_path):
+def test_bridged_tools_touch_the_container_not_the_host(engine, sessions, model_server, service, tmp_path):
     marker = tmp_path / "written-by-the-tool.txt"
     model_server.enqueue(
         Reply(tool_calls=[ScriptedToolCall("write_file", {"path": str(marker), "content": "x"})]),
@@ -108,17 +131,107 @@ def test_bridged_tools_touch_the_container_not_the_host(engine, model_server, se
         assert results[2].output.startswith("in the sandbox") and results[2].exit_code == 0
         assert not (tmp_path / "note.txt").exists()
     finally:
+        sessions.append(uuid.UUID(managed.session_id))
         managed.terminate()
 
 
-def test_a_command_past_its_timeout_is_killed_with_its_children(sandbox):
+# How long past its timeout a command may take to be killed and reported, on a busy machine.
+KILL_MARGIN = 5.0
+
+
+def leftovers(compute: DockerCompute) -> list[str]:
+    """The command lines of the processes in the sandbox the tests below start (``sleep 9N``),
+    seen from the host, so no process in the sandbox can hide them."""
+    top = compute.container.top(ps_args="-eo pid,args")
+    return [" ".join(row[1:]) for row in top["Processes"] if re.search(r"\bsleep 9\d\b", " ".join(row[1:]))]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param("sleep 90 & sleep 91", id="background child"),
+        pytest.param("kill -STOP $PPID; sleep 90", id="stops its parent"),
+        pytest.param("sh -c 'kill -STOP $PPID; sleep 90'", id="stops the shell"),
+        pytest.param("""sh -c "trap '' TERM; sleep 90" & sleep 91""", id="grandchild ignores TERM"),
+        pytest.param("setsid nohup sleep 90 >/dev/null 2>&1 & setsid sleep 91 & sleep 92", id="new sessions"),
+    ],
+)
+def test_a_command_and_all_it_started_end_at_its_timeout(sandbox, command):
     compute = sandbox()
     started = time.monotonic()
-    result = compute.execute("sleep 600 & sleep 600", timeout=2)
-    assert time.monotonic() - started < 15
+    result = compute.execute(command, timeout=3)
+    assert time.monotonic() - started < 3 + KILL_MARGIN
+    assert result.timed_out and result.exit_code != 0
+    assert leftovers(compute) == []
+
+
+# Forks in a new session until the pid limit is reached, and keeps every process trying.
+FORK_BOMB = """
+import os, time
+os.setsid()
+while True:
+    try:
+        os.fork()
+    except OSError:
+        time.sleep(0.01)
+"""
+
+
+def test_a_fork_bomb_in_a_new_session_ends_at_the_timeout(sandbox):
+    compute = sandbox(pids_limit=64)
+    started = time.monotonic()
+    result = compute.execute(f"python3 -c {shlex.quote(FORK_BOMB)}", timeout=3)
+    assert time.monotonic() - started < 3 + KILL_MARGIN
     assert result.timed_out
-    processes = compute.execute("cat /proc/[0-9]*/cmdline | tr '\\0' ' '", timeout=10).output
-    assert "sleep 600" not in processes
+    top = compute.container.top(ps_args="-eo pid,args")["Processes"]
+    assert not [row for row in top if "python3" in " ".join(row)]
+
+
+def test_processes_a_command_leaves_in_the_background_end_with_it(sandbox):
+    compute = sandbox()
+    result = compute.execute(
+        "setsid nohup sleep 90 >/dev/null 2>&1 & nohup sleep 91 >/dev/null 2>&1 &", timeout=30
+    )
+    assert result.exit_code == 0 and not result.timed_out
+    assert leftovers(compute) == []
+
+
+def test_release_needs_only_the_recorded_binding_and_can_be_repeated(engine, sandbox):
+    compute = sandbox()
+    assert compute.execute("sleep 90 >/dev/null 2>&1 &", timeout=10).exit_code == 0
+    session_id, reference = uuid.UUID(session_of(compute)), compute.container.id
+    release = f"""
+        from agentjournal.domain import ComputeBinding
+        from agentjournal.infrastructure.docker_compute import release_sandbox
+        release_sandbox(ComputeBinding("docker", {reference!r}))
+    """
+    for _ in range(2):  # a second release, in another process, finds nothing to do
+        child = run_python(release)
+        assert child.returncode == 0, child.stderr
+        assert not list(sandboxes(engine, session_id))
+    assert not engine.volumes.list(filters={"label": f"{SESSION_LABEL}={session_id}"})
+
+
+def test_a_binding_that_names_another_container_is_not_trusted(engine, sessions):
+    """A binding can come from an imported export: it must not lead the engine to use or remove
+    a container that is not its session's sandbox."""
+    volume = engine.volumes.create(f"agentjournal-test-foreign-{uuid.uuid4().hex[:8]}")
+    foreign = engine.containers.create(
+        "agentjournal-sandbox:latest", ["sleep", "infinity"], volumes={volume.name: {"bind": "/data"}}
+    )
+    compute = DockerCompute(client=engine)
+    try:
+        compute.release(ComputeBinding("docker", foreign.id))
+        sessions.append(uuid.uuid4())
+        binding = compute.attach(sessions[-1], ComputeBinding("docker", foreign.id))
+        assert binding.reference != foreign.id
+        compute.release(binding)
+        foreign.reload()
+        assert foreign.status == "created", "the foreign container was neither started nor removed"
+        assert engine.volumes.get(volume.name).name == volume.name
+    finally:
+        foreign.remove(force=True)
+        volume.remove(force=True)
 
 
 def test_output_of_50_mb_is_capped(sandbox):
@@ -156,6 +269,147 @@ def test_symlinks_cannot_lead_out_of_the_work_folder(sandbox):
         compute.write_file("link/evil", b"x")
 
 
+def test_links_inside_the_work_folder_are_followed(sandbox):
+    compute = sandbox()
+    assert (
+        compute.execute(
+            "mkdir -p sub && echo old > sub/t.txt && ln -s sub/t.txt l && ln -s sub s", 10
+        ).exit_code
+        == 0
+    )
+    assert compute.read_file("l") == b"old\n"
+    compute.write_file("s/new.txt", b"new")
+    compute.write_file("l", b"replaced")
+    after = compute.execute("cat sub/new.txt; echo; cat sub/t.txt; test -L l", 10)
+    assert after.output == "new\nreplaced" and after.exit_code == 0
+
+
+@contextmanager
+def racing(compute: DockerCompute, script: str, *args: str) -> Iterator[None]:
+    """Runs the Python ``script`` in the sandbox while the body runs. The script makes a file
+    ``ready`` once it has set up, and must end when a file ``stop`` appears."""
+    command = " ".join(shlex.quote(word) for word in ("python3", "-c", script, *args))
+    ended: list[ExecResult] = []
+    thread = threading.Thread(target=lambda: ended.append(compute.execute(command, timeout=120)))
+    thread.start()
+    try:
+        wait_for(lambda: "ready" in {e.path for e in compute.list_files(".")} or bool(ended))
+        yield
+    finally:
+        compute.write_file("stop", b"")
+        thread.join(timeout=130)
+    assert ended and ended[0].exit_code == 0, ended
+
+
+def wait_for(condition: Callable[[], bool], deadline: float = 60) -> None:
+    give_up = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < give_up, "condition not met in time"
+
+
+# Swaps "d" between a folder and a link out of the work folder (to argv[1]), atomically and as
+# fast as it can: RENAME_EXCHANGE of renameat2(2).
+SWAPPER = """
+import ctypes, os, sys
+os.makedirs("real/ssl")
+for name in ("real/passwd", "real/ssl/inner.txt"):
+    with open(name, "w") as f:
+        f.write("innocent\\n")
+os.symlink(sys.argv[1], "d")
+open("ready", "w").close()
+renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+while not os.path.exists("stop"):
+    renameat2(-100, b"d", -100, b"real", 2)
+"""
+RACE_ROUNDS = 60
+
+
+@pytest.mark.parametrize("tool", ["read_file", "list_files", "write_file"])
+def test_a_link_swapped_in_while_a_file_tool_runs_never_leads_out(sandbox, tool):
+    compute = sandbox()
+    operation, inside = {
+        "read_file": (lambda: compute.read_file("d/passwd"), b"innocent\n"),
+        "list_files": (lambda: [e.path for e in compute.list_files("d/ssl")], ["d/ssl/inner.txt"]),
+        "write_file": (lambda: compute.write_file("d/planted", b"x"), None),
+    }[tool]
+    done, refused = [], []
+    with racing(compute, SWAPPER, "/home/sandbox" if tool == "write_file" else "/etc"):
+        for _ in range(RACE_ROUNDS):
+            try:
+                done.append(operation())
+            except ComputeError as e:
+                refused.append(str(e))
+    assert done and refused, "the race did not happen: the link was never (or always) in place"
+    assert all(outcome == inside for outcome in done)
+    assert "planted" not in compute.execute("ls -A /home/sandbox /tmp", timeout=10).output
+
+
+SHRINKER = """
+import os
+open("ready", "w").close()
+while not os.path.exists("stop"):
+    with open("f", "wb") as f:
+        f.write(b"x" * 4_000_000)
+"""
+
+
+def test_a_file_that_shrinks_while_it_is_read_is_read_or_refused(sandbox):
+    compute = sandbox()
+    with racing(compute, SHRINKER):
+        for _ in range(RACE_ROUNDS):
+            try:
+                data = compute.read_file("f")
+            except ComputeError:
+                continue
+            assert set(data) <= {ord("x")}
+
+
+def test_reading_a_folder_that_holds_a_huge_sparse_file_buffers_nothing(sandbox):
+    compute = sandbox()
+    assert compute.execute("mkdir d && truncate -s 2G d/sparse", timeout=10).exit_code == 0
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    with pytest.raises(ComputeError, match="not a regular file"):
+        compute.read_file("d")
+    with pytest.raises(ComputeError, match="larger than"):
+        compute.read_file("d/sparse")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        pytest.param("a\0b", "NUL", id="NUL"),
+        pytest.param("x" * 5000, "too long", id="long name"),
+        pytest.param("a/" * 2500 + "f", "too long", id="long path"),
+        pytest.param("a\ud800", "not valid UTF-8", id="lone surrogate"),
+    ],
+)
+def test_a_path_no_file_can_have_is_a_compute_error(sandbox, path, problem):
+    compute = sandbox()
+    for operation in (compute.read_file, compute.list_files, lambda p: compute.write_file(p, b"x")):
+        with pytest.raises(ComputeError, match=problem):
+            operation(path)
+
+
+QUOTA = 2**30  # the work folder's default size limit
+
+
+def test_the_work_folder_has_a_quota_that_the_model_hears_about(sandbox):
+    compute = sandbox()
+    assert compute.execute("df -B1 --output=size .", timeout=10).output.split()[-1] == str(QUOTA)
+    limits = ToolLimits()
+
+    def tool(name: str, **arguments: str) -> ToolResult:
+        return run_tool(compute, ToolCall("call", name, json.dumps(arguments)), limits)
+
+    filled = tool("execute_command", command=f"head -c {QUOTA + 2**20} /dev/zero > big")
+    assert filled.is_error and "disk quota exceeded" in filled.output
+    written = tool("write_file", path="more.txt", content="x" * 2**20)
+    assert written.is_error and "disk quota exceeded" in written.output
+    assert not tool("execute_command", command="rm big").is_error
+    assert not tool("write_file", path="more.txt", content="x" * 2**20).is_error
+
+
 def test_the_container_is_hardened(sandbox):
     compute = sandbox()
     inspect = compute.container.attrs["HostConfig"]
@@ -163,6 +417,7 @@ def test_the_container_is_hardened(sandbox):
     assert inspect["CapDrop"] == ["ALL"]
     assert "no-new-privileges" in inspect["SecurityOpt"]
     assert inspect["PidsLimit"] > 0 and inspect["Memory"] > 0 and inspect["NanoCpus"] > 0
+    assert compute.container.attrs["Config"]["User"].split(":")[0] not in ("", "0", "root")
     probe = compute.execute("id -u; touch /etc/x 2>&1; grep CapEff /proc/self/status", timeout=10).output
     assert probe.splitlines()[0] == "1000"
     assert "Read-only file system" in probe
@@ -179,8 +434,6 @@ def test_networking_none_leaves_the_container_without_a_network(sandbox):
 
 
 def test_limited_networking_is_refused_not_ignored(engine):
-    from agentjournal.infrastructure.docker_compute import DockerCompute
-
     with pytest.raises(ComputeError, match="'limited'.*not enforced"):
         DockerCompute(client=engine, networking={"type": "limited", "allowed_hosts": ["pypi.org"]})
 
@@ -193,13 +446,14 @@ def test_a_failed_install_is_a_clear_error(sandbox):
         compute.install_packages("apt", ["curl"])
 
 
-def test_resume_in_a_new_process_reattaches_or_reprovisions(engine, model_server, store_env):
+def test_resume_in_a_new_process_reattaches_or_reprovisions(engine, sessions, model_server, store_env):
     model_server.enqueue(Reply(tool_calls=[call("echo kept > state.txt")]), Reply(text="saved"))
     managed = ManagedAgent(
         config=ManagedConfig(model="gpt-4o-mini", api_base=model_server.base_url, api_key=TEST_KEY),
         compute="docker", store=store_env,
     )  # fmt: skip
     managed.run("save state")
+    sessions.append(uuid.UUID(managed.session_id))
     first = managed.state_at().compute
     script = f"""
         import json
@@ -216,8 +470,6 @@ def test_resume_in_a_new_process_reattaches_or_reprovisions(engine, model_server
         assert managed.state_at().compute == first
         assert managed.state_at().messages[-2].output == "kept\n"
 
-        from agentjournal.infrastructure.docker_compute import remove_sandbox
-
         remove_sandbox(engine.containers.get(first.reference))
         model_server.enqueue(Reply(tool_calls=[call("ls")]), Reply(text="fresh"))
         child = run_python(script)
@@ -229,14 +481,34 @@ def test_resume_in_a_new_process_reattaches_or_reprovisions(engine, model_server
         managed.terminate()
 
 
-def test_cleanup_removes_every_sandbox(engine, sandbox, tmp_path):
-    from agentjournal.infrastructure.docker_compute import sandboxes
+@pytest.mark.parametrize("why", ["stopped", "older layout"])
+def test_a_sandbox_that_cannot_be_trusted_to_hold_the_files_is_replaced(engine, sandbox, sessions, why):
+    """A stopped sandbox lost its work folder (a tmpfs); one made before the work folder quota
+    and the kill of all a command starts lacks both. Neither is reused, and neither is left."""
+    if why == "stopped":
+        old = sandbox().container
+        old.stop(timeout=0)
+        session_id = uuid.UUID(old.labels[SESSION_LABEL])
+    else:
+        sessions.append(session_id := uuid.uuid4())
+        labels = {"agentjournal.managed": "1", SESSION_LABEL: str(session_id)}
+        old = engine.containers.run(
+            "agentjournal-sandbox:latest", ["sleep", "infinity"], detach=True, labels=labels
+        )
+    compute = DockerCompute(client=engine)
+    binding = compute.attach(session_id, ComputeBinding("docker", old.id))
+    try:
+        assert binding.reference != old.id
+        assert [c.id for c in sandboxes(engine, session_id)] == [binding.reference]
+    finally:
+        compute.release(binding)
+
+
+def test_cleanup_of_a_session_removes_its_sandbox_only(engine, sandbox, tmp_path):
     from tests.test_cli import agentjournal
 
-    sandbox(), sandbox()
-    present = len(list(sandboxes(engine)))
-    assert present >= 2
-    done = agentjournal("cleanup", store=tmp_path / "s.db")
-    assert f"removed {present} sandbox container(s)" in done.stdout
-    assert list(sandboxes(engine)) == []
-    assert not engine.volumes.list(filters={"label": "agentjournal.managed"})
+    kept, removed = sandbox(), sandbox()
+    done = agentjournal("cleanup", "--session", session_of(removed), store=tmp_path / "s.db")
+    assert "removed 1 sandbox container(s)" in done.stdout
+    assert not list(sandboxes(engine, uuid.UUID(session_of(removed))))
+    assert [c.id for c in sandboxes(engine, uuid.UUID(session_of(kept)))] == [kept.container.id]
