@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,7 @@ class ManagedAgent:
                 timeout=config.model_timeout,
                 max_attempts=config.model_max_attempts,
             )
-        return self._adapters[key]  # type: ignore[no-any-return]
+        return self._adapters[key]
 
     def _compute_adapter(self, kind: str, config: ManagedConfig) -> Compute:
         if isinstance(self._compute_choice, Compute):
@@ -163,7 +163,7 @@ class ManagedAgent:
                                                                        "on_custom_tool": None}))  # fmt: skip
         if key not in self._adapters:
             self._adapters[key] = adapters.compute_class(kind).from_config(config)
-        return self._adapters[key]  # type: ignore[no-any-return]
+        return self._adapters[key]
 
     def _release(self, binding: Any) -> None:
         if isinstance(self._compute_choice, Compute):
@@ -281,7 +281,7 @@ class ManagedAgent:
 
     # -- turns --------------------------------------------------------------------------
 
-    def updates(self, prompt: str) -> Iterator[TurnUpdate]:
+    def updates(self, prompt: str) -> Generator[TurnUpdate, None, None]:
         """Run one prompt, yielding text deltas, tool calls and the final :class:`TurnOutcome`.
 
         Closing the iterator early records the turn as interrupted. A second prompt
@@ -341,7 +341,7 @@ class ManagedAgent:
                 if isinstance(update, TextDelta):
                     yield update.text
 
-    async def _threaded_updates(self, prompt: str) -> AsyncIterator[TurnUpdate]:
+    async def _threaded_updates(self, prompt: str) -> AsyncGenerator[TurnUpdate, None]:
         """:meth:`updates` for asyncio: the turn runs in a thread of its own. Once the
         consumer leaves (a ``break``, a cancellation, a timeout), the turn stops at its
         next step and is recorded as interrupted before this generator finishes closing."""

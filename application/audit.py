@@ -70,7 +70,7 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
             return broken(expected, f"event {expected} is missing (the log goes on at "
                           f"{record.originator_version})", expected - 1, previous_hash)  # fmt: skip
         try:
-            event = service.mapper.to_domain_event(record)
+            event: Any = service.mapper.to_domain_event(record)
         except Exception as e:  # a damaged record: bad bytes, a failed decryption
             return broken(expected, f"event {expected} cannot be read: {e}", expected - 1, previous_hash)
         if getattr(event, "hash", None) is None:

@@ -19,6 +19,8 @@ for every process that can read it.
 
 from __future__ import annotations
 
+import builtins
+
 import abc
 import functools
 import logging
@@ -79,7 +81,7 @@ class SessionSummaryView(abc.ABC):
         """Summaries, the most recently updated first."""
 
     @abc.abstractmethod
-    def ids_starting_with(self, prefix: str, limit: int = 2) -> list[UUID]:
+    def ids_starting_with(self, prefix: str, limit: int = 2) -> builtins.list[UUID]:
         """Session ids that begin with ``prefix`` (lower-case hex and dashes)."""
 
     @abc.abstractmethod
@@ -212,7 +214,7 @@ def _unknown(event: Session.Event) -> SessionSummary:
     )  # fmt: skip
 
 
-def _first(event: Session.Created, **fields: Any) -> SessionSummary:
+def _first(event: Session.SessionStarted | Session.SessionForked, **fields: Any) -> SessionSummary:
     """The summary of a session's first event; ``fields`` override the empty defaults."""
     defaults: dict[str, Any] = {
         "status": Status.IDLE, "usage": Usage(), "message_count": 0, "tool_call_count": 0, "turn_count": 0,

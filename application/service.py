@@ -228,7 +228,7 @@ class SessionService(Application[UUID]):
             )
             raise ValueError(msg)
         view_class = resolve_topic(topic)
-        return view_class(self.factory.datastore, self.mapper.cipher)  # type: ignore[attr-defined,no-any-return]
+        return view_class(self.factory.datastore, self.mapper.cipher)  # type: ignore[attr-defined]
 
     # -- commands -------------------------------------------------------------------
 
@@ -496,7 +496,7 @@ class SessionService(Application[UUID]):
         until: int | None = None,
     ) -> list[AuditEntry]:
         """Every event of a session, in order, optionally only of some types or versions."""
-        events = list(self.events.get(session_id, gt=after, lte=until))
+        events: list[Any] = list(self.events.get(session_id, gt=after, lte=until))
         if not events and after is None and until is None:
             raise SessionNotFound(session_id)
         wanted = set(types)
@@ -520,7 +520,7 @@ def _payload(event: Any) -> dict[str, Any]:
         if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")
     }
     # Through JSON, so the payload is the plain data the CLI prints (lists, strings).
-    return msgspec.json.decode(msgspec.json.encode(fields))  # type: ignore[no-any-return]
+    return msgspec.json.decode(msgspec.json.encode(fields))
 
 
 def _redactor(given: Redactor | None) -> Redactor:

@@ -193,7 +193,7 @@ class DockerCompute:
 
     def attach(self, session_id: UUID, previous: ComputeBinding | None) -> ComputeBinding:
         container = self._reusable(session_id, previous)
-        if container is not None:
+        if container is not None and previous is not None:
             self.container = container
             return previous
         self.container = self._create(session_id)

@@ -78,6 +78,7 @@ class ScriptedModelServer:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)
         return f"http://{host}:{port}/v1"
 
     def enqueue(self, *replies: Reply) -> None:
@@ -232,7 +233,7 @@ class _Completion:
         self.id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
         self.created = int(time.time())
         self.model = str(request.get("model", "scripted"))
-        self.calls = [
+        self.calls: list[dict[str, Any]] = [
             {
                 "id": c.id or f"call_{uuid.uuid4().hex[:12]}",
                 "type": "function",

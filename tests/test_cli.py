@@ -240,7 +240,7 @@ def test_run_as_json_prints_the_outcome_only(model_args, tmp_path: Path) -> None
     done = agentjournal("run", "Look:\n$ echo json-turn", "--json", *model_args, store=tmp_path / "s.db")
     (outcome,) = json_lines(done.stdout)
     assert outcome["text"] == "The tool returned:\njson-turn" and outcome["stop_reason"] == "end_turn"
-    assert set(outcome) == {"session_id", "text", "stop_reason", "usage"}
+    assert set(outcome) == {"session_id", "text", "stop_reason", "usage", "total_usage"}
     assert done.stderr.strip().endswith(f"session {outcome['session_id']}")
 
 

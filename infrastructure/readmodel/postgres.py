@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Iterable, Sequence
 from uuid import UUID
 
@@ -85,7 +87,7 @@ class PostgresSessionSummaries(SessionSummaryView):
             )
             return [from_row(r, self.sealer) for r in c.fetchall()]
 
-    def ids_starting_with(self, prefix: str, limit: int = 2) -> list[UUID]:
+    def ids_starting_with(self, prefix: str, limit: int = 2) -> builtins.list[UUID]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(
                 sql.SQL("SELECT id FROM {} WHERE id LIKE %s LIMIT %s").format(self._table),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Iterable, Sequence
 from uuid import UUID
 
@@ -57,7 +59,7 @@ class SQLiteSessionSummaries(SessionSummaryView):
             )
             return [from_row(r, self.sealer) for r in c.fetchall()]
 
-    def ids_starting_with(self, prefix: str, limit: int = 2) -> list[UUID]:
+    def ids_starting_with(self, prefix: str, limit: int = 2) -> builtins.list[UUID]:
         with self.datastore.transaction(commit=False) as c:
             c.execute("SELECT id FROM session_summaries WHERE id LIKE ? LIMIT ?", (f"{prefix}%", limit))
             return [UUID(row[0]) for row in c.fetchall()]
