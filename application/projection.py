@@ -19,9 +19,8 @@ for every process that can read it.
 
 from __future__ import annotations
 
-import builtins
-
 import abc
+import builtins
 import functools
 import logging
 import time
