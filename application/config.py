@@ -136,12 +136,10 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ManagedConfig:
         """A config from a plain dict, as PraisonAI's backends accept one."""
-        fields = dict(values)
-        callbacks = {name: fields.pop(name) for name in CALLBACKS if name in fields}
-        try:
-            return msgspec.structs.replace(msgspec.convert(fields, cls), **callbacks)
-        except msgspec.ValidationError as e:
-            raise ConfigError(f"ManagedConfig: {e}") from None
+        unknown = sorted(set(values) - set(cls.__struct_fields__))
+        if unknown:
+            raise ConfigError(f"ManagedConfig: unknown field `{unknown[0]}`")
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, as given (the API key and env values included: this is the
