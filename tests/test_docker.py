@@ -512,3 +512,53 @@ def test_cleanup_of_a_session_removes_its_sandbox_only(engine, sandbox, tmp_path
     assert "removed 1 sandbox container(s)" in done.stdout
     assert not list(sandboxes(engine, uuid.UUID(session_of(removed))))
     assert [c.id for c in sandboxes(engine, uuid.UUID(session_of(kept)))] == [kept.container.id]
+
+
+def test_a_sandboxed_session_resumed_with_default_settings_stays_in_its_sandbox(
+    engine, sessions, model_server, service
+):
+    """A process that resumes a Docker session without saying where tools run gets the
+    recorded sandbox and its networking, never the host."""
+    config = ManagedConfig(model="gpt-4o-mini", api_base=model_server.base_url, api_key=TEST_KEY,
+                           networking={"type": "none"})  # fmt: skip
+    managed = ManagedAgent(config=config, compute="docker", store=service)
+    managed.create_session()
+    sessions.append(uuid.UUID(managed.session_id))
+    try:
+        resumed = ManagedAgent(
+            config=ManagedConfig(model="gpt-4o-mini", api_base=model_server.base_url, api_key=TEST_KEY),
+            store=service,
+        )
+        resumed.resume_session(managed.session_id)
+        model_server.enqueue(Reply(tool_calls=[call("cat /proc/net/dev | tail -n +3 | cut -d: -f1")]),
+                             Reply(text="looked"))  # fmt: skip
+        assert resumed.run("where am I?") == "looked"
+        assert resumed.state_at().compute.kind == "docker"
+        assert resumed.state_at().messages[2].output.split() == ["lo"]
+    finally:
+        managed.terminate()
+
+
+@pytest.mark.parametrize("how", ["resumed agent", "command line"])
+def test_terminate_from_another_process_releases_the_recorded_sandbox(
+    engine, sessions, model_server, store, how
+):
+    from tests.test_cli import agentjournal
+
+    config = ManagedConfig(model="gpt-4o-mini", api_base=model_server.base_url, api_key=TEST_KEY)
+    managed = ManagedAgent(config=config, compute="docker", store=store)
+    model_server.enqueue(Reply(tool_calls=[call("true")]), Reply(text="ran"))
+    managed.run("start the sandbox")
+    session_id = uuid.UUID(managed.session_id)
+    sessions.append(session_id)
+    assert list(sandboxes(engine, session_id))
+    if how == "resumed agent":
+        other = ManagedAgent(config=config, store=store)
+        other.resume_session(session_id)
+        other.terminate()
+    else:
+        done = agentjournal("terminate", str(session_id), store=store)
+        assert done.returncode == 0, done.stderr
+    assert not list(sandboxes(engine, session_id)), "terminate left the sandbox running"
+    released = managed.audit_log(types=("ComputeReleased",))
+    assert len(released) == 1 and released[0].payload["binding"]["kind"] == "docker"
