@@ -16,7 +16,15 @@ from agentjournal.application import (
     VersionNotFound,
 )
 from agentjournal.application.errors import SessionNotFound
-from agentjournal.domain import AssistantMessage, Session, Status, StopReason, ToolResult, UserMessage
+from agentjournal.domain import (
+    AssistantMessage,
+    Session,
+    SessionTerminatedError,
+    Status,
+    StopReason,
+    ToolResult,
+    UserMessage,
+)
 from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
 from tests.conftest import TEST_KEY, run_python
 
@@ -255,7 +263,7 @@ def test_terminated_sessions_refuse_new_turns(make_agent):
     agent.run("hello")
     agent.terminate("done")
     assert agent.retrieve_session()["status"] == "terminated"
-    with pytest.raises(Exception, match="terminated; fork it"):
+    with pytest.raises(SessionTerminatedError, match="terminated; fork it"):
         agent.run("more")
     assert agent.fork().run("more").startswith("Noted.")
 
