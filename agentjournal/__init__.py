@@ -15,7 +15,7 @@ backend. The layers are importable as ``agentjournal.domain``,
 ``agentjournal.application`` and ``agentjournal.infrastructure``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from agentjournal.application import (
     Agent,
@@ -44,10 +44,19 @@ from agentjournal.application import (
     VersionNotFound,
 )
 
-try:
-    __version__ = version("agentjournal")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> Any:
+    """``__version__``, read from the installed distribution when first asked for:
+    importlib.metadata costs more to import than most of the package."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("agentjournal")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
 
 __all__ = [
     "Agent",

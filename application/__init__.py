@@ -22,7 +22,13 @@ from agentjournal.application.errors import (
     VersionNotFound,
 )
 from agentjournal.application.ports import ComputeError, ModelError
-from agentjournal.application.service import AuditEntry, SessionService, ToolCallUpdate, TurnOutcome
+from agentjournal.application.service import (
+    AuditEntry,
+    ComputeProgress,
+    SessionService,
+    ToolCallUpdate,
+    TurnOutcome,
+)
 from agentjournal.domain import ComputeNotAllowed, ManagedSandboxRequired, SessionBusy, SessionTerminatedError
 
 __all__ = [
@@ -30,6 +36,7 @@ __all__ = [
     "AmbiguousSessionId",
     "AuditEntry",
     "ComputeError",
+    "ComputeProgress",
     "ComputeNotAllowed",
     "ConcurrentUpdate",
     "ConfigError",

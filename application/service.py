@@ -100,7 +100,14 @@ class TurnOutcome(msgspec.Struct, frozen=True):
     total_usage: Usage
 
 
-TurnUpdate = TextDelta | ToolCallUpdate | TurnOutcome
+class ComputeProgress(msgspec.Struct, frozen=True):
+    """A step of getting the compute ready that may take a while (a sandbox to start,
+    packages to install), reported as it begins."""
+
+    step: str
+
+
+TurnUpdate = TextDelta | ComputeProgress | ToolCallUpdate | TurnOutcome
 
 
 @dataclass(frozen=True)
@@ -296,7 +303,7 @@ class SessionService(Application[UUID]):
 
     def _loop(self, session: Session, runtime: TurnRuntime) -> Iterator[TurnUpdate]:
         tools = tool_specs(session.config)
-        self._prepare_compute(session, runtime, bool(tools))
+        yield from self._prepare_compute(session, runtime, bool(tools))
         text, used = "", Usage()
         stop_reason = StopReason.MAX_TURNS
         for _ in range(session.config.max_turns):
@@ -367,18 +374,22 @@ class SessionService(Application[UUID]):
         self._save(session)
         return allowed
 
-    def _prepare_compute(self, session: Session, runtime: TurnRuntime, has_tools: bool) -> None:
+    def _prepare_compute(
+        self, session: Session, runtime: TurnRuntime, has_tools: bool
+    ) -> Iterator[TurnUpdate]:
         """Attach the session's sandbox (re-attaching after a restart) and install its
-        packages there once; both are recorded."""
+        packages there once; both are recorded, and each step is reported as it begins."""
         needs_compute = has_tools or any(session.config.packages.values())
         if not needs_compute:
             return
+        yield ComputeProgress(f"preparing the {runtime.compute.kind} compute")
         binding = runtime.compute.attach(session.id, session.compute)
         if binding != session.compute:
             session.attach_compute(binding)
         installed = {(p.manager, p.where) for p in session.packages}
         for manager, names in session.config.packages.items():
             if names and (manager, binding.reference) not in installed:
+                yield ComputeProgress(f"installing {manager} packages: {' '.join(names)}")
                 output = runtime.compute.install_packages(manager, names)
                 session.record_packages(
                     PackageInstall(manager, tuple(names), binding.reference, runtime.redact(output))

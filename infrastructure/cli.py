@@ -40,7 +40,13 @@ from agentjournal.application.errors import (
     parse_session_id,
 )
 from agentjournal.application.ports import ComputeError, ModelError, TextDelta
-from agentjournal.application.service import AuditEntry, SessionService, ToolCallUpdate, TurnOutcome
+from agentjournal.application.service import (
+    AuditEntry,
+    ComputeProgress,
+    SessionService,
+    ToolCallUpdate,
+    TurnOutcome,
+)
 from agentjournal.domain import (
     AssistantMessage,
     ManagedSandboxRequired,
@@ -333,7 +339,9 @@ def _stream_turn(
     try:
         for update in agent.updates(prompt):
             status.hide()
-            if isinstance(update, TextDelta) and show_text:
+            if isinstance(update, ComputeProgress):
+                status.show(f"{update.step}\u2026")
+            elif isinstance(update, TextDelta) and show_text:
                 sys.stdout.write(update.text)
                 sys.stdout.flush()
             elif isinstance(update, ToolCallUpdate) and update.result is None:

@@ -263,7 +263,7 @@ def test_run_shows_a_status_line_on_a_terminal(model_args, tmp_path: Path) -> No
         assert cli.stdout is not None
         stdout = cli.stdout.read().decode()
         assert cli.wait(timeout=60) == 0
-    assert "working" in shown
+    assert "working" in shown and "preparing the host compute" in shown
     assert stdout.startswith("Noted.") and "\x1b" not in stdout
 
 
