@@ -31,7 +31,7 @@ CALLBACKS = ("on_tool_confirmation", "on_custom_tool")
 
 RECORDED = (
     "model", "system", "name", "packages", "networking", "working_dir",
-    "max_turns", "metadata", "command_timeout", "max_output_bytes",
+    "max_turns", "metadata", "command_timeout", "max_output_bytes", "workspace_quota_bytes",
 )  # fmt: skip
 """Fields a session records and keeps, besides its tools, env names and compute."""
 
@@ -78,6 +78,8 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     command_timeout: float = 120.0
     max_output_bytes: int = 64_000
     max_prompt_chars: int = 1_000_000
+    workspace_quota_bytes: int = 1024**3
+    """The most the Docker sandbox's work folder holds (it lives in the sandbox's memory)."""
     image: str | None = None
     ca_bundle: str | None = None
 
@@ -118,11 +120,17 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError(f"ManagedConfig.metadata: {e}") from None
         if self.max_turns < 1 or self.model_max_attempts < 1:
             raise ConfigError("ManagedConfig.max_turns and model_max_attempts must be at least 1")
-        bounds = (self.command_timeout, self.max_output_bytes, self.max_prompt_chars, self.model_timeout)
+        bounds = (
+            self.command_timeout,
+            self.max_output_bytes,
+            self.max_prompt_chars,
+            self.model_timeout,
+            self.workspace_quota_bytes,
+        )
         if min(bounds) <= 0:
             raise ConfigError(
-                "ManagedConfig.command_timeout, max_output_bytes, max_prompt_chars and model_timeout "
-                "must be positive"
+                "ManagedConfig.command_timeout, max_output_bytes, max_prompt_chars, model_timeout and "
+                "workspace_quota_bytes must be positive"
             )
 
     def __repr__(self) -> str:
@@ -165,6 +173,7 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             metadata=dict(self.metadata),
             command_timeout=self.command_timeout,
             max_output_bytes=self.max_output_bytes,
+            workspace_quota_bytes=self.workspace_quota_bytes,
         )
 
     def governed_by(self, recorded: SessionConfig) -> ManagedConfig:

@@ -105,7 +105,8 @@ class SessionConfig(msgspec.Struct, frozen=True):
     ``tools`` are the built-in tools the model may call; ``custom_tools`` those the
     client runs; ``confirm_tools`` the names (of either kind) that need the client's
     confirmation before each call. The bounds on a command (``command_timeout``,
-    ``max_output_bytes``) are recorded so that no resume can widen them.
+    ``max_output_bytes``, ``workspace_quota_bytes``) are recorded so that no resume can
+    widen them.
     """
 
     model: str
@@ -123,9 +124,17 @@ class SessionConfig(msgspec.Struct, frozen=True):
     metadata: dict[str, object] = {}
     command_timeout: float = 120.0
     max_output_bytes: int = 64_000
+    workspace_quota_bytes: int = 1024**3
 
     __added_fields__: ClassVar[frozenset[str]] = frozenset(
-        {"custom_tools", "confirm_tools", "metadata", "command_timeout", "max_output_bytes"}
+        {
+            "custom_tools",
+            "confirm_tools",
+            "metadata",
+            "command_timeout",
+            "max_output_bytes",
+            "workspace_quota_bytes",
+        }
     )
     """Fields newer than the first logs: hashed only when they differ from their defaults."""
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -88,7 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return BROKEN_PIPE
 
 
+def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
+    """Warnings as one line of this command's own, without Python's file and line."""
+    print(f"agentjournal: warning: {message}", file=sys.stderr)
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
+    warnings.showwarning = _show_warning
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

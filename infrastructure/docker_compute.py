@@ -179,7 +179,7 @@ class DockerCompute:
             env=config.env,
             networking=config.networking,
             ca_bundle=config.ca_bundle,
-            workspace_quota_bytes=getattr(config, "workspace_quota_bytes", None) or DEFAULT_WORKSPACE_QUOTA,
+            workspace_quota_bytes=config.workspace_quota_bytes,
             max_output_bytes=config.max_output_bytes,
         )
 

@@ -308,6 +308,16 @@ def test_run_title_renames_an_existing_session(session_id, model_args, store):  
     assert json.loads(agentjournal("show", session_id, "--json", store=store).stdout)["title"] == "Renamed"
 
 
+def test_run_says_which_options_a_resumed_session_keeps_as_recorded(session_id, model_args, store):  # type: ignore[no-untyped-def]
+    done = agentjournal(
+        "run", "Hello", "--session", session_id, "--system", "Be someone else.", *model_args, store=store
+    )
+    assert f"agentjournal: warning: session {session_id} keeps its recorded system" in done.stderr
+    assert "Warning" not in done.stderr and ".py:" not in done.stderr
+    shown = json.loads(agentjournal("state", session_id, "--json", store=store).stdout)
+    assert shown["config"]["system"] == "You are a helpful coding assistant."
+
+
 def test_title_command_sets_a_title(tmp_path: Path) -> None:
     store = tmp_path / "s.db"
     (session_id,) = make_sessions(store, 1)

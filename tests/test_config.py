@@ -45,6 +45,7 @@ from agentjournal.application import ConfigError, ManagedAgent, ManagedConfig, U
         ({"max_turns": 0}, "max_turns and model_max_attempts must be at least 1"),
         ({"host_packages_ok": "yes"}, "host_packages_ok: Expected `bool`"),
         ({"command_timeout": -1}, "must be positive"),
+        ({"workspace_quota_bytes": 0}, "workspace_quota_bytes must be positive"),
     ],
 )
 def test_wrong_values_are_refused(fields, message):

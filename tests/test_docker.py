@@ -562,3 +562,17 @@ def test_terminate_from_another_process_releases_the_recorded_sandbox(
     assert not list(sandboxes(engine, session_id)), "terminate left the sandbox running"
     released = managed.audit_log(types=("ComputeReleased",))
     assert len(released) == 1 and released[0].payload["binding"]["kind"] == "docker"
+
+
+def test_the_work_folder_quota_is_the_sessions_recorded_one(engine, sessions, model_server, service):
+    config = ManagedConfig(model="gpt-4o-mini", api_base=model_server.base_url, api_key=TEST_KEY,
+                           workspace_quota_bytes=64 * 1024**2)  # fmt: skip
+    managed = ManagedAgent(config=config, compute="docker", store=service)
+    model_server.enqueue(Reply(tool_calls=[call("df -k /workspace | tail -n 1")]), Reply(text="measured"))
+    try:
+        managed.run("how big?")
+        sessions.append(uuid.UUID(managed.session_id))
+        assert managed.state_at().config.workspace_quota_bytes == 64 * 1024**2
+        assert managed.state_at().messages[2].output.split()[1] == str(64 * 1024)
+    finally:
+        managed.terminate()
