@@ -326,9 +326,7 @@ class SessionService(Application[UUID]):
             # The recorded calls carry unique ids and capped arguments; the tools run
             # with what the model sent.
             for call, recorded in zip(reply.message.tool_calls, message.tool_calls, strict=True):
-                result = yield from self._answer(
-                    session, msgspec.structs.replace(call, id=recorded.id), runtime
-                )
+                result = yield from self._answer(session, call, recorded, runtime)
                 session.record_tool_result(result)
                 self._save(session)
                 yield ToolCallUpdate(recorded, result)
@@ -337,12 +335,14 @@ class SessionService(Application[UUID]):
         yield TurnOutcome(session.id, text, stop_reason, used, session.usage)
 
     def _answer(
-        self, session: Session, call: ToolCall, runtime: TurnRuntime
+        self, session: Session, sent: ToolCall, recorded: ToolCall, runtime: TurnRuntime
     ) -> Generator[TurnUpdate, None, ToolResult]:
         """Answer one tool call as the session's config allows: refused when the tool is
         not enabled for the session, asked about first when it needs confirmation,
-        handed to the client when it is a custom tool, run on the compute otherwise."""
-        config, recorded = session.config, _find_call(session, call.id)
+        handed to the client when it is a custom tool, run on the compute otherwise.
+        ``sent`` is the call as the model sent it (whole arguments), ``recorded`` as the
+        log keeps it; results carry the recorded id."""
+        config, call = session.config, msgspec.structs.replace(sent, id=recorded.id)
         if call.name not in config.tool_names:
             return _refusal(call, f"tool {call.name!r} is not enabled in this session; "
                             f"its tools are {sorted(config.tool_names)}")  # fmt: skip
@@ -565,10 +565,6 @@ def _capped_arguments(arguments: str, limit: int) -> str:
         {"truncated_arguments": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                                  "head": data[: min(limit, 1_000)].decode("utf-8", "replace")}}
     ).decode()  # fmt: skip
-
-
-def _find_call(session: Session, tool_call_id: str) -> ToolCall:
-    return next(c for c in session.open_tool_calls if c.id == tool_call_id)
 
 
 def _refusal(call: ToolCall, why: str) -> ToolResult:
