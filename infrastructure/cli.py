@@ -196,9 +196,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--system", type=_text, help="system prompt")
     run.add_argument("--name", type=_text, default="Agent")
     run.add_argument("--title", type=_title, help="the session's title (with --session: its new title)")
-    run.add_argument("--compute", choices=("host", "docker"), default="host")
+    run.add_argument(
+        "--compute",
+        choices=("host", "docker"),
+        help="where a new session's tools run (default: host); a continued session keeps its own",
+    )
     run.add_argument("--working-dir", type=_text, default="")
-    run.add_argument("--max-turns", type=_positive, default=10)
+    run.add_argument("--max-turns", type=_positive, help="model calls per prompt (default: 25)")
     run.add_argument(
         "--pip",
         type=_text,
@@ -313,16 +317,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.api_key_env and not api_key:
         raise AgentJournalError(f"environment variable {args.api_key_env} is not set")
     fields: dict[str, Any] = {
-        "model": args.model, "name": args.name, "max_turns": args.max_turns,
+        "model": args.model, "name": args.name,
         "working_dir": args.working_dir, "host_packages_ok": args.host_packages_ok,
         "api_base": args.api_base, "api_key": api_key, "session_title": args.title,
     }  # fmt: skip
     if args.system:
         fields["system"] = args.system
+    if args.max_turns:
+        fields["max_turns"] = args.max_turns
     if args.pip:
         fields["packages"] = {"pip": args.pip}
-    compute = None if args.compute == "host" else args.compute
-    agent = ManagedAgent(config=ManagedConfig(**fields), compute=compute, store=_service(args))
+    agent = ManagedAgent(config=ManagedConfig(**fields), compute=args.compute, store=_service(args))
     if args.session:
         session_id = agent.service.find_session(args.session)
         agent.resume_session(session_id)
