@@ -112,6 +112,8 @@ class ManagedAgent:
         self.service = open_store(store)
         self._model = model
         self._adapters: dict[tuple[Any, ...], Any] = {}
+        self._governed: tuple[SessionConfig, ManagedConfig] | None = None
+        """The last recorded config a runtime was built for, and this config governed by it."""
         self._session_id: UUID | None = None
         self._lock = threading.Lock()
 
@@ -130,7 +132,9 @@ class ManagedAgent:
     def _runtime_for(self, recorded: SessionConfig) -> TurnRuntime:
         """The adapters and the caller's secrets and callbacks for a session's recorded
         config. Without an explicit ``compute`` the session's own kind is used."""
-        governed = self.config.governed_by(recorded)
+        if self._governed is None or self._governed[0] != recorded:
+            self._governed = (recorded, self.config.governed_by(recorded))
+        governed = self._governed[1]
         kind = recorded.compute if self._compute_choice is None else self.compute_kind
         return TurnRuntime(
             model=self._language_model(governed),
@@ -159,8 +163,18 @@ class ManagedAgent:
     def _compute_adapter(self, kind: str, config: ManagedConfig) -> Compute:
         if isinstance(self._compute_choice, Compute):
             return self._compute_choice
-        key = ("compute", kind, msgspec.json.encode(config.to_dict() | {"on_tool_confirmation": None,
-                                                                       "on_custom_tool": None}))  # fmt: skip
+        # What from_config reads, and nothing else: sessions differing in prompt share one.
+        key = (
+            "compute",
+            kind,
+            config.image,
+            config.working_dir,
+            config.ca_bundle,
+            config.max_output_bytes,
+            config.workspace_quota_bytes,
+            msgspec.json.encode(config.networking),
+            tuple(sorted(config.env.items())),
+        )
         if key not in self._adapters:
             self._adapters[key] = adapters.compute_class(kind).from_config(config)
         return self._adapters[key]
@@ -220,22 +234,36 @@ class ManagedAgent:
         """Forget the session and the adapters built for it (model client, sandbox handle)."""
         self.reset_session()
         self._adapters.clear()
+        self._governed = None
 
     def update_agent(self, **changes: Any) -> None:
         """Change the agent's config (``system``, ``model``, ``tools``, ``max_turns``, ...).
         The current session's recorded config changes too, as a ``ConfigChanged`` event
         checked by the same policies as a new session's."""
-        values = self.config.to_dict() | changes
-        updated = ManagedConfig.from_dict(values)
-        updated = msgspec.structs.replace(updated, model=route_model(self.provider, updated.model))
-        if self._session_id is not None:
-            session = self.service.get_session(self._session_id)
-            recorded = updated.session_config(session.config.compute)
-            check_package_sandbox(recorded.packages, recorded.compute, updated.host_packages_ok)
-            self.service.change_config(
-                self._session_id, recorded, Redactor(process_secrets() | updated.secrets())
+        self._governed = None
+        if self._session_id is None:
+            self.config = self._updated(self.config, changes)
+            return
+        # Only the named fields change: the rest of the session's config stays as recorded.
+        current = self.service.get_session(self._session_id).config
+        updated = self._updated(self.config.governed_by(current), changes)
+        recorded = updated.session_config(current.compute)
+        if "tools" not in changes:
+            recorded = msgspec.structs.replace(
+                recorded,
+                tools=current.tools,
+                custom_tools=current.custom_tools,
+                confirm_tools=current.confirm_tools,
             )
+        check_package_sandbox(recorded.packages, recorded.compute, updated.host_packages_ok)
+        self.service.change_config(
+            self._session_id, recorded, Redactor(process_secrets() | updated.secrets())
+        )
         self.config = updated
+
+    def _updated(self, config: ManagedConfig, changes: Mapping[str, Any]) -> ManagedConfig:
+        updated = ManagedConfig.from_dict(config.to_dict() | dict(changes))
+        return msgspec.structs.replace(updated, model=route_model(self.provider, updated.model))
 
     def save_ids(self) -> dict[str, Any]:
         """What to keep to resume later, in this or another process: PraisonAI's keys.
@@ -486,11 +514,10 @@ def _as_config(config: ManagedConfig | Mapping[str, Any] | None) -> ManagedConfi
 def _overridden_fields(config: ManagedConfig, recorded: SessionConfig) -> list[str]:
     """Recorded fields where ``config`` asks for something else than both the record
     and the default: a caller who set them and may expect them to apply."""
-    default = ManagedConfig()
+    default = ManagedConfig().session_config(recorded.compute)
     mine = config.session_config(recorded.compute)
     return [
         name
-        for name in (*RECORDED, "tools")
-        if getattr(mine, name) != getattr(recorded, name)
-        and getattr(mine, name) != getattr(default.session_config(recorded.compute), name)
+        for name in (*RECORDED, "tools", "custom_tools", "confirm_tools")
+        if getattr(mine, name) != getattr(recorded, name) and getattr(mine, name) != getattr(default, name)
     ]

@@ -295,5 +295,10 @@ def _(event: Session.TurnFailed, summary: SessionSummary) -> SessionSummary:
 
 
 @evolve.register
+def _(event: Session.ConfigChanged, summary: SessionSummary) -> SessionSummary:
+    return _touch(summary, event, name=event.config.name, model=event.config.model)
+
+
+@evolve.register
 def _(event: Session.SessionTerminated, summary: SessionSummary) -> SessionSummary:
     return _touch(summary, event, status=Status.TERMINATED)

@@ -282,6 +282,7 @@ class SessionService(Application[UUID]):
         runtime = runtime_for(session.config)
         check_package_sandbox(session.config.packages, session.config.compute, runtime.host_packages_ok)
         check_compute(session.id, session.config.compute, runtime.compute.kind)
+        _check_handlers(session.config, runtime)
         session.begin_turn(runtime.redact(prompt), this_worker())
         self._save(session)
         _ACTIVE.add(session.id)
@@ -344,17 +345,17 @@ class SessionService(Application[UUID]):
         log keeps it; results carry the recorded id."""
         config, call = session.config, msgspec.structs.replace(sent, id=recorded.id)
         if call.name not in config.tool_names:
-            return _refusal(call, f"tool {call.name!r} is not enabled in this session; "
-                            f"its tools are {sorted(config.tool_names)}")  # fmt: skip
-        if call.name in config.confirm_tools:
-            allowed = self._confirm(session, recorded, runtime)
-            if not allowed:
-                return _refusal(call, "the user denied this tool call")
+            enabled = sorted(config.tool_names)
+            return _refusal(
+                call, f"tool {call.name!r} is not enabled in this session; its tools are {enabled}"
+            )
+        if call.name in config.confirm_tools and not self._confirm(session, call, recorded, runtime):
+            return _refusal(call, "the user denied this tool call")
         if call.name in {t.name for t in config.custom_tools}:
             session.request_custom_tool(recorded)
             self._save(session)
             yield ToolCallUpdate(recorded)
-            return _custom_result(call, runtime)
+            return _custom_result(call, runtime, config.max_output_bytes)
         session.start_tool_call(recorded)
         self._save(session)
         yield ToolCallUpdate(recorded)
@@ -362,12 +363,12 @@ class SessionService(Application[UUID]):
         result = run_tool(runtime.compute, call, limits)
         return msgspec.structs.replace(result, output=runtime.redact(result.output))
 
-    def _confirm(self, session: Session, call: ToolCall, runtime: TurnRuntime) -> bool:
-        """Ask the client whether ``call`` may run; the question and the answer are recorded."""
-        session.request_confirmation(call)
+    def _confirm(self, session: Session, call: ToolCall, recorded: ToolCall, runtime: TurnRuntime) -> bool:
+        """Ask the client whether ``call`` may run, showing it the arguments that would run
+        (``call``, whole); the question (``recorded``) and the answer are recorded."""
+        assert runtime.on_tool_confirmation is not None  # checked before the turn began
+        session.request_confirmation(recorded)
         self._save(session)
-        if runtime.on_tool_confirmation is None:
-            raise ConfigError(f"tool {call.name!r} needs confirmation and nobody was asked to give it")
         info = {"name": call.name, "input": _arguments_or_text(call.arguments), "tool_use_id": call.id}
         allowed = runtime.on_tool_confirmation(info) is True
         session.answer_confirmation(call.id, allowed, "" if allowed else "denied by on_tool_confirmation")
@@ -386,6 +387,7 @@ class SessionService(Application[UUID]):
         binding = runtime.compute.attach(session.id, session.compute)
         if binding != session.compute:
             session.attach_compute(binding)
+            self._save(session)  # before anything else can stop the turn: the log must know the sandbox
         installed = {(p.manager, p.where) for p in session.packages}
         for manager, names in session.config.packages.items():
             if names and (manager, binding.reference) not in installed:
@@ -394,7 +396,7 @@ class SessionService(Application[UUID]):
                 session.record_packages(
                     PackageInstall(manager, tuple(names), binding.reference, runtime.redact(output))
                 )
-        self._save(session)
+                self._save(session)
 
     def _fast_forward(self, session: Session) -> Session:
         """The kept copy, with whatever other processes appended since."""
@@ -571,21 +573,37 @@ def _refusal(call: ToolCall, why: str) -> ToolResult:
     return ToolResult(tool_call_id=call.id, name=call.name, output=f"error: {why}", is_error=True)
 
 
-def _custom_result(call: ToolCall, runtime: TurnRuntime) -> ToolResult:
-    """What the client's handler answered for a custom tool call; its failure is the
-    model's to read, like any tool's."""
-    if runtime.on_custom_tool is None:
-        return _refusal(call, f"custom tool {call.name!r} has no handler in this process")
+def _check_handlers(config: SessionConfig, runtime: TurnRuntime) -> None:
+    """A session with custom tools or confirmations needs someone to answer them: refused
+    before the turn begins, not halfway through it."""
+    if config.custom_tools and runtime.on_custom_tool is None:
+        names = [t.name for t in config.custom_tools]
+        raise ConfigError(f"this session's custom tools {names} need on_custom_tool to answer them")
+    if config.confirm_tools and runtime.on_tool_confirmation is None:
+        raise ConfigError(
+            f"this session's tools {list(config.confirm_tools)} ask for confirmation; "
+            "give on_tool_confirmation to answer"
+        )
+
+
+def _custom_result(call: ToolCall, runtime: TurnRuntime, max_output_bytes: int) -> ToolResult:
+    """What the client's handler answered for a custom tool call, capped like any tool's
+    output; its failure is the model's to read, like any tool's."""
+    assert runtime.on_custom_tool is not None  # checked before the turn began
     started = time.perf_counter()
     arguments = _arguments_or_text(call.arguments)
     try:
         answer = runtime.on_custom_tool(call.name, arguments if isinstance(arguments, dict) else {})
+        output = answer if isinstance(answer, str) else msgspec.json.encode(answer).decode()
     except Exception as e:  # noqa: BLE001 - the handler's failure is the tool's result
-        return _refusal(call, f"{type(e).__name__}: {e}")
-    output = answer if isinstance(answer, str) else msgspec.json.encode(answer).decode()
-    duration = round((time.perf_counter() - started) * 1000, 3)
+        return _refusal(call, runtime.redact(f"{type(e).__name__}: {e}"))
+    data = output.encode()
     return ToolResult(
-        tool_call_id=call.id, name=call.name, output=runtime.redact(output), duration_ms=duration
+        tool_call_id=call.id,
+        name=call.name,
+        output=runtime.redact(data[:max_output_bytes].decode("utf-8", "replace")),
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        truncated=len(data) > max_output_bytes,
     )
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import uuid4
 
+import msgspec
 from eventsourcing.domain import Aggregate
 
 from agentjournal.domain.chain import GENESIS, event_hash, event_type_name
@@ -122,7 +123,7 @@ class Session(Aggregate):
 
     @classmethod
     def start(cls, config: SessionConfig, title: str = "") -> Session:
-        return cls._create_chained(cls.SessionStarted, GENESIS, config=config, title=title)
+        return cls._create_chained(cls.SessionStarted, GENESIS, config=_as_decoded(config), title=title)
 
     @classmethod
     def _create_chained(cls, event_class: type[Created], previous_hash: str, **payload: Any) -> Session:
@@ -244,6 +245,7 @@ class Session(Aggregate):
         self._check_not_terminated()
         if self.status == Status.RUNNING:
             raise SessionBusy(self.id, self.worker)
+        config = _as_decoded(config)
         changed = tuple(
             name for name in config.__struct_fields__ if getattr(config, name) != getattr(self.config, name)
         )
@@ -458,6 +460,12 @@ class Session(Aggregate):
             "pending_confirmations": self.pending_confirmations,
             "config_version": self.config_version,
         }
+
+
+def _as_decoded(config: SessionConfig) -> SessionConfig:
+    """The config exactly as it will decode from the log (an int given for a float field
+    becomes a float), so the hash the aggregate computes is the one a verifier recomputes."""
+    return msgspec.convert(msgspec.to_builtins(config), SessionConfig)
 
 
 def _without(items: tuple[str, ...], item: str) -> tuple[str, ...]:

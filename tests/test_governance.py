@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from agentjournal import (
+    ConfigError,
     ManagedAgent,
     ManagedSandboxRequired,
     RecordedConfigWarning,
@@ -165,3 +166,48 @@ def test_a_fork_runs_its_tools_on_the_compute_object_the_agent_was_given(make_ag
     assert fork.run("write") == "written"
     assert (tmp_path / "given" / "from-fork").read_text() == "x"
     assert [m for m in fork.state_at().messages if isinstance(m, ToolResult)][0].is_error is False
+
+
+def test_a_whole_number_for_a_float_bound_still_verifies(make_agent, model_server):
+    agent = make_agent(command_timeout=60)
+    agent.run("hello")
+    agent.update_agent(command_timeout=30)
+    assert agent.verify().ok
+    assert agent.state_at().config.command_timeout == 30.0
+
+
+def test_update_agent_on_a_resumed_session_changes_only_what_it_names(make_agent, model_server, service):
+    agent = make_agent(system="Be brief.", max_turns=4, tools=["read_file"])
+    agent.run("hello")
+    other = ManagedAgent(config=msgspec.structs.replace(agent.config, system="Other.", max_turns=9,
+                                                        tools=["execute_command"]), store=service)  # fmt: skip
+    with pytest.warns(RecordedConfigWarning):
+        other.resume_session(agent.session_id)  # type: ignore[arg-type]
+    other.update_agent(model="openai/newer")
+    config = other.state_at().config
+    assert (config.model, config.system, config.max_turns, config.tools) == (
+        "openai/newer",
+        "Be brief.",
+        4,
+        ("read_file",),
+    )
+    assert other.retrieve_session() and other.service.summary(other.state_at().id).model == "openai/newer"
+
+
+def test_a_session_with_confirmations_is_refused_up_front_without_a_handler(
+    make_agent, model_server, service
+):
+    toolset = {
+        "type": "agent_toolset_20260401",
+        "default_config": {"permission_policy": {"type": "always_ask"}},
+    }
+    agent = make_agent(tools=[toolset], on_tool_confirmation=lambda info: True)
+    agent.create_session()
+    other = ManagedAgent(config=msgspec.structs.replace(agent.config, tools=["read_file"], on_tool_confirmation=None),
+                         store=service)  # fmt: skip
+    with pytest.warns(RecordedConfigWarning):
+        other.resume_session(agent.session_id)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="give on_tool_confirmation"):
+        other.run("go")
+    assert [e.type for e in other.audit_log()] == ["SessionStarted"]
+    assert model_server.requests == []

@@ -224,3 +224,47 @@ def test_forks_at_every_version_equal_the_parent_there(make_agent, model_server)
         assert {k: fork.state()[k] for k in shared} == {k: parent.state()[k] for k in shared}, version
         assert fork.status == parent.status
         assert fork.lineage is not None and fork.lineage.parent_version == version
+
+
+def test_a_confirmation_shows_the_arguments_that_would_run(make_agent, model_server):
+    seen: list[Any] = []
+    toolset = {
+        "type": "agent_toolset_20260401",
+        "default_config": {"permission_policy": {"type": "always_ask"}},
+    }
+    agent = make_agent(
+        tools=[toolset], max_output_bytes=100, on_tool_confirmation=lambda info: seen.append(info) or False
+    )
+    command = "echo " + "x" * 500
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": command})]), Reply(text="ok")
+    )
+    agent.run("go")
+    assert seen[0]["input"] == {"command": command}
+    recorded = agent.state_at().messages[1].tool_calls[0].arguments
+    assert "truncated_arguments" in recorded
+
+
+def test_a_custom_tools_failure_is_redacted_and_its_output_capped(make_agent, model_server):
+    key = "sk-proj-abcdefghijklmnopqrstuvwxyz012345"
+
+    def handler(name: str, arguments: dict[str, Any]) -> Any:
+        if arguments.get("fail"):
+            raise RuntimeError(f"cannot use {key}")
+        if arguments.get("odd"):
+            return object()  # nothing JSON can encode
+        return "y" * 10_000
+
+    agent = make_agent(
+        tools=[{"type": "custom", "name": "lookup"}], on_custom_tool=handler, max_output_bytes=1_000
+    )
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall("lookup", {"fail": True}), ScriptedToolCall("lookup", {"odd": True}),
+                          ScriptedToolCall("lookup", {})]),
+        Reply(text="done"),
+    )  # fmt: skip
+    assert agent.run("go") == "done"
+    failed, odd, big = tool_results(agent)
+    assert failed.is_error and key not in failed.output and "[redacted:openai-key]" in failed.output
+    assert odd.is_error and "TypeError" in odd.output
+    assert len(big.output) == 1_000 and big.truncated
