@@ -56,10 +56,16 @@ def _hash_matches(event: Any) -> bool:
 
 
 def verify(service: SessionService, session_id: UUID) -> Verification:
-    """Check every stored event of a session against the hash chain."""
+    """Check every stored event of a session against the hash chain, and every stored
+    snapshot against the events it stands for: sessions load from their latest snapshot,
+    so a snapshot altered in the store would change the session without touching an event."""
     records = service.recorder.select_events(session_id)
     if not records:
         raise SessionNotFound(session_id)
+    snapshots: dict[int, Any] = {
+        s.originator_version: s for s in (service.snapshots.get(session_id) if service.snapshots else ())
+    }
+    folded: Any = None
 
     def broken(version: int, problem: str, count: int, head: str) -> Verification:
         return Verification(session_id, count, head, ChainBreak(version, problem))
@@ -88,6 +94,10 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
             )
             return broken(expected, problem, expected - 1, previous_hash)
         previous_hash = event.hash
+        folded = event.mutate(folded)
+        if expected in snapshots and snapshots[expected].mutate(None).state() != folded.state():
+            return broken(expected, f"the snapshot at event {expected} does not match the events up to it",
+                          expected, previous_hash)  # fmt: skip
     count = len(records)
     summary = service.summaries.get(session_id)
     if summary is not None and summary.version > count:

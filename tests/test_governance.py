@@ -211,3 +211,34 @@ def test_a_session_with_confirmations_is_refused_up_front_without_a_handler(
         other.run("go")
     assert [e.type for e in other.audit_log()] == ["SessionStarted"]
     assert model_server.requests == []
+
+
+def test_a_snapshot_altered_in_the_store_is_found_by_verify(make_agent, model_server, store_env, monkeypatch):
+    """Sessions load from their latest snapshot: widening the tools in one must not pass."""
+    import sqlite3
+
+    from agentjournal import SessionService
+    from agentjournal.domain import Session
+
+    if store_env["PERSISTENCE_MODULE"] != "eventsourcing.sqlite":
+        pytest.skip("the store is rewritten with SQLite's own client")
+    monkeypatch.setattr(SessionService, "snapshotting_intervals", {Session: 5})
+    service = SessionService(store_env)
+    agent = ManagedAgent(
+        config=msgspec.structs.replace(make_agent().config, tools=["list_files"]), store=service
+    )
+    for prompt in ("one", "two", "three"):
+        agent.run(prompt)
+    (snapshot, *_) = reversed(list(service.snapshots.get(agent.state_at().id)))
+    snapshot.state["config"] = msgspec.structs.replace(
+        snapshot.state["config"], tools=("list_files", "execute_command")
+    )
+    with sqlite3.connect(store_env["SQLITE_DBNAME"]) as db:
+        db.execute(
+            "UPDATE stored_snapshots SET state = ? WHERE originator_version = ?",
+            (service.mapper.to_stored_event(snapshot).state, snapshot.originator_version),
+        )
+    result = agent.verify()
+    assert result.broken is not None and result.broken.version == snapshot.originator_version
+    assert "snapshot" in result.broken.problem
+    service.close()
