@@ -37,7 +37,12 @@ SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSW(?:OR)?D|PASSPHRASE|CREDENTIAL|
 # Credential shapes, by kind. A shape with a ``keep`` group (what leads to the secret: a
 # URL's scheme and user, an HTTP header's name) has that part written back before the mark.
 PATTERNS: dict[str, str] = {
-    "private-key": r"(?s:-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----)",
+    # The body is base64 with optional "Name: value" header lines, so the marks cannot hide
+    # arbitrary text between them.
+    "private-key": (
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:\s*[A-Za-z-]+: [^\n]*)*[A-Za-z0-9+/=\s]*"
+        r"-----END [A-Z ]*PRIVATE KEY-----"
+    ),
     "anthropic-key": r"\bsk-ant-[A-Za-z0-9_\-]{20,}",
     "openai-key": r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}",
     "stripe-key": r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}",

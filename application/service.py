@@ -63,6 +63,9 @@ from agentjournal.domain import (
     check_package_sandbox,
 )
 
+MAX_TOOL_CALLS_PER_REPLY = 64
+"""Tool calls one model reply may make; the rest are refused as tool errors."""
+
 STORE_ENV = "AGENTJOURNAL_HOME"
 TRANSCODER = "agentjournal.infrastructure.transcoder:MsgspecTranscoder"
 SUMMARY_VIEWS = {
@@ -240,10 +243,9 @@ class SessionService(Application[UUID]):
     # -- commands -------------------------------------------------------------------
 
     def create_session(self, config: SessionConfig, title: str = "", redact: Redactor | None = None) -> UUID:
-        """A new session. Its system prompt and title are redacted like everything else
-        recorded."""
+        """A new session. Its config and title are redacted like everything else recorded."""
         redact = _redactor(redact)
-        session = Session.start(msgspec.structs.replace(config, system=redact(config.system)), redact(title))
+        session = Session.start(recordable_config(config, redact), redact(title))
         self._save(session)
         return session.id
 
@@ -251,7 +253,7 @@ class SessionService(Application[UUID]):
         """Record a deliberate change of what governs the session (model, system prompt,
         tools, bounds ...). The caller has checked it like a new session's config."""
         session = self.get_session(session_id)
-        session.change_config(msgspec.structs.replace(config, system=_redactor(redact)(config.system)))
+        session.change_config(recordable_config(config, _redactor(redact)))
         self._save(session)
 
     def set_title(self, session_id: UUID, title: str, redact: Redactor | None = None) -> None:
@@ -326,8 +328,12 @@ class SessionService(Application[UUID]):
             self._save(session)
             # The recorded calls carry unique ids and capped arguments; the tools run
             # with what the model sent.
-            for call, recorded in zip(reply.message.tool_calls, message.tool_calls, strict=True):
-                result = yield from self._answer(session, call, recorded, runtime)
+            calls = zip(reply.message.tool_calls, message.tool_calls, strict=True)
+            for number, (call, recorded) in enumerate(calls, start=1):
+                result = yield from self._answer(session, number, call, recorded, runtime)
+                result = msgspec.structs.replace(
+                    result, name=recorded.name, output=runtime.redact(result.output)
+                )
                 session.record_tool_result(result)
                 self._save(session)
                 yield ToolCallUpdate(recorded, result)
@@ -336,14 +342,17 @@ class SessionService(Application[UUID]):
         yield TurnOutcome(session.id, text, stop_reason, used, session.usage)
 
     def _answer(
-        self, session: Session, sent: ToolCall, recorded: ToolCall, runtime: TurnRuntime
+        self, session: Session, number: int, sent: ToolCall, recorded: ToolCall, runtime: TurnRuntime
     ) -> Generator[TurnUpdate, None, ToolResult]:
         """Answer one tool call as the session's config allows: refused when the tool is
         not enabled for the session, asked about first when it needs confirmation,
         handed to the client when it is a custom tool, run on the compute otherwise.
         ``sent`` is the call as the model sent it (whole arguments), ``recorded`` as the
-        log keeps it; results carry the recorded id."""
+        log keeps it; results carry the recorded id. Calls past the ``number`` a reply may
+        make are refused, so one reply cannot run without end."""
         config, call = session.config, msgspec.structs.replace(sent, id=recorded.id)
+        if number > MAX_TOOL_CALLS_PER_REPLY:
+            return _refusal(call, f"not run: a reply may make at most {MAX_TOOL_CALLS_PER_REPLY} tool calls")
         if call.name not in config.tool_names:
             enabled = sorted(config.tool_names)
             return _refusal(
@@ -361,7 +370,7 @@ class SessionService(Application[UUID]):
         yield ToolCallUpdate(recorded)
         limits = ToolLimits(timeout=config.command_timeout, max_output_bytes=config.max_output_bytes)
         result = run_tool(runtime.compute, call, limits)
-        return msgspec.structs.replace(result, output=runtime.redact(result.output))
+        return result
 
     def _confirm(self, session: Session, call: ToolCall, recorded: ToolCall, runtime: TurnRuntime) -> bool:
         """Ask the client whether ``call`` may run, showing it the arguments that would run
@@ -548,15 +557,51 @@ def recordable(message: AssistantMessage, redact: Redactor, max_argument_bytes: 
     seen: set[str] = set()
     calls = []
     for number, call in enumerate(message.tool_calls, start=1):
-        call_id, again = call.id or f"call_{number}", 1
+        given = redact(call.id)
+        call_id, again = given or f"call_{number}", 1
         while call_id in seen:
             again += 1
-            call_id = f"{call.id or f'call_{number}'}_{again}"
+            call_id = f"{given or f'call_{number}'}_{again}"
         seen.add(call_id)
-        calls.append(
-            ToolCall(call_id, call.name, _capped_arguments(redact(call.arguments), max_argument_bytes))
-        )
+        arguments = _capped_arguments(_redact_arguments(call.arguments, redact), max_argument_bytes)
+        calls.append(ToolCall(call_id, redact(call.name), arguments))
     return msgspec.structs.replace(message, content=redact(message.content), tool_calls=tuple(calls))
+
+
+def recordable_config(config: SessionConfig, redact: Redactor) -> SessionConfig:
+    """A config as the log keeps it: its texts (system prompt, name, metadata, custom tool
+    descriptions) redacted like everything else recorded."""
+    return msgspec.structs.replace(
+        config,
+        system=redact(config.system),
+        name=redact(config.name),
+        metadata=_redact_json(config.metadata, redact),
+        custom_tools=tuple(
+            msgspec.structs.replace(t, description=redact(t.description)) for t in config.custom_tools
+        ),
+    )
+
+
+def _redact_arguments(arguments: str, redact: Redactor) -> str:
+    """A call's arguments redacted value by value when they are JSON, so a credential shape
+    can never swallow the structure around it (a key, the next field): the record keeps
+    every field the tool was given. Unchanged arguments keep their exact text."""
+    try:
+        decoded = msgspec.json.decode(arguments)
+    except msgspec.DecodeError:
+        return redact(arguments)
+    redacted = _redact_json(decoded, redact)
+    return arguments if redacted == decoded else msgspec.json.encode(redacted).decode()
+
+
+def _redact_json(value: Any, redact: Redactor) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): _redact_json(v, redact) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_json(v, redact) for v in value]
+    return value
 
 
 def _capped_arguments(arguments: str, limit: int) -> str:
@@ -592,16 +637,18 @@ def _custom_result(call: ToolCall, runtime: TurnRuntime, max_output_bytes: int) 
     assert runtime.on_custom_tool is not None  # checked before the turn began
     started = time.perf_counter()
     arguments = _arguments_or_text(call.arguments)
+    if not isinstance(arguments, dict):
+        return _refusal(call, "arguments must be a JSON object")
     try:
-        answer = runtime.on_custom_tool(call.name, arguments if isinstance(arguments, dict) else {})
+        answer = runtime.on_custom_tool(call.name, arguments)
         output = answer if isinstance(answer, str) else msgspec.json.encode(answer).decode()
     except Exception as e:  # noqa: BLE001 - the handler's failure is the tool's result
-        return _refusal(call, runtime.redact(f"{type(e).__name__}: {e}"))
+        return _refusal(call, f"{type(e).__name__}: {e}")
     data = output.encode()
     return ToolResult(
         tool_call_id=call.id,
         name=call.name,
-        output=runtime.redact(data[:max_output_bytes].decode("utf-8", "replace")),
+        output=data[:max_output_bytes].decode("utf-8", "replace"),
         duration_ms=round((time.perf_counter() - started) * 1000, 3),
         truncated=len(data) > max_output_bytes,
     )

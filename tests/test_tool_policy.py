@@ -11,6 +11,7 @@ import pytest
 from agentjournal.application import ModelError
 from agentjournal.domain import Status, StopReason, ToolResult
 from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from tests.conftest import TEST_KEY
 
 
 def tool_results(agent: Any) -> list[ToolResult]:
@@ -268,3 +269,54 @@ def test_a_custom_tools_failure_is_redacted_and_its_output_capped(make_agent, mo
     assert failed.is_error and key not in failed.output and "[redacted:openai-key]" in failed.output
     assert odd.is_error and "TypeError" in odd.output
     assert len(big.output) == 1_000 and big.truncated
+
+
+def test_redaction_cannot_hide_what_a_tool_was_given(make_agent, model_server, tmp_path):
+    """A credential shape inside one argument is redacted there; it cannot swallow the
+    fields around it, so the record still shows the command that ran."""
+    agent = make_agent(working_dir=str(tmp_path / "work"))
+    arguments = '{"a": "-----BEGIN RSA PRIVATE KEY-----", "command": "touch ran", "b": "-----END RSA PRIVATE KEY-----"}'
+    model_server.enqueue(Reply(tool_calls=[ScriptedToolCall("execute_command", arguments)]), Reply(text="ok"))
+    agent.run("go")
+    assert (tmp_path / "work" / "ran").exists()
+    started = [e for e in agent.audit_log() if e.type == "ToolCallStarted"][0]
+    assert json.loads(started.payload["call"]["arguments"])["command"] == "touch ran"
+
+
+def test_secrets_in_call_ids_names_and_config_texts_are_redacted(make_agent, model_server, service):
+    key = TEST_KEY
+    agent = make_agent(name=f"agent-{key}", metadata={"note": key}, tools=["read_file"])
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall(f"tool-{key}", {}, id=f"id-{key}")]), Reply(text="ok")
+    )
+    agent.run("go")
+    stored = b"".join(r.state for r in service.recorder.select_events(agent.state_at().id))
+    assert key.encode() not in stored
+    assert "[redacted:api_key]" in agent.state_at().config.name
+
+
+def test_one_reply_cannot_make_tool_calls_without_end(make_agent, model_server, tmp_path):
+    from agentjournal.application.service import MAX_TOOL_CALLS_PER_REPLY
+
+    agent = make_agent(working_dir=str(tmp_path / "work"))
+    many = [
+        ScriptedToolCall("execute_command", {"command": f"touch f{i}"})
+        for i in range(MAX_TOOL_CALLS_PER_REPLY + 5)
+    ]
+    model_server.enqueue(Reply(tool_calls=many), Reply(text="ok"))
+    agent.run("go")
+    results = tool_results(agent)
+    assert [r.is_error for r in results] == [False] * MAX_TOOL_CALLS_PER_REPLY + [True] * 5
+    assert "at most 64 tool calls" in results[-1].output
+    assert len(list((tmp_path / "work").glob("f*"))) == MAX_TOOL_CALLS_PER_REPLY
+
+
+def test_a_custom_tool_gets_only_a_json_object(make_agent, model_server):
+    asked: list[Any] = []
+    agent = make_agent(
+        tools=[{"type": "custom", "name": "note"}], on_custom_tool=lambda n, a: asked.append(a) or "ok"
+    )
+    model_server.enqueue(Reply(tool_calls=[ScriptedToolCall("note", "[1, 2]")]), Reply(text="ok"))
+    agent.run("go")
+    assert asked == []
+    assert "must be a JSON object" in tool_results(agent)[0].output
