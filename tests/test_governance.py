@@ -213,15 +213,14 @@ def test_a_session_with_confirmations_is_refused_up_front_without_a_handler(
     assert model_server.requests == []
 
 
-def test_a_snapshot_altered_in_the_store_is_found_by_verify(make_agent, model_server, store_env, monkeypatch):
+def test_a_snapshot_altered_in_the_store_is_found_by_verify(make_agent, model_server, tmp_path, monkeypatch):
     """Sessions load from their latest snapshot: widening the tools in one must not pass."""
     import sqlite3
 
     from agentjournal import SessionService
     from agentjournal.domain import Session
 
-    if store_env["PERSISTENCE_MODULE"] != "eventsourcing.sqlite":
-        pytest.skip("the store is rewritten with SQLite's own client")
+    store_env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "snap.db")}
     monkeypatch.setattr(SessionService, "snapshotting_intervals", {Session: 5})
     service = SessionService(store_env)
     agent = ManagedAgent(
