@@ -20,7 +20,7 @@ import msgspec
 
 from agentjournal.application.errors import ConfigError
 from agentjournal.application.tools import DEFAULT_TOOLS
-from agentjournal.application.toolset import resolve_tools
+from agentjournal.application.toolset import check_handlers, resolve_tools
 from agentjournal.domain import SessionConfig
 
 PACKAGE_MANAGERS = ("pip", "apt", "npm")
@@ -91,14 +91,10 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise ConfigError(f"ManagedConfig.{name} must be a function, not {getattr(self, name)!r}")
         toolset = resolve_tools(self.tools)
-        if toolset.custom and self.on_custom_tool is None:
-            names = [t.name for t in toolset.custom]
-            raise ConfigError(f"ManagedConfig.tools: custom tools {names} need on_custom_tool to answer them")
-        if toolset.confirm and self.on_tool_confirmation is None:
-            raise ConfigError(
-                f"ManagedConfig.tools: {list(toolset.confirm)} ask for confirmation (always_ask); "
-                "give on_tool_confirmation to answer"
-            )
+        try:
+            check_handlers(toolset.custom, toolset.confirm, self.on_custom_tool, self.on_tool_confirmation)
+        except ConfigError as e:
+            raise ConfigError(f"ManagedConfig.tools: {e}") from None
         for manager, names in (self.packages or {}).items():
             if manager not in PACKAGE_MANAGERS:
                 raise ConfigError(

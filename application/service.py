@@ -37,7 +37,6 @@ from agentjournal.application.adapters import release_binding
 from agentjournal.application.errors import (
     AmbiguousSessionId,
     ConcurrentUpdate,
-    ConfigError,
     SessionNotFound,
     StoreError,
     VersionNotFound,
@@ -47,7 +46,7 @@ from agentjournal.application.ports import Compute, LanguageModel, ModelError, M
 from agentjournal.application.projection import SessionProjector, SessionSummary, SessionSummaryView
 from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.tools import ToolLimits, run_tool
-from agentjournal.application.toolset import tool_specs
+from agentjournal.application.toolset import check_handlers, tool_specs
 from agentjournal.domain import (
     AssistantMessage,
     ComputeBinding,
@@ -284,7 +283,12 @@ class SessionService(Application[UUID]):
         runtime = runtime_for(session.config)
         check_package_sandbox(session.config.packages, session.config.compute, runtime.host_packages_ok)
         check_compute(session.id, session.config.compute, runtime.compute.kind)
-        _check_handlers(session.config, runtime)
+        check_handlers(
+            session.config.custom_tools,
+            session.config.confirm_tools,
+            runtime.on_custom_tool,
+            runtime.on_tool_confirmation,
+        )
         session.begin_turn(runtime.redact(prompt), this_worker())
         self._save(session)
         _ACTIVE.add(session.id)
@@ -616,19 +620,6 @@ def _capped_arguments(arguments: str, limit: int) -> str:
 
 def _refusal(call: ToolCall, why: str) -> ToolResult:
     return ToolResult(tool_call_id=call.id, name=call.name, output=f"error: {why}", is_error=True)
-
-
-def _check_handlers(config: SessionConfig, runtime: TurnRuntime) -> None:
-    """A session with custom tools or confirmations needs someone to answer them: refused
-    before the turn begins, not halfway through it."""
-    if config.custom_tools and runtime.on_custom_tool is None:
-        names = [t.name for t in config.custom_tools]
-        raise ConfigError(f"this session's custom tools {names} need on_custom_tool to answer them")
-    if config.confirm_tools and runtime.on_tool_confirmation is None:
-        raise ConfigError(
-            f"this session's tools {list(config.confirm_tools)} ask for confirmation; "
-            "give on_tool_confirmation to answer"
-        )
 
 
 def _custom_result(call: ToolCall, runtime: TurnRuntime, max_output_bytes: int) -> ToolResult:

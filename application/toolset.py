@@ -79,6 +79,20 @@ def resolve_tools(tools: Sequence[str | Mapping[str, Any]]) -> Toolset:
     return Toolset(tuple(builtin), tuple(custom), tuple(dict.fromkeys(confirm)))
 
 
+def check_handlers(
+    custom: Sequence[CustomTool], confirm: Sequence[str], on_custom_tool: Any, on_tool_confirmation: Any
+) -> None:
+    """Custom tools and confirmations need someone to answer them: a ConfigError when the
+    handler for either is missing, raised before anything runs."""
+    if custom and on_custom_tool is None:
+        names = [t.name for t in custom]
+        raise ConfigError(f"custom tools {names} need on_custom_tool to answer them")
+    if confirm and on_tool_confirmation is None:
+        raise ConfigError(
+            f"tools {list(confirm)} ask for confirmation (always_ask); give on_tool_confirmation to answer"
+        )
+
+
 def tool_specs(config: SessionConfig) -> list[ToolSpec]:
     """What the model is offered in a session: its built-in and custom tools."""
     specs = [TOOL_SPECS[name] for name in config.tools]
