@@ -39,7 +39,6 @@ from agentjournal.application.errors import (
     parse_session_id,
 )
 from agentjournal.application.ports import Compute, LanguageModel, TextDelta
-from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.service import AuditEntry, SessionService, TurnOutcome, TurnRuntime, TurnUpdate
 from agentjournal.domain import Session, SessionConfig, Status, check_package_sandbox
 
@@ -139,7 +138,7 @@ class ManagedAgent:
         return TurnRuntime(
             model=self._language_model(governed),
             compute=self._compute_adapter(kind, governed),
-            redact=Redactor(process_secrets() | governed.secrets()),
+            redact=governed.redactor(),
             host_packages_ok=self.config.host_packages_ok,
             on_custom_tool=self.config.on_custom_tool,
             on_tool_confirmation=self.config.on_tool_confirmation,
@@ -256,9 +255,7 @@ class ManagedAgent:
                 confirm_tools=current.confirm_tools,
             )
         check_package_sandbox(recorded.packages, recorded.compute, updated.host_packages_ok)
-        self.service.change_config(
-            self._session_id, recorded, Redactor(process_secrets() | updated.secrets())
-        )
+        self.service.change_config(self._session_id, recorded, updated.redactor())
         self.config = updated
 
     def _updated(self, config: ManagedConfig, changes: Mapping[str, Any]) -> ManagedConfig:

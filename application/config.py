@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 
 from agentjournal.application.errors import ConfigError
+from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.tools import DEFAULT_TOOLS
 from agentjournal.application.toolset import check_handlers, resolve_tools
 from agentjournal.domain import SessionConfig
@@ -180,6 +181,10 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             **{name: _plain(getattr(recorded, name)) for name in RECORDED},
             env={k: v for k, v in self.env.items() if k in recorded.env_names},
         )
+
+    def redactor(self) -> Redactor:
+        """What redacts this config's secrets, and this process's own, from the record."""
+        return Redactor(process_secrets() | self.secrets())
 
     def secrets(self) -> dict[str, str]:
         named = {f"env:{k}": v for k, v in self.env.items()}

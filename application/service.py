@@ -45,7 +45,7 @@ from agentjournal.application.errors import (
 from agentjournal.application.ports import Compute, LanguageModel, ModelError, ModelReply, TextDelta
 from agentjournal.application.projection import SessionProjector, SessionSummary, SessionSummaryView
 from agentjournal.application.redaction import Redactor, process_secrets
-from agentjournal.application.tools import ToolLimits, run_tool
+from agentjournal.application.tools import ToolArgumentError, ToolLimits, run_tool, tool_arguments
 from agentjournal.application.toolset import check_handlers, tool_specs
 from agentjournal.domain import (
     AssistantMessage,
@@ -627,9 +627,10 @@ def _custom_result(call: ToolCall, runtime: TurnRuntime, max_output_bytes: int) 
     output; its failure is the model's to read, like any tool's."""
     assert runtime.on_custom_tool is not None  # checked before the turn began
     started = time.perf_counter()
-    arguments = _arguments_or_text(call.arguments)
-    if not isinstance(arguments, dict):
-        return _refusal(call, "arguments must be a JSON object")
+    try:
+        arguments = tool_arguments(call)
+    except ToolArgumentError as e:
+        return _refusal(call, str(e))
     try:
         answer = runtime.on_custom_tool(call.name, arguments)
         output = answer if isinstance(answer, str) else msgspec.json.encode(answer).decode()

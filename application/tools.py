@@ -92,7 +92,7 @@ def run_tool(compute: Compute, call: ToolCall, limits: ToolLimits) -> ToolResult
         )
 
     try:
-        args = _arguments(call)
+        args = tool_arguments(call)
         if call.name == EXECUTE_COMMAND:
             command, timeout = _command(args), _timeout(args, limits)
             done = compute.execute(command, timeout)
@@ -128,7 +128,9 @@ class ToolArgumentError(Exception):
     """The model's arguments do not fit the tool: a message for the model, not a failure."""
 
 
-def _arguments(call: ToolCall) -> dict[str, Any]:
+def tool_arguments(call: ToolCall) -> dict[str, Any]:
+    """A call's arguments as the JSON object every tool takes, built-in or custom; a
+    :class:`ToolArgumentError` for the model otherwise."""
     try:
         args = json.loads(call.arguments or "{}")
     except json.JSONDecodeError as e:
