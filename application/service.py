@@ -50,6 +50,7 @@ from agentjournal.application.toolset import check_handlers, tool_specs
 from agentjournal.domain import (
     AssistantMessage,
     ComputeBinding,
+    NoPendingAction,
     PackageInstall,
     Session,
     SessionConfig,
@@ -125,6 +126,12 @@ class TurnRuntime:
     """The caller's opt-in to installing packages on the host (never recorded)."""
     on_custom_tool: Callable[[str, dict[str, Any]], Any] | None = None
     on_tool_confirmation: Callable[[dict[str, Any]], bool] | None = None
+    defer_actions: bool = False
+    """Without a handler, a custom tool call or confirmation pauses the turn
+    (``requires_action``) until the client answers through :meth:`SessionService.answer_tool`
+    or :meth:`SessionService.answer_confirmation`, from any process, and the turn is
+    continued by :meth:`SessionService.continue_turn`. Otherwise a missing handler is
+    a configuration error, raised before the turn begins."""
 
 
 RuntimeFactory = Callable[[SessionConfig], TurnRuntime]
@@ -277,19 +284,39 @@ class SessionService(Application[UUID]):
         raised) or interrupted (the caller stopped iterating, or the process was
         interrupted).
         """
+        session, runtime = self._ready_for_turn(session_id, runtime_for)
+        session.begin_turn(runtime.redact(prompt), this_worker())
+        yield from self._drive(session, runtime)
+
+    def continue_turn(self, session_id: UUID, runtime_for: RuntimeFactory) -> Iterator[TurnUpdate]:
+        """Continue a turn paused for the client (``requires_action``) once every call it
+        waited on is answered: confirmed calls run, then the model goes on, within what is
+        left of the turn's ``max_turns``. Updates and ending as :meth:`run_turn`."""
+        session, runtime = self._ready_for_turn(session_id, runtime_for)
+        session.resume_turn(this_worker())
+        yield from self._drive(session, runtime)
+
+    def _ready_for_turn(self, session_id: UUID, runtime_for: RuntimeFactory) -> tuple[Session, TurnRuntime]:
+        """The session brought up to date, and a runtime for its recorded config that passed
+        the same policies as at the session's creation; nothing is recorded yet."""
         session = self._working.pop(session_id, None)
         session = self._fast_forward(session) if session else self.get_session(session_id)
         self.recover(session)
         runtime = runtime_for(session.config)
         check_package_sandbox(session.config.packages, session.config.compute, runtime.host_packages_ok)
         check_compute(session.id, session.config.compute, runtime.compute.kind)
-        check_handlers(
-            session.config.custom_tools,
-            session.config.confirm_tools,
-            runtime.on_custom_tool,
-            runtime.on_tool_confirmation,
-        )
-        session.begin_turn(runtime.redact(prompt), this_worker())
+        if not runtime.defer_actions:
+            check_handlers(
+                session.config.custom_tools,
+                session.config.confirm_tools,
+                runtime.on_custom_tool,
+                runtime.on_tool_confirmation,
+            )
+        return session, runtime
+
+    def _drive(self, session: Session, runtime: TurnRuntime) -> Iterator[TurnUpdate]:
+        """Run the agent loop of a turn just begun or resumed, and make sure the log says
+        how it ended."""
         self._save(session)
         _ACTIVE.add(session.id)
         try:
@@ -313,7 +340,11 @@ class SessionService(Application[UUID]):
         yield from self._prepare_compute(session, runtime, bool(tools))
         text, used = "", Usage()
         stop_reason = StopReason.MAX_TURNS
-        for _ in range(session.config.max_turns):
+        # A resumed turn first runs the calls the client allowed while it waited.
+        waiting = yield from self._answer_calls(session, session.open_tool_calls, runtime, confirmed=True)
+        for _ in range(session.config.max_turns - session.model_calls_this_turn):
+            if waiting:
+                break
             reply = None
             for item in runtime.model.stream(session.config.system, session.messages, tools):
                 if isinstance(item, ModelReply):
@@ -332,29 +363,54 @@ class SessionService(Application[UUID]):
             self._save(session)
             # The recorded calls carry unique ids and capped arguments; the tools run
             # with what the model sent.
-            calls = zip(reply.message.tool_calls, message.tool_calls, strict=True)
-            for number, (call, recorded) in enumerate(calls, start=1):
-                result = yield from self._answer(session, number, call, recorded, runtime)
-                result = msgspec.structs.replace(
-                    result, name=recorded.name, output=runtime.redact(result.output)
-                )
-                session.record_tool_result(result)
-                self._save(session)
-                yield ToolCallUpdate(recorded, result)
-        session.complete_turn(stop_reason)
+            calls = [
+                msgspec.structs.replace(sent, id=recorded.id)
+                for sent, recorded in zip(reply.message.tool_calls, message.tool_calls, strict=True)
+            ]
+            waiting = yield from self._answer_calls(session, calls, runtime)
+        if waiting:
+            session.pause_turn()
+            stop_reason = StopReason.REQUIRES_ACTION
+        else:
+            session.complete_turn(stop_reason)
         self._save(session)
         yield TurnOutcome(session.id, text, stop_reason, used, session.usage)
 
+    def _answer_calls(
+        self, session: Session, calls: Sequence[ToolCall], runtime: TurnRuntime, confirmed: bool = False
+    ) -> Generator[TurnUpdate, None, bool]:
+        """Answer a reply's calls in order and record their results; True when some wait
+        for the client. ``confirmed`` calls were allowed while the turn was paused."""
+        waiting = False
+        for number, call in enumerate(calls, start=1):
+            recorded = _recorded_call(session, call.id)
+            result = yield from self._answer(session, number, call, recorded, runtime, confirmed)
+            if result is None:
+                waiting = True
+                continue
+            result = msgspec.structs.replace(result, name=recorded.name, output=runtime.redact(result.output))
+            session.record_tool_result(result)
+            self._save(session)
+            yield ToolCallUpdate(recorded, result)
+        return waiting
+
     def _answer(
-        self, session: Session, number: int, sent: ToolCall, recorded: ToolCall, runtime: TurnRuntime
-    ) -> Generator[TurnUpdate, None, ToolResult]:
+        self,
+        session: Session,
+        number: int,
+        call: ToolCall,
+        recorded: ToolCall,
+        runtime: TurnRuntime,
+        confirmed: bool = False,
+    ) -> Generator[TurnUpdate, None, ToolResult | None]:
         """Answer one tool call as the session's config allows: refused when the tool is
         not enabled for the session, asked about first when it needs confirmation,
         handed to the client when it is a custom tool, run on the compute otherwise.
-        ``sent`` is the call as the model sent it (whole arguments), ``recorded`` as the
-        log keeps it; results carry the recorded id. Calls past the ``number`` a reply may
-        make are refused, so one reply cannot run without end."""
-        config, call = session.config, msgspec.structs.replace(sent, id=recorded.id)
+        ``call`` is the call as the model sent it (whole arguments), ``recorded`` as the
+        log keeps it; both carry the recorded id. Calls past the ``number`` a reply may
+        make are refused, so one reply cannot run without end. None means the call waits
+        for the client (a deferred confirmation or custom tool)."""
+        config = session.config
         if number > MAX_TOOL_CALLS_PER_REPLY:
             return _refusal(call, f"not run: a reply may make at most {MAX_TOOL_CALLS_PER_REPLY} tool calls")
         if call.name not in config.tool_names:
@@ -362,12 +418,20 @@ class SessionService(Application[UUID]):
             return _refusal(
                 call, f"tool {call.name!r} is not enabled in this session; its tools are {enabled}"
             )
-        if call.name in config.confirm_tools and not self._confirm(session, call, recorded, runtime):
-            return _refusal(call, "the user denied this tool call")
+        if call.name in config.confirm_tools and not confirmed:
+            if runtime.on_tool_confirmation is None:
+                session.request_confirmation(recorded)
+                self._save(session)
+                yield ToolCallUpdate(recorded)
+                return None
+            if not self._confirm(session, call, recorded, runtime):
+                return _refusal(call, "the user denied this tool call")
         if call.name in {t.name for t in config.custom_tools}:
             session.request_custom_tool(recorded)
             self._save(session)
             yield ToolCallUpdate(recorded)
+            if runtime.on_custom_tool is None:
+                return None
             return _custom_result(call, runtime, config.max_output_bytes)
         session.start_tool_call(recorded)
         self._save(session)
@@ -444,8 +508,62 @@ class SessionService(Application[UUID]):
         return stale
 
     def interrupt(self, session_id: UUID, reason: str = "interrupted by request") -> None:
+        """Close the running (or paused) turn, from any process. A turn running elsewhere
+        finds out at its next save, which the store refuses, and stops there."""
         session = self.get_session(session_id)
         session.interrupt_turn(reason)
+        self._save(session)
+
+    def answer_tool(self, session_id: UUID, tool_call_id: str, output: str, is_error: bool = False,
+                    redact: Redactor | None = None) -> bool:  # fmt: skip
+        """Record the client's result for a custom tool call the paused turn waits on.
+        Returns True when nothing else is awaited, so the turn can continue."""
+        session = self.get_session(session_id)
+        if tool_call_id not in session.pending_custom or not session.paused:
+            raise NoPendingAction(session_id, tool_call_id)
+        call = _recorded_call(session, tool_call_id)
+        data = _redactor(redact)(output).encode()
+        limit = session.config.max_output_bytes
+        session.record_tool_result(
+            ToolResult(
+                tool_call_id=tool_call_id, name=call.name, is_error=is_error, truncated=len(data) > limit,
+                output=data[:limit].decode("utf-8", "replace"),
+            )
+        )  # fmt: skip
+        self._save(session)
+        return not session.awaiting
+
+    def answer_confirmation(
+        self, session_id: UUID, tool_call_id: str, allowed: bool, reason: str = "",
+        redact: Redactor | None = None,
+    ) -> bool:  # fmt: skip
+        """Record the client's yes or no for a call the paused turn waits on. A denial is
+        answered at once with an error result the model reads (with ``reason``); an
+        allowed call runs when the turn continues. Returns True when nothing else is
+        awaited."""
+        session = self.get_session(session_id)
+        if not session.paused:
+            raise NoPendingAction(session_id, tool_call_id)
+        reason = _redactor(redact)(reason)
+        session.answer_confirmation(tool_call_id, allowed, reason)
+        if not allowed:
+            call = _recorded_call(session, tool_call_id)
+            why = f"the user denied this tool call{': ' + reason if reason else ''}"
+            session.record_tool_result(_refusal(call, why))
+        self._save(session)
+        return not session.awaiting
+
+    def archive(self, session_id: UUID) -> None:
+        session = self.get_session(session_id)
+        session.archive()
+        self._save(session)
+
+    def delete(self, session_id: UUID, release: Callable[[ComputeBinding], None] = release_binding) -> None:
+        """Terminate the session if it is not, then hide it for good (the log keeps it)."""
+        if self.get_session(session_id).status != Status.TERMINATED:
+            self.terminate(session_id, "deleted", release)
+        session = self.get_session(session_id)
+        session.delete()
         self._save(session)
 
     def terminate(
@@ -616,6 +734,14 @@ def _capped_arguments(arguments: str, limit: int) -> str:
         {"truncated_arguments": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                                  "head": data[: min(limit, 1_000)].decode("utf-8", "replace")}}
     ).decode()  # fmt: skip
+
+
+def _recorded_call(session: Session, call_id: str) -> ToolCall:
+    """The call with this id, as the log keeps it, among the session's open calls."""
+    for call in session.open_tool_calls:
+        if call.id == call_id:
+            return call
+    raise NoPendingAction(session.id, call_id)
 
 
 def _refusal(call: ToolCall, why: str) -> ToolResult:

@@ -4,10 +4,13 @@ Pure: no I/O, no model provider, no container engine.
 """
 
 from agentjournal.domain.errors import (
+    AnswersMissing,
     ComputeNotAllowed,
     ManagedSandboxRequired,
     NoPendingAction,
+    NotTerminated,
     NoTurnInProgress,
+    SessionArchivedError,
     SessionBusy,
     SessionError,
     SessionTerminatedError,
@@ -35,6 +38,7 @@ from agentjournal.domain.values import (
 register_legacy_topics()
 
 __all__ = [
+    "AnswersMissing",
     "AssistantMessage",
     "ComputeBinding",
     "ComputeNotAllowed",
@@ -44,6 +48,8 @@ __all__ = [
     "Message",
     "NoPendingAction",
     "NoTurnInProgress",
+    "NotTerminated",
+    "SessionArchivedError",
     "PackageInstall",
     "Session",
     "SessionBusy",

@@ -68,3 +68,26 @@ class NoPendingAction(SessionError):
         )
         self.session_id = session_id
         self.tool_call_id = tool_call_id
+
+
+class AnswersMissing(SessionError):
+    """A paused turn was asked to continue before the client answered all it waits on."""
+
+    def __init__(self, session_id: UUID, awaiting: tuple[str, ...]) -> None:
+        super().__init__(f"session {session_id} still waits for answers about tool calls {list(awaiting)}")
+        self.session_id = session_id
+        self.awaiting = awaiting
+
+
+class SessionArchivedError(SessionError):
+    def __init__(self, session_id: UUID) -> None:
+        super().__init__(f"session {session_id} is archived: read or fork it; it takes no new turns")
+        self.session_id = session_id
+
+
+class NotTerminated(SessionError):
+    """Only a terminated session can be deleted."""
+
+    def __init__(self, session_id: UUID) -> None:
+        super().__init__(f"session {session_id} is not terminated; terminate it before deleting it")
+        self.session_id = session_id

@@ -16,8 +16,11 @@ from eventsourcing.domain import Aggregate
 
 from agentjournal.domain.chain import GENESIS, event_hash, event_type_name
 from agentjournal.domain.errors import (
+    AnswersMissing,
     NoPendingAction,
+    NotTerminated,
     NoTurnInProgress,
+    SessionArchivedError,
     SessionBusy,
     SessionTerminatedError,
     UnknownToolCall,
@@ -55,9 +58,23 @@ class Session(Aggregate):
     """How many configs have governed the session: 1, and one more per ``ConfigChanged``."""
 
     pending_confirmations: tuple[str, ...] = ()
-    """Tool calls waiting for the client's confirmation.
+    """Tool calls waiting for the client's confirmation."""
 
-    Both are class defaults, replaced (never mutated) by events, so sessions loaded
+    pending_custom: tuple[str, ...] = ()
+    """Custom tool calls waiting for the client's result."""
+
+    paused: bool = False
+    """The last turn stopped to wait for the client (``requires_action``): its calls in
+    ``awaiting`` are answered while it waits, and then the turn continues."""
+
+    archived_at: datetime | None = None
+    """When the session was archived: kept and readable, closed to new turns."""
+
+    deleted: bool = False
+    """Deleted by its owner: hidden from listings and lookups. The log keeps it, as it
+    keeps everything; deleting is an event like any other.
+
+    These are class defaults, replaced (never mutated) by events, so sessions loaded
     from snapshots taken before they existed have them too."""
 
     class Event(Aggregate.Event):
@@ -165,6 +182,9 @@ class Session(Aggregate):
             # The parent was mid-turn at that point: the fork cannot continue a turn
             # that no process runs, so it starts with that turn closed as interrupted.
             fork.interrupt_turn("forked mid-turn")
+        elif self.paused:
+            # The client's answers belong to the parent; the fork closes what was asked.
+            fork._close_open_tool_calls("not run: forked while waiting for the client")
         return fork
 
     # -- queries ----------------------------------------------------------------
@@ -184,6 +204,24 @@ class Session(Aggregate):
         self.__dict__["last_error"] = text
 
     @property
+    def awaiting(self) -> tuple[str, ...]:
+        """Ids of the tool calls the paused turn waits on: confirmations, then custom results."""
+        return (
+            *self.pending_confirmations,
+            *(c for c in self.pending_custom if c not in self.pending_confirmations),
+        )
+
+    @property
+    def model_calls_this_turn(self) -> int:
+        """Model replies since the turn's prompt: a turn continued after a pause keeps its budget."""
+        count = 0
+        for message in reversed(self.messages):
+            if isinstance(message, UserMessage):
+                break
+            count += isinstance(message, AssistantMessage)
+        return count
+
+    @property
     def open_tool_calls(self) -> list[ToolCall]:
         """Tool calls of the latest assistant message that have no result yet."""
         answered: set[str] = set()
@@ -201,8 +239,11 @@ class Session(Aggregate):
     def begin_turn(self, prompt: str, worker: str) -> None:
         """Add the user's prompt and mark the session running, on behalf of ``worker``."""
         self._check_not_terminated()
+        self._check_not_archived()
         if self.status == Status.RUNNING:
             raise SessionBusy(self.id, self.worker)
+        if self.paused:
+            self._close_open_tool_calls("not run: the user sent a new message instead of answering")
         self.trigger_event(self.UserMessageAdded, content=prompt)
         if not self.title:
             self.trigger_event(self.TitleSet, title=derive_title(prompt))
@@ -231,7 +272,9 @@ class Session(Aggregate):
         self.trigger_event(self.ToolConfirmationRequested, call=call)
 
     def answer_confirmation(self, tool_call_id: str, allowed: bool, reason: str = "") -> None:
-        self._check_running()
+        """The client's yes or no, given while the turn runs (an in-process handler) or
+        while it is paused for it."""
+        self._check_turn_open()
         if tool_call_id not in self.pending_confirmations:
             raise NoPendingAction(self.id, tool_call_id)
         self.trigger_event(
@@ -253,8 +296,31 @@ class Session(Aggregate):
             self.trigger_event(self.ConfigChanged, config=config, changes=changed)
 
     def record_tool_result(self, result: ToolResult) -> None:
-        self._check_open_call(result.tool_call_id)
+        """A call's result: from the compute while the turn runs, or from the client (a
+        custom tool's answer, a refusal it decided) while the turn is paused for it."""
+        self._check_turn_open()
+        if result.tool_call_id not in {c.id for c in self.open_tool_calls}:
+            raise UnknownToolCall(result.tool_call_id)
         self.trigger_event(self.ToolResultRecorded, result=result)
+
+    def pause_turn(self) -> None:
+        """Stop the turn until the client answers the calls in :attr:`awaiting`. The calls
+        stay open, so nothing the model asked for is lost while it waits."""
+        self._check_running()
+        if not self.awaiting:
+            raise NoPendingAction(self.id, "")
+        self.trigger_event(
+            self.TurnCompleted, stop_reason=StopReason.REQUIRES_ACTION, detail=" ".join(self.awaiting)
+        )
+
+    def resume_turn(self, worker: str) -> None:
+        """Continue a paused turn once every call it waited on is answered."""
+        self._check_not_terminated()
+        if not self.paused:
+            raise NoTurnInProgress(self.id)
+        if self.awaiting:
+            raise AnswersMissing(self.id, self.awaiting)
+        self.trigger_event(self.TurnResumed, worker=worker)
 
     def complete_turn(self, stop_reason: StopReason = StopReason.END_TURN) -> None:
         self._check_running()
@@ -269,8 +335,9 @@ class Session(Aggregate):
         self.trigger_event(self.TurnFailed, error=error, error_type=error_type)
 
     def interrupt_turn(self, detail: str) -> None:
-        """Close a turn that stopped without finishing (a crash, a cancel)."""
-        self._check_running()
+        """Close a turn that stopped without finishing (a crash, a cancel), or that was
+        paused for the client and will not be continued."""
+        self._check_turn_open()
         self._close_open_tool_calls(f"not run: the turn was interrupted ({detail})")
         self.trigger_event(self.TurnCompleted, stop_reason=StopReason.INTERRUPTED, detail=detail)
 
@@ -296,9 +363,25 @@ class Session(Aggregate):
         """Close the session for good. Its sandbox, if any, is released first by the
         caller, which then records it with :meth:`release_compute`."""
         self._check_not_terminated()
-        if self.status == Status.RUNNING:
+        if self.status == Status.RUNNING or self.paused:
             self.interrupt_turn("terminated")
         self.trigger_event(self.SessionTerminated, reason=reason)
+
+    def archive(self) -> None:
+        """Keep the session, readable and forkable, but closed to new turns."""
+        if self.archived_at is None:
+            if self.status == Status.RUNNING:
+                raise SessionBusy(self.id, self.worker)
+            self.trigger_event(self.SessionArchived)
+
+    def delete(self) -> None:
+        """Hide the session for good. The caller terminates it (releasing its sandbox) first."""
+        if self.status != Status.TERMINATED:
+            raise (
+                SessionBusy(self.id, self.worker) if self.status == Status.RUNNING else NotTerminated(self.id)
+            )
+        if not self.deleted:
+            self.trigger_event(self.SessionDeleted)
 
     def _close_open_tool_calls(self, why: str) -> None:
         for call in self.open_tool_calls:
@@ -310,6 +393,16 @@ class Session(Aggregate):
     def _check_not_terminated(self) -> None:
         if self.status == Status.TERMINATED:
             raise SessionTerminatedError(self.id)
+
+    def _check_not_archived(self) -> None:
+        if self.archived_at is not None:
+            raise SessionArchivedError(self.id)
+
+    def _check_turn_open(self) -> None:
+        """Running, or paused for the client."""
+        self._check_not_terminated()
+        if self.status != Status.RUNNING and not self.paused:
+            raise NoTurnInProgress(self.id)
 
     def _check_open_call(self, tool_call_id: str) -> None:
         self._check_running()
@@ -337,6 +430,17 @@ class Session(Aggregate):
             session.turns = self.turn
             session.status = Status.RUNNING
             session.worker = self.worker
+            session.paused = False
+
+    class TurnResumed(Event):
+        """A paused turn continues, its calls answered, on behalf of ``worker``."""
+
+        worker: str
+
+        def apply(self, session: Session) -> None:
+            session.status = Status.RUNNING
+            session.worker = self.worker
+            session.paused = False
 
     class AssistantMessageAdded(Event):
         message: AssistantMessage
@@ -360,6 +464,9 @@ class Session(Aggregate):
         """The client runs this call; its answer is the call's ``ToolResultRecorded``."""
 
         call: ToolCall
+
+        def apply(self, session: Session) -> None:
+            session.pending_custom = (*session.pending_custom, self.call.id)
 
     class ToolConfirmationRequested(Event):
         call: ToolCall
@@ -392,6 +499,7 @@ class Session(Aggregate):
         def apply(self, session: Session) -> None:
             session.messages.append(self.result)
             session.pending_confirmations = _without(session.pending_confirmations, self.result.tool_call_id)
+            session.pending_custom = _without(session.pending_custom, self.result.tool_call_id)
 
     class TitleSet(Event):
         title: str
@@ -406,6 +514,7 @@ class Session(Aggregate):
         def apply(self, session: Session) -> None:
             session.status = Status.IDLE
             session.worker = ""
+            session.paused = self.stop_reason == StopReason.REQUIRES_ACTION
 
     class TurnFailed(Event):
         error: str
@@ -440,6 +549,15 @@ class Session(Aggregate):
 
         def apply(self, session: Session) -> None:
             session.status = Status.TERMINATED
+            session.paused = False
+
+    class SessionArchived(Event):
+        def apply(self, session: Session) -> None:
+            session.archived_at = self.timestamp
+
+    class SessionDeleted(Event):
+        def apply(self, session: Session) -> None:
+            session.deleted = True
 
     def state(self) -> dict[str, Any]:
         """Everything the events determine, for comparing replays and for display."""
@@ -458,6 +576,10 @@ class Session(Aggregate):
             "packages": list(self.packages),
             "last_error": self.last_error,
             "pending_confirmations": self.pending_confirmations,
+            "pending_custom": self.pending_custom,
+            "paused": self.paused,
+            "archived_at": self.archived_at,
+            "deleted": self.deleted,
             "config_version": self.config_version,
         }
 

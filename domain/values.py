@@ -34,6 +34,8 @@ class StopReason(str, enum.Enum):
     MAX_TURNS = "max_turns"
     INTERRUPTED = "interrupted"
     ERROR = "error"
+    REQUIRES_ACTION = "requires_action"
+    """The turn waits for the client: a custom tool's result or a tool call's confirmation."""
 
 
 class ToolCall(msgspec.Struct, frozen=True):
@@ -125,6 +127,12 @@ class SessionConfig(msgspec.Struct, frozen=True):
     command_timeout: float = 120.0
     max_output_bytes: int = 64_000
     workspace_quota_bytes: int = 1024**3
+    agent_id: str = ""
+    """The agent definition the session runs, when it was created from one (the cloud API's
+    agents); ``agent_version`` is the version it is pinned to."""
+    agent_version: int = 0
+    environment_id: str = ""
+    """The environment (the cloud API's compute definition) the session was created in."""
 
     __added_fields__: ClassVar[frozenset[str]] = frozenset(
         {
@@ -134,6 +142,9 @@ class SessionConfig(msgspec.Struct, frozen=True):
             "command_timeout",
             "max_output_bytes",
             "workspace_quota_bytes",
+            "agent_id",
+            "agent_version",
+            "environment_id",
         }
     )
     """Fields newer than the first logs: hashed only when they differ from their defaults."""
