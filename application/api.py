@@ -29,7 +29,7 @@ from uuid import UUID
 
 import msgspec
 
-from agentjournal.application import adapters, views
+from agentjournal.application import views
 from agentjournal.application.audit import TimelineEntry, Verification
 from agentjournal.application.config import RECORDED, LocalManagedConfig, ManagedConfig
 from agentjournal.application.errors import (
@@ -39,7 +39,8 @@ from agentjournal.application.errors import (
     parse_session_id,
 )
 from agentjournal.application.ports import Compute, LanguageModel, TextDelta
-from agentjournal.application.service import AuditEntry, SessionService, TurnOutcome, TurnRuntime, TurnUpdate
+from agentjournal.application.runtimes import Runtimes
+from agentjournal.application.service import AuditEntry, SessionService, TurnOutcome, TurnUpdate
 from agentjournal.domain import Session, SessionConfig, Status, check_package_sandbox
 
 __all__ = [
@@ -103,16 +104,8 @@ class ManagedAgent:
         given = {k: v for k, v in (("api_key", api_key), ("api_base", api_base)) if v is not None}
         self.provider = provider
         self.config = msgspec.structs.replace(config, model=route_model(provider, config.model), **given)
-        if isinstance(compute, str):
-            adapters.compute_kind(compute)
-        elif compute is not None and not isinstance(compute, Compute):
-            raise ConfigError(f"compute must be a name or a Compute object, not {compute!r}")
-        self._compute_choice = compute
         self.service = open_store(store)
-        self._model = model
-        self._adapters: dict[tuple[Any, ...], Any] = {}
-        self._governed: tuple[SessionConfig, ManagedConfig] | None = None
-        """The last recorded config a runtime was built for, and this config governed by it."""
+        self._runtimes = Runtimes(self.config, compute, model)
         self._session_id: UUID | None = None
         self._lock = threading.Lock()
 
@@ -121,68 +114,7 @@ class ManagedAgent:
     @property
     def compute_kind(self) -> str:
         """Where a new session's tools run. A resumed session keeps its recorded kind."""
-        choice = self._compute_choice
-        if choice is None:
-            return "host"
-        if isinstance(choice, str):
-            return adapters.compute_kind(choice)
-        return str(choice.kind)
-
-    def _runtime_for(self, recorded: SessionConfig) -> TurnRuntime:
-        """The adapters and the caller's secrets and callbacks for a session's recorded
-        config. Without an explicit ``compute`` the session's own kind is used."""
-        if self._governed is None or self._governed[0] != recorded:
-            self._governed = (recorded, self.config.governed_by(recorded))
-        governed = self._governed[1]
-        kind = recorded.compute if self._compute_choice is None else self.compute_kind
-        return TurnRuntime(
-            model=self._language_model(governed),
-            compute=self._compute_adapter(kind, governed),
-            redact=governed.redactor(),
-            host_packages_ok=self.config.host_packages_ok,
-            on_custom_tool=self.config.on_custom_tool,
-            on_tool_confirmation=self.config.on_tool_confirmation,
-        )
-
-    def _language_model(self, config: ManagedConfig) -> LanguageModel:
-        if self._model is not None:
-            return self._model
-        key = ("model", config.model, config.api_base, config.api_key, config.model_timeout,
-               config.model_max_attempts)  # fmt: skip
-        if key not in self._adapters:
-            self._adapters[key] = adapters.language_model_class()(
-                config.model,
-                api_base=config.api_base,
-                api_key=config.api_key,
-                timeout=config.model_timeout,
-                max_attempts=config.model_max_attempts,
-            )
-        return self._adapters[key]
-
-    def _compute_adapter(self, kind: str, config: ManagedConfig) -> Compute:
-        if isinstance(self._compute_choice, Compute):
-            return self._compute_choice
-        # What from_config reads, and nothing else: sessions differing in prompt share one.
-        key = (
-            "compute",
-            kind,
-            config.image,
-            config.working_dir,
-            config.ca_bundle,
-            config.max_output_bytes,
-            config.workspace_quota_bytes,
-            msgspec.json.encode(config.networking),
-            tuple(sorted(config.env.items())),
-        )
-        if key not in self._adapters:
-            self._adapters[key] = adapters.compute_class(kind).from_config(config)
-        return self._adapters[key]
-
-    def _release(self, binding: Any) -> None:
-        if isinstance(self._compute_choice, Compute):
-            self._compute_choice.release(binding)
-        else:
-            adapters.release_binding(binding)
+        return self._runtimes.compute_kind
 
     # -- sessions (ManagedBackendProtocol) ----------------------------------------------
 
@@ -200,7 +132,7 @@ class ManagedAgent:
         adapters are built and the policies checked first, so a config they refuse
         records nothing."""
         recorded = self.config.session_config(self.compute_kind)
-        runtime = self._runtime_for(recorded)
+        runtime = self._runtimes(recorded)
         check_package_sandbox(recorded.packages, recorded.compute, self.config.host_packages_ok)
         self._session_id = self.service.create_session(
             recorded, title or self.config.session_title or "", runtime.redact
@@ -232,16 +164,15 @@ class ManagedAgent:
     def reset_all(self) -> None:
         """Forget the session and the adapters built for it (model client, sandbox handle)."""
         self.reset_session()
-        self._adapters.clear()
-        self._governed = None
+        self._runtimes.forget()
 
     def update_agent(self, **changes: Any) -> None:
         """Change the agent's config (``system``, ``model``, ``tools``, ``max_turns``, ...).
         The current session's recorded config changes too, as a ``ConfigChanged`` event
         checked by the same policies as a new session's."""
-        self._governed = None
         if self._session_id is None:
             self.config = self._updated(self.config, changes)
+            self._runtimes.forget(self.config)
             return
         # Only the named fields change: the rest of the session's config stays as recorded.
         current = self.service.get_session(self._session_id).config
@@ -257,6 +188,7 @@ class ManagedAgent:
         check_package_sandbox(recorded.packages, recorded.compute, updated.host_packages_ok)
         self.service.change_config(self._session_id, recorded, updated.redactor())
         self.config = updated
+        self._runtimes.forget(updated)
 
     def _updated(self, config: ManagedConfig, changes: Mapping[str, Any]) -> ManagedConfig:
         updated = ManagedConfig.from_dict(config.to_dict() | dict(changes))
@@ -317,7 +249,7 @@ class ManagedAgent:
                 self.create_session()
             assert self._session_id is not None
             session_id = self._session_id
-        yield from self.service.run_turn(session_id, prompt, self._runtime_for)
+        yield from self.service.run_turn(session_id, prompt, self._runtimes)
 
     def iter_text(self, prompt: str) -> Iterator[str]:
         """Run one prompt, yielding the reply's text as it arrives."""
@@ -450,7 +382,7 @@ class ManagedAgent:
         under the same recorded config and on the same compute."""
         fork_id = self.service.fork(self._require_session(), at_version)
         forked = ManagedAgent(
-            self.provider, self.config, self._compute_choice, store=self.service, model=self._model
+            self.provider, self.config, self._runtimes.compute, store=self.service, model=self._runtimes.model
         )
         forked._session_id = fork_id
         return forked
@@ -461,7 +393,7 @@ class ManagedAgent:
 
     def terminate(self, reason: str = "") -> None:
         """Close the session for good, removing its sandbox first."""
-        self.service.terminate(self._require_session(), reason, self._release)
+        self.service.terminate(self._require_session(), reason, self._runtimes.release)
 
 
 class Agent:

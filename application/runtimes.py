@@ -1,0 +1,140 @@
+"""Turn runtimes for recorded configs: the adapters a session's turn runs with.
+
+A session's recorded config governs its turns, whoever runs them; the process
+running a turn brings only what the log must not hold (API keys, the values of
+environment variables, its callbacks) in a :class:`~agentjournal.application.config.ManagedConfig`.
+:class:`Runtimes` joins the two into a :class:`TurnRuntime` per turn and keeps
+the adapters it built (a model client, a compute handle) for the next turn that
+reads the same settings, so a session's second turn does not start from scratch.
+Both the Python API and the HTTP server build their turns here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from agentjournal.application import adapters
+from agentjournal.application.config import ManagedConfig
+from agentjournal.application.errors import ConfigError
+from agentjournal.application.ports import Compute, LanguageModel
+from agentjournal.application.service import TurnRuntime
+from agentjournal.domain import ComputeBinding, SessionConfig
+
+
+def unchanged(model: str) -> str:
+    return model
+
+
+class Runtimes:
+    """Builds the :class:`TurnRuntime` of each turn (a ``RuntimeFactory``).
+
+    ``config`` is this process's side: secrets, callbacks, where the model is served.
+    ``compute`` overrides where tools run ("host", "docker" or a Compute object); by
+    default a session runs on the kind it recorded. ``model`` replaces the litellm
+    adapter. ``route`` maps a recorded model name to the one litellm is asked for (a
+    server adds a provider prefix there, so the log keeps the agent's own name).
+    ``defer_actions`` pauses turns for custom tools and confirmations instead of
+    calling handlers (see :attr:`TurnRuntime.defer_actions`).
+    """
+
+    def __init__(
+        self,
+        config: ManagedConfig,
+        compute: str | Compute | None = None,
+        model: LanguageModel | None = None,
+        *,
+        route: Callable[[str], str] = unchanged,
+        defer_actions: bool = False,
+    ) -> None:
+        if isinstance(compute, str):
+            adapters.compute_kind(compute)
+        elif compute is not None and not isinstance(compute, Compute):
+            raise ConfigError(f"compute must be a name or a Compute object, not {compute!r}")
+        self.config = config
+        self.compute = compute
+        self.model = model
+        self.route = route
+        self.defer_actions = defer_actions
+        self._adapters: dict[tuple[Any, ...], Any] = {}
+        self._governed: tuple[SessionConfig, ManagedConfig] | None = None
+        """The last recorded config a runtime was built for, and ``config`` governed by it."""
+        self._lock = threading.Lock()
+
+    @property
+    def compute_kind(self) -> str:
+        """Where a new session's tools run when nothing else says: the override, or the host."""
+        if self.compute is None:
+            return "host"
+        if isinstance(self.compute, str):
+            return adapters.compute_kind(self.compute)
+        return str(self.compute.kind)
+
+    def __call__(self, recorded: SessionConfig) -> TurnRuntime:
+        with self._lock:
+            if self._governed is None or self._governed[0] != recorded:
+                self._governed = (recorded, self.config.governed_by(recorded))
+            governed = self._governed[1]
+            kind = recorded.compute if self.compute is None else self.compute_kind
+            return TurnRuntime(
+                model=self._language_model(governed),
+                compute=self._compute_adapter(kind, governed),
+                redact=governed.redactor(),
+                host_packages_ok=self.config.host_packages_ok,
+                on_custom_tool=self.config.on_custom_tool,
+                on_tool_confirmation=self.config.on_tool_confirmation,
+                defer_actions=self.defer_actions,
+            )
+
+    def forget(self, config: ManagedConfig | None = None) -> None:
+        """Drop the adapters built so far (and take a new ``config``, if given)."""
+        with self._lock:
+            self._adapters.clear()
+            self._governed = None
+            if config is not None:
+                self.config = config
+
+    def release(self, binding: ComputeBinding) -> None:
+        """Remove a sandbox the log recorded, through the given Compute object if there is one."""
+        if isinstance(self.compute, Compute):
+            self.compute.release(binding)
+        else:
+            adapters.release_binding(binding)
+
+    def _language_model(self, config: ManagedConfig) -> LanguageModel:
+        if self.model is not None:
+            return self.model
+        name = self.route(config.model)
+        key = ("model", name, config.api_base, config.api_key, config.model_timeout,
+               config.model_max_attempts)  # fmt: skip
+        if key not in self._adapters:
+            self._adapters[key] = adapters.language_model_class()(
+                name,
+                api_base=config.api_base,
+                api_key=config.api_key,
+                timeout=config.model_timeout,
+                max_attempts=config.model_max_attempts,
+            )
+        return self._adapters[key]
+
+    def _compute_adapter(self, kind: str, config: ManagedConfig) -> Compute:
+        if isinstance(self.compute, Compute):
+            return self.compute
+        # What from_config reads, and nothing else: sessions differing in prompt share one.
+        key = (
+            "compute",
+            kind,
+            config.image,
+            config.working_dir,
+            config.ca_bundle,
+            config.max_output_bytes,
+            config.workspace_quota_bytes,
+            msgspec.json.encode(config.networking),
+            tuple(sorted(config.env.items())),
+        )
+        if key not in self._adapters:
+            self._adapters[key] = adapters.compute_class(kind).from_config(config)
+        return self._adapters[key]
