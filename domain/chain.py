@@ -112,11 +112,12 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 
 def as_recorded(value: S) -> S:
-    """A payload Struct exactly as it will decode from the log (an int given for a float
-    field becomes a float, a tuple inside a plain dict a list), so the hash an aggregate
-    computes when it triggers an event is the one a verifier recomputes, and comparing a
-    new value with a recorded one compares like with like."""
-    return msgspec.convert(msgspec.to_builtins(value), type(value))
+    """A payload Struct exactly as it will decode from the log, through the same
+    MessagePack round trip the store's transcoder makes (an int given for a float field
+    becomes a float, a tuple inside a plain dict a list). So the hash an aggregate
+    computes when it triggers an event is the one a verifier recomputes, and comparing
+    a new value with a recorded one compares like with like."""
+    return msgspec.msgpack.decode(_encoder.encode(value), type=type(value))
 
 
 A = TypeVar("A", bound="ChainedAggregate")
