@@ -113,7 +113,9 @@ class Agent(ChainedAggregate):
         )
         if not changed:
             return False
-        self.trigger_event(self.AgentUpdated, definition=definition, changes=changed)
+        self.trigger_event(
+            self.AgentUpdated, number=self.current.number + 1, definition=definition, changes=changed
+        )
         return True
 
     def archive(self) -> None:
@@ -124,13 +126,14 @@ class Agent(ChainedAggregate):
     # -- events -----------------------------------------------------------------
 
     class AgentUpdated(Event):
-        """The next version of the definition, with the names of the fields that changed."""
+        """Version ``number`` of the definition, with the names of the fields that changed."""
 
+        number: int
         definition: AgentDefinition
         changes: tuple[str, ...]
 
         def apply(self, agent: Agent) -> None:
-            agent.versions.append(AgentVersion(len(agent.versions) + 1, self.definition, self.timestamp))
+            agent.versions.append(AgentVersion(self.number, self.definition, self.timestamp))
 
     class AgentArchived(Event):
         def apply(self, agent: Agent) -> None:
