@@ -8,7 +8,11 @@ that PraisonAI passes through:
   the built-in tools, each enabled or not, each with a permission policy
   (``always_allow`` and ``auto`` run it, ``always_ask`` asks the client first);
 * ``{"type": "custom", "name": ..., "description": ..., "input_schema": {...}}``:
-  a tool the client runs itself.
+  a tool the client runs itself;
+* ``{"type": "mcp_toolset", "mcp_server_name": ..., "configs": [...], ...}``: the
+  tools of an MCP server. They are read and checked, and named in
+  :attr:`Toolset.mcp_servers`; this engine has no MCP client yet, so whoever would
+  run them refuses them (a config, a session made from an agent) rather than drop them.
 
 :func:`resolve_tools` turns either into a :class:`Toolset`, the part of a session's
 config that the agent loop enforces: the model is offered exactly these tools, and
@@ -28,6 +32,7 @@ from agentjournal.application.tools import TOOL_SPECS
 from agentjournal.domain import CustomTool, SessionConfig
 
 AGENT_TOOLSET = "agent_toolset_20260401"
+MCP_TOOLSET = "mcp_toolset"
 
 ALIASES = {"bash": "execute_command", "read": "read_file", "write": "write_file", "glob": "list_files"}
 """Anthropic's names for the built-in tools this engine has."""
@@ -47,16 +52,20 @@ class Toolset(msgspec.Struct, frozen=True):
     custom: tuple[CustomTool, ...] = ()
     confirm: tuple[str, ...] = ()
     """Names (built-in or custom) that need the client's confirmation before each call."""
+    mcp_servers: tuple[str, ...] = ()
+    """The MCP servers whose tools ``mcp_toolset`` entries ask for."""
 
 
-def resolve_tools(tools: Sequence[str | Mapping[str, Any]]) -> Toolset:
+def resolve_tools(tools: Sequence[str | Mapping[str, Any]], field: str = "ManagedConfig.tools") -> Toolset:
     """The toolset a ``tools`` list asks for. Raises :class:`ConfigError` naming the
-    entry that is unknown or malformed, or a tool this engine does not have."""
+    entry (``field[index]``) that is unknown or malformed, or a tool this engine does
+    not have."""
     builtin: list[str] = []
     custom: list[CustomTool] = []
     confirm: list[str] = []
+    mcp_servers: list[str] = []
     for index, entry in enumerate(tools):
-        where = f"ManagedConfig.tools[{index}]"
+        where = f"{field}[{index}]"
         if isinstance(entry, str):
             builtin.append(_builtin_name(entry, where))
         elif isinstance(entry, Mapping) and entry.get("type") == AGENT_TOOLSET:
@@ -68,15 +77,20 @@ def resolve_tools(tools: Sequence[str | Mapping[str, Any]]) -> Toolset:
             custom.append(tool)
             if _policy(entry.get("permission_policy"), where) == "always_ask":
                 confirm.append(tool.name)
+        elif isinstance(entry, Mapping) and entry.get("type") == MCP_TOOLSET:
+            mcp_servers.append(_mcp_toolset(entry, where))
         else:
             raise ConfigError(
-                f"{where}: {entry!r} is not a tool name, an {AGENT_TOOLSET!r} toolset or a custom tool"
+                f"{where}: {entry!r} is not a tool name, an {AGENT_TOOLSET!r} or {MCP_TOOLSET!r} toolset "
+                "or a custom tool"
             )
     names = [*builtin, *(t.name for t in custom)]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
-        raise ConfigError(f"ManagedConfig.tools: {duplicated} named more than once")
-    return Toolset(tuple(builtin), tuple(custom), tuple(dict.fromkeys(confirm)))
+        raise ConfigError(f"{field}: {duplicated} named more than once")
+    if len(set(mcp_servers)) < len(mcp_servers):
+        raise ConfigError(f"{field}: more than one {MCP_TOOLSET!r} for one MCP server")
+    return Toolset(tuple(builtin), tuple(custom), tuple(dict.fromkeys(confirm)), tuple(mcp_servers))
 
 
 def check_handlers(
@@ -149,6 +163,22 @@ def _custom_tool(entry: Mapping[str, Any], where: str) -> CustomTool:
     if not isinstance(description, str):
         raise ConfigError(f"{where}: description of {name!r} must be a string")
     return CustomTool(name=name, description=description, input_schema=dict(schema))
+
+
+def _mcp_toolset(entry: Mapping[str, Any], where: str) -> str:
+    """The MCP server an ``mcp_toolset`` entry names, its configs and policies checked."""
+    server = entry.get("mcp_server_name")
+    if not isinstance(server, str) or not server.strip():
+        raise ConfigError(f"{where}: an {MCP_TOOLSET!r} needs a non-empty 'mcp_server_name'")
+    default = entry.get("default_config") or {}
+    if not isinstance(default, Mapping):
+        raise ConfigError(f"{where}.default_config: {default!r} is not a mapping")
+    _policy(default.get("permission_policy"), f"{where}.default_config")
+    for number, config in enumerate(_mappings(entry.get("configs") or (), f"{where}.configs")):
+        if not isinstance(config.get("name"), str):
+            raise ConfigError(f"{where}.configs[{number}]: a tool config needs a 'name'")
+        _policy(config.get("permission_policy"), f"{where}.configs[{number}]")
+    return server
 
 
 def _policy(policy: Any, where: str) -> str | None:

@@ -18,7 +18,12 @@ from agentjournal.application import ConfigError, ManagedAgent, ManagedConfig, U
             {"tools": [{"type": "agent_toolset_20260401", "configs": [{"name": "edit"}]}]},
             "'edit' is not available",
         ),
-        ({"tools": [{"type": "mcp_toolset"}]}, "is not a tool name"),
+        ({"tools": [{"type": "web_search_20250305"}]}, "is not a tool name"),
+        ({"tools": [{"type": "mcp_toolset"}]}, "needs a non-empty 'mcp_server_name'"),
+        (
+            {"tools": [{"type": "mcp_toolset", "mcp_server_name": "github"}]},
+            "MCP toolsets (['github']) are not supported yet",
+        ),
         ({"tools": [{"type": "custom", "name": "lookup"}]}, "need on_custom_tool"),
         ({"tools": [{"type": "custom", "name": "bash"}]}, "name of a built-in tool"),
         ({"tools": ["read_file", "read"]}, "named more than once"),
