@@ -114,6 +114,23 @@ TurnUpdate = TextDelta | ComputeProgress | ToolCallUpdate | TurnOutcome
 
 
 @dataclass(frozen=True)
+class StartedTurn:
+    """A turn whose start is recorded (from log version ``first_version`` on); the rest of
+    it runs as ``updates`` are consumed."""
+
+    first_version: int
+    updates: Iterator[TurnUpdate]
+
+
+class Answered(msgspec.Struct, frozen=True):
+    """The client's answer is recorded from log version ``version`` on; ``ready`` says
+    the paused turn waits on nothing else and can continue."""
+
+    version: int
+    ready: bool
+
+
+@dataclass(frozen=True)
 class TurnRuntime:
     """What one turn runs with, besides what the session recorded: the adapters, the
     redactor that knows the caller's secrets, and the caller's own decisions. Which
@@ -284,17 +301,34 @@ class SessionService(Application[UUID]):
         raised) or interrupted (the caller stopped iterating, or the process was
         interrupted).
         """
-        session, runtime = self._ready_for_turn(session_id, runtime_for)
-        session.begin_turn(runtime.redact(prompt), this_worker())
-        yield from self._drive(session, runtime)
+        yield from self.start_turn(session_id, prompt, runtime_for).updates
 
     def continue_turn(self, session_id: UUID, runtime_for: RuntimeFactory) -> Iterator[TurnUpdate]:
         """Continue a turn paused for the client (``requires_action``) once every call it
         waited on is answered: confirmed calls run, then the model goes on, within what is
         left of the turn's ``max_turns``. Updates and ending as :meth:`run_turn`."""
+        yield from self.start_continuing(session_id, runtime_for).updates
+
+    def start_turn(self, session_id: UUID, prompt: str, runtime_for: RuntimeFactory) -> StartedTurn:
+        """:meth:`run_turn` in two steps, for callers that answer before the turn is done
+        (a server's ``send``): the prompt and the turn's start are recorded now, or the
+        reason they cannot be is raised now; the rest runs as the returned ``updates``
+        are consumed, which the caller must do (or close), as they hold the session running."""
+        session, runtime = self._ready_for_turn(session_id, runtime_for)
+        session.begin_turn(runtime.redact(prompt), this_worker())
+        return self._started(session, runtime)
+
+    def start_continuing(self, session_id: UUID, runtime_for: RuntimeFactory) -> StartedTurn:
+        """:meth:`continue_turn` in two steps, like :meth:`start_turn`."""
         session, runtime = self._ready_for_turn(session_id, runtime_for)
         session.resume_turn(this_worker())
-        yield from self._drive(session, runtime)
+        return self._started(session, runtime)
+
+    def _started(self, session: Session, runtime: TurnRuntime) -> StartedTurn:
+        first = session.pending_events[0].originator_version
+        self._save(session)
+        _ACTIVE.add(session.id)
+        return StartedTurn(first, self._drive(session, runtime))
 
     def _ready_for_turn(self, session_id: UUID, runtime_for: RuntimeFactory) -> tuple[Session, TurnRuntime]:
         """The session brought up to date, and a runtime for its recorded config that passed
@@ -317,8 +351,6 @@ class SessionService(Application[UUID]):
     def _drive(self, session: Session, runtime: TurnRuntime) -> Iterator[TurnUpdate]:
         """Run the agent loop of a turn just begun or resumed, and make sure the log says
         how it ended."""
-        self._save(session)
-        _ACTIVE.add(session.id)
         try:
             yield from self._loop(session, runtime)
             self._keep(session)
@@ -507,17 +539,18 @@ class SessionService(Application[UUID]):
             self._save(session)
         return stale
 
-    def interrupt(self, session_id: UUID, reason: str = "interrupted by request") -> None:
+    def interrupt(self, session_id: UUID, reason: str = "interrupted by request") -> int:
         """Close the running (or paused) turn, from any process. A turn running elsewhere
-        finds out at its next save, which the store refuses, and stops there."""
+        finds out at its next save, which the store refuses, and stops there. Returns
+        the version that records the interruption."""
         session = self.get_session(session_id)
         session.interrupt_turn(reason)
         self._save(session)
+        return session.version
 
     def answer_tool(self, session_id: UUID, tool_call_id: str, output: str, is_error: bool = False,
-                    redact: Redactor | None = None) -> bool:  # fmt: skip
-        """Record the client's result for a custom tool call the paused turn waits on.
-        Returns True when nothing else is awaited, so the turn can continue."""
+                    redact: Redactor | None = None) -> Answered:  # fmt: skip
+        """Record the client's result for a custom tool call the paused turn waits on."""
         session = self.get_session(session_id)
         if tool_call_id not in session.pending_custom or not session.paused:
             raise NoPendingAction(session_id, tool_call_id)
@@ -530,17 +563,15 @@ class SessionService(Application[UUID]):
                 output=data[:limit].decode("utf-8", "replace"),
             )
         )  # fmt: skip
-        self._save(session)
-        return not session.awaiting
+        return self._answered(session)
 
     def answer_confirmation(
         self, session_id: UUID, tool_call_id: str, allowed: bool, reason: str = "",
         redact: Redactor | None = None,
-    ) -> bool:  # fmt: skip
+    ) -> Answered:  # fmt: skip
         """Record the client's yes or no for a call the paused turn waits on. A denial is
         answered at once with an error result the model reads (with ``reason``); an
-        allowed call runs when the turn continues. Returns True when nothing else is
-        awaited."""
+        allowed call runs when the turn continues."""
         session = self.get_session(session_id)
         if not session.paused:
             raise NoPendingAction(session_id, tool_call_id)
@@ -550,8 +581,12 @@ class SessionService(Application[UUID]):
             call = _recorded_call(session, tool_call_id)
             why = f"the user denied this tool call{': ' + reason if reason else ''}"
             session.record_tool_result(_refusal(call, why))
+        return self._answered(session)
+
+    def _answered(self, session: Session) -> Answered:
+        first = session.pending_events[0].originator_version
         self._save(session)
-        return not session.awaiting
+        return Answered(version=first, ready=not session.awaiting)
 
     def archive(self, session_id: UUID) -> None:
         session = self.get_session(session_id)
