@@ -166,8 +166,10 @@ class _Filter(msgspec.Struct):
         )
 
 
-def _moment(request: Request, name: str) -> datetime | None:
-    text = request.query_params.get(name)
+def _moment(request: Request, bound: str) -> datetime | None:
+    """A ``created_at[gt]`` bound (the SDK's spelling; ``created_at_gt`` is taken too)."""
+    name = f"created_at[{bound}]"
+    text = request.query_params.get(name, request.query_params.get(f"created_at_{bound}"))
     if text is None:
         return None
     try:
@@ -187,10 +189,10 @@ async def list_events(request: Request) -> JSONResponse:
     after = event_position(session_id, page) if page else None
     wanted = _Filter(
         types=frozenset(request.query_params.getlist("types") + request.query_params.getlist("types[]")),
-        gt=_moment(request, "created_at_gt"),
-        gte=_moment(request, "created_at_gte"),
-        lt=_moment(request, "created_at_lt"),
-        lte=_moment(request, "created_at_lte"),
+        gt=_moment(request, "gt"),
+        gte=_moment(request, "gte"),
+        lt=_moment(request, "lt"),
+        lte=_moment(request, "lte"),
     )
     data, more = await asyncio.to_thread(_page, engine, session_id, wanted, order, after, limit)
     return JSONResponse({"data": data, "next_page": data[-1]["id"] if more else None})
