@@ -135,7 +135,7 @@ def _echo(session_id: UUID, version: int, body: dict[str, Any]) -> ApiEvent:
 def _tool_call_id(engine: Any, session_id: UUID, given: str, field: str) -> str:
     """The log's tool call id behind the API id of an ``agent.tool_use`` or
     ``agent.custom_tool_use`` event."""
-    version, index = event_position(session_id, given)
+    version, index = event_position(session_id, given, f"invalid request body: {field}")
     events = list(engine.service.events.get(session_id, gt=version - 1, lte=version))
     if events and isinstance(events[0], Session.AssistantMessageAdded):
         message = events[0].message
@@ -186,7 +186,7 @@ async def list_events(request: Request) -> JSONResponse:
     if order not in ("asc", "desc"):
         raise ApiError(400, f"query parameter 'order' must be 'asc' or 'desc', not {order!r}")
     page = request.query_params.get("page")
-    after = event_position(session_id, page) if page else None
+    after = event_position(session_id, page, "query parameter 'page'") if page else None
     wanted = _Filter(
         types=frozenset(request.query_params.getlist("types") + request.query_params.getlist("types[]")),
         gt=_moment(request, "gt"),
@@ -222,15 +222,20 @@ async def stream_events(request: Request) -> EventSourceResponse:
     session_id = parse_id(SESSION, request.path_params["session_id"])
     resume_after = request.headers.get("last-event-id")
     session = await asyncio.to_thread(existing_session, engine, session_id)
-    start = event_position(session_id, resume_after) if resume_after else _live_start(engine, session)
+    start = (
+        event_position(session_id, resume_after, "header Last-Event-ID")
+        if resume_after
+        else _live_start(engine, session)
+    )
     return EventSourceResponse(_events_after(request, engine, session_id, start), ping=15)
 
 
 def _live_start(engine: Any, session: Session) -> tuple[int, int]:
-    """Where a new stream begins: at the current turn's prompt while a turn runs or waits
-    for the client (so a stream opened just after ``send`` misses nothing of it), at the
-    log's end otherwise."""
-    if session.status == Status.RUNNING or session.paused:
+    """Where a new stream begins: at the running turn's prompt while a turn runs (so a
+    stream opened just after ``send`` misses nothing of it), at the log's end otherwise
+    (so it does not show again how the last turn ended). A client that sent first and
+    may have missed a quick turn's end gives the id ``send`` returned as ``Last-Event-ID``."""
+    if session.status == Status.RUNNING:
         for entry in reversed(engine.service.audit_log(session.id, types=("UserMessageAdded",))):
             return entry.version, -1
     return session.version, 255

@@ -67,15 +67,16 @@ def event_id(session_id: UUID, version: int, index: int) -> str:
     return f"{EVENT_PREFIX}{session_id.hex}{version:010x}{index:02x}"
 
 
-def event_position(session_id: UUID, text: str) -> tuple[int, int]:
-    """The (version, index) an event id of this session names; 400 for any other text."""
+def event_position(session_id: UUID, text: str, field: str) -> tuple[int, int]:
+    """The (version, index) an event id of this session names; a 400 naming ``field``
+    (where the id was given) for any other text."""
     body = text[len(EVENT_PREFIX) :] if text.startswith(EVENT_PREFIX) else ""
-    if len(body) != 44 or body[:32] != session_id.hex:
-        raise ApiError(400, f"{text!r} is not the id of an event of session {session_id.hex}")
     try:
-        return int(body[32:42], 16), int(body[42:], 16)
+        if len(body) == 44 and body[:32] == session_id.hex:
+            return int(body[32:42], 16), int(body[42:], 16)
     except ValueError:
-        raise ApiError(400, f"{text!r} is not an event id") from None
+        pass
+    raise ApiError(400, f"{field}: {text!r} is not the id of an event of session sesn_{session_id.hex}")
 
 
 class WireProjector:
