@@ -325,6 +325,14 @@ def _parser() -> argparse.ArgumentParser:
         help="litellm provider prefix for agents' model names without one, e.g. 'openai' for any "
         "OpenAI-compatible server (default: $AGENTJOURNAL_MODEL_PROVIDER, or litellm's own routing)",
     )
+    serve.add_argument(
+        "--answer-grace",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long a turn waits for a custom tool's result or a confirmation before it pauses "
+        "(requires_action); answers within it continue the turn without a pause (default: 2)",
+    )
     serve.set_defaults(handler=_serve)
     return parser
 
@@ -344,6 +352,7 @@ def _serve(args: argparse.Namespace) -> int:
         store=args.store,
         model=ManagedConfig(api_base=args.api_base, api_key=api_key),
         model_provider=args.model_provider,
+        answer_grace=args.answer_grace,
     )
     try:
         serve(settings, args.host, args.port)

@@ -169,3 +169,27 @@ def test_an_interrupt_stops_the_running_turn_and_the_session_stays_usable(api_se
     send(client, session_id, prompt("Then a short one."))
     after = until_idle(client, session_id, extra_headers={"Last-Event-ID": seen[-1].id})
     assert [e.content[0].text for e in after if e.type == "agent.message"] == ["Short one."]
+
+
+def test_an_answer_given_as_soon_as_the_call_is_seen_continues_the_turn_without_a_pause(
+    api_server, store, model_server
+):
+    client = api_server.client()
+    session_id = new_session(store, custom_tools=(WEATHER,))
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall("get_weather", {"city": "Rome"})]), Reply(text="Warm in Rome.")
+    )
+    seen = []
+    with client.beta.sessions.events.stream(session_id) as stream:
+        send(client, session_id, prompt("Weather in Rome?"))
+        for event in stream:
+            seen.append(event)
+            if event.type == "agent.custom_tool_use":
+                send(client, session_id, {"type": "user.custom_tool_result", "custom_tool_use_id": event.id,
+                                          "content": [{"type": "text", "text": "warm"}]})  # fmt: skip
+            if event.type == "session.status_idle":
+                break
+    idles = [e for e in seen if e.type == "session.status_idle"]
+    assert [i.stop_reason.type for i in idles] == ["end_turn"]
+    assert [e.type for e in seen].count("session.status_running") == 1
+    assert [e.content[0].text for e in seen if e.type == "agent.message"] == ["Warm in Rome."]

@@ -44,7 +44,7 @@ class ServerSettings:
     ``model_provider``: a litellm provider prefix for recorded model names that carry
     none (``openai`` to send ``claude-...`` agents to an OpenAI-compatible server).
     ``poll_interval``: how often a stream reads the store for events other processes
-    appended (this process's own wake it at once).
+    appended (this process's own wake it at once). ``answer_grace``: see below.
     """
 
     api_keys: frozenset[str] = frozenset()
@@ -54,6 +54,10 @@ class ServerSettings:
     model_provider: str = ""
     max_body_bytes: int = MAX_BODY_BYTES
     poll_interval: float = 0.25
+    answer_grace: float = 2.0
+    """Seconds a turn waits for a custom tool's result or a confirmation before it pauses
+    (``requires_action``). Clients that answer as soon as they see the call (PraisonAI's
+    hosted backend does, and stops reading at the first idle) see no pause at all."""
     turn_workers: int = 16
 
     def route(self, model: str) -> str:
@@ -70,12 +74,14 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.service = service
+        self.doorbell = Doorbell(loop)
         self.runtimes = Runtimes(
             settings.model,
             route=settings.route if settings.model_provider else unchanged,
             defer_actions=True,
+            answer_grace=settings.answer_grace,
+            wait_for_log=self.doorbell.wait,
         )
-        self.doorbell = Doorbell(loop)
         self.runner = TurnRunner(service, self.runtimes, self.doorbell, settings.turn_workers)
 
 
@@ -110,6 +116,6 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
 
 
 def _routes() -> list[BaseRoute]:
-    from agentjournal.infrastructure.server import events, sessions
+    from agentjournal.infrastructure.server import events, extensions, sessions
 
-    return [*sessions.routes, *events.routes]
+    return [*sessions.routes, *events.routes, *extensions.routes]

@@ -54,9 +54,12 @@ class CustomToolResultIn(msgspec.Struct, tag_field="type", tag="user.custom_tool
 
 
 class ToolConfirmationIn(msgspec.Struct, tag_field="type", tag="user.tool_confirmation"):
+    """``result`` is the API's; ``allowed`` (a boolean) is what PraisonAI's hosted backend sends."""
+
     tool_use_id: str
-    result: Literal["allow", "deny"]
+    result: Literal["allow", "deny"] | None = None
     deny_message: str | None = None
+    allowed: bool | None = None
 
 
 EventIn = UserMessageIn | UserInterruptIn | CustomToolResultIn | ToolConfirmationIn
@@ -113,16 +116,20 @@ def _record(engine: Any, session_id: UUID, events: list[EventIn]) -> list[ApiEve
                 engine.runtimes.config.redactor(),
             )
             sent.append(_echo(session_id, answered.version, msgspec.to_builtins(event)))
-            if answered.ready:
+            if answered.ready and answered.paused:
                 engine.runner.resume(session_id)
         else:
             call_id = _tool_call_id(engine, session_id, event.tool_use_id, f"{where}.tool_use_id")
-            allowed = event.result == "allow"
+            if event.result is None and event.allowed is None:
+                raise ApiError(400, f"invalid request body: {where}.result is required ('allow' or 'deny')")
+            allowed = event.result == "allow" if event.result is not None else bool(event.allowed)
             answered = engine.service.answer_confirmation(
                 session_id, call_id, allowed, event.deny_message or "", engine.runtimes.config.redactor()
             )
-            sent.append(_echo(session_id, answered.version, msgspec.to_builtins(event)))
-            if answered.ready:
+            echo = {"type": "user.tool_confirmation", "tool_use_id": event.tool_use_id,
+                    "result": "allow" if allowed else "deny"}  # fmt: skip
+            sent.append(_echo(session_id, answered.version, echo))
+            if answered.ready and answered.paused:
                 engine.runner.resume(session_id)
         engine.doorbell.ring(session_id)
     return sent

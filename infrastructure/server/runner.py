@@ -36,9 +36,18 @@ class Doorbell:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self._waiters: dict[UUID, set[asyncio.Event]] = {}
+        self._threads = threading.Condition()
 
     def ring(self, session_id: UUID) -> None:
         self.loop.call_soon_threadsafe(self._wake, session_id)
+        with self._threads:
+            self._threads.notify_all()
+
+    def wait(self, session_id: UUID, seconds: float) -> None:
+        """For threads (a turn waiting for the client's answers): return at the next ring
+        of any session, or after ``seconds``. The caller reads the log either way."""
+        with self._threads:
+            self._threads.wait(seconds)
 
     def _wake(self, session_id: UUID) -> None:
         for event in self._waiters.get(session_id, ()):

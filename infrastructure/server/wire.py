@@ -49,6 +49,7 @@ from agentjournal.domain import (
     AssistantMessage,
     Message,
     Session,
+    SessionConfig,
     StopReason,
     ToolCall,
     ToolResult,
@@ -90,6 +91,7 @@ class WireProjector:
     def __init__(self, session_id: UUID) -> None:
         self.session_id = session_id
         self.custom_tools: frozenset[str] = frozenset()
+        self.confirm_tools: frozenset[str] = frozenset()
         self.call_events: dict[str, str] = {}
         """Tool call id -> the id of its ``agent.tool_use`` / ``agent.custom_tool_use`` event."""
         self.asked_of_client: set[str] = set()
@@ -114,10 +116,10 @@ class WireProjector:
     def _project(self, event: Any) -> list[dict[str, Any]]:
         kind = type(event)
         if kind in (Session.SessionStarted, Session.ConfigChanged):
-            self.custom_tools = frozenset(t.name for t in event.config.custom_tools)
+            self._governed_by(event.config)
             return []
         if kind is Session.SessionForked:
-            self.custom_tools = frozenset(t.name for t in event.config.custom_tools)
+            self._governed_by(event.config)
             return [body for message in event.messages for body in self._message(message, event)]
         if kind is Session.UserMessageAdded:
             return [_user_message(event.content)]
@@ -169,6 +171,10 @@ class WireProjector:
             return [{"type": "session.status_terminated"}]
         return []
 
+    def _governed_by(self, config: SessionConfig) -> None:
+        self.custom_tools = frozenset(t.name for t in config.custom_tools)
+        self.confirm_tools = frozenset(config.confirm_tools)
+
     def _message(self, message: Message, event: Any) -> list[dict[str, Any]]:
         if isinstance(message, UserMessage):
             return [_user_message(message.content)]
@@ -187,12 +193,18 @@ class WireProjector:
         return bodies
 
     def _tool_use(self, call: ToolCall) -> dict[str, Any]:
-        custom = call.name in self.custom_tools
-        return {
-            "type": "agent.custom_tool_use" if custom else "agent.tool_use",
-            "name": call.name,
-            "input": _arguments(call.arguments),
-        }
+        body: dict[str, Any] = {"name": call.name, "input": _arguments(call.arguments)}
+        if call.name in self.custom_tools:
+            return {"type": "agent.custom_tool_use", **body}
+        if call.name in self.confirm_tools:
+            # ``needs_confirmation`` is what PraisonAI's hosted backend looks for.
+            return {
+                "type": "agent.tool_use",
+                **body,
+                "evaluated_permission": "ask",
+                "needs_confirmation": True,
+            }
+        return {"type": "agent.tool_use", **body, "evaluated_permission": "allow"}
 
     def _result(self, result: ToolResult) -> dict[str, Any]:
         use_id = self.call_events.get(result.tool_call_id, result.tool_call_id)
