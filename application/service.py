@@ -372,9 +372,10 @@ class SessionService(Application[UUID]):
                 except _AnsweredMeanwhile:
                     # The client answered while the turn was recording its pause: go on
                     # from the log, where the answer is, if the turn is still ours.
-                    session = self.get_session(session.id)
-                    if session.status != Status.RUNNING or session.worker != this_worker():
+                    fresh = self.get_session(session.id)
+                    if not _same_turn(fresh, session):
                         return
+                    session = fresh
             self._keep(session)
         except (GeneratorExit, KeyboardInterrupt) as e:
             reason = "the caller stopped" if isinstance(e, GeneratorExit) else "interrupted"
@@ -577,7 +578,7 @@ class SessionService(Application[UUID]):
         """Record how a turn ended, on a copy fresh from the store: the in-memory
         session may hold events whose save failed, and must not be saved after them."""
         fresh = self.get_session(session.id)
-        if fresh.status == Status.RUNNING and fresh.worker == session.worker:
+        if _same_turn(fresh, session):
             command(fresh)
             self._save(fresh)
 
@@ -840,6 +841,12 @@ def _capped_arguments(arguments: str, limit: int) -> str:
         {"truncated_arguments": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                                  "head": data[: min(limit, 1_000)].decode("utf-8", "replace")}}
     ).decode()  # fmt: skip
+
+
+def _same_turn(fresh: Session, running: Session) -> bool:
+    """Whether the log still shows the turn ``running`` runs as running: not ended by
+    anyone since, and not followed by another turn of this same process."""
+    return fresh.status == Status.RUNNING and fresh.worker == running.worker and fresh.turns == running.turns
 
 
 class _AnsweredMeanwhile(Exception):

@@ -168,7 +168,9 @@ def test_an_interrupt_stops_the_running_turn_and_the_session_stays_usable(api_se
     model_server.enqueue(Reply(text="Short one."))
     send(client, session_id, prompt("Then a short one."))
     after = until_idle(client, session_id, extra_headers={"Last-Event-ID": seen[-1].id})
-    assert [e.content[0].text for e in after if e.type == "agent.message"] == ["Short one."]
+    assert [e.content[0].text for e in after if e.type == "agent.message"] == ["Short one."], [
+        (e.type, getattr(e, "error", None)) for e in after
+    ]
 
 
 def test_an_answer_given_as_soon_as_the_call_is_seen_continues_the_turn_without_a_pause(

@@ -49,7 +49,7 @@ def test_state_log_fork_verify_and_export_of_a_session(api_server, store):
     exported = httpx.get(f"{base}/export", headers=HEADERS)
     lines = exported.content.splitlines()
     assert len(lines) == len(log)
-    assert msgspec.json.decode(lines[0])["originator_version"] == 1
+    assert msgspec.json.decode(lines[0])["event"]["originator_version"] == 1
 
 
 def test_a_tampered_log_fails_verification_over_http(api_server, store):
