@@ -15,6 +15,9 @@ import uvicorn
 
 from agentjournal.infrastructure.server.app import ServerSettings, create_app
 
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread runs before another may take the interpreter (Python's default: 0.005)."""
+
 
 def is_loopback(host: str) -> bool:
     if host == "localhost":
@@ -42,13 +45,19 @@ def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8080) -
     """Serve until interrupted (SIGINT or SIGTERM stop it gracefully)."""
     check_auth(settings, host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # Named as TCP, so asyncio sets TCP_NODELAY on each connection: without it a streamed
+    # event waits out the client's delayed ACK of the previous write (40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
     print(f"agentjournal: serving on http://{shown}:{bound_port}", flush=True)
+    # Turns run in threads beside the event loop, and a model call is seconds of Python
+    # (litellm) at a time: a short switch interval lets the loop answer and stream
+    # between its steps instead of waiting out the default 5 ms slices.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     config = uvicorn.Config(
         create_app(settings), log_level="warning", lifespan="on", timeout_graceful_shutdown=5
     )
