@@ -167,3 +167,25 @@ def test_a_session_is_updated_archived_and_deleted(api_server, store, model_serv
     with pytest.raises(anthropic.NotFoundError):
         client.beta.sessions.retrieve(session_id)
     assert model_server.requests == []
+
+
+def test_the_server_refuses_to_start_without_keys_unless_told_and_only_on_loopback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "AGENTJOURNAL_API_KEYS"}
+    base = [sys.executable, "-m", "agentjournal", "--store", str(tmp_path / "s.db"), "serve", "--port", "0"]
+    no_keys = subprocess.run(base, env=env, capture_output=True, text=True, timeout=60)
+    assert no_keys.returncode == 2 and "AGENTJOURNAL_API_KEYS" in no_keys.stderr
+    exposed = subprocess.run([*base, "--no-auth", "--host", "0.0.0.0"], env=env, capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+    assert exposed.returncode == 2 and "loopback" in exposed.stderr
+
+
+def test_without_auth_on_loopback_requests_need_no_key(model_server, store):
+    from tests.serving import running_server
+
+    session_id = new_session(store)
+    with running_server(model_server.base_url, store, keys="", extra=("--no-auth",)) as server:
+        assert httpx.get(f"{server.url}/v1/sessions/{session_id}").status_code == 200
