@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import msgspec
 
@@ -38,7 +39,8 @@ class Runtimes:
     adapter. ``route`` maps a recorded model name to the one litellm is asked for (a
     server adds a provider prefix there, so the log keeps the agent's own name).
     ``defer_actions`` pauses turns for custom tools and confirmations instead of
-    calling handlers (see :attr:`TurnRuntime.defer_actions`).
+    calling handlers (see :attr:`TurnRuntime.defer_actions`), after waiting
+    ``answer_grace`` seconds for answers, woken by ``wait_for_log``.
     """
 
     def __init__(
@@ -49,6 +51,8 @@ class Runtimes:
         *,
         route: Callable[[str], str] = unchanged,
         defer_actions: bool = False,
+        answer_grace: float = 0.0,
+        wait_for_log: Callable[[UUID, float], None] | None = None,
     ) -> None:
         if isinstance(compute, str):
             adapters.compute_kind(compute)
@@ -59,6 +63,8 @@ class Runtimes:
         self.model = model
         self.route = route
         self.defer_actions = defer_actions
+        self.answer_grace = answer_grace
+        self.wait_for_log = wait_for_log
         self._adapters: dict[tuple[Any, ...], Any] = {}
         self._governed: tuple[SessionConfig, ManagedConfig] | None = None
         """The last recorded config a runtime was built for, and ``config`` governed by it."""
@@ -79,6 +85,7 @@ class Runtimes:
                 self._governed = (recorded, self.config.governed_by(recorded))
             governed = self._governed[1]
             kind = recorded.compute if self.compute is None else self.compute_kind
+            waiting = {"wait_for_log": self.wait_for_log} if self.wait_for_log else {}
             return TurnRuntime(
                 model=self._language_model(governed),
                 compute=self._compute_adapter(kind, governed),
@@ -87,6 +94,8 @@ class Runtimes:
                 on_custom_tool=self.config.on_custom_tool,
                 on_tool_confirmation=self.config.on_tool_confirmation,
                 defer_actions=self.defer_actions,
+                answer_grace=self.answer_grace,
+                **waiting,
             )
 
     def forget(self, config: ManagedConfig | None = None) -> None:

@@ -70,6 +70,8 @@ from agentjournal.domain import (
 )
 
 MAX_TOOL_CALLS_PER_REPLY = 64
+ANSWER_POLL_SECONDS = 0.1
+"""How often a turn waiting for the client's answers reads the log, at most."""
 """Tool calls one model reply may make; the rest are refused as tool errors."""
 
 STORE_ENV = "AGENTJOURNAL_HOME"
@@ -120,6 +122,25 @@ TurnUpdate = TextDelta | ComputeProgress | ToolCallUpdate | TurnOutcome
 
 
 @dataclass(frozen=True)
+class StartedTurn:
+    """A turn whose start is recorded (from log version ``first_version`` on); the rest of
+    it runs as ``updates`` are consumed."""
+
+    first_version: int
+    updates: Iterator[TurnUpdate]
+
+
+class Answered(msgspec.Struct, frozen=True):
+    """The client's answer is recorded from log version ``version`` on; ``ready`` says
+    the turn waits on nothing else, and ``paused`` that it is paused (so the caller
+    continues it; a turn still running picks the answers up itself)."""
+
+    version: int
+    ready: bool
+    paused: bool
+
+
+@dataclass(frozen=True)
 class TurnRuntime:
     """What one turn runs with, besides what the session recorded: the adapters, the
     redactor that knows the caller's secrets, and the caller's own decisions. Which
@@ -138,6 +159,15 @@ class TurnRuntime:
     or :meth:`SessionService.answer_confirmation`, from any process, and the turn is
     continued by :meth:`SessionService.continue_turn`. Otherwise a missing handler is
     a configuration error, raised before the turn begins."""
+    answer_grace: float = 0.0
+    """Seconds a turn keeps running while it waits for the client's answers before it
+    pauses: answers that come quickly (a client that answers as soon as it sees the
+    call) continue the turn without a pause."""
+    wait_for_log: Callable[[UUID, float], None] = field(
+        default=lambda _session_id, seconds: time.sleep(seconds)
+    )
+    """Blocks until the session's log may have grown, or for the given seconds: how a turn
+    waiting for answers hears of them (a server wakes it when it records one)."""
 
 
 RuntimeFactory = Callable[[SessionConfig], TurnRuntime]
@@ -292,17 +322,34 @@ class SessionService(Application[UUID]):
         raised) or interrupted (the caller stopped iterating, or the process was
         interrupted).
         """
-        session, runtime = self._ready_for_turn(session_id, runtime_for)
-        session.begin_turn(runtime.redact(prompt), this_worker())
-        yield from self._drive(session, runtime)
+        yield from self.start_turn(session_id, prompt, runtime_for).updates
 
     def continue_turn(self, session_id: UUID, runtime_for: RuntimeFactory) -> Iterator[TurnUpdate]:
         """Continue a turn paused for the client (``requires_action``) once every call it
         waited on is answered: confirmed calls run, then the model goes on, within what is
         left of the turn's ``max_turns``. Updates and ending as :meth:`run_turn`."""
+        yield from self.start_continuing(session_id, runtime_for).updates
+
+    def start_turn(self, session_id: UUID, prompt: str, runtime_for: RuntimeFactory) -> StartedTurn:
+        """:meth:`run_turn` in two steps, for callers that answer before the turn is done
+        (a server's ``send``): the prompt and the turn's start are recorded now, or the
+        reason they cannot be is raised now; the rest runs as the returned ``updates``
+        are consumed, which the caller must do (or close), as they hold the session running."""
+        session, runtime = self._ready_for_turn(session_id, runtime_for)
+        session.begin_turn(runtime.redact(prompt), this_worker())
+        return self._started(session, runtime)
+
+    def start_continuing(self, session_id: UUID, runtime_for: RuntimeFactory) -> StartedTurn:
+        """:meth:`continue_turn` in two steps, like :meth:`start_turn`."""
         session, runtime = self._ready_for_turn(session_id, runtime_for)
         session.resume_turn(this_worker())
-        yield from self._drive(session, runtime)
+        return self._started(session, runtime)
+
+    def _started(self, session: Session, runtime: TurnRuntime) -> StartedTurn:
+        first = session.pending_events[0].originator_version
+        self._save(session)
+        _ACTIVE.add(session.id)
+        return StartedTurn(first, self._drive(session, runtime))
 
     def _ready_for_turn(self, session_id: UUID, runtime_for: RuntimeFactory) -> tuple[Session, TurnRuntime]:
         """The session brought up to date, and a runtime for its recorded config that passed
@@ -325,10 +372,18 @@ class SessionService(Application[UUID]):
     def _drive(self, session: Session, runtime: TurnRuntime) -> Iterator[TurnUpdate]:
         """Run the agent loop of a turn just begun or resumed, and make sure the log says
         how it ended."""
-        self._save(session)
-        _ACTIVE.add(session.id)
         try:
-            yield from self._loop(session, runtime)
+            while True:
+                try:
+                    yield from self._loop(session, runtime)
+                    break
+                except _AnsweredMeanwhile:
+                    # The client answered while the turn was recording its pause: go on
+                    # from the log, where the answer is, if the turn is still ours.
+                    fresh = self.get_session(session.id)
+                    if not _same_turn(fresh, session):
+                        return
+                    session = fresh
             self._keep(session)
         except (GeneratorExit, KeyboardInterrupt) as e:
             reason = "the caller stopped" if isinstance(e, GeneratorExit) else "interrupted"
@@ -344,15 +399,32 @@ class SessionService(Application[UUID]):
             _ACTIVE.discard(session.id)
 
     def _loop(self, session: Session, runtime: TurnRuntime) -> Iterator[TurnUpdate]:
+        """Model, tools, model again, until the model stops calling tools or the turn's
+        ``max_turns`` model calls are spent; a turn that waits for the client pauses.
+
+        Each round first answers the open calls nobody waits on any more (those the
+        client allowed while the turn waited, after a resume), so the loop also
+        continues a paused turn."""
         tools = tool_specs(session.config)
         yield from self._prepare_compute(session, runtime, bool(tools))
         text, used = "", Usage()
         stop_reason = StopReason.MAX_TURNS
-        # A resumed turn first runs the calls the client allowed while it waited.
-        waiting = yield from self._answer_calls(session, session.open_tool_calls, runtime, confirmed=True)
-        for _ in range(session.config.max_turns - session.model_calls_this_turn):
-            if waiting:
+        budget = session.config.max_turns - session.model_calls_this_turn
+        whole: dict[str, ToolCall] = {}
+        """This process's calls as the model sent them (the log may hold them capped)."""
+        while True:
+            ready = [whole.get(c.id, c) for c in session.open_tool_calls if c.id not in session.awaiting]
+            yield from self._answer_calls(session, ready, runtime, confirmed=True)
+            if session.awaiting:
+                if self._answers_arrive(session, runtime):
+                    continue
+                session.pause_turn()
+                self._save_pause(session)
+                yield TurnOutcome(session.id, text, StopReason.REQUIRES_ACTION, used, session.usage)
+                return
+            if budget <= 0:
                 break
+            budget -= 1
             reply = None
             for item in runtime.model.stream(session.config.system, session.messages, tools):
                 if isinstance(item, ModelReply):
@@ -375,14 +447,30 @@ class SessionService(Application[UUID]):
                 msgspec.structs.replace(sent, id=recorded.id)
                 for sent, recorded in zip(reply.message.tool_calls, message.tool_calls, strict=True)
             ]
-            waiting = yield from self._answer_calls(session, calls, runtime)
-        if waiting:
-            session.pause_turn()
-            stop_reason = StopReason.REQUIRES_ACTION
-        else:
-            session.complete_turn(stop_reason)
+            whole = {c.id: c for c in calls}
+            yield from self._answer_calls(session, calls, runtime)
+        session.complete_turn(stop_reason)
         self._save(session)
         yield TurnOutcome(session.id, text, stop_reason, used, session.usage)
+
+    def _answers_arrive(self, session: Session, runtime: TurnRuntime) -> bool:
+        """Wait up to ``runtime.answer_grace`` seconds for the client to answer what the turn
+        waits on, reading its answers from the log (any process may record them). True
+        when nothing is awaited any more."""
+        deadline = time.monotonic() + runtime.answer_grace
+        while session.awaiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            runtime.wait_for_log(session.id, min(remaining, ANSWER_POLL_SECONDS))
+            project_session(session, self.events.get(session.id, gt=session.version))
+        return True
+
+    def _save_pause(self, session: Session) -> None:
+        try:
+            self._save(session)
+        except ConcurrentUpdate:
+            raise _AnsweredMeanwhile from None
 
     def _answer_calls(
         self, session: Session, calls: Sequence[ToolCall], runtime: TurnRuntime, confirmed: bool = False
@@ -498,7 +586,7 @@ class SessionService(Application[UUID]):
         """Record how a turn ended, on a copy fresh from the store: the in-memory
         session may hold events whose save failed, and must not be saved after them."""
         fresh = self.get_session(session.id)
-        if fresh.status == Status.RUNNING and fresh.worker == session.worker:
+        if _same_turn(fresh, session):
             command(fresh)
             self._save(fresh)
 
@@ -515,51 +603,70 @@ class SessionService(Application[UUID]):
             self._save(session)
         return stale
 
-    def interrupt(self, session_id: UUID, reason: str = "interrupted by request") -> None:
+    def interrupt(self, session_id: UUID, reason: str = "interrupted by request") -> int:
         """Close the running (or paused) turn, from any process. A turn running elsewhere
-        finds out at its next save, which the store refuses, and stops there."""
+        finds out at its next save, which the store refuses, and stops there. Returns
+        the version that records the interruption."""
         session = self.get_session(session_id)
         session.interrupt_turn(reason)
         self._save(session)
+        return session.version
 
     def answer_tool(self, session_id: UUID, tool_call_id: str, output: str, is_error: bool = False,
-                    redact: Redactor | None = None) -> bool:  # fmt: skip
-        """Record the client's result for a custom tool call the paused turn waits on.
-        Returns True when nothing else is awaited, so the turn can continue."""
-        session = self.get_session(session_id)
-        if tool_call_id not in session.pending_custom or not session.paused:
-            raise NoPendingAction(session_id, tool_call_id)
-        call = _recorded_call(session, tool_call_id)
+                    redact: Redactor | None = None) -> Answered:  # fmt: skip
+        """Record the client's result for a custom tool call the paused turn waits on."""
         data = _redactor(redact)(output).encode()
-        limit = session.config.max_output_bytes
-        session.record_tool_result(
-            ToolResult(
-                tool_call_id=tool_call_id, name=call.name, is_error=is_error, truncated=len(data) > limit,
-                output=data[:limit].decode("utf-8", "replace"),
-            )
-        )  # fmt: skip
-        self._save(session)
-        return not session.awaiting
+
+        def answer(session: Session) -> None:
+            if tool_call_id not in session.pending_custom:
+                raise NoPendingAction(session_id, tool_call_id)
+            call = _recorded_call(session, tool_call_id)
+            limit = session.config.max_output_bytes
+            session.record_tool_result(
+                ToolResult(
+                    tool_call_id=tool_call_id, name=call.name, is_error=is_error, truncated=len(data) > limit,
+                    output=data[:limit].decode("utf-8", "replace"),
+                )
+            )  # fmt: skip
+
+        return self._answer_awaited(session_id, answer)
 
     def answer_confirmation(
         self, session_id: UUID, tool_call_id: str, allowed: bool, reason: str = "",
         redact: Redactor | None = None,
-    ) -> bool:  # fmt: skip
+    ) -> Answered:  # fmt: skip
         """Record the client's yes or no for a call the paused turn waits on. A denial is
         answered at once with an error result the model reads (with ``reason``); an
-        allowed call runs when the turn continues. Returns True when nothing else is
-        awaited."""
-        session = self.get_session(session_id)
-        if not session.paused:
-            raise NoPendingAction(session_id, tool_call_id)
+        allowed call runs when the turn continues."""
         reason = _redactor(redact)(reason)
-        session.answer_confirmation(tool_call_id, allowed, reason)
-        if not allowed:
-            call = _recorded_call(session, tool_call_id)
-            why = f"the user denied this tool call{': ' + reason if reason else ''}"
-            session.record_tool_result(_refusal(call, why))
-        self._save(session)
-        return not session.awaiting
+
+        def answer(session: Session) -> None:
+            session.answer_confirmation(tool_call_id, allowed, reason)
+            if not allowed:
+                call = _recorded_call(session, tool_call_id)
+                why = f"the user denied this tool call{': ' + reason if reason else ''}"
+                session.record_tool_result(_refusal(call, why))
+
+        return self._answer_awaited(session_id, answer)
+
+    def _answer_awaited(self, session_id: UUID, answer: Callable[[Session], None]) -> Answered:
+        """Record an answer to a turn that waits for the client: paused, or still running
+        within its grace. The turn may record its pause at the same moment; then the
+        answer is recorded again on the paused session."""
+        attempt = 1
+        while True:
+            session = self.get_session(session_id)
+            if session.status != Status.RUNNING and not session.paused:
+                raise NoPendingAction(session_id, "")
+            answer(session)
+            first = session.pending_events[0].originator_version
+            try:
+                self._save(session)
+                return Answered(version=first, ready=not session.awaiting, paused=session.paused)
+            except ConcurrentUpdate:
+                if attempt == self.store_attempts:
+                    raise
+                attempt += 1
 
     def archive(self, session_id: UUID) -> None:
         session = self.get_session(session_id)
@@ -753,6 +860,16 @@ def _capped_arguments(arguments: str, limit: int) -> str:
         {"truncated_arguments": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                                  "head": data[: min(limit, 1_000)].decode("utf-8", "replace")}}
     ).decode()  # fmt: skip
+
+
+def _same_turn(fresh: Session, running: Session) -> bool:
+    """Whether the log still shows the turn ``running`` runs as running: not ended by
+    anyone since, and not followed by another turn of this same process."""
+    return fresh.status == Status.RUNNING and fresh.worker == running.worker and fresh.turns == running.turns
+
+
+class _AnsweredMeanwhile(Exception):
+    """The client's answer reached the log while the turn recorded its pause."""
 
 
 def _recorded_call(session: Session, call_id: str) -> ToolCall:

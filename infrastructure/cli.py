@@ -298,7 +298,67 @@ def _parser() -> argparse.ArgumentParser:
     cleanup = sub.add_parser("cleanup", help="remove the project's sandbox containers and their volumes")
     cleanup.add_argument("--session", help="only this session's sandbox")
     cleanup.set_defaults(handler=_cleanup)
+
+    serve = sub.add_parser(
+        "serve", help="serve the Claude Managed Agents API (agents, environments, sessions, events)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_count, default=8080, help="port (default: 8080; 0 picks a free one)")
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without API keys (only on a loopback address); otherwise $AGENTJOURNAL_API_KEYS is required",
+    )
+    serve.add_argument(
+        "--api-base",
+        default=os.environ.get("AGENTJOURNAL_API_BASE"),
+        help="where models are served (litellm's api_base; default: $AGENTJOURNAL_API_BASE or the provider's own)",
+    )
+    serve.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="read the model provider's API key from this environment variable",
+    )
+    serve.add_argument(
+        "--model-provider",
+        default=os.environ.get("AGENTJOURNAL_MODEL_PROVIDER", ""),
+        help="litellm provider prefix for agents' model names without one, e.g. 'openai' for any "
+        "OpenAI-compatible server (default: $AGENTJOURNAL_MODEL_PROVIDER, or litellm's own routing)",
+    )
+    serve.add_argument(
+        "--answer-grace",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long a turn waits for a custom tool's result or a confirmation before it pauses "
+        "(requires_action); answers within it continue the turn without a pause (default: 2)",
+    )
+    serve.set_defaults(handler=_serve)
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from agentjournal.application.api import ManagedConfig
+    from agentjournal.infrastructure.server.app import ServerSettings
+    from agentjournal.infrastructure.server.auth import KEYS_ENV, parse_keys
+    from agentjournal.infrastructure.server.serve import serve
+
+    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    if args.api_key_env and not api_key:
+        raise AgentJournalError(f"environment variable {args.api_key_env} is not set")
+    settings = ServerSettings(
+        api_keys=parse_keys(os.environ.get(KEYS_ENV)),
+        allow_no_auth=args.no_auth,
+        store=args.store,
+        model=ManagedConfig(api_base=args.api_base, api_key=api_key),
+        model_provider=args.model_provider,
+        answer_grace=args.answer_grace,
+    )
+    try:
+        serve(settings, args.host, args.port)
+    except (ValueError, OSError) as e:
+        raise AgentJournalError(f"cannot serve: {e}") from None
+    return OK
 
 
 def _service(args: argparse.Namespace) -> SessionService:

@@ -138,3 +138,12 @@ def run_python(
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture
+def api_server(model_server: ScriptedModelServer, store: Path):  # type: ignore[no-untyped-def]
+    """A running ``agentjournal serve`` on this test's SQLite store, with keys (see tests/serving.py)."""
+    from tests.serving import running_server
+
+    with running_server(model_server.base_url, store) as server:
+        yield server

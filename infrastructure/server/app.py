@@ -1,0 +1,121 @@
+"""The Starlette application: routes, error handlers, auth, and what requests share.
+
+:class:`ServerSettings` is everything a server is started with. :func:`create_app`
+builds the ASGI app; its lifespan opens the store and the turn runner, and
+stopping the server stops the turns of this process between steps (each is
+recorded as interrupted; the next turn of its session goes on from there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from agentjournal.application.api import open_store
+from agentjournal.application.config import ManagedConfig
+from agentjournal.application.runtimes import Runtimes, unchanged
+from agentjournal.application.service import SessionService
+from agentjournal.infrastructure.server.auth import RequireApiKey
+from agentjournal.infrastructure.server.bodies import MAX_BODY_BYTES
+from agentjournal.infrastructure.server.errors import (
+    EXPECTED_ERRORS,
+    handle_api_error,
+    handle_http_exception,
+)
+from agentjournal.infrastructure.server.runner import Doorbell, TurnRunner
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How a server runs.
+
+    ``api_keys``: the keys clients must present; empty only with ``allow_no_auth``.
+    ``store``: an SQLite file or eventsourcing settings (None: the environment's, else
+    the default file), as :func:`~agentjournal.application.api.open_store` takes.
+    ``model``: the process's side of every session's config (where models are served,
+    their API key, timeouts); each session's recorded config governs the rest.
+    ``model_provider``: a litellm provider prefix for recorded model names that carry
+    none (``openai`` to send ``claude-...`` agents to an OpenAI-compatible server).
+    ``poll_interval``: how often a stream reads the store for events other processes
+    appended (this process's own wake it at once). ``answer_grace``: see below.
+    """
+
+    api_keys: frozenset[str] = frozenset()
+    allow_no_auth: bool = False
+    store: str | Mapping[str, str] | None = None
+    model: ManagedConfig = field(default_factory=ManagedConfig)
+    model_provider: str = ""
+    max_body_bytes: int = MAX_BODY_BYTES
+    poll_interval: float = 0.25
+    answer_grace: float = 2.0
+    """Seconds a turn waits for a custom tool's result or a confirmation before it pauses
+    (``requires_action``). Clients that answer as soon as they see the call (PraisonAI's
+    hosted backend does, and stops reading at the first idle) see no pause at all."""
+    turn_workers: int = 16
+
+    def route(self, model: str) -> str:
+        if self.model_provider and "/" not in model:
+            return f"{self.model_provider}/{model}"
+        return model
+
+
+class Engine:
+    """What every request shares: the store's services, the turn runner, the doorbell."""
+
+    def __init__(
+        self, settings: ServerSettings, service: SessionService, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.doorbell = Doorbell(loop)
+        self.runtimes = Runtimes(
+            settings.model,
+            route=settings.route if settings.model_provider else unchanged,
+            defer_actions=True,
+            answer_grace=settings.answer_grace,
+            wait_for_log=self.doorbell.wait,
+        )
+        self.runner = TurnRunner(service, self.runtimes, self.doorbell, settings.turn_workers)
+
+
+def create_app(settings: ServerSettings, service: SessionService | None = None) -> Starlette:
+    """The ASGI app. ``service`` shares an open store (tests, embedding); by default the
+    app opens ``settings.store`` when it starts."""
+    if not settings.api_keys and not settings.allow_no_auth:
+        raise ValueError("a server needs API keys, or allow_no_auth=True to run without them")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        opened = service if service is not None else await asyncio.to_thread(open_store, settings.store)
+        engine = Engine(settings, opened, asyncio.get_running_loop())
+        app.state.engine = engine
+        app.state.max_body_bytes = settings.max_body_bytes
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(engine.runner.shutdown)
+            if service is None:
+                opened.close()
+
+    return Starlette(
+        routes=_routes(),
+        middleware=[Middleware(RequireApiKey, keys=settings.api_keys)],
+        exception_handlers={
+            HTTPException: handle_http_exception,
+            **dict.fromkeys(EXPECTED_ERRORS, handle_api_error),
+        },
+        lifespan=lifespan,
+    )
+
+
+def _routes() -> list[BaseRoute]:
+    from agentjournal.infrastructure.server import events, extensions, sessions
+
+    return [*sessions.routes, *events.routes, *extensions.routes]

@@ -1,0 +1,77 @@
+"""Request bodies: bounded, JSON, and checked against a msgspec Struct.
+
+A body over the limit is refused (413) while it is still arriving, so a client
+cannot make the server hold more than the limit in memory. A body that is not
+what the endpoint takes is a 400 naming the field (msgspec's own path, such as
+``$.events[0].content``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+
+from agentjournal.infrastructure.server.errors import ApiError
+
+T = TypeVar("T")
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+"""The largest request body the server reads, unless the server was set up otherwise."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body of {declared} bytes is over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, shape: type[T]) -> T:
+    """The body as ``shape``; 400 ``invalid_request_error`` naming the field otherwise."""
+    limit = getattr(request.app.state, "max_body_bytes", MAX_BODY_BYTES)
+    data = await read_body(request, limit)
+    if not data.strip():
+        data = b"{}"
+    try:
+        return msgspec.json.decode(data, type=shape)
+    except msgspec.ValidationError as e:
+        raise ApiError(400, f"invalid request body: {e}") from None
+    except msgspec.DecodeError as e:
+        raise ApiError(400, f"request body is not valid JSON: {e}") from None
+
+
+def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ApiError(400, f"query parameter {name!r} must be an integer, not {text!r}") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"query parameter {name!r} must be between {low} and {high}, not {value}")
+    return value
+
+
+def query_bool(request: Request, name: str, default: bool = False) -> bool:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise ApiError(400, f"query parameter {name!r} must be true or false, not {text!r}")
+
+
+def to_json(value: Any) -> Any:
+    """Plain JSON data from Structs, datetimes and UUIDs."""
+    return msgspec.to_builtins(value)

@@ -1,0 +1,278 @@
+"""``/v1/sessions/{id}/events``: send, list and stream a session's events.
+
+``send`` records what the client said and returns at once: a prompt starts a turn
+that runs in the background, an answer to a paused turn continues it once nothing
+else is awaited, an interrupt closes the running turn. ``list`` and ``stream``
+read the session's log from the store (:mod:`.wire` turns it into API events), so
+any server process can serve any session, and a stream that reconnects with the
+id of the last event it saw (``Last-Event-ID``) goes on from exactly there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import msgspec
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from agentjournal.domain import Session, Status
+from agentjournal.infrastructure.server.bodies import query_int, read_json
+from agentjournal.infrastructure.server.errors import ApiError
+from agentjournal.infrastructure.server.ids import SESSION, parse_id
+from agentjournal.infrastructure.server.sessions import engine_of, existing_session
+from agentjournal.infrastructure.server.wire import ApiEvent, WireProjector, event_id, event_position
+
+MAX_LIST_LIMIT = 1000
+
+
+# -- what a client may send -------------------------------------------------------------
+
+
+class TextBlock(msgspec.Struct, tag_field="type", tag="text"):
+    text: str
+
+
+class UserMessageIn(msgspec.Struct, tag_field="type", tag="user.message"):
+    content: list[TextBlock] | str
+
+
+class UserInterruptIn(msgspec.Struct, tag_field="type", tag="user.interrupt"):
+    pass
+
+
+class CustomToolResultIn(msgspec.Struct, tag_field="type", tag="user.custom_tool_result"):
+    custom_tool_use_id: str
+    content: list[TextBlock] | str = []
+    is_error: bool | None = None
+
+
+class ToolConfirmationIn(msgspec.Struct, tag_field="type", tag="user.tool_confirmation"):
+    """``result`` is the API's; ``allowed`` (a boolean) is what PraisonAI's hosted backend sends."""
+
+    tool_use_id: str
+    result: Literal["allow", "deny"] | None = None
+    deny_message: str | None = None
+    allowed: bool | None = None
+
+
+EventIn = UserMessageIn | UserInterruptIn | CustomToolResultIn | ToolConfirmationIn
+
+
+class SendBody(msgspec.Struct):
+    events: list[EventIn]
+
+
+def _text(content: list[TextBlock] | str) -> str:
+    return content if isinstance(content, str) else "\n".join(block.text for block in content)
+
+
+# -- send -------------------------------------------------------------------------------
+
+
+async def send_events(request: Request) -> JSONResponse:
+    engine = engine_of(request)
+    session_id = parse_id(SESSION, request.path_params["session_id"])
+    body = await read_json(request, SendBody)
+    if not body.events:
+        raise ApiError(400, "invalid request body: events must not be empty")
+    sent = await asyncio.to_thread(_record, engine, session_id, body.events)
+    return JSONResponse({"data": sent})
+
+
+def _record(engine: Any, session_id: UUID, events: list[EventIn]) -> list[ApiEvent]:
+    existing_session(engine, session_id)
+    sent: list[ApiEvent] = []
+    for number, event in enumerate(events):
+        where = f"events[{number}]"
+        if isinstance(event, UserMessageIn):
+            text = _text(event.content)
+            if not text.strip():
+                raise ApiError(400, f"invalid request body: {where}.content has no text")
+            version = engine.runner.start(session_id, text)
+            sent.append(
+                _echo(
+                    session_id, version, {"type": "user.message", "content": [{"type": "text", "text": text}]}
+                )
+            )
+        elif isinstance(event, UserInterruptIn):
+            version = engine.runner.interrupt(session_id)
+            sent.append(_echo(session_id, version, {"type": "user.interrupt"}))
+        elif isinstance(event, CustomToolResultIn):
+            call_id = _tool_call_id(
+                engine, session_id, event.custom_tool_use_id, f"{where}.custom_tool_use_id"
+            )
+            answered = engine.service.answer_tool(
+                session_id,
+                call_id,
+                _text(event.content),
+                bool(event.is_error),
+                engine.runtimes.config.redactor(),
+            )
+            sent.append(_echo(session_id, answered.version, msgspec.to_builtins(event)))
+            if answered.ready and answered.paused:
+                engine.runner.resume(session_id)
+        else:
+            call_id = _tool_call_id(engine, session_id, event.tool_use_id, f"{where}.tool_use_id")
+            if event.result is None and event.allowed is None:
+                raise ApiError(400, f"invalid request body: {where}.result is required ('allow' or 'deny')")
+            allowed = event.result == "allow" if event.result is not None else bool(event.allowed)
+            answered = engine.service.answer_confirmation(
+                session_id, call_id, allowed, event.deny_message or "", engine.runtimes.config.redactor()
+            )
+            echo = {"type": "user.tool_confirmation", "tool_use_id": event.tool_use_id,
+                    "result": "allow" if allowed else "deny"}  # fmt: skip
+            sent.append(_echo(session_id, answered.version, echo))
+            if answered.ready and answered.paused:
+                engine.runner.resume(session_id)
+        engine.doorbell.ring(session_id)
+    return sent
+
+
+def _echo(session_id: UUID, version: int, body: dict[str, Any]) -> ApiEvent:
+    return {"id": event_id(session_id, version, 0), "processed_at": None, **body}
+
+
+def _tool_call_id(engine: Any, session_id: UUID, given: str, field: str) -> str:
+    """The log's tool call id behind the API id of an ``agent.tool_use`` or
+    ``agent.custom_tool_use`` event."""
+    version, index = event_position(session_id, given, f"invalid request body: {field}")
+    events = list(engine.service.events.get(session_id, gt=version - 1, lte=version))
+    if events and isinstance(events[0], Session.AssistantMessageAdded):
+        message = events[0].message
+        position = index - (1 if message.content else 0)
+        if 0 <= position < len(message.tool_calls):
+            return str(message.tool_calls[position].id)
+    raise ApiError(400, f"invalid request body: {field} {given!r} is not a tool use event of this session")
+
+
+# -- list -------------------------------------------------------------------------------
+
+
+class _Filter(msgspec.Struct):
+    types: frozenset[str]
+    gt: datetime | None
+    gte: datetime | None
+    lt: datetime | None
+    lte: datetime | None
+
+    def keeps(self, event: ApiEvent, moment: datetime) -> bool:
+        if self.types and event["type"] not in self.types:
+            return False
+        return not (
+            (self.gt and not moment > self.gt)
+            or (self.gte and not moment >= self.gte)
+            or (self.lt and not moment < self.lt)
+            or (self.lte and not moment <= self.lte)
+        )
+
+
+def _moment(request: Request, bound: str) -> datetime | None:
+    """A ``created_at[gt]`` bound (the SDK's spelling; ``created_at_gt`` is taken too)."""
+    name = f"created_at[{bound}]"
+    text = request.query_params.get(name, request.query_params.get(f"created_at_{bound}"))
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"query parameter {name!r} must be an ISO 8601 time, not {text!r}") from None
+
+
+async def list_events(request: Request) -> JSONResponse:
+    engine = engine_of(request)
+    session_id = parse_id(SESSION, request.path_params["session_id"])
+    limit = query_int(request, "limit", 100, 1, MAX_LIST_LIMIT)
+    order = request.query_params.get("order", "asc")
+    if order not in ("asc", "desc"):
+        raise ApiError(400, f"query parameter 'order' must be 'asc' or 'desc', not {order!r}")
+    page = request.query_params.get("page")
+    after = event_position(session_id, page, "query parameter 'page'") if page else None
+    wanted = _Filter(
+        types=frozenset(request.query_params.getlist("types") + request.query_params.getlist("types[]")),
+        gt=_moment(request, "gt"),
+        gte=_moment(request, "gte"),
+        lt=_moment(request, "lt"),
+        lte=_moment(request, "lte"),
+    )
+    data, more = await asyncio.to_thread(_page, engine, session_id, wanted, order, after, limit)
+    return JSONResponse({"data": data, "next_page": data[-1]["id"] if more else None})
+
+
+def _page(engine: Any, session_id: UUID, wanted: _Filter, order: str, after: tuple[int, int] | None,
+          limit: int) -> tuple[list[ApiEvent], bool]:  # fmt: skip
+    existing_session(engine, session_id)
+    projector = WireProjector(session_id)
+    kept = [
+        (version, index, event)
+        for version, index, event in projector.feed(engine.service.events.get(session_id))
+        if wanted.keeps(event, datetime.fromisoformat(event["processed_at"].replace("Z", "+00:00")))
+    ]
+    if order == "desc":
+        kept.reverse()
+    if after is not None:
+        kept = [k for k in kept if ((k[0], k[1]) > after if order == "asc" else (k[0], k[1]) < after)]
+    return [event for _, _, event in kept[:limit]], len(kept) > limit
+
+
+# -- stream -----------------------------------------------------------------------------
+
+
+async def stream_events(request: Request) -> EventSourceResponse:
+    engine = engine_of(request)
+    session_id = parse_id(SESSION, request.path_params["session_id"])
+    resume_after = request.headers.get("last-event-id")
+    session = await asyncio.to_thread(existing_session, engine, session_id)
+    start = (
+        event_position(session_id, resume_after, "header Last-Event-ID")
+        if resume_after
+        else _live_start(engine, session)
+    )
+    return EventSourceResponse(_events_after(request, engine, session_id, start), ping=15)
+
+
+def _live_start(engine: Any, session: Session) -> tuple[int, int]:
+    """Where a new stream begins: at the running turn's prompt while a turn runs (so a
+    stream opened just after ``send`` misses nothing of it), at the log's end otherwise
+    (so it does not show again how the last turn ended). A client that sent first and
+    may have missed a quick turn's end gives the id ``send`` returned as ``Last-Event-ID``."""
+    if session.status == Status.RUNNING:
+        for entry in reversed(engine.service.audit_log(session.id, types=("UserMessageAdded",))):
+            return entry.version, -1
+    return session.version, 255
+
+
+async def _events_after(request: Request, engine: Any, session_id: UUID, start: tuple[int, int]
+                        ) -> AsyncIterator[dict[str, str]]:  # fmt: skip
+    projector = WireProjector(session_id)
+    interval = engine.settings.poll_interval
+    with engine.doorbell.subscription(session_id) as rung:
+        while True:
+            rung.clear()
+            events = await asyncio.to_thread(engine.service.events.get, session_id, gt=projector.version)
+            for version, index, event in projector.feed(events):
+                if (version, index) > start:
+                    yield {
+                        "event": event["type"],
+                        "id": event["id"],
+                        "data": msgspec.json.encode(event).decode(),
+                    }
+            if await request.is_disconnected():
+                return
+            try:
+                await asyncio.wait_for(rung.wait(), interval)
+            except TimeoutError:
+                pass
+
+
+routes = [
+    Route("/v1/sessions/{session_id}/events", send_events, methods=["POST"]),
+    Route("/v1/sessions/{session_id}/events", list_events, methods=["GET"]),
+    Route("/v1/sessions/{session_id}/events/stream", stream_events, methods=["GET"]),
+]

@@ -1,0 +1,244 @@
+"""A session's log, as the Managed Agents API shows it: its events, projected.
+
+Nothing here is stored: the API's events are a pure function of the session's own
+append-only log, computed as they are read. Each log event becomes zero or more
+API events, and each API event's id names where it came from: the session, the
+log version and its place among that version's API events
+(``sevt_<session hex><version, 10 hex><index, 2 hex>``). So ids are stable across
+processes and restarts, an id given back by a client (a ``custom_tool_use_id``,
+a ``tool_use_id``) leads straight to the log event and tool call it stands for,
+and "everything after this id" is a position in the log: streams that reconnect
+resume without gaps or duplicates.
+
+How the log maps:
+
+======================================  ================================================
+log event                               API events
+======================================  ================================================
+``UserMessageAdded``                    ``user.message``
+``TurnStarted``, ``TurnResumed``        ``session.status_running``
+``AssistantMessageAdded``               ``agent.message`` (its text, if any), then per
+                                        tool call ``agent.tool_use`` or, for a custom
+                                        tool, ``agent.custom_tool_use``
+``UsageRecorded``                       ``span.model_request_end`` (its usage)
+``ToolConfirmationAnswered``            ``user.tool_confirmation``
+``ToolResultRecorded``                  ``agent.tool_result``, or ``user.custom_tool_result``
+                                        when the client answered a custom tool
+``TurnCompleted``                       ``user.interrupt`` when the user interrupted it,
+                                        then ``session.status_idle`` with its stop reason
+``TurnFailed``                          ``session.error``, ``session.status_idle``
+                                        (``retries_exhausted``)
+``SessionTerminated``                   ``session.status_terminated``
+``SessionForked``                       the messages it starts with, as above
+======================================  ================================================
+
+Other events (titles, config changes, sandboxes, packages) have no API event; the
+extension routes under ``/x-agentjournal`` show the whole log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from agentjournal.domain import (
+    AssistantMessage,
+    Message,
+    Session,
+    SessionConfig,
+    StopReason,
+    ToolCall,
+    ToolResult,
+    UserMessage,
+)
+from agentjournal.infrastructure.server.errors import ApiError
+
+EVENT_PREFIX = "sevt_"
+USER_INTERRUPT_DETAIL = "interrupted by the user"
+"""The detail of a turn the user interrupted (``user.interrupt``), as the runner records it."""
+
+ApiEvent = dict[str, Any]
+
+
+def event_id(session_id: UUID, version: int, index: int) -> str:
+    return f"{EVENT_PREFIX}{session_id.hex}{version:010x}{index:02x}"
+
+
+def event_position(session_id: UUID, text: str, field: str) -> tuple[int, int]:
+    """The (version, index) an event id of this session names; a 400 naming ``field``
+    (where the id was given) for any other text."""
+    body = text[len(EVENT_PREFIX) :] if text.startswith(EVENT_PREFIX) else ""
+    try:
+        if len(body) == 44 and body[:32] == session_id.hex:
+            return int(body[32:42], 16), int(body[42:], 16)
+    except ValueError:
+        pass
+    raise ApiError(400, f"{field}: {text!r} is not the id of an event of session sesn_{session_id.hex}")
+
+
+class WireProjector:
+    """Turns a session's log events, fed in order from its first, into API events.
+
+    It remembers what later events need from earlier ones: which calls are custom
+    tools, and the API id of each call's ``tool_use`` event. Feed it every event
+    from version 1 (a position filter is applied to the output, not the input).
+    """
+
+    def __init__(self, session_id: UUID) -> None:
+        self.session_id = session_id
+        self.custom_tools: frozenset[str] = frozenset()
+        self.confirm_tools: frozenset[str] = frozenset()
+        self.call_events: dict[str, str] = {}
+        """Tool call id -> the id of its ``agent.tool_use`` / ``agent.custom_tool_use`` event."""
+        self.asked_of_client: set[str] = set()
+        """Custom tool calls handed to the client: their results are the client's."""
+        self.version = 0
+
+    def feed(self, events: Iterable[Any]) -> Iterator[tuple[int, int, ApiEvent]]:
+        """(version, index, API event) for each API event of ``events``."""
+        for event in events:
+            self.version = event.originator_version
+            for index, body in enumerate(self._project(event)):
+                yield (
+                    self.version,
+                    index,
+                    {
+                        "id": event_id(self.session_id, self.version, index),
+                        "processed_at": wire_time(event.timestamp),
+                        **body,
+                    },
+                )
+
+    def _project(self, event: Any) -> list[dict[str, Any]]:
+        kind = type(event)
+        if kind in (Session.SessionStarted, Session.ConfigChanged):
+            self._governed_by(event.config)
+            return []
+        if kind is Session.SessionForked:
+            self._governed_by(event.config)
+            return [body for message in event.messages for body in self._message(message, event)]
+        if kind is Session.UserMessageAdded:
+            return [_user_message(event.content)]
+        if kind is Session.AssistantMessageAdded:
+            return self._message(event.message, event)
+        if kind in (Session.TurnStarted, Session.TurnResumed):
+            return [{"type": "session.status_running"}]
+        if kind is Session.UsageRecorded:
+            usage = event.usage
+            start = event_id(self.session_id, event.originator_version - 1, 0)
+            return [
+                {
+                    "type": "span.model_request_end",
+                    "model_request_start_id": start,
+                    "is_error": False,
+                    "model_usage": {
+                        "input_tokens": usage.input_tokens,
+                        "output_tokens": usage.output_tokens,
+                        "cache_read_input_tokens": usage.cache_read_tokens,
+                        "cache_creation_input_tokens": usage.cache_creation_tokens,
+                    },
+                }
+            ]
+        if kind is Session.ToolConfirmationAnswered:
+            answer: dict[str, Any] = {
+                "type": "user.tool_confirmation",
+                "tool_use_id": self.call_events.get(event.tool_call_id, event.tool_call_id),
+                "result": "allow" if event.allowed else "deny",
+            }
+            if not event.allowed and event.reason:
+                answer["deny_message"] = event.reason
+            return [answer]
+        if kind is Session.CustomToolRequested:
+            self.asked_of_client.add(event.call.id)
+            return []
+        if kind is Session.ToolResultRecorded:
+            return [self._result(event.result)]
+        if kind is Session.TurnCompleted:
+            return self._turn_end(event.stop_reason, event.detail)
+        if kind is Session.TurnFailed:
+            error_type = "model_request_failed_error" if event.error_type == "ModelError" else "unknown_error"
+            message = f"{event.error_type}: {event.error}"
+            return [
+                {"type": "session.error",
+                 "error": {"type": error_type, "message": message, "retry_status": {"type": "terminal"}}},
+                {"type": "session.status_idle", "stop_reason": {"type": "retries_exhausted"}},
+            ]  # fmt: skip
+        if kind is Session.SessionTerminated:
+            return [{"type": "session.status_terminated"}]
+        return []
+
+    def _governed_by(self, config: SessionConfig) -> None:
+        self.custom_tools = frozenset(t.name for t in config.custom_tools)
+        self.confirm_tools = frozenset(config.confirm_tools)
+
+    def _message(self, message: Message, event: Any) -> list[dict[str, Any]]:
+        if isinstance(message, UserMessage):
+            return [_user_message(message.content)]
+        if isinstance(message, ToolResult):
+            return [self._result(message)]
+        return self._assistant(message, event)
+
+    def _assistant(self, message: AssistantMessage, event: Any) -> list[dict[str, Any]]:
+        bodies: list[dict[str, Any]] = []
+        if message.content:
+            bodies.append({"type": "agent.message", "content": [{"type": "text", "text": message.content}]})
+        for call in message.tool_calls:
+            # The id this call's event will get: its place among this log event's API events.
+            self.call_events[call.id] = event_id(self.session_id, event.originator_version, len(bodies))
+            bodies.append(self._tool_use(call))
+        return bodies
+
+    def _tool_use(self, call: ToolCall) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": call.name, "input": _arguments(call.arguments)}
+        if call.name in self.custom_tools:
+            return {"type": "agent.custom_tool_use", **body}
+        if call.name in self.confirm_tools:
+            # ``needs_confirmation`` is what PraisonAI's hosted backend looks for.
+            return {
+                "type": "agent.tool_use",
+                **body,
+                "evaluated_permission": "ask",
+                "needs_confirmation": True,
+            }
+        return {"type": "agent.tool_use", **body, "evaluated_permission": "allow"}
+
+    def _result(self, result: ToolResult) -> dict[str, Any]:
+        use_id = self.call_events.get(result.tool_call_id, result.tool_call_id)
+        content = [{"type": "text", "text": result.output}]
+        if result.tool_call_id in self.asked_of_client and not result.output.startswith("not run: "):
+            return {"type": "user.custom_tool_result", "custom_tool_use_id": use_id, "content": content,
+                    "is_error": result.is_error}  # fmt: skip
+        return {"type": "agent.tool_result", "tool_use_id": use_id, "content": content,
+                "is_error": result.is_error}  # fmt: skip
+
+    def _turn_end(self, stop_reason: StopReason, detail: str) -> list[dict[str, Any]]:
+        bodies: list[dict[str, Any]] = []
+        if stop_reason == StopReason.INTERRUPTED and detail == USER_INTERRUPT_DETAIL:
+            bodies.append({"type": "user.interrupt"})
+        if stop_reason == StopReason.REQUIRES_ACTION:
+            waiting = [self.call_events.get(call_id, call_id) for call_id in detail.split()]
+            reason: dict[str, Any] = {"type": "requires_action", "event_ids": waiting}
+        else:
+            reason = {"type": "end_turn"}
+        bodies.append({"type": "session.status_idle", "stop_reason": reason})
+        return bodies
+
+
+def _user_message(text: str) -> dict[str, Any]:
+    return {"type": "user.message", "content": [{"type": "text", "text": text}]}
+
+
+def _arguments(text: str) -> dict[str, Any]:
+    try:
+        decoded = msgspec.json.decode(text or "{}")
+    except msgspec.DecodeError:
+        return {"arguments": text}
+    return decoded if isinstance(decoded, dict) else {"arguments": decoded}
+
+
+def wire_time(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
