@@ -66,7 +66,11 @@ def agent_definition(fields: Mapping[str, Any]) -> AgentDefinition:
             raise ConfigError(f"{required}: required")
     _defaults_only(fields)
     # An empty system prompt or description is none, as an update's "" clears one.
-    values = {k: v for k, v in fields.items() if v not in (None, "") and k not in UNKEPT_AGENT_FIELDS}
+    values = {
+        k: v
+        for k, v in fields.items()
+        if v is not None and k not in UNKEPT_AGENT_FIELDS and not (k in ("system", "description") and v == "")
+    }
     return checked_agent(_convert(values, AgentDefinition))
 
 

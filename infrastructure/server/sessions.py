@@ -85,7 +85,7 @@ def recorded_agent_json(session_id: UUID, config: SessionConfig) -> dict[str, An
 def session_json(engine: Any, session: Session) -> dict[str, Any]:
     config = session.config
     agent_of = getattr(engine, "agent_json", None)
-    agent = agent_of(config) if agent_of and config.agent_id else recorded_agent_json(session.id, config)
+    agent = (agent_of and config.agent_id and agent_of(config)) or recorded_agent_json(session.id, config)
     return {
         "type": "session",
         "id": wire_id(SESSION, session.id),
