@@ -206,3 +206,56 @@ def test_a_session_created_from_an_agent_shows_the_version_it_runs(client, store
     session = client.beta.sessions.retrieve(session_id)
     assert (session.agent.id, session.agent.version, session.agent.system) == (agent.id, 1, "first")
     assert session.agent.tools[0].name == "get_weather" and session.environment_id == environment.id
+
+
+def test_sessions_are_created_from_an_agent_and_an_environment_and_listed(client, model_server):
+    agent = client.beta.agents.create(name="a", model="claude-haiku-4-5", system="first")
+    client.beta.agents.update(agent.id, system="second")
+    environment = client.beta.environments.create(name="e", config={"type": "cloud"})
+    latest = client.beta.sessions.create(agent=agent.id, environment_id=environment.id, title="latest")
+    assert (latest.agent.version, latest.agent.system, latest.status) == (2, "second", "idle")
+    pinned = client.beta.sessions.create(
+        agent={"type": "agent", "id": agent.id, "version": 1}, environment_id=environment.id,
+        metadata={"ticket": "T-1"},
+    )  # fmt: skip
+    assert (pinned.agent.version, pinned.metadata, pinned.environment_id) == (
+        1,
+        {"ticket": "T-1"},
+        environment.id,
+    )
+    other = client.beta.agents.create(name="other", model="claude-haiku-4-5")
+    elsewhere = client.beta.sessions.create(agent=other.id, environment_id=environment.id)
+    client.beta.sessions.archive(latest.id)
+
+    assert [s.id for s in client.beta.sessions.list()] == [elsewhere.id, pinned.id]
+    assert [s.id for s in client.beta.sessions.list(agent_id=agent.id, include_archived=True, limit=1)] == [
+        pinned.id, latest.id,
+    ]  # fmt: skip
+    assert [s.id for s in client.beta.sessions.list(agent_id=agent.id, agent_version=1)] == [pinned.id]
+    assert [s.id for s in client.beta.sessions.list(order="asc")] == [pinned.id, elsewhere.id]
+    assert [s.id for s in client.beta.sessions.list(statuses=["terminated"])] == []
+    assert [s.id for s in client.beta.sessions.list(statuses=["idle"])] == [elsewhere.id, pinned.id]
+    listed = client.beta.sessions.list(agent_id=agent.id).data[0]
+    assert listed.model_dump() == client.beta.sessions.retrieve(pinned.id).model_dump()
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"agent": "agent_" + "0" * 32}, anthropic.NotFoundError, "no agent"),
+        ({"environment_id": "env_" + "0" * 32}, BetaEnvironmentNotFoundError, "no environment"),
+        ({"resources": [{"type": "file", "file_id": "file_1"}]}, anthropic.BadRequestError, "resources: not supported"),
+        ({"config": {"type": "cloud", "networking": {"type": "limited"}}}, anthropic.BadRequestError,
+         "'limited' networking cannot be enforced"),
+    ],
+)  # fmt: skip
+def test_a_session_this_server_cannot_run_is_refused_before_anything_is_recorded(
+    client, change, error, message
+):
+    agent = client.beta.agents.create(name="a", model="claude-haiku-4-5")
+    config = change.pop("config", {"type": "cloud"})
+    environment = client.beta.environments.create(name="e", config=config)
+    with pytest.raises(error) as raised:
+        client.beta.sessions.create(**{"agent": agent.id, "environment_id": environment.id, **change})
+    assert message in raised.value.message
+    assert client.beta.sessions.list().data == []

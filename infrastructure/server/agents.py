@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,12 +20,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from agentjournal.application.catalog import Catalog
 from agentjournal.application.catalog_projection import AgentView
-from agentjournal.application.errors import AgentNotFound
+from agentjournal.application.errors import AgentNotFound, AgentVersionNotFound
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 from agentjournal.application.toolset import AGENT_TOOLSET, ALIASES, MCP_TOOLSET
-from agentjournal.domain import SessionConfig
-from agentjournal.infrastructure.server.bodies import query_bool, query_int, read_json
+from agentjournal.infrastructure.server.bodies import query_bool, query_int, query_time, read_json
 from agentjournal.infrastructure.server.errors import ApiError
 from agentjournal.infrastructure.server.ids import AGENT, parse_id, wire_id
 from agentjournal.infrastructure.server.sessions import engine_of
@@ -137,13 +136,12 @@ def page_json(page: Page[Any], item: Any) -> dict[str, Any]:
     return {"data": [item(entry) for entry in page.items], "next_page": page.next_page}
 
 
-def session_agent_of(engine: Any, config: SessionConfig) -> dict[str, Any] | None:
-    """The agent version a session was created from, or None when the catalog has no such agent."""
+def session_agent_of(catalog: Catalog, agent_id: str, version: int) -> dict[str, Any] | None:
+    """The agent version a session was created from (``agent_id`` and ``version`` as its
+    config records them), or None when the catalog has no such agent."""
     try:
-        return session_agent_json(
-            engine.catalog.get_agent(UUID(config.agent_id), config.agent_version or None)
-        )
-    except (AgentNotFound, ValueError):
+        return session_agent_json(catalog.get_agent(UUID(agent_id), version or None))
+    except (AgentNotFound, AgentVersionNotFound, ValueError):
         return None
 
 
@@ -203,16 +201,6 @@ async def list_versions(request: Request) -> JSONResponse:
         page=request.query_params.get("page"),
     )
     return JSONResponse(page_json(page, agent_json))
-
-
-def query_time(request: Request, name: str) -> datetime | None:
-    text = request.query_params.get(name)
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise ApiError(400, f"query parameter {name!r} must be an RFC 3339 timestamp, not {text!r}") from None
 
 
 routes = [

@@ -95,9 +95,12 @@ class Engine:
 
     def agent_json(self, config: SessionConfig) -> dict[str, Any] | None:
         """The agent version a session was created from, as the session shows it."""
+        return self.agent_version_json(config.agent_id, config.agent_version)
+
+    def agent_version_json(self, agent_id: str, version: int) -> dict[str, Any] | None:
         from agentjournal.infrastructure.server.agents import session_agent_of
 
-        return session_agent_of(self, config)
+        return session_agent_of(self.catalog, agent_id, version)
 
 
 def create_app(settings: ServerSettings, service: SessionService | None = None) -> Starlette:
