@@ -125,6 +125,89 @@ def make_agent(config: ManagedConfig, service: SessionService):  # type: ignore[
     return make
 
 
+# -- Docker ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def engine():  # type: ignore[no-untyped-def]
+    """A client of the Docker engine, which has the sandbox image; the test is skipped
+    without them (and fails in CI)."""
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env()
+        client.ping()
+        client.images.get("agentjournal-sandbox:latest")
+    except docker.errors.DockerException as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"Docker engine or sandbox image missing in CI: {e}")
+        pytest.skip(f"no Docker engine with the sandbox image (run scripts/setup as root): {e}")
+    return client
+
+
+@pytest.fixture
+def sessions(engine):  # type: ignore[no-untyped-def]
+    """The ids of the sessions a test gives a sandbox. Afterwards none of them may have one
+    left; the engine's other containers (a user's own sandboxes among them) are not looked at."""
+    from agentjournal.infrastructure.docker_compute import remove_sandbox, sandboxes
+
+    created: list[uuid.UUID] = []
+    yield created
+    left = [container for session_id in created for container in sandboxes(engine, session_id)]
+    for container in left:
+        remove_sandbox(container)
+    assert not left, "a test left a sandbox container behind"
+
+
+@pytest.fixture
+def sandbox(engine, sessions):  # type: ignore[no-untyped-def]
+    """Makes Docker sandboxes (DockerCompute options as keywords), released after the test."""
+    from agentjournal.domain import ComputeBinding
+    from agentjournal.infrastructure.docker_compute import DockerCompute
+
+    computes = []
+
+    def make(**options):  # type: ignore[no-untyped-def]
+        compute = DockerCompute(client=engine, **options)
+        sessions.append(uuid.uuid4())
+        compute.attach(sessions[-1], None)
+        computes.append(compute)
+        return compute
+
+    yield make
+    for compute in computes:
+        if compute.container is not None:
+            compute.release(ComputeBinding("docker", compute.container.id))
+
+
+@pytest.fixture(scope="module")
+def module_sandbox(engine):  # type: ignore[no-untyped-def]
+    """One Docker sandbox for all of a module's tests, released after them."""
+    from agentjournal.infrastructure.docker_compute import DockerCompute, sandboxes
+
+    session_id = uuid.uuid4()
+    compute = DockerCompute(client=engine)
+    binding = compute.attach(session_id, None)
+    yield compute
+    compute.release(binding)
+    assert not list(sandboxes(engine, session_id)), "the module's sandbox was left behind"
+
+
+@pytest.fixture(params=["host", pytest.param("docker", marks=pytest.mark.docker)])
+def either_compute(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Each compute in turn, with an empty work folder: the host in a new folder, and the
+    module's Docker sandbox with its work folder emptied."""
+    if request.param == "host":
+        from agentjournal.infrastructure.host import HostCompute
+
+        host = HostCompute(tmp_path / "work")
+        host.attach(uuid.uuid4(), None)
+        return host
+    docker = request.getfixturevalue("module_sandbox")
+    emptied = docker.execute("find . -mindepth 1 -delete", 60)
+    assert emptied.exit_code == 0, emptied.output
+    return docker
+
+
 def run_python(
     code: str, *, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
