@@ -69,7 +69,7 @@ ENGINE_FOLDERS = (".venv", ".home")  # the packages' environment, the host comma
 SKIPPED_BY_GREP = (".git", "node_modules")
 MAX_VISITED = 100_000  # names a search looks at before it stops
 LINE_BYTES = 64 * 1024  # a longer line is searched in pieces of this size
-SHOWN_CHARS = 1000  # the most of a matching line that is shown
+SHOWN_CHARS = 1000  # the most of a matching line that is shown, around the match
 BINARY_PROBE = 8192  # a file with a NUL byte in its first bytes is binary
 
 # What to do at the end of a walk: called with the open folder that holds the last name,
@@ -408,12 +408,19 @@ def search_file(fd: int, shown: str, matcher: re.Pattern[str], found: list[tuple
                 number += 1
             whole = block.endswith(b"\n")
             text = block.decode("utf-8", errors="replace").rstrip("\r\n").replace("\0", "\ufffd")
-            if number != last and matcher.search(text):
-                cut = text[:SHOWN_CHARS] + (" [...]" if len(text) > SHOWN_CHARS else "")
-                found.append((shown, number, cut))
+            match = matcher.search(text) if number != last else None
+            if match:
+                found.append((shown, number, around(text, match.start())))
                 last = number
                 if len(found) > limit:
                     return
+
+
+def around(text: str, at: int) -> str:
+    """At most ``SHOWN_CHARS`` of a line, around position ``at``; a cut marked ``[...]``."""
+    begin = max(0, min(at - SHOWN_CHARS // 2, len(text) - SHOWN_CHARS))
+    end = begin + SHOWN_CHARS
+    return ("[...] " if begin else "") + text[begin:end] + (" [...]" if end < len(text) else "")
 
 
 def run(operation: str, work: str, work_fd: int, path: str, limit: int, extra: list[str]) -> None:

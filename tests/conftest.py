@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -206,6 +209,81 @@ def either_compute(request: pytest.FixtureRequest, tmp_path: Path):  # type: ign
     emptied = docker.execute("find . -mindepth 1 -delete", 60)
     assert emptied.exit_code == 0, emptied.output
     return docker
+
+
+# -- a web server the computes reach ------------------------------------------------------
+
+PAGES: dict[str, tuple[int, str, bytes]] = {
+    "/page.html": (
+        200,
+        "text/html; charset=utf-8",
+        b"<html><head><title>T</title><script>hidden()</script></head>"
+        b"<body><p>Hello <a href='/plain'>there</a></p></body></html>",
+    ),
+    "/plain": (200, "text/plain", b"just text"),
+    "/big": (200, "text/plain", b"y" * 300_000),
+    "/missing": (404, "text/plain", b"not here"),
+    "/image.png": (200, "image/png", b"\x89PNG\r\n\x1a\n"),
+}
+REDIRECTS = {"/to-file": "file:///etc/passwd", "/to-plain": "/plain"}
+
+
+@pytest.fixture
+def requested() -> list[str]:
+    """The paths the test's web servers were asked for, in order."""
+    return []
+
+
+@pytest.fixture
+def serve(requested: list[str]) -> Iterator[Callable[[str], str]]:
+    """Starts small web servers (on an address of this machine) serving ``PAGES`` and
+    ``REDIRECTS``, and returns their base URLs. ``/hang`` never answers."""
+    released = threading.Event()
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    class Pages(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            requested.append(self.path)
+            if self.path == "/hang":
+                released.wait(60)
+                return
+            if self.path in REDIRECTS:
+                self.send_response(302)
+                self.send_header("Location", REDIRECTS[self.path])
+                self.end_headers()
+                return
+            status, kind, body = PAGES.get(self.path, (404, "text/plain", b""))
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    def start(address: str) -> str:
+        server = http.server.ThreadingHTTPServer((address, 0), Pages)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://{address}:{server.server_address[1]}"
+
+    yield start
+    released.set()
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def web(request: pytest.FixtureRequest, either_compute: Any, serve: Callable[[str], str]) -> str:
+    """The base URL of a web server the compute reaches: on the loopback for the host, on
+    the Docker bridge's gateway for a sandbox."""
+    if either_compute.kind == "host":
+        return serve("127.0.0.1")
+    bridge = request.getfixturevalue("engine").networks.get("bridge")
+    return serve(str(bridge.attrs["IPAM"]["Config"][0]["Gateway"]))
 
 
 def run_python(

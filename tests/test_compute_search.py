@@ -4,24 +4,21 @@ is only ever data, never a command line."""
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
 from agentjournal.application.ports import Compute, ComputeError
 from agentjournal.infrastructure.host import HostCompute
+from tests.conftest import PAGES
 
 # How long past its time limit a search or fetch may take to be stopped, on a busy machine.
 STOP_MARGIN = 5.0
 
 # What a shell would run, option parsers take, or a path walk climb: each only data here.
 # OUTSIDE is a file out of the work folder that no search may make.
-OUTSIDE = f"/tmp/agentjournal-pwned-{uuid.uuid4().hex}"
+OUTSIDE = "/tmp/agentjournal-pwned-by-a-pattern"
 HOSTILE = [
     "$(touch pwned)",
     f"$(touch {OUTSIDE})",
@@ -162,9 +159,9 @@ def test_grep_shows_a_long_line_cut_and_skips_what_it_cannot_read(either_compute
     setup(
         compute, "head -c 300000 /dev/zero | tr '\\0' x > long.txt && echo needle >> long.txt && mkfifo pipe"
     )
-    found = compute.grep("x+needle|^needle", ".", 10, 30)
-    assert found.matches, "the end of a long line is searched"
-    assert all(len(m.text) <= 1010 for m in found.matches)
+    (found,) = compute.grep("needle", ".", 10, 30).matches
+    assert (found.path, found.line) == ("long.txt", 1), "the end of a long line is searched"
+    assert found.text.startswith("[...] xxx") and found.text.endswith("xneedle") and len(found.text) == 1006
     with pytest.raises(ComputeError, match="not a regular file or a folder"):
         compute.grep("x", "pipe", 10, 10)
 
@@ -178,69 +175,6 @@ def test_grep_and_glob_skip_the_engines_own_folders_at_the_top(either_compute):
 
 
 # -- web fetch ----------------------------------------------------------------------------
-
-PAGES: dict[str, tuple[int, str, bytes]] = {
-    "/page.html": (
-        200,
-        "text/html; charset=utf-8",
-        b"<html><head><title>T</title><script>hidden()</script></head>"
-        b"<body><p>Hello <a href='/plain'>there</a></p></body></html>",
-    ),
-    "/plain": (200, "text/plain", b"just text"),
-    "/big": (200, "text/plain", b"y" * 300_000),
-    "/missing": (404, "text/plain", b"not here"),
-}
-REDIRECTS = {"/to-file": "file:///etc/passwd", "/to-plain": "/plain"}
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[str], str]]:
-    """Starts small web servers (on an address of this machine) and returns their base URLs."""
-    released = threading.Event()
-    servers: list[http.server.ThreadingHTTPServer] = []
-
-    class Pages(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
-            if self.path == "/hang":
-                released.wait(60)
-                return
-            if self.path in REDIRECTS:
-                self.send_response(302)
-                self.send_header("Location", REDIRECTS[self.path])
-                self.end_headers()
-                return
-            status, kind, body = PAGES.get(self.path, (404, "text/plain", b""))
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    def start(address: str) -> str:
-        server = http.server.ThreadingHTTPServer((address, 0), Pages)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"http://{address}:{server.server_address[1]}"
-
-    yield start
-    released.set()
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def web(request: pytest.FixtureRequest, either_compute: Compute, serve: Callable[[str], str]) -> str:
-    """The base URL of a web server the compute reaches: on the loopback for the host, on
-    the Docker bridge's gateway for a sandbox."""
-    if isinstance(either_compute, HostCompute):
-        return serve("127.0.0.1")
-    bridge = request.getfixturevalue("engine").networks.get("bridge")
-    return serve(str(bridge.attrs["IPAM"]["Config"][0]["Gateway"]))
 
 
 def test_a_page_is_fetched_from_where_the_tools_run(either_compute, web):
