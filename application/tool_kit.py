@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import math
 import reprlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import msgspec
 
 from agentjournal.application.ports import Compute, ToolSpec
-from agentjournal.domain import ToolCall
+from agentjournal.domain import SessionConfig, ToolCall
 
 # The longest single argument Linux passes to a program (MAX_ARG_STRLEN, less its NUL):
 # a longer command line cannot even be started, on the host or in a sandbox.
@@ -26,16 +26,33 @@ MAX_COMMAND_BYTES = 128 * 1024 - 1
 
 class ToolLimits(msgspec.Struct, frozen=True):
     """Bounds on one tool call. The longest a command may run is ``max_timeout``,
-    whatever the model asks for."""
+    whatever the model asks for; ``web`` says whether a tool may fetch from the web
+    (the session's networking is unrestricted)."""
 
     timeout: float = 120.0
     max_timeout: float = 600.0
     max_output_bytes: int = 64_000
+    web: bool = True
+
+    @classmethod
+    def of(cls, config: SessionConfig) -> ToolLimits:
+        """The bounds a session's recorded config sets."""
+        return cls(
+            timeout=config.command_timeout,
+            max_output_bytes=config.max_output_bytes,
+            web=web_allowed(config.networking),
+        )
 
     @property
     def seconds(self) -> float:
         """How long an operation without a timeout of its own may take."""
         return min(self.timeout, self.max_timeout)
+
+
+def web_allowed(networking: Mapping[str, object]) -> bool:
+    """Whether recorded ``networking`` lets tools reach the web: only ``unrestricted``,
+    which an empty record (a session from before networking was recorded) means."""
+    return networking.get("type", "unrestricted") == "unrestricted"
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -98,6 +115,14 @@ def path(args: dict[str, Any], name: str = "path", *, default: str | None = None
     return without_nul(text(args, name, default=default) or default or "", name)
 
 
+def pattern(args: dict[str, Any], name: str = "pattern") -> str:
+    """A required, non-empty pattern argument without a NUL byte."""
+    value = without_nul(text(args, name), name)
+    if not value:
+        raise ToolArgumentError(f"argument {name!r} must not be empty")
+    return value
+
+
 def command(args: dict[str, Any], name: str = "command") -> str:
     """A command line, short enough to be started."""
     value = without_nul(text(args, name), name)
@@ -110,8 +135,18 @@ def check_command_size(line: str) -> None:
     if size > MAX_COMMAND_BYTES:
         raise ToolArgumentError(
             f"the command is {size:,} bytes; a command line holds at most {MAX_COMMAND_BYTES:,}: "
-            "write a script with write_file and run that"
+            "write a script to a file and run that"
         )
+
+
+def flag(args: dict[str, Any], name: str) -> bool:
+    """An optional true/false argument (false when missing or null)."""
+    value = args.get(name)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise ToolArgumentError(f"argument {name!r} must be true or false, not {shown(value)}")
+    return value
 
 
 def without_nul(value: str, name: str) -> str:

@@ -1,8 +1,9 @@
 """The built-in tools, offered to the model and run on a :class:`Compute`.
 
 One registry, :data:`TOOLS`, holds every built-in tool a session can be given: the
-four seed tools (:mod:`~agentjournal.application.seed_tools`). :func:`run_tool` runs
-a call of any of them.
+four seed tools (:mod:`~agentjournal.application.seed_tools`) and Anthropic's agent
+tool set (:mod:`~agentjournal.application.agent_tools`). :func:`run_tool` runs a call
+of any of them.
 
 A tool that fails (bad arguments, a refused path, a non-zero exit) is still a
 result: the model reads the error and can try again. Only the compute itself
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import time
 
+from agentjournal.application.agent_tools import AGENT_TOOLS
 from agentjournal.application.ports import Compute, ComputeError, ToolSpec
 from agentjournal.application.seed_tools import (
     EXECUTE_COMMAND,
@@ -42,7 +44,7 @@ __all__ = [
 
 DEFAULT_TOOLS = (EXECUTE_COMMAND, READ_FILE, WRITE_FILE, LIST_FILES)
 
-TOOLS: dict[str, Tool] = {**SEED_TOOLS}
+TOOLS: dict[str, Tool] = {**SEED_TOOLS, **AGENT_TOOLS}
 TOOL_SPECS: dict[str, ToolSpec] = {name: tool.spec for name, tool in TOOLS.items()}
 
 
