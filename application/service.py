@@ -532,9 +532,7 @@ class SessionService(Application[UUID]):
         session.start_tool_call(recorded)
         self._save(session)
         yield ToolCallUpdate(recorded)
-        limits = ToolLimits(timeout=config.command_timeout, max_output_bytes=config.max_output_bytes)
-        result = run_tool(runtime.compute, call, limits)
-        return result
+        return run_tool(runtime.compute, call, ToolLimits.of(config))
 
     def _confirm(self, session: Session, call: ToolCall, recorded: ToolCall, runtime: TurnRuntime) -> bool:
         """Ask the client whether ``call`` may run, showing it the arguments that would run
