@@ -161,8 +161,8 @@ def test_versions_come_a_page_at_a_time(catalog):
         ({**AGENT, "name": "  "}, ConfigError, "name: must not be empty"),
         ({**AGENT, "model": 4}, ConfigError, "model: expected `str | object`, got `int`"),
         ({**AGENT, "model": {"id": "m", "speed": "warp"}}, ConfigError, "model.speed: 'warp'"),
-        ({**AGENT, "tools": [{"type": "agent_toolset_20260401", "configs": [{"name": "web_search"}]}]},
-         ConfigError, "tools[0].configs: 'web_search' is not available"),
+        ({**AGENT, "tools": [{"type": "agent_toolset_20260401", "configs": [{"name": "search_web"}]}]},
+         ConfigError, "tools[0].configs[0]: 'search_web' is not a tool of 'agent_toolset_20260401'"),
         ({**AGENT, "tools": [{"type": "custom", "name": "bash"}]}, ConfigError, "tools[0]: custom tool 'bash'"),
         ({**AGENT, "tools": ["bash"]}, ConfigError, "tools[0]: expected `object`, got `str`"),
         ({**AGENT, "tools": [{"type": "mcp_toolset", "mcp_server_name": "gh"}]},
@@ -316,13 +316,13 @@ def test_a_session_config_comes_from_an_agent_version_and_an_environment(catalog
     assert (config.model, config.system, config.name, config.compute) == (
         "claude-sonnet-4-5", "Review the diff.", "reviewer", "host",
     )  # fmt: skip
-    assert config.tools == ("execute_command", "read_file", "write_file", "list_files")
+    assert config.tools == ("bash", "read", "write", "edit", "glob", "grep", "web_fetch", "web_search")
     assert config.custom_tools == (
         CustomTool(
             "weather", "Weather for a city", {"type": "object", "properties": {"city": {"type": "string"}}}
         ),
     )
-    assert config.confirm_tools == ("execute_command",) and config.max_turns == 7
+    assert config.confirm_tools == ("bash",) and config.max_turns == 7
     assert (config.agent_id, config.agent_version, config.environment_id) == (str(agent.id), 1, str(plain.id))
     session = catalog.service.get_session(catalog.service.create_session(config))
     assert session.config == config

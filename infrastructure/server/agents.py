@@ -4,9 +4,7 @@ An agent here is the engine's ``Agent`` aggregate, kept by the
 :class:`~agentjournal.application.catalog.Catalog`: its definition as the client
 gave it, one version per change. The API shows every definition fully populated,
 as the cloud does: the model as an object, each toolset with its default config
-and a config for every tool it names. A tool this engine does not have (``edit``,
-``grep``, ``web_fetch``, ``web_search``) is shown disabled, since no session made
-from the agent gets it.
+and a config for every tool it names.
 """
 
 from __future__ import annotations
@@ -20,22 +18,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from agentjournal.application.agent_tools import AGENT_TOOLS
 from agentjournal.application.catalog import Catalog
 from agentjournal.application.catalog_projection import AgentView
 from agentjournal.application.errors import AgentNotFound, AgentVersionNotFound
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
-from agentjournal.application.toolset import AGENT_TOOLSET, ALIASES, MCP_TOOLSET
+from agentjournal.application.toolset import AGENT_TOOLSET, MCP_TOOLSET
 from agentjournal.infrastructure.server.bodies import query_bool, query_int, query_time, read_json
 from agentjournal.infrastructure.server.errors import ApiError
 from agentjournal.infrastructure.server.ids import AGENT, parse_id, wire_id
 from agentjournal.infrastructure.server.sessions import engine_of
 from agentjournal.infrastructure.server.wire import wire_time
-
-TOOLSET_TOOLS = ("bash", "edit", "read", "write", "glob", "grep", "web_fetch", "web_search")
-"""The tools an ``agent_toolset_20260401`` names, in the cloud API's order."""
-
-AVAILABLE = frozenset(ALIASES)
-"""The toolset's tools this engine has (by their names in the toolset)."""
 
 ALWAYS_ALLOW = {"type": "always_allow"}
 ALWAYS_ASK = {"type": "always_ask"}
@@ -108,15 +101,13 @@ def _tool(tool: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _agent_toolset(tool: Mapping[str, Any]) -> dict[str, Any]:
-    """The toolset with its default config and one config per tool, each enabled only if
-    the definition enables it and this engine has it."""
+    """The toolset with its default config and one config per tool of the set."""
     default = _config(tool.get("default_config"), True, ALWAYS_ALLOW)
     given = {c["name"]: c for c in tool.get("configs") or ()}
     configs = []
-    for name in TOOLSET_TOOLS:
-        config = given.get(name) or given.get(ALIASES.get(name, name)) or {}
+    for name in AGENT_TOOLS:
+        config = given.get(name) or {}
         resolved = _config(config, default["enabled"], default["permission_policy"])
-        resolved["enabled"] = resolved["enabled"] and name in AVAILABLE
         extras = {
             k: v for k, v in config.items() if k not in ("name", "type", "enabled", "permission_policy")
         }
