@@ -93,7 +93,9 @@ def test_confirmations_are_asked_of_praisonais_callback(hosted, model_server):
     assert agent._execute_sync("Do both.") == "One ran."
     assert asked == ["echo fine", "rm -rf ./everything"]
     outputs = [m["content"] for m in model_server.requests[-1]["messages"] if m["role"] == "tool"]
-    assert outputs[0].strip() == "fine" and "denied" in outputs[1]
+    # A denial is recorded when it is answered, before the allowed call runs: results need not
+    # come in the order of the calls.
+    assert sorted(o.strip() for o in outputs) == ["error: the user denied this tool call", "fine"]
 
 
 def test_update_agent_pins_new_sessions_to_the_new_version(hosted, model_server):
