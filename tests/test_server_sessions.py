@@ -9,6 +9,7 @@ import pytest
 
 from agentjournal.application import SessionService
 from agentjournal.domain import SessionConfig
+from agentjournal.infrastructure.scripted_model import Reply
 from tests.serving import API_KEY
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -189,3 +190,35 @@ def test_without_auth_on_loopback_requests_need_no_key(model_server, store):
     session_id = new_session(store)
     with running_server(model_server.base_url, store, keys="", extra=("--no-auth",)) as server:
         assert httpx.get(f"{server.url}/v1/sessions/{session_id}").status_code == 200
+
+
+def test_a_stream_opened_just_after_send_sees_the_whole_running_turn(api_server, store, model_server):
+    client = api_server.client()
+    session_id = new_session(store)
+    model_server.enqueue(Reply(text="slowly " * 20, delay=0.02))
+    sent = client.beta.sessions.events.send(
+        session_id, events=[{"type": "user.message", "content": [{"type": "text", "text": "go"}]}]
+    )
+    model_server.wait_for_requests(1)  # the turn is running
+    with client.beta.sessions.events.stream(session_id) as stream:
+        seen = []
+        for event in stream:
+            seen.append(event)
+            if event.type == "session.status_idle":
+                break
+    assert seen[0].id == sent.data[0].id and seen[0].type == "user.message"
+    assert [e.type for e in seen][-2:] == ["span.model_request_end", "session.status_idle"]
+
+
+def test_a_failed_model_call_is_a_session_error_and_the_session_stays_usable(api_server, store, model_server):
+    client = api_server.client()
+    session_id = new_session(store)
+    model_server.enqueue(Reply(status=400, error="the model refuses"), Reply(text="Recovered."))
+    failed = turn(client, session_id, "first")
+    error = next(e for e in failed if e.type == "session.error")
+    assert "the model refuses" in error.error.message
+    assert failed[-1].stop_reason.type == "retries_exhausted"
+    assert client.beta.sessions.retrieve(session_id).status == "idle"
+    assert [e.content[0].text for e in turn(client, session_id, "again") if e.type == "agent.message"] == [
+        "Recovered."
+    ]
