@@ -117,7 +117,9 @@ def test_the_wheel_holds_one_top_level_package(wheel: Path) -> None:
         entry_points = archive.read(f"{dist_info}/entry_points.txt").decode()
     assert "agentjournal = agentjournal.infrastructure.cli:main" in entry_points
     for layer in ("domain", "application", "infrastructure"):
-        assert f"agentjournal/{layer}/__init__.py" in names
+        # Every package of the source tree, however deep, is in the wheel.
+        for marker in (ROOT / layer).rglob("__init__.py"):
+            assert f"agentjournal/{marker.relative_to(ROOT).as_posix()}" in names
     assert "agentjournal/py.typed" in names
     assert "agentjournal/infrastructure/sandbox/Dockerfile" in names
 
