@@ -116,6 +116,6 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
 
 
 def _routes() -> list[BaseRoute]:
-    from agentjournal.infrastructure.server import events, extensions, sessions
+    from agentjournal.infrastructure.server import browser, events, extensions, sessions
 
-    return [*sessions.routes, *events.routes, *extensions.routes]
+    return [*sessions.routes, *events.routes, *extensions.routes, *browser.routes]
