@@ -1,6 +1,7 @@
 // The sessions of the store, the most recently updated first, a page at a time;
 // filtered by status and searched by title or the start of an id. The filter, search
-// and page are kept in the address (#/?q=...&status=...&offset=...), so Back works.
+// and page are kept in the address (#/?q=...&status=...&offset=...), so a reload or a
+// link shows the same page.
 
 import { api } from "./api.js";
 import { count, debounce, h, shortId, statusPill, tokens, when } from "./dom.js";
@@ -20,7 +21,9 @@ export class SessionList {
     this.search = h("input", {
       type: "search", id: "search", value: this.query.q, placeholder: "Title or id prefix  ( / )",
       "aria-label": "Search sessions by title or id prefix",
-      oninput: debounce(() => this.go({ q: this.search.value.trim(), offset: 0 }), 250),
+      oninput: debounce(() => {
+        if (this.search.value.trim() !== this.query.q) this.go({ offset: 0 });
+      }, 250),
     });
     this.status = h(
       "select",
@@ -56,9 +59,9 @@ export class SessionList {
     document.removeEventListener("keydown", this.keys);
   }
 
-  /** Change the filter, search or page: recorded in the address, which redraws. */
+  /** Change the filter or page, with the search as typed so far; recorded in the address. */
   go(change) {
-    const query = { ...this.query, ...change };
+    const query = { ...this.query, q: this.search.value.trim(), ...change };
     const params = new URLSearchParams();
     for (const [name, value] of Object.entries(query)) if (value) params.set(name, value);
     const text = params.toString();

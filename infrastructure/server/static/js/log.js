@@ -48,7 +48,12 @@ export class AuditLog {
     );
     this.detail = h("div", { class: "log-detail", "aria-live": "polite" });
     this.element = h("div", { class: "log" }, this.viewport, this.detail);
-    new ResizeObserver(() => this.draw()).observe(this.viewport);
+    this.resized = new ResizeObserver(() => this.draw());
+    this.resized.observe(this.viewport);
+  }
+
+  close() {
+    this.resized.disconnect();
   }
 
   /** Show a log of `total` events; `first` (optional) is its first window, already fetched. */

@@ -7,7 +7,7 @@
 
 import { api, follow } from "./api.js";
 import { drawConversation } from "./conversation.js";
-import { count, debounce, h, shortId, statusPill, tokens, when, wireId } from "./dom.js";
+import { count, debounce, fill, h, shortId, statusPill, tokens, when, wireId } from "./dom.js";
 import { AuditLog } from "./log.js";
 import { confirmAction, copy, notice } from "./ui.js";
 
@@ -127,6 +127,7 @@ export class SessionView {
 
   close() {
     this.stream?.close();
+    this.log.close();
   }
 
   showSession(session, state) {
@@ -135,7 +136,7 @@ export class SessionView {
     this.status = session.status;
     const lineage = state?.lineage ?? this.lineage;
     this.lineage = lineage;
-    this.meta.replaceChildren(
+    fill(this.meta,
       statusPill(session.status), " ",
       h("span", {}, session.agent?.model?.id ?? ""), " · ",
       h("span", { id: "session-tokens" }, tokens(session.usage)), " · ",
@@ -156,7 +157,7 @@ export class SessionView {
     this.forkButton.textContent = `Fork at event ${count(state.version)}`;
     const replaying = state.version < this.head;
     this.stateLine.classList.toggle("replaying", replaying);
-    this.stateLine.replaceChildren(
+    fill(this.stateLine,
       replaying ? h("strong", {}, `Replaying: the session as of event ${count(state.version)}. `) : "As of the latest event: ",
       h("span", { id: "state-status" }, statusPill(state.status)),
       " · ", h("span", { id: "state-usage" }, tokens(state.usage)),

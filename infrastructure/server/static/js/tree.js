@@ -21,12 +21,12 @@ function node(item, current) {
 
 /** Nested lists from the server's pre-order (each node with its depth). */
 function nest(nodes, current) {
-  const root = h("ul", { class: "tree", role: "tree" });
+  const root = h("ul", { class: "tree" });
   const lists = [root];
   for (const item of nodes) {
-    const li = h("li", { role: "treeitem" }, node(item, current));
+    const li = h("li", {}, node(item, current));
     lists[item.depth].append(li);
-    const children = h("ul", { role: "group" });
+    const children = h("ul");
     li.append(children);
     lists[item.depth + 1] = children;
     lists.length = item.depth + 2;
