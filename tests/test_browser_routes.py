@@ -128,7 +128,12 @@ def test_the_page_loads_without_a_key_and_data_needs_one(api_server, store):
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "default-src 'self'" in page.headers["content-security-policy"]
     for asset in ("/browser/js/app.js", "/browser/js/session.js", "/browser/style.css"):
-        assert httpx.get(f"{url}{asset}").status_code == 200, asset
+        served = httpx.get(f"{url}{asset}")
+        assert served.status_code == 200 and served.headers["cache-control"] == "no-cache", asset
+    script = httpx.get(f"{url}/browser/js/app.js")
+    assert "javascript" in script.headers["content-type"]  # a module script needs a JavaScript type
+    revalidated = httpx.get(f"{url}/browser/js/app.js", headers={"if-none-match": script.headers["etag"]})
+    assert revalidated.status_code == 304
     assert httpx.get(f"{url}/browser/js/missing.js").status_code == 404
     session_id = create(store, "secret title")
     for path in (X, f"{X}/{session_id}/tree", f"{X}/{session_id}/log/window", f"/v1/sessions/{session_id}"):

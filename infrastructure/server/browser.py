@@ -33,7 +33,7 @@ from typing import Any
 
 import msgspec
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -65,6 +65,17 @@ PREFIX = "/x-agentjournal/v1/sessions"
 
 async def page(request: Request) -> FileResponse:
     return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+
+
+class Assets(StaticFiles):
+    """The page's scripts and styles, revalidated on every load: after an upgrade the
+    browser runs the new ones at once, and an unchanged file costs a 304."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
 
 def listing_json(summary: SessionSummary) -> dict[str, Any]:
@@ -195,7 +206,7 @@ def _session_route(path: str, endpoint: Any, method: str = "GET") -> Route:
 
 routes: list[BaseRoute] = [
     Route(BROWSER_PAGE, page, methods=["GET", "HEAD"]),
-    Mount(BROWSER_ASSETS.rstrip("/"), StaticFiles(directory=STATIC), name="browser"),
+    Mount(BROWSER_ASSETS.rstrip("/"), Assets(directory=STATIC), name="browser"),
     Route(PREFIX, list_sessions, methods=["GET"]),
     _session_route("tree", fork_tree),
     _session_route("diff", diff),
