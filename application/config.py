@@ -92,6 +92,11 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise ConfigError(f"ManagedConfig.{name} must be a function, not {getattr(self, name)!r}")
         toolset = resolve_tools(self.tools)
+        if toolset.mcp_servers:
+            raise ConfigError(
+                f"ManagedConfig.tools: MCP toolsets ({list(toolset.mcp_servers)}) are not supported yet: "
+                "this engine has no MCP client"
+            )
         try:
             check_handlers(toolset.custom, toolset.confirm, self.on_custom_tool, self.on_tool_confirmation)
         except ConfigError as e:

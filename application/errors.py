@@ -17,6 +17,34 @@ class UnsupportedProvider(ConfigError):
     pass
 
 
+class InvalidMetadata(ConfigError):
+    """Metadata with too many keys, or a key or value too long."""
+
+
+class ConfigTypeChange(ConfigError):
+    """An environment's config type (cloud, self_hosted) cannot change after creation."""
+
+
+class AgentNotFound(AgentJournalError, LookupError):
+    def __init__(self, agent_id: UUID | str) -> None:
+        super().__init__(f"no agent {agent_id} in this store")
+        self.agent_id = agent_id
+
+
+class AgentVersionNotFound(AgentJournalError, LookupError):
+    def __init__(self, agent_id: UUID, version: int, latest: int) -> None:
+        super().__init__(f"agent {agent_id} has no version {version}: its versions are 1 to {latest}")
+        self.agent_id = agent_id
+        self.version = version
+        self.latest = latest
+
+
+class EnvironmentNotFound(AgentJournalError, LookupError):
+    def __init__(self, environment_id: UUID | str) -> None:
+        super().__init__(f"no environment {environment_id} in this store")
+        self.environment_id = environment_id
+
+
 class SessionNotFound(AgentJournalError, LookupError):
     def __init__(self, session_id: UUID | str) -> None:
         super().__init__(f"no session {session_id} in this store")

@@ -71,6 +71,43 @@ class FileEntry(msgspec.Struct, frozen=True):
     size: int
 
 
+class PathMatches(msgspec.Struct, frozen=True):
+    """What a glob found: paths relative to the work folder, newest first (a folder's
+    ending in ``/``), and whether there were more than were returned."""
+
+    paths: tuple[str, ...]
+    more: bool = False
+
+
+class LineMatch(msgspec.Struct, frozen=True):
+    """One line a search found: its file (relative to the work folder), its number
+    (from 1), and its text (a long line cut short)."""
+
+    path: str
+    line: int
+    text: str
+
+
+class LineMatches(msgspec.Struct, frozen=True):
+    """What a grep found, in path order, and whether there were more than were returned."""
+
+    matches: tuple[LineMatch, ...]
+    more: bool = False
+
+
+class WebPage(msgspec.Struct, frozen=True):
+    """A fetched web page: where it ended up after redirects, its HTTP status, its media
+    type and character set as the server named them, and its body (cut short when
+    ``truncated``)."""
+
+    url: str
+    status: int
+    content_type: str
+    body: bytes
+    charset: str = ""
+    truncated: bool = False
+
+
 class ComputeError(Exception):
     """A compute operation was refused or failed (bad path, missing file, engine down)."""
 
@@ -94,6 +131,25 @@ class Compute(Protocol):
     def write_file(self, path: str, data: bytes) -> None: ...
 
     def list_files(self, path: str) -> list[FileEntry]: ...
+
+    def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
+        """The files and folders under folder ``path`` whose paths from it match the
+        doublestar ``pattern``, newest first, at most ``limit`` of them. Links are neither
+        followed nor listed. Runs in one step where the tools run, for at most ``timeout``
+        seconds; ``pattern`` is data, never part of a command line."""
+        ...
+
+    def grep(self, pattern: str, path: str, limit: int, timeout: float) -> LineMatches:
+        """The lines matching the regular expression ``pattern`` (Python's syntax) in file
+        ``path`` or in the files under folder ``path``, at most ``limit`` of them, skipping
+        binary files; bounded and confined as :meth:`glob` is."""
+        ...
+
+    def fetch(self, url: str, limit: int, timeout: float) -> WebPage:
+        """GET the http or https ``url`` from where the tools run, so with their network
+        and nothing of the engine's: at most ``limit`` bytes of body, in at most
+        ``timeout`` seconds. An HTTP error status is a page; no answer is a ComputeError."""
+        ...
 
     def install_packages(self, manager: str, packages: Sequence[str]) -> str:
         """Install packages; return the installer's output. Raise ComputeError on failure."""

@@ -1,20 +1,16 @@
 """The session summary read model, kept up to date from the notification log.
 
 ``retrieve_session`` and listings read one row per session instead of replaying
-a log. The projector folds new events into those rows and records how far it
-has read in the same transaction, so it picks up where it left off after a
-restart, and two processes catching up at once cannot apply an event twice.
+a log. :class:`SessionProjector` folds new session events into those rows (see
+:mod:`agentjournal.application.projector` for how a projection reads the log
+exactly once, skips other aggregates' events and sets aside an event it cannot
+store). A session event that fails is set aside like this: that session's row
+keeps what it had, moves to the event's version, and its ``last_error`` says which
+event is missing from the summary (the log still holds it).
 
-Every query catches the projector up first, so an event whose summary cannot be
-stored (a value the table cannot hold) would otherwise fail every query of every
-session for ever. The projector therefore folds a batch that fails event by
-event, and sets the event that fails aside: that session's row keeps what it had,
-moves to the event's version, and its ``last_error`` says which event is missing
-from the summary (the log still holds it); the failure is logged, and the
-position moves on. An event that cannot even be *read* (an unknown topic, a wrong
-cipher key) is not set aside but raised as a :class:`StoreError`: that is this
-process's configuration or version, not the event, and skipping it would lose it
-for every process that can read it.
+Listings come in two orders: the most recently updated first, with an offset (the
+command line's), and by creation, newest or oldest first, one page after another
+(the cloud API's, see :class:`SessionQuery`). Deleted sessions are in neither.
 """
 
 from __future__ import annotations
@@ -23,25 +19,18 @@ import abc
 import builtins
 import functools
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 import msgspec
-from eventsourcing.persistence import InterfaceError, OperationalError
 
-from agentjournal.application.errors import StoreError
+from agentjournal.application.projector import ProjectionView, Projector
 from agentjournal.domain import Session, Status, Usage
 
 if TYPE_CHECKING:
-    from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
-
-log = logging.getLogger(__name__)
-
-STORE_TROUBLE = (OperationalError, InterfaceError)
-"""Failures of the store itself (after the commit retries), never of one event: raised."""
+    from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 
 class SessionSummary(msgspec.Struct, frozen=True):
@@ -62,9 +51,35 @@ class SessionSummary(msgspec.Struct, frozen=True):
     parent_id: UUID | None = None
     parent_version: int | None = None
     last_error: str = ""
+    agent_id: str = ""
+    """The agent the session was created from (its config's ``agent_id``), if any."""
+    agent_version: int = 0
+    environment_id: str = ""
+    metadata: dict[str, Any] = {}
+    archived_at: datetime | None = None
+    deleted: bool = False
 
 
-class SessionSummaryView(abc.ABC):
+class SessionQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """Which sessions a page holds, in creation order. Deleted sessions never; archived
+    ones only when asked. ``after`` is the (created_at, id) of the last session of the
+    previous page: the page goes on from there, so sessions created meanwhile neither
+    repeat nor shift it."""
+
+    agent_id: str | None = None
+    agent_version: int | None = None
+    statuses: tuple[Status, ...] = ()
+    include_archived: bool = False
+    created_gt: datetime | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
+    created_lte: datetime | None = None
+    order: Literal["asc", "desc"] = "desc"
+    after: tuple[datetime, UUID] | None = None
+    limit: int = 20
+
+
+class SessionSummaryView(ProjectionView[SessionSummary]):
     """Where summaries are kept: one implementation per event store."""
 
     def get(self, session_id: UUID) -> SessionSummary | None:
@@ -77,118 +92,42 @@ class SessionSummaryView(abc.ABC):
     def list(
         self, *, status: Status | None = None, limit: int = 100, offset: int = 0
     ) -> list[SessionSummary]:
-        """Summaries, the most recently updated first."""
+        """Summaries of sessions not deleted, the most recently updated first."""
+
+    @abc.abstractmethod
+    def page(self, query: SessionQuery) -> builtins.list[SessionSummary]:
+        """Up to ``query.limit`` summaries matching ``query``, in its order of creation."""
 
     @abc.abstractmethod
     def ids_starting_with(self, prefix: str, limit: int = 2) -> builtins.list[UUID]:
         """Session ids that begin with ``prefix`` (lower-case hex and dashes)."""
 
-    @abc.abstractmethod
-    def position(self) -> int:
-        """The id of the last notification folded in (0 when none)."""
 
-    @abc.abstractmethod
-    def commit(self, summaries: Sequence[SessionSummary], previous: int, position: int) -> bool:
-        """Store ``summaries`` and move the position from ``previous`` to ``position``,
-        atomically. Returns False, storing nothing, when the position is no longer
-        ``previous`` (another process got there first)."""
+class SessionProjector(Projector[SessionSummary]):
+    """Folds session events into a :class:`SessionSummaryView`."""
 
-
-class SessionProjector:
-    """Folds the application's notifications into a :class:`SessionSummaryView`."""
-
-    batch_size = 500
-    commit_attempts = 5
+    log = logging.getLogger(__name__)
 
     def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[UUID], view: SessionSummaryView) -> None:
-        self.recorder = recorder
-        self.mapper = mapper
-        self.view = view
+        super().__init__(recorder, mapper, view)
+        self.view: SessionSummaryView = view
 
-    def catch_up(self) -> int:
-        """Fold in every notification not yet in the view; returns how many were folded."""
-        folded = 0
-        while True:
-            previous = self.view.position()
-            notifications = self.recorder.select_notifications(
-                start=previous, limit=self.batch_size, inclusive_of_start=False
-            )
-            if not notifications:
-                return folded
-            events = [self._event(n) for n in notifications]
-            try:
-                if self._commit(self._fold(events), previous, notifications[-1].id):
-                    folded += len(notifications)
-            except STORE_TROUBLE:
-                raise
-            except Exception:  # one of these events cannot be summarised: find which
-                folded += self._fold_one_by_one([n.id for n in notifications], events, previous)
+    def wants(self, event_class: type) -> bool:
+        return issubclass(event_class, Session.Event)
 
-    def _fold(self, events: Sequence[Session.Event]) -> list[SessionSummary]:
-        """The rows of the sessions these events belong to, with the events folded in."""
+    def fold(self, events: Sequence[Session.Event]) -> list[SessionSummary]:
         rows = self.view.get_many({e.originator_id for e in events})
         for event in events:
             rows[event.originator_id] = evolve(event, rows.get(event.originator_id))
         return list(rows.values())
 
-    def _fold_one_by_one(self, positions: list[int], events: list[Session.Event], previous: int) -> int:
-        """Fold events one transaction each, setting aside any whose summary cannot be
-        stored. Stops early (another projector moved the position first); returns how
-        many it folded."""
-        folded = 0
-        for position, event in zip(positions, events):
-            try:
-                committed = self._commit(self._fold([event]), previous, position)
-            except STORE_TROUBLE:
-                raise
-            except Exception as e:
-                committed = self._set_aside(event, e, previous, position)
-            if not committed:
-                break
-            folded += 1
-            previous = position
-        return folded
-
-    def _set_aside(self, event: Session.Event, error: Exception, previous: int, position: int) -> bool:
-        """Move past ``event``, marking its session's row. If even that row cannot be stored,
-        the store is at fault, not the event, and the error is raised."""
+    def set_aside(self, event: Session.Event, error: Exception) -> tuple[list[SessionSummary], str]:
         note = (
             f"summary incomplete: event {event.originator_version} ({type(event).__name__}) "
             f"could not be summarised ({type(error).__name__}: {error}); the session's log holds it"
         )
         row = self.view.get(event.originator_id) or _unknown(event)
-        committed = self._commit([_touch(row, event, last_error=note)], previous, position)
-        if committed:
-            log.warning("session %s, notification %d: %s", event.originator_id, position, note)
-        return committed
-
-    def _commit(self, summaries: list[SessionSummary], previous: int, position: int) -> bool:
-        """Commit a batch; a transient failure (a deadlock, a serialisation failure) rolled
-        it back whole, so it is simply read again."""
-        attempt = 1
-        while True:
-            try:
-                return self.view.commit(summaries, previous, position)
-            except OperationalError:
-                if attempt == self.commit_attempts:
-                    raise
-                time.sleep(0.01 * attempt)
-                attempt += 1
-
-    def _event(self, notification: Notification) -> Session.Event:
-        try:
-            event = self.mapper.to_domain_event(notification)
-        except Exception as e:  # an unknown topic, undecodable bytes, a wrong key
-            raise StoreError(
-                f"notification {notification.id} of this store cannot be read as a session event "
-                f"(topic {notification.topic!r}): {e}"
-            ) from None
-        if not isinstance(event, Session.Event):
-            raise StoreError(
-                f"notification {notification.id} of this store is not a session event "
-                f"(topic {notification.topic!r}): is this another program's store?"
-            )
-        return event
+        return [_touch(row, event, last_error=note)], note
 
 
 @functools.singledispatch
@@ -220,14 +159,25 @@ def _first(event: Session.SessionStarted | Session.SessionForked, **fields: Any)
     }  # fmt: skip
     return SessionSummary(
         id=event.originator_id,
-        name=event.config.name,
-        model=event.config.model,
         title=event.title,
         version=event.originator_version,
         created_at=event.timestamp,
         updated_at=event.timestamp,
+        **_from_config(event.config),
         **(defaults | fields),
     )
+
+
+def _from_config(config: Any) -> dict[str, Any]:
+    """What a summary shows of a session's recorded config."""
+    return {
+        "name": config.name,
+        "model": config.model,
+        "agent_id": config.agent_id,
+        "agent_version": config.agent_version,
+        "environment_id": config.environment_id,
+        "metadata": dict(config.metadata),
+    }
 
 
 @evolve.register
@@ -296,9 +246,19 @@ def _(event: Session.TurnFailed, summary: SessionSummary) -> SessionSummary:
 
 @evolve.register
 def _(event: Session.ConfigChanged, summary: SessionSummary) -> SessionSummary:
-    return _touch(summary, event, name=event.config.name, model=event.config.model)
+    return _touch(summary, event, **_from_config(event.config))
 
 
 @evolve.register
 def _(event: Session.SessionTerminated, summary: SessionSummary) -> SessionSummary:
     return _touch(summary, event, status=Status.TERMINATED)
+
+
+@evolve.register
+def _(event: Session.SessionArchived, summary: SessionSummary) -> SessionSummary:
+    return _touch(summary, event, archived_at=event.timestamp)
+
+
+@evolve.register
+def _(event: Session.SessionDeleted, summary: SessionSummary) -> SessionSummary:
+    return _touch(summary, event, deleted=True)

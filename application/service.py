@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -42,8 +42,14 @@ from agentjournal.application.errors import (
     VersionNotFound,
     parse_session_id,
 )
+from agentjournal.application.paging import Page, check_limit, decode_cursor, paged
 from agentjournal.application.ports import Compute, LanguageModel, ModelError, ModelReply, TextDelta
-from agentjournal.application.projection import SessionProjector, SessionSummary, SessionSummaryView
+from agentjournal.application.projection import (
+    SessionProjector,
+    SessionQuery,
+    SessionSummary,
+    SessionSummaryView,
+)
 from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.tools import ToolArgumentError, ToolLimits, run_tool, tool_arguments
 from agentjournal.application.toolset import check_handlers, tool_specs
@@ -231,6 +237,9 @@ class SessionService(Application[UUID]):
     stale_turn_after = timedelta(hours=1)
     """A turn started on another host is taken as interrupted after this long without an event."""
 
+    store_races = (InternalError, IntegrityError, OperationalError, sqlite3.OperationalError)
+    """What two processes opening a store at the same moment can get (see ``store_attempts``)."""
+
     store_attempts = 6
     """Opening a store runs its DDL, which can race another process opening it at the same
     moment: PostgreSQL fails such DDL ("tuple concurrently updated", a duplicate catalog
@@ -241,9 +250,9 @@ class SessionService(Application[UUID]):
         for attempt in range(1, self.store_attempts + 1):
             try:
                 super().__init__(env)
-                self.summaries = self._construct_summaries()
+                self.summaries: SessionSummaryView = self.construct_view(SUMMARY_VIEWS, "SUMMARY_VIEW_TOPIC")
                 break
-            except (InternalError, IntegrityError, OperationalError, sqlite3.OperationalError) as e:
+            except self.store_races as e:
                 if getattr(self, "factory", None) is not None:
                     self.factory.close()
                 if attempt == self.store_attempts:
@@ -264,14 +273,13 @@ class SessionService(Application[UUID]):
             environment["SQLITE_DBNAME"] = str(home / "sessions.db")
         return environment
 
-    def _construct_summaries(self) -> SessionSummaryView:
+    def construct_view(self, topics: Mapping[str, str], setting: str) -> Any:
+        """A read model's view in this store's database: the class named by the ``setting``
+        environment variable, or the one ``topics`` names for the persistence module."""
         module = self.env.get("PERSISTENCE_MODULE") or ""
-        topic = self.env.get("SUMMARY_VIEW_TOPIC") or SUMMARY_VIEWS.get(module)
+        topic = self.env.get(setting) or topics.get(module)
         if topic is None:
-            msg = (
-                f"no session summary view for persistence module {module!r}; "
-                f"use one of {sorted(SUMMARY_VIEWS)} or set SUMMARY_VIEW_TOPIC"
-            )
+            msg = f"no read model for persistence module {module!r}; use one of {sorted(topics)} or set {setting}"
             raise ValueError(msg)
         view_class = resolve_topic(topic)
         return view_class(self.factory.datastore, self.mapper.cipher)  # type: ignore[attr-defined]
@@ -524,9 +532,7 @@ class SessionService(Application[UUID]):
         session.start_tool_call(recorded)
         self._save(session)
         yield ToolCallUpdate(recorded)
-        limits = ToolLimits(timeout=config.command_timeout, max_output_bytes=config.max_output_bytes)
-        result = run_tool(runtime.compute, call, limits)
-        return result
+        return run_tool(runtime.compute, call, ToolLimits.of(config))
 
     def _confirm(self, session: Session, call: ToolCall, recorded: ToolCall, runtime: TurnRuntime) -> bool:
         """Ask the client whether ``call`` may run, showing it the arguments that would run
@@ -736,8 +742,18 @@ class SessionService(Application[UUID]):
     def list_summaries(
         self, status: Status | None = None, limit: int = 100, offset: int = 0
     ) -> list[SessionSummary]:
+        """Sessions not deleted, the most recently updated first."""
         self.projector.catch_up()
         return self.summaries.list(status=status, limit=limit, offset=offset)
+
+    def page_summaries(self, query: SessionQuery, page: str | None = None) -> Page[SessionSummary]:
+        """One page of the sessions ``query`` selects, in order of creation; ``page`` is the
+        cursor the previous page ended with (``Page.next_page``)."""
+        limit = check_limit(query.limit)
+        after = decode_cursor(page, tuple[datetime, UUID]) if page else None
+        self.projector.catch_up()
+        rows = self.summaries.page(msgspec.structs.replace(query, after=after, limit=limit + 1))
+        return paged(rows, limit, lambda s: (s.created_at, s.id))
 
     def audit_log(
         self,
@@ -804,7 +820,7 @@ def recordable_config(config: SessionConfig, redact: Redactor) -> SessionConfig:
         config,
         system=redact(config.system),
         name=redact(config.name),
-        metadata=_redact_json(config.metadata, redact),
+        metadata=redact_json(config.metadata, redact),
         custom_tools=tuple(
             msgspec.structs.replace(t, description=redact(t.description)) for t in config.custom_tools
         ),
@@ -819,17 +835,18 @@ def _redact_arguments(arguments: str, redact: Redactor) -> str:
         decoded = msgspec.json.decode(arguments)
     except msgspec.DecodeError:
         return redact(arguments)
-    redacted = _redact_json(decoded, redact)
+    redacted = redact_json(decoded, redact)
     return arguments if redacted == decoded else msgspec.json.encode(redacted).decode()
 
 
-def _redact_json(value: Any, redact: Redactor) -> Any:
+def redact_json(value: Any, redact: Redactor) -> Any:
+    """Every string in a JSON value redacted, keys included; the structure is kept."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {redact(str(k)): _redact_json(v, redact) for k, v in value.items()}
+        return {redact(str(k)): redact_json(v, redact) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_redact_json(v, redact) for v in value]
+        return [redact_json(v, redact) for v in value]
     return value
 
 

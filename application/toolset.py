@@ -1,14 +1,21 @@
 """What a config's ``tools`` list means: built-in tools, custom tools, confirmations.
 
-``ManagedConfig.tools`` takes tool names, as the local managed agents documentation
-does (``["execute_command", "read_file"]``), or the Anthropic Managed Agents shapes
-that PraisonAI passes through:
+``ManagedConfig.tools`` takes the names of built-in tools (the seed tools of the local
+managed agents documentation, ``["execute_command", "read_file"]``, or Anthropic's,
+``["bash", "edit"]``), or the Anthropic Managed Agents shapes that PraisonAI passes
+through:
 
 * ``{"type": "agent_toolset_20260401", "configs": [...], "default_config": {...}}``:
-  the built-in tools, each enabled or not, each with a permission policy
-  (``always_allow`` and ``auto`` run it, ``always_ask`` asks the client first);
+  Anthropic's agent tools by their own names (``bash``, ``read``, ``write``, ``edit``,
+  ``glob``, ``grep``, ``web_fetch``, ``web_search``), each enabled or not, each with a
+  permission policy (``always_allow`` and ``auto`` run it, ``always_ask`` asks the
+  client first);
 * ``{"type": "custom", "name": ..., "description": ..., "input_schema": {...}}``:
-  a tool the client runs itself.
+  a tool the client runs itself;
+* ``{"type": "mcp_toolset", "mcp_server_name": ..., "configs": [...], ...}``: the
+  tools of an MCP server. They are read and checked, and named in
+  :attr:`Toolset.mcp_servers`; this engine has no MCP client yet, so whoever would
+  run them refuses them (a config, a session made from an agent) rather than drop them.
 
 :func:`resolve_tools` turns either into a :class:`Toolset`, the part of a session's
 config that the agent loop enforces: the model is offered exactly these tools, and
@@ -22,24 +29,23 @@ from typing import Any
 
 import msgspec
 
+from agentjournal.application.agent_tools import AGENT_TOOLS
 from agentjournal.application.errors import ConfigError
 from agentjournal.application.ports import ToolSpec
 from agentjournal.application.tools import TOOL_SPECS
 from agentjournal.domain import CustomTool, SessionConfig
 
 AGENT_TOOLSET = "agent_toolset_20260401"
-
-ALIASES = {"bash": "execute_command", "read": "read_file", "write": "write_file", "glob": "list_files"}
-"""Anthropic's names for the built-in tools this engine has."""
+MCP_TOOLSET = "mcp_toolset"
 
 UNAVAILABLE = {
-    "edit": "there is no edit tool yet: write_file replaces a whole file",
-    "grep": "there is no grep tool yet: run grep through execute_command",
-    "web_fetch": "there is no web fetch tool: fetch through execute_command where networking allows",
-    "web_search": "there is no web search service here",
-    "search_web": "there is no web search service here",
+    "search_web": "it needs a web search service, and this server has none "
+    "(web_fetch fetches a URL you know)",
 }
 """Tools other managed agents offer and this engine does not, with what to do instead."""
+
+UNENFORCED_WEB_FETCH_OPTIONS = ("allowed_domains", "blocked_domains", "url_sources", "max_content_tokens")
+"""Options of Anthropic's web_fetch config this engine does not enforce: refused, not ignored."""
 
 
 class Toolset(msgspec.Struct, frozen=True):
@@ -47,16 +53,20 @@ class Toolset(msgspec.Struct, frozen=True):
     custom: tuple[CustomTool, ...] = ()
     confirm: tuple[str, ...] = ()
     """Names (built-in or custom) that need the client's confirmation before each call."""
+    mcp_servers: tuple[str, ...] = ()
+    """The MCP servers whose tools ``mcp_toolset`` entries ask for."""
 
 
-def resolve_tools(tools: Sequence[str | Mapping[str, Any]]) -> Toolset:
+def resolve_tools(tools: Sequence[str | Mapping[str, Any]], field: str = "ManagedConfig.tools") -> Toolset:
     """The toolset a ``tools`` list asks for. Raises :class:`ConfigError` naming the
-    entry that is unknown or malformed, or a tool this engine does not have."""
+    entry (``field[index]``) that is unknown or malformed, or a tool this engine does
+    not have."""
     builtin: list[str] = []
     custom: list[CustomTool] = []
     confirm: list[str] = []
+    mcp_servers: list[str] = []
     for index, entry in enumerate(tools):
-        where = f"ManagedConfig.tools[{index}]"
+        where = f"{field}[{index}]"
         if isinstance(entry, str):
             builtin.append(_builtin_name(entry, where))
         elif isinstance(entry, Mapping) and entry.get("type") == AGENT_TOOLSET:
@@ -68,15 +78,20 @@ def resolve_tools(tools: Sequence[str | Mapping[str, Any]]) -> Toolset:
             custom.append(tool)
             if _policy(entry.get("permission_policy"), where) == "always_ask":
                 confirm.append(tool.name)
+        elif isinstance(entry, Mapping) and entry.get("type") == MCP_TOOLSET:
+            mcp_servers.append(_mcp_toolset(entry, where))
         else:
             raise ConfigError(
-                f"{where}: {entry!r} is not a tool name, an {AGENT_TOOLSET!r} toolset or a custom tool"
+                f"{where}: {entry!r} is not a tool name, an {AGENT_TOOLSET!r} or {MCP_TOOLSET!r} toolset "
+                "or a custom tool"
             )
     names = [*builtin, *(t.name for t in custom)]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
-        raise ConfigError(f"ManagedConfig.tools: {duplicated} named more than once")
-    return Toolset(tuple(builtin), tuple(custom), tuple(dict.fromkeys(confirm)))
+        raise ConfigError(f"{field}: {duplicated} named more than once")
+    if len(set(mcp_servers)) < len(mcp_servers):
+        raise ConfigError(f"{field}: more than one {MCP_TOOLSET!r} for one MCP server")
+    return Toolset(tuple(builtin), tuple(custom), tuple(dict.fromkeys(confirm)), tuple(mcp_servers))
 
 
 def check_handlers(
@@ -101,7 +116,6 @@ def tool_specs(config: SessionConfig) -> list[ToolSpec]:
 
 
 def _builtin_name(name: str, where: str) -> str:
-    name = ALIASES.get(name, name)
     if name in TOOL_SPECS:
         return name
     if name in UNAVAILABLE:
@@ -110,7 +124,8 @@ def _builtin_name(name: str, where: str) -> str:
 
 
 def _agent_toolset(entry: Mapping[str, Any], where: str) -> tuple[list[str], list[str]]:
-    """The built-in tools a toolset enables, and those of them that need confirmation."""
+    """The tools of Anthropic's set that a toolset enables, and those of them that need
+    confirmation. A config naming a tool outside the set is refused, enabled or not."""
     default = entry.get("default_config") or {}
     default_enabled = default.get("enabled", True) is not False
     default_policy = _policy(default.get("permission_policy"), f"{where}.default_config")
@@ -119,15 +134,21 @@ def _agent_toolset(entry: Mapping[str, Any], where: str) -> tuple[list[str], lis
         name = config.get("name")
         if not isinstance(name, str):
             raise ConfigError(f"{where}.configs[{number}]: a tool config needs a 'name'")
+        if name not in AGENT_TOOLS:
+            raise ConfigError(
+                f"{where}.configs[{number}]: {name!r} is not a tool of {AGENT_TOOLSET!r}; "
+                f"its tools are {list(AGENT_TOOLS)} (name other built-in tools in ManagedConfig.tools)"
+            )
+        unenforced = [option for option in UNENFORCED_WEB_FETCH_OPTIONS if config.get(option) is not None]
+        if name == "web_fetch" and unenforced:
+            raise ConfigError(
+                f"{where}.configs[{number}]: web_fetch's {unenforced} are not enforced by this engine; "
+                "leave them out: web_fetch reaches what the session's networking allows"
+            )
         configs[name] = config
-    # Named tools this engine lacks are refused only when they would be enabled.
-    for name, config in configs.items():
-        if config.get("enabled", default_enabled) is not False:
-            _builtin_name(name, f"{where}.configs")
     enabled, asked = [], []
-    for name in TOOL_SPECS:
-        anthropic_name = next((a for a, ours in ALIASES.items() if ours == name), name)
-        config = configs.get(anthropic_name) or configs.get(name) or {}
+    for name in AGENT_TOOLS:
+        config = configs.get(name, {})
         if config.get("enabled", default_enabled) is False:
             continue
         enabled.append(name)
@@ -141,7 +162,7 @@ def _custom_tool(entry: Mapping[str, Any], where: str) -> CustomTool:
     name, schema = entry.get("name"), entry.get("input_schema") or {"type": "object", "properties": {}}
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}: a custom tool needs a non-empty 'name'")
-    if name in TOOL_SPECS or name in ALIASES:
+    if name in TOOL_SPECS:
         raise ConfigError(f"{where}: custom tool {name!r} has the name of a built-in tool")
     if not isinstance(schema, Mapping) or schema.get("type", "object") != "object":
         raise ConfigError(f"{where}: input_schema of {name!r} must be a JSON schema of type 'object'")
@@ -149,6 +170,22 @@ def _custom_tool(entry: Mapping[str, Any], where: str) -> CustomTool:
     if not isinstance(description, str):
         raise ConfigError(f"{where}: description of {name!r} must be a string")
     return CustomTool(name=name, description=description, input_schema=dict(schema))
+
+
+def _mcp_toolset(entry: Mapping[str, Any], where: str) -> str:
+    """The MCP server an ``mcp_toolset`` entry names, its configs and policies checked."""
+    server = entry.get("mcp_server_name")
+    if not isinstance(server, str) or not server.strip():
+        raise ConfigError(f"{where}: an {MCP_TOOLSET!r} needs a non-empty 'mcp_server_name'")
+    default = entry.get("default_config") or {}
+    if not isinstance(default, Mapping):
+        raise ConfigError(f"{where}.default_config: {default!r} is not a mapping")
+    _policy(default.get("permission_policy"), f"{where}.default_config")
+    for number, config in enumerate(_mappings(entry.get("configs") or (), f"{where}.configs")):
+        if not isinstance(config.get("name"), str):
+            raise ConfigError(f"{where}.configs[{number}]: a tool config needs a 'name'")
+        _policy(config.get("permission_policy"), f"{where}.configs[{number}]")
+    return server
 
 
 def _policy(policy: Any, where: str) -> str | None:

@@ -1,11 +1,28 @@
-"""The domain model of agentjournal: the ``Session`` aggregate, its events and values.
+"""The domain model of agentjournal: the ``Session``, ``Agent`` and ``Environment``
+aggregates, their events and values.
 
 Pure: no I/O, no model provider, no container engine.
 """
 
+from agentjournal.domain.agent import Agent, AgentDefinition, AgentVersion
+from agentjournal.domain.environment import (
+    CloudConfig,
+    Environment,
+    EnvironmentConfig,
+    EnvironmentDefinition,
+    LimitedNetwork,
+    Networking,
+    Packages,
+    SelfHostedConfig,
+    UnrestrictedNetwork,
+)
 from agentjournal.domain.errors import (
+    AgentArchivedError,
     AnswersMissing,
+    CatalogError,
     ComputeNotAllowed,
+    EnvironmentArchivedError,
+    EnvironmentDeletedError,
     ManagedSandboxRequired,
     NoPendingAction,
     NotTerminated,
@@ -14,6 +31,7 @@ from agentjournal.domain.errors import (
     SessionBusy,
     SessionError,
     SessionTerminatedError,
+    StaleVersion,
     UnknownToolCall,
 )
 from agentjournal.domain.legacy import register_legacy_topics
@@ -38,29 +56,46 @@ from agentjournal.domain.values import (
 register_legacy_topics()
 
 __all__ = [
+    "Agent",
+    "AgentArchivedError",
+    "AgentDefinition",
+    "AgentVersion",
     "AnswersMissing",
     "AssistantMessage",
+    "CatalogError",
+    "CloudConfig",
     "ComputeBinding",
     "ComputeNotAllowed",
     "CustomTool",
+    "Environment",
+    "EnvironmentArchivedError",
+    "EnvironmentConfig",
+    "EnvironmentDefinition",
+    "EnvironmentDeletedError",
+    "LimitedNetwork",
     "Lineage",
     "ManagedSandboxRequired",
     "Message",
+    "Networking",
     "NoPendingAction",
     "NoTurnInProgress",
     "NotTerminated",
     "SessionArchivedError",
     "PackageInstall",
+    "Packages",
+    "SelfHostedConfig",
     "Session",
     "SessionBusy",
     "SessionConfig",
     "SessionError",
     "SessionTerminatedError",
+    "StaleVersion",
     "Status",
     "StopReason",
     "ToolCall",
     "ToolResult",
     "UnknownToolCall",
+    "UnrestrictedNetwork",
     "Usage",
     "UserMessage",
     "check_compute",

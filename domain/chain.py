@@ -1,8 +1,8 @@
-"""The hash chain that makes a session's log tamper-evident.
+"""The hash chain that makes every log in the store tamper-evident.
 
 Every event records the hash of the event before it (``previous_hash``) and its
-own ``hash``: SHA-256 over its type name, session, version, timestamp, the
-previous hash and its payload. The type name is the event class's qualified
+own ``hash``: SHA-256 over its type name, aggregate (session, agent, environment),
+version, timestamp, the previous hash and its payload. The type name is the event class's qualified
 name within the domain (``Session.UserMessageAdded``), not the module path its
 code lives in, so moving code never makes an honest log fail verification. Changing, removing or reordering a stored event breaks
 the chain at that event. A fork's first event chains from its parent's event at
@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
-from uuid import UUID
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
 
 import msgspec
+from eventsourcing.domain import Aggregate
 
 GENESIS = ""
-"""The ``previous_hash`` of a session's first event when it has no parent."""
+"""The ``previous_hash`` of an aggregate's first event when it has no parent."""
 
 NOT_PAYLOAD = frozenset(
     {"originator_id", "originator_version", "timestamp", "originator_topic", "previous_hash", "hash"}
@@ -105,3 +106,66 @@ def _default(field: msgspec.structs.FieldInfo) -> Any:
 def payload_of(event: Any) -> dict[str, Any]:
     """The fields of a stored event that its hash covers as payload."""
     return {k: v for k, v in vars(event).items() if k not in NOT_PAYLOAD}
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def as_recorded(value: S) -> S:
+    """A payload Struct exactly as it will decode from the log, through the same
+    MessagePack round trip the store's transcoder makes (an int given for a float field
+    becomes a float, a tuple inside a plain dict a list). So the hash an aggregate
+    computes when it triggers an event is the one a verifier recomputes, and comparing
+    a new value with a recorded one compares like with like."""
+    return msgspec.msgpack.decode(_encoder.encode(value), type=type(value))
+
+
+A = TypeVar("A", bound="ChainedAggregate")
+
+
+class ChainedAggregate(Aggregate):
+    """An aggregate whose events are linked by the hash chain.
+
+    A subclass nests its own ``Event`` (subclassing ``ChainedAggregate.Event``) and
+    ``Created`` classes, as ``Session`` does, so its topics and hashed type names are
+    its own; it creates instances with :meth:`_create_chained` and triggers events as
+    usual. The aggregate computes each link itself (it picks the timestamp, and for a
+    new aggregate the id, before hashing), so the chain is part of the domain, not of
+    a storage layer, and :mod:`agentjournal.application.audit` verifies every
+    aggregate's log the same way.
+    """
+
+    chain_head = GENESIS
+    """The hash of the last event applied: the next event's ``previous_hash``."""
+
+    class Event(Aggregate.Event):
+        previous_hash: str
+        hash: str
+
+        def mutate(self, aggregate: Any) -> Any:
+            aggregate = super().mutate(aggregate)
+            aggregate.chain_head = self.hash
+            return aggregate
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    @classmethod
+    def _create_chained(cls: type[A], event_class: type[Any], previous_hash: str, **payload: Any) -> A:
+        """A new aggregate from its first event, chained from ``previous_hash``
+        (:data:`GENESIS`, or a parent's event for a fork)."""
+        aggregate_id, timestamp = uuid4(), event_class.create_timestamp()
+        digest = event_hash(event_type_name(event_class), aggregate_id, 1, timestamp, previous_hash, payload)
+        return cls._create(
+            event_class, id=aggregate_id, timestamp=timestamp,
+            previous_hash=previous_hash, hash=digest, **payload,
+        )  # fmt: skip
+
+    def trigger_event(self, event_class: type[Any], **payload: Any) -> None:
+        timestamp: datetime = event_class.create_timestamp()
+        digest = event_hash(
+            event_type_name(event_class), self.id, self.version + 1, timestamp, self.chain_head, payload
+        )
+        super().trigger_event(
+            event_class, timestamp=timestamp, previous_hash=self.chain_head, hash=digest, **payload
+        )

@@ -91,3 +91,38 @@ class NotTerminated(SessionError):
     def __init__(self, session_id: UUID) -> None:
         super().__init__(f"session {session_id} is not terminated; terminate it before deleting it")
         self.session_id = session_id
+
+
+class CatalogError(Exception):
+    """Base class of the rules agents and environments enforce."""
+
+
+class StaleVersion(CatalogError):
+    """An update was made from a version that is no longer the current one."""
+
+    def __init__(self, agent_id: UUID, given: int, current: int) -> None:
+        super().__init__(
+            f"agent {agent_id} is at version {current}, not {given}: another update came first; "
+            "retrieve it and apply the change to the current version"
+        )
+        self.agent_id = agent_id
+        self.given = given
+        self.current = current
+
+
+class AgentArchivedError(CatalogError):
+    def __init__(self, agent_id: UUID) -> None:
+        super().__init__(f"agent {agent_id} is archived: its versions can be read; it takes no updates")
+        self.agent_id = agent_id
+
+
+class EnvironmentArchivedError(CatalogError):
+    def __init__(self, environment_id: UUID) -> None:
+        super().__init__(f"environment {environment_id} is archived, so it cannot be updated")
+        self.environment_id = environment_id
+
+
+class EnvironmentDeletedError(CatalogError):
+    def __init__(self, environment_id: UUID) -> None:
+        super().__init__(f"environment {environment_id} is deleted")
+        self.environment_id = environment_id

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import uuid4
 
-import msgspec
 from eventsourcing.domain import Aggregate
 
-from agentjournal.domain.chain import GENESIS, event_hash, event_type_name
+from agentjournal.domain.chain import GENESIS, ChainedAggregate, as_recorded
 from agentjournal.domain.errors import (
     AnswersMissing,
     NoPendingAction,
@@ -51,7 +49,7 @@ def derive_title(prompt: str) -> str:
     return line[: TITLE_LENGTH - 1].rstrip() + "\u2026"
 
 
-class Session(Aggregate):
+class Session(ChainedAggregate):
     """One agent session: config, conversation, usage, status, title and lineage."""
 
     config_version: int = 1
@@ -77,16 +75,8 @@ class Session(Aggregate):
     These are class defaults, replaced (never mutated) by events, so sessions loaded
     from snapshots taken before they existed have them too."""
 
-    class Event(Aggregate.Event):
+    class Event(ChainedAggregate.Event):
         """Every event of a session carries its link in the hash chain."""
-
-        previous_hash: str
-        hash: str
-
-        def mutate(self, aggregate: Any) -> Any:
-            aggregate = super().mutate(aggregate)
-            aggregate.chain_head = self.hash
-            return aggregate
 
     class Created(Event, Aggregate.Created):
         pass
@@ -140,26 +130,7 @@ class Session(Aggregate):
 
     @classmethod
     def start(cls, config: SessionConfig, title: str = "") -> Session:
-        return cls._create_chained(cls.SessionStarted, GENESIS, config=_as_decoded(config), title=title)
-
-    @classmethod
-    def _create_chained(cls, event_class: type[Created], previous_hash: str, **payload: Any) -> Session:
-        session_id, timestamp = uuid4(), event_class.create_timestamp()
-        digest = event_hash(event_type_name(event_class), session_id, 1, timestamp, previous_hash, payload)
-        return cls._create(
-            event_class, id=session_id, timestamp=timestamp,
-            previous_hash=previous_hash, hash=digest, **payload,
-        )  # fmt: skip
-
-    def trigger_event(self, event_class: type[Any], **payload: Any) -> None:
-        timestamp: datetime = event_class.create_timestamp()
-        version = self.version + 1
-        digest = event_hash(
-            event_type_name(event_class), self.id, version, timestamp, self.chain_head, payload
-        )
-        super().trigger_event(
-            event_class, timestamp=timestamp, previous_hash=self.chain_head, hash=digest, **payload
-        )
+        return cls._create_chained(cls.SessionStarted, GENESIS, config=as_recorded(config), title=title)
 
     def fork(self) -> Session:
         """A new session sharing this one's past. The caller loads this session at
@@ -288,7 +259,7 @@ class Session(Aggregate):
         self._check_not_terminated()
         if self.status == Status.RUNNING:
             raise SessionBusy(self.id, self.worker)
-        config = _as_decoded(config)
+        config = as_recorded(config)
         changed = tuple(
             name for name in config.__struct_fields__ if getattr(config, name) != getattr(self.config, name)
         )
@@ -582,12 +553,6 @@ class Session(Aggregate):
             "deleted": self.deleted,
             "config_version": self.config_version,
         }
-
-
-def _as_decoded(config: SessionConfig) -> SessionConfig:
-    """The config exactly as it will decode from the log (an int given for a float field
-    becomes a float), so the hash the aggregate computes is the one a verifier recomputes."""
-    return msgspec.convert(msgspec.to_builtins(config), SessionConfig)
 
 
 def _without(items: tuple[str, ...], item: str) -> tuple[str, ...]:

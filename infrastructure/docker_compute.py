@@ -26,7 +26,10 @@ Files never go through Docker's archive API, which reads and writes as root and
 resolves a path apart from using it. A small helper
 (:mod:`agentjournal.infrastructure.sandbox_files`) runs in the sandbox as the tools'
 user and walks each path from the work folder with no-follow opens: resolving a
-path and using it are one step, which no link swapped in can lead out of.
+path and using it are one step, which no link swapped in can lead out of. A search
+(glob, grep) is one run of the same helper, however many files it reads. A web
+fetch runs a helper of its own (:mod:`agentjournal.infrastructure.sandbox_fetch`)
+as the tools' user, so it has the sandbox's network and nothing of the engine's.
 """
 
 from __future__ import annotations
@@ -47,10 +50,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
-from agentjournal.application.ports import ComputeError, ExecResult, FileEntry
+from agentjournal.application.ports import (
+    ComputeError,
+    ExecResult,
+    FileEntry,
+    LineMatches,
+    PathMatches,
+    WebPage,
+)
 from agentjournal.domain import ComputeBinding
-from agentjournal.infrastructure import sandbox_files
+from agentjournal.infrastructure import sandbox_fetch, sandbox_files
 from agentjournal.infrastructure.host import MAX_LISTED, OutputCap, validate_packages
+from agentjournal.infrastructure.sandbox_protocol import (
+    alarm_seconds,
+    check_answer,
+    check_path,
+    check_pattern,
+    check_url,
+    line_matches,
+    path_matches,
+    size_text,
+    web_page,
+)
 
 if TYPE_CHECKING:
     from agentjournal.application.api import ManagedConfig
@@ -68,13 +89,15 @@ CA_PATH = "/etc/agentjournal/ca-bundle.pem"
 CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
 MAX_FILE_BYTES = 256 * 1024 * 1024
 MAX_LISTING_BYTES = 16 * 1024 * 1024
-MAX_PATH_BYTES = 4096  # PATH_MAX
+FETCH_HEAD_BYTES = 64 * 1024  # room for the line about a fetched page (its URL) before the body
 DEFAULT_WORKSPACE_QUOTA = 1024**3
 FILE_TIMEOUT = 300.0  # seconds a file operation may take (256 MiB through the engine)
 KILL_GRACE = 10.0  # seconds for a killed command's exec to report its end
 CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 NO_SPACE = b"No space left on device"  # strerror(ENOSPC), as commands print it
 HELPER = inspect.getsource(sandbox_files)
+FETCH_HELPER = inspect.getsource(sandbox_fetch)
+NO_PYTHON = "; the image needs python3"
 
 
 def host_ca_bundle() -> str | None:
@@ -219,7 +242,7 @@ class DockerCompute:
 
         if self.workspace_quota_bytes >= docker.utils.parse_bytes(self.memory):
             raise ComputeError(
-                f"the work folder quota ({_size(self.workspace_quota_bytes)}) must be below the memory "
+                f"the work folder quota ({size_text(self.workspace_quota_bytes)}) must be below the memory "
                 f"limit ({self.memory}): the work folder is held in the container's memory"
             )
         labels = {LABEL: "1", SESSION_LABEL: str(session_id), LAYOUT_LABEL: LAYOUT}
@@ -298,7 +321,7 @@ class DockerCompute:
         size, free = map(int, self._files("space", ".").split())
         if free > 1024 * 1024:
             return ""
-        return f"\n[disk quota exceeded: the work folder holds at most {_size(size)}]"
+        return f"\n[disk quota exceeded: the work folder holds at most {size_text(size)}]"
 
     @_engine_errors()
     def _run(self, argv: Sequence[str], timeout: float) -> _Ran:
@@ -408,24 +431,56 @@ class DockerCompute:
             entries.append(FileEntry(name.decode("utf-8", errors="replace"), "file", int(size)))
         return sorted(entries, key=lambda e: e.path)
 
-    @_engine_errors()
-    def _files(self, operation: str, path: str, *, limit: int = 0, data: bytes | None = None) -> bytes:
+    def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
+        return path_matches(self._search("glob", pattern, path, limit, timeout))
+
+    def grep(self, pattern: str, path: str, limit: int, timeout: float) -> LineMatches:
+        return line_matches(self._search("grep", pattern, path, limit, timeout))
+
+    def _search(self, operation: str, pattern: str, path: str, limit: int, timeout: float) -> bytes:
+        check_pattern(pattern)
+        seconds = alarm_seconds(timeout)
+        return self._files(operation, path, limit=limit, extra=(pattern, str(seconds)), seconds=seconds)
+
+    def _files(
+        self,
+        operation: str,
+        path: str,
+        *,
+        limit: int = 0,
+        data: bytes | None = None,
+        extra: Sequence[str] = (),
+        seconds: float = FILE_TIMEOUT,
+    ) -> bytes:
         """Run one operation of the file helper in the sandbox (see
         :mod:`~agentjournal.infrastructure.sandbox_files`) and return what it wrote."""
         check_path(path)
-        argv = ["python3", "-I", "-S", "-c", HELPER, operation, self.working_dir, path, str(limit)]
+        argv = ["python3", "-I", "-S", "-c", HELPER, operation, self.working_dir, path, str(limit), *extra]
+        exit_code, output, errors = self._helper(argv, data, max(limit, MAX_LISTING_BYTES), seconds)
+        check_answer(exit_code, operation, path, errors, seconds, hint=NO_PYTHON)
+        return output
+
+    def fetch(self, url: str, limit: int, timeout: float) -> WebPage:
+        """Fetch ``url`` with :mod:`~agentjournal.infrastructure.sandbox_fetch`, in the
+        sandbox as the tools' user: with the sandbox's network, or none."""
+        check_url(url)
+        seconds = alarm_seconds(timeout)
+        argv = ["python3", "-I", "-S", "-c", FETCH_HELPER, url, str(limit), str(seconds)]
+        exit_code, output, errors = self._helper(argv, None, limit + FETCH_HEAD_BYTES, seconds)
+        check_answer(exit_code, "fetch", url, errors, seconds, hint=NO_PYTHON)
+        return web_page(output)
+
+    @_engine_errors()
+    def _helper(
+        self, argv: Sequence[str], data: bytes | None, limit: int, seconds: float
+    ) -> tuple[int | None, bytes, bytes]:
+        """Run a helper in the sandbox, with ``data`` as its stdin, waiting at most ``seconds``
+        (and the time to report) for each part of its answer; its exit status, its stdout
+        (at most ``limit`` bytes) and the start of its stderr."""
         exec_id = self._exec_create(argv, stdin=data is not None, path=SYSTEM_PATH)
-        with self._attached(exec_id, timeout=FILE_TIMEOUT) as channel:
-            output, errors = _exchange(channel, data, max(limit, MAX_LISTING_BYTES))
-        exit_code = self._exit_code(exec_id)
-        if exit_code == 0:
-            return output
-        if exit_code == sandbox_files.REFUSED:
-            raise ComputeError(_refusal(operation, path, errors.decode("utf-8", errors="replace")))
-        raise ComputeError(
-            f"the sandbox's file helper failed (exit {exit_code}); the image needs python3:\n"
-            + errors.decode("utf-8", errors="replace")[-2000:]
-        )
+        with self._attached(exec_id, timeout=seconds + KILL_GRACE) as channel:
+            output, errors = _exchange(channel, data, limit)
+        return self._exit_code(exec_id), output, errors
 
     # -- packages -------------------------------------------------------------------------
 
@@ -447,51 +502,6 @@ class DockerCompute:
                 "add them to the image instead (infrastructure/sandbox/Dockerfile)"
             )
         return "".join(self._run_checked(step, f"{manager} install {' '.join(names)}") for step in steps)
-
-
-def check_path(path: str) -> None:
-    """Refuse, before anything runs, a path no file can have."""
-    if "\0" in path:
-        raise ComputeError(f"path {_shown(path)} contains a NUL byte")
-    try:
-        size = len(path.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise ComputeError(f"path {_shown(path)} is not valid UTF-8 text") from None
-    if size > MAX_PATH_BYTES:
-        raise ComputeError(f"path {_shown(path)} is too long: {size} bytes, at most {MAX_PATH_BYTES}")
-
-
-def _refusal(operation: str, path: str, said: str) -> str:
-    """The file helper's refusal (a reason word, maybe a detail) as a message for the model."""
-    reason, _, detail = said.strip().partition(" ")
-    shown = _shown(path)
-    if operation == "list" and reason in ("missing", "notdir"):
-        return f"no folder {shown}"
-    if reason == "quota":
-        return f"disk quota exceeded: the work folder holds at most {_size(int(detail))}"
-    messages = {
-        "outside": f"path {shown} is outside the work folder",
-        "missing": f"no file {shown}",
-        "notdir": f"{shown}: a part of the path is not a folder",
-        "notfile": f"{shown} is not a regular file",
-        "isdir": f"{shown} is a folder, not a file",
-        "toolarge": f"{shown} is larger than {detail} bytes",
-        "loop": f"{shown}: too many levels of symbolic links",
-        "toolong": f"path {shown} is too long",
-        "denied": f"{shown}: permission denied",
-    }
-    return messages.get(reason, f"{shown}: {detail or reason}")
-
-
-def _shown(path: str) -> str:
-    return repr(path) if len(path) <= 100 else repr(path[:100]) + "..."
-
-
-def _size(count: int) -> str:
-    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if count >= scale:
-            return f"{count / scale:g} {unit}"
-    return f"{count} bytes"
 
 
 def _exchange(channel: socket.socket, data: bytes | None, limit: int) -> tuple[bytes, bytes]:

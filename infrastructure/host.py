@@ -4,7 +4,11 @@ It is for trusted development, not a sandbox. What it does and does not enforce:
 
 * The file tools (``read_file``, ``write_file``, ``list_files``) are confined to
   the work folder: paths are resolved, symlinks included, and refused when they
-  lead out of it.
+  lead out of it. Searches (``glob``, ``grep``) run the sandbox's own file helper
+  (:mod:`~agentjournal.infrastructure.sandbox_files`) as a child process, which walks
+  without following links, and is killed at its time limit whatever its pattern does.
+* A web fetch runs as a command would: a child process with a command's
+  environment (:mod:`~agentjournal.infrastructure.sandbox_fetch`).
 * Commands are **not** confined. They start in the work folder but run as the
   user, and can read, change and reach anything the user can, network included.
   Use ``compute="docker"`` for work you do not trust.
@@ -38,10 +42,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 from uuid import UUID
 
-from agentjournal.application.ports import ComputeError, ExecResult, FileEntry
+from agentjournal.application.ports import (
+    ComputeError,
+    ExecResult,
+    FileEntry,
+    LineMatches,
+    PathMatches,
+    WebPage,
+)
 from agentjournal.application.service import data_home
 from agentjournal.domain import ComputeBinding
-from agentjournal.infrastructure import host_processes
+from agentjournal.infrastructure import host_processes, sandbox_fetch, sandbox_files
+from agentjournal.infrastructure.sandbox_protocol import (
+    alarm_seconds,
+    check_answer,
+    check_path,
+    check_pattern,
+    check_url,
+    line_matches,
+    path_matches,
+    web_page,
+)
 
 if TYPE_CHECKING:
     from agentjournal.application.api import ManagedConfig
@@ -65,6 +86,7 @@ INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 CALL_MARK, WORKSPACE_MARK = "AGENTJOURNAL_CALL", "AGENTJOURNAL_WORKSPACE"
 
 SUPERVISOR = host_processes.__file__
+HELPER_GRACE = 5.0  # seconds past its own alarm before a helper is killed from here
 
 
 def validate_packages(packages: Sequence[str]) -> list[str]:
@@ -225,6 +247,49 @@ class HostCompute:
                 if len(entries) >= MAX_LISTED:
                     return entries
         return entries
+
+    def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
+        return path_matches(self._search("glob", pattern, path, limit, timeout))
+
+    def grep(self, pattern: str, path: str, limit: int, timeout: float) -> LineMatches:
+        return line_matches(self._search("grep", pattern, path, limit, timeout))
+
+    def _search(self, operation: str, pattern: str, path: str, limit: int, timeout: float) -> bytes:
+        check_path(path)
+        check_pattern(pattern)
+        seconds = alarm_seconds(timeout)
+        work = str(self._root())
+        helper = [sandbox_files.__file__, operation, work, path, str(limit), pattern, str(seconds)]
+        return self._helper(helper, operation, path, seconds, environment={})
+
+    def fetch(self, url: str, limit: int, timeout: float) -> WebPage:
+        check_url(url)
+        seconds = alarm_seconds(timeout)
+        environment = command_environment(self._root(), self.env, uuid.uuid4().hex)
+        helper = [sandbox_fetch.__file__, url, str(limit), str(seconds)]
+        return web_page(self._helper(helper, "fetch", url, seconds, environment))
+
+    def _helper(
+        self, helper: list[str], operation: str, subject: str, seconds: int, environment: dict[str, str]
+    ) -> bytes:
+        """Run a helper script (and its arguments) with this Python, isolated, in the work
+        folder; return its stdout, or raise the ComputeError its answer stands for."""
+        try:
+            done = subprocess.run(  # noqa: S603 - a fixed script; the model's text is data in argv
+                [sys.executable, "-I", "-S", *helper],
+                cwd=self._root(),
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=seconds + HELPER_GRACE,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise ComputeError(f"the {operation} did not finish in {seconds} s") from None
+        except OSError as e:
+            raise ComputeError(f"could not start the {operation}: {e}") from None
+        check_answer(done.returncode, operation, subject, done.stderr, seconds)
+        return done.stdout
 
     def install_packages(self, manager: str, packages: Sequence[str]) -> str:
         if manager != "pip":

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,6 +126,164 @@ def make_agent(config: ManagedConfig, service: SessionService):  # type: ignore[
         return ManagedAgent(config=msgspec.structs.replace(config, **changes), compute=compute, store=service)
 
     return make
+
+
+# -- Docker ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def engine():  # type: ignore[no-untyped-def]
+    """A client of the Docker engine, which has the sandbox image; the test is skipped
+    without them (and fails in CI)."""
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env()
+        client.ping()
+        client.images.get("agentjournal-sandbox:latest")
+    except docker.errors.DockerException as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"Docker engine or sandbox image missing in CI: {e}")
+        pytest.skip(f"no Docker engine with the sandbox image (run scripts/setup as root): {e}")
+    return client
+
+
+@pytest.fixture
+def sessions(engine):  # type: ignore[no-untyped-def]
+    """The ids of the sessions a test gives a sandbox. Afterwards none of them may have one
+    left; the engine's other containers (a user's own sandboxes among them) are not looked at."""
+    from agentjournal.infrastructure.docker_compute import remove_sandbox, sandboxes
+
+    created: list[uuid.UUID] = []
+    yield created
+    left = [container for session_id in created for container in sandboxes(engine, session_id)]
+    for container in left:
+        remove_sandbox(container)
+    assert not left, "a test left a sandbox container behind"
+
+
+@pytest.fixture
+def sandbox(engine, sessions):  # type: ignore[no-untyped-def]
+    """Makes Docker sandboxes (DockerCompute options as keywords), released after the test."""
+    from agentjournal.domain import ComputeBinding
+    from agentjournal.infrastructure.docker_compute import DockerCompute
+
+    computes = []
+
+    def make(**options):  # type: ignore[no-untyped-def]
+        compute = DockerCompute(client=engine, **options)
+        sessions.append(uuid.uuid4())
+        compute.attach(sessions[-1], None)
+        computes.append(compute)
+        return compute
+
+    yield make
+    for compute in computes:
+        if compute.container is not None:
+            compute.release(ComputeBinding("docker", compute.container.id))
+
+
+@pytest.fixture(scope="module")
+def module_sandbox(engine):  # type: ignore[no-untyped-def]
+    """One Docker sandbox for all of a module's tests, released after them."""
+    from agentjournal.infrastructure.docker_compute import DockerCompute, sandboxes
+
+    session_id = uuid.uuid4()
+    compute = DockerCompute(client=engine)
+    binding = compute.attach(session_id, None)
+    yield compute
+    compute.release(binding)
+    assert not list(sandboxes(engine, session_id)), "the module's sandbox was left behind"
+
+
+@pytest.fixture(params=["host", pytest.param("docker", marks=pytest.mark.docker)])
+def either_compute(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Each compute in turn, with an empty work folder: the host in a new folder, and the
+    module's Docker sandbox with its work folder emptied."""
+    if request.param == "host":
+        from agentjournal.infrastructure.host import HostCompute
+
+        host = HostCompute(tmp_path / "work")
+        host.attach(uuid.uuid4(), None)
+        return host
+    docker = request.getfixturevalue("module_sandbox")
+    emptied = docker.execute("find . -mindepth 1 -delete", 60)
+    assert emptied.exit_code == 0, emptied.output
+    return docker
+
+
+# -- a web server the computes reach ------------------------------------------------------
+
+PAGES: dict[str, tuple[int, str, bytes]] = {
+    "/page.html": (
+        200,
+        "text/html; charset=utf-8",
+        b"<html><head><title>T</title><script>hidden()</script></head>"
+        b"<body><p>Hello <a href='/plain'>there</a></p></body></html>",
+    ),
+    "/plain": (200, "text/plain", b"just text"),
+    "/big": (200, "text/plain", b"y" * 300_000),
+    "/missing": (404, "text/plain", b"not here"),
+    "/image.png": (200, "image/png", b"\x89PNG\r\n\x1a\n"),
+}
+REDIRECTS = {"/to-file": "file:///etc/passwd", "/to-plain": "/plain"}
+
+
+@pytest.fixture
+def requested() -> list[str]:
+    """The paths the test's web servers were asked for, in order."""
+    return []
+
+
+@pytest.fixture
+def serve(requested: list[str]) -> Iterator[Callable[[str], str]]:
+    """Starts small web servers (on an address of this machine) serving ``PAGES`` and
+    ``REDIRECTS``, and returns their base URLs. ``/hang`` never answers."""
+    released = threading.Event()
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    class Pages(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            requested.append(self.path)
+            if self.path == "/hang":
+                released.wait(60)
+                return
+            if self.path in REDIRECTS:
+                self.send_response(302)
+                self.send_header("Location", REDIRECTS[self.path])
+                self.end_headers()
+                return
+            status, kind, body = PAGES.get(self.path, (404, "text/plain", b""))
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    def start(address: str) -> str:
+        server = http.server.ThreadingHTTPServer((address, 0), Pages)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://{address}:{server.server_address[1]}"
+
+    yield start
+    released.set()
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def web(request: pytest.FixtureRequest, either_compute: Any, serve: Callable[[str], str]) -> str:
+    """The base URL of a web server the compute reaches: on the loopback for the host, on
+    the Docker bridge's gateway for a sandbox."""
+    if either_compute.kind == "host":
+        return serve("127.0.0.1")
+    bridge = request.getfixturevalue("engine").networks.get("bridge")
+    return serve(str(bridge.attrs["IPAM"]["Config"][0]["Gateway"]))
 
 
 def run_python(

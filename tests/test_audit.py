@@ -271,7 +271,7 @@ def test_another_programs_store_is_a_clear_error(tmp_path):
             "INSERT INTO stored_events VALUES ('6af517aa5f0e4467a882d600577f82a9', 1, 'shop.orders:Order.Created', x'80')"
         )
     service = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(foreign)})
-    with pytest.raises(StoreError, match="cannot be read as a session event.*shop.orders"):
+    with pytest.raises(StoreError, match="cannot be read as an agentjournal event.*shop.orders"):
         service.list_summaries()
     service.close()
 

@@ -15,13 +15,29 @@ from agentjournal.application import ConfigError, ManagedAgent, ManagedConfig, U
         ({"tools": ["execute_command", "rm_rf"]}, "tools[1]: unknown tool 'rm_rf'"),
         ({"tools": ["search_web"]}, "'search_web' is not available"),
         (
-            {"tools": [{"type": "agent_toolset_20260401", "configs": [{"name": "edit"}]}]},
-            "'edit' is not available",
+            {"tools": [{"type": "agent_toolset_20260401", "configs": [{"name": "execute_command"}]}]},
+            "'execute_command' is not a tool of 'agent_toolset_20260401'",
         ),
-        ({"tools": [{"type": "mcp_toolset"}]}, "is not a tool name"),
+        (
+            {
+                "tools": [
+                    {
+                        "type": "agent_toolset_20260401",
+                        "configs": [{"name": "web_fetch", "allowed_domains": ["example.org"]}],
+                    }
+                ]
+            },
+            "web_fetch's ['allowed_domains'] are not enforced",
+        ),
+        ({"tools": [{"type": "web_search_20250305"}]}, "is not a tool name"),
+        ({"tools": [{"type": "mcp_toolset"}]}, "needs a non-empty 'mcp_server_name'"),
+        (
+            {"tools": [{"type": "mcp_toolset", "mcp_server_name": "github"}]},
+            "MCP toolsets (['github']) are not supported yet",
+        ),
         ({"tools": [{"type": "custom", "name": "lookup"}]}, "need on_custom_tool"),
         ({"tools": [{"type": "custom", "name": "bash"}]}, "name of a built-in tool"),
-        ({"tools": ["read_file", "read"]}, "named more than once"),
+        ({"tools": ["bash", {"type": "agent_toolset_20260401"}]}, "['bash'] named more than once"),
         (
             {
                 "tools": [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import resource
 import shlex
@@ -28,49 +27,6 @@ pytestmark = pytest.mark.docker
 
 # A small pure-Python package that the host does not have.
 PACKAGE, MODULE = "tomli-w", "tomli_w"
-
-
-@pytest.fixture(scope="module")
-def engine():  # type: ignore[no-untyped-def]
-    docker = pytest.importorskip("docker")
-    try:
-        client = docker.from_env()
-        client.ping()
-        client.images.get("agentjournal-sandbox:latest")
-    except docker.errors.DockerException as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"Docker engine or sandbox image missing in CI: {e}")
-        pytest.skip(f"no Docker engine with the sandbox image (run scripts/setup as root): {e}")
-    return client
-
-
-@pytest.fixture
-def sessions(engine):  # type: ignore[no-untyped-def]
-    """The ids of the sessions a test gives a sandbox. Afterwards none of them may have one
-    left; the engine's other containers (a user's own sandboxes among them) are not looked at."""
-    created: list[uuid.UUID] = []
-    yield created
-    left = [container for session_id in created for container in sandboxes(engine, session_id)]
-    for container in left:
-        remove_sandbox(container)
-    assert not left, "a test left a sandbox container behind"
-
-
-@pytest.fixture
-def sandbox(engine, sessions):  # type: ignore[no-untyped-def]
-    computes = []
-
-    def make(**options):  # type: ignore[no-untyped-def]
-        compute = DockerCompute(client=engine, **options)
-        sessions.append(uuid.uuid4())
-        compute.attach(sessions[-1], None)
-        computes.append(compute)
-        return compute
-
-    yield make
-    for compute in computes:
-        if compute.container is not None:
-            compute.release(ComputeBinding("docker", compute.container.id))
 
 
 def session_of(compute: DockerCompute) -> str:

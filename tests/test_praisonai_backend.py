@@ -134,12 +134,12 @@ def test_custom_tools_and_confirmations_through_praisonais_agent(managed, model_
     model_server.enqueue(
         Reply(tool_calls=[
             ScriptedToolCall("lookup_order", {"order": "A-1"}),
-            ScriptedToolCall("execute_command", {"command": "rm -rf ~"}),
+            ScriptedToolCall("bash", {"command": "rm -rf ~"}),
         ]),
         Reply(text="Order A-1 has shipped."),
     )  # fmt: skip
     assert Agent(name="support", backend=backend).start("Where is A-1?") == "Order A-1 has shipped."
-    assert [a["name"] for a in asked] == ["execute_command"]
+    assert [a["name"] for a in asked] == ["bash"]
     results = [m for m in backend.state_at().messages if isinstance(m, ToolResult)]
     assert results[0].output == '{"order":"A-1","status":"shipped"}'
     assert results[1].is_error and "denied" in results[1].output

@@ -53,3 +53,39 @@ def test_tools_run_in_the_sessions_sandbox_and_delete_removes_it(api_server, sto
     finally:
         client.beta.sessions.delete(session_id)
     assert list(sandboxes(engine, owner)) == []
+
+
+def test_an_environment_with_packages_puts_the_session_in_the_sandbox_with_them(
+    api_server, model_server, engine
+):
+    client = api_server.client()
+    agent = client.beta.agents.create(name="analyst", model="gpt-4o-mini",
+                                      tools=[{"type": "agent_toolset_20260401"}])  # fmt: skip
+    environment = client.beta.environments.create(
+        name="python-tools",
+        config={"type": "cloud", "packages": {"pip": ["tomli-w"]}, "networking": {"type": "unrestricted"}},
+    )
+    session = client.beta.sessions.create(agent=agent.id, environment_id=environment.id)
+    owner = uuid.UUID(session.id.removeprefix("sesn_"))
+    model_server.enqueue(
+        Reply(
+            tool_calls=[
+                ScriptedToolCall("bash", {"command": "python3 -c 'import tomli_w; print(tomli_w.__name__)'"})
+            ]
+        ),
+        Reply(text="It works."),
+    )
+    try:
+        with client.beta.sessions.events.stream(session.id) as stream:
+            send(client, session.id, prompt("Check the package."))
+            events = []
+            for event in stream:
+                events.append(event)
+                if event.type == "session.status_idle":
+                    break
+        result = next(e for e in events if e.type == "agent.tool_result")
+        assert result.content[0].text.strip() == "tomli_w" and not result.is_error
+        assert list(sandboxes(engine, owner))  # the tools ran in this session's container
+    finally:
+        client.beta.sessions.delete(session.id)
+    assert list(sandboxes(engine, owner)) == []

@@ -147,9 +147,9 @@ def test_confirmations_are_asked_and_recorded_and_a_denial_reaches_the_model(
     agent = make_agent(tools=[toolset], on_tool_confirmation=confirm, working_dir=str(tmp_path / "w"))
     model_server.enqueue(
         Reply(tool_calls=[
-            ScriptedToolCall("execute_command", {"command": "echo allowed"}),
-            ScriptedToolCall("execute_command", {"command": "rm -rf /"}),
-            ScriptedToolCall("read_file", {"path": "nothing"}),
+            ScriptedToolCall("bash", {"command": "echo allowed"}),
+            ScriptedToolCall("bash", {"command": "rm -rf /"}),
+            ScriptedToolCall("read", {"file_path": "nothing"}),
         ]),
         Reply(text="done"),
     )  # fmt: skip
@@ -158,7 +158,7 @@ def test_confirmations_are_asked_and_recorded_and_a_denial_reaches_the_model(
     allowed, denied, unasked = tool_results(agent)
     assert allowed.output.strip() == "allowed" and not allowed.is_error
     assert denied.is_error and denied.output == "error: the user denied this tool call"
-    assert unasked.name == "read_file"
+    assert unasked.name == "read"
     answers = [e.payload for e in agent.audit_log() if e.type == "ToolConfirmationAnswered"]
     assert [a["allowed"] for a in answers] == [True, False]
     assert agent.state_at().pending_confirmations == ()
@@ -237,9 +237,7 @@ def test_a_confirmation_shows_the_arguments_that_would_run(make_agent, model_ser
         tools=[toolset], max_output_bytes=100, on_tool_confirmation=lambda info: seen.append(info) or False
     )
     command = "echo " + "x" * 500
-    model_server.enqueue(
-        Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": command})]), Reply(text="ok")
-    )
+    model_server.enqueue(Reply(tool_calls=[ScriptedToolCall("bash", {"command": command})]), Reply(text="ok"))
     agent.run("go")
     assert seen[0]["input"] == {"command": command}
     recorded = agent.state_at().messages[1].tool_calls[0].arguments

@@ -1,28 +1,61 @@
-"""Session summary tables, one module per event store eventsourcing supports here."""
+"""Read model tables, one module per event store eventsourcing supports here.
+
+**Versioned tables.** A read model's tables carry the version of their schema in
+their names (``session_summaries_v2``). A process that finds no table of its
+version creates it empty at position 0, so its projector rebuilds it from the
+whole log (a projection can always be thrown away), and drops the tables of
+earlier versions. Creating and dropping only ever go forward and are each
+idempotent, so processes opening a store together cannot get in each other's way.
+"""
 
 from __future__ import annotations
 
 import base64
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
 from uuid import UUID
 
+import msgspec
 from eventsourcing.persistence import Cipher
 
-from agentjournal.application.projection import SessionSummary
+from agentjournal.application.catalog_projection import AgentView, CatalogRow, EnvironmentView
+from agentjournal.application.projection import SessionQuery, SessionSummary
 from agentjournal.domain import Status, Usage
+
+
+class Tables(NamedTuple):
+    """The tables of one version of a read model, and those of its earlier versions."""
+
+    rows: str
+    position: str
+    obsolete: tuple[str, ...] = ()
+
+
+SESSION_TABLES = Tables(
+    "session_summaries_v2",
+    "session_summaries_v2_position",
+    obsolete=("session_summaries", "session_summaries_position"),
+)
+"""Version 2 added the agent, environment, metadata, archived and deleted columns."""
+
+CATALOG_TABLES = Tables("catalog_v1", "catalog_v1_position")
 
 COLUMNS = (
     "id", "name", "model", "status", "title",
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
     "message_count", "tool_call_count", "turn_count", "version",
     "created_at", "updated_at", "parent_id", "parent_version", "last_error",
+    "agent_id", "agent_version", "environment_id", "metadata", "archived_at", "deleted",
 )  # fmt: skip
+
+CATALOG_COLUMNS = ("id", "kind", "created_at", "archived_at", "deleted", "body")
+
+KINDS: dict[str, type[CatalogRow]] = {"agent": AgentView, "environment": EnvironmentView}
 
 
 class Sealer:
-    """Encrypts the summary columns that hold what people wrote (the title comes from the
-    first prompt, the last error may quote a reply) with the store's cipher, if it has one."""
+    """Encrypts the columns that hold what people wrote (titles, errors that may quote a
+    reply, metadata, definitions) with the store's cipher, if it has one."""
 
     def __init__(self, cipher: Cipher | None) -> None:
         self.cipher = cipher
@@ -44,14 +77,24 @@ def storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
+def sortable(moment: datetime) -> str:
+    """A timestamp as text that sorts in time order: UTC, always with microseconds."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
 def to_row(s: SessionSummary, sealer: Sealer) -> tuple[Any, ...]:
     u = s.usage
     return (
         str(s.id), storable(s.name), storable(s.model), s.status.value, sealer.seal(storable(s.title)),
         u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_creation_tokens,
         s.message_count, s.tool_call_count, s.turn_count, s.version,
-        s.created_at.isoformat(), s.updated_at.isoformat(),
+        sortable(s.created_at), sortable(s.updated_at),
         str(s.parent_id) if s.parent_id else None, s.parent_version, sealer.seal(storable(s.last_error)),
+        storable(s.agent_id), s.agent_version, storable(s.environment_id),
+        sealer.seal(msgspec.json.encode(s.metadata).decode()),
+        sortable(s.archived_at) if s.archived_at else None, s.deleted,
     )  # fmt: skip
 
 
@@ -78,4 +121,79 @@ def from_row(row: Any, sealer: Sealer) -> SessionSummary:
         parent_id=UUID(r["parent_id"]) if r["parent_id"] else None,
         parent_version=r["parent_version"],
         last_error=sealer.open(r["last_error"]),
+        agent_id=r["agent_id"],
+        agent_version=r["agent_version"],
+        environment_id=r["environment_id"],
+        metadata=msgspec.json.decode(sealer.open(r["metadata"])),
+        archived_at=datetime.fromisoformat(r["archived_at"]) if r["archived_at"] else None,
+        deleted=bool(r["deleted"]),
     )
+
+
+def session_filters(query: SessionQuery, mark: str) -> tuple[str, list[Any]]:
+    """The WHERE and ORDER BY of a page of sessions, with ``mark`` as the placeholder."""
+    where: list[str] = ["NOT deleted"]
+    params: list[Any] = []
+
+    def add(clause: str, *values: Any) -> None:
+        where.append(clause.replace("?", mark))
+        params.extend(values)
+
+    if not query.include_archived:
+        add("archived_at IS NULL")
+    if query.agent_id is not None:
+        add("agent_id = ?", query.agent_id)
+    if query.agent_version is not None:
+        add("agent_version = ?", query.agent_version)
+    if query.statuses:
+        add(f"status IN ({', '.join('?' * len(query.statuses))})", *(s.value for s in query.statuses))
+    for bound, operator in (
+        ("created_gt", ">"),
+        ("created_gte", ">="),
+        ("created_lt", "<"),
+        ("created_lte", "<="),
+    ):
+        if (moment := getattr(query, bound)) is not None:
+            add(f"created_at {operator} ?", sortable(moment))
+    direction, beyond = ("DESC", "<") if query.order == "desc" else ("ASC", ">")
+    if query.after is not None:
+        add(f"(created_at, id) {beyond} (?, ?)", sortable(query.after[0]), str(query.after[1]))
+    return f"WHERE {' AND '.join(where)} ORDER BY created_at {direction}, id {direction}", params
+
+
+def catalog_filters(
+    kind: str,
+    mark: str,
+    *,
+    include_archived: bool,
+    created_gte: datetime | None,
+    created_lte: datetime | None,
+    after: tuple[datetime, UUID] | None,
+) -> tuple[str, list[Any]]:
+    """The WHERE and ORDER BY of a page of agents or environments, newest first."""
+    where, params = ["kind = ?", "NOT deleted"], [kind]
+    if not include_archived:
+        where.append("archived_at IS NULL")
+    if created_gte is not None:
+        where.append("created_at >= ?")
+        params.append(sortable(created_gte))
+    if created_lte is not None:
+        where.append("created_at <= ?")
+        params.append(sortable(created_lte))
+    if after is not None:
+        where.append("(created_at, id) < (?, ?)")
+        params += [sortable(after[0]), str(after[1])]
+    text = f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC"
+    return text.replace("?", mark), params
+
+
+def catalog_row(entry: CatalogRow, sealer: Sealer) -> tuple[Any, ...]:
+    kind = next(name for name, cls in KINDS.items() if isinstance(entry, cls))
+    deleted = isinstance(entry, EnvironmentView) and entry.deleted
+    archived_at = sortable(entry.archived_at) if entry.archived_at else None
+    body = sealer.seal(msgspec.json.encode(entry).decode())
+    return (str(entry.id), kind, sortable(entry.created_at), archived_at, deleted, body)
+
+
+def catalog_entry(row: Any, sealer: Sealer) -> CatalogRow:
+    return msgspec.json.decode(sealer.open(row["body"]), type=KINDS[row["kind"]])

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,9 +20,11 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from agentjournal.application.api import open_store
+from agentjournal.application.catalog import Catalog
 from agentjournal.application.config import ManagedConfig
 from agentjournal.application.runtimes import Runtimes, unchanged
 from agentjournal.application.service import SessionService
+from agentjournal.domain import SessionConfig
 from agentjournal.infrastructure.server.auth import RequireApiKey
 from agentjournal.infrastructure.server.bodies import MAX_BODY_BYTES
 from agentjournal.infrastructure.server.errors import (
@@ -67,13 +70,19 @@ class ServerSettings:
 
 
 class Engine:
-    """What every request shares: the store's services, the turn runner, the doorbell."""
+    """What every request shares: the store's services (sessions and the catalog of agents
+    and environments), the turn runner, the doorbell."""
 
     def __init__(
-        self, settings: ServerSettings, service: SessionService, loop: asyncio.AbstractEventLoop
+        self,
+        settings: ServerSettings,
+        service: SessionService,
+        catalog: Catalog,
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.settings = settings
         self.service = service
+        self.catalog = catalog
         self.doorbell = Doorbell(loop)
         self.runtimes = Runtimes(
             settings.model,
@@ -83,6 +92,15 @@ class Engine:
             wait_for_log=self.doorbell.wait,
         )
         self.runner = TurnRunner(service, self.runtimes, self.doorbell, settings.turn_workers)
+
+    def agent_json(self, config: SessionConfig) -> dict[str, Any] | None:
+        """The agent version a session was created from, as the session shows it."""
+        return self.agent_version_json(config.agent_id, config.agent_version)
+
+    def agent_version_json(self, agent_id: str, version: int) -> dict[str, Any] | None:
+        from agentjournal.infrastructure.server.agents import session_agent_of
+
+        return session_agent_of(self.catalog, agent_id, version)
 
 
 def create_app(settings: ServerSettings, service: SessionService | None = None) -> Starlette:
@@ -94,7 +112,8 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         opened = service if service is not None else await asyncio.to_thread(open_store, settings.store)
-        engine = Engine(settings, opened, asyncio.get_running_loop())
+        catalog = await asyncio.to_thread(Catalog, opened, settings.model.redactor())
+        engine = Engine(settings, opened, catalog, asyncio.get_running_loop())
         app.state.engine = engine
         app.state.max_body_bytes = settings.max_body_bytes
         try:
@@ -116,6 +135,13 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
 
 
 def _routes() -> list[BaseRoute]:
-    from agentjournal.infrastructure.server import browser, events, extensions, sessions
+    from agentjournal.infrastructure.server import agents, browser, environments, events, extensions, sessions
 
-    return [*sessions.routes, *events.routes, *extensions.routes, *browser.routes]
+    return [
+        *sessions.routes,
+        *events.routes,
+        *agents.routes,
+        *environments.routes,
+        *extensions.routes,
+        *browser.routes,
+    ]

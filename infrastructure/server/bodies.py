@@ -8,6 +8,7 @@ what the endpoint takes is a 400 naming the field (msgspec's own path, such as
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -70,6 +71,16 @@ def query_bool(request: Request, name: str, default: bool = False) -> bool:
     if text.lower() in ("false", "0"):
         return False
     raise ApiError(400, f"query parameter {name!r} must be true or false, not {text!r}")
+
+
+def query_time(request: Request, name: str) -> datetime | None:
+    text = request.query_params.get(name)
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(400, f"query parameter {name!r} must be an RFC 3339 timestamp, not {text!r}") from None
 
 
 def to_json(value: Any) -> Any:

@@ -2,7 +2,9 @@
 
 The SDK maps the status code to its exception class (401 ``AuthenticationError``,
 404 ``NotFoundError`` ...) and shows the message, so the message says what was
-wrong and, for a bad body, which field.
+wrong and, for a bad body, which field. Where the cloud API gives an error a code
+(``details.error_code``, such as ``environment_archived``), the SDK picks a finer
+class by it, and so is it given here.
 """
 
 from __future__ import annotations
@@ -15,16 +17,24 @@ from starlette.responses import JSONResponse
 
 from agentjournal.application.errors import (
     AgentJournalError,
+    AgentNotFound,
+    AgentVersionNotFound,
     AmbiguousSessionId,
     ConcurrentUpdate,
     ConfigError,
+    ConfigTypeChange,
+    EnvironmentNotFound,
+    InvalidMetadata,
     SessionNotFound,
     VersionNotFound,
 )
 from agentjournal.domain import (
+    CatalogError,
+    EnvironmentArchivedError,
     ManagedSandboxRequired,
     SessionBusy,
     SessionError,
+    StaleVersion,
 )
 
 log = logging.getLogger(__name__)
@@ -35,7 +45,7 @@ ERROR_TYPES = {
     403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
-    409: "invalid_request_error",
+    409: "conflict_error",
     413: "request_too_large",
     415: "invalid_request_error",
     429: "rate_limit_error",
@@ -47,28 +57,41 @@ ERROR_TYPES = {
 class ApiError(Exception):
     """An error to answer with: a status, and a message for the client to read."""
 
-    def __init__(self, status: int, message: str, error_type: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, error_type: str | None = None, error_code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type or ERROR_TYPES.get(status, "api_error")
+        self.error_code = error_code
+        """The cloud API's ``details.error_code``, where it has one for this error."""
 
 
 def not_found(what: str, given: str) -> ApiError:
     return ApiError(404, f"{what} {given!r} was not found")
 
 
-def error_response(status: int, message: str, error_type: str | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, error_type: str | None = None, error_code: str | None = None
+) -> JSONResponse:
     request_id = f"req_{uuid.uuid4().hex}"
-    body = {
-        "type": "error",
-        "error": {"type": error_type or ERROR_TYPES.get(status, "api_error"), "message": message},
-        "request_id": request_id,
+    error: dict[str, object] = {
+        "type": error_type or ERROR_TYPES.get(status, "api_error"),
+        "message": message,
     }
-    return JSONResponse(body, status_code=status, headers={"request-id": request_id})
+    if error_code:
+        error["details"] = {"error_code": error_code}
+    headers = {"request-id": request_id}
+    if status == 409:
+        # The SDK retries a 409 unless told not to; a conflict answers the same again.
+        headers["x-should-retry"] = "false"
+    return JSONResponse({"type": "error", "error": error, "request_id": request_id}, status, headers)
 
 
-EXPECTED_ERRORS: tuple[type[Exception], ...] = (ApiError, AgentJournalError, SessionError, ValueError)
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    ApiError, AgentJournalError, SessionError, CatalogError, ValueError,
+)  # fmt: skip
 """The errors :func:`as_api_error` answers; anything else is a logged 500."""
 
 
@@ -76,11 +99,21 @@ def as_api_error(error: Exception) -> ApiError:
     """The HTTP answer to an error the application or domain raised."""
     if isinstance(error, ApiError):
         return error
-    if isinstance(error, (SessionNotFound, VersionNotFound, AmbiguousSessionId)):
+    if isinstance(error, EnvironmentNotFound):
+        return ApiError(404, str(error), error_code="environment_not_found")
+    if isinstance(
+        error, (SessionNotFound, VersionNotFound, AmbiguousSessionId, AgentNotFound, AgentVersionNotFound)
+    ):
         return ApiError(404, str(error))
-    if isinstance(error, (ConcurrentUpdate, SessionBusy)):
+    if isinstance(error, (ConcurrentUpdate, SessionBusy, StaleVersion)):
         return ApiError(409, str(error))
-    if isinstance(error, (ConfigError, ManagedSandboxRequired, SessionError, ValueError)):
+    if isinstance(error, EnvironmentArchivedError):
+        return ApiError(400, str(error), error_code="environment_archived")
+    if isinstance(error, InvalidMetadata):
+        return ApiError(400, str(error), error_code="invalid_metadata")
+    if isinstance(error, ConfigTypeChange):
+        return ApiError(400, str(error), error_code="invalid_config_type_change")
+    if isinstance(error, (ConfigError, ManagedSandboxRequired, SessionError, CatalogError, ValueError)):
         return ApiError(400, str(error))
     if isinstance(error, AgentJournalError):  # a store that failed: the server's trouble
         log.error("%s", error)
@@ -94,7 +127,7 @@ async def handle_api_error(request: Request, error: Exception) -> JSONResponse:
     except Exception:  # noqa: BLE001 - anything else is the server's fault, logged whole
         log.exception("%s %s failed", request.method, request.url.path)
         return error_response(500, "internal server error; the server's log has the details")
-    return error_response(api_error.status, api_error.message, api_error.error_type)
+    return error_response(api_error.status, api_error.message, api_error.error_type, api_error.error_code)
 
 
 async def handle_http_exception(request: Request, error: Exception) -> JSONResponse:

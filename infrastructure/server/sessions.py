@@ -6,12 +6,18 @@ paused for the client, leaves it idle; the events say why), ``terminated`` once
 closed. Its ``agent`` is the agent version it is pinned to; a session started
 from the Python API or the CLI, which has no agent, shows one made of its
 recorded config.
+
+A session is created from an agent version and an environment of the catalog
+(:func:`~agentjournal.application.catalog.session_config` decides what it records),
+and listed from the session summaries, newest first, a page at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -19,9 +25,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from agentjournal.application.catalog import session_config
 from agentjournal.application.errors import SessionNotFound
+from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
+from agentjournal.application.projection import SessionQuery, SessionSummary
 from agentjournal.domain import Session, SessionConfig, Status, Usage
-from agentjournal.infrastructure.server.bodies import read_json
+from agentjournal.infrastructure.server.bodies import query_bool, query_int, query_time, read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
 from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, parse_id, wire_id
 from agentjournal.infrastructure.server.wire import wire_time
@@ -85,23 +94,45 @@ def recorded_agent_json(session_id: UUID, config: SessionConfig) -> dict[str, An
 def session_json(engine: Any, session: Session) -> dict[str, Any]:
     config = session.config
     agent_of = getattr(engine, "agent_json", None)
-    agent = agent_of(config) if agent_of and config.agent_id else recorded_agent_json(session.id, config)
+    agent = (agent_of and config.agent_id and agent_of(config)) or recorded_agent_json(session.id, config)
+    return _session_body(
+        session.id, agent, config.environment_id, session.title, config.metadata, session.status,
+        session.usage, session.created_on, session.modified_on, session.archived_at,
+    )  # fmt: skip
+
+
+def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:
+    """A session of a listing, from its summary. One not made from an agent shows its
+    recorded config, so it is read whole."""
+    agent = engine.agent_version_json(summary.agent_id, summary.agent_version) if summary.agent_id else None
+    if agent is None:
+        return session_json(engine, existing_session(engine, summary.id))
+    return _session_body(
+        summary.id, agent, summary.environment_id, summary.title, summary.metadata, summary.status,
+        summary.usage, summary.created_at, summary.updated_at, summary.archived_at,
+    )  # fmt: skip
+
+
+def _session_body(
+    session_id: UUID, agent: dict[str, Any], environment_id: str, title: str, metadata: Mapping[str, Any],
+    status: Status, usage: Usage, created_at: datetime, updated_at: datetime, archived_at: datetime | None,
+) -> dict[str, Any]:  # fmt: skip
     return {
         "type": "session",
-        "id": wire_id(SESSION, session.id),
+        "id": wire_id(SESSION, session_id),
         "agent": agent,
-        "environment_id": wire_id(ENVIRONMENT, UUID(config.environment_id)) if config.environment_id else "",
-        "title": session.title or None,
-        "metadata": {str(k): str(v) for k, v in config.metadata.items()},
-        "status": API_STATUS[session.status],
-        "usage": usage_json(session.usage),
+        "environment_id": wire_id(ENVIRONMENT, UUID(environment_id)) if environment_id else "",
+        "title": title or None,
+        "metadata": {str(k): str(v) for k, v in metadata.items()},
+        "status": API_STATUS[status],
+        "usage": usage_json(usage),
         "stats": {},
         "resources": [],
         "vault_ids": [],
         "outcome_evaluations": [],
-        "created_at": wire_time(session.created_on),
-        "updated_at": wire_time(session.modified_on),
-        "archived_at": wire_time(session.archived_at) if session.archived_at else None,
+        "created_at": wire_time(created_at),
+        "updated_at": wire_time(updated_at),
+        "archived_at": wire_time(archived_at) if archived_at else None,
     }
 
 
@@ -189,7 +220,105 @@ async def delete_session(request: Request) -> JSONResponse:
     return JSONResponse({"type": "session_deleted", "id": wire_id(SESSION, session_id)})
 
 
+class AgentRef(msgspec.Struct, tag_field="type", tag="agent"):
+    id: str
+    version: int | None = None
+
+
+class SessionCreate(msgspec.Struct):
+    agent: str | AgentRef
+    environment_id: str
+    title: str | None = None
+    metadata: dict[str, str] = {}
+    budget: dict[str, Any] | None = None
+    initial_events: list[dict[str, Any]] = []
+    resources: list[dict[str, Any]] = []
+    vault_ids: list[str] = []
+
+
+UNSUPPORTED = ("budget", "initial_events", "resources", "vault_ids")
+"""What a new session may ask for that this engine does not do yet: refused, not dropped."""
+
+
+async def create_session(request: Request) -> JSONResponse:
+    engine = engine_of(request)
+    body = await read_json(request, SessionCreate)
+    for name in UNSUPPORTED:
+        if getattr(body, name):
+            raise ApiError(400, f"{name}: not supported by this server yet")
+    return JSONResponse(await asyncio.to_thread(_create, engine, body))
+
+
+def _create(engine: Any, body: SessionCreate) -> dict[str, Any]:
+    ref = body.agent if isinstance(body.agent, AgentRef) else AgentRef(body.agent)
+    agent = engine.catalog.get_agent(parse_id(AGENT, ref.id), ref.version)
+    environment = engine.catalog.get_environment(parse_id(ENVIRONMENT, body.environment_id))
+    config = session_config(agent, environment, engine.runtimes.config)
+    config = msgspec.structs.replace(config, metadata=check_metadata(dict(body.metadata)))
+    runtime = engine.runtimes(config)  # the adapters and policies first: a refused config records nothing
+    session_id = engine.service.create_session(config, _title(body.title or ""), runtime.redact)
+    return session_json(engine, existing_session(engine, session_id))
+
+
+API_STATUSES: dict[str, tuple[Status, ...]] = {
+    "idle": (Status.IDLE, Status.ERROR),
+    "running": (Status.RUNNING,),
+    "terminated": (Status.TERMINATED,),
+    "rescheduling": (),
+}
+
+
+async def list_sessions(request: Request) -> JSONResponse:
+    engine = engine_of(request)
+    query = _query(request)
+    if query is None:  # a filter nothing here can match (a deployment, a memory store, rescheduling)
+        return JSONResponse({"data": [], "next_page": None, "prev_page": None})
+    page = await asyncio.to_thread(engine.service.page_summaries, query, request.query_params.get("page"))
+    data = await asyncio.to_thread(lambda: [listed_session_json(engine, s) for s in page.items])
+    return JSONResponse({"data": data, "next_page": page.next_page, "prev_page": None})
+
+
+def _query(request: Request) -> SessionQuery | None:
+    params = request.query_params
+    if params.get("deployment_id") or params.get("memory_store_id"):
+        return None
+    statuses: tuple[Status, ...] = ()
+    for name in params.getlist("statuses[]"):
+        if name not in API_STATUSES:
+            raise ApiError(
+                400, f"query parameter 'statuses[]': {name!r} is not one of {sorted(API_STATUSES)}"
+            )
+        statuses += API_STATUSES[name]
+    if params.getlist("statuses[]") and not statuses:
+        return None
+    agent_id = params.get("agent_id")
+    agent_version = None
+    if agent_id and params.get("agent_version") is not None:  # the API reads it only with agent_id
+        agent_version = query_int(request, "agent_version", 1, 1, 2**31)
+    order = params.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise ApiError(400, f"query parameter 'order' must be 'asc' or 'desc', not {order!r}")
+    return SessionQuery(
+        agent_id=str(parse_id(AGENT, agent_id)) if agent_id else None,
+        agent_version=agent_version,
+        statuses=statuses,
+        include_archived=query_bool(request, "include_archived"),
+        created_gt=query_time(request, "created_at[gt]"),
+        created_gte=query_time(request, "created_at[gte]"),
+        created_lt=query_time(request, "created_at[lt]"),
+        created_lte=query_time(request, "created_at[lte]"),
+        order=_order(order),
+        limit=query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+    )
+
+
+def _order(text: str) -> Literal["asc", "desc"]:
+    return "asc" if text == "asc" else "desc"
+
+
 routes = [
+    Route("/v1/sessions", create_session, methods=["POST"]),
+    Route("/v1/sessions", list_sessions, methods=["GET"]),
     Route("/v1/sessions/{session_id}", retrieve_session, methods=["GET"]),
     Route("/v1/sessions/{session_id}", update_session, methods=["POST"]),
     Route("/v1/sessions/{session_id}/archive", archive_session, methods=["POST"]),
