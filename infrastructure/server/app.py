@@ -135,6 +135,13 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
 
 
 def _routes() -> list[BaseRoute]:
-    from agentjournal.infrastructure.server import agents, environments, events, extensions, sessions
+    from agentjournal.infrastructure.server import agents, browser, environments, events, extensions, sessions
 
-    return [*sessions.routes, *events.routes, *agents.routes, *environments.routes, *extensions.routes]
+    return [
+        *sessions.routes,
+        *events.routes,
+        *agents.routes,
+        *environments.routes,
+        *extensions.routes,
+        *browser.routes,
+    ]

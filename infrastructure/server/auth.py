@@ -5,6 +5,10 @@ of them, compared in constant time; a missing or wrong key is a 401
 ``authentication_error`` that does not say which keys exist. A server without keys
 answers every request only when it was told to run without auth, and only on a
 loopback address (checked where it starts, :mod:`.serve`).
+
+The session browser's page (``/``) and its assets (``/browser/...``) are the one
+exception: static files that hold no data, loaded by a browser before it has a key to
+send. Every request for data, the page's own included, needs a key.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from agentjournal.infrastructure.server.errors import error_response
 
 KEYS_ENV = "AGENTJOURNAL_API_KEYS"
+
+BROWSER_PAGE = "/"
+BROWSER_ASSETS = "/browser/"
+"""Where the session browser's static files are served (:mod:`.browser`)."""
 
 
 def parse_keys(text: str | None) -> frozenset[str]:
@@ -33,6 +41,14 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
             if scheme.lower() == "bearer":
                 return token.strip()
     return None
+
+
+def is_public(scope: Scope) -> bool:
+    """A request for the browser's page or one of its assets, which any client may read."""
+    if scope["method"] not in ("GET", "HEAD"):
+        return False
+    path: str = scope["path"]
+    return path == BROWSER_PAGE or (path.startswith(BROWSER_ASSETS) and ".." not in path.split("/"))
 
 
 def key_matches(given: str, keys: frozenset[str]) -> bool:
@@ -52,7 +68,7 @@ class RequireApiKey:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.keys:
+        if scope["type"] == "http" and self.keys and not is_public(scope):
             given = presented_key(scope["headers"])
             if given is None:
                 response = error_response(

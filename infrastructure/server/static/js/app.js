@@ -1,0 +1,100 @@
+// The session browser's entry point: asks for a key, then shows the view the address
+// names.
+//
+//   #/                      the sessions (#/?q=...&status=...&offset=...)
+//   #/s/ID                  a session
+//   #/s/ID/tree             its fork tree
+//   #/diff/LEFT/RIGHT       two sessions side by side from where they part
+
+import { api, apiKey, events, forgetApiKey, setApiKey } from "./api.js";
+import { DiffView } from "./diff.js";
+import { h } from "./dom.js";
+import { SessionList } from "./list.js";
+import { SessionView } from "./session.js";
+import { ForkTreeView } from "./tree.js";
+
+const main = document.getElementById("main");
+let current = null;
+
+function viewFor(address) {
+  const [path, query] = address.replace(/^#/, "").split("?");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  if (parts[0] === "s" && parts[1] && parts[2] === "tree") return new ForkTreeView(parts[1]);
+  if (parts[0] === "s" && parts[1]) return new SessionView(parts[1]);
+  if (parts[0] === "diff" && parts[1] && parts[2]) return new DiffView(parts[1], parts[2]);
+  return new SessionList(new URLSearchParams(query ?? ""));
+}
+
+async function route() {
+  current?.close?.();
+  current = null;
+  if (!apiKey()) {
+    login();
+    return;
+  }
+  const view = viewFor(location.hash);
+  current = view;
+  main.replaceChildren(view.element);
+  main.focus({ preventScroll: true });
+  try {
+    await view.open();
+  } catch (error) {
+    if (current === view) main.append(h("div", { class: "notice", role: "alert" }, error.message));
+  }
+}
+
+/** The key form. The key is checked with one small request before it is kept. */
+function login(message = "") {
+  document.title = "Sign in · agentjournal";
+  const input = h("input", { type: "password", id: "api-key", autocomplete: "off", required: true, "aria-describedby": "login-help" });
+  const error = h("p", { class: "notice", role: "alert", id: "login-error", hidden: !message }, message);
+  const form = h(
+    "form",
+    { class: "login", onsubmit: (event) => submit(event) },
+    h("h1", {}, "agentjournal"),
+    h("label", { for: "api-key" }, "API key"),
+    input,
+    h("p", { class: "muted", id: "login-help" },
+      "One of the server's keys (AGENTJOURNAL_API_KEYS). It is kept in this tab only, and sent as a header."),
+    error,
+    h("button", { type: "submit" }, "Open"),
+  );
+
+  async function submit(event) {
+    event.preventDefault();
+    setApiKey(input.value.trim());
+    try {
+      await api.sessions({ limit: 1 });
+    } catch (failure) {
+      forgetApiKey();
+      error.textContent = failure.status === 401 ? `The server refused this key: ${failure.message}` : failure.message;
+      error.hidden = false;
+      input.select();
+      return;
+    }
+    route();
+  }
+
+  main.replaceChildren(form);
+  input.focus();
+}
+
+events.addEventListener("unauthorized", (event) => {
+  current?.close?.();
+  current = null;
+  login(`Please enter a key again: ${event.detail}`);
+});
+
+// The skip link moves the focus; following it as a link would change the route.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
+
+document.getElementById("forget-key").addEventListener("click", () => {
+  forgetApiKey();
+  route();
+});
+
+window.addEventListener("hashchange", route);
+route();

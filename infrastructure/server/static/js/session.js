@@ -1,0 +1,300 @@
+// One session: its conversation, its raw audit log beside it, a replay slider over its
+// events, its verification badge, its live events, and what can be done to it.
+//
+// The "selected event" ties the parts together: the slider and the log both choose it,
+// the conversation and state shown are the session as of it (replayed by the server),
+// and "Fork" forks there. At the latest event the view follows the session live.
+
+import { api, follow } from "./api.js";
+import { drawConversation } from "./conversation.js";
+import { count, debounce, fill, h, shortId, statusPill, tokens, when, wireId } from "./dom.js";
+import { AuditLog } from "./log.js";
+import { confirmAction, copy, notice } from "./ui.js";
+
+const LIVE_KEPT = 60;
+
+/** A one-line description of an API event for the live feed. */
+function describe(event) {
+  const text = (content) => (content ?? []).map((block) => block.text ?? "").join(" ");
+  switch (event.type) {
+    case "user.message":
+    case "agent.message":
+      return text(event.content);
+    case "agent.tool_use":
+    case "agent.custom_tool_use":
+      return `${event.name} ${JSON.stringify(event.input)}`;
+    case "agent.tool_result":
+      return `${event.is_error ? "error: " : ""}${text(event.content)}`;
+    case "span.model_request_end":
+      return tokens(event.model_usage);
+    case "session.status_idle":
+      return event.stop_reason?.type ?? "";
+    case "session.error":
+      return event.error?.message ?? "";
+    default:
+      return "";
+  }
+}
+
+export class SessionView {
+  constructor(id) {
+    this.id = wireId(id);
+    this.head = 0; // the log's length
+    this.at = 0; // the event the view shows the session as of
+    this.shown = 0; // the version of the state on screen
+    this.replaying = false;
+    this.status = "";
+    this.notice = notice();
+    this.log = new AuditLog(this.id, (version) => this.replayTo(version));
+    this.refreshSoon = debounce(() => this.refresh(), 100);
+    this.build();
+  }
+
+  build() {
+    const id = this.id;
+    this.title = h("h1", { id: "session-title" }, "…");
+    this.meta = h("p", { class: "meta" });
+    this.badge = h("button", { type: "button", class: "badge checking", id: "verify-badge", disabled: true }, "Checking the hash chain…");
+    this.hash = h("code", { id: "head-hash", class: "hash" }, "");
+    this.copyButton = h("button", { type: "button", class: "small secondary", onclick: () => copy(this.hash.textContent, this.copyButton) }, "Copy");
+    this.slider = h("input", {
+      type: "range", id: "replay", min: "1", max: "1", value: "1", "aria-label": "Replay to event",
+      oninput: () => this.replayTo(Number(this.slider.value)),
+    });
+    this.position = h("output", { id: "replay-position", for: "replay" });
+    this.latest = h("button", { type: "button", class: "small secondary", onclick: () => this.replayTo(this.head) }, "Latest");
+    this.stateLine = h("p", { class: "state-line", id: "replay-state", "aria-live": "polite" });
+    this.forkButton = h("button", { type: "button", id: "fork", onclick: () => this.fork() }, "Fork here");
+    this.conversation = h("div", { class: "conversation", id: "conversation", tabindex: "0", "aria-label": "Conversation" });
+    this.prompt = h("textarea", {
+      id: "prompt", rows: "2", placeholder: "Send a prompt (Ctrl+Enter)", "aria-label": "Prompt",
+      onkeydown: (event) => { if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) this.send(event); },
+    });
+    this.interruptButton = h("button", { type: "button", class: "secondary", id: "interrupt", onclick: () => this.interrupt() }, "Interrupt");
+    this.terminateButton = h("button", { type: "button", class: "danger", id: "terminate", onclick: () => this.terminate() }, "Terminate");
+    this.liveStatus = h("span", { class: "live-status", id: "live-status" }, "connecting…");
+    this.liveFeed = h("ol", { class: "live-feed", id: "live-feed", "aria-live": "polite" });
+
+    this.element = h(
+      "div",
+      { class: "session" },
+      h("header", { class: "session-head" },
+        h("div", { class: "heading" },
+          h("nav", { class: "crumbs", "aria-label": "Breadcrumb" }, h("a", { href: "#/" }, "Sessions"), " / ", h("span", {}, shortId(id))),
+          this.title, this.meta),
+        h("div", { class: "head-side" },
+          h("div", { class: "head-actions" },
+            h("a", { class: "button secondary", href: `#/s/${id}/tree`, id: "tree-link" }, "Fork tree"),
+            this.terminateButton),
+          h("div", { class: "integrity" }, this.badge),
+          h("div", { class: "integrity" }, h("span", { class: "muted" }, "head hash"), this.hash, this.copyButton))),
+      h("div", { class: "replay" },
+        h("label", { for: "replay" }, "Event"), this.slider, this.position, this.latest, this.forkButton),
+      this.stateLine,
+      this.notice.element,
+      h("div", { class: "panes" },
+        h("section", { class: "pane conversation-pane", "aria-label": "Conversation" },
+          this.conversation,
+          h("form", { class: "composer", onsubmit: (event) => this.send(event) },
+            this.prompt,
+            h("div", { class: "buttons" }, h("button", { type: "submit", id: "send" }, "Send"), this.interruptButton))),
+        h("section", { class: "pane log-pane", "aria-label": "Audit log" },
+          h("h2", {}, "Audit log"),
+          this.log.element,
+          h("section", { class: "live" }, h("h2", {}, "Live ", this.liveStatus), this.liveFeed))),
+    );
+  }
+
+  /** Load and draw the session, then follow it live. */
+  async open() {
+    const [session, state, turns, tail] = await Promise.all([
+      api.session(this.id), api.state(this.id), api.turns(this.id), api.logWindow(this.id, undefined, 200),
+    ]);
+    this.head = state.version;
+    this.showSession(session, state);
+    this.slider.max = String(this.head);
+    this.at = this.head;
+    this.showState(state, turns.data);
+    this.log.open(this.head, tail.data);
+    this.log.select(this.head);
+    requestAnimationFrame(() => performance.mark("session-view-painted"));
+    this.verify();
+    this.stream = follow(this.id, (event) => this.arrived(event), (status) => {
+      this.liveStatus.textContent = status;
+      this.liveStatus.className = `live-status ${status}`;
+    });
+  }
+
+  close() {
+    this.stream?.close();
+    this.log.close();
+  }
+
+  showSession(session, state) {
+    document.title = `${session.title || shortId(this.id)} · agentjournal`;
+    this.title.textContent = session.title || `Session ${shortId(this.id)}`;
+    this.status = session.status;
+    const lineage = state?.lineage ?? this.lineage;
+    this.lineage = lineage;
+    fill(this.meta,
+      statusPill(session.status), " ",
+      h("span", {}, session.agent?.model?.id ?? ""), " · ",
+      h("span", { id: "session-tokens" }, tokens(session.usage)), " · ",
+      h("span", { id: "session-events" }, `${count(this.head)} events`), " · ",
+      `updated ${when(session.updated_at)}`,
+      lineage ? [" · forked from ", h("a", { href: `#/s/${wireId(lineage.parent_id)}` }, shortId(lineage.parent_id)), ` at event ${lineage.parent_version}`] : "",
+    );
+    const closed = session.status === "terminated";
+    this.terminateButton.disabled = closed;
+    this.prompt.disabled = closed;
+    this.interruptButton.disabled = session.status !== "running";
+  }
+
+  showState(state, turns) {
+    this.shown = state.version;
+    this.position.textContent = `${count(state.version)} of ${count(this.head)}`;
+    this.slider.value = String(state.version);
+    this.forkButton.textContent = `Fork at event ${count(state.version)}`;
+    const replaying = state.version < this.head;
+    this.stateLine.classList.toggle("replaying", replaying);
+    fill(this.stateLine,
+      replaying ? h("strong", {}, `Replaying: the session as of event ${count(state.version)}. `) : "As of the latest event: ",
+      h("span", { id: "state-status" }, statusPill(state.status)),
+      " · ", h("span", { id: "state-usage" }, tokens(state.usage)),
+      " · ", h("span", { id: "state-messages" }, `${count(state.messages.length)} messages`),
+      " · ", h("span", { id: "state-turns" }, `${count(state.turns)} turns`),
+      state.last_error ? [" · ", h("span", { class: "error-text" }, state.last_error)] : "",
+    );
+    drawConversation(this.conversation, state.messages, turns);
+    if (!replaying) this.conversation.scrollTop = this.conversation.scrollHeight;
+  }
+
+  /** Show the session as of `version`: the slider and the log move at once, the state
+   * follows as soon as the server has replayed it (one request at a time, the latest
+   * position winning). */
+  replayTo(version) {
+    this.at = Math.max(1, Math.min(this.head, version));
+    this.slider.value = String(this.at);
+    this.position.textContent = `${count(this.at)} of ${count(this.head)}`;
+    if (this.log.selected !== this.at) this.log.select(this.at);
+    this.loadState();
+  }
+
+  async loadState() {
+    if (this.replaying) return;
+    this.replaying = true;
+    try {
+      while (this.shown !== this.at) {
+        const version = this.at;
+        const [state, turns] = await Promise.all([api.state(this.id, version), api.turns(this.id, version)]);
+        if (version === this.at) this.showState(state, turns.data);
+      }
+    } catch (error) {
+      this.notice.show(error);
+    } finally {
+      this.replaying = false;
+    }
+  }
+
+  async verify() {
+    this.badge.className = "badge checking";
+    try {
+      const result = await api.verify(this.id);
+      this.hash.textContent = result.head;
+      this.badge.className = `badge ${result.ok ? "ok" : "broken"}`;
+      if (result.ok) {
+        this.badge.textContent = `✓ Chain intact · ${count(result.events)} events`;
+        this.badge.disabled = true;
+        this.badge.title = "Every event matches its hash and follows the one before it.";
+      } else {
+        this.badge.textContent = `✗ Chain broken at event ${result.broken.version}: ${result.broken.problem}`;
+        this.badge.disabled = false;
+        this.badge.title = "Show this event";
+        this.badge.onclick = () => this.replayTo(result.broken.version);
+      }
+    } catch (error) {
+      this.badge.className = "badge broken";
+      this.badge.textContent = `✗ Cannot verify: ${error.message}`;
+    }
+  }
+
+  arrived(event) {
+    let data = {};
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      // a keep-alive or a malformed event: nothing to show
+    }
+    const item = h("li", { class: "live-event" }, h("span", { class: "type" }, event.type), " ", h("span", { class: "muted" }, describe(data)));
+    this.liveFeed.append(item);
+    while (this.liveFeed.children.length > LIVE_KEPT) this.liveFeed.firstElementChild.remove();
+    this.liveFeed.scrollTop = this.liveFeed.scrollHeight;
+    this.ended ||= ["session.status_idle", "session.status_terminated", "session.error"].includes(event.type);
+    this.refreshSoon();
+  }
+
+  /** New events were recorded: grow the log, follow them if at the latest event, and
+   * check the chain again once the turn has ended. */
+  async refresh() {
+    try {
+      const [session, added] = await Promise.all([api.session(this.id), api.logWindow(this.id, this.head, 1000)]);
+      const following = this.at === this.head;
+      if (added.version > this.head) {
+        this.head = added.version;
+        this.slider.max = String(this.head);
+        this.log.store(added.data);
+        this.log.grow(this.head);
+        if (following) this.replayTo(this.head);
+        else this.position.textContent = `${count(this.at)} of ${count(this.head)}`;
+      }
+      this.showSession(session);
+      if (this.ended) {
+        this.ended = false;
+        this.verify();
+      }
+    } catch (error) {
+      this.notice.show(error);
+    }
+  }
+
+  async act(action) {
+    this.notice.clear();
+    try {
+      return await action();
+    } catch (error) {
+      this.notice.show(error);
+      return null;
+    }
+  }
+
+  async send(event) {
+    event.preventDefault();
+    const text = this.prompt.value.trim();
+    if (!text) return;
+    const sent = await this.act(() => api.send(this.id, { type: "user.message", content: [{ type: "text", text }] }));
+    if (sent) {
+      this.prompt.value = "";
+      if (this.at !== this.head) this.replayTo(this.head);
+    }
+  }
+
+  async interrupt() {
+    if (await confirmAction("Interrupt the running turn? It ends here, recorded as interrupted.", "Interrupt")) {
+      await this.act(() => api.send(this.id, { type: "user.interrupt" }));
+    }
+  }
+
+  async terminate() {
+    const question = "Terminate this session? It takes no more turns and its sandbox is removed; its log stays.";
+    if (await confirmAction(question, "Terminate")) {
+      await this.act(() => api.terminate(this.id, "terminated in the session browser"));
+      this.ended = true;
+      this.refresh();
+    }
+  }
+
+  async fork() {
+    const forked = await this.act(() => api.fork(this.id, this.at));
+    if (forked) location.hash = `#/s/${forked.id}`;
+  }
+}
