@@ -33,6 +33,7 @@ from agentjournal.infrastructure.server.errors import (
     handle_http_exception,
 )
 from agentjournal.infrastructure.server.runner import Doorbell, TurnRunner
+from agentjournal.infrastructure.server.wire import ProjectedLogs
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Engine:
             wait_for_log=self.doorbell.wait,
         )
         self.runner = TurnRunner(service, self.runtimes, self.doorbell, settings.turn_workers)
+        self.projected_logs = ProjectedLogs()
 
     def agent_json(self, config: SessionConfig) -> dict[str, Any] | None:
         """The agent version a session was created from, as the session shows it."""

@@ -208,10 +208,12 @@ async def list_events(request: Request) -> JSONResponse:
 def _page(engine: Any, session_id: UUID, wanted: _Filter, order: str, after: tuple[int, int] | None,
           limit: int) -> tuple[list[ApiEvent], bool]:  # fmt: skip
     existing_session(engine, session_id)
-    projector = WireProjector(session_id)
+    projected = engine.projected_logs.of(session_id).catch_up(
+        lambda version: engine.service.events.get(session_id, gt=version)
+    )
     kept = [
         (version, index, event)
-        for version, index, event in projector.feed(engine.service.events.get(session_id))
+        for version, index, event in projected
         if wanted.keeps(event, datetime.fromisoformat(event["processed_at"].replace("Z", "+00:00")))
     ]
     if order == "desc":

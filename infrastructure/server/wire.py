@@ -38,7 +38,9 @@ extension routes under ``/x-agentjournal`` show the whole log.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -242,3 +244,38 @@ def _arguments(text: str) -> dict[str, Any]:
 
 def wire_time(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+class ProjectedLog:
+    """One session's API events so far. The log only grows and its events never change,
+    so what was projected stays true: a later read projects only the events appended
+    since."""
+
+    def __init__(self, session_id: UUID) -> None:
+        self.projector = WireProjector(session_id)
+        self.events: list[tuple[int, int, ApiEvent]] = []
+        self.lock = threading.Lock()
+
+    def catch_up(self, newer: Callable[[int], Iterable[Any]]) -> list[tuple[int, int, ApiEvent]]:
+        """The events, after projecting what ``newer(version)`` gives past the last one seen."""
+        with self.lock:
+            self.events.extend(self.projector.feed(newer(self.projector.version)))
+            return self.events
+
+
+class ProjectedLogs:
+    """The projected logs of the sessions read most recently, so paging through a long
+    session projects each of its events once, not once per page."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self.keep = keep
+        self._logs: OrderedDict[UUID, ProjectedLog] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, session_id: UUID) -> ProjectedLog:
+        with self._lock:
+            log = self._logs.pop(session_id, None) or ProjectedLog(session_id)
+            self._logs[session_id] = log
+            while len(self._logs) > self.keep:
+                self._logs.popitem(last=False)
+            return log
