@@ -702,15 +702,16 @@ class SessionService(Application[UUID]):
     # -- queries ----------------------------------------------------------------------
 
     def get_session(self, session_id: UUID, version: int | None = None) -> Session:
-        """The session as of ``version`` (default: its latest)."""
+        """The session as of ``version`` (default: its latest). The store holds agents and
+        environments too: an id of one of them is no session, and not found."""
         if version is not None and version < 1:
             raise VersionNotFound(session_id, version, self._latest_version(session_id))
         try:
-            session: Session = self.repository.get(
-                session_id, version=version, projector_func=project_session
-            )
+            session = self.repository.get(session_id, version=version, projector_func=project_session)
         except AggregateNotFoundError:
             raise SessionNotFound(session_id) from None
+        if not isinstance(session, Session):
+            raise SessionNotFound(session_id)
         if version is not None and session.version != version:
             raise VersionNotFound(session_id, version, session.version)
         return session

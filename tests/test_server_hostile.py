@@ -1,0 +1,58 @@
+"""A real server process against a hostile client (and a hostile model whose calls run in
+a session): ids of the wrong kind, bodies and queries built to break it, races, floods,
+and secrets it must keep. Every refusal is a clean 4xx in Anthropic's shape, and a
+refused request records nothing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.serving import API_KEY
+from tests.test_server_sessions import new_session
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+KEY = {"x-api-key": API_KEY}
+
+
+@pytest.fixture
+def http(api_server):  # type: ignore[no-untyped-def]
+    with httpx.Client(base_url=api_server.url, headers=KEY, timeout=30) as client:
+        yield client
+
+
+def catalog_ids(http: httpx.Client) -> tuple[str, str]:
+    """The hex of a new agent's id and of a new environment's."""
+    agent = http.post("/v1/agents", json={"name": "a", "model": "gpt-4o-mini"}).json()
+    environment = http.post("/v1/environments", json={"name": "e", "config": {"type": "cloud"}}).json()
+    return agent["id"].removeprefix("agent_"), environment["id"].removeprefix("env_")
+
+
+def test_an_agents_or_environments_id_is_no_session_on_any_route(http, store):
+    agent_hex, environment_hex = catalog_ids(http)
+    for hex_id in (agent_hex, environment_hex):
+        for session in (f"sesn_{hex_id}", hex_id):
+            attempts = [
+                http.get(f"/v1/sessions/{session}"),
+                http.post(f"/v1/sessions/{session}", json={"title": "mine now"}),
+                http.post(f"/v1/sessions/{session}/archive"),
+                http.delete(f"/v1/sessions/{session}"),
+                http.get(f"/v1/sessions/{session}/events"),
+                http.get(f"/v1/sessions/{session}/events/stream"),
+                http.post(f"/v1/sessions/{session}/events", json={"events": [{"type": "user.interrupt"}]}),
+                *(http.get(f"/x-agentjournal/v1/sessions/{session}/{view}")
+                  for view in ("state", "log", "verify", "export")),
+                http.post(f"/x-agentjournal/v1/sessions/{session}/fork", json={}),
+            ]  # fmt: skip
+            for response in attempts:
+                assert response.status_code == 404, (response.request.url, response.text)
+                assert response.json()["error"]["type"] == "not_found_error"
+    # Nothing was done to them through the session routes.
+    environment = http.get(f"/v1/environments/env_{environment_hex}").json()
+    assert environment["archived_at"] is None
+    assert http.get(f"/v1/agents/agent_{agent_hex}").json()["version"] == 1
+    # And the other way round: a session's id is no agent or environment.
+    session_hex = new_session(store).removeprefix("sesn_")
+    assert http.get(f"/v1/agents/agent_{session_hex}").status_code == 404
+    assert http.get(f"/v1/environments/env_{session_hex}").status_code == 404
