@@ -56,3 +56,30 @@ def test_an_agents_or_environments_id_is_no_session_on_any_route(http, store):
     session_hex = new_session(store).removeprefix("sesn_")
     assert http.get(f"/v1/agents/agent_{session_hex}").status_code == 404
     assert http.get(f"/v1/environments/env_{session_hex}").status_code == 404
+
+
+def posted(http: httpx.Client, path: str, body: bytes) -> httpx.Response:
+    return http.post(path, content=body, headers={"content-type": "application/json"})
+
+
+def test_bodies_nested_too_deep_or_not_utf8_are_refused_naming_the_problem(http, store):
+    session_id = new_session(store)
+    events = f"/v1/sessions/{session_id}/events"
+    deep = 300  # msgspec decodes it; redacting and storing it would recurse near Python's limit
+    schema = b'{"type": "object", "x": ' + b'{"a": ' * deep + b"1" + b"}" * deep + b"}"
+    assert posted(http, events, b"[" * 100_000 + b"]" * 100_000).status_code == 400  # not an object
+    refusals = [
+        posted(http, events, b'{"events": [{"type": "user.interrupt", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}]}"),
+        posted(http, "/v1/agents", b'{"name": "a", "model": "m", "tools": [{"type": "custom", "name": "t", '
+                                   b'"input_schema": ' + schema + b"}]}"),
+        posted(http, "/v1/environments", b'{"name": "e", "config": {"type": "cloud"}, "metadata": '
+                                         + b"[" * 900 + b"]" * 900 + b"}"),
+    ]  # fmt: skip
+    for response in refusals:
+        assert response.status_code == 400, response.text
+        assert "nested" in response.json()["error"]["message"]
+    not_utf8 = posted(http, events, b'{"events": [{"type": "user.message", "content": "\xff\xfe"}]}')
+    assert not_utf8.status_code == 400
+    assert "UTF-8" in not_utf8.json()["error"]["message"]
+    assert http.get("/v1/agents").json()["data"] == []
+    assert http.get(events).json()["data"] == []

@@ -3,7 +3,9 @@
 A body over the limit is refused (413) while it is still arriving, so a client
 cannot make the server hold more than the limit in memory. A body that is not
 what the endpoint takes is a 400 naming the field (msgspec's own path, such as
-``$.events[0].content``).
+``$.events[0].content``), and so is one nested deeper than :data:`MAX_JSON_DEPTH`:
+what the server does with a body (redacting it, storing it, reading it back) walks
+it recursively, and a body nested near Python's recursion limit would fail there.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ T = TypeVar("T")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 """The largest request body the server reads, unless the server was set up otherwise."""
+
+MAX_JSON_DEPTH = 64
+"""The deepest nesting of objects and arrays a body may have. The API's bodies are
+shallow; the deepest are custom tools' JSON schemas, which this leaves ample room."""
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -42,11 +48,41 @@ async def read_json(request: Request, shape: type[T]) -> T:
     if not data.strip():
         data = b"{}"
     try:
-        return msgspec.json.decode(data, type=shape)
+        body = msgspec.json.decode(data, type=shape)
     except msgspec.ValidationError as e:
         raise ApiError(400, f"invalid request body: {e}") from None
     except msgspec.DecodeError as e:
         raise ApiError(400, f"request body is not valid JSON: {e}") from None
+    except UnicodeDecodeError:
+        raise ApiError(400, "request body is not valid JSON: it is not UTF-8") from None
+    except RecursionError:  # nested far deeper than allowed
+        raise _too_deep() from None
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise _too_deep()
+    return body
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, f"invalid request body: nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and arrays (and the Structs holding them) nest in ``value``,
+    counted without recursion, so any depth is measured; only containers are visited."""
+    deepest, level = 0, [value] if isinstance(value, _CONTAINERS) else []
+    while level:
+        deepest += 1
+        below: list[Any] = []
+        for item in level:
+            if isinstance(item, msgspec.Struct):
+                item = [getattr(item, name) for name in item.__struct_fields__]
+            below += [child for child in (item.values() if isinstance(item, dict) else item)
+                      if isinstance(child, _CONTAINERS)]  # fmt: skip
+        level = below
+    return deepest
+
+
+_CONTAINERS = (dict, list, msgspec.Struct)
 
 
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
