@@ -591,15 +591,21 @@ class SessionService(Application[UUID]):
     def recover(self, session: Session) -> bool:
         """Close a turn whose worker is gone (a crash), so the session is usable again.
         Returns True when a turn was closed."""
+        if not self.is_abandoned(session):
+            return False
+        session.interrupt_turn(f"worker {session.worker} stopped")
+        self._save(session)
+        return True
+
+    def is_abandoned(self, session: Session) -> bool:
+        """Whether the session shows a turn running that nobody runs any more: its worker
+        is gone, or it recorded nothing for :attr:`stale_turn_after`. The next turn
+        closes it first (:meth:`recover`)."""
         if session.status != Status.RUNNING:
             return False
-        stale = _worker_is_gone(session.worker, session.id) or (
+        return _worker_is_gone(session.worker, session.id) or (
             datetime.now(timezone.utc) - session.modified_on > self.stale_turn_after
         )
-        if stale:
-            session.interrupt_turn(f"worker {session.worker} stopped")
-            self._save(session)
-        return stale
 
     def interrupt(self, session_id: UUID, reason: str = "interrupted by request") -> int:
         """Close the running (or paused) turn, from any process. A turn running elsewhere
@@ -614,20 +620,7 @@ class SessionService(Application[UUID]):
                     redact: Redactor | None = None) -> Answered:  # fmt: skip
         """Record the client's result for a custom tool call the paused turn waits on."""
         data = _redactor(redact)(output).encode()
-
-        def answer(session: Session) -> None:
-            if tool_call_id not in session.pending_custom:
-                raise NoPendingAction(session_id, tool_call_id)
-            call = _recorded_call(session, tool_call_id)
-            limit = session.config.max_output_bytes
-            session.record_tool_result(
-                ToolResult(
-                    tool_call_id=tool_call_id, name=call.name, is_error=is_error, truncated=len(data) > limit,
-                    output=data[:limit].decode("utf-8", "replace"),
-                )
-            )  # fmt: skip
-
-        return self._answer_awaited(session_id, answer)
+        return self._answer_awaited(session_id, lambda s: answer_tool_call(s, tool_call_id, data, is_error))
 
     def answer_confirmation(
         self, session_id: UUID, tool_call_id: str, allowed: bool, reason: str = "",
@@ -637,15 +630,7 @@ class SessionService(Application[UUID]):
         answered at once with an error result the model reads (with ``reason``); an
         allowed call runs when the turn continues."""
         reason = _redactor(redact)(reason)
-
-        def answer(session: Session) -> None:
-            session.answer_confirmation(tool_call_id, allowed, reason)
-            if not allowed:
-                call = _recorded_call(session, tool_call_id)
-                why = f"the user denied this tool call{': ' + reason if reason else ''}"
-                session.record_tool_result(_refusal(call, why))
-
-        return self._answer_awaited(session_id, answer)
+        return self._answer_awaited(session_id, lambda s: confirm_tool_call(s, tool_call_id, allowed, reason))
 
     def _answer_awaited(self, session_id: UUID, answer: Callable[[Session], None]) -> Answered:
         """Record an answer to a turn that waits for the client: paused, or still running
@@ -654,8 +639,6 @@ class SessionService(Application[UUID]):
         attempt = 1
         while True:
             session = self.get_session(session_id)
-            if session.status != Status.RUNNING and not session.paused:
-                raise NoPendingAction(session_id, "")
             answer(session)
             first = session.pending_events[0].originator_version
             try:
@@ -877,6 +860,40 @@ def _recorded_call(session: Session, call_id: str) -> ToolCall:
         if call.id == call_id:
             return call
     raise NoPendingAction(session.id, call_id)
+
+
+def answer_tool_call(session: Session, tool_call_id: str, output: bytes, is_error: bool) -> None:
+    """The client's result for a custom tool call the turn waits on, applied to ``session``
+    (not saved): the call's result, capped at the session's ``max_output_bytes``.
+    :class:`NoPendingAction` when the turn waits for no such answer."""
+    _check_awaits_answers(session)
+    if tool_call_id not in session.pending_custom:
+        raise NoPendingAction(session.id, tool_call_id)
+    call = _recorded_call(session, tool_call_id)
+    limit = session.config.max_output_bytes
+    session.record_tool_result(
+        ToolResult(
+            tool_call_id=tool_call_id, name=call.name, is_error=is_error, truncated=len(output) > limit,
+            output=output[:limit].decode("utf-8", "replace"),
+        )
+    )  # fmt: skip
+
+
+def confirm_tool_call(session: Session, tool_call_id: str, allowed: bool, reason: str) -> None:
+    """The client's yes or no for a call the turn waits on, applied to ``session`` (not
+    saved); a denial is the call's result at once, an error the model reads."""
+    _check_awaits_answers(session)
+    session.answer_confirmation(tool_call_id, allowed, reason)
+    if not allowed:
+        call = _recorded_call(session, tool_call_id)
+        why = f"the user denied this tool call{': ' + reason if reason else ''}"
+        session.record_tool_result(_refusal(call, why))
+
+
+def _check_awaits_answers(session: Session) -> None:
+    """A turn takes the client's answers while it runs (within its grace) or is paused."""
+    if session.status != Status.RUNNING and not session.paused:
+        raise NoPendingAction(session.id, "")
 
 
 def _refusal(call: ToolCall, why: str) -> ToolResult:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
 from tests.serving import API_KEY
+from tests.test_server_actions import WEATHER, until_idle
 from tests.test_server_sessions import new_session
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -83,3 +85,47 @@ def test_bodies_nested_too_deep_or_not_utf8_are_refused_naming_the_problem(http,
     assert "UTF-8" in not_utf8.json()["error"]["message"]
     assert http.get("/v1/agents").json()["data"] == []
     assert http.get(events).json()["data"] == []
+
+
+def prompt(text: str) -> dict:
+    return {"type": "user.message", "content": [{"type": "text", "text": text}]}
+
+
+def test_a_send_is_checked_whole_and_one_refused_event_records_none_of_it(
+    api_server, http, store, model_server
+):
+    session_id = new_session(store, custom_tools=(WEATHER,))
+    events = f"/v1/sessions/{session_id}/events"
+    other = new_session(store).removeprefix("sesn_")
+    refused = {
+        "events[1].custom_tool_use_id": [prompt("one"), {"type": "user.custom_tool_result",
+                                                         "custom_tool_use_id": f"sevt_{other}{'0' * 12}"}],
+        "events[3]: session": [prompt("one"), {"type": "user.interrupt"}, prompt("two"), prompt("three")],
+        "events[0]: session": [{"type": "user.interrupt"}, prompt("one")],
+        "events[1].content": [prompt("one"), prompt(" ")],
+        "events[0].content is over 1,000,000 characters": [prompt("x" * 1_000_001)],
+        "$.events": [{"type": "user.interrupt"}] * 131,
+    }  # fmt: skip
+    for where, sent in refused.items():
+        response = http.post(events, json={"events": sent})
+        assert response.status_code in (400, 409), response.text
+        assert where in response.json()["error"]["message"]
+        assert http.get(events).json()["data"] == []
+    assert model_server.requests == []
+
+    # A paused turn: answering its one call twice in one send refuses both answers.
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall("get_weather", {"city": "Rome"})]), Reply(text="Warm.")
+    )
+    assert http.post(events, json={"events": [prompt("Weather in Rome?")]}).status_code == 200
+    use = next(e for e in until_idle(api_server.client(), session_id) if e.type == "agent.custom_tool_use")
+    answer = {"type": "user.custom_tool_result", "custom_tool_use_id": use.id, "content": "warm"}
+    twice = http.post(events, json={"events": [answer, answer]})
+    assert twice.status_code == 400 and "events[1]" in twice.json()["error"]["message"]
+    listed = [e["type"] for e in http.get(events).json()["data"]]
+    assert "user.custom_tool_result" not in listed and listed[-1] == "session.status_idle"
+    # An answer that continues the paused turn, then a prompt: the prompt would find the
+    # turn running, so neither is recorded; the answer alone is.
+    busy = http.post(events, json={"events": [answer, prompt("and Oslo?")]})
+    assert busy.status_code == 409 and "events[1]" in busy.json()["error"]["message"]
+    assert http.post(events, json={"events": [answer]}).status_code == 200
