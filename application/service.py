@@ -686,8 +686,9 @@ class SessionService(Application[UUID]):
 
     def get_session(self, session_id: UUID, version: int | None = None) -> Session:
         """The session as of ``version`` (default: its latest). The store holds agents and
-        environments too: an id of one of them is no session, and not found."""
-        if version is not None and version < 1:
+        environments too: an id of one of them is no session, and not found. Versions are
+        the store's 64-bit integers; one past them is not found either."""
+        if version is not None and not 1 <= version < 2**63:
             raise VersionNotFound(session_id, version, self._latest_version(session_id))
         try:
             session = self.repository.get(session_id, version=version, projector_func=project_session)

@@ -129,3 +129,23 @@ def test_a_send_is_checked_whole_and_one_refused_event_records_none_of_it(
     busy = http.post(events, json={"events": [answer, prompt("and Oslo?")]})
     assert busy.status_code == 409 and "events[1]" in busy.json()["error"]["message"]
     assert http.post(events, json={"events": [answer]}).status_code == 200
+
+
+def test_versions_past_the_stores_integers_and_times_without_an_offset_are_answered(
+    api_server, http, store, model_server
+):
+    session_id = new_session(store)
+    for version in (2**63, 2**70):
+        forked = http.post(f"/x-agentjournal/v1/sessions/{session_id}/fork", json={"version": version})
+        assert forked.status_code == 404 and "has no event" in forked.json()["error"]["message"]
+    model_server.enqueue(Reply(text="Hi."))
+    http.post(f"/v1/sessions/{session_id}/events", json={"events": [prompt("Hello")]})
+    everything = [e.id for e in until_idle(api_server.client(), session_id, extra_headers={
+        "Last-Event-ID": f"sevt_{session_id.removeprefix('sesn_')}{'0' * 12}"})]  # fmt: skip
+    # A time without an offset is UTC, on every list.
+    for path, ids in ((f"/v1/sessions/{session_id}/events", everything), ("/v1/sessions", [session_id])):
+        later = http.get(path, params={"created_at[gt]": "2999-01-01T00:00:00"})
+        earlier = http.get(path, params={"created_at[lte]": "2999-01-01"})
+        assert later.status_code == earlier.status_code == 200, (later.text, earlier.text)
+        assert later.json()["data"] == []
+        assert [e["id"] for e in earlier.json()["data"]] == ids

@@ -10,7 +10,7 @@ it recursively, and a body nested near Python's recursion limit would fail there
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import msgspec
@@ -110,13 +110,16 @@ def query_bool(request: Request, name: str, default: bool = False) -> bool:
 
 
 def query_time(request: Request, name: str) -> datetime | None:
+    """A time; one given without an offset is taken as UTC (compared with the log's
+    times, which all have one)."""
     text = request.query_params.get(name)
     if text is None:
         return None
     try:
-        return datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise ApiError(400, f"query parameter {name!r} must be an RFC 3339 timestamp, not {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def to_json(value: Any) -> Any:

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from agentjournal.application.service import MAX_TOOL_CALLS_PER_REPLY, answer_tool_call, confirm_tool_call
 from agentjournal.domain import Session, SessionError, Status
-from agentjournal.infrastructure.server.bodies import query_int, read_json
+from agentjournal.infrastructure.server.bodies import query_int, query_time, read_json
 from agentjournal.infrastructure.server.errors import ApiError, as_api_error
 from agentjournal.infrastructure.server.ids import SESSION, parse_id
 from agentjournal.infrastructure.server.sessions import engine_of, existing_session
@@ -259,13 +259,7 @@ class _Filter(msgspec.Struct):
 def _moment(request: Request, bound: str) -> datetime | None:
     """A ``created_at[gt]`` bound (the SDK's spelling; ``created_at_gt`` is taken too)."""
     name = f"created_at[{bound}]"
-    text = request.query_params.get(name, request.query_params.get(f"created_at_{bound}"))
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, f"query parameter {name!r} must be an ISO 8601 time, not {text!r}") from None
+    return query_time(request, name if name in request.query_params else f"created_at_{bound}")
 
 
 async def list_events(request: Request) -> JSONResponse:
