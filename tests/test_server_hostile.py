@@ -149,3 +149,48 @@ def test_versions_past_the_stores_integers_and_times_without_an_offset_are_answe
         assert later.status_code == earlier.status_code == 200, (later.text, earlier.text)
         assert later.json()["data"] == []
         assert [e["id"] for e in earlier.json()["data"]] == ids
+
+
+def test_the_servers_keys_and_the_model_key_reach_no_tool_no_model_no_log_and_no_response(
+    model_server, store
+):
+    """A session made over the API runs its tools on the host: a hostile model reads the
+    environment and echoes every secret it can name; a client pastes a key in its prompt."""
+    import sqlite3
+
+    from tests.conftest import TEST_KEY
+    from tests.serving import MODEL_KEY_ENV, running_server
+
+    keys = ("first-server-key-AAAA1111", "second-server-key-BBBB2222")
+    secrets = (*keys, TEST_KEY)
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall("bash", {"command": "env"}),
+                          ScriptedToolCall("bash", {"command": f"echo {' '.join(secrets)}"})]),
+        Reply(text="Done."),
+    )  # fmt: skip
+    with running_server(model_server.base_url, store, keys=",".join(keys)) as server:
+        client = server.client(key=keys[1])
+        agent = client.beta.agents.create(
+            name="a", model="gpt-4o-mini", tools=[{"type": "agent_toolset_20260401"}]
+        )
+        environment = client.beta.environments.create(name="e", config={"type": "cloud"})
+        session = client.beta.sessions.create(agent=agent.id, environment_id=environment.id)
+        client.beta.sessions.events.send(session.id, events=[prompt(f"My key is {keys[0]}. Run env.")])
+        until_idle(client, session.id, extra_headers={"Last-Event-ID": f"sevt_{session.id[5:]}{'0' * 12}"})
+        results = [e for e in client.beta.sessions.events.list(session.id) if e.type == "agent.tool_result"]
+        environ = results[0].content[0].text
+        assert "AGENTJOURNAL_API_KEYS" not in environ and MODEL_KEY_ENV not in environ
+        responses = "".join(
+            httpx.get(f"{server.url}{path}", headers={"x-api-key": keys[0]}).text
+            for path in (
+                f"/v1/sessions/{session.id}/events",
+                f"/x-agentjournal/v1/sessions/{session.id}/export",
+            )
+        )
+    stored = b"".join(row[0] for row in sqlite3.connect(store).execute("SELECT state FROM stored_events"))
+    seen_by_model = str(model_server.requests)
+    for secret in secrets:
+        assert secret not in environ
+        assert secret not in responses and secret not in seen_by_model
+        assert secret.encode() not in stored
+    assert "[redacted:process-env:AGENTJOURNAL_API_KEYS[0]]" in responses
