@@ -194,3 +194,31 @@ def test_the_servers_keys_and_the_model_key_reach_no_tool_no_model_no_log_and_no
         assert secret not in responses and secret not in seen_by_model
         assert secret.encode() not in stored
     assert "[redacted:process-env:AGENTJOURNAL_API_KEYS[0]]" in responses
+
+
+def test_without_keys_only_loopback_names_and_same_origin_pages_are_served(model_server, store):
+    """A server without keys listens on the loopback only, but a web page can still reach
+    it: through its own name pointed at 127.0.0.1 (DNS rebinding), or by posting to it from
+    another origin. Neither is served."""
+    from tests.serving import running_server
+
+    with running_server(model_server.base_url, store, keys="", extra=("--no-auth",)) as server:
+        port = server.url.rsplit(":", 1)[1]
+        agents = f"{server.url}/v1/agents"
+        agent = {"name": "a", "model": "m"}
+        for host in (f"evil.example:{port}", f"127.0.0.1.evil.example:{port}", "evil.example", "[::1"):
+            refused = httpx.get(agents, headers={"Host": host})
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"]["type"] == "permission_error"
+        for origin in ("http://evil.example", f"http://evil.example:{port}", "null", "http://[::1"):
+            refused = httpx.post(agents, json=agent, headers={"Origin": origin})
+            assert refused.status_code == 403, refused.text
+        assert httpx.get(agents).json()["data"] == []
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost"):
+            assert httpx.get(agents, headers={"Host": host}).status_code == 200
+        same_origin = httpx.post(agents, json=agent, headers={"Origin": server.url})
+        assert same_origin.status_code == 200
+    with running_server(model_server.base_url, store) as server:  # a key is proof enough
+        assert (
+            httpx.get(f"{server.url}/v1/agents", headers={**KEY, "Host": "agents.example"}).status_code == 200
+        )

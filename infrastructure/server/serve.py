@@ -7,25 +7,16 @@ script or test can read that line instead of polling.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import sys
 
 import uvicorn
 
 from agentjournal.infrastructure.server.app import ServerSettings, create_app
+from agentjournal.infrastructure.server.auth import is_loopback
 
 SWITCH_INTERVAL = 0.0005
 """Seconds a thread runs before another may take the interpreter (Python's default: 0.005)."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_auth(settings: ServerSettings, host: str) -> None:
