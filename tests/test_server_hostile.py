@@ -222,3 +222,47 @@ def test_without_keys_only_loopback_names_and_same_origin_pages_are_served(model
         assert (
             httpx.get(f"{server.url}/v1/agents", headers={**KEY, "Host": "agents.example"}).status_code == 200
         )
+
+
+def test_a_client_too_slow_to_send_its_request_is_cut_off(model_server, store):
+    """Without deadlines a client holds a connection (and a file descriptor) for ever by
+    sending nothing, or a few bytes of headers, or a body that never ends: enough such
+    clients, without any key, and the server has none left for anyone else."""
+    import socket
+    import time
+
+    from tests.serving import running_server
+
+    session_id = new_session(store)
+    with running_server(model_server.base_url, store, extra=("--client-timeout", "1")) as server:
+        address = server.url.removeprefix("http://").rsplit(":", 1)
+
+        def connection() -> socket.socket:
+            sock = socket.create_connection((address[0], int(address[1])))
+            sock.settimeout(10)
+            return sock
+
+        silent, headers, body = connection(), connection(), connection()
+        headers.sendall(b"GET /v1/agents HTTP/1.1\r\nHost: x\r\n")
+        body.sendall(f"POST /v1/sessions/{session_id}/events HTTP/1.1\r\nHost: x\r\nx-api-key: {API_KEY}\r\n"
+                     "content-type: application/json\r\ncontent-length: 100\r\n\r\n{".encode())  # fmt: skip
+        started = time.monotonic()
+        assert silent.recv(100) == b"" and headers.recv(100) == b""
+        answer = body.recv(1000)
+        assert answer.startswith(b"HTTP/1.1 408") and b"request body" in answer, answer
+        assert time.monotonic() - started < 5
+        # The deadline is for sending a request: a stream may stay open far longer.
+        client = server.client()
+        model_server.enqueue(Reply(text="Still here."))
+        with client.beta.sessions.events.stream(session_id) as stream:
+            time.sleep(2.5)
+            client.beta.sessions.events.send(session_id, events=[prompt("Are you there?")])
+            texts = [e.content[0].text for e in _until_idle(stream) if e.type == "agent.message"]
+        assert texts == ["Still here."]
+
+
+def _until_idle(stream):  # type: ignore[no-untyped-def]
+    for event in stream:
+        yield event
+        if event.type == "session.status_idle":
+            return

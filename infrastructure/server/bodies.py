@@ -1,7 +1,9 @@
 """Request bodies: bounded, JSON, and checked against a msgspec Struct.
 
 A body over the limit is refused (413) while it is still arriving, so a client
-cannot make the server hold more than the limit in memory. A body that is not
+cannot make the server hold more than the limit in memory, and one that takes
+longer than the client timeout to arrive is refused too (408), so a client cannot
+hold a connection open by sending it slowly. A body that is not
 what the endpoint takes is a 400 naming the field (msgspec's own path, such as
 ``$.events[0].content``), and so is one nested deeper than :data:`MAX_JSON_DEPTH`:
 what the server does with a body (redacting it, storing it, reading it back) walks
@@ -10,6 +12,7 @@ it recursively, and a body nested near Python's recursion limit would fail there
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -23,28 +26,40 @@ T = TypeVar("T")
 MAX_BODY_BYTES = 4 * 1024 * 1024
 """The largest request body the server reads, unless the server was set up otherwise."""
 
+CLIENT_TIMEOUT = 30.0
+"""Seconds a client has to send a request's headers, and then its body, unless the server
+was set up otherwise."""
+
 MAX_JSON_DEPTH = 64
 """The deepest nesting of objects and arrays a body may have. The API's bodies are
 shallow; the deepest are custom tools' JSON schemas, which this leaves ample room."""
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, seconds: float = CLIENT_TIMEOUT) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body of {declared} bytes is over the limit of {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(seconds):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, f"request body is over the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {seconds:g} seconds") from None
     return b"".join(chunks)
 
 
 async def read_json(request: Request, shape: type[T]) -> T:
     """The body as ``shape``; 400 ``invalid_request_error`` naming the field otherwise."""
-    limit = getattr(request.app.state, "max_body_bytes", MAX_BODY_BYTES)
-    data = await read_body(request, limit)
+    state = request.app.state
+    data = await read_body(
+        request,
+        getattr(state, "max_body_bytes", MAX_BODY_BYTES),
+        getattr(state, "client_timeout", CLIENT_TIMEOUT),
+    )
     if not data.strip():
         data = b"{}"
     try:
