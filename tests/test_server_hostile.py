@@ -266,3 +266,54 @@ def _until_idle(stream):  # type: ignore[no-untyped-def]
         yield event
         if event.type == "session.status_idle":
             return
+
+
+def test_streams_leave_nothing_behind_and_end_with_their_session(api_server, http, store):
+    """Hundreds of streams opened and dropped (some before reading a byte) leave the server
+    with the connections it had, and no thread per stream; a stream ends once its session is
+    terminated, as nothing more can happen to it, and one on a deleted session is a 404."""
+    import os
+    import socket
+    import time
+
+    session_id = new_session(store)
+    pid = api_server.process.pid
+
+    def threads() -> int:
+        return len(os.listdir(f"/proc/{pid}/task"))
+
+    def sockets() -> int:
+        """The server's open sockets: its listening one, and one per connection."""
+        found = 0
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                found += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+            except OSError:  # closed meanwhile
+                pass
+        return found
+
+    host, port = api_server.url.removeprefix("http://").rsplit(":", 1)
+    request = (f"GET /v1/sessions/{session_id}/events/stream HTTP/1.1\r\nHost: x\r\n"
+               f"x-api-key: {API_KEY}\r\n\r\n").encode()  # fmt: skip
+    assert http.get(f"/v1/sessions/{session_id}/events").status_code == 200  # the server is warm
+    before = (threads(), sockets())
+    for _ in range(3):
+        streams = [socket.create_connection((host, int(port))) for _ in range(100)]
+        for number, sock in enumerate(streams):
+            sock.sendall(request)
+            if number % 2:
+                assert sock.recv(15) == b"HTTP/1.1 200 OK"
+        time.sleep(1)
+        assert threads() < before[0] + 40  # a pool's threads at most, not one per stream
+        for sock in streams:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while sockets() > before[1] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sockets() <= before[1]
+    assert threads() < before[0] + 40
+
+    stream = api_server.client().beta.sessions.events.stream(session_id)
+    assert http.delete(f"/v1/sessions/{session_id}").status_code == 200
+    assert [e.type for e in stream] == ["session.status_terminated"]  # and then the stream ends
+    assert http.get(f"/v1/sessions/{session_id}/events/stream").status_code == 404

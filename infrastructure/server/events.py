@@ -327,20 +327,24 @@ def _live_start(engine: Any, session: Session) -> tuple[int, int]:
 
 async def _events_after(request: Request, engine: Any, session_id: UUID, start: tuple[int, int]
                         ) -> AsyncIterator[dict[str, str]]:  # fmt: skip
+    """The session's API events after ``start``, as they are appended; the stream ends once
+    the session is terminated (nothing can happen to it after that), or the client leaves."""
     projector = WireProjector(session_id)
     interval = engine.settings.poll_interval
+    terminated = False
     with engine.doorbell.subscription(session_id) as rung:
         while True:
             rung.clear()
             events = await asyncio.to_thread(engine.service.events.get, session_id, gt=projector.version)
             for version, index, event in projector.feed(events):
+                terminated = terminated or event["type"] == "session.status_terminated"
                 if (version, index) > start:
                     yield {
                         "event": event["type"],
                         "id": event["id"],
                         "data": msgspec.json.encode(event).decode(),
                     }
-            if await request.is_disconnected():
+            if terminated or await request.is_disconnected():
                 return
             try:
                 await asyncio.wait_for(rung.wait(), interval)
