@@ -317,3 +317,34 @@ def test_streams_leave_nothing_behind_and_end_with_their_session(api_server, htt
     assert http.delete(f"/v1/sessions/{session_id}").status_code == 200
     assert [e.type for e in stream] == ["session.status_terminated"]  # and then the stream ends
     assert http.get(f"/v1/sessions/{session_id}/events/stream").status_code == 404
+
+
+def test_racing_prompts_start_one_turn_and_a_delete_stops_it_for_good(http, store, model_server):
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agentjournal.application import SessionService
+
+    session_id = new_session(store)
+    model_server.enqueue(*[Reply(text="too late", stall=3) for _ in range(10)])
+    ready = threading.Barrier(10)
+
+    def send(_: int) -> int:
+        ready.wait()
+        return http.post(f"/v1/sessions/{session_id}/events", json={"events": [prompt("go")]}).status_code
+
+    with ThreadPoolExecutor(10) as pool:
+        answers = sorted(pool.map(send, range(10)))
+    assert answers == [200] + [409] * 9
+    model_server.wait_for_requests(1)
+    assert http.delete(f"/v1/sessions/{session_id}").status_code == 200
+    time.sleep(4)  # the model answers the deleted session's turn meanwhile
+    service = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(store)})
+    try:
+        logged = [e.type for e in service.audit_log(service.find_session(session_id.removeprefix("sesn_")))]
+    finally:
+        service.close()
+    assert logged.count("UserMessageAdded") == logged.count("TurnStarted") == 1
+    assert logged[-3:] == ["TurnCompleted", "SessionTerminated", "SessionDeleted"]
+    assert "AssistantMessageAdded" not in logged and len(model_server.requests) == 1
