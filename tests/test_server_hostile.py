@@ -348,3 +348,23 @@ def test_racing_prompts_start_one_turn_and_a_delete_stops_it_for_good(http, stor
     assert logged.count("UserMessageAdded") == logged.count("TurnStarted") == 1
     assert logged[-3:] == ["TurnCompleted", "SessionTerminated", "SessionDeleted"]
     assert "AssistantMessageAdded" not in logged and len(model_server.requests) == 1
+
+
+def test_every_route_and_odd_path_needs_a_key(api_server, store):
+    session_id = new_session(store)
+    paths = [
+        "/", "/v1/sessions", "//v1/sessions", "/v1/sessions/", "/v1//sessions", "/%76%31/sessions",
+        f"/v1/sessions/{session_id}", f"/v1/sessions/{session_id}/events/stream",
+        f"/x-agentjournal/v1/sessions/{session_id}/export", "/x-agentjournal/../v1/sessions",
+        "/v1/agents", "/v1/environments", "/docs", "/openapi.json", "/static/../../etc/passwd",
+    ]  # fmt: skip
+    with httpx.Client(base_url=api_server.url) as client:
+        for method in ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"):
+            for path in paths:
+                for headers in ({}, {"x-api-key": API_KEY + "x"}, {"Authorization": f"Basic {API_KEY}"},
+                                {"x-api-key": ""}, {"Authorization": "Bearer"}):  # fmt: skip
+                    answer = client.request(method, path, headers=headers)
+                    assert answer.status_code == 401, (method, path, headers, answer.text)
+                    if method != "HEAD":
+                        assert answer.json()["error"]["type"] == "authentication_error"
+                        assert API_KEY not in answer.text
