@@ -611,10 +611,7 @@ class SessionService(Application[UUID]):
         """Close the running (or paused) turn, from any process. A turn running elsewhere
         finds out at its next save, which the store refuses, and stops there. Returns
         the version that records the interruption."""
-        session = self.get_session(session_id)
-        session.interrupt_turn(reason)
-        self._save(session)
-        return session.version
+        return self._applied(session_id, lambda session: session.interrupt_turn(reason))[0].version
 
     def answer_tool(self, session_id: UUID, tool_call_id: str, output: str, is_error: bool = False,
                     redact: Redactor | None = None) -> Answered:  # fmt: skip
@@ -636,14 +633,25 @@ class SessionService(Application[UUID]):
         """Record an answer to a turn that waits for the client: paused, or still running
         within its grace. The turn may record its pause at the same moment; then the
         answer is recorded again on the paused session."""
+        session, first = self._applied(session_id, answer)
+        return Answered(version=first, ready=not session.awaiting, paused=session.paused)
+
+    def _applied(self, session_id: UUID, command: Callable[[Session], None]) -> tuple[Session, int]:
+        """Apply ``command`` to the session and save what it records; the session saved, and
+        the version of the first event recorded. A command from outside the turn (an answer,
+        an interrupt, the end of the session) can lose the save to the turn, which saves at
+        every step; it is applied again to what the turn recorded (and refused then if that
+        no longer allows it), up to :attr:`store_attempts` times."""
         attempt = 1
         while True:
             session = self.get_session(session_id)
-            answer(session)
-            first = session.pending_events[0].originator_version
+            command(session)
+            first = (
+                session.pending_events[0].originator_version if session.pending_events else session.version
+            )
             try:
                 self._save(session)
-                return Answered(version=first, ready=not session.awaiting, paused=session.paused)
+                return session, first
             except ConcurrentUpdate:
                 if attempt == self.store_attempts:
                     raise
@@ -658,21 +666,25 @@ class SessionService(Application[UUID]):
         """Terminate the session if it is not, then hide it for good (the log keeps it)."""
         if self.get_session(session_id).status != Status.TERMINATED:
             self.terminate(session_id, "deleted", release)
-        session = self.get_session(session_id)
-        session.delete()
-        self._save(session)
+        self._applied(session_id, lambda session: session.delete())
 
     def terminate(
         self, session_id: UUID, reason: str = "", release: Callable[[ComputeBinding], None] = release_binding
     ) -> None:
-        """Close a session for good, from any process. Its sandbox is released first, by
-        the binding the log recorded, and the release is recorded only once it is done."""
-        session = self.get_session(session_id)
-        if session.compute is not None:
-            release(session.compute)
-            session.release_compute("terminated")
-        session.terminate(reason)
-        self._save(session)
+        """Close a session for good, from any process, even while a turn runs. Its sandbox is
+        released first, by the binding the log recorded, and the release is recorded only
+        once it is done."""
+        released: list[ComputeBinding] = []
+
+        def close(session: Session) -> None:
+            if session.compute is not None:
+                if session.compute not in released:  # not again when the save is made again
+                    release(session.compute)
+                    released.append(session.compute)
+                session.release_compute("terminated")
+            session.terminate(reason)
+
+        self._applied(session_id, close)
 
     def _save(self, session: Session) -> None:
         if not session.pending_events:

@@ -368,3 +368,30 @@ def test_every_route_and_odd_path_needs_a_key(api_server, store):
                     if method != "HEAD":
                         assert answer.json()["error"]["type"] == "authentication_error"
                         assert API_KEY not in answer.text
+
+
+def test_a_delete_or_interrupt_wins_over_a_turn_saving_at_the_same_moment(http, store, model_server):
+    """A turn running tools saves every few milliseconds; a delete or an interrupt that
+    loses a save to it is made again on what the turn recorded, not answered with a 409."""
+    import random
+    import time
+
+    from agentjournal.infrastructure.scripted_model import ScriptedToolCall
+
+    busy = [Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": "true"})])] * 8
+    refused = []
+    for attempt in range(24):
+        session_id = new_session(store, tools=("execute_command",))
+        model_server.script.clear()
+        model_server.enqueue(*busy, Reply(text="Done."))
+        http.post(f"/v1/sessions/{session_id}/events", json={"events": [prompt("Work.")]})
+        time.sleep(random.uniform(0.05, 0.5))
+        if attempt % 2:
+            answer = http.delete(f"/v1/sessions/{session_id}")
+        else:
+            answer = http.post(
+                f"/v1/sessions/{session_id}/events", json={"events": [{"type": "user.interrupt"}]}
+            )
+        if answer.status_code != 200 and "no turn in progress" not in answer.text:  # it may have ended
+            refused.append(answer.text)
+    assert refused == []
