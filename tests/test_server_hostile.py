@@ -395,3 +395,25 @@ def test_a_delete_or_interrupt_wins_over_a_turn_saving_at_the_same_moment(http, 
         if answer.status_code != 200 and "no turn in progress" not in answer.text:  # it may have ended
             refused.append(answer.text)
     assert refused == []
+
+
+def test_malformed_huge_or_foreign_ids_are_refused_cleanly(http, store):
+    session_id = new_session(store)
+    other = new_session(store).removeprefix("sesn_")
+    for given in ("sesn_" + "g" * 32, "sesn_" + "0" * 31, "x" * 4000, "sesn_%00", "..", "sesn_" + "0" * 32):
+        for path in (f"/v1/sessions/{given}", f"/v1/agents/{given}", f"/v1/environments/{given}"):
+            answer = http.get(path)
+            assert answer.status_code == 404, (path, answer.text)
+    events = f"/v1/sessions/{session_id}/events"
+    foreign = f"sevt_{other}{'0' * 9}1{'0' * 2}"
+    for answer in (
+        http.get(events, params={"page": foreign}),
+        http.get(f"{events}/stream", headers={"Last-Event-ID": foreign}),
+        http.get(f"{events}/stream", headers={"Last-Event-ID": "sevt_" + "f" * 4000}),
+        http.post(
+            events,
+            json={"events": [{"type": "user.tool_confirmation", "tool_use_id": foreign, "result": "allow"}]},
+        ),  # fmt: skip
+    ):
+        assert answer.status_code == 400, answer.text
+        assert "is not the id of an event of session" in answer.json()["error"]["message"]
