@@ -794,12 +794,13 @@ def _redactor(given: Redactor | None) -> Redactor:
 
 def recordable(message: AssistantMessage, redact: Redactor, max_argument_bytes: int) -> AssistantMessage:
     """A model's message as the log keeps it: redacted, each call with an id of its own
-    (models do repeat or omit them), and arguments over ``max_argument_bytes`` replaced
+    (models do repeat or omit them) and without whitespace (a pause records the ids it
+    waits on separated by spaces), and arguments over ``max_argument_bytes`` replaced
     by a JSON object saying how large they were (the tool still gets them whole)."""
     seen: set[str] = set()
     calls = []
     for number, call in enumerate(message.tool_calls, start=1):
-        given = redact(call.id)
+        given = "_".join(redact(call.id).split())
         call_id, again = given or f"call_{number}", 1
         while call_id in seen:
             again += 1

@@ -417,3 +417,20 @@ def test_malformed_huge_or_foreign_ids_are_refused_cleanly(http, store):
     ):
         assert answer.status_code == 400, answer.text
         assert "is not the id of an event of session" in answer.json()["error"]["message"]
+
+
+def test_a_pause_names_the_calls_it_waits_on_whatever_ids_the_model_gave_them(
+    api_server, store, model_server
+):
+    """A pause records the ids of the calls it waits on separated by spaces: a model that
+    puts spaces in its call ids must not make it name calls that do not exist."""
+    session_id = new_session(store, custom_tools=(WEATHER,))
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall("get_weather", {"city": "Oslo"}, id="call one"),
+                          ScriptedToolCall("get_weather", {"city": "Rome"}, id=" call\ttwo ")]),
+    )  # fmt: skip
+    client = api_server.client()
+    client.beta.sessions.events.send(session_id, events=[prompt("Weather?")])
+    seen = until_idle(client, session_id, extra_headers={"Last-Event-ID": f"sevt_{session_id[5:]}{'0' * 12}"})
+    uses = [e.id for e in seen if e.type == "agent.custom_tool_use"]
+    assert len(uses) == 2 and seen[-1].stop_reason.event_ids == uses
