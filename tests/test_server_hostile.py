@@ -155,7 +155,8 @@ def test_the_servers_keys_and_the_model_key_reach_no_tool_no_model_no_log_and_no
     model_server, store
 ):
     """A session made over the API runs its tools on the host: a hostile model reads the
-    environment and echoes every secret it can name; a client pastes a key in its prompt."""
+    environment, echoes every secret it can name and asks for the store's own file; a
+    client pastes a key in its prompt."""
     import sqlite3
 
     from tests.conftest import TEST_KEY
@@ -165,7 +166,9 @@ def test_the_servers_keys_and_the_model_key_reach_no_tool_no_model_no_log_and_no
     secrets = (*keys, TEST_KEY)
     model_server.enqueue(
         Reply(tool_calls=[ScriptedToolCall("bash", {"command": "env"}),
-                          ScriptedToolCall("bash", {"command": f"echo {' '.join(secrets)}"})]),
+                          ScriptedToolCall("bash", {"command": f"echo {' '.join(secrets)}"}),
+                          ScriptedToolCall("read", {"file_path": str(store)}),
+                          ScriptedToolCall("read", {"file_path": "../../../../../../proc/self/environ"})]),
         Reply(text="Done."),
     )  # fmt: skip
     with running_server(model_server.base_url, store, keys=",".join(keys)) as server:
@@ -179,6 +182,7 @@ def test_the_servers_keys_and_the_model_key_reach_no_tool_no_model_no_log_and_no
         until_idle(client, session.id, extra_headers={"Last-Event-ID": f"sevt_{session.id[5:]}{'0' * 12}"})
         results = [e for e in client.beta.sessions.events.list(session.id) if e.type == "agent.tool_result"]
         environ = results[0].content[0].text
+        assert all("is outside the work folder" in r.content[0].text for r in results[2:])
         assert "AGENTJOURNAL_API_KEYS" not in environ and MODEL_KEY_ENV not in environ
         responses = "".join(
             httpx.get(f"{server.url}{path}", headers={"x-api-key": keys[0]}).text
