@@ -34,6 +34,10 @@ KNOWN_SECRET_VARIABLES = frozenset({"CIPHER_KEY", "POSTGRES_PASSWORD", "PGPASSWO
 # GOOGLE_APPLICATION_CREDENTIALS, ... but not GIT_AUTHOR_NAME.
 SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSW(?:OR)?D|PASSPHRASE|CREDENTIAL|CIPHER|AUTH(?!OR)|DSN", re.I)
 
+# A variable holding several secrets, comma-separated (AGENTJOURNAL_API_KEYS holds the
+# server's keys so): each is a secret on its own, wherever it appears without the others.
+SECRET_LIST = re.compile(r"[^\s,]+(?:\s*,\s*[^\s,]+)+")
+
 # Credential shapes, by kind. A shape with a ``keep`` group (what leads to the secret: a
 # URL's scheme and user, an HTTP header's name) has that part written back before the mark.
 PATTERNS: dict[str, str] = {
@@ -71,7 +75,8 @@ def process_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     A command may print them (``env``), a model may be tricked into echoing them: the
     log must not keep them either way. The engine's own secrets (``CIPHER_KEY``,
     ``POSTGRES_PASSWORD``) are always taken; other variables when their name says
-    secret and their value is long enough not to be an ordinary word.
+    secret and their value is long enough not to be an ordinary word. A value that is
+    a comma-separated list of secrets gives each of its items too.
     """
     environ = os.environ if environ is None else environ
     found = {}
@@ -80,6 +85,10 @@ def process_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
         minimum = MIN_SECRET_LENGTH if known else MIN_GUESSED_SECRET_LENGTH
         if (known or SECRET_NAME.search(name)) and len(value) >= minimum:
             found[f"process-env:{name}"] = value
+            if SECRET_LIST.fullmatch(value):
+                for number, item in enumerate(value.split(",")):
+                    if len(item.strip()) >= minimum:
+                        found[f"process-env:{name}[{number}]"] = item.strip()
     return found
 
 

@@ -591,43 +591,33 @@ class SessionService(Application[UUID]):
     def recover(self, session: Session) -> bool:
         """Close a turn whose worker is gone (a crash), so the session is usable again.
         Returns True when a turn was closed."""
+        if not self.is_abandoned(session):
+            return False
+        session.interrupt_turn(f"worker {session.worker} stopped")
+        self._save(session)
+        return True
+
+    def is_abandoned(self, session: Session) -> bool:
+        """Whether the session shows a turn running that nobody runs any more: its worker
+        is gone, or it recorded nothing for :attr:`stale_turn_after`. The next turn
+        closes it first (:meth:`recover`)."""
         if session.status != Status.RUNNING:
             return False
-        stale = _worker_is_gone(session.worker, session.id) or (
+        return _worker_is_gone(session.worker, session.id) or (
             datetime.now(timezone.utc) - session.modified_on > self.stale_turn_after
         )
-        if stale:
-            session.interrupt_turn(f"worker {session.worker} stopped")
-            self._save(session)
-        return stale
 
     def interrupt(self, session_id: UUID, reason: str = "interrupted by request") -> int:
         """Close the running (or paused) turn, from any process. A turn running elsewhere
         finds out at its next save, which the store refuses, and stops there. Returns
         the version that records the interruption."""
-        session = self.get_session(session_id)
-        session.interrupt_turn(reason)
-        self._save(session)
-        return session.version
+        return self._applied(session_id, lambda session: session.interrupt_turn(reason))[0].version
 
     def answer_tool(self, session_id: UUID, tool_call_id: str, output: str, is_error: bool = False,
                     redact: Redactor | None = None) -> Answered:  # fmt: skip
         """Record the client's result for a custom tool call the paused turn waits on."""
         data = _redactor(redact)(output).encode()
-
-        def answer(session: Session) -> None:
-            if tool_call_id not in session.pending_custom:
-                raise NoPendingAction(session_id, tool_call_id)
-            call = _recorded_call(session, tool_call_id)
-            limit = session.config.max_output_bytes
-            session.record_tool_result(
-                ToolResult(
-                    tool_call_id=tool_call_id, name=call.name, is_error=is_error, truncated=len(data) > limit,
-                    output=data[:limit].decode("utf-8", "replace"),
-                )
-            )  # fmt: skip
-
-        return self._answer_awaited(session_id, answer)
+        return self._answer_awaited(session_id, lambda s: answer_tool_call(s, tool_call_id, data, is_error))
 
     def answer_confirmation(
         self, session_id: UUID, tool_call_id: str, allowed: bool, reason: str = "",
@@ -637,30 +627,31 @@ class SessionService(Application[UUID]):
         answered at once with an error result the model reads (with ``reason``); an
         allowed call runs when the turn continues."""
         reason = _redactor(redact)(reason)
-
-        def answer(session: Session) -> None:
-            session.answer_confirmation(tool_call_id, allowed, reason)
-            if not allowed:
-                call = _recorded_call(session, tool_call_id)
-                why = f"the user denied this tool call{': ' + reason if reason else ''}"
-                session.record_tool_result(_refusal(call, why))
-
-        return self._answer_awaited(session_id, answer)
+        return self._answer_awaited(session_id, lambda s: confirm_tool_call(s, tool_call_id, allowed, reason))
 
     def _answer_awaited(self, session_id: UUID, answer: Callable[[Session], None]) -> Answered:
         """Record an answer to a turn that waits for the client: paused, or still running
         within its grace. The turn may record its pause at the same moment; then the
         answer is recorded again on the paused session."""
+        session, first = self._applied(session_id, answer)
+        return Answered(version=first, ready=not session.awaiting, paused=session.paused)
+
+    def _applied(self, session_id: UUID, command: Callable[[Session], None]) -> tuple[Session, int]:
+        """Apply ``command`` to the session and save what it records; the session saved, and
+        the version of the first event recorded. A command from outside the turn (an answer,
+        an interrupt, the end of the session) can lose the save to the turn, which saves at
+        every step; it is applied again to what the turn recorded (and refused then if that
+        no longer allows it), up to :attr:`store_attempts` times."""
         attempt = 1
         while True:
             session = self.get_session(session_id)
-            if session.status != Status.RUNNING and not session.paused:
-                raise NoPendingAction(session_id, "")
-            answer(session)
-            first = session.pending_events[0].originator_version
+            command(session)
+            first = (
+                session.pending_events[0].originator_version if session.pending_events else session.version
+            )
             try:
                 self._save(session)
-                return Answered(version=first, ready=not session.awaiting, paused=session.paused)
+                return session, first
             except ConcurrentUpdate:
                 if attempt == self.store_attempts:
                     raise
@@ -675,21 +666,25 @@ class SessionService(Application[UUID]):
         """Terminate the session if it is not, then hide it for good (the log keeps it)."""
         if self.get_session(session_id).status != Status.TERMINATED:
             self.terminate(session_id, "deleted", release)
-        session = self.get_session(session_id)
-        session.delete()
-        self._save(session)
+        self._applied(session_id, lambda session: session.delete())
 
     def terminate(
         self, session_id: UUID, reason: str = "", release: Callable[[ComputeBinding], None] = release_binding
     ) -> None:
-        """Close a session for good, from any process. Its sandbox is released first, by
-        the binding the log recorded, and the release is recorded only once it is done."""
-        session = self.get_session(session_id)
-        if session.compute is not None:
-            release(session.compute)
-            session.release_compute("terminated")
-        session.terminate(reason)
-        self._save(session)
+        """Close a session for good, from any process, even while a turn runs. Its sandbox is
+        released first, by the binding the log recorded, and the release is recorded only
+        once it is done."""
+        released: list[ComputeBinding] = []
+
+        def close(session: Session) -> None:
+            if session.compute is not None:
+                if session.compute not in released:  # not again when the save is made again
+                    release(session.compute)
+                    released.append(session.compute)
+                session.release_compute("terminated")
+            session.terminate(reason)
+
+        self._applied(session_id, close)
 
     def _save(self, session: Session) -> None:
         if not session.pending_events:
@@ -702,15 +697,17 @@ class SessionService(Application[UUID]):
     # -- queries ----------------------------------------------------------------------
 
     def get_session(self, session_id: UUID, version: int | None = None) -> Session:
-        """The session as of ``version`` (default: its latest)."""
-        if version is not None and version < 1:
+        """The session as of ``version`` (default: its latest). The store holds agents and
+        environments too: an id of one of them is no session, and not found. Versions are
+        the store's 64-bit integers; one past them is not found either."""
+        if version is not None and not 1 <= version < 2**63:
             raise VersionNotFound(session_id, version, self._latest_version(session_id))
         try:
-            session: Session = self.repository.get(
-                session_id, version=version, projector_func=project_session
-            )
+            session = self.repository.get(session_id, version=version, projector_func=project_session)
         except AggregateNotFoundError:
             raise SessionNotFound(session_id) from None
+        if not isinstance(session, Session):
+            raise SessionNotFound(session_id)
         if version is not None and session.version != version:
             raise VersionNotFound(session_id, version, session.version)
         return session
@@ -797,12 +794,13 @@ def _redactor(given: Redactor | None) -> Redactor:
 
 def recordable(message: AssistantMessage, redact: Redactor, max_argument_bytes: int) -> AssistantMessage:
     """A model's message as the log keeps it: redacted, each call with an id of its own
-    (models do repeat or omit them), and arguments over ``max_argument_bytes`` replaced
+    (models do repeat or omit them) and without whitespace (a pause records the ids it
+    waits on separated by spaces), and arguments over ``max_argument_bytes`` replaced
     by a JSON object saying how large they were (the tool still gets them whole)."""
     seen: set[str] = set()
     calls = []
     for number, call in enumerate(message.tool_calls, start=1):
-        given = redact(call.id)
+        given = "_".join(redact(call.id).split())
         call_id, again = given or f"call_{number}", 1
         while call_id in seen:
             again += 1
@@ -876,6 +874,40 @@ def _recorded_call(session: Session, call_id: str) -> ToolCall:
         if call.id == call_id:
             return call
     raise NoPendingAction(session.id, call_id)
+
+
+def answer_tool_call(session: Session, tool_call_id: str, output: bytes, is_error: bool) -> None:
+    """The client's result for a custom tool call the turn waits on, applied to ``session``
+    (not saved): the call's result, capped at the session's ``max_output_bytes``.
+    :class:`NoPendingAction` when the turn waits for no such answer."""
+    _check_awaits_answers(session)
+    if tool_call_id not in session.pending_custom:
+        raise NoPendingAction(session.id, tool_call_id)
+    call = _recorded_call(session, tool_call_id)
+    limit = session.config.max_output_bytes
+    session.record_tool_result(
+        ToolResult(
+            tool_call_id=tool_call_id, name=call.name, is_error=is_error, truncated=len(output) > limit,
+            output=output[:limit].decode("utf-8", "replace"),
+        )
+    )  # fmt: skip
+
+
+def confirm_tool_call(session: Session, tool_call_id: str, allowed: bool, reason: str) -> None:
+    """The client's yes or no for a call the turn waits on, applied to ``session`` (not
+    saved); a denial is the call's result at once, an error the model reads."""
+    _check_awaits_answers(session)
+    session.answer_confirmation(tool_call_id, allowed, reason)
+    if not allowed:
+        call = _recorded_call(session, tool_call_id)
+        why = f"the user denied this tool call{': ' + reason if reason else ''}"
+        session.record_tool_result(_refusal(call, why))
+
+
+def _check_awaits_answers(session: Session) -> None:
+    """A turn takes the client's answers while it runs (within its grace) or is paused."""
+    if session.status != Status.RUNNING and not session.paused:
+        raise NoPendingAction(session.id, "")
 
 
 def _refusal(call: ToolCall, why: str) -> ToolResult:

@@ -333,6 +333,14 @@ def _parser() -> argparse.ArgumentParser:
         help="how long a turn waits for a custom tool's result or a confirmation before it pauses "
         "(requires_action); answers within it continue the turn without a pause (default: 2)",
     )
+    serve.add_argument(
+        "--client-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a client may take to send a request's headers, and then its body, before "
+        "its connection is closed (default: 30)",
+    )
     serve.set_defaults(handler=_serve)
     return parser
 
@@ -353,6 +361,7 @@ def _serve(args: argparse.Namespace) -> int:
         model=ManagedConfig(api_base=args.api_base, api_key=api_key),
         model_provider=args.model_provider,
         answer_grace=args.answer_grace,
+        client_timeout=args.client_timeout,
     )
     try:
         serve(settings, args.host, args.port)

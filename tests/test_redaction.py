@@ -111,6 +111,7 @@ def test_secret_looking_process_variables_are_collected():
         "SENTRY_DSN": "https://abc@o1.ingest.sentry.io/1",
         "DOCKER_AUTH_CONFIG": '{"auths": {}}',
         "MY_CREDENTIALS": "user:pass-phrase",
+        "AGENTJOURNAL_API_KEYS": "first-key-0001, second-key-0002,tiny",  # each item too
         "SOME_FEATURE_TOKEN_ENABLED": "true",  # too short to redact safely
         "GIT_AUTHOR_NAME": "Jane Doe Developer",  # AUTHOR is not AUTH
         "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -127,6 +128,9 @@ def test_secret_looking_process_variables_are_collected():
         "process-env:SENTRY_DSN": "https://abc@o1.ingest.sentry.io/1",
         "process-env:DOCKER_AUTH_CONFIG": '{"auths": {}}',
         "process-env:MY_CREDENTIALS": "user:pass-phrase",
+        "process-env:AGENTJOURNAL_API_KEYS": "first-key-0001, second-key-0002,tiny",
+        "process-env:AGENTJOURNAL_API_KEYS[0]": "first-key-0001",
+        "process-env:AGENTJOURNAL_API_KEYS[1]": "second-key-0002",
     }
 
 

@@ -26,7 +26,7 @@ from agentjournal.application.runtimes import Runtimes, unchanged
 from agentjournal.application.service import SessionService
 from agentjournal.domain import SessionConfig
 from agentjournal.infrastructure.server.auth import RequireApiKey
-from agentjournal.infrastructure.server.bodies import MAX_BODY_BYTES
+from agentjournal.infrastructure.server.bodies import CLIENT_TIMEOUT, MAX_BODY_BYTES
 from agentjournal.infrastructure.server.errors import (
     EXPECTED_ERRORS,
     handle_api_error,
@@ -57,6 +57,9 @@ class ServerSettings:
     model: ManagedConfig = field(default_factory=ManagedConfig)
     model_provider: str = ""
     max_body_bytes: int = MAX_BODY_BYTES
+    client_timeout: float = CLIENT_TIMEOUT
+    """Seconds a client has to send a request's headers (from connecting, or from the
+    previous response), and then its body; a connection that takes longer is closed."""
     poll_interval: float = 0.25
     answer_grace: float = 2.0
     """Seconds a turn waits for a custom tool's result or a confirmation before it pauses
@@ -118,6 +121,7 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
         engine = Engine(settings, opened, catalog, asyncio.get_running_loop())
         app.state.engine = engine
         app.state.max_body_bytes = settings.max_body_bytes
+        app.state.client_timeout = settings.client_timeout
         try:
             yield
         finally:

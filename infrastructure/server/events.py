@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -22,12 +23,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from agentjournal.domain import Session, Status
-from agentjournal.infrastructure.server.bodies import query_int, read_json
-from agentjournal.infrastructure.server.errors import ApiError
+from agentjournal.application.service import MAX_TOOL_CALLS_PER_REPLY, answer_tool_call, confirm_tool_call
+from agentjournal.domain import Session, SessionError, Status
+from agentjournal.infrastructure.server.bodies import query_int, query_time, read_json
+from agentjournal.infrastructure.server.errors import ApiError, as_api_error
 from agentjournal.infrastructure.server.ids import SESSION, parse_id
 from agentjournal.infrastructure.server.sessions import engine_of, existing_session
-from agentjournal.infrastructure.server.wire import ApiEvent, WireProjector, event_id, event_position
+from agentjournal.infrastructure.server.wire import (
+    USER_INTERRUPT_DETAIL,
+    ApiEvent,
+    WireProjector,
+    event_id,
+    event_position,
+)
 
 MAX_LIST_LIMIT = 1000
 
@@ -65,8 +73,13 @@ class ToolConfirmationIn(msgspec.Struct, tag_field="type", tag="user.tool_confir
 EventIn = UserMessageIn | UserInterruptIn | CustomToolResultIn | ToolConfirmationIn
 
 
+MAX_EVENTS_PER_SEND = 2 * MAX_TOOL_CALLS_PER_REPLY + 2
+"""The most events one ``send`` takes: an answer of each kind for every call a paused turn
+can wait on (a reply makes at most ``MAX_TOOL_CALLS_PER_REPLY``), a prompt and an interrupt."""
+
+
 class SendBody(msgspec.Struct):
-    events: list[EventIn]
+    events: Annotated[list[EventIn], msgspec.Meta(min_length=1, max_length=MAX_EVENTS_PER_SEND)]
 
 
 def _text(content: list[TextBlock] | str) -> str:
@@ -80,59 +93,129 @@ async def send_events(request: Request) -> JSONResponse:
     engine = engine_of(request)
     session_id = parse_id(SESSION, request.path_params["session_id"])
     body = await read_json(request, SendBody)
-    if not body.events:
-        raise ApiError(400, "invalid request body: events must not be empty")
     sent = await asyncio.to_thread(_record, engine, session_id, body.events)
     return JSONResponse({"data": sent})
 
 
+@dataclass(frozen=True)
+class _Prompt:
+    where: str
+    text: str
+
+
+@dataclass(frozen=True)
+class _Interrupt:
+    where: str
+
+
+@dataclass(frozen=True)
+class _ToolResult:
+    where: str
+    call_id: str
+    output: str
+    is_error: bool
+    echo: ApiEvent
+
+
+@dataclass(frozen=True)
+class _Confirmation:
+    where: str
+    call_id: str
+    allowed: bool
+    reason: str
+    echo: ApiEvent
+
+
+_Command = _Prompt | _Interrupt | _ToolResult | _Confirmation
+"""One event of a send, checked, with the log's tool call id for an API event id."""
+
+
 def _record(engine: Any, session_id: UUID, events: list[EventIn]) -> list[ApiEvent]:
-    existing_session(engine, session_id)
-    sent: list[ApiEvent] = []
-    for number, event in enumerate(events):
-        where = f"events[{number}]"
-        if isinstance(event, UserMessageIn):
-            text = _text(event.content)
-            if not text.strip():
-                raise ApiError(400, f"invalid request body: {where}.content has no text")
-            version = engine.runner.start(session_id, text)
-            sent.append(
-                _echo(
-                    session_id, version, {"type": "user.message", "content": [{"type": "text", "text": text}]}
-                )
-            )
-        elif isinstance(event, UserInterruptIn):
-            version = engine.runner.interrupt(session_id)
-            sent.append(_echo(session_id, version, {"type": "user.interrupt"}))
-        elif isinstance(event, CustomToolResultIn):
-            call_id = _tool_call_id(
-                engine, session_id, event.custom_tool_use_id, f"{where}.custom_tool_use_id"
-            )
+    """Record a send's events in order. The whole send is checked first, each event and
+    then all of them applied to the session in memory, so an event the session would
+    refuse (a second prompt, an answer nobody waits for) refuses the send before anything
+    of it is recorded. Only a change made meanwhile by another request can still refuse
+    a later event after earlier ones were recorded."""
+    session = existing_session(engine, session_id)
+    commands = [_command(engine, session_id, f"events[{n}]", event) for n, event in enumerate(events)]
+    _rehearse(engine, session, commands)
+    return [_perform(engine, session_id, command) for command in commands]
+
+
+def _command(engine: Any, session_id: UUID, where: str, event: EventIn) -> _Command:
+    if isinstance(event, UserMessageIn):
+        text = _text(event.content)
+        if not text.strip():
+            raise ApiError(400, f"invalid request body: {where}.content has no text")
+        limit = engine.runtimes.config.max_prompt_chars
+        if len(text) > limit:
+            raise ApiError(400, f"invalid request body: {where}.content is over {limit:,} characters")
+        return _Prompt(where, text)
+    if isinstance(event, UserInterruptIn):
+        return _Interrupt(where)
+    if isinstance(event, CustomToolResultIn):
+        call_id = _tool_call_id(engine, session_id, event.custom_tool_use_id, f"{where}.custom_tool_use_id")
+        return _ToolResult(
+            where, call_id, _text(event.content), bool(event.is_error), msgspec.to_builtins(event)
+        )
+    call_id = _tool_call_id(engine, session_id, event.tool_use_id, f"{where}.tool_use_id")
+    if event.result is None and event.allowed is None:
+        raise ApiError(400, f"invalid request body: {where}.result is required ('allow' or 'deny')")
+    allowed = event.result == "allow" if event.result is not None else bool(event.allowed)
+    echo = {"type": "user.tool_confirmation", "tool_use_id": event.tool_use_id,
+            "result": "allow" if allowed else "deny"}  # fmt: skip
+    return _Confirmation(where, call_id, allowed, event.deny_message or "", echo)
+
+
+def _rehearse(engine: Any, session: Session, commands: list[_Command]) -> None:
+    """Apply the commands to ``session`` (a copy just read, never saved) as recording them
+    will: a prompt starts a turn (closing one nobody runs any more, as the service does),
+    answers that leave nothing awaited continue the paused turn. The first refusal is
+    raised, naming the event."""
+    for command in commands:
+        try:
+            if isinstance(command, _Prompt):
+                if engine.service.is_abandoned(session):
+                    session.interrupt_turn("abandoned")
+                session.begin_turn(command.text, "")
+                continue
+            if isinstance(command, _Interrupt):
+                session.interrupt_turn(USER_INTERRUPT_DETAIL)
+                continue
+            if isinstance(command, _ToolResult):
+                answer_tool_call(session, command.call_id, command.output.encode(), command.is_error)
+            else:
+                confirm_tool_call(session, command.call_id, command.allowed, command.reason)
+            if session.paused and not session.awaiting:
+                session.resume_turn("")
+        except SessionError as e:
+            refused = as_api_error(e)
+            raise ApiError(refused.status, f"{command.where}: {refused.message}", refused.error_type,
+                           refused.error_code) from None  # fmt: skip
+
+
+def _perform(engine: Any, session_id: UUID, command: _Command) -> ApiEvent:
+    """Record one checked command; the echo of the event, with its id in the log."""
+    redact = engine.runtimes.config.redactor()
+    if isinstance(command, _Prompt):
+        version = engine.runner.start(session_id, command.text)
+        echo: ApiEvent = {"type": "user.message", "content": [{"type": "text", "text": command.text}]}
+    elif isinstance(command, _Interrupt):
+        version, echo = engine.runner.interrupt(session_id), {"type": "user.interrupt"}
+    else:
+        if isinstance(command, _ToolResult):
             answered = engine.service.answer_tool(
-                session_id,
-                call_id,
-                _text(event.content),
-                bool(event.is_error),
-                engine.runtimes.config.redactor(),
+                session_id, command.call_id, command.output, command.is_error, redact
             )
-            sent.append(_echo(session_id, answered.version, msgspec.to_builtins(event)))
-            if answered.ready and answered.paused:
-                engine.runner.resume(session_id)
         else:
-            call_id = _tool_call_id(engine, session_id, event.tool_use_id, f"{where}.tool_use_id")
-            if event.result is None and event.allowed is None:
-                raise ApiError(400, f"invalid request body: {where}.result is required ('allow' or 'deny')")
-            allowed = event.result == "allow" if event.result is not None else bool(event.allowed)
             answered = engine.service.answer_confirmation(
-                session_id, call_id, allowed, event.deny_message or "", engine.runtimes.config.redactor()
+                session_id, command.call_id, command.allowed, command.reason, redact
             )
-            echo = {"type": "user.tool_confirmation", "tool_use_id": event.tool_use_id,
-                    "result": "allow" if allowed else "deny"}  # fmt: skip
-            sent.append(_echo(session_id, answered.version, echo))
-            if answered.ready and answered.paused:
-                engine.runner.resume(session_id)
-        engine.doorbell.ring(session_id)
-    return sent
+        version, echo = answered.version, command.echo
+        if answered.ready and answered.paused:
+            engine.runner.resume(session_id)
+    engine.doorbell.ring(session_id)
+    return _echo(session_id, version, echo)
 
 
 def _echo(session_id: UUID, version: int, body: dict[str, Any]) -> ApiEvent:
@@ -176,13 +259,7 @@ class _Filter(msgspec.Struct):
 def _moment(request: Request, bound: str) -> datetime | None:
     """A ``created_at[gt]`` bound (the SDK's spelling; ``created_at_gt`` is taken too)."""
     name = f"created_at[{bound}]"
-    text = request.query_params.get(name, request.query_params.get(f"created_at_{bound}"))
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, f"query parameter {name!r} must be an ISO 8601 time, not {text!r}") from None
+    return query_time(request, name if name in request.query_params else f"created_at_{bound}")
 
 
 async def list_events(request: Request) -> JSONResponse:
@@ -252,20 +329,24 @@ def _live_start(engine: Any, session: Session) -> tuple[int, int]:
 
 async def _events_after(request: Request, engine: Any, session_id: UUID, start: tuple[int, int]
                         ) -> AsyncIterator[dict[str, str]]:  # fmt: skip
+    """The session's API events after ``start``, as they are appended; the stream ends once
+    the session is terminated (nothing can happen to it after that), or the client leaves."""
     projector = WireProjector(session_id)
     interval = engine.settings.poll_interval
+    terminated = False
     with engine.doorbell.subscription(session_id) as rung:
         while True:
             rung.clear()
             events = await asyncio.to_thread(engine.service.events.get, session_id, gt=projector.version)
             for version, index, event in projector.feed(events):
+                terminated = terminated or event["type"] == "session.status_terminated"
                 if (version, index) > start:
                     yield {
                         "event": event["type"],
                         "id": event["id"],
                         "data": msgspec.json.encode(event).decode(),
                     }
-            if await request.is_disconnected():
+            if terminated or await request.is_disconnected():
                 return
             try:
                 await asyncio.wait_for(rung.wait(), interval)

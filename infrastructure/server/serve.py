@@ -7,25 +7,55 @@ script or test can read that line instead of polling.
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
 import socket
 import sys
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from agentjournal.infrastructure.server.app import ServerSettings, create_app
+from agentjournal.infrastructure.server.auth import is_loopback
 
 SWITCH_INTERVAL = 0.0005
 """Seconds a thread runs before another may take the interpreter (Python's default: 0.005)."""
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def timely_protocol(seconds: float) -> type[H11Protocol]:
+    """uvicorn's HTTP/1.1 protocol, closing a connection that has not sent a request's
+    headers within ``seconds`` of opening or of its previous response. uvicorn's own
+    keep-alive timer starts only after a response and stops at the first byte, so a
+    client sending nothing, or a few bytes of headers, would hold its connection (and a
+    file descriptor) for ever, before any key is asked for. The body has its own
+    deadline where it is read (:func:`~.bodies.read_body`)."""
+
+    class TimelyH11Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(seconds, self._expire, self.cycle)
+
+        def _expire(self, cycle: object) -> None:
+            if self.cycle is cycle:  # no request began since the deadline was set
+                self.transport.close()
+
+    return TimelyH11Protocol
 
 
 def check_auth(settings: ServerSettings, host: str) -> None:
@@ -59,7 +89,8 @@ def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8080) -
     # between its steps instead of waiting out the default 5 ms slices.
     sys.setswitchinterval(SWITCH_INTERVAL)
     config = uvicorn.Config(
-        create_app(settings), log_level="warning", lifespan="on", timeout_graceful_shutdown=5
-    )
+        create_app(settings), http=timely_protocol(settings.client_timeout), log_level="warning",
+        lifespan="on", timeout_graceful_shutdown=5,
+    )  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])
     sys.stdout.flush()

@@ -15,6 +15,7 @@ and listed from the session summaries, newest first, a page at a time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
@@ -29,7 +30,7 @@ from agentjournal.application.catalog import session_config
 from agentjournal.application.errors import SessionNotFound
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.application.projection import SessionQuery, SessionSummary
-from agentjournal.domain import Session, SessionConfig, Status, Usage
+from agentjournal.domain import NoTurnInProgress, Session, SessionConfig, Status, Usage
 from agentjournal.infrastructure.server.bodies import query_bool, query_int, query_time, read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
 from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, parse_id, wire_id
@@ -213,7 +214,8 @@ async def delete_session(request: Request) -> JSONResponse:
     def delete() -> None:
         session = existing_session(engine, session_id)
         if session.status == Status.RUNNING:
-            engine.runner.interrupt(session_id)
+            with contextlib.suppress(NoTurnInProgress):  # the turn ended meanwhile
+                engine.runner.interrupt(session_id)
         engine.service.delete(session_id, engine.runtimes.release)
 
     await asyncio.to_thread(delete)
