@@ -175,3 +175,17 @@ class PackageInstall(msgspec.Struct, frozen=True):
     packages: tuple[str, ...]
     where: str
     output: str = ""
+
+
+class FileState(msgspec.Struct, frozen=True):
+    """One regular file of a work folder as a snapshot found it: the SHA-256 of its
+    contents (hex), its size in bytes and its permission bits.
+
+    ``stored`` is False for a file over the snapshot's size cap: the log vouches for its
+    hash and size, but its contents were not kept, so it cannot be read back or restored.
+    """
+
+    hash: str
+    size: int
+    mode: int
+    stored: bool = True
