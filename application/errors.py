@@ -78,6 +78,22 @@ class StoreError(AgentJournalError):
     """The store cannot be used: not a database, another program's, or damaged."""
 
 
+class BlobMissing(AgentJournalError, LookupError):
+    """The blob store has no contents under this hash."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"no stored file contents with hash {digest}")
+        self.digest = digest
+
+
+class BlobDamaged(AgentJournalError):
+    """Stored contents no longer match the hash they are stored under: changed in the store."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"the stored file contents with hash {digest} do not match that hash")
+        self.digest = digest
+
+
 class ConcurrentUpdate(AgentJournalError):
     """Another process appended to the session first (another turn, or an interrupt);
     the step this process was saving was not recorded."""

@@ -7,7 +7,7 @@ speaks these types.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
@@ -158,4 +158,26 @@ class Compute(Protocol):
     def release(self, binding: ComputeBinding) -> None:
         """Remove the sandbox ``binding`` names, and its files: its session has ended.
         Nothing happens if it is already gone."""
+        ...
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """File contents, each stored once under the SHA-256 of its bytes (hex), in the event
+    store's own database. The log's ``WorkspaceChanged`` events name contents by these
+    hashes, so identical files of any session, version or fork are stored once, and a
+    session's files can be read back after its sandbox is gone."""
+
+    def add(self, contents: Iterable[bytes]) -> int:
+        """Store each of ``contents`` under its hash, unless already stored; return how
+        many bytes were newly stored."""
+        ...
+
+    def get(self, digest: str) -> bytes:
+        """The contents stored under ``digest``, checked against it: ``BlobMissing`` when
+        there are none, ``BlobDamaged`` when they no longer match."""
+        ...
+
+    def stored(self, digests: Iterable[str]) -> set[str]:
+        """Which of ``digests`` have contents stored."""
         ...

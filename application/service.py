@@ -43,7 +43,14 @@ from agentjournal.application.errors import (
     parse_session_id,
 )
 from agentjournal.application.paging import Page, check_limit, decode_cursor, paged
-from agentjournal.application.ports import Compute, LanguageModel, ModelError, ModelReply, TextDelta
+from agentjournal.application.ports import (
+    BlobStore,
+    Compute,
+    LanguageModel,
+    ModelError,
+    ModelReply,
+    TextDelta,
+)
 from agentjournal.application.projection import (
     SessionProjector,
     SessionQuery,
@@ -76,6 +83,10 @@ ANSWER_POLL_SECONDS = 0.1
 
 STORE_ENV = "AGENTJOURNAL_HOME"
 TRANSCODER = "agentjournal.infrastructure.transcoder:MsgspecTranscoder"
+BLOB_STORES = {
+    "eventsourcing.sqlite": "agentjournal.infrastructure.blobs.sqlite:SQLiteBlobStore",
+    "eventsourcing.postgres": "agentjournal.infrastructure.blobs.postgres:PostgresBlobStore",
+}
 SUMMARY_VIEWS = {
     "eventsourcing.sqlite": "agentjournal.infrastructure.readmodel.sqlite:SQLiteSessionSummaries",
     "eventsourcing.postgres": "agentjournal.infrastructure.readmodel.postgres:PostgresSessionSummaries",
@@ -251,6 +262,7 @@ class SessionService(Application[UUID]):
             try:
                 super().__init__(env)
                 self.summaries: SessionSummaryView = self.construct_view(SUMMARY_VIEWS, "SUMMARY_VIEW_TOPIC")
+                self.blobs: BlobStore = self.construct_view(BLOB_STORES, "BLOB_STORE_TOPIC")
                 break
             except self.store_races as e:
                 if getattr(self, "factory", None) is not None:
