@@ -7,13 +7,13 @@ speaks these types.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
 import msgspec
 
-from agentjournal.domain import AssistantMessage, ComputeBinding, Message, Usage
+from agentjournal.domain import AssistantMessage, ComputeBinding, FileState, Message, Usage
 
 
 class ToolSpec(msgspec.Struct, frozen=True):
@@ -108,6 +108,23 @@ class WebPage(msgspec.Struct, frozen=True):
     truncated: bool = False
 
 
+class SnapshotLimits(msgspec.Struct, frozen=True):
+    """What a workspace snapshot leaves out: files and folders whose name matches one of
+    ``ignore`` (``fnmatch`` patterns), and the contents (not the hash and size) of files
+    over ``max_file_bytes``."""
+
+    ignore: tuple[str, ...]
+    max_file_bytes: int
+
+
+class WorkspaceScan(msgspec.Struct, frozen=True):
+    """A work folder as a snapshot found it: every regular file, by path relative to the
+    work folder, and the contents of those whose hash the caller did not already know."""
+
+    files: dict[str, FileState]
+    contents: dict[str, bytes]
+
+
 class ComputeError(Exception):
     """A compute operation was refused or failed (bad path, missing file, engine down)."""
 
@@ -149,6 +166,13 @@ class Compute(Protocol):
         """GET the http or https ``url`` from where the tools run, so with their network
         and nothing of the engine's: at most ``limit`` bytes of body, in at most
         ``timeout`` seconds. An HTTP error status is a page; no answer is a ComputeError."""
+        ...
+
+    def snapshot(self, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
+        """Every regular file of the work folder now (links and what ``limits`` ignores
+        left out), and the contents of those whose hash differs from ``known`` (path to
+        hash) and that are within ``limits``' size. Cheap when little changed: a file whose
+        modification time, size and inode are as the last snapshot found them is not read."""
         ...
 
     def install_packages(self, manager: str, packages: Sequence[str]) -> str:

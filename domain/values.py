@@ -133,6 +133,12 @@ class SessionConfig(msgspec.Struct, frozen=True):
     agent_version: int = 0
     environment_id: str = ""
     """The environment (the cloud API's compute definition) the session was created in."""
+    snapshot_ignore: tuple[str, ...] = (".venv", ".home", "__pycache__", "node_modules")
+    """Names (``fnmatch`` patterns) of the files and folders workspace snapshots leave out:
+    by default the engine's own folders (packages, the commands' home) and caches."""
+    snapshot_file_bytes: int = 10 * 1024**2
+    """Workspace snapshots keep the contents of files up to this size; larger ones are
+    recorded by hash and size only."""
 
     __added_fields__: ClassVar[frozenset[str]] = frozenset(
         {
@@ -145,6 +151,8 @@ class SessionConfig(msgspec.Struct, frozen=True):
             "agent_id",
             "agent_version",
             "environment_id",
+            "snapshot_ignore",
+            "snapshot_file_bytes",
         }
     )
     """Fields newer than the first logs: hashed only when they differ from their defaults."""
