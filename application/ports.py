@@ -125,6 +125,14 @@ class WorkspaceScan(msgspec.Struct, frozen=True):
     contents: dict[str, bytes]
 
 
+class FileContents(msgspec.Struct, frozen=True):
+    """A file to put in a work folder: where (relative to it), its permission bits, its bytes."""
+
+    path: str
+    mode: int
+    data: bytes
+
+
 class ComputeError(Exception):
     """A compute operation was refused or failed (bad path, missing file, engine down)."""
 
@@ -173,6 +181,12 @@ class Compute(Protocol):
         left out), and the contents of those whose hash differs from ``known`` (path to
         hash) and that are within ``limits``' size. Cheap when little changed: a file whose
         modification time, size and inode are as the last snapshot found them is not read."""
+        ...
+
+    def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
+        """Write each of ``files`` into the work folder with its mode, making folders on the
+        way and replacing what is there, and delete the files at ``remove`` (those missing
+        already are no matter); never through a link. One step where the tools run."""
         ...
 
     def install_packages(self, manager: str, packages: Sequence[str]) -> str:

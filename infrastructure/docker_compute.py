@@ -55,6 +55,7 @@ import msgspec
 from agentjournal.application.ports import (
     ComputeError,
     ExecResult,
+    FileContents,
     FileEntry,
     LineMatches,
     PathMatches,
@@ -484,12 +485,12 @@ class DockerCompute:
         key = (container.id, self.working_dir)
         previous = self._scans.pop(key, {})
         request = msgspec.json.encode(
-            {"work": self.working_dir, "previous": previous, "known": dict(known),
+            {"op": "scan", "work": self.working_dir, "previous": previous, "known": dict(known),
              "ignore": list(limits.ignore), "cap": limits.max_file_bytes}
         )  # fmt: skip
         argv = ["python3", "-I", "-S", "-c", SNAPSHOT_HELPER]
         exit_code, output, errors = self._helper(
-            argv, request, self.workspace_quota_bytes + MAX_LISTING_BYTES, FILE_TIMEOUT
+            argv, request + b"\n", self.workspace_quota_bytes + MAX_LISTING_BYTES, FILE_TIMEOUT
         )
         if exit_code != 0:
             raise ComputeError(
@@ -498,7 +499,7 @@ class DockerCompute:
         line, _, body = output.partition(b"\n")
         try:
             head = msgspec.json.decode(line, type=_ScanHead)
-        except msgspec.ValidationError as e:
+        except msgspec.DecodeError as e:
             raise ComputeError(f"the workspace snapshot's answer is not one: {e}") from None
         contents, at = {}, 0
         for path, size in head.sizes:
@@ -515,6 +516,23 @@ class DockerCompute:
             self._scans.pop(next(iter(self._scans)))
         files = {e[0]: FileState(hash=e[1], size=e[2], mode=e[3], stored=e[4]) for e in head.entries}
         return WorkspaceScan(files=files, contents=contents)
+
+    def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
+        """Write ``files`` and delete ``remove`` with :mod:`~agentjournal.infrastructure.sandbox_snapshot`
+        in one exec, the contents streamed on its stdin, as the tools' user, never through a link."""
+        self._running()
+        head = {
+            "op": "restore",
+            "work": self.working_dir,
+            "files": [[f.path, f.mode, len(f.data)] for f in files],
+            "remove": list(remove),
+        }
+        request = msgspec.json.encode(head) + b"\n" + b"".join(f.data for f in files)
+        argv = ["python3", "-I", "-S", "-c", SNAPSHOT_HELPER]
+        exit_code, _, errors = self._helper(argv, request, MAX_LISTING_BYTES, FILE_TIMEOUT)
+        if exit_code != 0:
+            detail = errors.decode(errors="replace")[-2000:]
+            raise ComputeError(f"restoring the work folder failed (exit {exit_code}): {detail}")
 
     def fetch(self, url: str, limit: int, timeout: float) -> WebPage:
         """Fetch ``url`` with :mod:`~agentjournal.infrastructure.sandbox_fetch`, in the

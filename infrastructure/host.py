@@ -46,6 +46,7 @@ from uuid import UUID
 from agentjournal.application.ports import (
     ComputeError,
     ExecResult,
+    FileContents,
     FileEntry,
     LineMatches,
     PathMatches,
@@ -321,6 +322,20 @@ class HostCompute:
             self._scans.popitem(last=False)
         files = {e[0]: FileState(hash=e[1], size=e[2], mode=e[3], stored=e[4]) for e in entries}
         return WorkspaceScan(files=files, contents=contents)
+
+    def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
+        """Write ``files`` in this process, as :mod:`~agentjournal.infrastructure.sandbox_snapshot`
+        does in a sandbox: folders made on the way, never through a link."""
+        work_fd = os.open(self._root(), sandbox_snapshot.FOLDER)
+        try:
+            for file in files:
+                with _file_errors(file.path):
+                    sandbox_snapshot.restore(work_fd, file.path, file.mode, file.data)
+            for path in remove:
+                with _file_errors(path):
+                    sandbox_snapshot.remove(work_fd, path)
+        finally:
+            os.close(work_fd)
 
     def install_packages(self, manager: str, packages: Sequence[str]) -> str:
         if manager != "pip":

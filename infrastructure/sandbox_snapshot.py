@@ -155,12 +155,87 @@ def _hash(fd: int) -> str:
     return digest.hexdigest()
 
 
+def _parent(work_fd: int, path: str, make: bool) -> tuple[int, str]:
+    """An open descriptor of the folder that holds ``path`` (the caller closes it), and the
+    last name; folders on the way are made when ``make``, and never reached through a link."""
+    parts = path.split("/")
+    if not path or any(part in ("", ".", "..") for part in parts):
+        raise OSError(22, "not a path inside the work folder", path)
+    folder = os.dup(work_fd)
+    try:
+        for part in parts[:-1]:
+            try:
+                inner = os.open(part, FOLDER, dir_fd=folder)
+            except FileNotFoundError:
+                if not make:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=folder)
+                inner = os.open(part, FOLDER, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+    except BaseException:
+        os.close(folder)
+        raise
+    return folder, parts[-1]
+
+
+def restore(work_fd: int, path: str, mode: int, data: bytes) -> None:
+    """Write ``data`` to ``path`` (relative to the open folder ``work_fd``) with permission
+    bits ``mode``, making the folders on the way. Every name is opened with
+    ``O_NOFOLLOW``: a link on the way, or in the file's place, is refused (``ELOOP`` or
+    ``ENOTDIR``), never followed."""
+    folder, name = _parent(work_fd, path, make=True)
+    try:
+        fd = os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder
+        )
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, mode & 0o7777)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(folder)
+
+
+def remove(work_fd: int, path: str) -> None:
+    """Delete the file at ``path`` if it is there (a link in its place is deleted, not followed)."""
+    try:
+        folder, name = _parent(work_fd, path, make=False)
+    except FileNotFoundError:
+        return
+    try:
+        os.unlink(name, dir_fd=folder)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(folder)
+
+
 def main() -> int:
-    """Read a JSON request on stdin (``work``, ``previous``, ``known``, ``ignore``,
-    ``cap``); write one JSON line (``started``, ``entries`` and ``sizes``, the length of
-    each content that follows, by path) and then those contents, back to back."""
-    request = json.load(sys.stdin)
+    """Read a JSON request line on stdin and answer it.
+
+    ``{"op": "scan", "work", "previous", "known", "ignore", "cap"}``: write one JSON line
+    (``started``, ``entries`` and ``sizes``, the length of each content that follows, by
+    path) and then those contents, back to back.
+
+    ``{"op": "restore", "work", "files": [[path, mode, size], ...], "remove": [path, ...]}``,
+    followed on stdin by the files' contents back to back: write each file (see
+    :func:`restore`), then delete those to remove (see :func:`remove`)."""
+    stdin = sys.stdin.buffer
+    request = json.loads(stdin.readline())
     work_fd = os.open(request["work"], FOLDER)
+    if request["op"] == "restore":
+        for path, mode, size in request["files"]:
+            data = stdin.read(size)
+            if len(data) != size:
+                raise OSError(5, "the contents ended early", path)
+            restore(work_fd, path, mode, data)
+        for path in request.get("remove", []):
+            remove(work_fd, path)
+        return 0
     started, entries, contents = scan(
         work_fd, request["previous"], request["known"], request["ignore"], request["cap"]
     )
