@@ -78,6 +78,15 @@ class StoreError(AgentJournalError):
     """The store cannot be used: not a database, another program's, or damaged."""
 
 
+class FileNotRecorded(AgentJournalError, LookupError):
+    """The work folder as of that version has no file there whose contents were kept."""
+
+    def __init__(self, path: str, version: int, why: str = "no such file") -> None:
+        super().__init__(f"{path!r} as of event {version}: {why}")
+        self.path = path
+        self.version = version
+
+
 class BlobMissing(AgentJournalError, LookupError):
     """The blob store has no contents under this hash."""
 

@@ -58,15 +58,18 @@ from agentjournal.application.projection import (
     SessionSummaryView,
 )
 from agentjournal.application.redaction import Redactor, process_secrets
-from agentjournal.application.tools import ToolArgumentError, ToolLimits, run_tool, tool_arguments
+from agentjournal.application.tools import READS_ONLY, ToolArgumentError, ToolLimits, run_tool, tool_arguments
 from agentjournal.application.toolset import check_handlers, tool_specs
+from agentjournal.application.workspace import Files, restore_into_new_sandbox, roll_back, take_snapshot
 from agentjournal.domain import (
     AssistantMessage,
     ComputeBinding,
     NoPendingAction,
     PackageInstall,
     Session,
+    SessionBusy,
     SessionConfig,
+    SessionTerminatedError,
     Status,
     StopReason,
     ToolCall,
@@ -323,6 +326,23 @@ class SessionService(Application[UUID]):
         self._save(fork)
         return fork.id
 
+    def restore_files(self, session_id: UUID, version: int, runtime_for: RuntimeFactory) -> int:
+        """Roll the session's work folder back to its files as of event ``version``, in its
+        sandbox, and record that as a ``WorkspaceChanged`` restored from that version: the
+        history in between stays in the log. Between turns only. Returns the new version."""
+        target = self.get_session(session_id, version).files
+        session, runtime = self._ready_for_turn(session_id, runtime_for)
+        if session.status == Status.RUNNING:
+            raise SessionBusy(session.id, session.worker)
+        if session.status == Status.TERMINATED:
+            raise SessionTerminatedError(session.id)
+        for _ in self._prepare_compute(session, runtime, has_tools=True):
+            pass
+        roll_back(session, runtime.compute, self.blobs, version, target)
+        self._save(session)
+        self._keep(session)
+        return session.version
+
     def run_turn(self, session_id: UUID, prompt: str, runtime_for: RuntimeFactory) -> Iterator[TurnUpdate]:
         """The agent loop for one prompt: model, tools, model again, up to ``max_turns``
         model calls. Yields text as it streams, tool calls, and a final :class:`TurnOutcome`.
@@ -544,7 +564,11 @@ class SessionService(Application[UUID]):
         session.start_tool_call(recorded)
         self._save(session)
         yield ToolCallUpdate(recorded)
-        return run_tool(runtime.compute, call, ToolLimits.of(config))
+        result = run_tool(runtime.compute, call, ToolLimits.of(config))
+        if call.name not in READS_ONLY:
+            # Recorded before the result, so the files as of the result are what the call left.
+            take_snapshot(session, runtime.compute, self.blobs, recorded.id)
+        return result
 
     def _confirm(self, session: Session, call: ToolCall, recorded: ToolCall, runtime: TurnRuntime) -> bool:
         """Ask the client whether ``call`` may run, showing it the arguments that would run
@@ -571,6 +595,10 @@ class SessionService(Application[UUID]):
         if binding != session.compute:
             session.attach_compute(binding)
             self._save(session)  # before anything else can stop the turn: the log must know the sandbox
+            if session.files:
+                yield ComputeProgress(f"restoring {len(session.files)} files")
+                restore_into_new_sandbox(session, runtime.compute, self.blobs)
+                self._save(session)
         installed = {(p.manager, p.where) for p in session.packages}
         for manager, names in session.config.packages.items():
             if names and (manager, binding.reference) not in installed:
@@ -726,6 +754,11 @@ class SessionService(Application[UUID]):
         if version is not None and session.version != version:
             raise VersionNotFound(session_id, version, session.version)
         return session
+
+    def files_at(self, session_id: UUID, version: int | None = None) -> Files:
+        """The session's work folder as it was right after event ``version`` (default: now)."""
+        session = self.get_session(session_id, version)
+        return Files(session.files, session.version, self.blobs)
 
     def _latest_version(self, session_id: UUID) -> int:
         return self.get_session(session_id).version

@@ -351,10 +351,13 @@ class Session(ChainedAggregate):
         if self.compute is not None:
             self.trigger_event(self.ComputeReleased, binding=self.compute, reason=reason)
 
-    def record_workspace(self, manifest: Mapping[str, FileState], tool_call_id: str = "") -> bool:
+    def record_workspace(
+        self, manifest: Mapping[str, FileState], tool_call_id: str = "", restored_from: int = 0
+    ) -> bool:
         """Record the work folder as a snapshot found it (``manifest``: every file), after
-        tool call ``tool_call_id``. Only what differs from :attr:`files` is recorded: the
-        files added or changed, and the paths gone. Returns whether anything was."""
+        tool call ``tool_call_id``, or after it was rolled back to the files as of event
+        ``restored_from``. Only what differs from :attr:`files` is recorded: the files added
+        or changed, and the paths gone. Returns whether anything was."""
         self._check_not_terminated()
         changed = {path: state for path, state in manifest.items() if self.files.get(path) != state}
         deleted = tuple(sorted(path for path in self.files if path not in manifest))
@@ -365,6 +368,7 @@ class Session(ChainedAggregate):
             changed=dict(sorted(changed.items())),
             deleted=deleted,
             tool_call_id=tool_call_id,
+            restored_from=restored_from,
         )
         return True
 
@@ -546,12 +550,14 @@ class Session(ChainedAggregate):
 
     class WorkspaceChanged(Event):
         """The work folder changed: files added or changed (``changed``, path to file) and
-        paths deleted, found by a snapshot after tool call ``tool_call_id``. The manifest
-        at any version is the fold of these, and the hash chain covers it."""
+        paths deleted, found by a snapshot after tool call ``tool_call_id`` (empty when no
+        call caused it), or after a restore of the files as of event ``restored_from``. The
+        manifest at any version is the fold of these, and the hash chain covers it."""
 
         changed: dict[str, FileState]
         deleted: tuple[str, ...]
         tool_call_id: str
+        restored_from: int
 
         def apply(self, session: Session) -> None:
             files = {path: state for path, state in session.files.items() if path not in self.deleted}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from agentjournal.application.audit import verify
@@ -10,7 +12,11 @@ from agentjournal.domain import FileState, Session, SessionConfig, SessionTermin
 from agentjournal.domain.chain import event_hash, event_type_name, payload_of
 
 CONFIG = SessionConfig(model="m", system="s", name="n", tools=("execute_command",))
-A1, A2, B1 = FileState("a" * 64, 1, 0o644), FileState("b" * 64, 2, 0o644), FileState("c" * 64, 3, 0o755)
+CONTENTS = {"a1": b"first a", "a2": b"second a", "b1": b"#!/bin/sh\n"}
+A1, A2, B1 = (
+    FileState(hashlib.sha256(CONTENTS[name]).hexdigest(), len(CONTENTS[name]), mode)
+    for name, mode in (("a1", 0o644), ("a2", 0o644), ("b1", 0o755))
+)
 
 
 def replay(session: Session) -> Session:
@@ -57,6 +63,7 @@ def test_the_manifest_at_every_version_and_in_a_fork(tmp_path):
     session.record_workspace({"a.txt": A1}, "call-1")
     session.record_workspace({"a.txt": A2, "b.txt": B1}, "call-2")
     session.record_workspace({"b.txt": B1}, "call-3")
+    service.blobs.add(CONTENTS.values())
     service.save(session)
     assert [dict(service.get_session(session.id, v).files) for v in (1, 2, 3, 4)] == [
         {},
