@@ -213,15 +213,17 @@ class TimelineEntry(msgspec.Struct, frozen=True):
     version: int
     timestamp: datetime
     actor: str
-    """user, assistant, tool or session."""
+    """user, assistant, tool, files or session."""
     text: str
 
 
 def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
     """Who said and did what, in order: prompts, replies, tool calls with their exit codes
-    and durations, usage per turn, failures, forks."""
+    and durations, the files each call created, changed or deleted, usage per turn,
+    failures, forks."""
     entries = []
     turn_usage: dict[str, int] = {"in": 0, "out": 0}
+    files: Mapping[str, FileState] = {}
     for e in service.events.get(session_id):
 
         def add(actor: str, text: str, e: Any = e) -> None:
@@ -231,8 +233,12 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
             case Session.SessionStarted():
                 add("session", f"started: model {e.config.model}, compute {e.config.compute}")
             case Session.SessionForked():
+                files = e.files or {}
                 add("session", f"forked from {e.lineage.parent_id} at event {e.lineage.parent_version}"
-                    f" ({len(e.messages)} messages inherited)")  # fmt: skip
+                    f" ({len(e.messages)} messages, {len(files)} files inherited)")  # fmt: skip
+            case Session.WorkspaceChanged():
+                add("files", _workspace_change(e, files))
+                files = {**{p: f for p, f in files.items() if p not in e.deleted}, **e.changed}
             case Session.UserMessageAdded():
                 add("user", e.content)
             case Session.TurnStarted():
@@ -266,6 +272,27 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
     if not entries:
         raise SessionNotFound(session_id)
     return entries
+
+
+def _workspace_change(event: Any, before: Mapping[str, FileState]) -> str:
+    """What a ``WorkspaceChanged`` did to the files, and what caused it."""
+    cause = (
+        f"restored as of event {event.restored_from}" if event.restored_from
+        else f"after {event.tool_call_id}" if event.tool_call_id else "sandbox filled"
+    )  # fmt: skip
+    parts = [
+        f"{verb} {', '.join(paths)}"
+        for verb, paths in (
+            ("created", [p for p in event.changed if p not in before]),
+            ("changed", [p for p in event.changed if p in before]),
+            ("deleted", list(event.deleted)),
+        )
+        if paths
+    ]
+    unkept = [p for p, f in event.changed.items() if not f.stored]
+    if unkept:
+        parts.append(f"kept by hash and size only (over the size cap): {', '.join(unkept)}")
+    return f"{cause}: {'; '.join(parts)}"
 
 
 def _first_line(text: str, width: int = 80) -> str:

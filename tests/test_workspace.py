@@ -313,3 +313,25 @@ def test_restore_rolls_the_work_folder_back_as_an_event(agent, model_server, req
     model_server.enqueue(call("execute_command", command="cat a.txt; ls"), Reply(text="ok"))
     managed.run("look")
     assert last_output(managed) == "onea.txt\n"
+
+
+def test_the_timeline_says_which_files_each_call_created_changed_or_deleted(make_agent, model_server):
+    managed = make_agent()
+    model_server.enqueue(
+        call("execute_command", command="printf a > a.txt && printf b > b.txt"), Reply(text="ok")
+    )
+    managed.run("make")
+    model_server.enqueue(
+        call(
+            "execute_command", command="printf A > a.txt && rm b.txt && head -c 20000000 /dev/zero > big.bin"
+        ),
+        Reply(text="ok"),
+    )
+    managed.run("change")
+    calls = [m.tool_calls[0].id for m in managed.state_at().messages if getattr(m, "tool_calls", ())]
+    texts = [e.text for e in managed.timeline() if e.actor == "files"]
+    assert texts == [
+        f"after {calls[0]}: created a.txt, b.txt",
+        f"after {calls[1]}: created big.bin; changed a.txt; deleted b.txt; "
+        "kept by hash and size only (over the size cap): big.bin",
+    ]
