@@ -251,6 +251,13 @@ def _parser() -> argparse.ArgumentParser:
     files.add_argument("--at", type=int, help="event version (default: the latest)")
     files.set_defaults(handler=_files)
 
+    restore = sub.add_parser(
+        "restore", help="roll a session's work folder back to its files as of an event, recorded as an event"
+    )
+    restore.add_argument("session")
+    restore.add_argument("--at", type=int, required=True, help="the event whose files to bring back")
+    restore.set_defaults(handler=_restore)
+
     fork = sub.add_parser("fork", help="start a new session sharing a session's history up to an event")
     fork.add_argument("session")
     fork.add_argument("--at", type=int, help="event version (default: the latest)")
@@ -608,6 +615,21 @@ def _files(args: argparse.Namespace) -> int:
         state = files[path]
         kept = "" if state.stored else "  (hash and size only: over the size cap)"
         print(f"{state.mode:04o} {state.size:>10} {state.hash[:12]}  {path}{kept}")
+    return OK
+
+
+def _restore(args: argparse.Namespace) -> int:
+    """Restore in the session's own sandbox, under its recorded config (its compute, its
+    working folder); prints the version that records it."""
+    from agentjournal.application.api import ManagedAgent, ManagedConfig
+
+    service = _service(args)
+    session_id = service.find_session(args.session)
+    agent = ManagedAgent(
+        config=ManagedConfig(model=service.get_session(session_id).config.model), store=service
+    )
+    agent.resume_session(session_id)
+    print(agent.restore_files(args.at))
     return OK
 
 

@@ -335,3 +335,18 @@ def test_the_timeline_says_which_files_each_call_created_changed_or_deleted(make
         f"after {calls[1]}: created big.bin; changed a.txt; deleted b.txt; "
         "kept by hash and size only (over the size cap): big.bin",
     ]
+
+
+def test_the_command_line_restores_a_work_folder(model_server, store, config):
+    managed = ManagedAgent(config=config, store=str(store))
+    model_server.enqueue(call("write_file", path="a.txt", content="one"), Reply(text="ok"))
+    managed.run("one")
+    good = managed.state_at().version
+    model_server.enqueue(call("write_file", path="a.txt", content="two"), Reply(text="ok"))
+    managed.run("two")
+    session = str(managed.session_id)
+    done = agentjournal("restore", session, "--at", str(good), store=store)
+    assert int(done.stdout) == managed.state_at().version
+    root = managed.state_at().compute
+    assert root is not None and (Path(root.reference) / "a.txt").read_bytes() == b"one"
+    assert agentjournal("files", session, "a.txt", store=store).stdout == "one"
