@@ -291,7 +291,7 @@ def _workspace_change(event: Any, before: Mapping[str, FileState]) -> str:
     ]
     unkept = [p for p, f in event.changed.items() if not f.stored]
     if unkept:
-        parts.append(f"kept by hash and size only (over the size cap): {', '.join(unkept)}")
+        parts.append(f"kept by hash and size only (over a size cap): {', '.join(unkept)}")
     return f"{cause}: {'; '.join(parts)}"
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping
 
+import msgspec
+
 from agentjournal.application.errors import FileNotRecorded
 from agentjournal.application.ports import (
     BlobStore,
@@ -52,13 +54,13 @@ class Files(Mapping[str, FileState]):
 
     def read(self, path: str) -> bytes:
         """The contents of the file at ``path``: ``FileNotRecorded`` when there was none, or
-        it was over the snapshot's size cap."""
+        it was over a snapshot size cap."""
         state = self._files.get(path.strip("/"))
         if state is None:
             raise FileNotRecorded(path, self.version)
         if not state.stored:
             raise FileNotRecorded(
-                path, self.version, f"over the snapshot size cap ({state.size} bytes): hash and size only"
+                path, self.version, f"over a snapshot size cap ({state.size} bytes): hash and size only"
             )
         return self._blobs.get(state.hash)
 
@@ -80,11 +82,29 @@ def take_snapshot(session: Session, compute: Compute, blobs: BlobStore, tool_cal
     the log lacks, and record what changed on ``session`` (the caller saves it). Returns
     how many bytes of contents were newly stored."""
     known = {path: state.hash for path, state in session.files.items()}
-    scan = compute.snapshot(known, snapshot_limits(session))
-    check_scan(scan)
+    scan = within_budget(
+        compute.snapshot(known, snapshot_limits(session)), session.config.snapshot_total_bytes
+    )
     stored = blobs.add(scan.contents.values())
     session.record_workspace(scan.files, tool_call_id)
     return stored
+
+
+def within_budget(scan: WorkspaceScan, total: int) -> WorkspaceScan:
+    """``scan`` checked (:func:`check_scan`), with the contents it brings kept only while
+    the work folder's kept contents stay within ``total`` bytes: files beyond it, in path
+    order, are marked as kept by hash and size only, and their contents dropped."""
+    check_scan(scan)
+    budget = total - sum(s.size for p, s in scan.files.items() if s.stored and p not in scan.contents)
+    files, contents = dict(scan.files), {}
+    for path in sorted(scan.contents):
+        data = scan.contents[path]
+        if len(data) <= budget:
+            contents[path] = data
+            budget -= len(data)
+        else:
+            files[path] = msgspec.structs.replace(files[path], stored=False)
+    return WorkspaceScan(files=files, contents=contents)
 
 
 def restore_into_new_sandbox(session: Session, compute: Compute, blobs: BlobStore) -> None:
@@ -127,8 +147,9 @@ def roll_back(
         remove=[path for path in current if path not in target],
     )
     known = {path: state.hash for path, state in current.items()}
-    scan = compute.snapshot(known, snapshot_limits(session))
-    check_scan(scan)
+    scan = within_budget(
+        compute.snapshot(known, snapshot_limits(session)), session.config.snapshot_total_bytes
+    )
     blobs.add(scan.contents.values())
     session.record_workspace(scan.files, "", restored_from=version)
 

@@ -139,6 +139,9 @@ class SessionConfig(msgspec.Struct, frozen=True):
     snapshot_file_bytes: int = 10 * 1024**2
     """Workspace snapshots keep the contents of files up to this size; larger ones are
     recorded by hash and size only."""
+    snapshot_total_bytes: int = 1024**3
+    """The most file contents a session's work folder keeps at once: the files a snapshot
+    finds changed beyond it (in path order) are recorded by hash and size only."""
 
     __added_fields__: ClassVar[frozenset[str]] = frozenset(
         {
@@ -153,6 +156,7 @@ class SessionConfig(msgspec.Struct, frozen=True):
             "environment_id",
             "snapshot_ignore",
             "snapshot_file_bytes",
+            "snapshot_total_bytes",
         }
     )
     """Fields newer than the first logs: hashed only when they differ from their defaults."""

@@ -333,7 +333,7 @@ def test_the_timeline_says_which_files_each_call_created_changed_or_deleted(make
     assert texts == [
         f"after {calls[0]}: created a.txt, b.txt",
         f"after {calls[1]}: created big.bin; changed a.txt; deleted b.txt; "
-        "kept by hash and size only (over the size cap): big.bin",
+        "kept by hash and size only (over a size cap): big.bin",
     ]
 
 
@@ -350,3 +350,21 @@ def test_the_command_line_restores_a_work_folder(model_server, store, config):
     root = managed.state_at().compute
     assert root is not None and (Path(root.reference) / "a.txt").read_bytes() == b"one"
     assert agentjournal("files", session, "a.txt", store=store).stdout == "one"
+
+
+def test_contents_beyond_the_sessions_total_are_kept_by_hash_only(service, tmp_path):
+    from agentjournal.application.workspace import take_snapshot
+    from agentjournal.domain import SessionConfig
+    from agentjournal.infrastructure.host import HostCompute
+
+    config = SessionConfig("m", "s", "n", ("execute_command",), snapshot_total_bytes=10)
+    session = service.get_session(service.create_session(config))
+    compute = HostCompute(tmp_path / "work")
+    compute.attach(session.id, None)
+    for name, data in (("a.txt", b"123456"), ("b.txt", b"7890"), ("c.txt", b"x")):
+        compute.write_file(name, data)
+    assert take_snapshot(session, compute, service.blobs, "call") == 10  # a.txt and b.txt fill it
+    assert {p: s.stored for p, s in session.files.items()} == {"a.txt": True, "b.txt": True, "c.txt": False}
+    compute.write_file("a.txt", b"1")  # room again: the changed file is kept
+    assert take_snapshot(session, compute, service.blobs, "call") == 1
+    assert session.files["a.txt"].stored
