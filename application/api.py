@@ -41,6 +41,7 @@ from agentjournal.application.errors import (
 from agentjournal.application.ports import Compute, LanguageModel, TextDelta
 from agentjournal.application.runtimes import Runtimes
 from agentjournal.application.service import AuditEntry, SessionService, TurnOutcome, TurnUpdate
+from agentjournal.application.workspace import Files
 from agentjournal.domain import Session, SessionConfig, Status, check_package_sandbox
 
 __all__ = [
@@ -360,6 +361,16 @@ class ManagedAgent:
     def state_at(self, version: int | None = None) -> Session:
         """The session as it was right after event ``version`` (default: now)."""
         return self.service.get_session(self._require_session(), version)
+
+    def files_at(self, version: int | None = None) -> Files:
+        """The work folder as it was right after event ``version`` (default: now): a mapping
+        of path to file (hash, size, mode) that can :meth:`~Files.read` each file's contents."""
+        return self.service.files_at(self._require_session(), version)
+
+    def restore_files(self, version: int) -> int:
+        """Roll the work folder back to its files as of event ``version``, recorded as an
+        event (nothing in between is lost); returns the new version."""
+        return self.service.restore_files(self._require_session(), version, self._runtimes)
 
     def audit_log(self, types: tuple[str, ...] = ()) -> list[AuditEntry]:
         """Every event of the session: version, type, timestamp and payload."""

@@ -4,7 +4,8 @@ as a timeline, and compare two sessions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import difflib
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -12,8 +13,8 @@ from uuid import UUID
 import msgspec
 from eventsourcing.utils import get_topic, resolve_topic
 
-from agentjournal.application.errors import AgentJournalError, SessionNotFound
-from agentjournal.domain import AssistantMessage, Message, Session, ToolResult, UserMessage
+from agentjournal.application.errors import AgentJournalError, BlobDamaged, BlobMissing, SessionNotFound
+from agentjournal.domain import AssistantMessage, FileState, Message, Session, ToolResult, UserMessage
 from agentjournal.domain.chain import GENESIS, event_hash, event_type_name, payload_of
 from agentjournal.domain.legacy import LEGACY_EXPORT_FORMATS, legacy_type_name
 
@@ -58,7 +59,9 @@ def _hash_matches(event: Any) -> bool:
 def verify(service: SessionService, session_id: UUID) -> Verification:
     """Check every stored event of a session against the hash chain, and every stored
     snapshot against the events it stands for: sessions load from their latest snapshot,
-    so a snapshot altered in the store would change the session without touching an event."""
+    so a snapshot altered in the store would change the session without touching an event.
+    Then check the contents of every file the log names as kept against its hash in the
+    blob store, so the chain vouches for the files too."""
     records = service.recorder.select_events(session_id)
     if not records:
         raise SessionNotFound(session_id)
@@ -71,6 +74,8 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
         return Verification(session_id, count, head, ChainBreak(version, problem))
 
     previous_hash = GENESIS
+    named: dict[str, tuple[int, str]] = {}
+    """Each content hash the log names, with the first event and path that name it."""
     for expected, record in enumerate(records, start=1):
         if record.originator_version != expected:
             return broken(expected, f"event {expected} is missing (the log goes on at "
@@ -94,6 +99,9 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
             )
             return broken(expected, problem, expected - 1, previous_hash)
         previous_hash = event.hash
+        for path, state in _files_named(event).items():
+            if state.stored:
+                named.setdefault(state.hash, (expected, path))
         folded = event.mutate(folded)
         if expected in snapshots and snapshots[expected].mutate(None).state() != folded.state():
             return broken(expected, f"the snapshot at event {expected} does not match the events up to it",
@@ -103,7 +111,25 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
     if summary is not None and summary.version > count:
         return broken(count + 1, f"events {count + 1} to {summary.version} were removed "
                       "(the summary table had seen them)", count, previous_hash)  # fmt: skip
+    for digest, (version, path) in sorted(named.items(), key=lambda item: item[1]):
+        try:
+            service.blobs.get(digest)
+        except BlobMissing:
+            return broken(version, f"event {version} names contents of {path!r} that the store does not hold",
+                          count, previous_hash)  # fmt: skip
+        except BlobDamaged:
+            return broken(version, f"the stored contents of {path!r} (event {version}) were altered: "
+                          "they do not match their hash", count, previous_hash)  # fmt: skip
     return Verification(session_id, count, previous_hash)
+
+
+def _files_named(event: Any) -> Mapping[str, FileState]:
+    """The files an event records: a change's, or those a fork starts with."""
+    if isinstance(event, Session.WorkspaceChanged):
+        return event.changed
+    if isinstance(event, Session.SessionForked):
+        return event.files or {}
+    return {}
 
 
 def _parent_hash(service: SessionService, event: Any) -> str:
@@ -187,15 +213,17 @@ class TimelineEntry(msgspec.Struct, frozen=True):
     version: int
     timestamp: datetime
     actor: str
-    """user, assistant, tool or session."""
+    """user, assistant, tool, files or session."""
     text: str
 
 
 def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
     """Who said and did what, in order: prompts, replies, tool calls with their exit codes
-    and durations, usage per turn, failures, forks."""
+    and durations, the files each call created, changed or deleted, usage per turn,
+    failures, forks."""
     entries = []
     turn_usage: dict[str, int] = {"in": 0, "out": 0}
+    files: Mapping[str, FileState] = {}
     for e in service.events.get(session_id):
 
         def add(actor: str, text: str, e: Any = e) -> None:
@@ -205,8 +233,12 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
             case Session.SessionStarted():
                 add("session", f"started: model {e.config.model}, compute {e.config.compute}")
             case Session.SessionForked():
+                files = e.files or {}
                 add("session", f"forked from {e.lineage.parent_id} at event {e.lineage.parent_version}"
-                    f" ({len(e.messages)} messages inherited)")  # fmt: skip
+                    f" ({len(e.messages)} messages, {len(files)} files inherited)")  # fmt: skip
+            case Session.WorkspaceChanged():
+                add("files", _workspace_change(e, files))
+                files = {**{p: f for p, f in files.items() if p not in e.deleted}, **e.changed}
             case Session.UserMessageAdded():
                 add("user", e.content)
             case Session.TurnStarted():
@@ -242,6 +274,27 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
     return entries
 
 
+def _workspace_change(event: Any, before: Mapping[str, FileState]) -> str:
+    """What a ``WorkspaceChanged`` did to the files, and what caused it."""
+    cause = (
+        f"restored as of event {event.restored_from}" if event.restored_from
+        else f"after {event.tool_call_id}" if event.tool_call_id else "sandbox filled"
+    )  # fmt: skip
+    parts = [
+        f"{verb} {', '.join(paths)}"
+        for verb, paths in (
+            ("created", [p for p in event.changed if p not in before]),
+            ("changed", [p for p in event.changed if p in before]),
+            ("deleted", list(event.deleted)),
+        )
+        if paths
+    ]
+    unkept = [p for p, f in event.changed.items() if not f.stored]
+    if unkept:
+        parts.append(f"kept by hash and size only (over a size cap): {', '.join(unkept)}")
+    return f"{cause}: {'; '.join(parts)}"
+
+
 def _first_line(text: str, width: int = 80) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= width else line[: width - 1] + "\u2026"
@@ -250,8 +303,19 @@ def _first_line(text: str, width: int = 80) -> str:
 # -- diff -------------------------------------------------------------------------------
 
 
+class FileDiff(msgspec.Struct, frozen=True):
+    """One path whose file differs between two work folders: ``added`` (only on the right),
+    ``deleted`` (only on the left) or ``changed``; each side's file, where it has one."""
+
+    path: str
+    change: str
+    left: FileState | None
+    right: FileState | None
+
+
 class SessionDiff(msgspec.Struct, frozen=True):
-    """Where two sessions' conversations part, and what each has after that."""
+    """Where two sessions' conversations part, what each has after that, and which files
+    of their work folders differ."""
 
     left: UUID
     right: UUID
@@ -259,21 +323,59 @@ class SessionDiff(msgspec.Struct, frozen=True):
     left_only: list[Message]
     right_only: list[Message]
     relation: str
+    files: list[FileDiff] = []
 
 
-def diff(service: SessionService, left_id: UUID, right_id: UUID) -> SessionDiff:
-    left, right = service.get_session(left_id), service.get_session(right_id)
+def diff(
+    service: SessionService,
+    left_id: UUID,
+    right_id: UUID,
+    left_version: int | None = None,
+    right_version: int | None = None,
+) -> SessionDiff:
+    """Compare two sessions (or one session at two versions), each as of its version
+    (default: now)."""
+    left, right = service.get_session(left_id, left_version), service.get_session(right_id, right_version)
     shared = 0
     for a, b in zip(left.messages, right.messages, strict=False):
         if a != b:
             break
         shared += 1
     return SessionDiff(
-        left_id, right_id, shared, left.messages[shared:], right.messages[shared:], _relation(left, right)
-    )
+        left_id, right_id, shared, left.messages[shared:], right.messages[shared:], _relation(left, right),
+        files_diff(left.files, right.files),
+    )  # fmt: skip
+
+
+def files_diff(left: Mapping[str, FileState], right: Mapping[str, FileState]) -> list[FileDiff]:
+    """The paths whose files differ between two manifests, in path order."""
+    changes = []
+    for path in sorted(set(left) | set(right)):
+        a, b = left.get(path), right.get(path)
+        if a != b:
+            change = "added" if a is None else "deleted" if b is None else "changed"
+            changes.append(FileDiff(path, change, a, b))
+    return changes
+
+
+def text_diff(service: SessionService, change: FileDiff, context: int = 3) -> list[str] | None:
+    """A unified diff of a changed file's two contents, when both were kept and are UTF-8
+    text; None otherwise (binary, or kept by hash only)."""
+    sides = []
+    for state in (change.left, change.right):
+        if state is not None and not state.stored:
+            return None
+        try:
+            sides.append(service.blobs.get(state.hash).decode() if state is not None else "")
+        except UnicodeDecodeError:
+            return None
+    a, b = (side.splitlines(keepends=True) for side in sides)
+    return list(difflib.unified_diff(a, b, f"a/{change.path}", f"b/{change.path}", n=context))
 
 
 def _relation(left: Session, right: Session) -> str:
+    if left.id == right.id:
+        return f"{left.id} as of events {left.version} and {right.version}"
     if right.lineage and right.lineage.parent_id == left.id:
         return f"{right.id} was forked from {left.id} at event {right.lineage.parent_version}"
     if left.lineage and left.lineage.parent_id == right.id:

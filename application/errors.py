@@ -78,6 +78,31 @@ class StoreError(AgentJournalError):
     """The store cannot be used: not a database, another program's, or damaged."""
 
 
+class FileNotRecorded(AgentJournalError, LookupError):
+    """The work folder as of that version has no file there whose contents were kept."""
+
+    def __init__(self, path: str, version: int, why: str = "no such file") -> None:
+        super().__init__(f"{path!r} as of event {version}: {why}")
+        self.path = path
+        self.version = version
+
+
+class BlobMissing(AgentJournalError, LookupError):
+    """The blob store has no contents under this hash."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"no stored file contents with hash {digest}")
+        self.digest = digest
+
+
+class BlobDamaged(AgentJournalError):
+    """Stored contents no longer match the hash they are stored under: changed in the store."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(f"the stored file contents with hash {digest} do not match that hash")
+        self.digest = digest
+
+
 class ConcurrentUpdate(AgentJournalError):
     """Another process appended to the session first (another turn, or an interrupt);
     the step this process was saving was not recorded."""

@@ -7,13 +7,13 @@ speaks these types.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
 import msgspec
 
-from agentjournal.domain import AssistantMessage, ComputeBinding, Message, Usage
+from agentjournal.domain import AssistantMessage, ComputeBinding, FileState, Message, Usage
 
 
 class ToolSpec(msgspec.Struct, frozen=True):
@@ -108,6 +108,31 @@ class WebPage(msgspec.Struct, frozen=True):
     truncated: bool = False
 
 
+class SnapshotLimits(msgspec.Struct, frozen=True):
+    """What a workspace snapshot leaves out: files and folders whose name matches one of
+    ``ignore`` (``fnmatch`` patterns), and the contents (not the hash and size) of files
+    over ``max_file_bytes``."""
+
+    ignore: tuple[str, ...]
+    max_file_bytes: int
+
+
+class WorkspaceScan(msgspec.Struct, frozen=True):
+    """A work folder as a snapshot found it: every regular file, by path relative to the
+    work folder, and the contents of those whose hash the caller did not already know."""
+
+    files: dict[str, FileState]
+    contents: dict[str, bytes]
+
+
+class FileContents(msgspec.Struct, frozen=True):
+    """A file to put in a work folder: where (relative to it), its permission bits, its bytes."""
+
+    path: str
+    mode: int
+    data: bytes
+
+
 class ComputeError(Exception):
     """A compute operation was refused or failed (bad path, missing file, engine down)."""
 
@@ -151,6 +176,19 @@ class Compute(Protocol):
         ``timeout`` seconds. An HTTP error status is a page; no answer is a ComputeError."""
         ...
 
+    def snapshot(self, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
+        """Every regular file of the work folder now (links and what ``limits`` ignores
+        left out), and the contents of those whose hash differs from ``known`` (path to
+        hash) and that are within ``limits``' size. Cheap when little changed: a file whose
+        modification time, size and inode are as the last snapshot found them is not read."""
+        ...
+
+    def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
+        """Write each of ``files`` into the work folder with its mode, making folders on the
+        way and replacing what is there, and delete the files at ``remove`` (those missing
+        already are no matter); never through a link. One step where the tools run."""
+        ...
+
     def install_packages(self, manager: str, packages: Sequence[str]) -> str:
         """Install packages; return the installer's output. Raise ComputeError on failure."""
         ...
@@ -158,4 +196,26 @@ class Compute(Protocol):
     def release(self, binding: ComputeBinding) -> None:
         """Remove the sandbox ``binding`` names, and its files: its session has ended.
         Nothing happens if it is already gone."""
+        ...
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """File contents, each stored once under the SHA-256 of its bytes (hex), in the event
+    store's own database. The log's ``WorkspaceChanged`` events name contents by these
+    hashes, so identical files of any session, version or fork are stored once, and a
+    session's files can be read back after its sandbox is gone."""
+
+    def add(self, contents: Iterable[bytes]) -> int:
+        """Store each of ``contents`` under its hash, unless already stored; return how
+        many bytes were newly stored."""
+        ...
+
+    def get(self, digest: str) -> bytes:
+        """The contents stored under ``digest``, checked against it: ``BlobMissing`` when
+        there are none, ``BlobDamaged`` when they no longer match."""
+        ...
+
+    def stored(self, digests: Iterable[str]) -> set[str]:
+        """Which of ``digests`` have contents stored."""
         ...

@@ -43,7 +43,14 @@ from agentjournal.application.errors import (
     parse_session_id,
 )
 from agentjournal.application.paging import Page, check_limit, decode_cursor, paged
-from agentjournal.application.ports import Compute, LanguageModel, ModelError, ModelReply, TextDelta
+from agentjournal.application.ports import (
+    BlobStore,
+    Compute,
+    LanguageModel,
+    ModelError,
+    ModelReply,
+    TextDelta,
+)
 from agentjournal.application.projection import (
     SessionProjector,
     SessionQuery,
@@ -51,15 +58,18 @@ from agentjournal.application.projection import (
     SessionSummaryView,
 )
 from agentjournal.application.redaction import Redactor, process_secrets
-from agentjournal.application.tools import ToolArgumentError, ToolLimits, run_tool, tool_arguments
+from agentjournal.application.tools import READS_ONLY, ToolArgumentError, ToolLimits, run_tool, tool_arguments
 from agentjournal.application.toolset import check_handlers, tool_specs
+from agentjournal.application.workspace import Files, restore_into_new_sandbox, roll_back, take_snapshot
 from agentjournal.domain import (
     AssistantMessage,
     ComputeBinding,
     NoPendingAction,
     PackageInstall,
     Session,
+    SessionBusy,
     SessionConfig,
+    SessionTerminatedError,
     Status,
     StopReason,
     ToolCall,
@@ -76,6 +86,10 @@ ANSWER_POLL_SECONDS = 0.1
 
 STORE_ENV = "AGENTJOURNAL_HOME"
 TRANSCODER = "agentjournal.infrastructure.transcoder:MsgspecTranscoder"
+BLOB_STORES = {
+    "eventsourcing.sqlite": "agentjournal.infrastructure.blobs.sqlite:SQLiteBlobStore",
+    "eventsourcing.postgres": "agentjournal.infrastructure.blobs.postgres:PostgresBlobStore",
+}
 SUMMARY_VIEWS = {
     "eventsourcing.sqlite": "agentjournal.infrastructure.readmodel.sqlite:SQLiteSessionSummaries",
     "eventsourcing.postgres": "agentjournal.infrastructure.readmodel.postgres:PostgresSessionSummaries",
@@ -251,6 +265,7 @@ class SessionService(Application[UUID]):
             try:
                 super().__init__(env)
                 self.summaries: SessionSummaryView = self.construct_view(SUMMARY_VIEWS, "SUMMARY_VIEW_TOPIC")
+                self.blobs: BlobStore = self.construct_view(BLOB_STORES, "BLOB_STORE_TOPIC")
                 break
             except self.store_races as e:
                 if getattr(self, "factory", None) is not None:
@@ -310,6 +325,23 @@ class SessionService(Application[UUID]):
         fork = self.get_session(session_id, at_version).fork()
         self._save(fork)
         return fork.id
+
+    def restore_files(self, session_id: UUID, version: int, runtime_for: RuntimeFactory) -> int:
+        """Roll the session's work folder back to its files as of event ``version``, in its
+        sandbox, and record that as a ``WorkspaceChanged`` restored from that version: the
+        history in between stays in the log. Between turns only. Returns the new version."""
+        target = self.get_session(session_id, version).files
+        session, runtime = self._ready_for_turn(session_id, runtime_for)
+        if session.status == Status.RUNNING:
+            raise SessionBusy(session.id, session.worker)
+        if session.status == Status.TERMINATED:
+            raise SessionTerminatedError(session.id)
+        for _ in self._prepare_compute(session, runtime, has_tools=True):
+            pass
+        roll_back(session, runtime.compute, self.blobs, version, target)
+        self._save(session)
+        self._keep(session)
+        return session.version
 
     def run_turn(self, session_id: UUID, prompt: str, runtime_for: RuntimeFactory) -> Iterator[TurnUpdate]:
         """The agent loop for one prompt: model, tools, model again, up to ``max_turns``
@@ -532,7 +564,11 @@ class SessionService(Application[UUID]):
         session.start_tool_call(recorded)
         self._save(session)
         yield ToolCallUpdate(recorded)
-        return run_tool(runtime.compute, call, ToolLimits.of(config))
+        result = run_tool(runtime.compute, call, ToolLimits.of(config))
+        if call.name not in READS_ONLY:
+            # Recorded before the result, so the files as of the result are what the call left.
+            take_snapshot(session, runtime.compute, self.blobs, recorded.id)
+        return result
 
     def _confirm(self, session: Session, call: ToolCall, recorded: ToolCall, runtime: TurnRuntime) -> bool:
         """Ask the client whether ``call`` may run, showing it the arguments that would run
@@ -559,6 +595,10 @@ class SessionService(Application[UUID]):
         if binding != session.compute:
             session.attach_compute(binding)
             self._save(session)  # before anything else can stop the turn: the log must know the sandbox
+            if session.files:
+                yield ComputeProgress(f"restoring {len(session.files)} files")
+                restore_into_new_sandbox(session, runtime.compute, self.blobs)
+                self._save(session)
         installed = {(p.manager, p.where) for p in session.packages}
         for manager, names in session.config.packages.items():
             if names and (manager, binding.reference) not in installed:
@@ -711,6 +751,11 @@ class SessionService(Application[UUID]):
         if version is not None and session.version != version:
             raise VersionNotFound(session_id, version, session.version)
         return session
+
+    def files_at(self, session_id: UUID, version: int | None = None) -> Files:
+        """The session's work folder as it was right after event ``version`` (default: now)."""
+        session = self.get_session(session_id, version)
+        return Files(session.files, session.version, self.blobs)
 
     def _latest_version(self, session_id: UUID) -> int:
         return self.get_session(session_id).version

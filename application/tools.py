@@ -34,6 +34,7 @@ from agentjournal.domain import ToolCall, ToolResult
 
 __all__ = [
     "DEFAULT_TOOLS",
+    "READS_ONLY",
     "TOOLS",
     "TOOL_SPECS",
     "ToolArgumentError",
@@ -45,6 +46,9 @@ __all__ = [
 DEFAULT_TOOLS = (EXECUTE_COMMAND, READ_FILE, WRITE_FILE, LIST_FILES)
 
 TOOLS: dict[str, Tool] = {**SEED_TOOLS, **AGENT_TOOLS}
+
+READS_ONLY = frozenset({READ_FILE, LIST_FILES, "read", "glob", "grep", "web_fetch", "web_search"})
+"""Built-in tools that cannot change the work folder: no workspace snapshot follows their calls."""
 TOOL_SPECS: dict[str, ToolSpec] = {name: tool.spec for name, tool in TOOLS.items()}
 
 

@@ -7,7 +7,9 @@ what the live object held. Nothing here does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from eventsourcing.domain import Aggregate
@@ -26,6 +28,7 @@ from agentjournal.domain.errors import (
 from agentjournal.domain.values import (
     AssistantMessage,
     ComputeBinding,
+    FileState,
     Lineage,
     Message,
     PackageInstall,
@@ -39,6 +42,7 @@ from agentjournal.domain.values import (
 )
 
 TITLE_LENGTH = 60
+NO_FILES: Mapping[str, FileState] = MappingProxyType({})
 
 
 def derive_title(prompt: str) -> str:
@@ -99,6 +103,9 @@ class Session(ChainedAggregate):
         last_error: str = ""
         """The parent's error when it forked at a failed turn. Forks recorded before this
         field existed decode with the default, and their hash never covered it."""
+        files: Mapping[str, FileState] | None = None
+        """The parent's work folder manifest at the fork point; the fork's sandbox starts
+        with these files. Forks recorded before it decode with no files, unhashed."""
 
     def __init__(
         self,
@@ -111,6 +118,7 @@ class Session(ChainedAggregate):
         turns: int = 0,
         status: Status = Status.IDLE,
         last_error: str = "",
+        files: Mapping[str, FileState] | None = None,
     ) -> None:
         self.config = config
         self.title = title
@@ -125,6 +133,8 @@ class Session(ChainedAggregate):
         self.compute: ComputeBinding | None = None
         self.packages: list[PackageInstall] = []
         self.chain_head = GENESIS
+        if files:
+            self.files = dict(files)
 
     # -- creation -------------------------------------------------------------
 
@@ -148,6 +158,7 @@ class Session(ChainedAggregate):
             # A fork of a closed session is a way to continue it, so it starts open.
             status=Status.IDLE if self.status == Status.TERMINATED else self.status,
             last_error=self.last_error,
+            files=dict(self.files),
         )
         if self.status == Status.RUNNING:
             # The parent was mid-turn at that point: the fork cannot continue a turn
@@ -173,6 +184,20 @@ class Session(ChainedAggregate):
     @last_error.setter
     def last_error(self, text: str) -> None:
         self.__dict__["last_error"] = text
+
+    @property
+    def files(self) -> Mapping[str, FileState]:
+        """The work folder's manifest: path (relative to the work folder) to file, as the
+        last ``WorkspaceChanged`` left it. A fold like the rest: the session at any version
+        knows its files as they were right after that event.
+
+        Kept in the instance's ``__dict__`` (so snapshots carry it); sessions loaded from
+        snapshots taken before it existed have none."""
+        return self.__dict__.get("files", NO_FILES)
+
+    @files.setter
+    def files(self, manifest: Mapping[str, FileState]) -> None:
+        self.__dict__["files"] = manifest
 
     @property
     def awaiting(self) -> tuple[str, ...]:
@@ -325,6 +350,27 @@ class Session(ChainedAggregate):
         claim a release that did not happen."""
         if self.compute is not None:
             self.trigger_event(self.ComputeReleased, binding=self.compute, reason=reason)
+
+    def record_workspace(
+        self, manifest: Mapping[str, FileState], tool_call_id: str = "", restored_from: int = 0
+    ) -> bool:
+        """Record the work folder as a snapshot found it (``manifest``: every file), after
+        tool call ``tool_call_id``, or after it was rolled back to the files as of event
+        ``restored_from``. Only what differs from :attr:`files` is recorded: the files added
+        or changed, and the paths gone. Returns whether anything was."""
+        self._check_not_terminated()
+        changed = {path: state for path, state in manifest.items() if self.files.get(path) != state}
+        deleted = tuple(sorted(path for path in self.files if path not in manifest))
+        if not changed and not deleted:
+            return False
+        self.trigger_event(
+            self.WorkspaceChanged,
+            changed=dict(sorted(changed.items())),
+            deleted=deleted,
+            tool_call_id=tool_call_id,
+            restored_from=restored_from,
+        )
+        return True
 
     def record_packages(self, install: PackageInstall) -> None:
         self._check_not_terminated()
@@ -502,6 +548,22 @@ class Session(ChainedAggregate):
         def apply(self, session: Session) -> None:
             session.packages.append(self.install)
 
+    class WorkspaceChanged(Event):
+        """The work folder changed: files added or changed (``changed``, path to file) and
+        paths deleted, found by a snapshot after tool call ``tool_call_id`` (empty when no
+        call caused it), or after a restore of the files as of event ``restored_from``. The
+        manifest at any version is the fold of these, and the hash chain covers it."""
+
+        changed: dict[str, FileState]
+        deleted: tuple[str, ...]
+        tool_call_id: str
+        restored_from: int
+
+        def apply(self, session: Session) -> None:
+            files = {path: state for path, state in session.files.items() if path not in self.deleted}
+            files.update(self.changed)
+            session.files = files
+
     class ComputeAttached(Event):
         binding: ComputeBinding
 
@@ -552,6 +614,7 @@ class Session(ChainedAggregate):
             "archived_at": self.archived_at,
             "deleted": self.deleted,
             "config_version": self.config_version,
+            "files": dict(self.files),
         }
 
 

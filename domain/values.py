@@ -133,6 +133,15 @@ class SessionConfig(msgspec.Struct, frozen=True):
     agent_version: int = 0
     environment_id: str = ""
     """The environment (the cloud API's compute definition) the session was created in."""
+    snapshot_ignore: tuple[str, ...] = (".venv", ".home", "__pycache__", "node_modules")
+    """Names (``fnmatch`` patterns) of the files and folders workspace snapshots leave out:
+    by default the engine's own folders (packages, the commands' home) and caches."""
+    snapshot_file_bytes: int = 10 * 1024**2
+    """Workspace snapshots keep the contents of files up to this size; larger ones are
+    recorded by hash and size only."""
+    snapshot_total_bytes: int = 1024**3
+    """The most file contents a session's work folder keeps at once: the files a snapshot
+    finds changed beyond it (in path order) are recorded by hash and size only."""
 
     __added_fields__: ClassVar[frozenset[str]] = frozenset(
         {
@@ -145,6 +154,9 @@ class SessionConfig(msgspec.Struct, frozen=True):
             "agent_id",
             "agent_version",
             "environment_id",
+            "snapshot_ignore",
+            "snapshot_file_bytes",
+            "snapshot_total_bytes",
         }
     )
     """Fields newer than the first logs: hashed only when they differ from their defaults."""
@@ -175,3 +187,17 @@ class PackageInstall(msgspec.Struct, frozen=True):
     packages: tuple[str, ...]
     where: str
     output: str = ""
+
+
+class FileState(msgspec.Struct, frozen=True):
+    """One regular file of a work folder as a snapshot found it: the SHA-256 of its
+    contents (hex), its size in bytes and its permission bits.
+
+    ``stored`` is False for a file over the snapshot's size cap: the log vouches for its
+    hash and size, but its contents were not kept, so it cannot be read back or restored.
+    """
+
+    hash: str
+    size: int
+    mode: int
+    stored: bool = True

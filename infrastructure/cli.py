@@ -245,6 +245,19 @@ def _parser() -> argparse.ArgumentParser:
     state.add_argument("--json", action="store_true")
     state.set_defaults(handler=_state)
 
+    files = sub.add_parser("files", help="list a session's work folder as of an event, or print one file")
+    files.add_argument("session")
+    files.add_argument("path", nargs="?", help="a file to print, or a folder to list (default: all)")
+    files.add_argument("--at", type=int, help="event version (default: the latest)")
+    files.set_defaults(handler=_files)
+
+    restore = sub.add_parser(
+        "restore", help="roll a session's work folder back to its files as of an event, recorded as an event"
+    )
+    restore.add_argument("session")
+    restore.add_argument("--at", type=int, required=True, help="the event whose files to bring back")
+    restore.set_defaults(handler=_restore)
+
     fork = sub.add_parser("fork", help="start a new session sharing a session's history up to an event")
     fork.add_argument("session")
     fork.add_argument("--at", type=int, help="event version (default: the latest)")
@@ -288,7 +301,9 @@ def _parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser("diff", help="where two sessions (a fork and its parent, say) part, and how")
     compare.add_argument("left")
-    compare.add_argument("right")
+    compare.add_argument("right", help="another session, or the same one with --left-at / --right-at")
+    compare.add_argument("--left-at", type=int, help="compare the left session as of this event")
+    compare.add_argument("--right-at", type=int, help="compare the right session as of this event")
     compare.add_argument("--json", action="store_true")
     compare.set_defaults(handler=_diff)
 
@@ -592,6 +607,41 @@ def _state(args: argparse.Namespace) -> int:
     return OK
 
 
+def _files(args: argparse.Namespace) -> int:
+    """A file's contents, as they were, on stdout; or the files (mode, size, hash, path)
+    under a folder, those over the size cap marked as kept by hash only."""
+    service = _service(args)
+    files = service.files_at(service.find_session(args.session), args.at)
+    if args.path and args.path.strip("/") in files:
+        sys.stdout.buffer.write(files.read(args.path))
+        sys.stdout.flush()
+        return OK
+    paths = files.under(args.path or "")
+    if args.path and not paths:
+        print(f"no file or folder {args.path!r} as of event {files.version}", file=sys.stderr)
+        return NOT_FOUND
+    for path in paths:
+        state = files[path]
+        kept = "" if state.stored else "  (hash and size only: over the size cap)"
+        print(f"{state.mode:04o} {state.size:>10} {state.hash[:12]}  {path}{kept}")
+    return OK
+
+
+def _restore(args: argparse.Namespace) -> int:
+    """Restore in the session's own sandbox, under its recorded config (its compute, its
+    working folder); prints the version that records it."""
+    from agentjournal.application.api import ManagedAgent, ManagedConfig
+
+    service = _service(args)
+    session_id = service.find_session(args.session)
+    agent = ManagedAgent(
+        config=ManagedConfig(model=service.get_session(session_id).config.model), store=service
+    )
+    agent.resume_session(session_id)
+    print(agent.restore_files(args.at))
+    return OK
+
+
 def _fork(args: argparse.Namespace) -> int:
     service = _service(args)
     fork_id = service.fork(service.find_session(args.session), args.at)
@@ -680,7 +730,8 @@ def _diff(args: argparse.Namespace) -> int:
     from agentjournal.application import audit
 
     service = _service(args)
-    result = audit.diff(service, service.find_session(args.left), service.find_session(args.right))
+    left, right = service.find_session(args.left), service.find_session(args.right)
+    result = audit.diff(service, left, right, args.left_at, args.right_at)
     if args.json:
         _print_json(views.session_diff(result))
         return OK
@@ -689,6 +740,14 @@ def _diff(args: argparse.Namespace) -> int:
     for side, messages in (("<", result.left_only), (">", result.right_only)):
         for message in messages:
             print(f"{side} {audit.describe(message)}")
+    if result.files:
+        print(f"{len(result.files)} files differ:")
+    for change in result.files:
+        print(f"{change.change:>8} {change.path}")
+        if change.change == "changed":
+            lines = audit.text_diff(service, change)
+            text = "".join(lines) if lines is not None else "(binary, or kept by hash only)"
+            print(text if text.endswith("\n") or not text else text + "\n", end="")
     return OK
 
 

@@ -50,17 +50,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
+import msgspec
+
 from agentjournal.application.ports import (
     ComputeError,
     ExecResult,
+    FileContents,
     FileEntry,
     LineMatches,
     PathMatches,
+    SnapshotLimits,
     WebPage,
+    WorkspaceScan,
 )
-from agentjournal.domain import ComputeBinding
-from agentjournal.infrastructure import sandbox_fetch, sandbox_files
-from agentjournal.infrastructure.host import MAX_LISTED, OutputCap, validate_packages
+from agentjournal.domain import ComputeBinding, FileState
+from agentjournal.infrastructure import sandbox_fetch, sandbox_files, sandbox_snapshot
+from agentjournal.infrastructure.host import MAX_LISTED, MAX_SCANS_KEPT, OutputCap, validate_packages
 from agentjournal.infrastructure.sandbox_protocol import (
     alarm_seconds,
     check_answer,
@@ -97,6 +102,7 @@ CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 NO_SPACE = b"No space left on device"  # strerror(ENOSPC), as commands print it
 HELPER = inspect.getsource(sandbox_files)
 FETCH_HELPER = inspect.getsource(sandbox_fetch)
+SNAPSHOT_HELPER = inspect.getsource(sandbox_snapshot)
 NO_PYTHON = "; the image needs python3"
 
 
@@ -134,6 +140,14 @@ def _engine_errors() -> Iterator[None]:
         raise ComputeError(f"the Docker engine failed: {e.explanation or e}") from e
     except (docker.errors.DockerException, requests.RequestException) as e:
         raise ComputeError(f"the Docker engine failed: {e}") from e
+
+
+class _ScanHead(msgspec.Struct):
+    """The first line of the snapshot helper's answer (see :func:`sandbox_snapshot.main`)."""
+
+    started: int
+    entries: list[tuple[str, str, int, int, bool, int, int]]
+    sizes: list[tuple[str, int]]
 
 
 class _Ran(NamedTuple):
@@ -192,6 +206,8 @@ class DockerCompute:
         self.workspace_quota_bytes = workspace_quota_bytes
         self.max_output_bytes = max_output_bytes
         self._client = client
+        self._scans: dict[tuple[str, str], dict[str, list[Any]]] = {}
+        """What the last snapshot of each sandbox found, for the next to skip unchanged files."""
         self.container: Any = None
 
     @classmethod
@@ -459,6 +475,64 @@ class DockerCompute:
         exit_code, output, errors = self._helper(argv, data, max(limit, MAX_LISTING_BYTES), seconds)
         check_answer(exit_code, operation, path, errors, seconds, hint=NO_PYTHON)
         return output
+
+    def snapshot(self, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
+        """Scan the work folder with :mod:`~agentjournal.infrastructure.sandbox_snapshot` in
+        one exec: what the last scan of this sandbox found goes in on stdin, so unchanged
+        files are not read, and the changed files' contents come back with the listing.
+        The answer is the sandbox's word, so it is decoded against a fixed shape."""
+        container = self._running()
+        key = (container.id, self.working_dir)
+        previous = self._scans.pop(key, {})
+        request = msgspec.json.encode(
+            {"op": "scan", "work": self.working_dir, "previous": previous, "known": dict(known),
+             "ignore": list(limits.ignore), "cap": limits.max_file_bytes}
+        )  # fmt: skip
+        argv = ["python3", "-I", "-S", "-c", SNAPSHOT_HELPER]
+        exit_code, output, errors = self._helper(
+            argv, request + b"\n", self.workspace_quota_bytes + MAX_LISTING_BYTES, FILE_TIMEOUT
+        )
+        if exit_code != 0:
+            raise ComputeError(
+                f"the workspace snapshot failed (exit {exit_code}): {errors.decode(errors='replace')[-2000:]}"
+            )
+        line, _, body = output.partition(b"\n")
+        try:
+            head = msgspec.json.decode(line, type=_ScanHead)
+        except msgspec.DecodeError as e:
+            raise ComputeError(f"the workspace snapshot's answer is not one: {e}") from None
+        contents, at = {}, 0
+        for path, size in head.sizes:
+            contents[path] = body[at : at + size]
+            at += size
+        if at != len(body):
+            raise ComputeError("the workspace snapshot's contents do not add up to their sizes")
+        self._scans[key] = {
+            e[0]: [e[5], e[2], e[6], e[1], e[4]]
+            for e in head.entries
+            if sandbox_snapshot.reusable(list(e), head.started)
+        }
+        while len(self._scans) > MAX_SCANS_KEPT:
+            self._scans.pop(next(iter(self._scans)))
+        files = {e[0]: FileState(hash=e[1], size=e[2], mode=e[3], stored=e[4]) for e in head.entries}
+        return WorkspaceScan(files=files, contents=contents)
+
+    def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
+        """Write ``files`` and delete ``remove`` with :mod:`~agentjournal.infrastructure.sandbox_snapshot`
+        in one exec, the contents streamed on its stdin, as the tools' user, never through a link."""
+        self._running()
+        head = {
+            "op": "restore",
+            "work": self.working_dir,
+            "files": [[f.path, f.mode, len(f.data)] for f in files],
+            "remove": list(remove),
+        }
+        request = msgspec.json.encode(head) + b"\n" + b"".join(f.data for f in files)
+        argv = ["python3", "-I", "-S", "-c", SNAPSHOT_HELPER]
+        exit_code, _, errors = self._helper(argv, request, MAX_LISTING_BYTES, FILE_TIMEOUT)
+        if exit_code != 0:
+            detail = errors.decode(errors="replace")[-2000:]
+            raise ComputeError(f"restoring the work folder failed (exit {exit_code}): {detail}")
 
     def fetch(self, url: str, limit: int, timeout: float) -> WebPage:
         """Fetch ``url`` with :mod:`~agentjournal.infrastructure.sandbox_fetch`, in the

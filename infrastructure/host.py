@@ -36,23 +36,27 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from agentjournal.application.ports import (
     ComputeError,
     ExecResult,
+    FileContents,
     FileEntry,
     LineMatches,
     PathMatches,
+    SnapshotLimits,
     WebPage,
+    WorkspaceScan,
 )
 from agentjournal.application.service import data_home
-from agentjournal.domain import ComputeBinding
-from agentjournal.infrastructure import host_processes, sandbox_fetch, sandbox_files
+from agentjournal.domain import ComputeBinding, FileState
+from agentjournal.infrastructure import host_processes, sandbox_fetch, sandbox_files, sandbox_snapshot
 from agentjournal.infrastructure.sandbox_protocol import (
     alarm_seconds,
     check_answer,
@@ -72,6 +76,7 @@ PACKAGE_NAME = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9._\-]*(\[[A-Za-z0-9,._\-]+\])?([<>=!~]=?[A-Za-z0-9.*+!\-]+)?$"
 )
 MAX_LISTED = 1000
+MAX_SCANS_KEPT = 64  # work folders whose last snapshot is kept, to skip unchanged files in the next
 
 # Folders the engine keeps in a work folder (the packages' virtual environment, the
 # commands' home), left out of list_files.
@@ -142,6 +147,8 @@ class HostCompute:
         self.env = dict(env or {})
         self.max_output_bytes = max_output_bytes
         self.root: Path | None = self._fixed_root
+        self._scans: OrderedDict[Path, dict[str, list[Any]]] = OrderedDict()
+        """What the last snapshot of each work folder found, for the next to skip unchanged files."""
 
     @classmethod
     def from_config(cls, config: ManagedConfig) -> HostCompute:
@@ -290,6 +297,45 @@ class HostCompute:
             raise ComputeError(f"could not start the {operation}: {e}") from None
         check_answer(done.returncode, operation, subject, done.stderr, seconds)
         return done.stdout
+
+    def snapshot(self, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
+        """Scan the work folder in this process (:mod:`~agentjournal.infrastructure.sandbox_snapshot`),
+        trusting what the last scan of the same folder found for unchanged files."""
+        root = self._root()
+        previous = self._scans.pop(root, {})
+        try:
+            work_fd = os.open(root, sandbox_snapshot.FOLDER)
+        except OSError as e:
+            raise ComputeError(f"cannot read the work folder: {e.strerror}") from None
+        try:
+            started, entries, contents = sandbox_snapshot.scan(
+                work_fd, previous, dict(known), list(limits.ignore), limits.max_file_bytes
+            )
+        except OSError as e:
+            raise ComputeError(f"cannot read the work folder: {e.strerror}") from None
+        finally:
+            os.close(work_fd)
+        self._scans[root] = {
+            e[0]: [e[5], e[2], e[6], e[1], e[4]] for e in entries if sandbox_snapshot.reusable(e, started)
+        }
+        while len(self._scans) > MAX_SCANS_KEPT:
+            self._scans.popitem(last=False)
+        files = {e[0]: FileState(hash=e[1], size=e[2], mode=e[3], stored=e[4]) for e in entries}
+        return WorkspaceScan(files=files, contents=contents)
+
+    def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
+        """Write ``files`` in this process, as :mod:`~agentjournal.infrastructure.sandbox_snapshot`
+        does in a sandbox: folders made on the way, never through a link."""
+        work_fd = os.open(self._root(), sandbox_snapshot.FOLDER)
+        try:
+            for file in files:
+                with _file_errors(file.path):
+                    sandbox_snapshot.restore(work_fd, file.path, file.mode, file.data)
+            for path in remove:
+                with _file_errors(path):
+                    sandbox_snapshot.remove(work_fd, path)
+        finally:
+            os.close(work_fd)
 
     def install_packages(self, manager: str, packages: Sequence[str]) -> str:
         if manager != "pip":

@@ -141,7 +141,15 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
 
 
 def _routes() -> list[BaseRoute]:
-    from agentjournal.infrastructure.server import agents, browser, environments, events, extensions, sessions
+    from agentjournal.infrastructure.server import (
+        agents,
+        browser,
+        environments,
+        events,
+        extensions,
+        files,
+        sessions,
+    )
 
     return [
         *sessions.routes,
@@ -149,5 +157,6 @@ def _routes() -> list[BaseRoute]:
         *agents.routes,
         *environments.routes,
         *extensions.routes,
+        *files.routes,
         *browser.routes,
     ]

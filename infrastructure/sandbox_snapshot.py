@@ -1,0 +1,252 @@
+"""Snapshots of a work folder: each regular file's content hash, size and mode, reading
+only the files that may have changed since the last snapshot.
+
+Standard library only. The host compute calls :func:`scan` in its own process; the
+Docker compute runs this file's source in the sandbox (``python3 -I -S -c SOURCE``),
+with a JSON request on stdin, so a snapshot is one exec round trip however many files
+the folder holds (see :func:`main` for the exchange).
+
+**Cheap when little changed.** The caller hands in what the last scan found
+(``previous``: path to ``[mtime_ns, size, inode, hash, stored]``). A file whose
+modification time, size and inode are unchanged keeps its hash without being read,
+as ``git status`` does. A file modified within ``RACY_NS`` of the scan that hashed it
+could change again within the clock's resolution without its time changing, so the
+caller keeps such an entry out of the next ``previous`` (:func:`reusable`), and the
+file is read again next time.
+
+**What is kept.** Folders and files whose name matches an ``ignore`` pattern
+(``fnmatch``, e.g. ``node_modules``, ``*.pyc``) are skipped, and so are links (never
+followed, never recorded) and anything not a regular file. A file over ``cap`` bytes
+is hashed but not kept (``stored`` false). The contents of the files whose hash
+differs from the one the caller already knows (``known``) come back with the scan.
+
+The walk opens every name with ``O_NOFOLLOW`` from an open descriptor of the work
+folder, so a link swapped in meanwhile cannot lead out of it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import stat
+import sys
+import time
+
+FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+CHUNK = 1 << 20
+RACY_NS = 2_000_000_000  # a file changed this close to its scan is read again next time
+
+# One file as a scan found it: path, hash, size, mode, stored, mtime_ns, inode.
+Entry = list
+
+
+def scan(
+    work_fd: int,
+    previous: dict[str, list],
+    known: dict[str, str],
+    ignore: list[str],
+    cap: int,
+) -> tuple[int, list[Entry], dict[str, bytes]]:
+    """Every regular file under the open folder ``work_fd``: the scan's start time (ns),
+    the entries found, and the contents of the stored files whose hash differs from
+    ``known`` (path to hash), by path."""
+    started = time.time_ns()
+    entries: list[Entry] = []
+    contents: dict[str, bytes] = {}
+    _scan_folder(work_fd, "", previous, known, ignore, cap, entries, contents)
+    return started, entries, contents
+
+
+def reusable(entry: Entry, started: int) -> bool:
+    """Whether a later scan may trust ``entry``'s hash while its time, size and inode hold."""
+    return entry[5] < started - RACY_NS
+
+
+def _scan_folder(
+    folder: int,
+    prefix: str,
+    previous: dict[str, list],
+    known: dict[str, str],
+    ignore: list[str],
+    cap: int,
+    entries: list[Entry],
+    contents: dict[str, bytes],
+) -> None:
+    try:
+        with os.scandir(folder) as found:
+            names = sorted(
+                (item.name, item.is_dir(follow_symlinks=False), item.is_file(follow_symlinks=False))
+                for item in found
+            )
+    except OSError:  # a folder the tools' user cannot read: nothing of it can be kept
+        return
+    for name, is_folder, is_file in names:
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in ignore):
+            continue
+        path = prefix + name
+        try:
+            path.encode()
+        except UnicodeEncodeError:
+            continue  # a name that is not UTF-8 text cannot be recorded as a path
+        if is_folder:
+            try:
+                inner = os.open(name, FOLDER, dir_fd=folder)
+            except OSError:  # gone, or swapped for a link, since it was listed
+                continue
+            try:
+                _scan_folder(inner, path + "/", previous, known, ignore, cap, entries, contents)
+            finally:
+                os.close(inner)
+        elif is_file:
+            _scan_file(folder, name, path, previous, known, cap, entries, contents)
+
+
+def _scan_file(
+    folder: int,
+    name: str,
+    path: str,
+    previous: dict[str, list],
+    known: dict[str, str],
+    cap: int,
+    entries: list[Entry],
+    contents: dict[str, bytes],
+) -> None:
+    try:
+        fd = os.open(name, FILE, dir_fd=folder)
+    except OSError:  # gone, or swapped for a link or a pipe, since it was listed
+        return
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return
+        mode, size = stat.S_IMODE(info.st_mode), info.st_size
+        before = previous.get(path)
+        if before is not None and before[:3] == [info.st_mtime_ns, size, info.st_ino]:
+            digest, stored, data = before[3], before[4], None
+            if stored and known.get(path) != digest:  # the caller lacks these contents
+                data = _read(fd, size)
+                digest, size = hashlib.sha256(data).hexdigest(), len(data)
+        elif size <= cap:
+            data = _read(fd, size)
+            digest, stored, size = hashlib.sha256(data).hexdigest(), True, len(data)
+        else:
+            digest, stored, data = _hash(fd), False, None
+        if data is not None and known.get(path) != digest:
+            contents[path] = data
+        entries.append([path, digest, size, mode, stored, info.st_mtime_ns, info.st_ino])
+    finally:
+        os.close(fd)
+
+
+def _read(fd: int, size: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, max(size, CHUNK)):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _hash(fd: int) -> str:
+    digest = hashlib.sha256()
+    while chunk := os.read(fd, CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _parent(work_fd: int, path: str, make: bool) -> tuple[int, str]:
+    """An open descriptor of the folder that holds ``path`` (the caller closes it), and the
+    last name; folders on the way are made when ``make``, and never reached through a link."""
+    parts = path.split("/")
+    if not path or any(part in ("", ".", "..") for part in parts):
+        raise OSError(22, "not a path inside the work folder", path)
+    folder = os.dup(work_fd)
+    try:
+        for part in parts[:-1]:
+            try:
+                inner = os.open(part, FOLDER, dir_fd=folder)
+            except FileNotFoundError:
+                if not make:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=folder)
+                inner = os.open(part, FOLDER, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+    except BaseException:
+        os.close(folder)
+        raise
+    return folder, parts[-1]
+
+
+def restore(work_fd: int, path: str, mode: int, data: bytes) -> None:
+    """Write ``data`` to ``path`` (relative to the open folder ``work_fd``) with permission
+    bits ``mode``, making the folders on the way. Every name is opened with
+    ``O_NOFOLLOW``: a link on the way, or in the file's place, is refused (``ELOOP`` or
+    ``ENOTDIR``), never followed."""
+    folder, name = _parent(work_fd, path, make=True)
+    try:
+        fd = os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder
+        )
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, mode & 0o7777)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(folder)
+
+
+def remove(work_fd: int, path: str) -> None:
+    """Delete the file at ``path`` if it is there (a link in its place is deleted, not followed)."""
+    try:
+        folder, name = _parent(work_fd, path, make=False)
+    except FileNotFoundError:
+        return
+    try:
+        os.unlink(name, dir_fd=folder)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(folder)
+
+
+def main() -> int:
+    """Read a JSON request line on stdin and answer it.
+
+    ``{"op": "scan", "work", "previous", "known", "ignore", "cap"}``: write one JSON line
+    (``started``, ``entries`` and ``sizes``, the length of each content that follows, by
+    path) and then those contents, back to back.
+
+    ``{"op": "restore", "work", "files": [[path, mode, size], ...], "remove": [path, ...]}``,
+    followed on stdin by the files' contents back to back: write each file (see
+    :func:`restore`), then delete those to remove (see :func:`remove`)."""
+    stdin = sys.stdin.buffer
+    request = json.loads(stdin.readline())
+    work_fd = os.open(request["work"], FOLDER)
+    if request["op"] == "restore":
+        for path, mode, size in request["files"]:
+            data = stdin.read(size)
+            if len(data) != size:
+                raise OSError(5, "the contents ended early", path)
+            restore(work_fd, path, mode, data)
+        for path in request.get("remove", []):
+            remove(work_fd, path)
+        return 0
+    started, entries, contents = scan(
+        work_fd, request["previous"], request["known"], request["ignore"], request["cap"]
+    )
+    head = {"started": started, "entries": entries, "sizes": [[p, len(d)] for p, d in contents.items()]}
+    out = sys.stdout.buffer
+    out.write(json.dumps(head).encode() + b"\n")
+    for data in contents.values():
+        out.write(data)
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
