@@ -370,6 +370,10 @@ def test_every_route_and_odd_path_needs_a_key(api_server, store):
                 for headers in ({}, {"x-api-key": API_KEY + "x"}, {"Authorization": f"Basic {API_KEY}"},
                                 {"x-api-key": ""}, {"Authorization": "Bearer"}):  # fmt: skip
                     answer = client.request(method, path, headers=headers)
+                    if path == "/" and method in ("GET", "HEAD"):
+                        # The session browser's page: static, no data, loaded before a key exists.
+                        assert answer.status_code == 200 and session_id[5:] not in answer.text
+                        continue
                     assert answer.status_code == 401, (method, path, headers, answer.text)
                     if method != "HEAD":
                         assert answer.json()["error"]["type"] == "authentication_error"
