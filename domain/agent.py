@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from eventsourcing.domain import Aggregate
 
-from agentjournal.domain.chain import GENESIS, ChainedAggregate, as_recorded
+from agentjournal.domain.chain import GENESIS, ChainedAggregate, as_recorded, changed_fields
 from agentjournal.domain.errors import AgentArchivedError, StaleVersion
 
 
@@ -106,11 +106,7 @@ class Agent(ChainedAggregate):
         if expected_version is not None and expected_version != self.current.number:
             raise StaleVersion(self.id, expected_version, self.current.number)
         definition = as_recorded(definition)
-        changed = tuple(
-            name
-            for name in definition.__struct_fields__
-            if getattr(definition, name) != getattr(self.definition, name)
-        )
+        changed = changed_fields(definition, self.definition)
         if not changed:
             return False
         self.trigger_event(

@@ -120,6 +120,12 @@ def as_recorded(value: S) -> S:
     return msgspec.msgpack.decode(_encoder.encode(value), type=type(value))
 
 
+def changed_fields(new: S, old: S) -> tuple[str, ...]:
+    """The names of the fields where ``new`` differs from ``old``, in declaration order:
+    what an update event records as its ``changes``."""
+    return tuple(name for name in new.__struct_fields__ if getattr(new, name) != getattr(old, name))
+
+
 A = TypeVar("A", bound="ChainedAggregate")
 
 

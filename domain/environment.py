@@ -14,7 +14,7 @@ from datetime import datetime
 import msgspec
 from eventsourcing.domain import Aggregate
 
-from agentjournal.domain.chain import GENESIS, ChainedAggregate, as_recorded
+from agentjournal.domain.chain import GENESIS, ChainedAggregate, as_recorded, changed_fields
 from agentjournal.domain.errors import EnvironmentArchivedError, EnvironmentDeletedError
 
 
@@ -107,11 +107,7 @@ class Environment(ChainedAggregate):
         if self.archived_at is not None:
             raise EnvironmentArchivedError(self.id)
         definition = as_recorded(definition)
-        changed = tuple(
-            name
-            for name in definition.__struct_fields__
-            if getattr(definition, name) != getattr(self.definition, name)
-        )
+        changed = changed_fields(definition, self.definition)
         if not changed:
             return False
         self.trigger_event(self.EnvironmentUpdated, definition=definition, changes=changed)

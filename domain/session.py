@@ -14,7 +14,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate
 
-from agentjournal.domain.chain import GENESIS, ChainedAggregate, as_recorded
+from agentjournal.domain.chain import GENESIS, ChainedAggregate, as_recorded, changed_fields
 from agentjournal.domain.errors import (
     AnswersMissing,
     NoPendingAction,
@@ -285,9 +285,7 @@ class Session(ChainedAggregate):
         if self.status == Status.RUNNING:
             raise SessionBusy(self.id, self.worker)
         config = as_recorded(config)
-        changed = tuple(
-            name for name in config.__struct_fields__ if getattr(config, name) != getattr(self.config, name)
-        )
+        changed = changed_fields(config, self.config)
         if changed:
             self.trigger_event(self.ConfigChanged, config=config, changes=changed)
 
