@@ -322,8 +322,10 @@ def _live_start(engine: Any, session: Session) -> tuple[int, int]:
     (so it does not show again how the last turn ended). A client that sent first and
     may have missed a quick turn's end gives the id ``send`` returned as ``Last-Event-ID``."""
     if session.status == Status.RUNNING:
-        for entry in reversed(engine.service.audit_log(session.id, types=("UserMessageAdded",))):
-            return entry.version, -1
+        # Newest first, decoded one by one: only the running turn's events are read.
+        for event in engine.service.events.get(session.id, desc=True):
+            if isinstance(event, Session.UserMessageAdded):
+                return event.originator_version, -1
     return session.version, 255
 
 
