@@ -14,6 +14,7 @@ import msgspec
 from eventsourcing.utils import get_topic, resolve_topic
 
 from agentjournal.application.errors import AgentJournalError, BlobDamaged, BlobMissing, SessionNotFound
+from agentjournal.application.snapshots import ChunkChecker, StoredChunk
 from agentjournal.domain import AssistantMessage, FileState, Message, Session, ToolResult, UserMessage
 from agentjournal.domain.chain import GENESIS, event_hash, event_type_name, payload_of
 from agentjournal.domain.legacy import LEGACY_EXPORT_FORMATS, legacy_type_name
@@ -56,6 +57,14 @@ def _hash_matches(event: Any) -> bool:
     )  # fmt: skip
 
 
+def _snapshot_problem(kept: Any, folded: Session, chunks: ChunkChecker | None) -> str | None:
+    """What is wrong with a stored snapshot against the events folded up to it: a chunk
+    (see :class:`ChunkChecker`) or a whole snapshot of an older store."""
+    if isinstance(kept, StoredChunk) and chunks is not None:
+        return chunks.problem(kept, folded)
+    return None if kept.state() == folded.state() else "its state differs"
+
+
 def verify(service: SessionService, session_id: UUID) -> Verification:
     """Check every stored event of a session against the hash chain, and every stored
     snapshot against the events it stands for: sessions load from their latest snapshot,
@@ -65,9 +74,9 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
     records = service.recorder.select_events(session_id)
     if not records:
         raise SessionNotFound(session_id)
-    snapshots: dict[int, Any] = {
-        s.originator_version: s for s in (service.snapshots.get(session_id) if service.snapshots else ())
-    }
+    kept = service.session_snapshots
+    snapshots: dict[int, Any] = {s.version: s for s in (kept.chunks(session_id) if kept else ())}
+    chunks = ChunkChecker(kept) if kept else None
     folded: Any = None
 
     def broken(version: int, problem: str, count: int, head: str) -> Verification:
@@ -103,9 +112,12 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
             if state.stored:
                 named.setdefault(state.hash, (expected, path))
         folded = event.mutate(folded)
-        if expected in snapshots and snapshots[expected].mutate(None).state() != folded.state():
-            return broken(expected, f"the snapshot at event {expected} does not match the events up to it",
-                          expected, previous_hash)  # fmt: skip
+        kept_here = snapshots.get(expected)
+        if kept_here is not None:
+            problem = _snapshot_problem(kept_here, folded, chunks)
+            if problem:
+                return broken(expected, f"the snapshot at event {expected} does not match the events up to it "
+                              f"({problem})", expected, previous_hash)  # fmt: skip
     count = len(records)
     summary = service.summaries.get(session_id)
     if summary is not None and summary.version > count:

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent, Repository
 from eventsourcing.persistence import (
     IntegrityError,
     InternalError,
@@ -58,6 +58,7 @@ from agentjournal.application.projection import (
     SessionSummaryView,
 )
 from agentjournal.application.redaction import Redactor, process_secrets
+from agentjournal.application.snapshots import ChunkedRepository, SessionSnapshots
 from agentjournal.application.tools import READS_ONLY, ToolArgumentError, ToolLimits, run_tool, tool_arguments
 from agentjournal.application.toolset import check_handlers, tool_specs
 from agentjournal.application.workspace import Files, restore_into_new_sandbox, roll_back, take_snapshot
@@ -243,7 +244,9 @@ class SessionService(Application[UUID]):
         "SQLITE_LOCK_TIMEOUT": "30",
     }
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Session: 200}
-    snapshotting_projectors: ClassVar[dict[type[Any], Any]] = {Session: project_session}
+    """A session's state is kept as a snapshot each time its log passes a multiple of this
+    many events (see :mod:`~agentjournal.application.snapshots`: each one holds what changed
+    since the one before, so together they hold each message once)."""
     working_copies = 64
     """How many sessions to keep in memory between turns (each is brought up to date
     with the events other processes appended before it is used again)."""
@@ -276,8 +279,39 @@ class SessionService(Application[UUID]):
             except (PersistenceError, sqlite3.DatabaseError) as e:
                 where = self.env.get("SQLITE_DBNAME") or self.env.get("POSTGRES_DBNAME") or "the store"
                 raise StoreError(f"cannot use {where} as a session store: {e}") from None
+        self.session_snapshots = (
+            SessionSnapshots(self.snapshots.recorder, self.mapper) if self.snapshots else None
+        )
         self._working: OrderedDict[UUID, Session] = OrderedDict()
         self.projector = SessionProjector(self.recorder, self.mapper, self.summaries)
+
+    def construct_repository(self) -> Repository[UUID]:
+        return ChunkedRepository(event_store=self.events, snapshot_store=self.snapshots)
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Take a chunk of each session whose events just saved passed a multiple of the
+        interval, from the session in memory (eventsourcing's own reloads it from the store,
+        and keeps the whole state each time)."""
+        interval = self.snapshotting_intervals.get(Session)
+        if self.session_snapshots is None or not interval:
+            return
+        for session in processing_event.aggregates.values():
+            if not isinstance(session, Session):
+                continue
+            versions = [
+                e.originator_version for e in processing_event.events if e.originator_id == session.id
+            ]
+            if versions and (min(versions) - 1) // interval < max(versions) // interval:
+                self.session_snapshots.take(session)
+
+    def take_snapshot(
+        self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None
+    ) -> None:
+        """Take a chunk of the session as of ``version`` (default: now), whatever the interval."""
+        if self.session_snapshots is None:
+            super().take_snapshot(aggregate_id, version)
+            return
+        self.session_snapshots.take(self.get_session(aggregate_id, version))
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Any:
         environment = super().construct_env(name, env)

@@ -72,6 +72,11 @@ class Session(ChainedAggregate):
     archived_at: datetime | None = None
     """When the session was archived: kept and readable, closed to new turns."""
 
+    files_changed_at: int = 0
+    """The version of the event that last changed ``files`` (0 when none did since the
+    session was loaded from a snapshot of the old kind): what lets a snapshot that
+    continues another leave out a manifest that did not change."""
+
     deleted: bool = False
     """Deleted by its owner: hidden from listings and lookups. The log keeps it, as it
     keeps everything; deleting is an event like any other.
@@ -135,6 +140,7 @@ class Session(ChainedAggregate):
         self.chain_head = GENESIS
         if files:
             self.files = dict(files)
+            self.files_changed_at = 1
 
     # -- creation -------------------------------------------------------------
 
@@ -561,6 +567,7 @@ class Session(ChainedAggregate):
             files = {path: state for path, state in session.files.items() if path not in self.deleted}
             files.update(self.changed)
             session.files = files
+            session.files_changed_at = self.originator_version
 
     class ComputeAttached(Event):
         binding: ComputeBinding

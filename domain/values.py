@@ -1,5 +1,10 @@
 """Value objects of a session: immutable msgspec Structs.
 
+The ones a long session holds by the thousand (messages, tool calls, usage, files) are
+declared ``gc=False``: being frozen and made of strings and numbers, they cannot be part
+of a reference cycle, so the cyclic garbage collector need not track them, and loading
+a long conversation does not set it off again and again.
+
 Every event payload is built from these, so they are the schema of the log.
 They evolve the msgspec way: a new field gets a default, and old events still
 decode. Renaming or removing a field needs an upcaster on the event instead.
@@ -38,7 +43,7 @@ class StopReason(str, enum.Enum):
     """The turn waits for the client: a custom tool's result or a tool call's confirmation."""
 
 
-class ToolCall(msgspec.Struct, frozen=True):
+class ToolCall(msgspec.Struct, frozen=True, gc=False):
     """A model's request to run one tool. ``arguments`` is the JSON text the model wrote."""
 
     id: str
@@ -46,17 +51,17 @@ class ToolCall(msgspec.Struct, frozen=True):
     arguments: str
 
 
-class UserMessage(msgspec.Struct, frozen=True, tag="user"):
+class UserMessage(msgspec.Struct, frozen=True, tag="user", gc=False):
     content: str
 
 
-class AssistantMessage(msgspec.Struct, frozen=True, tag="assistant"):
+class AssistantMessage(msgspec.Struct, frozen=True, tag="assistant", gc=False):
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     model: str = ""
 
 
-class ToolResult(msgspec.Struct, frozen=True, tag="tool"):
+class ToolResult(msgspec.Struct, frozen=True, tag="tool", gc=False):
     """What running a tool gave back, as the model will see it."""
 
     tool_call_id: str
@@ -71,7 +76,7 @@ class ToolResult(msgspec.Struct, frozen=True, tag="tool"):
 Message = UserMessage | AssistantMessage | ToolResult
 
 
-class Usage(msgspec.Struct, frozen=True):
+class Usage(msgspec.Struct, frozen=True, gc=False):
     """Token counts. Added up, never overwritten."""
 
     input_tokens: int = 0
@@ -189,7 +194,7 @@ class PackageInstall(msgspec.Struct, frozen=True):
     output: str = ""
 
 
-class FileState(msgspec.Struct, frozen=True):
+class FileState(msgspec.Struct, frozen=True, gc=False):
     """One regular file of a work folder as a snapshot found it: the SHA-256 of its
     contents (hex), its size in bytes and its permission bits.
 

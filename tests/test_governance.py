@@ -228,16 +228,18 @@ def test_a_snapshot_altered_in_the_store_is_found_by_verify(make_agent, model_se
     )
     for prompt in ("one", "two", "three"):
         agent.run(prompt)
-    (snapshot, *_) = reversed(list(service.snapshots.get(agent.state_at().id)))
-    snapshot.state["config"] = msgspec.structs.replace(
-        snapshot.state["config"], tools=("list_files", "execute_command")
-    )
+    snapshots = service.session_snapshots
+    (snapshot, *_) = reversed(list(snapshots.chunks(agent.state_at().id)))
+    rest = snapshots.rest(snapshot.chunk)
+    rest["config"] = msgspec.structs.replace(rest["config"], tools=("list_files", "execute_command"))
+    altered = msgspec.structs.replace(snapshot.chunk, rest=service.mapper.transcoder.encode(rest))
     with sqlite3.connect(store_env["SQLITE_DBNAME"]) as db:
         db.execute(
             "UPDATE stored_snapshots SET state = ? WHERE originator_version = ?",
-            (service.mapper.to_stored_event(snapshot).state, snapshot.originator_version),
+            (msgspec.msgpack.encode(altered), snapshot.version),
         )
+    assert service.get_session(agent.state_at().id).config.tools == ("list_files", "execute_command")
     result = agent.verify()
-    assert result.broken is not None and result.broken.version == snapshot.originator_version
-    assert "snapshot" in result.broken.problem
+    assert result.broken is not None and result.broken.version == snapshot.version
+    assert "snapshot" in result.broken.problem and "state differs" in result.broken.problem
     service.close()

@@ -63,7 +63,7 @@ def test_snapshots_give_the_same_state_as_a_full_replay(make_agent, open_service
     for i in range(4):
         agent.run(f"prompt {i}")
     sid = agent.state_at().id
-    assert list(snapshotting.snapshots.get(sid)), "expected snapshots to have been taken"
+    assert list(snapshotting.session_snapshots.chunks(sid)), "expected snapshots to have been taken"
 
     monkeypatch.setattr(SessionService, "snapshotting_intervals", {})
     plain = open_service()
