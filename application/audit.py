@@ -114,10 +114,10 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
         folded = event.mutate(folded)
         kept_here = snapshots.get(expected)
         if kept_here is not None:
-            problem = _snapshot_problem(kept_here, folded, chunks)
-            if problem:
+            wrong = _snapshot_problem(kept_here, folded, chunks)
+            if wrong:
                 return broken(expected, f"the snapshot at event {expected} does not match the events up to it "
-                              f"({problem})", expected, previous_hash)  # fmt: skip
+                              f"({wrong})", expected, previous_hash)  # fmt: skip
     count = len(records)
     summary = service.summaries.get(session_id)
     if summary is not None and summary.version > count:
