@@ -26,12 +26,13 @@ from uuid import UUID
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
+    InfrastructureFactory,
     IntegrityError,
     InternalError,
     OperationalError,
     PersistenceError,
 )
-from eventsourcing.utils import EnvType, resolve_topic
+from eventsourcing.utils import Environment, EnvType, resolve_topic
 
 from agentjournal.application.adapters import release_binding
 from agentjournal.application.errors import (
@@ -86,6 +87,8 @@ ANSWER_POLL_SECONDS = 0.1
 
 STORE_ENV = "AGENTJOURNAL_HOME"
 TRANSCODER = "agentjournal.infrastructure.transcoder:MsgspecTranscoder"
+FACTORIES = {"eventsourcing.postgres": "agentjournal.infrastructure.postgres_store:PostgresFactory"}
+"""Our factory in place of eventsourcing's, by persistence module: it skips the DDL when the tables exist."""
 BLOB_STORES = {
     "eventsourcing.sqlite": "agentjournal.infrastructure.blobs.sqlite:SQLiteBlobStore",
     "eventsourcing.postgres": "agentjournal.infrastructure.blobs.postgres:PostgresBlobStore",
@@ -287,6 +290,15 @@ class SessionService(Application[UUID]):
             home.mkdir(parents=True, exist_ok=True)
             environment["SQLITE_DBNAME"] = str(home / "sessions.db")
         return environment
+
+    def construct_factory(self, env: Environment) -> InfrastructureFactory[Any]:
+        """eventsourcing's factory for the persistence module, or ours where ``FACTORIES``
+        names one (by topic, so this layer imports no adapter)."""
+        topic = FACTORIES.get(env.get("PERSISTENCE_MODULE") or "")
+        if topic is None:
+            return super().construct_factory(env)
+        factory: InfrastructureFactory[Any] = resolve_topic(topic)(env)
+        return factory
 
     def construct_view(self, topics: Mapping[str, str], setting: str) -> Any:
         """A read model's view in this store's database: the class named by the ``setting``
