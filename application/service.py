@@ -244,6 +244,10 @@ class SessionService(Application[UUID]):
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "TRANSCODER_TOPIC": TRANSCODER,
         "SQLITE_LOCK_TIMEOUT": "30",
+        # No connection opened before the first query needs one (eventsourcing's default opens
+        # five): one for a process that uses the store from one thread at a time, more only
+        # while threads wait for one, up to POSTGRES_MAX_OVERFLOW.
+        "POSTGRES_POOL_SIZE": "0",
     }
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Session: 200}
     snapshotting_projectors: ClassVar[dict[type[Any], Any]] = {Session: project_session}

@@ -1,4 +1,5 @@
-"""Opening a PostgreSQL store: no DDL when its tables are there, every missing table made.
+"""Opening a PostgreSQL store: no DDL when its tables are there, every missing table made,
+and one connection for a process that uses the store from one thread.
 
 That no DDL runs is observed on the server: the test takes the schema's CREATE privilege
 away from its own role (an owner may), after which PostgreSQL refuses every CREATE in it,
@@ -16,6 +17,7 @@ import pytest
 from agentjournal.application import SessionService, StoreError
 from agentjournal.application.catalog import Catalog
 from agentjournal.domain import SessionConfig
+from agentjournal.infrastructure.server.app import pooled
 from tests.conftest import _postgres_conninfo
 
 on_postgres = pytest.mark.parametrize(
@@ -117,3 +119,28 @@ def test_a_store_missing_a_newer_table_gets_it(store_env, dropped):
     assert [a.definition.name for a in catalog.list_agents().items] == ["a"]
     use(service, catalog)
     service.close()
+
+
+@on_postgres
+def test_a_process_using_the_store_from_one_thread_opens_one_connection(store_env, monkeypatch):
+    name = f"agentjournal-test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("PGAPPNAME", name)  # what libpq names this process's connections
+    service, catalog = open_everything(store_env)
+    use(service, catalog)
+    monkeypatch.delenv("PGAPPNAME")
+    connections = sql(store_env, "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", name)
+    service.close()
+    assert connections == [(1,)]
+
+
+def test_a_server_pool_grows_to_its_threads_unless_the_settings_size_it(monkeypatch):
+    monkeypatch.delenv("POSTGRES_POOL_SIZE", raising=False)
+    monkeypatch.delenv("POSTGRES_MAX_OVERFLOW", raising=False)
+    assert pooled(None, 20) == {"POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "19"}
+    assert pooled({"POSTGRES_MAX_OVERFLOW": "3"}, 20) == {
+        "POSTGRES_POOL_SIZE": "1",
+        "POSTGRES_MAX_OVERFLOW": "3",
+    }
+    monkeypatch.setenv("POSTGRES_POOL_SIZE", "4")
+    assert pooled(None, 20) == {"POSTGRES_MAX_OVERFLOW": "19"}
+    assert pooled("sessions.db", 20) == "sessions.db"
