@@ -262,10 +262,11 @@ class SessionService(Application[UUID]):
     """What two processes opening a store at the same moment can get (see ``store_attempts``)."""
 
     store_attempts = 6
-    """Opening a store runs its DDL, which can race another process opening it at the same
-    moment: PostgreSQL fails such DDL ("tuple concurrently updated", a duplicate catalog
-    entry), and SQLite reports a new file "locked" while another process switches it to WAL
-    mode, a lock its busy timeout does not wait for. Such a race is retried this many times."""
+    """Opening a store runs DDL (on PostgreSQL only when a table is missing), which can race
+    another process opening it at the same moment: PostgreSQL fails such DDL ("tuple
+    concurrently updated", a duplicate catalog entry), and SQLite reports a new file "locked"
+    while another process switches it to WAL mode, a lock its busy timeout does not wait for.
+    Such a race is retried this many times."""
 
     def __init__(self, env: EnvType | None = None) -> None:
         for attempt in range(1, self.store_attempts + 1):
