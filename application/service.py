@@ -26,12 +26,13 @@ from uuid import UUID
 import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent, Repository
 from eventsourcing.persistence import (
+    InfrastructureFactory,
     IntegrityError,
     InternalError,
     OperationalError,
     PersistenceError,
 )
-from eventsourcing.utils import EnvType, resolve_topic
+from eventsourcing.utils import Environment, EnvType, resolve_topic
 
 from agentjournal.application.adapters import release_binding
 from agentjournal.application.errors import (
@@ -87,6 +88,8 @@ ANSWER_POLL_SECONDS = 0.1
 
 STORE_ENV = "AGENTJOURNAL_HOME"
 TRANSCODER = "agentjournal.infrastructure.transcoder:MsgspecTranscoder"
+FACTORIES = {"eventsourcing.postgres": "agentjournal.infrastructure.postgres_store:PostgresFactory"}
+"""Our factory in place of eventsourcing's, by persistence module: it skips the DDL when the tables exist."""
 BLOB_STORES = {
     "eventsourcing.sqlite": "agentjournal.infrastructure.blobs.sqlite:SQLiteBlobStore",
     "eventsourcing.postgres": "agentjournal.infrastructure.blobs.postgres:PostgresBlobStore",
@@ -242,6 +245,10 @@ class SessionService(Application[UUID]):
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "TRANSCODER_TOPIC": TRANSCODER,
         "SQLITE_LOCK_TIMEOUT": "30",
+        # No connection opened before the first query needs one (eventsourcing's default opens
+        # five): one for a process that uses the store from one thread at a time, more only
+        # while threads wait for one, up to POSTGRES_MAX_OVERFLOW.
+        "POSTGRES_POOL_SIZE": "0",
     }
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Session: 200}
     """A session's state is kept as a snapshot each time its log passes a multiple of this
@@ -258,10 +265,11 @@ class SessionService(Application[UUID]):
     """What two processes opening a store at the same moment can get (see ``store_attempts``)."""
 
     store_attempts = 6
-    """Opening a store runs its DDL, which can race another process opening it at the same
-    moment: PostgreSQL fails such DDL ("tuple concurrently updated", a duplicate catalog
-    entry), and SQLite reports a new file "locked" while another process switches it to WAL
-    mode, a lock its busy timeout does not wait for. Such a race is retried this many times."""
+    """Opening a store runs DDL (on PostgreSQL only when a table is missing), which can race
+    another process opening it at the same moment: PostgreSQL fails such DDL ("tuple
+    concurrently updated", a duplicate catalog entry), and SQLite reports a new file "locked"
+    while another process switches it to WAL mode, a lock its busy timeout does not wait for.
+    Such a race is retried this many times."""
 
     def __init__(self, env: EnvType | None = None) -> None:
         for attempt in range(1, self.store_attempts + 1):
@@ -321,6 +329,15 @@ class SessionService(Application[UUID]):
             home.mkdir(parents=True, exist_ok=True)
             environment["SQLITE_DBNAME"] = str(home / "sessions.db")
         return environment
+
+    def construct_factory(self, env: Environment) -> InfrastructureFactory[Any]:
+        """eventsourcing's factory for the persistence module, or ours where ``FACTORIES``
+        names one (by topic, so this layer imports no adapter)."""
+        topic = FACTORIES.get(env.get("PERSISTENCE_MODULE") or "")
+        if topic is None:
+            return super().construct_factory(env)
+        factory: InfrastructureFactory[Any] = resolve_topic(topic)(env)
+        return factory
 
     def construct_view(self, topics: Mapping[str, str], setting: str) -> Any:
         """A read model's view in this store's database: the class named by the ``setting``

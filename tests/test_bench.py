@@ -19,3 +19,4 @@ def test_the_quick_benchmark_runs_and_reports(tmp_path):
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())
     assert results["per_turn_overhead_sqlite"]["median_ms"] > 0
+    assert results["open_and_resume_sqlite"]["resume_100_turns"]["median_ms"] > 0

@@ -10,6 +10,7 @@ from psycopg import sql
 
 from agentjournal.application.errors import BlobMissing
 from agentjournal.infrastructure.blobs import TABLE, BlobSealer, by_digest
+from agentjournal.infrastructure.postgres_store import schema_objects
 
 
 class PostgresBlobStore:
@@ -17,7 +18,11 @@ class PostgresBlobStore:
         self.datastore = datastore
         self.sealer = BlobSealer(cipher)
         self.table = sql.SQL("{}.{}").format(sql.Identifier(datastore.schema), sql.Identifier(TABLE))
-        with datastore.transaction(commit=True) as c:
+        if TABLE not in schema_objects(datastore):
+            self._create()
+
+    def _create(self) -> None:
+        with self.datastore.transaction(commit=True) as c:
             # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL's
             # catalog: one process at a time creates it.
             c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"agentjournal.{TABLE}",))

@@ -15,6 +15,7 @@ from psycopg import sql
 from agentjournal.application.catalog_projection import CatalogRow, CatalogView
 from agentjournal.application.projection import SessionQuery, SessionSummary, SessionSummaryView
 from agentjournal.domain import Status
+from agentjournal.infrastructure.postgres_store import schema_objects
 from agentjournal.infrastructure.readmodel import (
     CATALOG_COLUMNS,
     CATALOG_TABLES,
@@ -54,7 +55,11 @@ class _Tables:
         """Create the tables once (``ddl``, naming them ``{rows}``), dropping those of earlier
         versions. ``CREATE INDEX IF NOT EXISTS`` locks its table even when the index exists,
         so the DDL runs only when the tables are missing, one process at a time, and never in
-        a transaction that then waits on a projector's row lock."""
+        a transaction that then waits on a projector's row lock. Whether they are missing is
+        first read from what the store's schema held when it was opened (one query for every
+        table), and checked again under the lock."""
+        if self.tables.position in schema_objects(self.datastore):
+            return
         with self.datastore.transaction(commit=True) as c:
             c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"agentjournal.{self.tables.position}",))
             c.execute(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,6 +109,25 @@ class Engine:
         return session_agent_of(self.catalog, agent_id, version)
 
 
+REQUEST_THREADS = min(32, (os.cpu_count() or 1) + 4)
+"""Threads that run requests' store calls (``asyncio.to_thread``: the loop's default executor)."""
+
+
+def pooled(store: str | Mapping[str, str] | None, threads: int) -> str | Mapping[str, str]:
+    """``store``'s settings with a PostgreSQL pool for ``threads`` using it at once: one
+    connection kept, and up to ``threads`` opened while they are needed (a command-line
+    process keeps none and rarely needs a second). The settings or the environment may
+    size the pool themselves (``POSTGRES_POOL_SIZE``, ``POSTGRES_MAX_OVERFLOW``); an SQLite
+    file needs none."""
+    if isinstance(store, str):
+        return store
+    settings = dict(store or {})
+    for key, value in (("POSTGRES_POOL_SIZE", "1"), ("POSTGRES_MAX_OVERFLOW", str(threads - 1))):
+        if key not in settings and key not in os.environ:
+            settings[key] = value
+    return settings
+
+
 def create_app(settings: ServerSettings, service: SessionService | None = None) -> Starlette:
     """The ASGI app. ``service`` shares an open store (tests, embedding); by default the
     app opens ``settings.store`` when it starts."""
@@ -116,7 +136,10 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        opened = service if service is not None else await asyncio.to_thread(open_store, settings.store)
+        opened = service
+        if opened is None:
+            store = pooled(settings.store, settings.turn_workers + REQUEST_THREADS)
+            opened = await asyncio.to_thread(open_store, store)
         catalog = await asyncio.to_thread(Catalog, opened, settings.model.redactor())
         engine = Engine(settings, opened, catalog, asyncio.get_running_loop())
         app.state.engine = engine

@@ -1,0 +1,98 @@
+"""The PostgreSQL event store, opened without the work an existing store does not need.
+
+eventsourcing's PostgreSQL factory runs its DDL every time a store is opened: a
+``CREATE TYPE`` (which fails, in its own transaction, when the type exists), then
+``CREATE TABLE IF NOT EXISTS``, ``CREATE UNIQUE INDEX IF NOT EXISTS`` and ``CREATE OR
+REPLACE FUNCTION``, and again for the snapshots table. Each is a round trip; the last
+rewrites the function's catalog row every time, and ``CREATE INDEX`` locks its table
+even when the index is there. The read models and the blob store then check their own
+tables, each in its own transaction.
+
+Here, one query lists what the store's schema holds (:func:`schema_objects`), once per
+open store, and each recorder, read model and the blob store runs its DDL only when
+something of its own is missing from that list: a new store, or a table a newer
+version added. The DDL itself is eventsourcing's (or the read model's), unchanged, so
+a store opened here is the store eventsourcing would make, and two processes creating
+the same store at once race exactly as before (``SessionService.store_races``).
+
+:class:`PostgresFactory` is eventsourcing's factory with these recorders; the service
+uses it in place of eventsourcing's when ``PERSISTENCE_MODULE`` is
+``eventsourcing.postgres``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from weakref import WeakKeyDictionary
+
+from eventsourcing import postgres
+from eventsourcing.postgres import PostgresDatastore
+
+_SCHEMA_OBJECTS = (
+    "SELECT c.relname AS name FROM pg_catalog.pg_class c"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %(schema)s"
+    " UNION ALL"
+    " SELECT p.proname FROM pg_catalog.pg_proc p"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %(schema)s"
+)
+"""Names of the tables, indexes, sequences, composite types (``pg_class``) and functions
+(``pg_proc``) in one schema, matched by its exact name as eventsourcing quotes it."""
+
+_found: WeakKeyDictionary[PostgresDatastore, frozenset[str]] = WeakKeyDictionary()
+
+
+def schema_objects(datastore: PostgresDatastore) -> frozenset[str]:
+    """What the datastore's schema held when this was first asked for that datastore:
+    one query per open store, however many parts of it ask. A name missing here may
+    have been created since by another process, so whoever finds its own missing runs
+    DDL that tolerates that (``IF NOT EXISTS``, or a check under a lock)."""
+    found = _found.get(datastore)
+    if found is None:
+        with datastore.transaction(commit=False) as c:
+            c.execute(_SCHEMA_OBJECTS, {"schema": datastore.schema})
+            found = frozenset(row["name"] for row in c.fetchall())
+        _found[datastore] = found
+    return found
+
+
+class CreatesWhenMissing(postgres.PostgresRecorder):
+    """A recorder that runs eventsourcing's DDL only when one of its objects is missing.
+
+    With ``POSTGRES_ENABLE_DB_FUNCTIONS`` the insert function is called, and its body holds
+    settings (the lock timeout) that ``CREATE OR REPLACE`` brings up to date at every open,
+    so then the DDL always runs, as in eventsourcing."""
+
+    def objects(self) -> Set[str]:
+        """The names of the tables, indexes, types and functions its DDL creates."""
+        raise NotImplementedError
+
+    def create_table(self) -> None:
+        if self.datastore.enable_db_functions or not self.objects() <= schema_objects(self.datastore):
+            super().create_table()
+
+
+class PostgresAggregateRecorder(CreatesWhenMissing, postgres.PostgresAggregateRecorder):
+    """The snapshots' recorder."""
+
+    def objects(self) -> Set[str]:
+        return {self.events_table_name, self.stored_event_type_name}
+
+
+class PostgresApplicationRecorder(CreatesWhenMissing, postgres.PostgresApplicationRecorder):
+    """The events' recorder, with the notification log."""
+
+    def objects(self) -> Set[str]:
+        return {
+            self.events_table_name,
+            self.stored_event_type_name,
+            self.notification_id_index_name,
+            self.pg_function_name_insert_events,
+        }
+
+
+class PostgresFactory(postgres.PostgresFactory):
+    """eventsourcing's PostgreSQL factory, whose recorders skip their DDL on a store that
+    has their tables. Its settings are eventsourcing's (``POSTGRES_*``, ``CREATE_TABLE``)."""
+
+    aggregate_recorder_class = PostgresAggregateRecorder
+    application_recorder_class = PostgresApplicationRecorder
