@@ -22,11 +22,14 @@ uses it in place of eventsourcing's when ``PERSISTENCE_MODULE`` is
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Sequence, Set
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from eventsourcing import postgres
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.utils import Environment
 
 _SCHEMA_OBJECTS = (
     "SELECT c.relname AS name FROM pg_catalog.pg_class c"
@@ -55,6 +58,22 @@ def schema_objects(datastore: PostgresDatastore) -> frozenset[str]:
     return found
 
 
+class LazyTypesDatastore(PostgresDatastore):
+    """eventsourcing's datastore, which fetches its composite types' definitions from the
+    server when a write first needs them, rather than as each recorder is made.
+
+    The types (one row of ``stored_events``, as the insert statement unnests it) are only
+    used to write; fetching them is a catalog query that costs a new connection a few
+    milliseconds, which a process that only reads (a resume, a listing) need not pay."""
+
+    def register_type_adapters(self) -> None:
+        """Deferred: see :meth:`fetch_type_adapters`."""
+
+    def fetch_type_adapters(self) -> None:
+        """Fetch and register the types not fetched yet (eventsourcing's own registration)."""
+        super().register_type_adapters()
+
+
 class CreatesWhenMissing(postgres.PostgresRecorder):
     """A recorder that runs eventsourcing's DDL only when one of its objects is missing.
 
@@ -69,6 +88,11 @@ class CreatesWhenMissing(postgres.PostgresRecorder):
     def create_table(self) -> None:
         if self.datastore.enable_db_functions or not self.objects() <= schema_objects(self.datastore):
             super().create_table()
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if isinstance(self.datastore, LazyTypesDatastore):
+            self.datastore.fetch_type_adapters()  # before the write takes its connection
+        return super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
 
 
 class PostgresAggregateRecorder(CreatesWhenMissing, postgres.PostgresAggregateRecorder):
@@ -96,3 +120,9 @@ class PostgresFactory(postgres.PostgresFactory):
 
     aggregate_recorder_class = PostgresAggregateRecorder
     application_recorder_class = PostgresApplicationRecorder
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        # eventsourcing makes its datastore inside its own __init__: the lazy one differs
+        # only in when it fetches the types, so it takes over the instance it made.
+        self.datastore.__class__ = LazyTypesDatastore
