@@ -144,3 +144,19 @@ def test_a_server_pool_grows_to_its_threads_unless_the_settings_size_it(monkeypa
     monkeypatch.setenv("POSTGRES_POOL_SIZE", "4")
     assert pooled(None, 20) == {"POSTGRES_MAX_OVERFLOW": "19"}
     assert pooled("sessions.db", 20) == "sessions.db"
+
+
+@on_postgres
+def test_a_process_that_only_reads_does_not_fetch_the_write_types(store_env):
+    """The composite type the insert statement unnests is looked up when the first write
+    needs it: a resume or a listing opens one connection and reads."""
+    writer = SessionService(store_env)
+    session_id = writer.create_session(CONFIG, title="t")
+    writer.close()
+    reader = SessionService(store_env)
+    assert reader.get_session(session_id).title == "t"
+    assert reader.factory.datastore.psycopg_type_adapters == {}  # type: ignore[attr-defined]
+    reader.set_title(session_id, "written")
+    assert reader.factory.datastore.psycopg_type_adapters  # type: ignore[attr-defined]
+    assert reader.get_session(session_id).title == "written"
+    reader.close()
