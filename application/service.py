@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import random
 import re
-import socket
 import sqlite3
 import time
 from collections import OrderedDict
@@ -200,7 +200,8 @@ class AuditEntry(msgspec.Struct, frozen=True):
 
 # -- the worker that runs a turn --------------------------------------------------
 
-_HOST = socket.gethostname()
+_HOST = platform.node()
+"""This host's name, as ``socket.gethostname()`` gives it (without loading ``socket``)."""
 _ACTIVE: set[UUID] = set()
 """Sessions with a turn running in this process."""
 
