@@ -15,47 +15,62 @@ backend. The layers are importable as ``agentjournal.domain``,
 ``agentjournal.application`` and ``agentjournal.infrastructure``.
 """
 
-from typing import Any
+from __future__ import annotations
 
-from agentjournal.application import (
-    Agent,
-    AgentJournalError,
-    AmbiguousSessionId,
-    AuditEntry,
-    ComputeError,
-    ComputeNotAllowed,
-    ConcurrentUpdate,
-    ConfigError,
-    InvalidSessionId,
-    LocalManagedConfig,
-    ManagedAgent,
-    ManagedConfig,
-    ManagedSandboxRequired,
-    ModelError,
-    RecordedConfigWarning,
-    SessionBusy,
-    SessionNotFound,
-    SessionService,
-    SessionTerminatedError,
-    StoreError,
-    ToolCallUpdate,
-    TurnOutcome,
-    UnsupportedProvider,
-    VersionNotFound,
-)
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentjournal.application import (
+        Agent,
+        AgentJournalError,
+        AmbiguousSessionId,
+        AuditEntry,
+        ComputeError,
+        ComputeNotAllowed,
+        ConcurrentUpdate,
+        ConfigError,
+        InvalidSessionId,
+        LocalManagedConfig,
+        ManagedAgent,
+        ManagedConfig,
+        ManagedSandboxRequired,
+        ModelError,
+        RecordedConfigWarning,
+        SessionBusy,
+        SessionNotFound,
+        SessionService,
+        SessionTerminatedError,
+        StoreError,
+        ToolCallUpdate,
+        TurnOutcome,
+        UnsupportedProvider,
+        VersionNotFound,
+    )
 
 
 def __getattr__(name: str) -> Any:
-    """``__version__``, read from the installed distribution when first asked for:
-    importlib.metadata costs more to import than most of the package."""
-    if name != "__version__":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib.metadata import PackageNotFoundError, version
+    """The public API, imported from :mod:`agentjournal.application` when first asked for
+    (so ``python -m agentjournal`` and the command line load only what a command uses),
+    and ``__version__``, read from the installed distribution: importlib.metadata costs
+    more to import than most of the package."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        return version("agentjournal")
-    except PackageNotFoundError:  # a source tree that was never installed
-        return "0+unknown"
+        try:
+            return version("agentjournal")
+        except PackageNotFoundError:  # a source tree that was never installed
+            return "0+unknown"
+    if name in __all__:
+        from agentjournal import application
+
+        value = getattr(application, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [

@@ -6,30 +6,93 @@ and the public API.
     managed = ManagedAgent(provider="local", config=ManagedConfig(model="gpt-4o-mini"))
     agent = Agent(name="local-assistant", backend=managed)
     agent.start("What is the capital of France?", stream=True)
+
+The names below are imported from their modules when first asked for (``__getattr__``),
+so a process pays only for what it uses: one that reads a log through
+``SessionService`` never loads the agent runtime that ``ManagedAgent`` needs.
 """
 
-from agentjournal.application.api import Agent, ManagedAgent, RecordedConfigWarning
-from agentjournal.application.config import LocalManagedConfig, ManagedConfig
-from agentjournal.application.errors import (
-    AgentJournalError,
-    AmbiguousSessionId,
-    ConcurrentUpdate,
-    ConfigError,
-    InvalidSessionId,
-    SessionNotFound,
-    StoreError,
-    UnsupportedProvider,
-    VersionNotFound,
-)
-from agentjournal.application.ports import ComputeError, ModelError
-from agentjournal.application.service import (
-    AuditEntry,
-    ComputeProgress,
-    SessionService,
-    ToolCallUpdate,
-    TurnOutcome,
-)
-from agentjournal.domain import ComputeNotAllowed, ManagedSandboxRequired, SessionBusy, SessionTerminatedError
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentjournal.application.api import Agent, ManagedAgent, RecordedConfigWarning
+    from agentjournal.application.config import LocalManagedConfig, ManagedConfig
+    from agentjournal.application.errors import (
+        AgentJournalError,
+        AmbiguousSessionId,
+        ConcurrentUpdate,
+        ConfigError,
+        InvalidSessionId,
+        SessionNotFound,
+        StoreError,
+        UnsupportedProvider,
+        VersionNotFound,
+    )
+    from agentjournal.application.ports import ComputeError, ModelError
+    from agentjournal.application.service import (
+        AuditEntry,
+        ComputeProgress,
+        SessionService,
+        ToolCallUpdate,
+        TurnOutcome,
+    )
+    from agentjournal.domain import (
+        ComputeNotAllowed,
+        ManagedSandboxRequired,
+        SessionBusy,
+        SessionTerminatedError,
+    )
+
+_HOMES = {
+    "agentjournal.application.api": ("Agent", "ManagedAgent", "RecordedConfigWarning"),
+    "agentjournal.application.config": ("LocalManagedConfig", "ManagedConfig"),
+    "agentjournal.application.errors": (
+        "AgentJournalError",
+        "AmbiguousSessionId",
+        "ConcurrentUpdate",
+        "ConfigError",
+        "InvalidSessionId",
+        "SessionNotFound",
+        "StoreError",
+        "UnsupportedProvider",
+        "VersionNotFound",
+    ),
+    "agentjournal.application.ports": ("ComputeError", "ModelError"),
+    "agentjournal.application.service": (
+        "AuditEntry",
+        "ComputeProgress",
+        "SessionService",
+        "ToolCallUpdate",
+        "TurnOutcome",
+    ),
+    "agentjournal.domain": (
+        "ComputeNotAllowed",
+        "ManagedSandboxRequired",
+        "SessionBusy",
+        "SessionTerminatedError",
+    ),
+}
+"""Each public name's module, where ``__getattr__`` finds it."""
+
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use and kept here after."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Agent",

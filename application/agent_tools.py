@@ -23,7 +23,6 @@ from agentjournal.application import tool_kit as kit
 from agentjournal.application.ports import Compute, ToolSpec
 from agentjournal.application.seed_tools import run_command
 from agentjournal.application.tool_kit import Outcome, Tool, ToolArgumentError, ToolLimits
-from agentjournal.application.web_text import page_text
 
 GLOB_LIMIT = 200  # paths one glob returns
 GREP_LIMIT = 1000  # lines one grep returns
@@ -171,6 +170,10 @@ def web_fetch(compute: Compute, args: dict[str, Any], limits: ToolLimits) -> Out
             "restricted: nothing was fetched",
             is_error=True,
         )
+    # The HTML reader (html.parser) is loaded by the first fetch, not by every process
+    # that only reads a log.
+    from agentjournal.application.web_text import page_text
+
     page = compute.fetch(url, MAX_PAGE_BYTES, min(limits.seconds, WEB_FETCH_SECONDS))
     text = page_text(page)
     if text is None:

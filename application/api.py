@@ -16,21 +16,18 @@ or compute; :meth:`ManagedAgent.update_agent` does, as a recorded event.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import threading
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from contextlib import aclosing
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
 
 from agentjournal.application import views
-from agentjournal.application.audit import TimelineEntry, Verification
 from agentjournal.application.config import RECORDED, LocalManagedConfig, ManagedConfig
 from agentjournal.application.errors import (
     ConfigError,
@@ -41,8 +38,12 @@ from agentjournal.application.errors import (
 from agentjournal.application.ports import Compute, LanguageModel, TextDelta
 from agentjournal.application.runtimes import Runtimes
 from agentjournal.application.service import AuditEntry, SessionService, TurnOutcome, TurnUpdate
+from agentjournal.application.store import open_store
 from agentjournal.application.workspace import Files
 from agentjournal.domain import Session, SessionConfig, Status, check_package_sandbox
+
+if TYPE_CHECKING:
+    from agentjournal.application.audit import TimelineEntry, Verification
 
 __all__ = [
     "Agent",
@@ -281,6 +282,8 @@ class ManagedAgent:
         """Run one prompt and return the final text (``ManagedBackendProtocol``). With
         ``timeout=`` seconds, a turn still running then is interrupted and
         :class:`TimeoutError` raised."""
+        import asyncio  # loaded already: an event loop runs this
+
         text = ""
         async with (
             asyncio.timeout(kwargs.get("timeout")),
@@ -303,6 +306,8 @@ class ManagedAgent:
         """:meth:`updates` for asyncio: the turn runs in a thread of its own. Once the
         consumer leaves (a ``break``, a cancellation, a timeout), the turn stops at its
         next step and is recorded as interrupted before this generator finishes closing."""
+        import asyncio  # loaded already: an event loop runs this
+
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         finished = asyncio.Event()
@@ -425,20 +430,6 @@ class Agent:
 
     def astream(self, prompt: str) -> AsyncIterator[str]:
         return self.backend.stream(prompt)
-
-
-def open_store(store: str | os.PathLike[str] | Mapping[str, str] | SessionService | None) -> SessionService:
-    """A session service on ``store``: an SQLite path, eventsourcing settings, a service
-    to share, or None for the environment's settings or the default file."""
-    if isinstance(store, SessionService):
-        return store
-    if store is None:
-        return SessionService()
-    if isinstance(store, Mapping):
-        return SessionService(dict(store))
-    path = Path(store).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
 
 
 def _as_config(config: ManagedConfig | Mapping[str, Any] | None) -> ManagedConfig:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import abc
 import functools
-import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -76,8 +75,6 @@ class CatalogView(ProjectionView[CatalogRow]):
 
 class CatalogProjector(Projector[CatalogRow]):
     """Folds agent and environment events into a :class:`CatalogView`."""
-
-    log = logging.getLogger(__name__)
 
     def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[UUID], view: CatalogView) -> None:
         super().__init__(recorder, mapper, view)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import abc
 import builtins
 import functools
-import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -105,8 +104,6 @@ class SessionSummaryView(ProjectionView[SessionSummary]):
 
 class SessionProjector(Projector[SessionSummary]):
     """Folds session events into a :class:`SessionSummaryView`."""
-
-    log = logging.getLogger(__name__)
 
     def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[UUID], view: SessionSummaryView) -> None:
         super().__init__(recorder, mapper, view)

@@ -21,7 +21,6 @@ version, not the event, and skipping it would lose it for every process that can
 from __future__ import annotations
 
 import abc
-import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -34,6 +33,8 @@ from agentjournal.application.errors import StoreError
 from agentjournal.domain.chain import ChainedAggregate
 
 if TYPE_CHECKING:
+    import logging
+
     from eventsourcing.persistence import ApplicationRecorder, Mapper, Notification
 
 STORE_TROUBLE = (OperationalError, InterfaceError)
@@ -61,8 +62,6 @@ class Projector(abc.ABC, Generic[Row]):
 
     batch_size = 500
     commit_attempts = 5
-    log = logging.getLogger(__name__)
-    """Where set-aside events are reported; a projection names its own module's logger."""
 
     def __init__(
         self, recorder: ApplicationRecorder, mapper: Mapper[UUID], view: ProjectionView[Row]
@@ -132,9 +131,18 @@ class Projector(abc.ABC, Generic[Row]):
         rows, note = self.set_aside(event, error)
         committed = self._commit(rows, previous, position)
         if committed:
-            self.log.warning("%s %s, notification %d: %s", type(event).__qualname__.split(".")[0].lower(),
-                             event.originator_id, position, note)  # fmt: skip
+            self.log().warning("%s %s, notification %d: %s", type(event).__qualname__.split(".")[0].lower(),
+                               event.originator_id, position, note)  # fmt: skip
         return committed
+
+    @classmethod
+    def log(cls) -> logging.Logger:
+        """Where set-aside events are reported: the logger of the projection's own module.
+        logging is imported here, by the first event set aside, not by every process that
+        opens a store."""
+        import logging
+
+        return logging.getLogger(cls.__module__)
 
     def _commit(self, rows: list[Row], previous: int, position: int) -> bool:
         """Commit a batch; a transient failure (a deadlock, a serialisation failure) rolled

@@ -11,7 +11,10 @@ only the record is redacted.
 
 Known values are replaced first, longest first (plain substring search); then
 all credential shapes are found in one scan of one regular expression, where at
-each position the first kind listed in :data:`PATTERNS` wins.
+each position the first kind listed in :data:`PATTERNS` wins. That scan is made
+only when the text holds one of the :data:`CUES` (literal text every match of a
+shape contains): most text holds none, and a few substring searches cost a tenth
+of the scan.
 """
 
 from __future__ import annotations
@@ -68,6 +71,27 @@ PATTERNS: dict[str, str] = {
 SHAPE_STARTS = r"[-:Aa]|\b[eghnrsx]"
 
 
+CUES: dict[str, tuple[str, ...]] = {
+    "private-key": ("-----BEGIN ",),
+    "anthropic-key": ("sk-ant-",),
+    "openai-key": ("sk-",),
+    "stripe-key": ("k_live_", "k_test_"),
+    "aws-access-key": ("AKIA", "ASIA"),
+    "github-token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "gitlab-token": ("glpat-",),
+    "huggingface-token": ("hf_",),
+    "npm-token": ("npm_",),
+    "slack-token": ("xoxa-", "xoxb-", "xoxp-", "xoxr-", "xoxs-"),
+    "google-api-key": ("AIza",),
+    "jwt": ("eyJ",),
+    # Case-insensitive: ": " is the only part no other case (or Unicode case fold) changes.
+    "bearer-token": (": ",),
+    "url-password": ("://",),
+}
+"""Literal text that every match of a kind of :data:`PATTERNS` contains, case included.
+Text without any of them cannot hold a credential shape. A new shape needs its cues."""
+
+
 def process_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The secret-looking variables of ``environ`` (this process's environment by
     default), named ``process-env:NAME`` for a :class:`Redactor`.
@@ -114,7 +138,7 @@ class Redactor:
         for value, name in self._values:
             if value in text:
                 text = text.replace(value, f"[redacted:{name}]")
-        return _SHAPES.sub(_mark_shape, text)
+        return _SHAPES.sub(_mark_shape, text) if _may_hold_shape(text) else text
 
 
 def _compile_shapes() -> re.Pattern[str]:
@@ -129,6 +153,17 @@ def _compile_shapes() -> re.Pattern[str]:
 
 _SHAPES = _compile_shapes()
 _KINDS = list(PATTERNS)
+_CUE = re.compile(
+    "|".join(sorted({re.escape(c) for k, cues in CUES.items() if k != "bearer-token" for c in cues}))
+)
+_BEARER = re.compile(PATTERNS["bearer-token"])
+
+
+def _may_hold_shape(text: str) -> bool:
+    """Whether ``text`` holds a cue of some shape: one scan for all the literal cues (a
+    scan for literals is quick), and for the bearer shape, whose cue ": " is common (JSON,
+    logs, prose), its own expression, when ": " is there."""
+    return _CUE.search(text) is not None or (": " in text and _BEARER.search(text) is not None)
 
 
 def _mark_shape(match: re.Match[str]) -> str:

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from eventsourcing.persistence import PersistenceError
 
-from agentjournal import __version__
 from agentjournal.application import views
 from agentjournal.application.errors import (
     AgentJournalError,
@@ -165,6 +164,22 @@ def _positive(value: str) -> int:
     return number
 
 
+class _Version(argparse.Action):
+    """``--version``, as argparse's own but reading the version only when it is asked
+    for: the installed distribution's metadata costs more to import than a command."""
+
+    def __init__(
+        self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, help: str | None = None
+    ) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        import agentjournal
+
+        sys.stdout.write(f"{parser.prog} {agentjournal.__version__}\n")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agentjournal",
@@ -172,7 +187,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     parser.add_argument(
         "--store",
         help="SQLite file of sessions (default: $AGENTJOURNAL_HOME/sessions.db, "
@@ -386,7 +401,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _service(args: argparse.Namespace) -> SessionService:
-    from agentjournal.application.api import open_store
+    from agentjournal.application.store import open_store
 
     return open_store(args.store)
 

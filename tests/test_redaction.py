@@ -4,6 +4,8 @@ while ordinary text passes through untouched."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from agentjournal.application import redaction
 from agentjournal.application.redaction import Redactor
@@ -138,3 +140,25 @@ def test_the_process_environment_is_read_by_default(monkeypatch):
     monkeypatch.setenv("CIPHER_KEY", "c2VjcmV0LWNpcGhlci1rZXktZm9yLXRlc3Q=")
     redact = Redactor(redaction.process_secrets())
     assert redact("key=c2VjcmV0LWNpcGhlci1rZXktZm9yLXRlc3Q=") == "key=[redacted:process-env:CIPHER_KEY]"
+
+
+# -- the cues that let most text skip the scan ------------------------------------------------
+
+
+def test_every_shape_has_cues():
+    assert set(redaction.CUES) == set(redaction.PATTERNS)
+    assert all(redaction.CUES.values())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.text(),
+        *(st.from_regex(pattern) for pattern in redaction.PATTERNS.values()),
+        *(st.from_regex(pattern).map(str.swapcase) for pattern in redaction.PATTERNS.values()),
+    )
+)
+def test_text_without_cues_is_text_the_scan_would_leave_alone(text):
+    """Skipping the scan never changes what is recorded: text holding a shape (generated
+    from its expression, inside other text) is redacted exactly as the scan alone does."""
+    assert Redactor()(text) == redaction._SHAPES.sub(redaction._mark_shape, text)
