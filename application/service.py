@@ -240,6 +240,7 @@ class SessionService(Application[UUID]):
     env: ClassVar[dict[str, str]] = {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "TRANSCODER_TOPIC": TRANSCODER,
+        "MAPPER_TOPIC": "agentjournal.infrastructure.mapper:TypedMapper",
         "SQLITE_LOCK_TIMEOUT": "30",
     }
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Session: 200}
