@@ -31,6 +31,7 @@ known to today's class, so its state reaches the upcasters as MessagePack's plai
 from __future__ import annotations
 
 import functools
+import itertools
 import typing
 from typing import Any, TypedDict, TypeVar, cast
 from uuid import UUID
@@ -47,6 +48,7 @@ _NOT_STATE = frozenset({"originator_id", "originator_version"})
 """Fields the stored event's columns hold, not its state."""
 
 _BARE = frozenset({dict, list, tuple, set, frozenset})
+_CONTAINERS = frozenset({dict, list, tuple})
 
 
 class TypedMapper(Mapper[UUID]):
@@ -129,7 +131,7 @@ class _Schema:
             decoded = self.decoder.decode(body)
         except (TypeError, ValueError, msgspec.MsgspecError):
             return None
-        if not _same(decoded, state):
+        if decoded != state or not _same_types(decoded, state):
             return None
         return self.header + body
 
@@ -183,21 +185,24 @@ def _untyped(hint: Any) -> bool:
     return any(_untyped(arg) for arg in args if arg is not Ellipsis)
 
 
-def _same(decoded: Any, original: Any) -> bool:
-    """Equal and of the same types, all the way down to the Structs (whose own decoding
-    is the same in both formats)."""
-    if type(decoded) is not type(original):
+def _same_types(decoded: Any, original: Any) -> bool:
+    """Whether two equal values have the same types, all the way down to the Structs.
+
+    Equality leaves only the types to check (an enum equals its value, an int its float),
+    and it ends at a Struct: equal Structs are of one class, and a Struct decodes its own
+    fields alike in either format. The types are compared a collection at a time."""
+    items, originals = _flat(decoded), _flat(original)
+    types = list(map(type, originals))
+    if types != list(map(type, items)):
         return False
-    if isinstance(original, dict):
-        return len(decoded) == len(original) and all(
-            _same(dk, ok) and _same(dv, ov)
-            for (dk, dv), (ok, ov) in zip(decoded.items(), original.items(), strict=True)
-        )
-    if isinstance(original, (list, tuple)):
-        return len(decoded) == len(original) and all(
-            _same(d, o) for d, o in zip(decoded, original, strict=True)
-        )
-    return bool(decoded == original)
+    if _CONTAINERS.isdisjoint(types):
+        return True
+    return all(_same_types(d, o) for d, o in zip(items, originals, strict=True) if type(o) in _CONTAINERS)
+
+
+def _flat(value: Any) -> list[Any]:
+    """A collection's items; a dict's keys and values, in turn."""
+    return list(itertools.chain.from_iterable(value.items())) if type(value) is dict else list(value)
 
 
 def _upcast(cls: type, state: dict[str, Any], version: int) -> None:

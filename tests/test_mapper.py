@@ -23,7 +23,15 @@ from eventsourcing.utils import Environment, get_topic
 
 import agentjournal.application  # noqa: F401  (imports every module that defines events)
 from agentjournal.application import SessionService, audit
-from agentjournal.domain import AssistantMessage, Session, SessionConfig, ToolCall, ToolResult, Usage
+from agentjournal.domain import (
+    AssistantMessage,
+    Session,
+    SessionConfig,
+    StopReason,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 from agentjournal.infrastructure.mapper import TYPED, TypedMapper
 from agentjournal.infrastructure.transcoder import MsgspecTranscoder
 
@@ -155,10 +163,21 @@ def test_a_key_the_class_does_not_declare_falls_back_to_the_old_format() -> None
     assert strictly_equal(vars(mapper.to_domain_event(stored)), vars(event))
 
 
-def test_a_value_its_declared_type_would_change_falls_back_to_the_old_format() -> None:
-    event = sample_event(Session.ConfigChanged)
-    event.__dict__["changes"] = ["model"]  # declared a tuple: typed, it would come back as one
-    event.__dict__["hash"] = 12  # declared a str
+@pytest.mark.parametrize(
+    ("cls", "name", "value"),
+    [
+        (Session.ConfigChanged, "changes", ["model"]),  # declared a tuple: typed, it would come back as one
+        (Session.TurnCompleted, "stop_reason", "end_turn"),  # declared an enum, which equals its value
+        (Session.UsageRecorded, "model", StopReason.END_TURN),  # declared a str: the enum would be lost
+        (Session.TurnStarted, "turn", 2.0),  # declared an int
+        (Session.TitleSet, "hash", 12),  # declared a str
+    ],
+)
+def test_a_value_its_declared_type_would_change_falls_back_to_the_old_format(
+    cls: type, name: str, value: Any
+) -> None:
+    event = sample_event(cls)
+    event.__dict__[name] = value
     mapper = TypedMapper(MsgspecTranscoder())
     stored = mapper.to_stored_event(event)
     assert stored.state[0] != TYPED
