@@ -137,10 +137,14 @@ class _Schema:
 
     def read(self, record: bytes) -> dict[str, Any]:
         """The state of a typed record: decoded by this schema, or, when it was written
-        under an older class version, as MessagePack's plain values, upcast, then typed."""
+        under an older class version, as MessagePack's plain values, upcast, then typed.
+        A newer class version's record is refused: this schema would drop what it added."""
         body = memoryview(record)[2:]
         if record[1] == self.class_version:
             return self.decoder.decode(body)
+        if record[1] > self.class_version:
+            msg = f"written by {self.cls.__qualname__} version {record[1]}, newer than this one's"
+            raise ValueError(msg)
         state: dict[str, Any] = msgspec.msgpack.decode(body)
         _upcast(self.cls, state, record[1])
         return self.decoder.decode(self.encoder.encode(state))

@@ -18,7 +18,7 @@ import pytest
 from eventsourcing.cipher import AESCipher
 from eventsourcing.compressor import ZlibCompressor
 from eventsourcing.domain import Aggregate, Snapshot
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import Mapper, MapperDeserialisationError
 from eventsourcing.utils import Environment, get_topic
 
 import agentjournal.application  # noqa: F401  (imports every module that defines events)
@@ -229,6 +229,9 @@ def test_a_typed_record_of_an_older_class_version_is_upcast_then_typed() -> None
     new = mapper.to_stored_event(upcast)
     assert new.state[:2] == bytes([TYPED, 2])
     assert strictly_equal(vars(mapper.to_domain_event(new)), expected)
+    # And a release that knows only version 1 refuses the newer record rather than drop its fields.
+    with pytest.raises(MapperDeserialisationError, match="newer"):
+        mapper.to_domain_event(dataclasses.replace(new, topic=old.topic))
 
 
 def test_a_session_stored_in_both_formats_loads_and_verifies(store_env: dict[str, str]) -> None:
