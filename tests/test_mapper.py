@@ -137,7 +137,7 @@ def test_every_event_class_round_trips_exactly_in_the_typed_format(cls: type) ->
         assert strictly_equal(vars(decoded), vars(event))
 
 
-def test_the_typed_format_is_smaller_and_the_old_one_still_reads() -> None:
+def test_a_typed_record_is_at_most_its_two_header_bytes_longer_and_old_records_still_read() -> None:
     session = Session.start(CONFIG)
     session.begin_turn("hi", "w")
     call = ToolCall("c", "read_file", "{}")
