@@ -245,6 +245,7 @@ class SessionService(Application[UUID]):
     env: ClassVar[dict[str, str]] = {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "TRANSCODER_TOPIC": TRANSCODER,
+        "MAPPER_TOPIC": "agentjournal.infrastructure.mapper:TypedMapper",
         "SQLITE_LOCK_TIMEOUT": "30",
         # No connection opened before the first query needs one (eventsourcing's default opens
         # five): one for a process that uses the store from one thread at a time, more only

@@ -1,4 +1,5 @@
-"""Adapters: litellm, Docker and host compute, persistence, the transcoder, the scripted model server.
+"""Adapters: litellm, Docker and host compute, persistence (the typed event mapper, the
+transcoder), the scripted model server.
 
 Heavy libraries (litellm, docker) are imported inside the adapters that use
 them, so importing this package stays cheap.
