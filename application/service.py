@@ -88,8 +88,12 @@ ANSWER_POLL_SECONDS = 0.1
 
 STORE_ENV = "AGENTJOURNAL_HOME"
 TRANSCODER = "agentjournal.infrastructure.transcoder:MsgspecTranscoder"
-FACTORIES = {"eventsourcing.postgres": "agentjournal.infrastructure.postgres_store:PostgresFactory"}
-"""Our factory in place of eventsourcing's, by persistence module: it skips the DDL when the tables exist."""
+FACTORIES = {
+    "eventsourcing.sqlite": "agentjournal.infrastructure.sqlite_store:SQLiteFactory",
+    "eventsourcing.postgres": "agentjournal.infrastructure.postgres_store:PostgresFactory",
+}
+"""Our factories in place of eventsourcing's, by persistence module: a new SQLite file gets
+pages sized for its rows; PostgreSQL skips the DDL when the tables exist."""
 BLOB_STORES = {
     "eventsourcing.sqlite": "agentjournal.infrastructure.blobs.sqlite:SQLiteBlobStore",
     "eventsourcing.postgres": "agentjournal.infrastructure.blobs.postgres:PostgresBlobStore",
