@@ -2,20 +2,18 @@
 aggregates, their events and values.
 
 Pure: no I/O, no model provider, no container engine.
+
+The ``Agent`` and ``Environment`` aggregates and their values are imported from their
+modules when first asked for (``__getattr__``), as :mod:`agentjournal.application`
+exports its names: eventsourcing makes a dataclass of every event class as its module
+loads, and a process that only reads or resumes sessions never needs those.
 """
 
-from agentjournal.domain.agent import Agent, AgentDefinition, AgentVersion
-from agentjournal.domain.environment import (
-    CloudConfig,
-    Environment,
-    EnvironmentConfig,
-    EnvironmentDefinition,
-    LimitedNetwork,
-    Networking,
-    Packages,
-    SelfHostedConfig,
-    UnrestrictedNetwork,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from agentjournal.domain.errors import (
     AgentArchivedError,
     AnswersMissing,
@@ -54,7 +52,54 @@ from agentjournal.domain.values import (
     UserMessage,
 )
 
+if TYPE_CHECKING:
+    from agentjournal.domain.agent import Agent, AgentDefinition, AgentVersion
+    from agentjournal.domain.environment import (
+        CloudConfig,
+        Environment,
+        EnvironmentConfig,
+        EnvironmentDefinition,
+        LimitedNetwork,
+        Networking,
+        Packages,
+        SelfHostedConfig,
+        UnrestrictedNetwork,
+    )
+
 register_legacy_topics()
+
+_LAZY = {
+    "agentjournal.domain.agent": ("Agent", "AgentDefinition", "AgentVersion"),
+    "agentjournal.domain.environment": (
+        "CloudConfig",
+        "Environment",
+        "EnvironmentConfig",
+        "EnvironmentDefinition",
+        "LimitedNetwork",
+        "Networking",
+        "Packages",
+        "SelfHostedConfig",
+        "UnrestrictedNetwork",
+    ),
+}
+"""The names imported on first use, by module."""
+
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    """A name of :data:`_LAZY`, imported from its module on first use and kept here after."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Agent",

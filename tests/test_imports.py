@@ -9,12 +9,14 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 
 import agentjournal
 import agentjournal.application
+import agentjournal.domain
 from agentjournal.application import SessionService
 from agentjournal.domain import Session, SessionConfig, Usage
 from tests.conftest import ROOT
@@ -36,9 +38,13 @@ HEAVY = (
     "agentjournal.infrastructure.llm",
     "agentjournal.infrastructure.docker_compute",
     "agentjournal.application.catalog",
+    "agentjournal.application.catalog_projection",
+    "agentjournal.domain.agent",
+    "agentjournal.domain.environment",
 )
 """Modules no read of a log needs: the model client, the sandbox, the API server and its
-catalog, the terminal UI, the HTML reader of ``web_fetch``, the package's metadata."""
+catalog (the ``Agent`` and ``Environment`` aggregates and their read model), the terminal
+UI, the HTML reader of ``web_fetch``, the package's metadata."""
 
 
 def loaded_after(code: str) -> list[str]:
@@ -94,12 +100,17 @@ def test_reading_commands_load_none_of_them(store: tuple[Path, str]) -> None:
     assert loaded_after(code) == []
 
 
-@pytest.mark.parametrize("package", [agentjournal, agentjournal.application], ids=lambda p: p.__name__)
+@pytest.mark.parametrize(
+    "package", [agentjournal, agentjournal.application, agentjournal.domain], ids=lambda p: p.__name__
+)
 def test_every_public_name_is_the_object_of_its_own_module(package: object) -> None:
     for name in package.__all__:  # type: ignore[attr-defined]
         value = getattr(package, name)
         if name == "__version__":
             assert isinstance(value, str) and value
+            continue
+        if isinstance(value, types.UnionType):  # an alias (``Message``): its members are public
+            assert all(getattr(package, member.__name__) is member for member in value.__args__), name
             continue
         home = importlib.import_module(value.__module__)
         assert getattr(home, value.__name__) is value, name

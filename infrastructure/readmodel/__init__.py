@@ -1,4 +1,6 @@
-"""Read model tables, one module per event store eventsourcing supports here.
+"""Read model tables, one module per event store eventsourcing supports here, and one
+per store for the catalog of agents and environments (``sqlite_catalog``,
+``postgres_catalog``), which a process serving sessions only never imports.
 
 **Versioned tables.** A read model's tables carry the version of their schema in
 their names (``session_summaries_v2``). A process that finds no table of its
@@ -18,7 +20,6 @@ from uuid import UUID
 import msgspec
 from eventsourcing.persistence import Cipher
 
-from agentjournal.application.catalog_projection import AgentView, CatalogRow, EnvironmentView
 from agentjournal.application.projection import SessionQuery, SessionSummary
 from agentjournal.domain import Status, Usage
 
@@ -38,8 +39,6 @@ SESSION_TABLES = Tables(
 )
 """Version 2 added the agent, environment, metadata, archived and deleted columns."""
 
-CATALOG_TABLES = Tables("catalog_v1", "catalog_v1_position")
-
 COLUMNS = (
     "id", "name", "model", "status", "title",
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
@@ -47,10 +46,6 @@ COLUMNS = (
     "created_at", "updated_at", "parent_id", "parent_version", "last_error",
     "agent_id", "agent_version", "environment_id", "metadata", "archived_at", "deleted",
 )  # fmt: skip
-
-CATALOG_COLUMNS = ("id", "kind", "created_at", "archived_at", "deleted", "body")
-
-KINDS: dict[str, type[CatalogRow]] = {"agent": AgentView, "environment": EnvironmentView}
 
 
 class Sealer:
@@ -159,41 +154,3 @@ def session_filters(query: SessionQuery, mark: str) -> tuple[str, list[Any]]:
     if query.after is not None:
         add(f"(created_at, id) {beyond} (?, ?)", sortable(query.after[0]), str(query.after[1]))
     return f"WHERE {' AND '.join(where)} ORDER BY created_at {direction}, id {direction}", params
-
-
-def catalog_filters(
-    kind: str,
-    mark: str,
-    *,
-    include_archived: bool,
-    created_gte: datetime | None,
-    created_lte: datetime | None,
-    after: tuple[datetime, UUID] | None,
-) -> tuple[str, list[Any]]:
-    """The WHERE and ORDER BY of a page of agents or environments, newest first."""
-    where, params = ["kind = ?", "NOT deleted"], [kind]
-    if not include_archived:
-        where.append("archived_at IS NULL")
-    if created_gte is not None:
-        where.append("created_at >= ?")
-        params.append(sortable(created_gte))
-    if created_lte is not None:
-        where.append("created_at <= ?")
-        params.append(sortable(created_lte))
-    if after is not None:
-        where.append("(created_at, id) < (?, ?)")
-        params += [sortable(after[0]), str(after[1])]
-    text = f"WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC"
-    return text.replace("?", mark), params
-
-
-def catalog_row(entry: CatalogRow, sealer: Sealer) -> tuple[Any, ...]:
-    kind = next(name for name, cls in KINDS.items() if isinstance(entry, cls))
-    deleted = isinstance(entry, EnvironmentView) and entry.deleted
-    archived_at = sortable(entry.archived_at) if entry.archived_at else None
-    body = sealer.seal(msgspec.json.encode(entry).decode())
-    return (str(entry.id), kind, sortable(entry.created_at), archived_at, deleted, body)
-
-
-def catalog_entry(row: Any, sealer: Sealer) -> CatalogRow:
-    return msgspec.json.decode(sealer.open(row["body"]), type=KINDS[row["kind"]])

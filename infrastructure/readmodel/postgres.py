@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -12,27 +11,21 @@ from eventsourcing.persistence import Cipher
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
-from agentjournal.application.catalog_projection import CatalogRow, CatalogView
 from agentjournal.application.projection import SessionQuery, SessionSummary, SessionSummaryView
 from agentjournal.domain import Status
 from agentjournal.infrastructure.postgres_store import schema_objects
 from agentjournal.infrastructure.readmodel import (
-    CATALOG_COLUMNS,
-    CATALOG_TABLES,
     COLUMNS,
     SESSION_TABLES,
     Sealer,
     Tables,
-    catalog_entry,
-    catalog_filters,
-    catalog_row,
     from_row,
     session_filters,
     to_row,
 )
 
 
-class _Tables:
+class SchemaTables:
     """A read model's tables in the datastore's schema, created once, and its position."""
 
     def __init__(self, datastore: PostgresDatastore, tables: Tables, columns: Sequence[str]) -> None:
@@ -109,7 +102,7 @@ class PostgresSessionSummaries(SessionSummaryView):
     def __init__(self, datastore: PostgresDatastore, cipher: Cipher | None = None) -> None:
         self.datastore = datastore
         self.sealer = Sealer(cipher)
-        self._tables = _Tables(datastore, SESSION_TABLES, COLUMNS)
+        self._tables = SchemaTables(datastore, SESSION_TABLES, COLUMNS)
         self._tables.create(
             (
                 "CREATE TABLE {rows} ("
@@ -173,52 +166,3 @@ class PostgresSessionSummaries(SessionSummaryView):
 
     def commit(self, summaries: Sequence[SessionSummary], previous: int, position: int) -> bool:
         return self._tables.commit([to_row(s, self.sealer) for s in summaries], previous, position)
-
-
-class PostgresCatalog(CatalogView):
-    def __init__(self, datastore: PostgresDatastore, cipher: Cipher | None = None) -> None:
-        self.datastore = datastore
-        self.sealer = Sealer(cipher)
-        self._tables = _Tables(datastore, CATALOG_TABLES, CATALOG_COLUMNS)
-        self._tables.create(
-            (
-                "CREATE TABLE {rows} (id text PRIMARY KEY, kind text NOT NULL, created_at text NOT NULL, "
-                "archived_at text, deleted boolean NOT NULL, body text NOT NULL)",
-                "CREATE INDEX ON {rows} (kind, created_at, id)",
-            )
-        )
-
-    def get_many(self, ids: Iterable[UUID]) -> dict[UUID, CatalogRow]:
-        keys = [str(i) for i in ids]
-        if not keys:
-            return {}
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(sql.SQL("{} WHERE id = ANY(%s)").format(self._tables.select), (keys,))
-            return {e.id: e for e in (catalog_entry(r, self.sealer) for r in c.fetchall())}
-
-    def page(
-        self,
-        kind: str,
-        *,
-        limit: int,
-        include_archived: bool = False,
-        created_gte: datetime | None = None,
-        created_lte: datetime | None = None,
-        after: tuple[datetime, UUID] | None = None,
-    ) -> list[CatalogRow]:
-        filters, params = catalog_filters(
-            kind, "%s", include_archived=include_archived, created_gte=created_gte,
-            created_lte=created_lte, after=after,
-        )  # fmt: skip
-        with self.datastore.transaction(commit=False) as c:
-            # The filters name fixed columns only; every value is a parameter.
-            c.execute(
-                sql.SQL("{} {} LIMIT %s").format(self._tables.select, sql.SQL(filters)), [*params, limit]
-            )
-            return [catalog_entry(r, self.sealer) for r in c.fetchall()]
-
-    def position(self) -> int:
-        return self._tables.position()
-
-    def commit(self, rows: Sequence[CatalogRow], previous: int, position: int) -> bool:
-        return self._tables.commit([catalog_row(r, self.sealer) for r in rows], previous, position)

@@ -4,33 +4,26 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Cipher
 from eventsourcing.sqlite import SQLiteDatastore
 
-from agentjournal.application.catalog_projection import CatalogRow, CatalogView
 from agentjournal.application.projection import SessionQuery, SessionSummary, SessionSummaryView
 from agentjournal.domain import Status
 from agentjournal.infrastructure.readmodel import (
-    CATALOG_COLUMNS,
-    CATALOG_TABLES,
     COLUMNS,
     SESSION_TABLES,
     Sealer,
     Tables,
-    catalog_entry,
-    catalog_filters,
-    catalog_row,
     from_row,
     session_filters,
     to_row,
 )
 
 
-def _create(datastore: SQLiteDatastore, tables: Tables, ddl: Sequence[str]) -> None:
+def create_tables(datastore: SQLiteDatastore, tables: Tables, ddl: Sequence[str]) -> None:
     """Create a read model's tables (``ddl``, naming them ``{rows}``) and its position row
     if they are missing, and drop its obsolete tables; all in one transaction."""
     with datastore.transaction(commit=True) as c:
@@ -44,13 +37,13 @@ def _create(datastore: SQLiteDatastore, tables: Tables, ddl: Sequence[str]) -> N
         c.execute(f"INSERT OR IGNORE INTO {tables.position} VALUES ('position', 0)")
 
 
-def _position(datastore: SQLiteDatastore, tables: Tables) -> int:
+def read_position(datastore: SQLiteDatastore, tables: Tables) -> int:
     with datastore.transaction(commit=False) as c:
         c.execute(f"SELECT notification_id FROM {tables.position}")
         return int(c.fetchone()[0])
 
 
-def _commit(
+def commit_rows(
     datastore: SQLiteDatastore,
     tables: Tables,
     width: int,
@@ -78,7 +71,7 @@ class SQLiteSessionSummaries(SessionSummaryView):
         self.datastore = datastore
         self.sealer = Sealer(cipher)
         self._select = f"SELECT {', '.join(COLUMNS)} FROM {self.tables.rows}"
-        _create(
+        create_tables(
             datastore,
             self.tables,
             (
@@ -131,59 +124,8 @@ class SQLiteSessionSummaries(SessionSummaryView):
             return [UUID(row[0]) for row in c.fetchall()]
 
     def position(self) -> int:
-        return _position(self.datastore, self.tables)
+        return read_position(self.datastore, self.tables)
 
     def commit(self, summaries: Sequence[SessionSummary], previous: int, position: int) -> bool:
         rows = [to_row(s, self.sealer) for s in summaries]
-        return _commit(self.datastore, self.tables, len(COLUMNS), rows, previous, position)
-
-
-class SQLiteCatalog(CatalogView):
-    tables = CATALOG_TABLES
-
-    def __init__(self, datastore: SQLiteDatastore, cipher: Cipher | None = None) -> None:
-        self.datastore = datastore
-        self.sealer = Sealer(cipher)
-        self._select = f"SELECT {', '.join(CATALOG_COLUMNS)} FROM {self.tables.rows}"
-        _create(
-            datastore,
-            self.tables,
-            (
-                "CREATE TABLE IF NOT EXISTS {rows} (id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
-                "created_at TEXT NOT NULL, archived_at TEXT, deleted INTEGER NOT NULL, body TEXT NOT NULL)",
-                "CREATE INDEX IF NOT EXISTS {rows}_created ON {rows} (kind, created_at, id)",
-            ),
-        )
-
-    def get_many(self, ids: Iterable[UUID]) -> dict[UUID, CatalogRow]:
-        keys = [str(i) for i in ids]
-        if not keys:
-            return {}
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(f"{self._select} WHERE id IN ({', '.join('?' * len(keys))})", keys)
-            return {e.id: e for e in (catalog_entry(r, self.sealer) for r in c.fetchall())}
-
-    def page(
-        self,
-        kind: str,
-        *,
-        limit: int,
-        include_archived: bool = False,
-        created_gte: datetime | None = None,
-        created_lte: datetime | None = None,
-        after: tuple[datetime, UUID] | None = None,
-    ) -> list[CatalogRow]:
-        filters, params = catalog_filters(
-            kind, "?", include_archived=include_archived, created_gte=created_gte,
-            created_lte=created_lte, after=after,
-        )  # fmt: skip
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(f"{self._select} {filters} LIMIT ?", [*params, limit])
-            return [catalog_entry(r, self.sealer) for r in c.fetchall()]
-
-    def position(self) -> int:
-        return _position(self.datastore, self.tables)
-
-    def commit(self, rows: Sequence[CatalogRow], previous: int, position: int) -> bool:
-        values = [catalog_row(r, self.sealer) for r in rows]
-        return _commit(self.datastore, self.tables, len(CATALOG_COLUMNS), values, previous, position)
+        return commit_rows(self.datastore, self.tables, len(COLUMNS), rows, previous, position)
