@@ -435,15 +435,15 @@ def sqlite_bytes(path: Path) -> int:
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
-def encoded_event_bytes(path: Path) -> int:
-    """The sum of the stored events' ``state`` column: the events as encoded, without the
-    table, its indexes, the snapshots and the read models around them."""
+def encoded_bytes(path: Path, kind: str) -> int:
+    """The sum of the ``state`` column of the tables of ``kind`` (``events`` or
+    ``snapshots``): what was encoded, without the tables' and indexes' own bytes."""
     with sqlite3.connect(path) as connection:
         tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        events = [t for t in tables if t.endswith("events") and "snapshot" not in t]
         return sum(
-            connection.execute(f"SELECT coalesce(sum(length(state)), 0) FROM {t}").fetchone()[0]
-            for t in events
+            connection.execute(f"SELECT coalesce(sum(length(state)), 0) FROM {table}").fetchone()[0]
+            for table in tables
+            if table.endswith(kind)
         )
 
 
@@ -609,7 +609,7 @@ class LongSession:
         thread was grown, not seeded), and agentjournal's events' own encoded size beside it."""
         assert self.empty is not None and self.peer.sqlite_file is not None
         ours = sqlite_bytes(self.project.sqlite_file()) - self.empty[0]
-        encoded = encoded_event_bytes(self.project.sqlite_file())
+        encoded = encoded_bytes(self.project.sqlite_file(), "events")
         result: dict[str, Any] = {
             "agentjournal_file_growth_bytes": ours,
             "agentjournal_bytes_per_turn": round(ours / self.size),
@@ -617,6 +617,7 @@ class LongSession:
             "agentjournal_disk_bytes_per_event": round(ours / events, 1),
             "agentjournal_encoded_bytes_per_event": round(encoded / events, 1),
             "agentjournal_disk_per_encoded": round(ours / encoded, 2),
+            "agentjournal_snapshot_bytes": encoded_bytes(self.project.sqlite_file(), "snapshots"),
         }
         if peer_grown:
             theirs = sqlite_bytes(self.peer.sqlite_file) - self.empty[1]
@@ -627,7 +628,7 @@ class LongSession:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
+    """What the numbers were measured on."""
     with open("/proc/cpuinfo") as cpuinfo:
         model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
     versions: dict[str, str | None] = {}
@@ -747,7 +748,7 @@ def table(results: dict[str, Any]) -> str:
         for measure in ("resume_in_process", "resume_fresh_process", "fork_plus_turn", "history"):
             for size, row in part[measure].items():
                 lines += _rows(f"{database} {measure.replace('_', ' ')} at {size} turns", row)
-        for size, row in part["bytes_on_disk"].items():
+        for size, row in part.get("bytes_on_disk", {}).items():
             peer = next(
                 (k for k in row if k.endswith("_bytes_per_turn") and not k.startswith("agentjournal")), ""
             )
@@ -759,7 +760,7 @@ def table(results: dict[str, Any]) -> str:
             lines.append(
                 f"{'  agentjournal bytes per event: disk / encoded':<52} "
                 f"{row['agentjournal_disk_bytes_per_event']:>9} / {row['agentjournal_encoded_bytes_per_event']:<8} "
-                f"= {row['agentjournal_disk_per_encoded']}"
+                f"= {row['agentjournal_disk_per_encoded']}; snapshots {row['agentjournal_snapshot_bytes']:,} bytes"
             )
         for size, row in part["grow"].items():
             peer = next(k for k in row if k.endswith("_s") and not k.startswith("agentjournal"))
