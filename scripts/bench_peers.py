@@ -21,11 +21,12 @@ agentjournal / peer: below 1, agentjournal is faster (or smaller).
   ``SessionService.get_session`` and ``ManagedAgent.resume_session``, LangGraph's
   ``get_state``), and in a fresh process, timed whole (start, imports, open, load, print
   the message count); PraisonAI's JSON file at 100 turns;
-* fork plus one turn (agentjournal's ``fork``; LangGraph's branch from a past checkpoint,
-  an ``invoke`` naming its ``checkpoint_id``), and the history listing (the audit log;
-  ``get_state_history``);
+* fork plus one turn at 100 and 1,000 turns (agentjournal's ``fork``; LangGraph's branch from
+  a past checkpoint, an ``invoke`` naming its ``checkpoint_id``), and the history listing at
+  100 turns (the audit log; ``get_state_history``);
 * bytes on disk: the SQLite file's growth from an empty store (write-ahead log folded in
-  first), per turn and per event, beside the events' own encoded size.
+  first), per turn and per event, beside the events' own encoded size (the ``state`` column
+  of the stored events) and the snapshots'.
 
 LangGraph writes a checkpoint of the whole state at every super-step, so its threads grow
 quadratically; a 5,000-turn thread grown through ``invoke`` would take tens of minutes and
