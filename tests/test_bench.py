@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -20,3 +22,26 @@ def test_the_quick_benchmark_runs_and_reports(tmp_path):
     results = json.loads(out.read_text())
     assert results["per_turn_overhead_sqlite"]["median_ms"] > 0
     assert results["open_and_resume_sqlite"]["resume_100_turns"]["median_ms"] > 0
+
+
+def test_the_quick_peer_comparison_runs_and_reports_ratios(tmp_path):
+    pytest.importorskip(
+        "langgraph.checkpoint.sqlite", reason='the peer comparison needs pip install -e ".[bench]"'
+    )
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench"), "--peers-only", "--quick", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sqlite = json.loads(out.read_text())["peers"]["sqlite"]
+    for size in ("10", "50"):
+        for mode in ("warm_no_tool", "warm_tool", "cold_no_tool", "cold_tool"):
+            assert sqlite["per_turn"][size][mode]["ratio_vs_langgraph_sqlite"] > 0
+    first = sqlite["resume_in_process"]["50"]
+    assert first["ratio_vs_langgraph_sqlite"] > 0 and first["ratio_vs_praisonai_json"] > 0
+    assert sqlite["resume_fresh_process"]["50"]["ratio_vs_praisonai_json"] > 0
+    assert sqlite["fork_plus_turn"]["100"]["ratio_vs_langgraph_sqlite"] > 0
+    assert sqlite["history"]["100"]["ratio_vs_langgraph_sqlite"] > 0
+    assert sqlite["bytes_on_disk"]["100"]["agentjournal_disk_per_encoded"] > 0
+    assert "resume fresh process at 50 turns" in done.stdout  # the table
