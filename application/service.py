@@ -256,7 +256,7 @@ class SessionService(Application[UUID]):
         # while threads wait for one, up to POSTGRES_MAX_OVERFLOW.
         "POSTGRES_POOL_SIZE": "0",
     }
-    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Session: 200}
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Session: 100}
     """A session's state is kept as a snapshot each time its log passes a multiple of this
     many events (see :mod:`~agentjournal.application.snapshots`: each one holds what changed
     since the one before, so together they hold each message once)."""

@@ -58,7 +58,15 @@ from typing import Any
 from agentjournal.application import ManagedAgent, SessionService
 from agentjournal.application.ports import ModelReply, TextDelta
 from agentjournal.application.service import TurnRuntime
-from agentjournal.domain import AssistantMessage, Message, SessionConfig, ToolCall, Usage, UserMessage
+from agentjournal.domain import (
+    AssistantMessage,
+    Message,
+    Session,
+    SessionConfig,
+    ToolCall,
+    Usage,
+    UserMessage,
+)
 from agentjournal.infrastructure.host import HostCompute
 
 PEERS_MISSING = 'The peer comparison needs LangGraph and PraisonAI: pip install -e ".[bench]"'
@@ -68,8 +76,8 @@ TOOL_PROMPT = "Read notes.txt first. "
 NOTES = "notes.txt"
 GROW_LIMIT = 1_000
 """LangGraph threads up to this many turns are grown through ``invoke``; longer ones are seeded."""
-SNAPSHOT_INTERVAL = 200
-"""agentjournal's service snapshots a session every 200 events."""
+SNAPSHOT_INTERVAL = SessionService.snapshotting_intervals[Session]
+"""How many events apart agentjournal's service snapshots a session."""
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
@@ -135,15 +143,23 @@ def ratio(ours: float, theirs: float) -> float:
     return float(f"{ours / theirs:.3g}")
 
 
-def fresh_process(code: str) -> Callable[[], object]:
-    """Runs ``code`` in a new interpreter, which must print a message count."""
+def fresh_process(code: str, bytecode: Path) -> Callable[[], object]:
+    """Runs ``code`` in a new interpreter, which must print a message count. Every side's
+    modules import from cached bytecode, as an installed package's do (a development
+    install, or an environment that says not to write bytecode, would otherwise compile
+    the sources in every process), in ``bytecode``: one run writes it before any is timed."""
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    environ["PYTHONPYCACHEPREFIX"] = str(bytecode)
 
     def run() -> object:
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=environ
+        )
         if done.returncode != 0 or not done.stdout.strip().isdigit():
             raise RuntimeError(f"the fresh process failed: {done.stderr[-2000:]}")
         return int(done.stdout)
 
+    run()
     return run
 
 
@@ -436,13 +452,16 @@ def sqlite_bytes(path: Path) -> int:
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
-def encoded_bytes(path: Path, kind: str) -> int:
+def encoded_bytes(path: Path, kind: str, record: bool = False) -> int:
     """The sum of the ``state`` column of the tables of ``kind`` (``events`` or
-    ``snapshots``): what was encoded, without the tables' and indexes' own bytes."""
+    ``snapshots``): what was encoded, without the tables' and indexes' own bytes. With
+    ``record``, each row's whole record: its originator's id (as stored), version (8 bytes),
+    topic and state, the event as the store must keep it whatever its layout."""
+    size = "length(originator_id) + 8 + length(topic) + length(state)" if record else "length(state)"
     with sqlite3.connect(path) as connection:
         tables = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return sum(
-            connection.execute(f"SELECT coalesce(sum(length(state)), 0) FROM {table}").fetchone()[0]
+            connection.execute(f"SELECT coalesce(sum({size}), 0) FROM {table}").fetchone()[0]
             for table in tables
             if table.endswith(kind)
         )
@@ -576,13 +595,13 @@ class LongSession:
         assert project.resume(sid) == peer.resume(thread), "both sides hold the same messages"
         resume: dict[str, Callable[[], object]] = {"agentjournal": lambda: project.resume(sid),
                                                    peer.name: lambda: peer.resume(thread)}  # fmt: skip
-        fresh = {"agentjournal": fresh_process(project.fresh_code(sid)),
-                 peer.name: fresh_process(peer.fresh_code(thread))}  # fmt: skip
+        fresh = {"agentjournal": fresh_process(project.fresh_code(sid), project.folder / "bytecode"),
+                 peer.name: fresh_process(peer.fresh_code(thread), project.folder / "bytecode")}  # fmt: skip
         if praison is not None:
             psid = uuid.uuid4().hex
             praison.grow(psid, size, notes_text())
             resume[praison.name] = lambda: praison.resume(psid)
-            fresh[praison.name] = fresh_process(praison.fresh_code(psid))
+            fresh[praison.name] = fresh_process(praison.fresh_code(psid), project.folder / "bytecode")
         in_process = interleaved(resume, self.sizes.resume_repeat)
         agent = interleaved({"agentjournal": lambda: project.resume_agent(sid),
                              peer.name: lambda: peer.resume(thread)}, self.sizes.resume_repeat)  # fmt: skip
@@ -618,6 +637,9 @@ class LongSession:
             "agentjournal_disk_bytes_per_event": round(ours / events, 1),
             "agentjournal_encoded_bytes_per_event": round(encoded / events, 1),
             "agentjournal_disk_per_encoded": round(ours / encoded, 2),
+            "agentjournal_disk_per_record": round(
+                ours / encoded_bytes(self.project.sqlite_file(), "events", True), 2
+            ),
             "agentjournal_snapshot_bytes": encoded_bytes(self.project.sqlite_file(), "snapshots"),
         }
         if peer_grown:
@@ -762,6 +784,10 @@ def table(results: dict[str, Any]) -> str:
                 f"{'  agentjournal bytes per event: disk / encoded':<52} "
                 f"{row['agentjournal_disk_bytes_per_event']:>9} / {row['agentjournal_encoded_bytes_per_event']:<8} "
                 f"= {row['agentjournal_disk_per_encoded']}; snapshots {row['agentjournal_snapshot_bytes']:,} bytes"
+            )
+            lines.append(
+                f"{'  agentjournal disk / events records (id, version, topic, state)':<52} "
+                f"{row['agentjournal_disk_per_record']:>20}"
             )
         for size, row in part["grow"].items():
             peer = next(k for k in row if k.endswith("_s") and not k.startswith("agentjournal"))
