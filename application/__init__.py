@@ -14,8 +14,9 @@ so a process pays only for what it uses: one that reads a log through
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from agentjournal.lazy import LazyNames
 
 if TYPE_CHECKING:
     from agentjournal.application.api import Agent, ManagedAgent, RecordedConfigWarning
@@ -77,22 +78,9 @@ _HOMES = {
 }
 """Each public name's module, where ``__getattr__`` finds it."""
 
-_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use and kept here after."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
+_NAMES = LazyNames(__name__, _HOMES)
+__getattr__ = _NAMES.attribute
+__dir__ = _NAMES.listing
 
 __all__ = [
     "Agent",

@@ -11,8 +11,7 @@ loads, and a process that only reads or resumes sessions never needs those.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agentjournal.domain.errors import (
     AgentArchivedError,
@@ -51,6 +50,7 @@ from agentjournal.domain.values import (
     Usage,
     UserMessage,
 )
+from agentjournal.lazy import LazyNames
 
 if TYPE_CHECKING:
     from agentjournal.domain.agent import Agent, AgentDefinition, AgentVersion
@@ -84,22 +84,9 @@ _LAZY = {
 }
 """The names imported on first use, by module."""
 
-_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    """A name of :data:`_LAZY`, imported from its module on first use and kept here after."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
-
+_NAMES = LazyNames(__name__, _LAZY)
+__getattr__ = _NAMES.attribute
+__dir__ = _NAMES.listing
 
 __all__ = [
     "Agent",
