@@ -198,3 +198,32 @@ def test_an_old_store_with_whole_snapshots_goes_on_in_chunks(tmp_path: Path) -> 
         assert service.get_session(session_id, version).state() == replayed(service, session, version).state()
     assert audit.verify(service, session_id).ok
     service.close()
+
+
+def test_a_snapshot_the_store_refuses_fails_no_step(
+    service: ChunkingService, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The events are saved before the chunk is written: a store that refuses the chunk
+    (here, a lock held too long) leaves the step recorded, and the next chunk is taken."""
+    from eventsourcing.persistence import OperationalError
+
+    session = Session.start(CONFIG)
+    service.save(session)
+    recorder = service.session_snapshots.recorder
+    insert = recorder.insert_events
+
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(recorder, "insert_events", locked)
+    turn(session, 1)
+    turn(session, 2)
+    service.save(session)  # passes a multiple of the interval
+    assert "no snapshot of session" in caplog.text
+    assert list(service.session_snapshots.chunks(session.id)) == []
+    assert service.get_session(session.id).version == session.version
+    monkeypatch.setattr(recorder, "insert_events", insert)
+    turn(session, 3)
+    service.save(session)
+    assert [c.chunk.after for c in service.session_snapshots.chunks(session.id)] == [0]
+    assert vars(service.get_session(session.id)) == vars(replayed(service, session, session.version))
