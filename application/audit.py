@@ -57,9 +57,17 @@ def _hash_matches(event: Any) -> bool:
     )  # fmt: skip
 
 
+class _Unreadable(msgspec.Struct, frozen=True):
+    """A stored snapshot that cannot be decoded, and why."""
+
+    reason: str
+
+
 def _snapshot_problem(kept: Any, folded: Session, chunks: ChunkChecker | None) -> str | None:
     """What is wrong with a stored snapshot against the events folded up to it: a chunk
     (see :class:`ChunkChecker`) or a whole snapshot of an older store."""
+    if isinstance(kept, _Unreadable):
+        return f"it cannot be read: {kept.reason}"
     if isinstance(kept, StoredChunk) and chunks is not None:
         return chunks.problem(kept, folded)
     return None if kept.state() == folded.state() else "its state differs"
@@ -75,7 +83,12 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
     if not records:
         raise SessionNotFound(session_id)
     kept = service.session_snapshots
-    snapshots: dict[int, Any] = {s.version: s for s in (kept.chunks(session_id) if kept else ())}
+    snapshots: dict[int, Any] = {}
+    for row in kept.recorder.select_events(session_id) if kept else ():
+        try:
+            snapshots[row.originator_version] = kept.read(row)  # type: ignore[union-attr]
+        except Exception as e:  # a damaged row: bad bytes, a failed decryption
+            snapshots[row.originator_version] = _Unreadable(str(e))
     chunks = ChunkChecker(kept) if kept else None
     folded: Any = None
 

@@ -331,11 +331,13 @@ class SessionService(Application[UUID]):
     def take_snapshot(
         self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None
     ) -> None:
-        """Take a chunk of the session as of ``version`` (default: now), whatever the interval."""
-        if self.session_snapshots is None:
+        """Take a chunk of the session as of ``version`` (default: now), whatever the
+        interval; any other aggregate is snapshotted as eventsourcing does."""
+        aggregate = self.repository.get(aggregate_id, version=version, projector_func=project_session)
+        if self.session_snapshots is None or not isinstance(aggregate, Session):
             super().take_snapshot(aggregate_id, version)
             return
-        self.session_snapshots.take(self.get_session(aggregate_id, version))
+        self.session_snapshots.take(aggregate)
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Any:
         environment = super().construct_env(name, env)

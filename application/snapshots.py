@@ -42,6 +42,9 @@ from agentjournal.domain.values import FileState, Message
 _NOT_REST = frozenset({"_id", "_version", "_pending_events", "messages", "files"})
 """Attributes a chunk keeps apart from the rest of the state, or not at all."""
 
+_ABSENT = object()
+"""What a state without an attribute compares as."""
+
 _HINTS = frozenset({"files_changed_at"})
 """Attributes that say how the state was reached rather than what it is: a session loaded
 from an old whole snapshot does not know when its files last changed."""
@@ -155,7 +158,7 @@ class SessionSnapshots:
         chain = [tip]
         while chain[-1].chunk.after:
             row = by_version.get(chain[-1].chunk.after)
-            if row is None or row.topic != CHUNK_TOPIC:
+            if row is None or row.topic != CHUNK_TOPIC or row.originator_version >= chain[-1].version:
                 msg = f"session {session_id}: the snapshot at {chain[-1].version} continues a missing one"
                 raise LookupError(msg)
             chain.append(StoredChunk(row.originator_version, self._decode(row)))
@@ -166,7 +169,7 @@ class SessionSnapshots:
         """Every snapshot stored for the session, oldest first: chunks, and the whole
         snapshots of stores written before them (as eventsourcing's ``Snapshot``)."""
         for row in self.recorder.select_events(session_id):
-            yield self._read(row)
+            yield self.read(row)
 
     def messages(self, chunk: SessionChunk) -> list[Message]:
         """The messages a chunk adds."""
@@ -177,15 +180,17 @@ class SessionSnapshots:
         return _files_decoder.decode(chunk.files)
 
     def rest(self, chunk: SessionChunk) -> dict[str, Any]:
-        """Every other attribute the chunk holds."""
+        """Every other attribute the chunk holds (only those: a name kept apart, or not at
+        all, is never taken from here)."""
         rest: dict[str, Any] = self.mapper.transcoder.decode(chunk.rest)
-        return rest
+        return {name: value for name, value in rest.items() if name not in _NOT_REST}
 
     def _latest(self, aggregate_id: UUID, version: int | None) -> StoredChunk | Any:
         rows = self.recorder.select_events(aggregate_id, lte=version, desc=True, limit=1)
-        return self._read(rows[0]) if rows else None
+        return self.read(rows[0]) if rows else None
 
-    def _read(self, row: StoredEvent) -> StoredChunk | Any:
+    def read(self, row: StoredEvent) -> StoredChunk | Any:
+        """One stored snapshot: a chunk, or an old whole snapshot's aggregate."""
         if row.topic == CHUNK_TOPIC:
             return StoredChunk(row.originator_version, self._decode(row))
         return self.mapper.to_domain_event(row).mutate(None)  # type: ignore[attr-defined]
@@ -227,9 +232,9 @@ class ChunkChecker:
     def problem(self, stored: StoredChunk, folded: Session) -> str | None:
         """What is wrong with ``stored``, taken at ``folded.version``, or None."""
         chunk, files = stored.chunk, folded.__dict__.get("files")
+        parent = self._seen.get(chunk.after) if chunk.after < stored.version else None
         self._seen[stored.version] = (chunk, files)
         if chunk.after:
-            parent = self._seen.get(chunk.after)
             if (
                 parent is None
                 or parent[0].base != chunk.base
@@ -247,10 +252,13 @@ class ChunkChecker:
             return "its messages differ"
         if (self.snapshots.files(chunk) if chunk.files != _NIL else unchanged_files) != files:
             return "its files differ"
+        rest = self.snapshots.mapper.transcoder.decode(chunk.rest)
+        if not isinstance(rest, dict) or rest.keys() & _NOT_REST:
+            return "its state holds what it must not"
         kept = object.__new__(Session)
-        object.__setattr__(kept, "__dict__", self.snapshots.rest(chunk))
+        object.__setattr__(kept, "__dict__", rest)
         names = (vars(kept).keys() | vars(folded).keys()) - _NOT_REST - _HINTS
-        if any(getattr(kept, name) != getattr(folded, name) for name in names):
+        if any(getattr(kept, name, _ABSENT) != getattr(folded, name, _ABSENT) for name in names):
             return "its state differs"
         return None
 
@@ -267,8 +275,8 @@ class ChunkedRepository(Repository[UUID]):
             snapshots = SessionSnapshots(self.snapshot_store.recorder, self.snapshot_store.mapper)
             try:
                 start = snapshots.load(aggregate_id, version)
-            except LookupError:
-                start = None  # a broken chain: the events alone still tell everything
+            except (LookupError, ValueError, msgspec.MsgspecError):
+                start = None  # a broken chain or a damaged chunk: the events alone tell everything
         events = self.event_store.get(aggregate_id, gt=start.version if start else None, lte=version)
         aggregate = projector_func(start, events)
         if aggregate is None:

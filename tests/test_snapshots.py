@@ -227,3 +227,50 @@ def test_a_snapshot_the_store_refuses_fails_no_step(
     service.save(session)
     assert [c.chunk.after for c in service.session_snapshots.chunks(session.id)] == [0]
     assert vars(service.get_session(session.id)) == vars(replayed(service, session, session.version))
+
+
+def store_chunk(store: dict[str, str], version: int, state: bytes) -> None:
+    with sqlite3.connect(store["SQLITE_DBNAME"]) as db:
+        db.execute("UPDATE stored_snapshots SET state = ? WHERE originator_version = ?", (state, version))
+
+
+def test_a_chunk_that_continues_itself_is_found_and_never_followed(
+    service: ChunkingService, store: dict[str, str]
+) -> None:
+    session = grow(service, 6)
+    target = list(service.session_snapshots.chunks(session.id))[2]
+    looped = msgspec.structs.replace(
+        target.chunk, after=target.version, messages_from=target.chunk.message_count, messages=raw([])
+    )
+    store_chunk(store, target.version, msgspec.msgpack.encode(looped))
+    result = audit.verify(service, session.id)
+    assert result.broken is not None and result.broken.version == target.version
+    assert "does not continue" in result.broken.problem
+    service.take_snapshot(session.id)  # a chunk continuing the looped one
+    assert vars(service.get_session(session.id)) == vars(replayed(service, session, session.version))
+
+
+def test_a_chunk_whose_state_names_the_files_is_found_and_its_files_not_loaded(
+    service: ChunkingService, store: dict[str, str]
+) -> None:
+    session = grow(service, 6)
+    target = list(service.session_snapshots.chunks(session.id))[-1]
+    rest = service.mapper.transcoder.decode(target.chunk.rest)
+    rest["files"] = {"planted.txt": FileState("0" * 64, 1, 0o644, stored=False)}
+    planted = msgspec.structs.replace(target.chunk, rest=service.mapper.transcoder.encode(rest))
+    store_chunk(store, target.version, msgspec.msgpack.encode(planted))
+    result = audit.verify(service, session.id)
+    assert result.broken is not None and "holds what it must not" in result.broken.problem
+    assert dict(service.get_session(session.id, target.version).files) == {}
+
+
+def test_a_damaged_chunk_is_reported_by_verify_and_loads_from_the_events(
+    service: ChunkingService, store: dict[str, str]
+) -> None:
+    session = grow(service, 6)
+    target = list(service.session_snapshots.chunks(session.id))[-1]
+    store_chunk(store, target.version, b"\x00 not a chunk")
+    result = audit.verify(service, session.id)
+    assert result.broken is not None and result.broken.version == target.version
+    assert "cannot be read" in result.broken.problem
+    assert vars(service.get_session(session.id)) == vars(replayed(service, session, session.version))
