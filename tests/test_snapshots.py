@@ -81,6 +81,12 @@ def raw(value: object) -> msgspec.Raw:
     return msgspec.Raw(msgspec.msgpack.encode(value))
 
 
+def store_chunk(store: dict[str, str], version: int, state: bytes) -> None:
+    """Replace the stored bytes of the session's chunk at ``version``, as a tamperer would."""
+    with sqlite3.connect(store["SQLITE_DBNAME"]) as db:
+        db.execute("UPDATE stored_snapshots SET state = ? WHERE originator_version = ?", (state, version))
+
+
 def replayed(service: SessionService, session: Session, version: int) -> Session:
     folded = project_session(None, list(service.events.get(session.id, lte=version)))
     assert folded is not None
@@ -156,12 +162,7 @@ def test_an_altered_chunk_is_found_by_verify(
 ) -> None:
     session = grow(service, 6)
     target = list(service.session_snapshots.chunks(session.id))[2]
-    altered = alter(target.chunk)
-    with sqlite3.connect(store["SQLITE_DBNAME"]) as db:
-        db.execute(
-            "UPDATE stored_snapshots SET state = ? WHERE originator_version = ?",
-            (msgspec.msgpack.encode(altered), target.version),
-        )
+    store_chunk(store, target.version, msgspec.msgpack.encode(alter(target.chunk)))
     result = audit.verify(service, session.id)
     assert result.broken is not None and result.broken.version == target.version
     assert problem in result.broken.problem
@@ -227,11 +228,6 @@ def test_a_snapshot_the_store_refuses_fails_no_step(
     service.save(session)
     assert [c.chunk.after for c in service.session_snapshots.chunks(session.id)] == [0]
     assert vars(service.get_session(session.id)) == vars(replayed(service, session, session.version))
-
-
-def store_chunk(store: dict[str, str], version: int, state: bytes) -> None:
-    with sqlite3.connect(store["SQLITE_DBNAME"]) as db:
-        db.execute("UPDATE stored_snapshots SET state = ? WHERE originator_version = ?", (state, version))
 
 
 def test_a_chunk_that_continues_itself_is_found_and_never_followed(
