@@ -13,6 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 API_KEY = "aj-test-key-0123456789"
+
+WEATHER = {
+    "type": "custom",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+"""A custom tool, as the API takes one: the client runs it and answers."""
+
 MODEL_KEY_ENV = "AGENTJOURNAL_TEST_MODEL_KEY"
 
 

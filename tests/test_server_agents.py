@@ -19,15 +19,9 @@ from agentjournal.application import SessionService
 from agentjournal.application.catalog import Catalog, session_config
 from agentjournal.infrastructure.server.ids import parse_id
 from tests.conftest import TEST_KEY
+from tests.serving import WEATHER
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-WEATHER = {
-    "type": "custom",
-    "name": "get_weather",
-    "description": "The weather in a city.",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-}
 
 
 @pytest.fixture

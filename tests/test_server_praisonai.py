@@ -9,16 +9,9 @@ import asyncio
 import pytest
 
 from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
-from tests.serving import API_KEY
+from tests.serving import API_KEY, WEATHER
 
 managed_agents = pytest.importorskip("praisonai.integrations.managed_agents")
-
-WEATHER = {
-    "type": "custom",
-    "name": "get_weather",
-    "description": "The weather in a city.",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-}
 
 
 @pytest.fixture
