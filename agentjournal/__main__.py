@@ -1,5 +1,5 @@
 """``python -m agentjournal``: the command line, as the ``agentjournal`` command."""
 
-from agentjournal.infrastructure.cli import main
+from agentjournal.infrastructure.cli.main import main
 
 raise SystemExit(main())

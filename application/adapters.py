@@ -14,11 +14,11 @@ from eventsourcing.utils import resolve_topic
 from agentjournal.application.errors import ConfigError
 from agentjournal.domain import ComputeBinding
 
-LANGUAGE_MODEL_TOPIC = "agentjournal.infrastructure.llm:LiteLLMModel"
+LANGUAGE_MODEL_TOPIC = "agentjournal.infrastructure.models.litellm_model:LiteLLMModel"
 
 COMPUTE_TOPICS = {
-    "host": "agentjournal.infrastructure.host:HostCompute",
-    "docker": "agentjournal.infrastructure.docker_compute:DockerCompute",
+    "host": "agentjournal.infrastructure.compute.host:HostCompute",
+    "docker": "agentjournal.infrastructure.compute.docker_sandbox:DockerCompute",
 }
 """Compute kinds by the name a session records."""
 

@@ -71,8 +71,8 @@ from agentjournal.domain import (
 )
 
 CATALOG_VIEWS = {
-    "eventsourcing.sqlite": "agentjournal.infrastructure.readmodel.sqlite_catalog:SQLiteCatalog",
-    "eventsourcing.postgres": "agentjournal.infrastructure.readmodel.postgres_catalog:PostgresCatalog",
+    "eventsourcing.sqlite": "agentjournal.infrastructure.stores.readmodel.sqlite_catalog:SQLiteCatalog",
+    "eventsourcing.postgres": "agentjournal.infrastructure.stores.readmodel.postgres_catalog:PostgresCatalog",
 }
 
 A = TypeVar("A", Agent, Environment)

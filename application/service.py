@@ -87,20 +87,20 @@ ANSWER_POLL_SECONDS = 0.1
 """Tool calls one model reply may make; the rest are refused as tool errors."""
 
 STORE_ENV = "AGENTJOURNAL_HOME"
-TRANSCODER = "agentjournal.infrastructure.transcoder:MsgspecTranscoder"
+TRANSCODER = "agentjournal.infrastructure.stores.transcoder:MsgspecTranscoder"
 FACTORIES = {
-    "eventsourcing.sqlite": "agentjournal.infrastructure.sqlite_store:SQLiteFactory",
-    "eventsourcing.postgres": "agentjournal.infrastructure.postgres_store:PostgresFactory",
+    "eventsourcing.sqlite": "agentjournal.infrastructure.stores.sqlite:SQLiteFactory",
+    "eventsourcing.postgres": "agentjournal.infrastructure.stores.postgres:PostgresFactory",
 }
 """Our factories in place of eventsourcing's, by persistence module: a new SQLite file gets
 pages sized for its rows; PostgreSQL skips the DDL when the tables exist."""
 BLOB_STORES = {
-    "eventsourcing.sqlite": "agentjournal.infrastructure.blobs.sqlite:SQLiteBlobStore",
-    "eventsourcing.postgres": "agentjournal.infrastructure.blobs.postgres:PostgresBlobStore",
+    "eventsourcing.sqlite": "agentjournal.infrastructure.stores.blobs.sqlite:SQLiteBlobStore",
+    "eventsourcing.postgres": "agentjournal.infrastructure.stores.blobs.postgres:PostgresBlobStore",
 }
 SUMMARY_VIEWS = {
-    "eventsourcing.sqlite": "agentjournal.infrastructure.readmodel.sqlite:SQLiteSessionSummaries",
-    "eventsourcing.postgres": "agentjournal.infrastructure.readmodel.postgres:PostgresSessionSummaries",
+    "eventsourcing.sqlite": "agentjournal.infrastructure.stores.readmodel.sqlite:SQLiteSessionSummaries",
+    "eventsourcing.postgres": "agentjournal.infrastructure.stores.readmodel.postgres:PostgresSessionSummaries",
 }
 
 
@@ -249,7 +249,7 @@ class SessionService(Application[UUID]):
     env: ClassVar[dict[str, str]] = {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "TRANSCODER_TOPIC": TRANSCODER,
-        "MAPPER_TOPIC": "agentjournal.infrastructure.mapper:TypedMapper",
+        "MAPPER_TOPIC": "agentjournal.infrastructure.stores.mapper:TypedMapper",
         "SQLITE_LOCK_TIMEOUT": "30",
         # No connection opened before the first query needs one (eventsourcing's default opens
         # five): one for a process that uses the store from one thread at a time, more only

@@ -67,7 +67,7 @@ from agentjournal.domain import (
     Usage,
     UserMessage,
 )
-from agentjournal.infrastructure.host import HostCompute
+from agentjournal.infrastructure.compute.host import HostCompute
 
 PEERS_MISSING = 'The peer comparison needs LangGraph and PraisonAI: pip install -e ".[bench]"'
 

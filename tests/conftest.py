@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from agentjournal.application import ManagedAgent, ManagedConfig, SessionService
-from agentjournal.infrastructure.scripted_model import ScriptedModelServer
+from agentjournal.infrastructure.models.scripted import ScriptedModelServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY = "sk-test-0123456789abcdefghijklmnop"
@@ -151,7 +151,7 @@ def engine():  # type: ignore[no-untyped-def]
 def sessions(engine):  # type: ignore[no-untyped-def]
     """The ids of the sessions a test gives a sandbox. Afterwards none of them may have one
     left; the engine's other containers (a user's own sandboxes among them) are not looked at."""
-    from agentjournal.infrastructure.docker_compute import remove_sandbox, sandboxes
+    from agentjournal.infrastructure.compute.docker_sandbox import remove_sandbox, sandboxes
 
     created: list[uuid.UUID] = []
     yield created
@@ -165,7 +165,7 @@ def sessions(engine):  # type: ignore[no-untyped-def]
 def sandbox(engine, sessions):  # type: ignore[no-untyped-def]
     """Makes Docker sandboxes (DockerCompute options as keywords), released after the test."""
     from agentjournal.domain import ComputeBinding
-    from agentjournal.infrastructure.docker_compute import DockerCompute
+    from agentjournal.infrastructure.compute.docker_sandbox import DockerCompute
 
     computes = []
 
@@ -185,7 +185,7 @@ def sandbox(engine, sessions):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def module_sandbox(engine):  # type: ignore[no-untyped-def]
     """One Docker sandbox for all of a module's tests, released after them."""
-    from agentjournal.infrastructure.docker_compute import DockerCompute, sandboxes
+    from agentjournal.infrastructure.compute.docker_sandbox import DockerCompute, sandboxes
 
     session_id = uuid.uuid4()
     compute = DockerCompute(client=engine)
@@ -200,7 +200,7 @@ def either_compute(request: pytest.FixtureRequest, tmp_path: Path):  # type: ign
     """Each compute in turn, with an empty work folder: the host in a new folder, and the
     module's Docker sandbox with its work folder emptied."""
     if request.param == "host":
-        from agentjournal.infrastructure.host import HostCompute
+        from agentjournal.infrastructure.compute.host import HostCompute
 
         host = HostCompute(tmp_path / "work")
         host.attach(uuid.uuid4(), None)

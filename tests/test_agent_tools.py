@@ -15,8 +15,8 @@ from agentjournal.application.agent_tools import GLOB_LIMIT
 from agentjournal.application.tools import ToolLimits, run_tool
 from agentjournal.application.toolset import resolve_tools
 from agentjournal.domain import SessionConfig, ToolCall, ToolResult
-from agentjournal.infrastructure.host import HostCompute
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.compute.host import HostCompute
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import TEST_KEY
 
 LIMITS = ToolLimits(timeout=10)

@@ -22,7 +22,7 @@ from agentjournal.application import (
 from agentjournal.application.errors import AgentJournalError
 from agentjournal.domain import ToolResult
 from agentjournal.domain.chain import event_hash, event_type_name, payload_of
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import TEST_KEY
 
 

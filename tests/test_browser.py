@@ -24,7 +24,7 @@ import httpx
 import msgspec
 import pytest
 
-from agentjournal.infrastructure.scripted_model import Reply
+from agentjournal.infrastructure.models.scripted import Reply
 from tests.conftest import ROOT
 from tests.serving import API_KEY, RunningServer, running_server
 from tests.test_browser_routes import CONFIG, HEADERS, X, create, fork, get, grow, run_turn

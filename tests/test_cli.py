@@ -333,7 +333,7 @@ def test_title_command_sets_a_title(tmp_path: Path) -> None:
 
 def test_audit_commands_do_not_load_the_model_or_container_libraries(session_id, store):  # type: ignore[no-untyped-def]
     code = (
-        "import sys; from agentjournal.infrastructure.cli import main\n"
+        "import sys; from agentjournal.infrastructure.cli.main import main\n"
         f"for args in (['list'], ['log', {session_id!r}], ['state', {session_id!r}], ['show', {session_id!r}]):\n"
         f"    assert main(['--store', {str(store)!r}, *args]) == 0\n"
         "heavy = sorted(m for m in ('litellm', 'docker', 'openai') if m in sys.modules)\n"

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from agentjournal.application.ports import Compute, ComputeError
-from agentjournal.infrastructure.host import HostCompute
+from agentjournal.infrastructure.compute.host import HostCompute
 from tests.conftest import PAGES
 
 # How long past its time limit a search or fetch may take to be stopped, on a busy machine.

@@ -19,8 +19,13 @@ from agentjournal.application import Agent, ManagedAgent, ManagedConfig
 from agentjournal.application.ports import ComputeError, ExecResult
 from agentjournal.application.tools import ToolLimits, run_tool
 from agentjournal.domain import ComputeBinding, ToolCall, ToolResult
-from agentjournal.infrastructure.docker_compute import SESSION_LABEL, DockerCompute, remove_sandbox, sandboxes
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.compute.docker_sandbox import (
+    SESSION_LABEL,
+    DockerCompute,
+    remove_sandbox,
+    sandboxes,
+)
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import TEST_KEY, run_python
 
 pytestmark = pytest.mark.docker
@@ -158,7 +163,7 @@ def test_release_needs_only_the_recorded_binding_and_can_be_repeated(engine, san
     session_id, reference = uuid.UUID(session_of(compute)), compute.container.id
     release = f"""
         from agentjournal.domain import ComputeBinding
-        from agentjournal.infrastructure.docker_compute import release_sandbox
+        from agentjournal.infrastructure.compute.docker_sandbox import release_sandbox
         release_sandbox(ComputeBinding("docker", {reference!r}))
     """
     for _ in range(2):  # a second release, in another process, finds nothing to do

@@ -19,7 +19,7 @@ import pytest
 
 from agentjournal.application import ManagedAgent, ManagedConfig
 from agentjournal.domain import Status, ToolResult
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import ROOT, TEST_KEY
 
 CHILD = """
@@ -232,7 +232,7 @@ def test_ctrl_c_on_the_cli_records_the_turn_as_interrupted(model_server, store):
     model_server.enqueue(Reply(text="a very long answer " * 50, delay=0.05))
     env = {**os.environ, "TEST_MODEL_KEY": TEST_KEY}
     child = subprocess.Popen(
-        [sys.executable, "-m", "agentjournal.infrastructure.cli", "--store", str(store), "run", "talk",
+        [sys.executable, "-m", "agentjournal.infrastructure.cli.main", "--store", str(store), "run", "talk",
          "--model", "openai/m", "--api-base", model_server.base_url, "--api-key-env", "TEST_MODEL_KEY"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
@@ -285,7 +285,7 @@ def test_concurrent_command_line_use(agent, model_server, store_env):
     env = {**os.environ, "TEST_MODEL_KEY": TEST_KEY}
     if store_env["PERSISTENCE_MODULE"] != "eventsourcing.sqlite":
         env.update(store_env)  # the CLI takes eventsourcing's settings from the environment
-    base = [sys.executable, "-m", "agentjournal.infrastructure.cli"]
+    base = [sys.executable, "-m", "agentjournal.infrastructure.cli.main"]
     if store_env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
         base += ["--store", store_env["SQLITE_DBNAME"]]
     run = [*base, "run", "go", "--session", agent.session_id, "--model", "openai/m",

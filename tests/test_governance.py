@@ -20,8 +20,8 @@ from agentjournal import (
 )
 from agentjournal.application import ComputeNotAllowed
 from agentjournal.domain import Status, StopReason, ToolResult
-from agentjournal.infrastructure.host import HostCompute
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.compute.host import HostCompute
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 
 
 def resumed(agent: ManagedAgent, service: Any, **changes: Any) -> ManagedAgent:

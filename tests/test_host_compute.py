@@ -19,9 +19,9 @@ from agentjournal.application import SessionService, audit
 from agentjournal.application.ports import ComputeError, ExecResult
 from agentjournal.application.tools import ToolLimits, run_tool
 from agentjournal.domain import ComputeBinding, Session, ToolCall, ToolResult
-from agentjournal.infrastructure import host as host_module
-from agentjournal.infrastructure.host import HostCompute
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.compute import host as host_module
+from agentjournal.infrastructure.compute.host import HostCompute
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import run_python
 
 
@@ -321,7 +321,7 @@ def bounded_in_a_child(work: Path, command: str, timeout: float) -> tuple[bool, 
     child = run_python(
         f"""
         import time, uuid
-        from agentjournal.infrastructure.host import HostCompute
+        from agentjournal.infrastructure.compute.host import HostCompute
         host = HostCompute({str(work)!r})
         host.attach(uuid.uuid4(), None)
         started = time.monotonic()

@@ -35,8 +35,8 @@ HEAVY = (
     "html.parser",
     "importlib.metadata",
     "agentjournal.infrastructure.server",
-    "agentjournal.infrastructure.llm",
-    "agentjournal.infrastructure.docker_compute",
+    "agentjournal.infrastructure.models.litellm_model",
+    "agentjournal.infrastructure.compute.docker_sandbox",
     "agentjournal.application.catalog",
     "agentjournal.application.catalog_projection",
     "agentjournal.domain.agent",
@@ -92,7 +92,7 @@ def test_reading_commands_load_none_of_them(store: tuple[Path, str]) -> None:
     path, session_id = store
     code = (
         "import contextlib, io\n"
-        "from agentjournal.infrastructure.cli import main\n"
+        "from agentjournal.infrastructure.cli.main import main\n"
         f"for args in (['list'], ['show', {session_id!r}], ['log', {session_id!r}]):\n"
         "    with contextlib.redirect_stdout(io.StringIO()):\n"
         f"        assert main(['--store', {str(path)!r}, *args]) == 0\n"

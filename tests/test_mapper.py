@@ -32,8 +32,8 @@ from agentjournal.domain import (
     ToolResult,
     Usage,
 )
-from agentjournal.infrastructure.mapper import TYPED, TypedMapper
-from agentjournal.infrastructure.transcoder import MsgspecTranscoder
+from agentjournal.infrastructure.stores.mapper import TYPED, TypedMapper
+from agentjournal.infrastructure.stores.transcoder import MsgspecTranscoder
 
 CONFIG = SessionConfig(model="m", system="s", name="n", tools=("read_file",))
 UNIONS = (typing.Union, types.UnionType)

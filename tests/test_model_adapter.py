@@ -10,8 +10,8 @@ import pytest
 
 from agentjournal.application import ManagedAgent, ManagedConfig, ModelError
 from agentjournal.domain import UserMessage
-from agentjournal.infrastructure.llm import LiteLLMModel
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedModelServer
+from agentjournal.infrastructure.models.litellm_model import LiteLLMModel
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedModelServer
 from tests.conftest import TEST_KEY
 
 

@@ -115,13 +115,13 @@ def test_the_wheel_holds_one_top_level_package(wheel: Path) -> None:
             assert archive.read(f"{dist_info}/top_level.txt").decode().split() == ["agentjournal"]
         assert "License-Expression: MIT" in archive.read(f"{dist_info}/METADATA").decode()
         entry_points = archive.read(f"{dist_info}/entry_points.txt").decode()
-    assert "agentjournal = agentjournal.infrastructure.cli:main" in entry_points
+    assert "agentjournal = agentjournal.infrastructure.cli.main:main" in entry_points
     for layer in ("domain", "application", "infrastructure"):
         # Every package of the source tree, however deep, is in the wheel.
         for marker in (ROOT / layer).rglob("__init__.py"):
             assert f"agentjournal/{marker.relative_to(ROOT).as_posix()}" in names
     assert "agentjournal/py.typed" in names
-    assert "agentjournal/infrastructure/sandbox/Dockerfile" in names
+    assert "agentjournal/infrastructure/compute/sandbox/Dockerfile" in names
 
 
 def test_installed_next_to_namesakes_both_work_and_uninstalling_leaves_theirs(

@@ -12,7 +12,7 @@ from praisonaiagents.agent.protocols import ManagedBackendProtocol
 
 from agentjournal import ConfigError, ManagedAgent, ManagedConfig, UnsupportedProvider
 from agentjournal.domain import ToolResult
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import TEST_KEY
 
 

@@ -14,7 +14,7 @@ import pytest
 from agentjournal.application import AmbiguousSessionId, ModelError, SessionNotFound, SessionService
 from agentjournal.application.projection import SessionProjector, SessionSummary, SessionSummaryView
 from agentjournal.domain import AssistantMessage, SessionConfig, Status, Usage
-from agentjournal.infrastructure.scripted_model import Reply
+from agentjournal.infrastructure.models.scripted import Reply
 
 CONFIG = SessionConfig(model="m", system="s", name="n", tools=())
 

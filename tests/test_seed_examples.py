@@ -10,7 +10,7 @@ import pytest
 from praisonaiagents import Agent
 
 from agentjournal import LocalManagedConfig, ManagedAgent, ManagedConfig, ManagedSandboxRequired
-from agentjournal.infrastructure.scripted_model import Reply
+from agentjournal.infrastructure.models.scripted import Reply
 from tests.conftest import TEST_KEY, run_python
 
 

@@ -7,7 +7,7 @@ import anthropic
 import pytest
 
 from agentjournal.domain import CustomTool
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.serving import running_server
 from tests.test_server_sessions import new_session
 

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from agentjournal.infrastructure.docker_compute import sandboxes
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.compute.docker_sandbox import sandboxes
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.test_server_actions import prompt, send, until_idle
 from tests.test_server_sessions import new_session
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.serving import API_KEY
 from tests.test_server_actions import WEATHER, until_idle
 from tests.test_server_sessions import new_session
@@ -386,7 +386,7 @@ def test_a_delete_or_interrupt_wins_over_a_turn_saving_at_the_same_moment(http, 
     import random
     import time
 
-    from agentjournal.infrastructure.scripted_model import ScriptedToolCall
+    from agentjournal.infrastructure.models.scripted import ScriptedToolCall
 
     busy = [Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": "true"})])] * 8
     refused = []

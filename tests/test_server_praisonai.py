@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.serving import API_KEY, WEATHER
 
 managed_agents = pytest.importorskip("praisonai.integrations.managed_agents")

@@ -8,7 +8,7 @@ import pytest
 
 from agentjournal.application import SessionService
 from agentjournal.domain import SessionConfig
-from agentjournal.infrastructure.scripted_model import Reply
+from agentjournal.infrastructure.models.scripted import Reply
 from tests.serving import running_server
 from tests.test_server_actions import prompt, send
 

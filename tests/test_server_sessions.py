@@ -9,7 +9,7 @@ import pytest
 
 from agentjournal.application import SessionService
 from agentjournal.domain import SessionConfig
-from agentjournal.infrastructure.scripted_model import Reply
+from agentjournal.infrastructure.models.scripted import Reply
 from tests.serving import API_KEY
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

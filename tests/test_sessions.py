@@ -25,7 +25,7 @@ from agentjournal.domain import (
     ToolResult,
     UserMessage,
 )
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import TEST_KEY, run_python
 
 

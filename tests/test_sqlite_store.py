@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agentjournal import SessionService
 from agentjournal.domain import SessionConfig
-from agentjournal.infrastructure.sqlite_store import PAGE_SIZE
+from agentjournal.infrastructure.stores.sqlite import PAGE_SIZE
 
 CONFIG = SessionConfig(model="m", system="s", name="pages", tools=())
 LEGACY = Path(__file__).parent / "fixtures" / "sessionlog-0.1" / "sessions.db"

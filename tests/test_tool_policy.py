@@ -10,7 +10,7 @@ import pytest
 
 from agentjournal.application import ModelError
 from agentjournal.domain import Status, StopReason, ToolResult
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import TEST_KEY
 
 

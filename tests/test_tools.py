@@ -10,8 +10,8 @@ import pytest
 
 from agentjournal.application.tools import ToolLimits, run_tool
 from agentjournal.domain import Status, StopReason, ToolCall, ToolResult
-from agentjournal.infrastructure.host import HostCompute
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.compute.host import HostCompute
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 
 LIMITS = ToolLimits(timeout=5)
 

@@ -21,7 +21,7 @@ from agentjournal.domain import (
     ToolResult,
     Usage,
 )
-from agentjournal.infrastructure.transcoder import MsgspecTranscoder
+from agentjournal.infrastructure.stores.transcoder import MsgspecTranscoder
 
 CONFIG = SessionConfig(
     model="m", system="s", name="n", tools=("read_file",), packages={"pip": ("six",)},

@@ -16,7 +16,7 @@ from agentjournal.domain import (
     StopReason,
     ToolResult,
 )
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 
 LOOKUP = CustomTool(name="lookup", description="Look something up.")
 

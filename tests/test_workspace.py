@@ -18,7 +18,7 @@ from agentjournal.application import audit
 from agentjournal.application.api import ManagedAgent
 from agentjournal.application.errors import FileNotRecorded
 from agentjournal.domain import FileState, Session
-from agentjournal.infrastructure.scripted_model import Reply, ScriptedToolCall
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.test_cli import agentjournal
 
 IGNORED = (".venv", ".home", "__pycache__", "node_modules")
@@ -355,7 +355,7 @@ def test_the_command_line_restores_a_work_folder(model_server, store, config):
 def test_contents_beyond_the_sessions_total_are_kept_by_hash_only(service, tmp_path):
     from agentjournal.application.workspace import take_snapshot
     from agentjournal.domain import SessionConfig
-    from agentjournal.infrastructure.host import HostCompute
+    from agentjournal.infrastructure.compute.host import HostCompute
 
     config = SessionConfig("m", "s", "n", ("execute_command",), snapshot_total_bytes=10)
     session = service.get_session(service.create_session(config))

@@ -9,8 +9,8 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
 from agentjournal.application.errors import BlobMissing
-from agentjournal.infrastructure.blobs import TABLE, BlobSealer, by_digest
-from agentjournal.infrastructure.postgres_store import schema_objects
+from agentjournal.infrastructure.stores.blobs import TABLE, BlobSealer, by_digest
+from agentjournal.infrastructure.stores.postgres import schema_objects
 
 
 class PostgresBlobStore:

@@ -2,7 +2,7 @@
 
 A shell command can put children in the background, detach them with ``nohup``,
 move them to a new session with ``setsid`` (out of its process group), or stop or
-kill its own parent. This module gives :class:`~agentjournal.infrastructure.host.HostCompute`
+kill its own parent. This module gives :class:`~agentjournal.infrastructure.compute.host.HostCompute`
 the means to end all of them, from outside the command's process tree:
 
 * :func:`supervise` is the small parent every host command runs under (this file

@@ -5,10 +5,10 @@ It is for trusted development, not a sandbox. What it does and does not enforce:
 * The file tools (``read_file``, ``write_file``, ``list_files``) are confined to
   the work folder: paths are resolved, symlinks included, and refused when they
   lead out of it. Searches (``glob``, ``grep``) run the sandbox's own file helper
-  (:mod:`~agentjournal.infrastructure.sandbox_files`) as a child process, which walks
+  (:mod:`~agentjournal.infrastructure.compute.sandbox_files`) as a child process, which walks
   without following links, and is killed at its time limit whatever its pattern does.
 * A web fetch runs as a command would: a child process with a command's
-  environment (:mod:`~agentjournal.infrastructure.sandbox_fetch`).
+  environment (:mod:`~agentjournal.infrastructure.compute.sandbox_fetch`).
 * Commands are **not** confined. They start in the work folder but run as the
   user, and can read, change and reach anything the user can, network included.
   Use ``compute="docker"`` for work you do not trust.
@@ -16,7 +16,7 @@ It is for trusted development, not a sandbox. What it does and does not enforce:
   engine's: its secrets (``CIPHER_KEY``, ``POSTGRES_PASSWORD``, API keys) stay out.
 * A command's time limit holds whatever it does: at the deadline, and when the
   command ends, everything it started is killed with SIGKILL from outside its
-  process tree (see :mod:`agentjournal.infrastructure.host_processes`), so no
+  process tree (see :mod:`agentjournal.infrastructure.compute.host_processes`), so no
   background process outlives the call. Output is capped.
 * The work folder is derived by the engine, never read from the log: the
   ``working_dir`` the caller's config names, or one folder per session under the
@@ -56,8 +56,8 @@ from agentjournal.application.ports import (
 )
 from agentjournal.application.service import data_home
 from agentjournal.domain import ComputeBinding, FileState
-from agentjournal.infrastructure import host_processes, sandbox_fetch, sandbox_files, sandbox_snapshot
-from agentjournal.infrastructure.sandbox_protocol import (
+from agentjournal.infrastructure.compute import host_processes, sandbox_fetch, sandbox_files, sandbox_snapshot
+from agentjournal.infrastructure.compute.sandbox_protocol import (
     alarm_seconds,
     check_answer,
     check_path,
@@ -299,7 +299,7 @@ class HostCompute:
         return done.stdout
 
     def snapshot(self, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
-        """Scan the work folder in this process (:mod:`~agentjournal.infrastructure.sandbox_snapshot`),
+        """Scan the work folder in this process (:mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`),
         trusting what the last scan of the same folder found for unchanged files."""
         root = self._root()
         previous = self._scans.pop(root, {})
@@ -324,7 +324,7 @@ class HostCompute:
         return WorkspaceScan(files=files, contents=contents)
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
-        """Write ``files`` in this process, as :mod:`~agentjournal.infrastructure.sandbox_snapshot`
+        """Write ``files`` in this process, as :mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`
         does in a sandbox: folders made on the way, never through a link."""
         work_fd = os.open(self._root(), sandbox_snapshot.FOLDER)
         try:

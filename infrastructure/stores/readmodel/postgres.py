@@ -13,8 +13,8 @@ from psycopg import sql
 
 from agentjournal.application.projection import SessionQuery, SessionSummary, SessionSummaryView
 from agentjournal.domain import Status
-from agentjournal.infrastructure.postgres_store import schema_objects
-from agentjournal.infrastructure.readmodel import (
+from agentjournal.infrastructure.stores.postgres import schema_objects
+from agentjournal.infrastructure.stores.readmodel import (
     COLUMNS,
     SESSION_TABLES,
     Sealer,

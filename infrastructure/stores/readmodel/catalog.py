@@ -13,7 +13,7 @@ from uuid import UUID
 import msgspec
 
 from agentjournal.application.catalog_projection import AgentView, CatalogRow, EnvironmentView
-from agentjournal.infrastructure.readmodel import Sealer, Tables, sortable
+from agentjournal.infrastructure.stores.readmodel import Sealer, Tables, sortable
 
 CATALOG_TABLES = Tables("catalog_v1", "catalog_v1_position")
 

@@ -8,7 +8,7 @@ from eventsourcing.persistence import Cipher
 from eventsourcing.sqlite import SQLiteDatastore
 
 from agentjournal.application.errors import BlobMissing
-from agentjournal.infrastructure.blobs import TABLE, BlobSealer, by_digest
+from agentjournal.infrastructure.stores.blobs import TABLE, BlobSealer, by_digest
 
 BATCH = 500  # hashes per query: well under SQLite's limit on parameters
 

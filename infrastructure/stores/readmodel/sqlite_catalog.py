@@ -10,15 +10,15 @@ from eventsourcing.persistence import Cipher
 from eventsourcing.sqlite import SQLiteDatastore
 
 from agentjournal.application.catalog_projection import CatalogRow, CatalogView
-from agentjournal.infrastructure.readmodel import Sealer
-from agentjournal.infrastructure.readmodel.catalog import (
+from agentjournal.infrastructure.stores.readmodel import Sealer
+from agentjournal.infrastructure.stores.readmodel.catalog import (
     CATALOG_COLUMNS,
     CATALOG_TABLES,
     catalog_entry,
     catalog_filters,
     catalog_row,
 )
-from agentjournal.infrastructure.readmodel.sqlite import commit_rows, create_tables, read_position
+from agentjournal.infrastructure.stores.readmodel.sqlite import commit_rows, create_tables, read_position
 
 
 class SQLiteCatalog(CatalogView):

@@ -24,11 +24,11 @@ sandbox is replaced by a fresh one, recorded as a new ComputeAttached.
 
 Files never go through Docker's archive API, which reads and writes as root and
 resolves a path apart from using it. A small helper
-(:mod:`agentjournal.infrastructure.sandbox_files`) runs in the sandbox as the tools'
+(:mod:`agentjournal.infrastructure.compute.sandbox_files`) runs in the sandbox as the tools'
 user and walks each path from the work folder with no-follow opens: resolving a
 path and using it are one step, which no link swapped in can lead out of. A search
 (glob, grep) is one run of the same helper, however many files it reads. A web
-fetch runs a helper of its own (:mod:`agentjournal.infrastructure.sandbox_fetch`)
+fetch runs a helper of its own (:mod:`agentjournal.infrastructure.compute.sandbox_fetch`)
 as the tools' user, so it has the sandbox's network and nothing of the engine's.
 """
 
@@ -64,9 +64,9 @@ from agentjournal.application.ports import (
     WorkspaceScan,
 )
 from agentjournal.domain import ComputeBinding, FileState
-from agentjournal.infrastructure import sandbox_fetch, sandbox_files, sandbox_snapshot
-from agentjournal.infrastructure.host import MAX_LISTED, MAX_SCANS_KEPT, OutputCap, validate_packages
-from agentjournal.infrastructure.sandbox_protocol import (
+from agentjournal.infrastructure.compute import sandbox_fetch, sandbox_files, sandbox_snapshot
+from agentjournal.infrastructure.compute.host import MAX_LISTED, MAX_SCANS_KEPT, OutputCap, validate_packages
+from agentjournal.infrastructure.compute.sandbox_protocol import (
     alarm_seconds,
     check_answer,
     check_path,
@@ -301,7 +301,7 @@ class DockerCompute:
         except docker.errors.ImageNotFound:
             raise ComputeError(
                 f"sandbox image {self.image!r} not found: build it with scripts/build-sandbox-image "
-                "(offline) or docker build -t agentjournal-sandbox:latest infrastructure/sandbox"
+                "(offline) or docker build -t agentjournal-sandbox:latest infrastructure/compute/sandbox"
             ) from None
         except docker.errors.APIError as e:
             raise ComputeError(f"could not start the sandbox: {e.explanation or e}") from e
@@ -469,7 +469,7 @@ class DockerCompute:
         seconds: float = FILE_TIMEOUT,
     ) -> bytes:
         """Run one operation of the file helper in the sandbox (see
-        :mod:`~agentjournal.infrastructure.sandbox_files`) and return what it wrote."""
+        :mod:`~agentjournal.infrastructure.compute.sandbox_files`) and return what it wrote."""
         check_path(path)
         argv = ["python3", "-I", "-S", "-c", HELPER, operation, self.working_dir, path, str(limit), *extra]
         exit_code, output, errors = self._helper(argv, data, max(limit, MAX_LISTING_BYTES), seconds)
@@ -477,7 +477,7 @@ class DockerCompute:
         return output
 
     def snapshot(self, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
-        """Scan the work folder with :mod:`~agentjournal.infrastructure.sandbox_snapshot` in
+        """Scan the work folder with :mod:`~agentjournal.infrastructure.compute.sandbox_snapshot` in
         one exec: what the last scan of this sandbox found goes in on stdin, so unchanged
         files are not read, and the changed files' contents come back with the listing.
         The answer is the sandbox's word, so it is decoded against a fixed shape."""
@@ -518,7 +518,7 @@ class DockerCompute:
         return WorkspaceScan(files=files, contents=contents)
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
-        """Write ``files`` and delete ``remove`` with :mod:`~agentjournal.infrastructure.sandbox_snapshot`
+        """Write ``files`` and delete ``remove`` with :mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`
         in one exec, the contents streamed on its stdin, as the tools' user, never through a link."""
         self._running()
         head = {
@@ -535,7 +535,7 @@ class DockerCompute:
             raise ComputeError(f"restoring the work folder failed (exit {exit_code}): {detail}")
 
     def fetch(self, url: str, limit: int, timeout: float) -> WebPage:
-        """Fetch ``url`` with :mod:`~agentjournal.infrastructure.sandbox_fetch`, in the
+        """Fetch ``url`` with :mod:`~agentjournal.infrastructure.compute.sandbox_fetch`, in the
         sandbox as the tools' user: with the sandbox's network, or none."""
         check_url(url)
         seconds = alarm_seconds(timeout)
@@ -573,7 +573,7 @@ class DockerCompute:
         else:
             raise ComputeError(
                 f"{manager!r} packages need root, which the sandbox does not have: "
-                "add them to the image instead (infrastructure/sandbox/Dockerfile)"
+                "add them to the image instead (infrastructure/compute/sandbox/Dockerfile)"
             )
         return "".join(self._run_checked(step, f"{manager} install {' '.join(names)}") for step in steps)
 

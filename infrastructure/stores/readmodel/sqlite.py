@@ -12,7 +12,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 from agentjournal.application.projection import SessionQuery, SessionSummary, SessionSummaryView
 from agentjournal.domain import Status
-from agentjournal.infrastructure.readmodel import (
+from agentjournal.infrastructure.stores.readmodel import (
     COLUMNS,
     SESSION_TABLES,
     Sealer,

@@ -11,15 +11,15 @@ from eventsourcing.postgres import PostgresDatastore
 from psycopg import sql
 
 from agentjournal.application.catalog_projection import CatalogRow, CatalogView
-from agentjournal.infrastructure.readmodel import Sealer
-from agentjournal.infrastructure.readmodel.catalog import (
+from agentjournal.infrastructure.stores.readmodel import Sealer
+from agentjournal.infrastructure.stores.readmodel.catalog import (
     CATALOG_COLUMNS,
     CATALOG_TABLES,
     catalog_entry,
     catalog_filters,
     catalog_row,
 )
-from agentjournal.infrastructure.readmodel.postgres import SchemaTables
+from agentjournal.infrastructure.stores.readmodel.postgres import SchemaTables
 
 
 class PostgresCatalog(CatalogView):

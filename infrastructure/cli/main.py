@@ -515,7 +515,7 @@ class _StatusLine:
 
 def _demo(args: argparse.Namespace) -> int:
     from agentjournal.application.api import ManagedAgent, ManagedConfig
-    from agentjournal.infrastructure.scripted_model import ScriptedModelServer
+    from agentjournal.infrastructure.models.scripted import ScriptedModelServer
 
     print("[demo] model: the built-in SCRIPTED model server (rule-based replies, not an LLM).")
     print("[demo] to use a real model: agentjournal run --model MODEL --api-key-env VAR 'prompt'\n")
@@ -774,7 +774,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from agentjournal.infrastructure.docker_compute import remove_sandbox, sandboxes
+    from agentjournal.infrastructure.compute.docker_sandbox import remove_sandbox, sandboxes
 
     session = parse_session_id(args.session) if args.session else None
     removed = 0

@@ -1,7 +1,7 @@
 """A mapper that stores each event's state typed by its class, so it decodes without callbacks.
 
 eventsourcing's :class:`~eventsourcing.persistence.Mapper` hands its transcoder an
-event's state as an untyped dict, so :class:`~agentjournal.infrastructure.transcoder.MsgspecTranscoder`
+event's state as an untyped dict, so :class:`~agentjournal.infrastructure.stores.transcoder.MsgspecTranscoder`
 must name the type of every value MessagePack would lose (a Struct, an enum, a UUID, a
 tuple) in an extension type, and decoding calls back into Python for each one. But the
 mapper knows the event's class, and the class's type hints are its schema: this mapper

@@ -1,7 +1,7 @@
 """The engine's side of the helpers that run where the tools run.
 
-:mod:`~agentjournal.infrastructure.sandbox_files` (the file operations and searches)
-and :mod:`~agentjournal.infrastructure.sandbox_fetch` (a web fetch) run in the Docker
+:mod:`~agentjournal.infrastructure.compute.sandbox_files` (the file operations and searches)
+and :mod:`~agentjournal.infrastructure.compute.sandbox_fetch` (a web fetch) run in the Docker
 sandbox, or as a child process on the host. Both computes use what is here: the checks
 a model's path or pattern passes before anything starts (a NUL byte cannot even be
 passed to a process), and the reading of a helper's answer (its exit status, stdout
@@ -15,7 +15,7 @@ import math
 import signal
 
 from agentjournal.application.ports import ComputeError, LineMatch, LineMatches, PathMatches, WebPage
-from agentjournal.infrastructure import sandbox_files
+from agentjournal.infrastructure.compute import sandbox_files
 
 MAX_PATH_BYTES = 4096  # PATH_MAX
 MAX_PATTERN_BYTES = 8192

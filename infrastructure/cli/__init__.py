@@ -1,0 +1,1 @@
+"""The ``agentjournal`` command line (:mod:`.main`), a driving adapter over the application."""
