@@ -115,6 +115,15 @@ class ConcurrentUpdate(AgentJournalError):
         self.session_id = session_id
 
 
+class LeaseLost(AgentJournalError):
+    """The turn's lease ran out or was taken (its heartbeats failed, or another process
+    closed the turn as orphaned): the turn stopped and its tools' processes were ended."""
+
+    def __init__(self, session_id: UUID) -> None:
+        super().__init__(f"session {session_id}: this process lost the turn's lease and stopped the turn")
+        self.session_id = session_id
+
+
 def parse_session_id(text: object) -> UUID:
     if isinstance(text, UUID):
         return text

@@ -193,6 +193,12 @@ class Compute(Protocol):
         """Install packages; return the installer's output. Raise ComputeError on failure."""
         ...
 
+    def stop(self) -> None:
+        """End every process the tools started here and that still runs (the turn lost its
+        lease: whoever holds the session now must not find this turn still acting). The
+        call running, if any, returns as a command killed would; later calls run as usual."""
+        ...
+
     def release(self, binding: ComputeBinding) -> None:
         """Remove the sandbox ``binding`` names, and its files: its session has ended.
         Nothing happens if it is already gone."""

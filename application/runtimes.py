@@ -12,6 +12,7 @@ Both the Python API and the HTTP server build their turns here.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -43,6 +44,10 @@ class Runtimes:
     ``answer_grace`` seconds for answers, woken by ``wait_for_log``.
     """
 
+    kept_adapters = 256
+    """How many adapters (model clients, and one compute per session) are kept for later
+    turns; the least recently used goes first."""
+
     def __init__(
         self,
         config: ManagedConfig,
@@ -65,7 +70,7 @@ class Runtimes:
         self.defer_actions = defer_actions
         self.answer_grace = answer_grace
         self.wait_for_log = wait_for_log
-        self._adapters: dict[tuple[Any, ...], Any] = {}
+        self._adapters: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._governed: tuple[SessionConfig, ManagedConfig] | None = None
         """The last recorded config a runtime was built for, and ``config`` governed by it."""
         self._lock = threading.Lock()
@@ -79,7 +84,7 @@ class Runtimes:
             return adapters.compute_kind(self.compute)
         return str(self.compute.kind)
 
-    def __call__(self, recorded: SessionConfig) -> TurnRuntime:
+    def __call__(self, recorded: SessionConfig, session_id: UUID | None = None) -> TurnRuntime:
         with self._lock:
             if self._governed is None or self._governed[0] != recorded:
                 self._governed = (recorded, self.config.governed_by(recorded))
@@ -88,7 +93,7 @@ class Runtimes:
             waiting = {"wait_for_log": self.wait_for_log} if self.wait_for_log else {}
             return TurnRuntime(
                 model=self._language_model(governed),
-                compute=self._compute_adapter(kind, governed),
+                compute=self._compute_adapter(kind, governed, session_id),
                 redact=governed.redactor(),
                 host_packages_ok=self.config.host_packages_ok,
                 on_custom_tool=self.config.on_custom_tool,
@@ -129,12 +134,15 @@ class Runtimes:
             )
         return self._adapters[key]
 
-    def _compute_adapter(self, kind: str, config: ManagedConfig) -> Compute:
+    def _compute_adapter(self, kind: str, config: ManagedConfig, session_id: UUID | None) -> Compute:
         if isinstance(self.compute, Compute):
             return self.compute
-        # What from_config reads, and nothing else: sessions differing in prompt share one.
+        # A compute is attached to one session's sandbox at a time (its work folder, its
+        # container): sessions never share one, or a turn of one could be redirected into
+        # another's sandbox when that one attaches. Within a session, what from_config reads.
         key = (
             "compute",
+            session_id,
             kind,
             config.image,
             config.working_dir,
@@ -146,4 +154,7 @@ class Runtimes:
         )
         if key not in self._adapters:
             self._adapters[key] = adapters.compute_class(kind).from_config(config)
+            while len(self._adapters) > self.kept_adapters:
+                self._adapters.popitem(last=False)  # a turn using it keeps its own reference
+        self._adapters.move_to_end(key)
         return self._adapters[key]

@@ -14,13 +14,14 @@ import platform
 import random
 import re
 import sqlite3
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
 import msgspec
@@ -38,10 +39,21 @@ from agentjournal.application.adapters import release_binding
 from agentjournal.application.errors import (
     AmbiguousSessionId,
     ConcurrentUpdate,
+    LeaseLost,
     SessionNotFound,
     StoreError,
     VersionNotFound,
     parse_session_id,
+)
+from agentjournal.application.leases import (
+    DEFAULT_LEASE_SECONDS,
+    LEASE_SECONDS_SETTING,
+    Heartbeat,
+    Lease,
+    LeaseChange,
+    Leases,
+    holder_is_gone,
+    turn_lease_name,
 )
 from agentjournal.application.paging import Page, check_limit, decode_cursor, paged
 from agentjournal.application.ports import (
@@ -79,12 +91,19 @@ from agentjournal.domain import (
     Usage,
     check_compute,
     check_package_sandbox,
+    leaves_turns_alone,
 )
+from agentjournal.domain.chain import payload_of
 
 MAX_TOOL_CALLS_PER_REPLY = 64
 ANSWER_POLL_SECONDS = 0.1
 """How often a turn waiting for the client's answers reads the log, at most."""
 """Tool calls one model reply may make; the rest are refused as tool errors."""
+
+TURN_BEGINNINGS = (Session.TurnStarted, Session.TurnResumed)
+"""Events that grant the turn's lease to whoever records them."""
+TURN_ENDINGS = (Session.TurnCompleted, Session.TurnFailed, Session.SessionTerminated)
+"""Events that release the turn's lease (a pause for the client is a ``TurnCompleted``)."""
 
 STORE_ENV = "AGENTJOURNAL_HOME"
 TRANSCODER = "agentjournal.infrastructure.stores.transcoder:MsgspecTranscoder"
@@ -97,6 +116,10 @@ pages sized for its rows; PostgreSQL skips the DDL when the tables exist."""
 BLOB_STORES = {
     "eventsourcing.sqlite": "agentjournal.infrastructure.stores.blobs.sqlite:SQLiteBlobStore",
     "eventsourcing.postgres": "agentjournal.infrastructure.stores.blobs.postgres:PostgresBlobStore",
+}
+LEASE_STORES = {
+    "eventsourcing.sqlite": "agentjournal.infrastructure.stores.leases.sqlite:SQLiteLeases",
+    "eventsourcing.postgres": "agentjournal.infrastructure.stores.leases.postgres:PostgresLeases",
 }
 SUMMARY_VIEWS = {
     "eventsourcing.sqlite": "agentjournal.infrastructure.stores.readmodel.sqlite:SQLiteSessionSummaries",
@@ -192,8 +215,12 @@ class TurnRuntime:
     waiting for answers hears of them (a server wakes it when it records one)."""
 
 
-RuntimeFactory = Callable[[SessionConfig], TurnRuntime]
-"""Builds a turn's runtime for a session's recorded config."""
+class RuntimeFactory(Protocol):
+    """Builds a turn's runtime for a session's recorded config. The session's id is given
+    when there is one: a compute is attached to one session's sandbox, so no two sessions
+    may be handed the same one."""
+
+    def __call__(self, recorded: SessionConfig, session_id: UUID | None = None) -> TurnRuntime: ...
 
 
 class AuditEntry(msgspec.Struct, frozen=True):
@@ -210,28 +237,11 @@ class AuditEntry(msgspec.Struct, frozen=True):
 
 _HOST = platform.node()
 """This host's name, as ``socket.gethostname()`` gives it (without loading ``socket``)."""
-_ACTIVE: set[UUID] = set()
-"""Sessions with a turn running in this process."""
 
 
 def this_worker() -> str:
+    """Who runs a turn, as ``TurnStarted`` records it (the lease names the runner exactly)."""
     return f"{_HOST}:{os.getpid()}"
-
-
-def _worker_is_gone(worker: str, session_id: UUID) -> bool:
-    """True when the worker that started a turn can no longer be running it."""
-    host, _, pid = worker.rpartition(":")
-    if host != _HOST or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return session_id not in _ACTIVE
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def project_session(session: Session | None, events: Iterable[Any]) -> Session | None:
@@ -264,9 +274,6 @@ class SessionService(Application[UUID]):
     """How many sessions to keep in memory between turns (each is brought up to date
     with the events other processes appended before it is used again)."""
 
-    stale_turn_after = timedelta(hours=1)
-    """A turn started on another host is taken as interrupted after this long without an event."""
-
     store_races = (InternalError, IntegrityError, OperationalError, sqlite3.OperationalError)
     """What two processes opening a store at the same moment can get (see ``store_attempts``)."""
 
@@ -296,6 +303,9 @@ class SessionService(Application[UUID]):
         self.session_snapshots = (
             SessionSnapshots(self.snapshots.recorder, self.mapper) if self.snapshots else None
         )
+        self.leases: Leases = self.construct_view(LEASE_STORES, "LEASES_TOPIC")
+        self.lease_seconds = float(self.env.get(LEASE_SECONDS_SETTING) or DEFAULT_LEASE_SECONDS)
+        self.heartbeat = Heartbeat(self.leases, self.lease_seconds)
         self._working: OrderedDict[UUID, Session] = OrderedDict()
         self.projector = SessionProjector(self.recorder, self.mapper, self.summaries)
 
@@ -447,10 +457,20 @@ class SessionService(Application[UUID]):
         return self._started(session, runtime)
 
     def _started(self, session: Session, runtime: TurnRuntime) -> StartedTurn:
+        """Record the turn's start (which grants its lease), hold the lease with heartbeats
+        until the turn ends, and hand over the rest of the turn."""
         first = session.pending_events[0].originator_version
-        self._save(session)
-        _ACTIVE.add(session.id)
-        return StartedTurn(first, self._drive(session, runtime))
+        grant = self._save(session)
+        assert grant is not None and not grant.releases  # a start always grants
+        lease = Lease(grant.name, grant.holder, grant.token, 0.0)
+        lost = threading.Event()
+
+        def on_lost() -> None:
+            lost.set()
+            runtime.compute.stop()
+
+        self.heartbeat.hold(lease, on_lost)
+        return StartedTurn(first, self._drive(session, runtime, lease, lost))
 
     def _ready_for_turn(self, session_id: UUID, runtime_for: RuntimeFactory) -> tuple[Session, TurnRuntime]:
         """The session brought up to date, and a runtime for its recorded config that passed
@@ -458,7 +478,7 @@ class SessionService(Application[UUID]):
         session = self._working.pop(session_id, None)
         session = self._fast_forward(session) if session else self.get_session(session_id)
         self.recover(session)
-        runtime = runtime_for(session.config)
+        runtime = runtime_for(session.config, session.id)
         check_package_sandbox(session.config.packages, session.config.compute, runtime.host_packages_ok)
         check_compute(session.id, session.config.compute, runtime.compute.kind)
         if not runtime.defer_actions:
@@ -470,13 +490,16 @@ class SessionService(Application[UUID]):
             )
         return session, runtime
 
-    def _drive(self, session: Session, runtime: TurnRuntime) -> Iterator[TurnUpdate]:
+    def _drive(
+        self, session: Session, runtime: TurnRuntime, lease: Lease, lost: threading.Event
+    ) -> Iterator[TurnUpdate]:
         """Run the agent loop of a turn just begun or resumed, and make sure the log says
-        how it ended."""
+        how it ended. ``lost`` is set when the turn's lease is lost: the turn stops at its
+        next step (its tools' processes were already ended)."""
         try:
             while True:
                 try:
-                    yield from self._loop(session, runtime)
+                    yield from self._loop(session, runtime, lost)
                     break
                 except _AnsweredMeanwhile:
                     # The client answered while the turn was recording its pause: go on
@@ -497,9 +520,9 @@ class SessionService(Application[UUID]):
             self._end(session, lambda s: s.fail_turn(error, kind))
             raise
         finally:
-            _ACTIVE.discard(session.id)
+            self.heartbeat.drop(lease.name, lease.token)
 
-    def _loop(self, session: Session, runtime: TurnRuntime) -> Iterator[TurnUpdate]:
+    def _loop(self, session: Session, runtime: TurnRuntime, lost: threading.Event) -> Iterator[TurnUpdate]:
         """Model, tools, model again, until the model stops calling tools or the turn's
         ``max_turns`` model calls are spent; a turn that waits for the client pauses.
 
@@ -525,6 +548,8 @@ class SessionService(Application[UUID]):
                 return
             if budget <= 0:
                 break
+            if lost.is_set():
+                raise LeaseLost(session.id)
             budget -= 1
             reply = None
             for item in runtime.model.stream(session.config.system, session.messages, tools):
@@ -698,23 +723,38 @@ class SessionService(Application[UUID]):
             self._save(fresh)
 
     def recover(self, session: Session) -> bool:
-        """Close a turn whose worker is gone (a crash), so the session is usable again.
-        Returns True when a turn was closed."""
-        if not self.is_abandoned(session):
+        """Close a turn nobody runs any more (its lease ran out: a crash), so the session is
+        usable again. Returns True when a turn was closed."""
+        why = self.orphaned(session)
+        if why is None:
             return False
-        session.interrupt_turn(f"worker {session.worker} stopped")
+        session.interrupt_turn(why)
         self._save(session)
         return True
 
-    def is_abandoned(self, session: Session) -> bool:
-        """Whether the session shows a turn running that nobody runs any more: its worker
-        is gone, or it recorded nothing for :attr:`stale_turn_after`. The next turn
-        closes it first (:meth:`recover`)."""
+    def orphaned(self, session: Session) -> str | None:
+        """Why the turn the session shows running has nobody running it, or None when it is
+        not running or its runner's lease is live."""
         if session.status != Status.RUNNING:
-            return False
-        return _worker_is_gone(session.worker, session.id) or (
-            datetime.now(timezone.utc) - session.modified_on > self.stale_turn_after
-        )
+            return None
+        name = turn_lease_name(session.id)
+        lease = self.leases.find([name]).get(name)
+        if lease is None:
+            return f"runner lost: {session.worker or 'the runner'} left no lease"
+        if lease.expires_at > self.leases.now():
+            if lease.holder == self.heartbeat.holder and not self.heartbeat.holds(lease.name, lease.token):
+                return "runner lost: this process ended the turn's run without recording its end"
+            if holder_is_gone(lease.holder):
+                return f"runner lost: {lease.holder} is no longer running"
+            return None
+        if lease.expires_at == 0:
+            return f"runner lost: {lease.holder} released its lease without recording the turn's end"
+        return f"runner lost: {lease.holder} stopped renewing its lease"
+
+    def is_abandoned(self, session: Session) -> bool:
+        """Whether the session shows a turn running that nobody runs any more (see
+        :meth:`orphaned`). The next turn closes it first (:meth:`recover`)."""
+        return self.orphaned(session) is not None
 
     def interrupt(self, session_id: UUID, reason: str = "interrupted by request") -> int:
         """Close the running (or paused) turn, from any process. A turn running elsewhere
@@ -795,26 +835,81 @@ class SessionService(Application[UUID]):
 
         self._applied(session_id, close)
 
-    def _save(self, session: Session) -> None:
+    def _save(self, session: Session) -> LeaseChange | None:
         """Commit the session's new events in one transaction: what :meth:`save` does for
         one aggregate, without the two runtime Protocol checks eventsourcing's
         ``ProcessingEvent.collect_events`` makes of every object it is given (about 10 µs
         a save, and a turn saves after every step). Snapshots and notifications follow as
-        in :meth:`save`."""
+        in :meth:`save`.
+
+        A turn's start grants its lease and its end releases it, in the same transaction
+        (returned: the change made to the lease, if any). Events another process appended
+        meanwhile that change nothing a turn depends on (a title, metadata) do not stop
+        the save: the new events are recorded after them (:func:`rebase`)."""
         if not session.pending_events:
-            return  # nothing new: no transaction
-        processing: ProcessingEvent[UUID] = ProcessingEvent()
-        processing.events.extend(session.collect_events())
-        processing.aggregates[session.id] = session
-        try:
-            recordings = self._record(processing)
-        except IntegrityError:
-            raise ConcurrentUpdate(session.id) from None
+            return None  # nothing new: no transaction
+        for attempt in range(1, self.store_attempts + 1):
+            change = self._lease_change(session)
+            processing: ProcessingEvent[UUID] = ProcessingEvent()
+            processing.events.extend(session.pending_events)
+            processing.aggregates[session.id] = session
+            if change is not None:
+                processing.saved_kwargs["lease"] = change
+            try:
+                recordings = self._record(processing)
+                break
+            except IntegrityError:
+                if attempt < self.store_attempts and self._rebase(session):
+                    continue
+                session.collect_events()  # not recorded, and never to be saved later
+                raise ConcurrentUpdate(session.id) from None
+            except BaseException:
+                session.collect_events()
+                raise
+        session.collect_events()
         self._take_snapshots(processing)
         self._notify(recordings)
         self.notify(processing.events)  # eventsourcing's deprecated hook, called as save() does
+        return change
 
     # -- queries ----------------------------------------------------------------------
+
+    def _lease_change(self, session: Session) -> LeaseChange | None:
+        """What saving the session's new events does to its turn's lease: a turn's start
+        (or resumption) grants it to this process, with that event's version as its token;
+        any end of the turn releases it."""
+        change = None
+        for event in session.pending_events:
+            if isinstance(event, TURN_BEGINNINGS):
+                change = LeaseChange(
+                    turn_lease_name(session.id), self.heartbeat.holder, event.originator_version, self.lease_seconds
+                )
+            elif isinstance(event, TURN_ENDINGS):
+                change = LeaseChange(turn_lease_name(session.id))
+        return change
+
+    def _rebase(self, session: Session) -> bool:
+        """Put the session's unsaved events after those another process appended meanwhile,
+        when those change nothing the unsaved ones depend on (:func:`leaves_turns_alone`:
+        a title, metadata). The events are triggered again on the stored session, so each
+        gets its new version and chains from the new head, and ``session`` becomes that
+        session. False (and nothing changed) when something else came in between."""
+        base = session.pending_events[0].originator_version - 1
+        newer = list(self.events.get(session.id, gt=base))
+        if not newer or not all(leaves_turns_alone(event) for event in newer):
+            return False
+        stored = self.get_session(session.id)
+        for event in session.collect_events():
+            stored.trigger_event(type(event), **payload_of(event))
+        vars(session).clear()
+        vars(session).update(vars(stored))
+        return True
+
+    def close(self) -> None:
+        """Stop renewing leases (turns still running here are left to expire and be closed
+        by a live process), then close the store."""
+        self.heartbeat.close()
+        super().close()
 
     def get_session(self, session_id: UUID, version: int | None = None) -> Session:
         """The session as of ``version`` (default: its latest). The store holds agents and

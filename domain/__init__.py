@@ -33,7 +33,7 @@ from agentjournal.domain.errors import (
 )
 from agentjournal.domain.legacy import register_legacy_topics
 from agentjournal.domain.policy import check_compute, check_package_sandbox
-from agentjournal.domain.session import Session, derive_title
+from agentjournal.domain.session import Session, derive_title, leaves_turns_alone
 from agentjournal.domain.values import (
     AssistantMessage,
     ComputeBinding,
@@ -135,4 +135,5 @@ __all__ = [
     "check_compute",
     "check_package_sandbox",
     "derive_title",
+    "leaves_turns_alone",
 ]

@@ -288,10 +288,10 @@ class Session(ChainedAggregate):
         the fields that changed. The caller checks the new config against the same
         policies as a new session's."""
         self._check_not_terminated()
-        if self.status == Status.RUNNING:
-            raise SessionBusy(self.id, self.worker)
         config = as_recorded(config)
         changed = changed_fields(config, self.config)
+        if self.status == Status.RUNNING and changed != ("metadata",):
+            raise SessionBusy(self.id, self.worker)  # metadata alone governs nothing a turn does
         if changed:
             self.trigger_event(self.ConfigChanged, config=config, changes=changed)
 
@@ -625,3 +625,12 @@ class Session(ChainedAggregate):
 
 def _without(items: tuple[str, ...], item: str) -> tuple[str, ...]:
     return tuple(i for i in items if i != item)
+
+
+def leaves_turns_alone(event: Any) -> bool:
+    """Whether an event changes nothing a running turn depends on: a title, or metadata
+    alone. A turn's own events may be recorded after such an event appended meanwhile by
+    another process, as if they came first (see ``SessionService._save``)."""
+    if isinstance(event, Session.TitleSet):
+        return True
+    return isinstance(event, Session.ConfigChanged) and tuple(event.changes) == ("metadata",)

@@ -377,6 +377,10 @@ class DockerCompute:
                 return False
             pause = min(pause * 2, 0.5)
 
+    def stop(self) -> None:
+        if self.container is not None:
+            self._kill_all()
+
     def _kill_all(self) -> None:
         """Kill every process of the tools' user with SIGKILL, from a new exec: kill(-1) as that
         user reaches all of them at once (so none can fork away) except the shell sending it;

@@ -38,7 +38,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
@@ -147,6 +147,8 @@ class HostCompute:
         self.env = dict(env or {})
         self.max_output_bytes = max_output_bytes
         self.root: Path | None = self._fixed_root
+        self._running: set[int] = set()
+        """The supervisors of the commands running now (their process groups)."""
         self._scans: OrderedDict[Path, dict[str, list[Any]]] = OrderedDict()
         """What the last snapshot of each work folder found, for the next to skip unchanged files."""
 
@@ -211,9 +213,11 @@ class HostCompute:
             raise ComputeError(f"could not start the command: {e}") from None
         reader = _CappedReader(process, self.max_output_bytes)
         ended = False
+        self._running.add(process.pid)
         try:
             ended = _wait_for_exit(process.pid, timeout - (time.perf_counter() - started))
         finally:
+            self._running.discard(process.pid)
             _end_command(process, f"{CALL_MARK}={call}".encode(), ended)
         output, truncated = reader.result()
         return ExecResult(
@@ -351,6 +355,13 @@ class HostCompute:
             if done.returncode != 0:
                 raise ComputeError(f"pip install {' '.join(names)} failed:\n{''.join(output)[-4000:]}")
         return "".join(output)
+
+    def stop(self) -> None:
+        """Kill the running commands' supervisors with their process groups; each call then
+        ends as at its deadline, sweeping whatever its command started elsewhere."""
+        for supervisor in list(self._running):
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(supervisor, signal.SIGKILL)
 
     def release(self, binding: ComputeBinding) -> None:
         """Kill whatever still runs from the commands of ``binding``'s work folder, from
