@@ -161,9 +161,11 @@ class Heartbeat:
         with self._lock:
             self._held.pop((name, token), None)
 
-    def holds(self, name: str, token: int) -> bool:
+    def holds(self, name: str) -> bool:
+        """Whether a turn of this process holds lease ``name`` (by any token: a turn's
+        start may be saved under a later token than planned)."""
         with self._lock:
-            return (name, token) in self._held
+            return any(held == name for held, _ in self._held)
 
     def close(self) -> None:
         """Stop beating (the process is shutting down; what it held runs out)."""

@@ -446,30 +446,56 @@ class SessionService(Application[UUID]):
         (a server's ``send``): the prompt and the turn's start are recorded now, or the
         reason they cannot be is raised now; the rest runs as the returned ``updates``
         are consumed, which the caller must do (or close), as they hold the session running."""
-        session, runtime = self._ready_for_turn(session_id, runtime_for)
-        session.begin_turn(runtime.redact(prompt), this_worker())
-        return self._started(session, runtime)
+        return self._begin(session_id, runtime_for, lambda s, r: s.begin_turn(r.redact(prompt), this_worker()))
 
     def start_continuing(self, session_id: UUID, runtime_for: RuntimeFactory) -> StartedTurn:
         """:meth:`continue_turn` in two steps, like :meth:`start_turn`."""
-        session, runtime = self._ready_for_turn(session_id, runtime_for)
-        session.resume_turn(this_worker())
-        return self._started(session, runtime)
+        return self._begin(session_id, runtime_for, lambda s, _r: s.resume_turn(this_worker()))
+
+    def _begin(
+        self, session_id: UUID, runtime_for: RuntimeFactory, command: Callable[[Session, TurnRuntime], None]
+    ) -> StartedTurn:
+        """Begin a turn with ``command`` on the session brought up to date. Losing the save
+        to another process (one closing an orphaned turn, an answer, an interrupt) begins
+        again from what it recorded, where the command may then be refused (a turn began
+        meanwhile: ``SessionBusy``)."""
+        for attempt in range(1, self.store_attempts + 1):
+            session, runtime = self._ready_for_turn(session_id, runtime_for)
+            command(session, runtime)
+            try:
+                return self._started(session, runtime)
+            except ConcurrentUpdate:
+                if attempt == self.store_attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     def _started(self, session: Session, runtime: TurnRuntime) -> StartedTurn:
         """Record the turn's start (which grants its lease), hold the lease with heartbeats
         until the turn ends, and hand over the rest of the turn."""
-        first = session.pending_events[0].originator_version
-        grant = self._save(session)
-        assert grant is not None and not grant.releases  # a start always grants
-        lease = Lease(grant.name, grant.holder, grant.token, 0.0)
+        recording = len(session.pending_events)
         lost = threading.Event()
 
         def on_lost() -> None:
             lost.set()
             runtime.compute.stop()
 
-        self.heartbeat.hold(lease, on_lost)
+        # Held before the grant is saved, so no sweep of this process takes the new lease
+        # for one nobody renews; the save may record the start later than planned (after a
+        # title set meanwhile), and then the lease's token is that later version.
+        planned = self._lease_change(session)
+        assert planned is not None and not planned.releases  # a start always grants
+        self.heartbeat.hold(Lease(planned.name, planned.holder, planned.token, 0.0), on_lost)
+        try:
+            grant = self._save(session)
+        except BaseException:
+            self.heartbeat.drop(planned.name, planned.token)
+            raise
+        assert grant is not None
+        lease = Lease(grant.name, grant.holder, grant.token, 0.0)
+        if lease.token != planned.token:
+            self.heartbeat.hold(lease, on_lost)
+            self.heartbeat.drop(planned.name, planned.token)
+        first = session.version - recording + 1
         return StartedTurn(first, self._drive(session, runtime, lease, lost))
 
     def _ready_for_turn(self, session_id: UUID, runtime_for: RuntimeFactory) -> tuple[Session, TurnRuntime]:
@@ -742,14 +768,20 @@ class SessionService(Application[UUID]):
         if lease is None:
             return f"runner lost: {session.worker or 'the runner'} left no lease"
         if lease.expires_at > self.leases.now():
-            if lease.holder == self.heartbeat.holder and not self.heartbeat.holds(lease.name, lease.token):
-                return "runner lost: this process ended the turn's run without recording its end"
-            if holder_is_gone(lease.holder):
-                return f"runner lost: {lease.holder} is no longer running"
+            if self.holder_is_gone(lease):
+                return f"runner lost: {lease.holder} no longer runs the turn"
             return None
         if lease.expires_at == 0:
             return f"runner lost: {lease.holder} released its lease without recording the turn's end"
         return f"runner lost: {lease.holder} stopped renewing its lease"
+
+    def holder_is_gone(self, lease: Lease) -> bool:
+        """Whether a lease that has not expired is certainly held by nobody: its holder is
+        this service, which no longer runs that turn, or a process of this host that exited
+        (a crash here need not wait out the lease)."""
+        if lease.holder == self.heartbeat.holder:
+            return not self.heartbeat.holds(lease.name)
+        return holder_is_gone(lease.holder)
 
     def is_abandoned(self, session: Session) -> bool:
         """Whether the session shows a turn running that nobody runs any more (see
@@ -882,7 +914,10 @@ class SessionService(Application[UUID]):
         for event in session.pending_events:
             if isinstance(event, TURN_BEGINNINGS):
                 change = LeaseChange(
-                    turn_lease_name(session.id), self.heartbeat.holder, event.originator_version, self.lease_seconds
+                    turn_lease_name(session.id),
+                    self.heartbeat.holder,
+                    event.originator_version,
+                    self.lease_seconds,
                 )
             elif isinstance(event, TURN_ENDINGS):
                 change = LeaseChange(turn_lease_name(session.id))

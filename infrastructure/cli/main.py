@@ -371,6 +371,21 @@ def _parser() -> argparse.ArgumentParser:
         help="how long a client may take to send a request's headers, and then its body, before "
         "its connection is closed (default: 30)",
     )
+    serve.add_argument(
+        "--turn-workers",
+        type=_positive,
+        default=16,
+        metavar="N",
+        help="turns run at once; more wait in a queue (default: 16)",
+    )
+    serve.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, how long running and queued turns may take to end before they "
+        "are recorded as interrupted (default: 5)",
+    )
     serve.set_defaults(handler=_serve)
     return parser
 
@@ -392,6 +407,8 @@ def _serve(args: argparse.Namespace) -> int:
         model_provider=args.model_provider,
         answer_grace=args.answer_grace,
         client_timeout=args.client_timeout,
+        turn_workers=args.turn_workers,
+        shutdown_grace=args.shutdown_grace,
     )
     try:
         serve(settings, args.host, args.port)
