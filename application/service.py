@@ -446,7 +446,9 @@ class SessionService(Application[UUID]):
         (a server's ``send``): the prompt and the turn's start are recorded now, or the
         reason they cannot be is raised now; the rest runs as the returned ``updates``
         are consumed, which the caller must do (or close), as they hold the session running."""
-        return self._begin(session_id, runtime_for, lambda s, r: s.begin_turn(r.redact(prompt), this_worker()))
+        return self._begin(
+            session_id, runtime_for, lambda s, r: s.begin_turn(r.redact(prompt), this_worker())
+        )
 
     def start_continuing(self, session_id: UUID, runtime_for: RuntimeFactory) -> StartedTurn:
         """:meth:`continue_turn` in two steps, like :meth:`start_turn`."""
