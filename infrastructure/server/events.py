@@ -326,7 +326,7 @@ def _live_start(engine: Any, session: Session) -> tuple[int, int]:
         for event in engine.service.events.get(session.id, desc=True):
             if isinstance(event, Session.UserMessageAdded):
                 return event.originator_version, -1
-    return session.version, 255
+    return session.version + 1, -1  # past every API event of the last version, however many
 
 
 async def _events_after(request: Request, engine: Any, session_id: UUID, start: tuple[int, int]
