@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
+from tests import serving
 from tests.serving import API_KEY
 from tests.test_server_actions import WEATHER, until_idle
 from tests.test_server_sessions import new_session
@@ -87,6 +88,47 @@ def test_bodies_nested_too_deep_or_not_utf8_are_refused_naming_the_problem(http,
     assert http.get(events).json()["data"] == []
 
 
+def test_integers_the_log_cannot_hold_are_refused_naming_the_field_and_nothing_is_recorded(http, store):
+    """The log's encoding holds integers from -2**63 to 2**64 - 1; anything else a client
+    sends is a 400 naming where it was, before anything is recorded."""
+    weather = {**serving.WEATHER, "input_schema": {"type": "object", "properties": {"n": {"maximum": 2**64}}}}
+    toolset = {"type": "agent_toolset_20260401", "configs": [{"name": "bash", "timeout": -(2**63) - 1}]}
+    refused = {
+        "$.tools[0].input_schema.properties.n.maximum": ("/v1/agents", {"name": "a", "model": "m", "tools": [weather]}),
+        "$.tools[0].configs[0].timeout": ("/v1/agents", {"name": "a", "model": "m", "tools": [toolset]}),
+        "$.model.effort.budget": ("/v1/agents", {"name": "a", "model": {"id": "m", "effort": {"type": "high", "budget": 10**30}}}),
+        "$.config.packages.pip[1]": ("/v1/environments", {"name": "e", "config": {"type": "cloud", "packages": {"pip": ["x", 2**64]}}}),
+        '$.metadata["k 1"]': ("/v1/environments", {"name": "e", "config": {"type": "cloud"}, "metadata": {"k 1": 2**64}}),
+    }  # fmt: skip
+    for where, (path, body) in refused.items():
+        response = http.post(path, json=body)
+        assert response.status_code == 400, response.text
+        assert where in response.json()["error"]["message"], (where, response.text)
+    assert http.get("/v1/agents").json()["data"] == http.get("/v1/environments").json()["data"] == []
+
+    agent = http.post("/v1/agents", json={"name": "a", "model": "m"}).json()
+    assert http.post(f"/v1/agents/{agent['id']}", json={"tools": [weather]}).status_code == 400
+    assert http.get(f"/v1/agents/{agent['id']}").json()["version"] == 1
+    session_id = new_session(store)
+    events = f"/v1/sessions/{session_id}/events"
+    for path, body in (
+        (f"/v1/sessions/{session_id}", {"title": "t", "metadata": {"k": 2**64}}),
+        ("/v1/sessions", {"agent": agent["id"], "environment_id": "env_x", "metadata": {"k": 2**64}}),
+        (events, {"events": [{"type": "user.custom_tool_result", "custom_tool_use_id": "x", "is_error": 2**64}]}),
+    ):  # fmt: skip
+        assert http.post(path, json=body).status_code == 400
+    assert http.get(events).json()["data"] == []
+    logged = http.get(f"/x-agentjournal/v1/sessions/{session_id}/log").json()["data"]
+    assert [entry["type"] for entry in logged] == ["SessionStarted"]
+
+    # The limits themselves are recorded, and read back as they were given.
+    edges = {"type": "object", "properties": {"n": {"minimum": -(2**63), "maximum": 2**64 - 1}}}
+    tool = {**serving.WEATHER, "input_schema": edges}
+    kept = http.post("/v1/agents", json={"name": "b", "model": "m", "tools": [tool]})
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["tools"][0]["input_schema"] == edges
+
+
 def prompt(text: str) -> dict:
     return {"type": "user.message", "content": [{"type": "text", "text": text}]}
 
@@ -135,9 +177,11 @@ def test_versions_past_the_stores_integers_and_times_without_an_offset_are_answe
     api_server, http, store, model_server
 ):
     session_id = new_session(store)
-    for version in (2**63, 2**70):
-        forked = http.post(f"/x-agentjournal/v1/sessions/{session_id}/fork", json={"version": version})
-        assert forked.status_code == 404 and "has no event" in forked.json()["error"]["message"]
+    fork = f"/x-agentjournal/v1/sessions/{session_id}/fork"
+    forked = http.post(fork, json={"version": 2**63})
+    assert forked.status_code == 404 and "has no event" in forked.json()["error"]["message"]
+    forked = http.post(fork, json={"version": 2**70})  # no integer the log holds
+    assert forked.status_code == 400 and "$.version" in forked.json()["error"]["message"]
     model_server.enqueue(Reply(text="Hi."))
     http.post(f"/v1/sessions/{session_id}/events", json={"events": [prompt("Hello")]})
     everything = [e.id for e in until_idle(api_server.client(), session_id, extra_headers={
