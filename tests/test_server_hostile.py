@@ -173,6 +173,68 @@ def test_a_send_is_checked_whole_and_one_refused_event_records_none_of_it(
     assert http.post(events, json={"events": [answer]}).status_code == 200
 
 
+def test_every_numeric_query_parameter_out_of_range_or_malformed_is_a_400_in_the_apis_shape(http, store):
+    session_id = new_session(store)
+    agent_id = http.post("/v1/agents", json={"name": "a", "model": "m"}).json()["id"]
+    x = f"/x-agentjournal/v1/sessions/{session_id}"
+    numbers = {
+        "/v1/sessions": ("limit", "agent_version"),
+        f"/v1/sessions/{session_id}/events": ("limit",),
+        "/v1/agents": ("limit",),
+        f"/v1/agents/{agent_id}": ("version",),
+        f"/v1/agents/{agent_id}/versions": ("limit",),
+        "/v1/environments": ("limit",),
+        "/x-agentjournal/v1/sessions": ("limit", "offset"),
+        f"{x}/state": ("version",),
+        f"{x}/turns": ("version",),
+        f"{x}/files": ("version",),
+        f"{x}/log/window": ("after", "limit"),
+    }
+    # Past the store's integers, below every range, and what Python's int() would read anyway.
+    malformed = (
+        str(2**63),
+        str(2**64),
+        "-1",
+        "-" + "9" * 5000,
+        "\u0661\u0662",
+        "1_0",
+        " 12",
+        "+3",
+        "1e3",
+        "0x10",
+        "",
+    )
+    for path, names in numbers.items():
+        for name in names:
+            for given in malformed:
+                # agent_version is read only with an agent_id.
+                answer = http.get(path, params={name: given, "agent_id": agent_id})
+                assert answer.status_code == 400, (path, name, given, answer.text)
+                error = answer.json()["error"]
+                assert error["type"] == "invalid_request_error" and f"'{name}'" in error["message"]
+                assert len(error["message"]) < 300
+    # Times that UTC cannot express, and listing cursors holding them.
+    from agentjournal.application.paging import encode_cursor
+
+    times = {"/v1/sessions": ("created_at[gt]", "created_at[lte]"), "/v1/agents": ("created_at[gte]",),
+             f"/v1/sessions/{session_id}/events": ("created_at[gt]", "created_at[lt]")}  # fmt: skip
+    for path, names in times.items():
+        for name in names:
+            for given in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+                answer = http.get(path, params={name: given})
+                assert answer.status_code == 400 and name in answer.json()["error"]["message"], answer.text
+    for path in ("/v1/sessions", "/v1/agents", "/v1/environments"):
+        answer = http.get(path, params={"page": encode_cursor("0001-01-01T00:00:00+14:00", session_id[5:])})
+        assert answer.status_code == 400 and "page" in answer.json()["error"]["message"], answer.text
+
+    # The largest version the store holds is a version like any other: there is none such.
+    last = str(2**63 - 1)
+    for path in (f"{x}/state", f"{x}/turns", f"{x}/files", f"/v1/agents/{agent_id}"):
+        assert http.get(path, params={"version": last}).status_code == 404
+    window = http.get(f"{x}/log/window", params={"after": last, "limit": "1000"})
+    assert window.status_code == 200 and window.json() == {"data": [], "version": 1}
+
+
 def test_versions_past_the_stores_integers_and_times_without_an_offset_are_answered(
     api_server, http, store, model_server
 ):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import msgspec
@@ -149,43 +148,6 @@ def _spelled(path: _Path) -> str:
         else:
             text += f"[{msgspec.json.encode(key).decode()}]"
     return text
-
-
-def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    text = request.query_params.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(400, f"query parameter {name!r} must be an integer, not {text!r}") from None
-    if not low <= value <= high:
-        raise ApiError(400, f"query parameter {name!r} must be between {low} and {high}, not {value}")
-    return value
-
-
-def query_bool(request: Request, name: str, default: bool = False) -> bool:
-    text = request.query_params.get(name)
-    if text is None:
-        return default
-    if text.lower() in ("true", "1"):
-        return True
-    if text.lower() in ("false", "0"):
-        return False
-    raise ApiError(400, f"query parameter {name!r} must be true or false, not {text!r}")
-
-
-def query_time(request: Request, name: str) -> datetime | None:
-    """A time; one given without an offset is taken as UTC (compared with the log's
-    times, which all have one)."""
-    text = request.query_params.get(name)
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ApiError(400, f"query parameter {name!r} must be an RFC 3339 timestamp, not {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def to_json(value: Any) -> Any:
