@@ -334,6 +334,41 @@ def test_without_keys_only_loopback_names_and_same_origin_pages_are_served(model
         )
 
 
+@pytest.mark.parametrize(
+    "framing",
+    [
+        [b"Transfer-Encoding: chunked", b"Content-Length: 5"],
+        [b"Content-Length: 5", b"Transfer-Encoding: chunked"],
+        [b"Content-Length: 0", b"transfer-encoding: CHUNKED"],
+    ],
+)
+def test_a_request_framed_both_chunked_and_by_length_is_refused_and_its_connection_closed(
+    api_server, http, framing
+):
+    """Read as chunked, the body below ends early and the bytes after it are a request of
+    their own; a proxy in front that reads Content-Length sees one request (request
+    smuggling). RFC 9112 section 6.1: refuse it, or close the connection after it."""
+    import socket
+
+    body = b'{"name": "first", "model": "m"}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    smuggled = b'{"name": "smuggled", "model": "m"}'
+    head = [b"POST /v1/agents HTTP/1.1", b"Host: x", b"x-api-key: " + API_KEY.encode(),
+            b"Content-Type: application/json", *framing]  # fmt: skip
+    second = [b"POST /v1/agents HTTP/1.1", b"Host: x", b"x-api-key: " + API_KEY.encode(),
+              b"Content-Type: application/json", b"Content-Length: %d" % len(smuggled)]  # fmt: skip
+    request = b"\r\n".join(head) + b"\r\n\r\n" + chunked + b"\r\n".join(second) + b"\r\n\r\n" + smuggled
+    host, port = api_server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):  # until the server closes the connection
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert answer.count(b"HTTP/1.1 ") == 1 and b"connection: close" in answer.lower(), answer
+    assert http.get("/v1/agents").json()["data"] == []
+
+
 def test_a_client_too_slow_to_send_its_request_is_cut_off(model_server, store):
     """Without deadlines a client holds a connection (and a file descriptor) for ever by
     sending nothing, or a few bytes of headers, or a body that never ends: enough such
