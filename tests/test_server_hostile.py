@@ -104,6 +104,11 @@ def test_integers_the_log_cannot_hold_are_refused_naming_the_field_and_nothing_i
         response = http.post(path, json=body)
         assert response.status_code == 400, response.text
         assert where in response.json()["error"]["message"], (where, response.text)
+    # JSON has no NaN or infinity, and a float it can write but a double cannot hold is refused.
+    for number in (b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e400"):
+        tool = b'{"type": "custom", "name": "t", "input_schema": {"maximum": ' + number + b"}}"
+        answer = posted(http, "/v1/agents", b'{"name": "a", "model": "m", "tools": [' + tool + b"]}")
+        assert answer.status_code == 400, answer.text
     assert http.get("/v1/agents").json()["data"] == http.get("/v1/environments").json()["data"] == []
 
     agent = http.post("/v1/agents", json={"name": "a", "model": "m"}).json()
