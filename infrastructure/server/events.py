@@ -25,9 +25,10 @@ from starlette.routing import Route
 
 from agentjournal.application.service import MAX_TOOL_CALLS_PER_REPLY, answer_tool_call, confirm_tool_call
 from agentjournal.domain import Session, SessionError, Status
-from agentjournal.infrastructure.server.bodies import query_int, query_time, read_json
+from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, as_api_error
 from agentjournal.infrastructure.server.ids import SESSION, parse_id
+from agentjournal.infrastructure.server.query import query_int, query_time
 from agentjournal.infrastructure.server.sessions import engine_of, existing_session
 from agentjournal.infrastructure.server.wire import (
     USER_INTERRUPT_DETAIL,
@@ -326,7 +327,7 @@ def _live_start(engine: Any, session: Session) -> tuple[int, int]:
         for event in engine.service.events.get(session.id, desc=True):
             if isinstance(event, Session.UserMessageAdded):
                 return event.originator_version, -1
-    return session.version, 255
+    return session.version + 1, -1  # past every API event of the last version, however many
 
 
 async def _events_after(request: Request, engine: Any, session_id: UUID, start: tuple[int, int]

@@ -23,8 +23,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentjournal.application import audit, views
-from agentjournal.infrastructure.server.bodies import query_int, read_json
+from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.ids import SESSION, parse_id
+from agentjournal.infrastructure.server.query import query_version
 from agentjournal.infrastructure.server.sessions import engine_of, existing_session, session_json
 
 PREFIX = "/x-agentjournal/v1/sessions/{session_id}"
@@ -33,7 +34,7 @@ PREFIX = "/x-agentjournal/v1/sessions/{session_id}"
 async def state(request: Request) -> JSONResponse:
     engine = engine_of(request)
     session_id = parse_id(SESSION, request.path_params["session_id"])
-    version = query_int(request, "version", 0, 1, 2**63 - 1) or None
+    version = query_version(request)
 
     def replay() -> dict[str, Any]:
         existing_session(engine, session_id)
