@@ -13,7 +13,7 @@ from uuid import UUID
 
 import msgspec
 
-from agentjournal.domain import AssistantMessage, ComputeBinding, FileState, Message, Usage
+from agentjournal.domain import AgentJournalError, AssistantMessage, ComputeBinding, FileState, Message, Usage
 
 
 class ToolSpec(msgspec.Struct, frozen=True):
@@ -39,7 +39,7 @@ class ModelReply(msgspec.Struct, frozen=True):
     finish_reason: str = ""
 
 
-class ModelError(Exception):
+class ModelError(AgentJournalError):
     """A model call failed. ``retryable`` says whether trying again may help."""
 
     def __init__(self, message: str, *, retryable: bool = False, status_code: int | None = None):
@@ -133,7 +133,7 @@ class FileContents(msgspec.Struct, frozen=True):
     data: bytes
 
 
-class ComputeError(Exception):
+class ComputeError(AgentJournalError):
     """A compute operation was refused or failed (bad path, missing file, engine down)."""
 
 
