@@ -318,15 +318,17 @@ class SessionService(Application[UUID]):
             if versions and (min(versions) - 1) // interval < max(versions) // interval:
                 try:
                     self.session_snapshots.take(session)
-                except (PersistenceError, sqlite3.Error) as e:
+                except Exception as e:
                     # The events are saved: a chunk only spares a later load some folding, and
-                    # the next one continues the latest that was stored. A step must not fail
-                    # for it.
+                    # the next one continues the latest that was stored. Whatever stops it (a
+                    # store that refuses it, a state that cannot be encoded), a step must not
+                    # fail for it.
                     import logging
 
                     logging.getLogger(__name__).warning(
-                        "no snapshot of session %s at event %d: %s", session.id, session.version, e
-                    )
+                        "no snapshot of session %s at event %d: %s: %s",
+                        session.id, session.version, type(e).__name__, e,
+                    )  # fmt: skip
 
     def take_snapshot(
         self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None

@@ -69,3 +69,14 @@ def test_a_refusal_is_not_retried(model_server):
 def test_bounds_that_allow_no_call_are_refused(bounds):
     with pytest.raises(ValueError, match="timeout > 0 and max_attempts >= 1"):
         LiteLLMModel("openai/m", **bounds)
+
+
+@pytest.mark.parametrize(("counts", "shown"), [({"prompt_tokens": 2**70}, f"input_tokens={2**70}"),
+                                               ({"completion_tokens": -1}, "output_tokens=-1")])  # fmt: skip
+def test_a_usage_no_reply_can_have_is_refused(model_server, counts, shown):
+    """Usage comes from the model server: counts that would take a session's totals past the
+    integers a store keeps are refused, not recorded."""
+    model_server.enqueue(Reply(text="hi", **counts), Reply(text="unused"))
+    with pytest.raises(ModelError, match=rf"reported a usage no reply can have \({shown}\)"):
+        call(adapter(model_server, max_attempts=3))
+    assert len(model_server.requests) == 1

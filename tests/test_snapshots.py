@@ -346,3 +346,23 @@ def test_a_store_that_fails_while_loading_a_chunk_raises(
         db.execute("DROP TABLE stored_snapshots")
     with pytest.raises(PersistenceError, match="no such table"):
         service.get_session(session.id)
+
+
+def test_a_chunk_that_cannot_be_encoded_fails_no_step(
+    service: ChunkingService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A usage total past MessagePack's largest integer (2**64 - 1) cannot go into a chunk,
+    though each event that reached it could: the events are saved, the step goes on, and
+    the session loads as the fold of its events."""
+    session = Session.start(CONFIG)
+    service.save(session)
+    turn(session, 0)
+    session.begin_turn("prompt", "w")
+    session.record_usage("m", Usage(2**63))
+    session.record_usage("m", Usage(2**63))
+    service.save(session)  # passes a multiple of the interval: a chunk is due
+    assert "no snapshot of session" in caplog.text and "OverflowError" in caplog.text
+    assert list(service.session_snapshots.chunks(session.id)) == []
+    loaded = service.get_session(session.id)
+    assert loaded.version == session.version and loaded.usage.input_tokens == 5 + 2**64
+    assert vars(loaded) == vars(replayed(service, session, session.version))

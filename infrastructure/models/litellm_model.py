@@ -20,10 +20,18 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import msgspec
+
 from agentjournal.application.ports import ModelError, ModelReply, TextDelta, ToolSpec
 from agentjournal.domain import AssistantMessage, Message, ToolCall, ToolResult, Usage, UserMessage
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+MAX_TOKEN_COUNT = 2**32
+"""The most tokens a reply may report in any one count: far more than any model reads or
+writes in a reply, and far fewer than would take a session's totals past the integers a
+store keeps (2**63 or 2**64). A server that reports more, or fewer than none, is wrong,
+and its reply is refused rather than recorded."""
 
 
 def _litellm() -> Any:
@@ -143,6 +151,7 @@ class LiteLLMModel:
                         call["arguments"] += part.function.arguments or ""
         except Exception as e:
             raise _model_error(e, self.model, self.timeout) from e
+        _check_usage(usage, self.model)
         tool_calls = tuple(
             ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
             for i, c in sorted(calls.items())
@@ -163,6 +172,17 @@ def _usage(u: Any) -> Usage:
         cache_read_tokens=int(getattr(details, "cached_tokens", 0) or 0),
         cache_creation_tokens=int(getattr(u, "cache_creation_input_tokens", 0) or 0),
     )
+
+
+def _check_usage(usage: Usage, model: str) -> None:
+    """Refuse a reply whose usage has a count below 0 or above :data:`MAX_TOKEN_COUNT`."""
+    counts = msgspec.structs.asdict(usage)
+    wrong = {name: count for name, count in counts.items() if not 0 <= count <= MAX_TOKEN_COUNT}
+    if wrong:
+        shown = ", ".join(f"{name}={count}" for name, count in wrong.items())
+        raise ModelError(
+            f"model {model!r} reported a usage no reply can have ({shown}); the reply is not recorded"
+        )
 
 
 def _model_error(error: Exception, model: str, timeout: float) -> ModelError:
