@@ -289,7 +289,8 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
                 add("session", f"turn ended ({e.stop_reason.value}{': ' + e.detail if e.detail else ''}); "
                     f"tokens {turn_usage['in']} in / {turn_usage['out']} out")  # fmt: skip
             case Session.TurnFailed():
-                add("session", f"turn failed: {e.error_type}: {e.error}")
+                shown = f"; the reply had shown: {e.partial}" if e.partial else ""
+                add("session", f"turn failed: {e.error_type}: {e.error}{shown}")
             case Session.ComputeAttached():
                 ref = e.binding.reference
                 add("session", f"sandbox {e.binding.kind} {ref[:12] if e.binding.kind == 'docker' else ref}")

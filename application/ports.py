@@ -40,12 +40,17 @@ class ModelReply(msgspec.Struct, frozen=True):
 
 
 class ModelError(AgentJournalError):
-    """A model call failed. ``retryable`` says whether trying again may help."""
+    """A model call failed. ``retryable`` says whether trying again may help. ``partial``
+    is the text of the reply that had already reached the caller when it failed: the
+    session service sets it, and the turn's failure records it."""
 
-    def __init__(self, message: str, *, retryable: bool = False, status_code: int | None = None):
+    def __init__(
+        self, message: str, *, retryable: bool = False, status_code: int | None = None, partial: str = ""
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.status_code = status_code
+        self.partial = partial
 
 
 @runtime_checkable

@@ -51,6 +51,7 @@ from agentjournal.application.ports import (
     ModelError,
     ModelReply,
     TextDelta,
+    ToolSpec,
 )
 from agentjournal.application.projection import (
     SessionProjector,
@@ -66,6 +67,7 @@ from agentjournal.application.workspace import Files, restore_into_new_sandbox, 
 from agentjournal.domain import (
     AssistantMessage,
     ComputeBinding,
+    Message,
     NoPendingAction,
     PackageInstall,
     Session,
@@ -496,7 +498,8 @@ class SessionService(Application[UUID]):
             raise
         except Exception as e:
             error, kind = runtime.redact(str(e)), type(e).__name__
-            self._end(session, lambda s: s.fail_turn(error, kind))
+            partial = runtime.redact(e.partial) if isinstance(e, ModelError) else ""
+            self._end(session, lambda s: s.fail_turn(error, kind, partial))
             raise
         finally:
             _ACTIVE.discard(session.id)
@@ -528,14 +531,7 @@ class SessionService(Application[UUID]):
             if budget <= 0:
                 break
             budget -= 1
-            reply = None
-            for item in runtime.model.stream(session.config.system, session.messages, tools):
-                if isinstance(item, ModelReply):
-                    reply = item
-                else:
-                    yield item
-            if reply is None:
-                raise ModelError("the model stream ended without a reply")
+            reply = yield from _model_reply(runtime.model, session.config.system, session.messages, tools)
             message = recordable(reply.message, runtime.redact, session.config.max_output_bytes)
             session.add_assistant_message(message)
             session.record_usage(reply.model, reply.usage)
@@ -983,6 +979,30 @@ def _capped_arguments(arguments: str, limit: int) -> str:
         {"truncated_arguments": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                                  "head": data[: min(limit, 1_000)].decode("utf-8", "replace")}}
     ).decode()  # fmt: skip
+
+
+def _model_reply(
+    model: LanguageModel, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
+) -> Generator[TextDelta, None, ModelReply]:
+    """One model call: its text goes on to the caller as it streams, and its reply is
+    returned. A call that fails after some text was shown fails with a
+    :class:`ModelError` whose ``partial`` is that text, so the turn's failure records
+    what the caller saw, and no half answer passes for a reply."""
+    shown: list[str] = []
+    reply = None
+    try:
+        for item in model.stream(system, messages, tools):
+            if isinstance(item, ModelReply):
+                reply = item
+            else:
+                shown.append(item.text)
+                yield item
+    except ModelError as e:
+        e.partial = "".join(shown)
+        raise
+    if reply is None:
+        raise ModelError("the model stream ended without a reply", partial="".join(shown))
+    return reply
 
 
 def _same_turn(fresh: Session, running: Session) -> bool:

@@ -3,7 +3,8 @@
 Streams a chat completion with usage, assembles tool calls from their deltas,
 retries transient failures (only before any text has reached the caller, so
 nothing is shown twice), and turns every other failure into a clear
-:class:`~application.ports.ModelError`.
+:class:`~application.ports.ModelError`. A stream that ends before the provider
+finished it (a dropped connection) is such a transient failure, never a reply.
 
 Two numbers bound how long a model that does not answer can hold a turn:
 ``timeout``, the seconds any one read may wait (for the response to begin, or
@@ -130,7 +131,8 @@ class LiteLLMModel:
         model = self.model
         finish_reason = ""
         try:
-            for chunk in litellm.completion(**request):
+            stream = litellm.completion(**request)
+            for chunk in stream:
                 model = getattr(chunk, "model", None) or model
                 chunk_usage = getattr(chunk, "usage", None)
                 if chunk_usage:
@@ -151,6 +153,12 @@ class LiteLLMModel:
                         call["arguments"] += part.function.arguments or ""
         except Exception as e:
             raise _model_error(e, self.model, self.timeout) from e
+        if not _finished_by_provider(stream):
+            raise ModelError(
+                f"model {self.model!r} stopped mid-reply: its stream ended before the provider "
+                f"finished it (a dropped connection), after {len(''.join(text))} characters of text",
+                retryable=True,
+            )
         _check_usage(usage, self.model)
         tool_calls = tuple(
             ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
@@ -172,6 +180,15 @@ def _usage(u: Any) -> Usage:
         cache_read_tokens=int(getattr(details, "cached_tokens", 0) or 0),
         cache_creation_tokens=int(getattr(u, "cache_creation_input_tokens", 0) or 0),
     )
+
+
+def _finished_by_provider(stream: Any) -> bool:
+    """Whether the provider ended the stream, rather than its connection ending it. litellm
+    ends every stream with a chunk that has a finish reason ("stop" when the provider sent
+    none), so only the record its stream wrapper keeps of the provider's own finish reason
+    tells a reply cut off mid-way from a whole one."""
+    received = getattr(stream, "received_finish_reason", None)
+    return bool(received or getattr(stream, "intermittent_finish_reason", None))
 
 
 def _check_usage(usage: Usage, model: str) -> None:
