@@ -14,7 +14,7 @@ import msgspec
 from eventsourcing.utils import get_topic, resolve_topic
 
 from agentjournal.application.errors import AgentJournalError, BlobDamaged, BlobMissing, SessionNotFound
-from agentjournal.application.snapshots import ChunkChecker, StoredChunk
+from agentjournal.application.snapshots import ChunkChecker, SnapshotUnusable, StoredChunk
 from agentjournal.domain import AssistantMessage, FileState, Message, Session, ToolResult, UserMessage
 from agentjournal.domain.chain import GENESIS, event_hash, event_type_name, payload_of
 from agentjournal.domain.legacy import LEGACY_EXPORT_FORMATS, legacy_type_name
@@ -69,7 +69,10 @@ def _snapshot_problem(kept: Any, folded: Session, chunks: ChunkChecker | None) -
     if isinstance(kept, _Unreadable):
         return f"it cannot be read: {kept.reason}"
     if isinstance(kept, StoredChunk) and chunks is not None:
-        return chunks.problem(kept, folded)
+        try:
+            return chunks.problem(kept, folded)
+        except SnapshotUnusable as e:  # a part decoded only when checked
+            return f"it cannot be read: {e}"
     return None if kept.state() == folded.state() else "its state differs"
 
 
@@ -87,7 +90,7 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
     for row in kept.recorder.select_events(session_id) if kept else ():
         try:
             snapshots[row.originator_version] = kept.read(row)  # type: ignore[union-attr]
-        except Exception as e:  # a damaged row: bad bytes, a failed decryption
+        except SnapshotUnusable as e:  # a damaged row: bad bytes, a failed decryption
             snapshots[row.originator_version] = _Unreadable(str(e))
     chunks = ChunkChecker(kept) if kept else None
     folded: Any = None
@@ -286,7 +289,8 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
                 add("session", f"turn ended ({e.stop_reason.value}{': ' + e.detail if e.detail else ''}); "
                     f"tokens {turn_usage['in']} in / {turn_usage['out']} out")  # fmt: skip
             case Session.TurnFailed():
-                add("session", f"turn failed: {e.error_type}: {e.error}")
+                shown = f"; the reply had shown: {e.partial}" if e.partial else ""
+                add("session", f"turn failed: {e.error_type}: {e.error}{shown}")
             case Session.ComputeAttached():
                 ref = e.binding.reference
                 add("session", f"sandbox {e.binding.kind} {ref[:12] if e.binding.kind == 'docker' else ref}")

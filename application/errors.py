@@ -1,12 +1,12 @@
-"""Errors the application raises for bad input: each says what was wrong and what to do."""
+"""Errors the application raises for bad input: each says what was wrong and what to do.
+All derive from :class:`AgentJournalError`, the domain's root of every error agentjournal
+raises on purpose, which is importable from here too."""
 
 from __future__ import annotations
 
 from uuid import UUID
 
-
-class AgentJournalError(Exception):
-    """Base class of the application's own errors."""
+from agentjournal.domain.errors import AgentJournalError as AgentJournalError
 
 
 class ConfigError(AgentJournalError, ValueError):

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import msgspec
 
-from agentjournal.domain import AssistantMessage, ComputeBinding, FileState, Message, Usage
+from agentjournal.domain import AgentJournalError, AssistantMessage, ComputeBinding, FileState, Message, Usage
 
 
 class ToolSpec(msgspec.Struct, frozen=True):
@@ -39,13 +39,18 @@ class ModelReply(msgspec.Struct, frozen=True):
     finish_reason: str = ""
 
 
-class ModelError(Exception):
-    """A model call failed. ``retryable`` says whether trying again may help."""
+class ModelError(AgentJournalError):
+    """A model call failed. ``retryable`` says whether trying again may help. ``partial``
+    is the text of the reply that had already reached the caller when it failed: the
+    session service sets it, and the turn's failure records it."""
 
-    def __init__(self, message: str, *, retryable: bool = False, status_code: int | None = None):
+    def __init__(
+        self, message: str, *, retryable: bool = False, status_code: int | None = None, partial: str = ""
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.status_code = status_code
+        self.partial = partial
 
 
 @runtime_checkable
@@ -133,7 +138,7 @@ class FileContents(msgspec.Struct, frozen=True):
     data: bytes
 
 
-class ComputeError(Exception):
+class ComputeError(AgentJournalError):
     """A compute operation was refused or failed (bad path, missing file, engine down)."""
 
 

@@ -63,6 +63,7 @@ from agentjournal.application.ports import (
     ModelError,
     ModelReply,
     TextDelta,
+    ToolSpec,
 )
 from agentjournal.application.projection import (
     SessionProjector,
@@ -78,6 +79,7 @@ from agentjournal.application.workspace import Files, restore_into_new_sandbox, 
 from agentjournal.domain import (
     AssistantMessage,
     ComputeBinding,
+    Message,
     NoPendingAction,
     PackageInstall,
     Session,
@@ -328,15 +330,17 @@ class SessionService(Application[UUID]):
             if versions and (min(versions) - 1) // interval < max(versions) // interval:
                 try:
                     self.session_snapshots.take(session)
-                except (PersistenceError, sqlite3.Error) as e:
+                except Exception as e:
                     # The events are saved: a chunk only spares a later load some folding, and
-                    # the next one continues the latest that was stored. A step must not fail
-                    # for it.
+                    # the next one continues the latest that was stored. Whatever stops it (a
+                    # store that refuses it, a state that cannot be encoded), a step must not
+                    # fail for it.
                     import logging
 
                     logging.getLogger(__name__).warning(
-                        "no snapshot of session %s at event %d: %s", session.id, session.version, e
-                    )
+                        "no snapshot of session %s at event %d: %s: %s",
+                        session.id, session.version, type(e).__name__, e,
+                    )  # fmt: skip
 
     def take_snapshot(
         self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None
@@ -545,7 +549,8 @@ class SessionService(Application[UUID]):
             raise
         except Exception as e:
             error, kind = runtime.redact(str(e)), type(e).__name__
-            self._end(session, lambda s: s.fail_turn(error, kind))
+            partial = runtime.redact(e.partial) if isinstance(e, ModelError) else ""
+            self._end(session, lambda s: s.fail_turn(error, kind, partial))
             raise
         finally:
             self.heartbeat.drop(lease.name, lease.token)
@@ -579,14 +584,7 @@ class SessionService(Application[UUID]):
             if lost.is_set():
                 raise LeaseLost(session.id)
             budget -= 1
-            reply = None
-            for item in runtime.model.stream(session.config.system, session.messages, tools):
-                if isinstance(item, ModelReply):
-                    reply = item
-                else:
-                    yield item
-            if reply is None:
-                raise ModelError("the model stream ended without a reply")
+            reply = yield from _model_reply(runtime.model, session.config.system, session.messages, tools)
             message = recordable(reply.message, runtime.redact, session.config.max_output_bytes)
             session.add_assistant_message(message)
             session.record_usage(reply.model, reply.usage)
@@ -1113,6 +1111,30 @@ def _capped_arguments(arguments: str, limit: int) -> str:
         {"truncated_arguments": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                                  "head": data[: min(limit, 1_000)].decode("utf-8", "replace")}}
     ).decode()  # fmt: skip
+
+
+def _model_reply(
+    model: LanguageModel, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
+) -> Generator[TextDelta, None, ModelReply]:
+    """One model call: its text goes on to the caller as it streams, and its reply is
+    returned. A call that fails after some text was shown fails with a
+    :class:`ModelError` whose ``partial`` is that text, so the turn's failure records
+    what the caller saw, and no half answer passes for a reply."""
+    shown: list[str] = []
+    reply = None
+    try:
+        for item in model.stream(system, messages, tools):
+            if isinstance(item, ModelReply):
+                reply = item
+            else:
+                shown.append(item.text)
+                yield item
+    except ModelError as e:
+        e.partial = "".join(shown)
+        raise
+    if reply is None:
+        raise ModelError("the model stream ended without a reply", partial="".join(shown))
+    return reply
 
 
 def _same_turn(fresh: Session, running: Session) -> bool:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from agentjournal.domain.errors import (
     AgentArchivedError,
+    AgentJournalError,
     AnswersMissing,
     CatalogError,
     ComputeNotAllowed,
@@ -92,6 +93,7 @@ __all__ = [
     "Agent",
     "AgentArchivedError",
     "AgentDefinition",
+    "AgentJournalError",
     "AgentVersion",
     "AnswersMissing",
     "AssistantMessage",

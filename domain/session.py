@@ -327,12 +327,14 @@ class Session(ChainedAggregate):
         self._close_open_tool_calls(f"not run: turn ended ({stop_reason.value})")
         self.trigger_event(self.TurnCompleted, stop_reason=stop_reason, detail="")
 
-    def fail_turn(self, error: str, error_type: str) -> None:
+    def fail_turn(self, error: str, error_type: str, partial: str = "") -> None:
         """The turn cannot go on. Open tool calls get an error result so the
-        conversation stays well-formed for the next model call."""
+        conversation stays well-formed for the next model call. ``partial`` is the text
+        of a model reply that failed after some of it was shown: kept with the failure,
+        never as a message, so no half answer passes for a reply."""
         self._check_running()
         self._close_open_tool_calls("not run: the turn failed")
-        self.trigger_event(self.TurnFailed, error=error, error_type=error_type)
+        self.trigger_event(self.TurnFailed, error=error, error_type=error_type, partial=partial)
 
     def interrupt_turn(self, detail: str) -> None:
         """Close a turn that stopped without finishing (a crash, a cancel), or that was
@@ -540,6 +542,10 @@ class Session(ChainedAggregate):
     class TurnFailed(Event):
         error: str
         error_type: str
+        partial: str = ""
+        """The text a failed model reply had streamed to the caller before it failed.
+        Failures recorded before this field decode with the default, and their hash never
+        covered it."""
 
         def apply(self, session: Session) -> None:
             session.status = Status.ERROR

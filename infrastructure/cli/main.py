@@ -49,9 +49,7 @@ from agentjournal.application.service import (
 )
 from agentjournal.domain import (
     AssistantMessage,
-    ManagedSandboxRequired,
     Session,
-    SessionError,
     Status,
     ToolResult,
     UserMessage,
@@ -102,14 +100,7 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         return USAGE
     try:
         return int(args.handler(args) or OK)
-    except (
-        AgentJournalError,
-        SessionError,
-        ManagedSandboxRequired,
-        ComputeError,
-        ModelError,
-        PersistenceError,
-    ) as e:
+    except (AgentJournalError, PersistenceError) as e:
         message, status = _explain(e)
         print(f"agentjournal: {message}", file=sys.stderr)
         return status
