@@ -31,6 +31,7 @@ recorder, as it does for a process application's tracking record).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import platform
@@ -129,8 +130,10 @@ _HOST = platform.node()
 class Heartbeat:
     """Renews the leases this process holds, from one thread, every third of a period.
 
-    ``hold`` registers a lease with a callback for its loss; ``drop`` forgets it (its turn
-    ended, and the save that recorded the end released it). A renewal the store refuses
+    ``hold`` registers a lease with a callback for its loss and returns a handle; ``drop``
+    forgets it by that handle (its turn ended, and the save that recorded the end released
+    it). Two turns racing to start one session both hold the lease they plan to be granted
+    (the same name and token) until one of them wins, so holds are told apart by handle. A renewal the store refuses
     means the lease is lost: the callback runs (on the heartbeat thread) and the lease is
     forgotten. A store that cannot be reached is retried at the next beat; the lease then
     runs out on its own if the store stays away, as it must, since another process may be
@@ -142,30 +145,33 @@ class Heartbeat:
         """Whom the leases this heartbeat renews are granted to."""
         self.leases = leases
         self.seconds = seconds
-        self._held: dict[tuple[str, int], tuple[Lease, Callable[[], None]]] = {}
+        self._held: dict[int, tuple[Lease, Callable[[], None]]] = {}
+        self._handles = itertools.count(1)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    def hold(self, lease: Lease, on_lost: Callable[[], None]) -> None:
+    def hold(self, lease: Lease, on_lost: Callable[[], None]) -> int:
         with self._lock:
+            handle = next(self._handles)
             if self._closed:
-                return
-            self._held[(lease.name, lease.token)] = (lease, on_lost)
+                return handle
+            self._held[handle] = (lease, on_lost)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._beat, name="agentjournal-heartbeat", daemon=True)
                 self._thread.start()
+            return handle
 
-    def drop(self, name: str, token: int) -> None:
+    def drop(self, handle: int) -> None:
         with self._lock:
-            self._held.pop((name, token), None)
+            self._held.pop(handle, None)
 
     def holds(self, name: str) -> bool:
         """Whether a turn of this process holds lease ``name`` (by any token: a turn's
         start may be saved under a later token than planned)."""
         with self._lock:
-            return any(held == name for held, _ in self._held)
+            return any(lease.name == name for lease, _ in self._held.values())
 
     def close(self) -> None:
         """Stop beating (the process is shutting down; what it held runs out)."""
@@ -184,15 +190,16 @@ class Heartbeat:
             return
         try:
             renewed = {(lease.name, lease.token) for lease in self.leases.renew(
-                [lease for lease, _ in held.values()], self.seconds)}  # fmt: skip
+                list({(lease.name, lease.token): lease for lease, _ in held.values()}.values()),
+                self.seconds)}  # fmt: skip
         except Exception:  # noqa: BLE001 - a store away for a beat is retried at the next
             log.warning("could not renew %d turn leases", len(held), exc_info=True)
             return
-        for key, (lease, on_lost) in held.items():
-            if key in renewed:
+        for handle, (lease, on_lost) in held.items():
+            if (lease.name, lease.token) in renewed:
                 continue
             with self._lock:
-                still_held = self._held.pop(key, None) is not None
+                still_held = self._held.pop(handle, None) is not None
             if still_held:
                 log.warning("lost the lease %s (token %d)", lease.name, lease.token)
                 on_lost()

@@ -490,19 +490,19 @@ class SessionService(Application[UUID]):
         # title set meanwhile), and then the lease's token is that later version.
         planned = self._lease_change(session)
         assert planned is not None and not planned.releases  # a start always grants
-        self.heartbeat.hold(Lease(planned.name, planned.holder, planned.token, 0.0), on_lost)
+        held = self.heartbeat.hold(Lease(planned.name, planned.holder, planned.token, 0.0), on_lost)
         try:
             grant = self._save(session)
         except BaseException:
-            self.heartbeat.drop(planned.name, planned.token)
+            self.heartbeat.drop(held)
             raise
         assert grant is not None
         lease = Lease(grant.name, grant.holder, grant.token, 0.0)
         if lease.token != planned.token:
-            self.heartbeat.hold(lease, on_lost)
-            self.heartbeat.drop(planned.name, planned.token)
+            planned_hold, held = held, self.heartbeat.hold(lease, on_lost)
+            self.heartbeat.drop(planned_hold)
         first = session.version - recording + 1
-        return StartedTurn(first, self._drive(session, runtime, lease, lost))
+        return StartedTurn(first, self._drive(session, runtime, held, lost))
 
     def _ready_for_turn(self, session_id: UUID, runtime_for: RuntimeFactory) -> tuple[Session, TurnRuntime]:
         """The session brought up to date, and a runtime for its recorded config that passed
@@ -523,7 +523,7 @@ class SessionService(Application[UUID]):
         return session, runtime
 
     def _drive(
-        self, session: Session, runtime: TurnRuntime, lease: Lease, lost: threading.Event
+        self, session: Session, runtime: TurnRuntime, held: int, lost: threading.Event
     ) -> Iterator[TurnUpdate]:
         """Run the agent loop of a turn just begun or resumed, and make sure the log says
         how it ended. ``lost`` is set when the turn's lease is lost: the turn stops at its
@@ -553,7 +553,7 @@ class SessionService(Application[UUID]):
             self._end(session, lambda s: s.fail_turn(error, kind, partial))
             raise
         finally:
-            self.heartbeat.drop(lease.name, lease.token)
+            self.heartbeat.drop(held)
 
     def _loop(self, session: Session, runtime: TurnRuntime, lost: threading.Event) -> Iterator[TurnUpdate]:
         """Model, tools, model again, until the model stops calling tools or the turn's

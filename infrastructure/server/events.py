@@ -173,11 +173,12 @@ def _rehearse(engine: Any, session: Session, commands: list[_Command]) -> None:
     will: a prompt starts a turn (closing one nobody runs any more, as the service does),
     answers that leave nothing awaited continue the paused turn. The first refusal is
     raised, naming the event."""
+    orphaned = engine.service.orphaned(session)
+    if orphaned is not None:  # the first prompt's start closes it, as the service does
+        session.interrupt_turn(orphaned)
     for command in commands:
         try:
             if isinstance(command, _Prompt):
-                if engine.service.is_abandoned(session):
-                    session.interrupt_turn("abandoned")
                 session.begin_turn(command.text, "")
                 continue
             if isinstance(command, _Interrupt):
