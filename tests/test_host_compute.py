@@ -205,7 +205,7 @@ def crafted_export(config, reference: str, tmp_path: Path) -> list[bytes]:  # ty
         session = Session.start(config.session_config("host"), "crafted")
         session.attach_compute(ComputeBinding(kind="host", reference=reference))
         elsewhere.save(session)
-        return list(audit.export_events(elsewhere, session.id))
+        return list(audit.export_session(elsewhere, session.id))
     finally:
         elsewhere.close()
 
@@ -216,7 +216,7 @@ def test_an_imported_binding_cannot_point_a_session_at_a_host_folder(
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "hostname").write_text("the victim's file")
-    session_id = audit.import_events(service, crafted_export(config, str(victim), tmp_path))
+    session_id = audit.import_session(service, crafted_export(config, str(victim), tmp_path))
     assert service.get_session(session_id).compute.reference == str(victim)
 
     agent = make_agent()
