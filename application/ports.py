@@ -184,9 +184,11 @@ class Compute(Protocol):
         ...
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
-        """Write each of ``files`` into the work folder with its mode, making folders on the
-        way and replacing what is there, and delete the files at ``remove`` (those missing
-        already are no matter); never through a link. One step where the tools run."""
+        """Delete the files at ``remove`` (those missing already are no matter) and the
+        folders that leaves empty, then write each of ``files`` into the work folder with its
+        mode, making folders on the way and replacing what is there (an empty folder
+        included, so a file can take a folder's place and the reverse); never through a
+        link. One step where the tools run."""
         ...
 
     def install_packages(self, manager: str, packages: Sequence[str]) -> str:

@@ -324,16 +324,19 @@ class HostCompute:
         return WorkspaceScan(files=files, contents=contents)
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
-        """Write ``files`` in this process, as :mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`
-        does in a sandbox: folders made on the way, never through a link."""
+        """Delete ``remove`` and write ``files`` in this process, as
+        :mod:`~agentjournal.infrastructure.compute.sandbox_snapshot` does in a sandbox: removals
+        first (with the folders they leave empty), so a file can take a folder's place or the
+        reverse; folders made on the way, never through a link."""
         work_fd = os.open(self._root(), sandbox_snapshot.FOLDER)
         try:
+            keep = sandbox_snapshot.folders_of(file.path for file in files)
+            for path in remove:
+                with _file_errors(path):
+                    sandbox_snapshot.remove(work_fd, path, keep)
             for file in files:
                 with _file_errors(file.path):
                     sandbox_snapshot.restore(work_fd, file.path, file.mode, file.data)
-            for path in remove:
-                with _file_errors(path):
-                    sandbox_snapshot.remove(work_fd, path)
         finally:
             os.close(work_fd)
 
