@@ -342,6 +342,7 @@ def test_reading_a_folder_that_holds_a_huge_sparse_file_buffers_nothing(sandbox)
         pytest.param("a\0b", "NUL", id="NUL"),
         pytest.param("x" * 5000, "too long", id="long name"),
         pytest.param("a/" * 2500 + "f", "too long", id="long path"),
+        pytest.param("a/" * 300 + "f", "too deep", id="deep path"),
         pytest.param("a\ud800", "not valid UTF-8", id="lone surrogate"),
     ],
 )

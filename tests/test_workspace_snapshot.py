@@ -10,6 +10,7 @@ import pytest
 
 from agentjournal.application.ports import Compute, ComputeError, FileContents, SnapshotLimits
 from agentjournal.domain import FileState, SessionConfig
+from agentjournal.infrastructure.compute.sandbox_snapshot import MAX_DEPTH
 
 LIMITS = SnapshotLimits(ignore=SessionConfig("m", "s", "n", ()).snapshot_ignore, max_file_bytes=1000)
 
@@ -97,3 +98,15 @@ def test_a_restore_removes_the_folders_it_empties_and_no_others(either_compute):
     with pytest.raises(ComputeError):
         compute.restore([], remove=["through/x"])  # a link on the way is never followed
     assert compute.read_file("outside/x") == b"x"
+
+
+def test_what_lies_deeper_than_a_path_may_go_is_left_out(either_compute):
+    compute = either_compute
+    deepest = "d/" * (MAX_DEPTH - 1)
+    too_deep = "d/" * 1200  # nested by a command far deeper than a walk a call per level could go
+    run(compute, f"mkdir -p {too_deep} && printf a > {deepest}kept && printf b > {deepest}d/left-out")
+    scan = compute.snapshot({}, LIMITS)
+    assert scan.files == {f"{deepest}kept": FileState(sha(b"a"), 1, 0o644)}
+    assert compute.read_file(f"{deepest}kept") == b"a"
+    with pytest.raises(ComputeError, match="too deep"):
+        compute.read_file(f"{deepest}d/left-out")

@@ -65,6 +65,7 @@ from agentjournal.infrastructure.compute.sandbox_protocol import (
     check_url,
     line_matches,
     path_matches,
+    shown,
     web_page,
 )
 
@@ -180,9 +181,9 @@ class HostCompute:
 
     def _resolve(self, path: str) -> Path:
         root = self._root()
-        if "\x00" in path:
-            raise ComputeError(f"path {path!r} contains a NUL byte")
-        target = (root / path).resolve()
+        check_path(path)
+        with _file_errors(path):  # too long for the system, or through a file
+            target = (root / path).resolve()
         if target != root and root not in target.parents:
             raise ComputeError(f"path {path!r} is outside the work folder")
         return target
@@ -226,23 +227,24 @@ class HostCompute:
 
     def read_file(self, path: str) -> bytes:
         target = self._resolve(path)
-        if not target.is_file():
-            raise ComputeError(f"no file {path!r}")
         with _file_errors(path):
+            if not target.is_file():
+                raise ComputeError(f"no file {path!r}")
             return target.read_bytes()
 
     def write_file(self, path: str, data: bytes) -> None:
         target = self._resolve(path)
-        if target.is_dir():
-            raise ComputeError(f"{path!r} is a folder")
         with _file_errors(path):
+            if target.is_dir():
+                raise ComputeError(f"{path!r} is a folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
 
     def list_files(self, path: str) -> list[FileEntry]:
         folder = self._resolve(path)
-        if not folder.is_dir():
-            raise ComputeError(f"no folder {path!r}")
+        with _file_errors(path):
+            if not folder.is_dir():
+                raise ComputeError(f"no folder {path!r}")
         root = self._root()
         entries = []
         for dirpath, dirnames, filenames in os.walk(folder):
@@ -448,4 +450,4 @@ def _file_errors(path: str) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        raise ComputeError(f"{path!r}: {e.strerror or e}") from None
+        raise ComputeError(f"{shown(path)}: {e.strerror or e}") from None

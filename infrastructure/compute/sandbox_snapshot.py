@@ -16,9 +16,11 @@ file is read again next time.
 
 **What is kept.** Folders and files whose name matches an ``ignore`` pattern
 (``fnmatch``, e.g. ``node_modules``, ``*.pyc``) are skipped, and so are links (never
-followed, never recorded) and anything not a regular file. A file over ``cap`` bytes
-is hashed but not kept (``stored`` false). The contents of the files whose hash
-differs from the one the caller already knows (``known``) come back with the scan.
+followed, never recorded), anything not a regular file, and whatever lies deeper than
+``MAX_DEPTH`` names (the walk holds a descriptor and a call per level, so it is bounded
+whatever a command nests). A file over ``cap`` bytes is hashed but not kept (``stored``
+false). The contents of the files whose hash differs from the one the caller already
+knows (``known``) come back with the scan.
 
 The walk opens every name with ``O_NOFOLLOW`` from an open descriptor of the work
 folder, so a link swapped in meanwhile cannot lead out of it.
@@ -39,6 +41,7 @@ FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 CHUNK = 1 << 20
 RACY_NS = 2_000_000_000  # a file changed this close to its scan is read again next time
+MAX_DEPTH = 256  # names in a path: what lies deeper is left out, as the file tools refuse such paths
 
 # One file as a scan found it: path, hash, size, mode, stored, mtime_ns, inode.
 Entry = list
@@ -76,6 +79,8 @@ def _scan_folder(
     entries: list[Entry],
     contents: dict[str, bytes],
 ) -> None:
+    if prefix.count("/") >= MAX_DEPTH:  # what it holds would be deeper than a path may go
+        return
     try:
         with os.scandir(folder) as found:
             names = sorted(
