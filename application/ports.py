@@ -71,6 +71,14 @@ class FileEntry(msgspec.Struct, frozen=True):
     size: int
 
 
+class FileListing(msgspec.Struct, frozen=True):
+    """The files a listing found, by path relative to the work folder, and whether there
+    were more than were returned."""
+
+    entries: tuple[FileEntry, ...]
+    more: bool = False
+
+
 class PathMatches(msgspec.Struct, frozen=True):
     """What a glob found: paths relative to the work folder, newest first (a folder's
     ending in ``/``), and whether there were more than were returned."""
@@ -155,7 +163,10 @@ class Compute(Protocol):
 
     def write_file(self, path: str, data: bytes) -> None: ...
 
-    def list_files(self, path: str) -> list[FileEntry]: ...
+    def list_files(self, path: str, limit: int) -> FileListing:
+        """The regular files under folder ``path``, at most ``limit`` of them, and whether
+        there were more."""
+        ...
 
     def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
         """The files and folders under folder ``path`` whose paths from it match the

@@ -39,7 +39,7 @@ def test_files_round_trip_exactly_whatever_their_names_and_bytes(compute):
     compute.write_file(f"sub/{name}", data)
     assert compute.read_file(f"sub/{name}") == data
     assert not (compute.root / "pwned").exists()
-    listed = compute.list_files(".")
+    listed = compute.list_files(".", 100).entries
     assert [(e.path, e.size) for e in listed] == [(f"sub/{name}", len(data))]
 
 
@@ -89,10 +89,16 @@ UNUSABLE_PATHS = [
 @pytest.mark.parametrize(("path", "problem"), UNUSABLE_PATHS)
 def test_a_path_no_file_can_have_is_a_compute_error(compute, path, problem):
     compute.write_file("made.txt", b"x")
-    for operation in (compute.read_file, compute.list_files, lambda p: compute.write_file(p, b"x")):
+    for operation in (
+        compute.read_file,
+        lambda p: compute.list_files(p, 100),
+        lambda p: compute.write_file(p, b"x"),
+    ):
         with pytest.raises(ComputeError, match=problem):
             operation(path)
-    assert [e.path for e in compute.list_files(".")] == ["made.txt"], "nothing was made on the way"
+    assert [e.path for e in compute.list_files(".", 100).entries] == ["made.txt"], (
+        "nothing was made on the way"
+    )
 
 
 def test_a_path_no_file_can_have_is_a_tool_error_in_a_turn(make_agent, model_server):
@@ -213,7 +219,7 @@ def test_commands_get_a_minimal_environment_not_the_engines(tmp_path, monkeypatc
     assert seen["DEPLOY_TOKEN"] == "given-to-the-session"
     assert seen["PATH"] == os.environ["PATH"]
     assert seen["HOME"] == str(root / ".home") and (root / ".home").is_dir()
-    assert [e.path for e in host.list_files(".")] == []
+    assert [e.path for e in host.list_files(".", 100).entries] == []
 
 
 def test_the_work_folders_virtual_environment_comes_first(compute):

@@ -48,6 +48,7 @@ from agentjournal.application.ports import (
     ExecResult,
     FileContents,
     FileEntry,
+    FileListing,
     LineMatches,
     PathMatches,
     SnapshotLimits,
@@ -76,7 +77,6 @@ if TYPE_CHECKING:
 PACKAGE_NAME = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9._\-]*(\[[A-Za-z0-9,._\-]+\])?([<>=!~]=?[A-Za-z0-9.*+!\-]+)?$"
 )
-MAX_LISTED = 1000
 MAX_SCANS_KEPT = 64  # work folders whose last snapshot is kept, to skip unchanged files in the next
 
 # Folders the engine keeps in a work folder (the packages' virtual environment, the
@@ -240,22 +240,22 @@ class HostCompute:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
 
-    def list_files(self, path: str) -> list[FileEntry]:
+    def list_files(self, path: str, limit: int) -> FileListing:
         folder = self._resolve(path)
         with _file_errors(path):
             if not folder.is_dir():
                 raise ComputeError(f"no folder {path!r}")
         root = self._root()
-        entries = []
+        entries: list[FileEntry] = []
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames[:] = sorted(d for d in dirnames if d not in (VENV, HOME))
             for name in sorted(filenames):
+                if len(entries) == limit:
+                    return FileListing(tuple(entries), more=True)
                 file = Path(dirpath) / name
                 size = file.lstat().st_size
                 entries.append(FileEntry(str(file.relative_to(root)), "file", size))
-                if len(entries) >= MAX_LISTED:
-                    return entries
-        return entries
+        return FileListing(tuple(entries))
 
     def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
         return path_matches(self._search("glob", pattern, path, limit, timeout))
