@@ -76,6 +76,14 @@ class FileEntry(msgspec.Struct, frozen=True):
     size: int
 
 
+class FileListing(msgspec.Struct, frozen=True):
+    """The files a listing found, by path relative to the work folder, and whether there
+    were more than were returned."""
+
+    entries: tuple[FileEntry, ...]
+    more: bool = False
+
+
 class PathMatches(msgspec.Struct, frozen=True):
     """What a glob found: paths relative to the work folder, newest first (a folder's
     ending in ``/``), and whether there were more than were returned."""
@@ -160,7 +168,10 @@ class Compute(Protocol):
 
     def write_file(self, path: str, data: bytes) -> None: ...
 
-    def list_files(self, path: str) -> list[FileEntry]: ...
+    def list_files(self, path: str, limit: int) -> FileListing:
+        """The regular files under folder ``path``, at most ``limit`` of them, and whether
+        there were more."""
+        ...
 
     def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
         """The files and folders under folder ``path`` whose paths from it match the
@@ -189,9 +200,11 @@ class Compute(Protocol):
         ...
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
-        """Write each of ``files`` into the work folder with its mode, making folders on the
-        way and replacing what is there, and delete the files at ``remove`` (those missing
-        already are no matter); never through a link. One step where the tools run."""
+        """Delete the files at ``remove`` (those missing already are no matter) and the
+        folders that leaves empty, then write each of ``files`` into the work folder with its
+        mode, making folders on the way and replacing what is there (an empty folder
+        included, so a file can take a folder's place and the reverse); never through a
+        link. One step where the tools run."""
         ...
 
     def install_packages(self, manager: str, packages: Sequence[str]) -> str:

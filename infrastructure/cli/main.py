@@ -289,7 +289,9 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=_verify)
 
-    export = sub.add_parser("export", help="write a session's log as JSON Lines (to stdout or a file)")
+    export = sub.add_parser(
+        "export", help="write a session's log and files as JSON Lines (to stdout or a file)"
+    )
     export.add_argument("session")
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     export.set_defaults(handler=_export)
@@ -714,7 +716,7 @@ def _export(args: argparse.Namespace) -> int:
     from agentjournal.application import audit
 
     service = _service(args)
-    lines = audit.export_events(service, service.find_session(args.session))
+    lines = audit.export_session(service, service.find_session(args.session))
     if args.output:
         with open(args.output, "wb") as out:
             out.writelines(lines)
@@ -727,10 +729,10 @@ def _import(args: argparse.Namespace) -> int:
     from agentjournal.application import audit
 
     if args.file == "-":
-        session_id = audit.import_events(_service(args), sys.stdin.buffer)
+        session_id = audit.import_session(_service(args), sys.stdin.buffer)
     else:
         with open(args.file, "rb") as source:
-            session_id = audit.import_events(_service(args), source)
+            session_id = audit.import_session(_service(args), source)
     print(session_id)
     return OK
 

@@ -57,6 +57,7 @@ from agentjournal.application.ports import (
     ExecResult,
     FileContents,
     FileEntry,
+    FileListing,
     LineMatches,
     PathMatches,
     SnapshotLimits,
@@ -65,7 +66,7 @@ from agentjournal.application.ports import (
 )
 from agentjournal.domain import ComputeBinding, FileState
 from agentjournal.infrastructure.compute import sandbox_fetch, sandbox_files, sandbox_snapshot
-from agentjournal.infrastructure.compute.host import MAX_LISTED, MAX_SCANS_KEPT, OutputCap, validate_packages
+from agentjournal.infrastructure.compute.host import MAX_SCANS_KEPT, OutputCap, validate_packages
 from agentjournal.infrastructure.compute.sandbox_protocol import (
     alarm_seconds,
     check_answer,
@@ -444,12 +445,13 @@ class DockerCompute:
     def write_file(self, path: str, data: bytes) -> None:
         self._files("write", path, data=data)
 
-    def list_files(self, path: str) -> list[FileEntry]:
+    def list_files(self, path: str, limit: int) -> FileListing:
+        more, *records = self._files("list", path, limit=limit).split(b"\0")[:-1]
         entries = []
-        for record in filter(None, self._files("list", path, limit=MAX_LISTED).split(b"\0")):
+        for record in records:
             size, _, name = record.partition(b"\t")
             entries.append(FileEntry(name.decode("utf-8", errors="replace"), "file", int(size)))
-        return sorted(entries, key=lambda e: e.path)
+        return FileListing(tuple(sorted(entries, key=lambda e: e.path)), more == b"1")
 
     def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
         return path_matches(self._search("glob", pattern, path, limit, timeout))

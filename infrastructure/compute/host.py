@@ -48,6 +48,7 @@ from agentjournal.application.ports import (
     ExecResult,
     FileContents,
     FileEntry,
+    FileListing,
     LineMatches,
     PathMatches,
     SnapshotLimits,
@@ -65,6 +66,7 @@ from agentjournal.infrastructure.compute.sandbox_protocol import (
     check_url,
     line_matches,
     path_matches,
+    shown,
     web_page,
 )
 
@@ -75,7 +77,6 @@ if TYPE_CHECKING:
 PACKAGE_NAME = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9._\-]*(\[[A-Za-z0-9,._\-]+\])?([<>=!~]=?[A-Za-z0-9.*+!\-]+)?$"
 )
-MAX_LISTED = 1000
 MAX_SCANS_KEPT = 64  # work folders whose last snapshot is kept, to skip unchanged files in the next
 
 # Folders the engine keeps in a work folder (the packages' virtual environment, the
@@ -182,9 +183,9 @@ class HostCompute:
 
     def _resolve(self, path: str) -> Path:
         root = self._root()
-        if "\x00" in path:
-            raise ComputeError(f"path {path!r} contains a NUL byte")
-        target = (root / path).resolve()
+        check_path(path)
+        with _file_errors(path):  # too long for the system, or through a file
+            target = (root / path).resolve()
         if target != root and root not in target.parents:
             raise ComputeError(f"path {path!r} is outside the work folder")
         return target
@@ -230,34 +231,35 @@ class HostCompute:
 
     def read_file(self, path: str) -> bytes:
         target = self._resolve(path)
-        if not target.is_file():
-            raise ComputeError(f"no file {path!r}")
         with _file_errors(path):
+            if not target.is_file():
+                raise ComputeError(f"no file {path!r}")
             return target.read_bytes()
 
     def write_file(self, path: str, data: bytes) -> None:
         target = self._resolve(path)
-        if target.is_dir():
-            raise ComputeError(f"{path!r} is a folder")
         with _file_errors(path):
+            if target.is_dir():
+                raise ComputeError(f"{path!r} is a folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
 
-    def list_files(self, path: str) -> list[FileEntry]:
+    def list_files(self, path: str, limit: int) -> FileListing:
         folder = self._resolve(path)
-        if not folder.is_dir():
-            raise ComputeError(f"no folder {path!r}")
+        with _file_errors(path):
+            if not folder.is_dir():
+                raise ComputeError(f"no folder {path!r}")
         root = self._root()
-        entries = []
+        entries: list[FileEntry] = []
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames[:] = sorted(d for d in dirnames if d not in (VENV, HOME))
             for name in sorted(filenames):
+                if len(entries) == limit:
+                    return FileListing(tuple(entries), more=True)
                 file = Path(dirpath) / name
                 size = file.lstat().st_size
                 entries.append(FileEntry(str(file.relative_to(root)), "file", size))
-                if len(entries) >= MAX_LISTED:
-                    return entries
-        return entries
+        return FileListing(tuple(entries))
 
     def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
         return path_matches(self._search("glob", pattern, path, limit, timeout))
@@ -328,16 +330,19 @@ class HostCompute:
         return WorkspaceScan(files=files, contents=contents)
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
-        """Write ``files`` in this process, as :mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`
-        does in a sandbox: folders made on the way, never through a link."""
+        """Delete ``remove`` and write ``files`` in this process, as
+        :mod:`~agentjournal.infrastructure.compute.sandbox_snapshot` does in a sandbox: removals
+        first (with the folders they leave empty), so a file can take a folder's place or the
+        reverse; folders made on the way, never through a link."""
         work_fd = os.open(self._root(), sandbox_snapshot.FOLDER)
         try:
+            keep = sandbox_snapshot.folders_of(file.path for file in files)
+            for path in remove:
+                with _file_errors(path):
+                    sandbox_snapshot.remove(work_fd, path, keep)
             for file in files:
                 with _file_errors(file.path):
                     sandbox_snapshot.restore(work_fd, file.path, file.mode, file.data)
-            for path in remove:
-                with _file_errors(path):
-                    sandbox_snapshot.remove(work_fd, path)
         finally:
             os.close(work_fd)
 
@@ -456,4 +461,4 @@ def _file_errors(path: str) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        raise ComputeError(f"{path!r}: {e.strerror or e}") from None
+        raise ComputeError(f"{shown(path)}: {e.strerror or e}") from None

@@ -8,8 +8,8 @@ can take.
   history is this one's up to event N (default: now); returns the new session, in the
   API's shape.
 * ``GET  /x-agentjournal/v1/sessions/{id}/verify``: the hash chain checked, event by event.
-* ``GET  /x-agentjournal/v1/sessions/{id}/export``: the log as JSON Lines, as
-  ``agentjournal export`` writes it (``agentjournal import`` reads it back).
+* ``GET  /x-agentjournal/v1/sessions/{id}/export``: the log and its files' contents as
+  JSON Lines, as ``agentjournal export`` writes it (``agentjournal import`` reads it back).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ async def export(request: Request) -> Response:
 
     def lines() -> bytes:
         existing_session(engine, session_id)
-        return b"".join(audit.export_events(engine.service, session_id))
+        return b"".join(audit.export_session(engine.service, session_id))
 
     return Response(await asyncio.to_thread(lines), media_type="application/x-ndjson")
 
