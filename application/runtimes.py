@@ -23,7 +23,7 @@ from agentjournal.application import adapters
 from agentjournal.application.config import ManagedConfig
 from agentjournal.application.errors import ConfigError
 from agentjournal.application.ports import Compute, LanguageModel
-from agentjournal.application.service import TurnRuntime
+from agentjournal.application.turns import TurnRuntime
 from agentjournal.domain import ComputeBinding, SessionConfig
 
 

@@ -57,7 +57,7 @@ from typing import Any
 
 from agentjournal.application import ManagedAgent, SessionService
 from agentjournal.application.ports import ModelReply, TextDelta
-from agentjournal.application.service import TurnRuntime
+from agentjournal.application.turns import TurnRuntime
 from agentjournal.domain import (
     AssistantMessage,
     Message,

@@ -15,7 +15,7 @@ from agentjournal.application.audit import verify
 from agentjournal.application.leases import LEASE_SECONDS_SETTING, turn_lease_name
 from agentjournal.application.recovery import Recovery
 from agentjournal.application.runtimes import Runtimes
-from agentjournal.application.service import ToolCallUpdate, TurnOutcome
+from agentjournal.application.turns import ToolCallUpdate, TurnOutcome
 from agentjournal.domain import SessionBusy, SessionConfig, Status, StopReason, ToolResult
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedModelServer, ScriptedToolCall
 from tests.conftest import wait_until

@@ -42,7 +42,7 @@ def test_state_rebuilt_from_events_equals_the_live_state(make_agent, model_serve
     agent.run("first")
     agent.run("second")
     # The copy the service keeps in memory, and the next turn continues from.
-    live = agent.service._working[agent.state_at().id]
+    live = agent.service.working[agent.state_at().id]
     assert live.version == agent.state_at().version
 
     fresh = open_service()

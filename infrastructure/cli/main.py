@@ -40,13 +40,8 @@ from agentjournal.application.errors import (
     parse_session_id,
 )
 from agentjournal.application.ports import ComputeError, ModelError, TextDelta
-from agentjournal.application.service import (
-    AuditEntry,
-    ComputeProgress,
-    SessionService,
-    ToolCallUpdate,
-    TurnOutcome,
-)
+from agentjournal.application.service import AuditEntry, SessionService
+from agentjournal.application.turns import ComputeProgress, ToolCallUpdate, TurnOutcome
 from agentjournal.domain import (
     AssistantMessage,
     Session,

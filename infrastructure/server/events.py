@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from agentjournal.application.service import MAX_TOOL_CALLS_PER_REPLY, answer_tool_call, confirm_tool_call
+from agentjournal.application.answers import answer_tool_call, confirm_tool_call
+from agentjournal.application.tool_policy import MAX_TOOL_CALLS_PER_REPLY
 from agentjournal.domain import Session, SessionError, Status
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, as_api_error

@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterator
 from uuid import UUID
 
 from agentjournal.application.errors import ConcurrentUpdate
-from agentjournal.application.service import RuntimeFactory, SessionService, StartedTurn, TurnUpdate
+from agentjournal.application.service import SessionService
+from agentjournal.application.turns import RuntimeFactory, StartedTurn, TurnUpdate
 from agentjournal.domain import SessionError
 from agentjournal.infrastructure.server.errors import ApiError
 from agentjournal.infrastructure.server.wire import USER_INTERRUPT_DETAIL

@@ -1,0 +1,58 @@
+"""The client's answers to a paused turn: a custom tool's result, a confirmation.
+
+Each checks that the turn waits for that call before it records anything, so an answer
+nobody asked for, or a second answer, is refused with the domain's error.
+"""
+
+from __future__ import annotations
+
+from agentjournal.application.tool_policy import refusal
+from agentjournal.domain import (
+    NoPendingAction,
+    Session,
+    Status,
+    ToolCall,
+    ToolResult,
+)
+
+
+def recorded_call(session: Session, call_id: str) -> ToolCall:
+    """The call with this id, as the log keeps it, among the session's open calls."""
+    for call in session.open_tool_calls:
+        if call.id == call_id:
+            return call
+    raise NoPendingAction(session.id, call_id)
+
+
+def answer_tool_call(session: Session, tool_call_id: str, output: bytes, is_error: bool) -> None:
+    """The client's result for a custom tool call the turn waits on, applied to ``session``
+    (not saved): the call's result, capped at the session's ``max_output_bytes``.
+    :class:`NoPendingAction` when the turn waits for no such answer."""
+    _check_awaits_answers(session)
+    if tool_call_id not in session.pending_custom:
+        raise NoPendingAction(session.id, tool_call_id)
+    call = recorded_call(session, tool_call_id)
+    limit = session.config.max_output_bytes
+    session.record_tool_result(
+        ToolResult(
+            tool_call_id=tool_call_id, name=call.name, is_error=is_error, truncated=len(output) > limit,
+            output=output[:limit].decode("utf-8", "replace"),
+        )
+    )  # fmt: skip
+
+
+def confirm_tool_call(session: Session, tool_call_id: str, allowed: bool, reason: str) -> None:
+    """The client's yes or no for a call the turn waits on, applied to ``session`` (not
+    saved); a denial is the call's result at once, an error the model reads."""
+    _check_awaits_answers(session)
+    session.answer_confirmation(tool_call_id, allowed, reason)
+    if not allowed:
+        call = recorded_call(session, tool_call_id)
+        why = f"the user denied this tool call{': ' + reason if reason else ''}"
+        session.record_tool_result(refusal(call, why))
+
+
+def _check_awaits_answers(session: Session) -> None:
+    """A turn takes the client's answers while it runs (within its grace) or is paused."""
+    if session.status != Status.RUNNING and not session.paused:
+        raise NoPendingAction(session.id, "")
