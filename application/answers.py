@@ -1,10 +1,17 @@
-"""The client's answers to a paused turn: a custom tool's result, a confirmation.
+"""What a client sends a session between turns and while one runs: a prompt, an
+interrupt, and its answers to a paused turn (a custom tool's result, a confirmation).
 
-Each checks that the turn waits for that call before it records anything, so an answer
-nobody asked for, or a second answer, is refused with the domain's error.
+Each answer checks that the turn waits for that call before it records anything, so an
+answer nobody asked for, or a second answer, is refused with the domain's error.
+:func:`check_steps` checks a whole batch of them (one send of the cloud API) against the
+session before any is recorded, so a batch is refused whole or recorded in order.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
 
 from agentjournal.application.tool_policy import refusal
 from agentjournal.domain import (
@@ -14,6 +21,7 @@ from agentjournal.domain import (
     ToolCall,
     ToolResult,
 )
+from agentjournal.domain.errors import AgentJournalError, SessionError
 
 
 def recorded_call(session: Session, call_id: str) -> ToolCall:
@@ -56,3 +64,60 @@ def _check_awaits_answers(session: Session) -> None:
     """A turn takes the client's answers while it runs (within its grace) or is paused."""
     if session.status != Status.RUNNING and not session.paused:
         raise NoPendingAction(session.id, "")
+
+
+class Prompt(msgspec.Struct, frozen=True):
+    text: str
+
+
+class Interrupt(msgspec.Struct, frozen=True):
+    detail: str
+
+
+class ToolAnswer(msgspec.Struct, frozen=True):
+    call_id: str
+    output: str
+    is_error: bool
+
+
+class Confirmation(msgspec.Struct, frozen=True):
+    call_id: str
+    allowed: bool
+    reason: str
+
+
+Step = Prompt | Interrupt | ToolAnswer | Confirmation
+
+
+class StepRefused(AgentJournalError):
+    """Step ``index`` of a batch would be refused, for ``reason`` (the domain's error)."""
+
+    def __init__(self, index: int, reason: SessionError) -> None:
+        super().__init__(str(reason))
+        self.index = index
+        self.reason = reason
+
+
+def check_steps(session: Session, orphaned: str | None, steps: Sequence[Step]) -> None:
+    """Apply ``steps`` to ``session`` (a copy just read, never saved) as recording them will:
+    a prompt starts a turn (first closing one nobody runs, ``orphaned`` says why), answers
+    that leave nothing awaited continue the paused turn. Raises :class:`StepRefused` for the
+    first step the session would refuse."""
+    if orphaned is not None:
+        session.interrupt_turn(orphaned)
+    for index, step in enumerate(steps):
+        try:
+            if isinstance(step, Prompt):
+                session.begin_turn(step.text, "")
+                continue
+            if isinstance(step, Interrupt):
+                session.interrupt_turn(step.detail)
+                continue
+            if isinstance(step, ToolAnswer):
+                answer_tool_call(session, step.call_id, step.output.encode(), step.is_error)
+            else:
+                confirm_tool_call(session, step.call_id, step.allowed, step.reason)
+            if session.paused and not session.awaiting:
+                session.resume_turn("")
+        except SessionError as e:
+            raise StepRefused(index, e) from None

@@ -43,7 +43,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 
 from agentjournal.application.adapters import release_binding
-from agentjournal.application.answers import answer_tool_call, confirm_tool_call
+from agentjournal.application.answers import Step, answer_tool_call, check_steps, confirm_tool_call
 from agentjournal.application.errors import (
     AmbiguousSessionId,
     ConcurrentUpdate,
@@ -366,6 +366,12 @@ class SessionService(Application[UUID]):
     def start_continuing(self, session_id: UUID, runtime_for: RuntimeFactory) -> StartedTurn:
         """See :meth:`TurnLoop.start_continuing`."""
         return self.turns.start_continuing(session_id, runtime_for)
+
+    def check_steps(self, session_id: UUID, steps: Sequence[Step]) -> None:
+        """Whether the session would take all of ``steps`` as it stands now, checked before
+        any is recorded (see :func:`~agentjournal.application.answers.check_steps`)."""
+        session = self.get_session(session_id)
+        check_steps(session, self.orphaned(session), steps)
 
     def interrupt(self, session_id: UUID, reason: str = "interrupted by request") -> int:
         """Close the running (or paused) turn, from any process. A turn running elsewhere

@@ -23,9 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from agentjournal.application.answers import answer_tool_call, confirm_tool_call
+from agentjournal.application.answers import Confirmation, Interrupt, Prompt, Step, StepRefused, ToolAnswer
 from agentjournal.application.tool_policy import MAX_TOOL_CALLS_PER_REPLY
-from agentjournal.domain import Session, SessionError, Status
+from agentjournal.domain import Session, Status
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, as_api_error
 from agentjournal.infrastructure.server.ids import SESSION, parse_id
@@ -104,10 +104,18 @@ class _Prompt:
     where: str
     text: str
 
+    @property
+    def step(self) -> Step:
+        return Prompt(self.text)
+
 
 @dataclass(frozen=True)
 class _Interrupt:
     where: str
+
+    @property
+    def step(self) -> Step:
+        return Interrupt(USER_INTERRUPT_DETAIL)
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,10 @@ class _ToolResult:
     is_error: bool
     echo: ApiEvent
 
+    @property
+    def step(self) -> Step:
+        return ToolAnswer(self.call_id, self.output, self.is_error)
+
 
 @dataclass(frozen=True)
 class _Confirmation:
@@ -126,6 +138,10 @@ class _Confirmation:
     allowed: bool
     reason: str
     echo: ApiEvent
+
+    @property
+    def step(self) -> Step:
+        return Confirmation(self.call_id, self.allowed, self.reason)
 
 
 _Command = _Prompt | _Interrupt | _ToolResult | _Confirmation
@@ -138,9 +154,14 @@ def _record(engine: Any, session_id: UUID, events: list[EventIn]) -> list[ApiEve
     refuse (a second prompt, an answer nobody waits for) refuses the send before anything
     of it is recorded. Only a change made meanwhile by another request can still refuse
     a later event after earlier ones were recorded."""
-    session = existing_session(engine, session_id)
+    existing_session(engine, session_id)
     commands = [_command(engine, session_id, f"events[{n}]", event) for n, event in enumerate(events)]
-    _rehearse(engine, session, commands)
+    try:
+        engine.service.check_steps(session_id, [command.step for command in commands])
+    except StepRefused as e:
+        refused = as_api_error(e.reason)
+        raise ApiError(refused.status, f"{commands[e.index].where}: {refused.message}", refused.error_type,
+                       refused.error_code) from None  # fmt: skip
     return [_perform(engine, session_id, command) for command in commands]
 
 
@@ -167,34 +188,6 @@ def _command(engine: Any, session_id: UUID, where: str, event: EventIn) -> _Comm
     echo = {"type": "user.tool_confirmation", "tool_use_id": event.tool_use_id,
             "result": "allow" if allowed else "deny"}  # fmt: skip
     return _Confirmation(where, call_id, allowed, event.deny_message or "", echo)
-
-
-def _rehearse(engine: Any, session: Session, commands: list[_Command]) -> None:
-    """Apply the commands to ``session`` (a copy just read, never saved) as recording them
-    will: a prompt starts a turn (closing one nobody runs any more, as the service does),
-    answers that leave nothing awaited continue the paused turn. The first refusal is
-    raised, naming the event."""
-    orphaned = engine.service.orphaned(session)
-    if orphaned is not None:  # the first prompt's start closes it, as the service does
-        session.interrupt_turn(orphaned)
-    for command in commands:
-        try:
-            if isinstance(command, _Prompt):
-                session.begin_turn(command.text, "")
-                continue
-            if isinstance(command, _Interrupt):
-                session.interrupt_turn(USER_INTERRUPT_DETAIL)
-                continue
-            if isinstance(command, _ToolResult):
-                answer_tool_call(session, command.call_id, command.output.encode(), command.is_error)
-            else:
-                confirm_tool_call(session, command.call_id, command.allowed, command.reason)
-            if session.paused and not session.awaiting:
-                session.resume_turn("")
-        except SessionError as e:
-            refused = as_api_error(e)
-            raise ApiError(refused.status, f"{command.where}: {refused.message}", refused.error_type,
-                           refused.error_code) from None  # fmt: skip
 
 
 def _perform(engine: Any, session_id: UUID, command: _Command) -> ApiEvent:
