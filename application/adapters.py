@@ -19,10 +19,11 @@ LANGUAGE_MODEL_TOPIC = "agentjournal.infrastructure.models.litellm_model:LiteLLM
 COMPUTE_TOPICS = {
     "host": "agentjournal.infrastructure.compute.host:HostCompute",
     "docker": "agentjournal.infrastructure.compute.docker_sandbox:DockerCompute",
+    "self_hosted": "agentjournal.infrastructure.compute.workers:WorkerCompute",
 }
 """Compute kinds by the name a session records."""
 
-COMPUTE_NAMES = {"host": "host", "local": "host", "docker": "docker"}
+COMPUTE_NAMES = {"host": "host", "local": "host", "docker": "docker", "self_hosted": "self_hosted"}
 """What ``ManagedAgent(compute=...)`` accepts: PraisonAI says "local" for the host."""
 
 

@@ -75,6 +75,14 @@ from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.snapshots import ChunkedRepository, SessionSnapshots
 from agentjournal.application.tools import READS_ONLY, ToolArgumentError, ToolLimits, run_tool, tool_arguments
 from agentjournal.application.toolset import check_handlers, tool_specs
+from agentjournal.application.work_queue import (
+    DEFAULT_WORK_LEASE_SECONDS,
+    WORK_LEASE_SECONDS_SETTING,
+    WORK_STORES,
+    WorkQueue,
+    record_worker_result,
+    runs_on_worker,
+)
 from agentjournal.application.workspace import Files, restore_into_new_sandbox, roll_back, take_snapshot
 from agentjournal.domain import (
     AssistantMessage,
@@ -308,6 +316,10 @@ class SessionService(Application[UUID]):
         self.leases: Leases = self.construct_view(LEASE_STORES, "LEASES_TOPIC")
         self.lease_seconds = float(self.env.get(LEASE_SECONDS_SETTING) or DEFAULT_LEASE_SECONDS)
         self.heartbeat = Heartbeat(self.leases, self.lease_seconds)
+        self.work = WorkQueue(
+            self.construct_view(WORK_STORES, "WORK_STORE_TOPIC"),
+            float(self.env.get(WORK_LEASE_SECONDS_SETTING) or DEFAULT_WORK_LEASE_SECONDS),
+        )
         self._working: OrderedDict[UUID, Session] = OrderedDict()
         self.projector = SessionProjector(self.recorder, self.mapper, self.summaries)
 
@@ -653,11 +665,12 @@ class SessionService(Application[UUID]):
     ) -> Generator[TurnUpdate, None, ToolResult | None]:
         """Answer one tool call as the session's config allows: refused when the tool is
         not enabled for the session, asked about first when it needs confirmation,
-        handed to the client when it is a custom tool, run on the compute otherwise.
+        handed to the client when it is a custom tool, to a self-hosted environment's
+        worker when one runs it, run on the compute otherwise.
         ``call`` is the call as the model sent it (whole arguments), ``recorded`` as the
         log keeps it; both carry the recorded id. Calls past the ``number`` a reply may
         make are refused, so one reply cannot run without end. None means the call waits
-        for the client (a deferred confirmation or custom tool)."""
+        for the client (a deferred confirmation or custom tool) or a worker."""
         config = session.config
         if number > MAX_TOOL_CALLS_PER_REPLY:
             return _refusal(call, f"not run: a reply may make at most {MAX_TOOL_CALLS_PER_REPLY} tool calls")
@@ -681,6 +694,13 @@ class SessionService(Application[UUID]):
             if runtime.on_custom_tool is None:
                 return None
             return _custom_result(call, runtime, config.max_output_bytes)
+        if runs_on_worker(config, call.name):
+            # A self-hosted environment's worker runs it: the turn waits for its result.
+            session.request_remote_tool(recorded)
+            self._save(session)
+            self.work.offer(config.environment_id, str(session.id))
+            yield ToolCallUpdate(recorded)
+            return None
         session.start_tool_call(recorded)
         self._save(session)
         yield ToolCallUpdate(recorded)
@@ -799,6 +819,14 @@ class SessionService(Application[UUID]):
         """Record the client's result for a custom tool call the paused turn waits on."""
         data = _redactor(redact)(output).encode()
         return self._answer_awaited(session_id, lambda s: answer_tool_call(s, tool_call_id, data, is_error))
+
+    def answer_from_worker(self, session_id: UUID, tool_call_id: str, output: str, is_error: bool,
+                           worker: str, redact: Redactor | None = None) -> Answered:  # fmt: skip
+        """Record a self-hosted worker's result for a call the turn waits on it for."""
+        data = _redactor(redact)(output).encode()
+        return self._answer_awaited(
+            session_id, lambda s: record_worker_result(s, tool_call_id, data, is_error, worker)
+        )
 
     def answer_confirmation(
         self, session_id: UUID, tool_call_id: str, allowed: bool, reason: str = "",
