@@ -3,6 +3,9 @@ its own, runs the tools of sessions whose agent loop stays on the server."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -42,15 +45,23 @@ def environment_worker(server: RunningServer, environment_id: str, key: str, fol
     folder.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "tests.environment_worker", server.url, environment_id, key, str(folder), name,
             str(max_idle)]  # fmt: skip
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A session of its own, so killing the group is a machine lost: the worker and its commands.
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "worker ready"
         yield process
     finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
+        lose_machine(process)
+
+
+def lose_machine(process: subprocess.Popen[str]) -> None:
+    """``kill -9`` of the worker and of every command it started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
 
 
 def events_of(client, session_id: str) -> list:  # type: ignore[no-untyped-def]
@@ -132,3 +143,81 @@ def test_wrong_and_foreign_worker_keys_are_refused(model_server, store):
         client.post(f"{keys}/{listed[0]['id']}/revoke", cast_to=object)
         with pytest.raises(anthropic.AuthenticationError):
             work(key).poll(environment_id)
+
+
+def test_a_worker_killed_mid_command_loses_its_lease_and_a_second_worker_runs_the_call(
+    model_server, store, tmp_path
+):
+    with running_server(model_server.base_url, store) as server:
+        client = server.client()
+        environment_id, session_id = self_hosted_session(client)
+        key = mint_key(client, environment_id)
+        command = "touch started && sleep 3 && echo done >> effect.txt && cat effect.txt"
+        model_server.enqueue(
+            Reply(tool_calls=[ScriptedToolCall("bash", {"command": command})]), Reply(text="Ok.")
+        )
+        first, second = tmp_path / "first", tmp_path / "second"
+        with environment_worker(server, environment_id, key, first, "worker-one") as lost:
+            prompt(client, session_id, "Do it.")
+            wait_until(lambda: (first / "started").exists(), "the first worker to start the command", 60)
+            assert client.beta.sessions.retrieve(session_id).status == "running"
+            lose_machine(lost)
+        with environment_worker(server, environment_id, key, second, "worker-two"):
+            wait_until(lambda: ended(client, session_id), "the turn's end", 60)
+        assert not (first / "effect.txt").exists()
+        assert (second / "effect.txt").read_text() == "done\n"
+        events = events_of(client, session_id)
+        results = [e for e in events if e.type == "user.tool_result"]
+        assert len(results) == 1 and results[0].content[0].text.strip() == "done"
+        assert [e.stop_reason.type for e in events if e.type == "session.status_idle"] == ["end_turn"]
+        log = client.get(f"/x-agentjournal/v1/sessions/{session_id}/log", cast_to=object)["data"]
+        assert [e["payload"]["worker"].split("/")[-1] for e in log if e["type"] == "RemoteToolAnswered"] == [
+            "worker-two"
+        ]
+        work = client.with_options(api_key=None, auth_token=key).beta.environments.work  # type: ignore[call-arg]
+        assert len(list(work.list(environment_id))) == 1  # the lost worker's item, claimed again
+
+
+@pytest.mark.parametrize("store_env", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_the_user_on_one_server_and_three_workers_on_another_share_a_postgresql_store(
+    model_server, store_env, tmp_path
+):
+    with (
+        running_server(model_server.base_url, store_env=store_env) as front,
+        running_server(model_server.base_url, store_env=store_env) as back,
+    ):
+        client = front.client()
+        environment = client.beta.environments.create(name="fleet", config={"type": "self_hosted"})
+        agent = client.beta.agents.create(name="a", model="claude-haiku-4-5", tools=TOOLSET)
+        key = mint_key(client, environment.id)
+        sessions = [
+            client.beta.sessions.create(agent=agent.id, environment_id=environment.id).id for _ in range(6)
+        ]
+        # The model's replies are one queue: every first reply (a call) is taken before any
+        # second one (an answer) is queued, and the workers start once every call waits.
+        model_server.enqueue(
+            *(
+                Reply(tool_calls=[ScriptedToolCall("bash", {"command": f"echo {n} >> ran.txt"})])
+                for n in range(6)
+            )
+        )
+        for session_id in sessions:
+            prompt(client, session_id, "Go.")
+        for session_id in sessions:
+            wait_until(lambda s=session_id: any(e.type == "agent.tool_use" for e in events_of(client, s)),
+                       "every session's call", 60)  # fmt: skip
+        model_server.enqueue(*(Reply(text="Ok.") for _ in sessions))
+        with contextlib.ExitStack() as workers:
+            for name in ("w1", "w2", "w3"):
+                # A worker serves one session until it has been idle max_idle seconds.
+                workers.enter_context(
+                    environment_worker(back, environment.id, key, tmp_path / name, name, 1.0)
+                )
+            for session_id in sessions:
+                wait_until(lambda s=session_id: ended(client, s), "every session's turn to end", 90)
+        ran = [line for name in ("w1", "w2", "w3") if (tmp_path / name / "ran.txt").exists()
+               for line in (tmp_path / name / "ran.txt").read_text().split()]  # fmt: skip
+        assert sorted(ran) == [str(n) for n in range(6)]  # every call ran, and once
+        for session_id in sessions:
+            events = events_of(client, session_id)
+            assert len([e for e in events if e.type == "user.tool_result"]) == 1
