@@ -77,8 +77,10 @@ from agentjournal.application.tools import READS_ONLY, ToolArgumentError, ToolLi
 from agentjournal.application.toolset import check_handlers, tool_specs
 from agentjournal.application.work_queue import (
     DEFAULT_WORK_LEASE_SECONDS,
+    DEFAULT_WORKER_WAIT_SECONDS,
     WORK_LEASE_SECONDS_SETTING,
     WORK_STORES,
+    WORKER_WAIT_SECONDS_SETTING,
     WorkQueue,
     record_worker_result,
     runs_on_worker,
@@ -319,6 +321,7 @@ class SessionService(Application[UUID]):
         self.work = WorkQueue(
             self.construct_view(WORK_STORES, "WORK_STORE_TOPIC"),
             float(self.env.get(WORK_LEASE_SECONDS_SETTING) or DEFAULT_WORK_LEASE_SECONDS),
+            float(self.env.get(WORKER_WAIT_SECONDS_SETTING) or DEFAULT_WORKER_WAIT_SECONDS),
         )
         self._working: OrderedDict[UUID, Session] = OrderedDict()
         self.projector = SessionProjector(self.recorder, self.mapper, self.summaries)

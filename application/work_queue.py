@@ -68,6 +68,13 @@ WORK_STORES = {
 }
 """The :class:`WorkRows` adapter for each persistence module, by topic."""
 
+DEFAULT_WORKER_WAIT_SECONDS = 600.0
+"""How long a turn waits for a worker to serve its session (none claimed the work, or the
+one that did was lost and none took it over) before the turn is closed with that error."""
+
+WORKER_WAIT_SECONDS_SETTING = "AGENTJOURNAL_WORKER_WAIT_SECONDS"
+"""The store setting (environment variable) that overrides :data:`DEFAULT_WORKER_WAIT_SECONDS`."""
+
 DEFAULT_RECLAIM_MS = 5000
 """A polled item not acknowledged within this long is delivered again (the API's default)."""
 
@@ -242,6 +249,10 @@ class WorkRows(Protocol):
         """The environment's items by id (ids grow with time), after ``after``."""
         ...
 
+    def unserved(self, now: float) -> list[tuple[WorkItem, int]]:
+        """Open items of every environment that no worker holds a live lease on."""
+        ...
+
     def counts(self, environment_id: str) -> tuple[int, int, float | None]:
         """(queued, claimed and not stopped, when the oldest queued item was created)."""
         ...
@@ -276,9 +287,15 @@ class WorkQueue:
     attempts = 20
     """Compare-and-set retries of one change before it gives up (another process won each)."""
 
-    def __init__(self, rows: WorkRows, lease_seconds: float = DEFAULT_WORK_LEASE_SECONDS) -> None:
+    def __init__(
+        self,
+        rows: WorkRows,
+        lease_seconds: float = DEFAULT_WORK_LEASE_SECONDS,
+        worker_wait: float = DEFAULT_WORKER_WAIT_SECONDS,
+    ) -> None:
         self.rows = rows
         self.lease_seconds = lease_seconds
+        self.worker_wait = worker_wait
         self._polling: dict[tuple[str, str], float] = {}
 
     # -- keys
@@ -429,6 +446,17 @@ class WorkQueue:
         since = self.rows.now() - POLLING_WINDOW
         polling = sum(1 for (env, _), at in self._polling.items() if env == environment_id and at >= since)
         return QueueStats(depth, pending, oldest, polling)
+
+    def unserved_since(self, wait: float) -> list[WorkItem]:
+        """Open items no worker has served for ``wait`` seconds: never acknowledged since
+        they were queued, or their lease ran out that long ago."""
+        now = self.rows.now()
+        late = []
+        for item, _ in self.rows.unserved(now):
+            since = item.created_at if item.acknowledged_at is None else item.lease_expires_at
+            if now - since >= wait:
+                late.append(item)
+        return late
 
     def _change(self, environment_id: str, work_id: str,
                 change: Callable[[WorkItem, float], WorkItem]) -> WorkItem:  # fmt: skip

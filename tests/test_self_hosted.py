@@ -221,3 +221,45 @@ def test_the_user_on_one_server_and_three_workers_on_another_share_a_postgresql_
         for session_id in sessions:
             events = events_of(client, session_id)
             assert len([e for e in events if e.type == "user.tool_result"]) == 1
+
+
+def test_a_graceful_stop_ends_the_workers_run_and_the_worker_goes_on_polling(model_server, store, tmp_path):
+    with running_server(model_server.base_url, store) as server:
+        client = server.client()
+        environment_id, session_id = self_hosted_session(client)
+        key = mint_key(client, environment_id)
+        model_server.enqueue(
+            Reply(tool_calls=[ScriptedToolCall("bash", {"command": "true"})]), Reply(text="Ok.")
+        )
+        as_worker = client.with_options(api_key=None, auth_token=key)  # type: ignore[call-arg]
+        with environment_worker(server, environment_id, key, tmp_path / "w", "w") as worker:
+            prompt(client, session_id, "Go.")
+            wait_until(lambda: ended(client, session_id), "the turn's end", 60)
+            item = next(iter(as_worker.beta.environments.work.list(environment_id)))
+            assert item.state == "active"  # the worker stays on the session for its max_idle
+            stopping = client.beta.environments.work.stop(item.id, environment_id=environment_id, force=False)
+            assert stopping.state == "stopping" and stopping.stop_requested_at is not None
+            wait_until(
+                lambda: (
+                    client.beta.environments.work.retrieve(item.id, environment_id=environment_id).state
+                    == "stopped"
+                ),
+                "the worker to hear the stop at its next beat and end the item",
+            )
+            assert worker.poll() is None  # it went back to polling
+            with pytest.raises(anthropic.ConflictError):
+                as_worker.beta.environments.work.stop(item.id, environment_id=environment_id, force=True)
+
+
+def test_a_turn_no_worker_serves_is_closed_after_the_wait(model_server, store):
+    wait = {"AGENTJOURNAL_WORKER_WAIT_SECONDS": "1", "AGENTJOURNAL_LEASE_SECONDS": "1"}
+    with running_server(model_server.base_url, store, store_env=wait) as server:
+        client = server.client()
+        environment_id, session_id = self_hosted_session(client)
+        model_server.enqueue(Reply(tool_calls=[ScriptedToolCall("bash", {"command": "true"})]))
+        prompt(client, session_id, "Go.")
+        wait_until(lambda: client.beta.sessions.retrieve(session_id).status == "idle", "the wait to run out")
+        result = next(e for e in events_of(client, session_id) if e.type == "user.tool_result")
+        assert (
+            result.is_error and "no worker of its self-hosted environment served it" in result.content[0].text
+        )

@@ -69,7 +69,8 @@ MAX_PAGE = 100
 _WORK_PATH = re.compile(r"^/v1/environments/([^/]+)/work(?:/.*)?$")
 _SESSION_PATH = re.compile(r"^/v1/sessions/([^/]+)(?:/events(?:/stream)?)?$")
 _API_KEY_ONLY = re.compile(r"^/v1/environments/[^/]+/work/(?!poll$|stats$)[^/]+$")
-"""Retrieve and update of an item take an API key, as in the cloud; never a worker key."""
+"""Retrieve and update of an item take an API key, as in the cloud; never a worker key.
+(Stop takes either: the worker's own, or the owner's graceful stop.)"""
 
 
 # -- the gate -------------------------------------------------------------------------------
@@ -234,9 +235,12 @@ class StopBody(msgspec.Struct):
 
 
 async def stop(request: Request) -> JSONResponse:
+    """A worker ends its item (forced, when its session went idle), or the environment's
+    owner asks the worker to finish (graceful: ``stopping``, which its next beat hears)."""
     engine = engine_of(request)
     environment_id = _environment(request)
-    worker_of(request, environment_id)
+    if getattr(request.state, "worker_key", None) is not None:
+        worker_of(request, environment_id)
     body = await read_json(request, StopBody)
     item = await _call(
         engine.service.work.stop, str(environment_id), request.path_params["work_id"], body.force

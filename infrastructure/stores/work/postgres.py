@@ -102,6 +102,13 @@ class PostgresWorkRows:
         )
         return [item_of(row["body"]) for row in rows]
 
+    def unserved(self, now: float) -> list[tuple[WorkItem, int]]:
+        rows = self._run(
+            f"SELECT body, version FROM {{items}} WHERE state IN ({OPEN}) AND lease_expires_at <= %s ORDER BY id",
+            (now,),
+        )
+        return [(item_of(row["body"]), int(row["version"])) for row in rows]
+
     def counts(self, environment_id: str) -> tuple[int, int, float | None]:
         row = self._run(
             "SELECT count(*) FILTER (WHERE state = 'queued') AS queued, "

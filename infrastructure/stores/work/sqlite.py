@@ -92,6 +92,14 @@ class SQLiteWorkRows:
             )
             return [item_of(row[0]) for row in c.fetchall()]
 
+    def unserved(self, now: float) -> list[tuple[WorkItem, int]]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT body, version FROM {ITEMS} WHERE state IN ({OPEN}) AND lease_expires_at <= ? ORDER BY id",
+                (now,),
+            )
+            return [(item_of(row[0]), int(row[1])) for row in c.fetchall()]
+
     def counts(self, environment_id: str) -> tuple[int, int, float | None]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(COUNTS, (environment_id,))
