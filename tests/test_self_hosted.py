@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import anthropic
+import httpx
 import pytest
 
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import wait_until
-from tests.serving import RunningServer, running_server
+from tests.serving import API_KEY, RunningServer, running_server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -263,3 +264,53 @@ def test_a_turn_no_worker_serves_is_closed_after_the_wait(model_server, store):
         assert (
             result.is_error and "no worker of its self-hosted environment served it" in result.content[0].text
         )
+
+
+def test_what_a_worker_or_client_can_send_wrongly_gets_an_api_error_never_a_500(model_server, store):
+    with running_server(model_server.base_url, store) as server:
+        client = server.client()
+        environment_id, session_id = self_hosted_session(client)
+        key = mint_key(client, environment_id)
+        worker = httpx.Client(base_url=server.url, headers={"authorization": f"Bearer {key}"})
+        owner = httpx.Client(base_url=server.url, headers={"x-api-key": API_KEY})
+        work = f"/v1/environments/{environment_id}/work"
+        cases = [
+            (worker.get(f"{work}/poll", params={"block_ms": "0"}), 400),
+            (worker.get(f"{work}/poll", params={"block_ms": "soon"}), 400),
+            (worker.get("/v1/environments/env_nope/work/poll"), 403),
+            (worker.post(f"{work}/work_missing/ack"), 404),
+            (worker.post(f"{work}/work_missing/heartbeat", params={"expected_last_heartbeat": "x"}), 404),
+            (worker.post(f"{work}/work_missing/stop", content=b"{not json"), 400),
+            (worker.get(f"{work}/work_missing"), 403),
+            (worker.get(f"{work}", params={"limit": "0"}), 400),
+            (owner.get(f"{work}/poll"), 401),
+            (owner.get(f"{work}/work_missing"), 404),
+            (owner.post(f"{work}/work_missing", json={"metadata": {"a": 1}}), 400),
+            (
+                owner.post(f"/x-agentjournal/v1/environments/{environment_id}/worker_keys", json={"name": 3}),
+                400,
+            ),
+            (
+                worker.post(
+                    f"/v1/sessions/{session_id}/events",
+                    json={"events": [{"type": "user.message", "content": "not a worker's to send"}]},
+                ),
+                403,
+            ),  # fmt: skip
+            (
+                worker.post(
+                    f"/v1/sessions/{session_id}/events",
+                    json={
+                        "events": [{"type": "user.tool_result", "tool_use_id": "sevt_nope", "content": []}]
+                    },
+                ),
+                400,
+            ),  # fmt: skip
+            (worker.delete(f"/v1/sessions/{session_id}"), 403),
+        ]
+        for response, status in cases:
+            assert response.status_code == status, (response.request.url, response.text)
+            assert response.json()["type"] == "error"
+        cloud = client.beta.environments.create(name="cloud")
+        refused = owner.post(f"/x-agentjournal/v1/environments/{cloud.id}/worker_keys", json={})
+        assert refused.status_code == 400 and "self_hosted" in refused.json()["error"]["message"]
