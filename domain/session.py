@@ -69,6 +69,9 @@ class Session(ChainedAggregate):
     """Tool calls waiting for a self-hosted environment's worker to run them and post
     their result (the turn is paused meanwhile, but the session is busy, not idle)."""
 
+    ran_on: tuple[tuple[str, str], ...] = ()
+    """(call id, worker) for each call a self-hosted environment's worker answered."""
+
     paused: bool = False
     """The last turn stopped to wait for the client (``requires_action``): its calls in
     ``awaiting`` are answered while it waits, and then the turn continues."""
@@ -533,6 +536,9 @@ class Session(ChainedAggregate):
         tool_call_id: str
         worker: str
 
+        def apply(self, session: Session) -> None:
+            session.ran_on = (*session.ran_on, (self.tool_call_id, self.worker))
+
     class ToolConfirmationRequested(Event):
         call: ToolCall
 
@@ -665,6 +671,7 @@ class Session(ChainedAggregate):
             "pending_confirmations": self.pending_confirmations,
             "pending_custom": self.pending_custom,
             "pending_remote": self.pending_remote,
+            "ran_on": dict(self.ran_on),
             "paused": self.paused,
             "archived_at": self.archived_at,
             "deleted": self.deleted,

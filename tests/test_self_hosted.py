@@ -112,6 +112,8 @@ def test_the_worker_runs_a_command_in_its_folder_and_the_model_reads_the_result(
         log = client.get(f"/x-agentjournal/v1/sessions/{session_id}/log", cast_to=object)["data"]
         answered = next(e for e in log if e["type"] == "RemoteToolAnswered")
         assert answered["payload"]["worker"].endswith("/worker-one")
+        state = client.get(f"/x-agentjournal/v1/sessions/{session_id}/state", cast_to=object)
+        assert list(state["ran_on"].values()) == [answered["payload"]["worker"]]  # what the browser shows
         assert client.get(f"/x-agentjournal/v1/sessions/{session_id}/verify", cast_to=object)["ok"] is True
         assert key not in str(log)
 
