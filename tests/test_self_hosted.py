@@ -316,3 +316,47 @@ def test_what_a_worker_or_client_can_send_wrongly_gets_an_api_error_never_a_500(
         cloud = client.beta.environments.create(name="cloud")
         refused = owner.post(f"/x-agentjournal/v1/environments/{cloud.id}/worker_keys", json={})
         assert refused.status_code == 400 and "self_hosted" in refused.json()["error"]["message"]
+
+
+WORKER_IMAGE = "agentjournal-worker:latest"
+
+
+@pytest.fixture(scope="module")
+def worker_image(engine) -> str:  # type: ignore[no-untyped-def]
+    """The worker image, built offline by scripts/build-worker-image when it is missing."""
+    import docker
+
+    try:
+        engine.images.get(WORKER_IMAGE)
+    except docker.errors.ImageNotFound:
+        script = Path(__file__).parent.parent / "scripts" / "build-worker-image"
+        subprocess.run([str(script), WORKER_IMAGE], check=True, env={**os.environ, "PYTHON": sys.executable},
+                       capture_output=True, timeout=600)  # fmt: skip
+    return WORKER_IMAGE
+
+
+@pytest.mark.docker
+@pytest.mark.timeout(300)
+def test_the_worker_runs_in_a_container_and_the_commands_run_inside_it(
+    model_server, store, engine, worker_image
+):
+    with running_server(model_server.base_url, store) as server:
+        client = server.client()
+        environment_id, session_id = self_hosted_session(client)
+        key = mint_key(client, environment_id)
+        model_server.enqueue(
+            Reply(tool_calls=[ScriptedToolCall("bash", {"command": "pwd && id -u && echo $HOME"})]),
+            Reply(text="Ok."),
+        )
+        container = engine.containers.run(
+            worker_image, detach=True, network_mode="host", labels={"agentjournal.test": "worker"},
+            environment={"ANTHROPIC_BASE_URL": server.url, "ANTHROPIC_ENVIRONMENT_ID": environment_id,
+                         "ANTHROPIC_ENVIRONMENT_KEY": key, "WORKER_ID": "container-one"},
+        )  # fmt: skip
+        try:
+            prompt(client, session_id, "Where are you?")
+            wait_until(lambda: ended(client, session_id), "the turn's end", 120)
+        finally:
+            container.remove(force=True)
+        result = next(e for e in events_of(client, session_id) if e.type == "user.tool_result")
+        assert result.content[0].text.split() == ["/workspace", "1000", "/home/sandbox"]
