@@ -4,6 +4,7 @@ its own, runs the tools of sessions whose agent loop stays on the server."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -360,3 +361,26 @@ def test_the_worker_runs_in_a_container_and_the_commands_run_inside_it(
             container.remove(force=True)
         result = next(e for e in events_of(client, session_id) if e.type == "user.tool_result")
         assert result.content[0].text.split() == ["/workspace", "1000", "/home/sandbox"]
+
+
+def test_the_command_line_mints_lists_and_revokes_worker_keys(store):
+    from agentjournal.application.catalog import Catalog
+    from agentjournal.application.service import SessionService
+
+    service = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(store)})
+    catalog = Catalog(service)
+    fleet = "env_" + catalog.create_environment({"name": "fleet", "config": {"type": "self_hosted"}}).id.hex
+    cloud = "env_" + catalog.create_environment({"name": "here"}).id.hex
+    service.close()
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "agentjournal", "--store", str(store), "worker-key", *argv],
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+    minted = json.loads(cli("mint", fleet, "--name", "laptop").stdout)
+    assert minted["secret"].startswith("ajwk_") and minted["name"] == "laptop"
+    listed = json.loads(cli("list", fleet).stdout)
+    assert [k["id"] for k in listed] == [minted["id"]] and minted["secret"] not in str(listed)
+    assert json.loads(cli("revoke", fleet, minted["id"]).stdout)["revoked_at"] is not None
+    refused = cli("mint", cloud)
+    assert refused.returncode != 0 and "not a self_hosted environment" in refused.stderr
