@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -176,6 +177,8 @@ class QueueStats(msgspec.Struct, frozen=True):
 
 
 POLLING_WINDOW = 30.0
+MAX_POLLERS_KEPT = 10_000
+"""Past this many remembered pollers, those not seen within :data:`POLLING_WINDOW` are forgotten."""
 
 
 # -- errors ----------------------------------------------------------------------------
@@ -297,6 +300,8 @@ class WorkQueue:
         self.lease_seconds = lease_seconds
         self.worker_wait = worker_wait
         self._polling: dict[tuple[str, str], float] = {}
+        """When each (environment, worker) last polled this process, for :meth:`stats`."""
+        self._polling_lock = threading.Lock()
 
     # -- keys
 
@@ -354,7 +359,10 @@ class WorkQueue:
     def poll(self, environment_id: str, holder: str, reclaim_ms: int = DEFAULT_RECLAIM_MS) -> WorkItem | None:
         """Deliver the oldest claimable item to ``holder``, or None when there is none."""
         now = self.rows.now()
-        self._polling[(environment_id, holder)] = now
+        with self._polling_lock:
+            self._polling[(environment_id, holder)] = now
+            if len(self._polling) > MAX_POLLERS_KEPT:
+                self._polling = {k: at for k, at in self._polling.items() if at >= now - POLLING_WINDOW}
         for item, version in self.rows.claimable(environment_id, now, now - reclaim_ms / 1000, 8):
             delivered = msgspec.structs.replace(
                 item, state="queued", delivered_at=now, holder=holder, last_heartbeat=None,
@@ -444,7 +452,10 @@ class WorkQueue:
     def stats(self, environment_id: str) -> QueueStats:
         depth, pending, oldest = self.rows.counts(environment_id)
         since = self.rows.now() - POLLING_WINDOW
-        polling = sum(1 for (env, _), at in self._polling.items() if env == environment_id and at >= since)
+        with self._polling_lock:
+            polling = sum(
+                1 for (env, _), at in self._polling.items() if env == environment_id and at >= since
+            )
         return QueueStats(depth, pending, oldest, polling)
 
     def unserved_since(self, wait: float) -> list[WorkItem]:

@@ -117,6 +117,13 @@ def test_the_worker_runs_a_command_in_its_folder_and_the_model_reads_the_result(
         assert list(state["ran_on"].values()) == [answered["payload"]["worker"]]  # what the browser shows
         assert client.get(f"/x-agentjournal/v1/sessions/{session_id}/verify", cast_to=object)["ok"] is True
         assert key not in str(log)
+        # A worker posting its result again (a retry, a failed-over worker) changes nothing.
+        as_worker = client.with_options(api_key=None, auth_token=key)  # type: ignore[call-arg]
+        again = as_worker.beta.sessions.events.send(session_id, events=[
+            {"type": "user.tool_result", "tool_use_id": use.id, "content": [{"type": "text", "text": "again"}]}
+        ])  # fmt: skip
+        assert again.data[0].id == result.id
+        assert len(events_of(client, session_id)) == len(events)
 
 
 def test_wrong_and_foreign_worker_keys_are_refused(model_server, store):

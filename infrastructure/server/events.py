@@ -220,7 +220,7 @@ def _rehearse(engine: Any, session: Session, commands: list[_Command]) -> None:
                 session.interrupt_turn(USER_INTERRUPT_DETAIL)
                 continue
             if isinstance(command, _WorkerResult):
-                if _result_of(session, command.call_id) is not None:
+                if _result_of(session, command.call_id, engine.service.events.get) is not None:
                     continue  # a worker posting again what is recorded: harmless
                 record_worker_result(session, command.call_id, command.output.encode(), command.is_error, "")
             elif isinstance(command, _ToolResult):
@@ -244,7 +244,9 @@ def _perform(engine: Any, session_id: UUID, command: _Command, worker: str) -> A
                 session_id, command.call_id, command.output, command.is_error, worker, redact
             )
         except NoPendingAction:
-            recorded = _result_of(engine.service.get_session(session_id), command.call_id)
+            recorded = _result_of(
+                engine.service.get_session(session_id), command.call_id, engine.service.events.get
+            )
             if recorded is None:
                 raise
             return _echo(session_id, recorded, command.echo)  # a duplicate: the first one stands
@@ -277,11 +279,14 @@ def _blocks_text(blocks: list[ContentIn]) -> str:
     return "\n".join(block.text if block.type == "text" else f"[{block.type} block]" for block in blocks)
 
 
-def _result_of(session: Session, call_id: str) -> int | None:
+def _result_of(session: Session, call_id: str, events: Any) -> int | None:
     """The log version that recorded the result of ``call_id``, if one did (a worker's post
-    that comes again: its first one stands)."""
-    if any(isinstance(m, ToolResult) and m.tool_call_id == call_id for m in session.messages):
-        return session.version
+    that comes again: its first one stands); ``events`` reads the session's log newest first."""
+    if not any(isinstance(m, ToolResult) and m.tool_call_id == call_id for m in session.messages):
+        return None
+    for event in events(session.id, desc=True):
+        if isinstance(event, Session.ToolResultRecorded) and event.result.tool_call_id == call_id:
+            return int(event.originator_version)
     return None
 
 

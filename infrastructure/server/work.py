@@ -65,6 +65,8 @@ KEYS = "/x-agentjournal/v1/environments/{environment_id}/worker_keys"
 POLL_INTERVAL = 0.2
 """How often a long poll looks at the queue again while it waits."""
 MAX_PAGE = 100
+MAX_WORKER_NAME = 128
+"""Characters of a worker's own name (``Anthropic-Worker-ID``) kept; the log records it."""
 
 _WORK_PATH = re.compile(r"^/v1/environments/([^/]+)/work(?:/.*)?$")
 _SESSION_PATH = re.compile(r"^/v1/sessions/([^/]+)(?:/events(?:/stream)?)?$")
@@ -195,7 +197,8 @@ async def poll(request: Request) -> JSONResponse:
     key = worker_of(request, environment_id)
     block_ms = query_int(request, "block_ms", 0, 1, 999) if "block_ms" in request.query_params else 0
     reclaim_ms = query_int(request, "reclaim_older_than_ms", DEFAULT_RECLAIM_MS, 0, 86_400_000)
-    holder = f"{key.id}/{request.headers.get('anthropic-worker-id') or 'worker'}"
+    name = " ".join((request.headers.get("anthropic-worker-id") or "worker").split())[:MAX_WORKER_NAME]
+    holder = f"{key.id}/{name}"
     deadline = time.monotonic() + block_ms / 1000
     while True:
         item = await _call(engine.service.work.poll, str(environment_id), holder, reclaim_ms)

@@ -14,7 +14,9 @@ from anthropic.lib.environments import EnvironmentWorker
 
 
 async def main() -> None:
-    client = anthropic.AsyncAnthropic(api_key="unused-by-the-worker", base_url=os.environ["ANTHROPIC_BASE_URL"])
+    client = anthropic.AsyncAnthropic(
+        api_key="unused-by-the-worker", base_url=os.environ["ANTHROPIC_BASE_URL"]
+    )
     worker = EnvironmentWorker(
         client,
         environment_id=os.environ["ANTHROPIC_ENVIRONMENT_ID"],
