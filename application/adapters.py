@@ -19,8 +19,10 @@ LANGUAGE_MODEL_TOPIC = "agentjournal.infrastructure.models.litellm_model:LiteLLM
 COMPUTE_TOPICS = {
     "host": "agentjournal.infrastructure.compute.host:HostCompute",
     "docker": "agentjournal.infrastructure.compute.docker_sandbox:DockerCompute",
+    "self_hosted": "agentjournal.infrastructure.compute.workers:WorkerCompute",
 }
-"""Compute kinds by the name a session records."""
+"""Compute kinds by the name a session records. ``self_hosted`` (a self-hosted environment's
+workers) is recorded only for sessions created in such an environment, never chosen by name."""
 
 COMPUTE_NAMES = {"host": "host", "local": "host", "docker": "docker"}
 """What ``ManagedAgent(compute=...)`` accepts: PraisonAI says "local" for the host."""
@@ -34,7 +36,8 @@ def compute_kind(name: str) -> str:
 
 
 def compute_class(kind: str) -> Any:
-    return resolve_topic(COMPUTE_TOPICS[compute_kind(kind)])
+    """The adapter of a recorded compute kind, or of a name :func:`compute_kind` takes."""
+    return resolve_topic(COMPUTE_TOPICS.get(kind) or COMPUTE_TOPICS[compute_kind(kind)])
 
 
 def language_model_class() -> Any:

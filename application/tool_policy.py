@@ -4,7 +4,8 @@ One layer for the seed's tools, Anthropic's agent toolset and custom tools: a ca
 when its tool is not enabled for the session (the model is offered only the session's tools,
 but it may name any) or when one reply makes too many calls; asked about first when the
 session's config says it needs confirmation; handed to the client when it is a custom tool;
-run on the session's compute otherwise. The decision reads only the recorded config, so a
+to a self-hosted environment's worker when one runs the session's tools; run on the
+session's compute otherwise. The decision reads only the recorded config, so a
 resumed session is governed by what it was created with.
 """
 
@@ -14,6 +15,7 @@ import enum
 
 import msgspec
 
+from agentjournal.application.work_queue import runs_on_worker
 from agentjournal.domain import SessionConfig, ToolCall, ToolResult
 
 MAX_TOOL_CALLS_PER_REPLY = 64
@@ -26,6 +28,8 @@ class Verdict(enum.Enum):
     """Ask the client first (``always_ask``); once allowed, judged again as confirmed."""
     CUSTOM = "custom"
     """The client answers it (a custom tool)."""
+    WORKER = "worker"
+    """A self-hosted environment's worker runs it; the turn waits for its result."""
     RUN = "run"
 
 
@@ -51,6 +55,8 @@ def judge(config: SessionConfig, call: ToolCall, number: int, confirmed: bool = 
         return Judgement(Verdict.ASK)
     if call.name in {t.name for t in config.custom_tools}:
         return Judgement(Verdict.CUSTOM)
+    if runs_on_worker(config, call.name):
+        return Judgement(Verdict.WORKER)
     return Judgement(Verdict.RUN)
 
 

@@ -420,11 +420,12 @@ class TurnLoop:
     ) -> Generator[TurnUpdate, None, ToolResult | None]:
         """Answer one tool call as the session's config allows: refused when the tool is
         not enabled for the session, asked about first when it needs confirmation,
-        handed to the client when it is a custom tool, run on the compute otherwise.
+        handed to the client when it is a custom tool, to a self-hosted environment's
+        worker when one runs it, run on the compute otherwise.
         ``call`` is the call as the model sent it (whole arguments), ``recorded`` as the
         log keeps it; both carry the recorded id. Calls past the ``number`` a reply may
         make are refused, so one reply cannot run without end. None means the call waits
-        for the client (a deferred confirmation or custom tool)."""
+        for the client (a deferred confirmation or custom tool) or a worker."""
         config = session.config
         judgement = judge(config, call, number, confirmed)
         if judgement.verdict == Verdict.ASK:
@@ -445,6 +446,12 @@ class TurnLoop:
             if runtime.on_custom_tool is None:
                 return None
             return _custom_result(call, runtime, config.max_output_bytes)
+        if judgement.verdict == Verdict.WORKER:
+            session.request_remote_tool(recorded)
+            self.service.save_session(session)
+            self.service.work.offer(config.environment_id, str(session.id))
+            yield ToolCallUpdate(recorded)
+            return None
         session.start_tool_call(recorded)
         self.service.save_session(session)
         yield ToolCallUpdate(recorded)

@@ -65,6 +65,13 @@ class Session(ChainedAggregate):
     pending_custom: tuple[str, ...] = ()
     """Custom tool calls waiting for the client's result."""
 
+    pending_remote: tuple[str, ...] = ()
+    """Tool calls waiting for a self-hosted environment's worker to run them and post
+    their result (the turn is paused meanwhile, but the session is busy, not idle)."""
+
+    ran_on: tuple[tuple[str, str], ...] = ()
+    """(call id, worker) for each call a self-hosted environment's worker answered."""
+
     paused: bool = False
     """The last turn stopped to wait for the client (``requires_action``): its calls in
     ``awaiting`` are answered while it waits, and then the turn continues."""
@@ -207,11 +214,19 @@ class Session(ChainedAggregate):
 
     @property
     def awaiting(self) -> tuple[str, ...]:
-        """Ids of the tool calls the paused turn waits on: confirmations, then custom results."""
+        """Ids of the tool calls the paused turn waits on: confirmations, then custom
+        results, then a worker's results."""
         return (
             *self.pending_confirmations,
             *(c for c in self.pending_custom if c not in self.pending_confirmations),
+            *self.pending_remote,
         )
+
+    @property
+    def awaits_worker(self) -> bool:
+        """Paused for a self-hosted worker's results only: the session is busy (its status
+        shows ``running``), nothing is asked of the client."""
+        return self.paused and bool(self.pending_remote) and set(self.awaiting) <= set(self.pending_remote)
 
     @property
     def model_calls_this_turn(self) -> int:
@@ -267,6 +282,21 @@ class Session(ChainedAggregate):
         """The model called a tool the client runs; its answer comes back as a result."""
         self._check_open_call(call.id)
         self.trigger_event(self.CustomToolRequested, call=call)
+
+    def request_remote_tool(self, call: ToolCall) -> None:
+        """A self-hosted environment's worker runs this call; its result is the call's
+        ``ToolResultRecorded``, after a ``RemoteToolAnswered`` naming the worker."""
+        self._check_open_call(call.id)
+        self.trigger_event(self.RemoteToolRequested, call=call)
+
+    def record_remote_result(self, result: ToolResult, worker: str) -> None:
+        """A worker's result for a call it was asked to run, while the turn runs (within its
+        grace) or is paused for it; ``worker`` says who ran it."""
+        self._check_turn_open()
+        if result.tool_call_id not in self.pending_remote:
+            raise NoPendingAction(self.id, result.tool_call_id)
+        self.trigger_event(self.RemoteToolAnswered, tool_call_id=result.tool_call_id, worker=worker)
+        self.trigger_event(self.ToolResultRecorded, result=result)
 
     def request_confirmation(self, call: ToolCall) -> None:
         """The call needs the client's yes or no before it runs."""
@@ -491,6 +521,24 @@ class Session(ChainedAggregate):
         def apply(self, session: Session) -> None:
             session.pending_custom = (*session.pending_custom, self.call.id)
 
+    class RemoteToolRequested(Event):
+        """A self-hosted worker runs this call; its answer is the call's ``ToolResultRecorded``."""
+
+        call: ToolCall
+
+        def apply(self, session: Session) -> None:
+            session.pending_remote = (*session.pending_remote, self.call.id)
+
+    class RemoteToolAnswered(Event):
+        """Who ran a call in a self-hosted environment: the worker key's id and the worker's
+        own name (``Anthropic-Worker-ID``), as ``key_id/worker``. The result follows."""
+
+        tool_call_id: str
+        worker: str
+
+        def apply(self, session: Session) -> None:
+            session.ran_on = (*session.ran_on, (self.tool_call_id, self.worker))
+
     class ToolConfirmationRequested(Event):
         call: ToolCall
 
@@ -523,6 +571,7 @@ class Session(ChainedAggregate):
             session.messages.append(self.result)
             session.pending_confirmations = _without(session.pending_confirmations, self.result.tool_call_id)
             session.pending_custom = _without(session.pending_custom, self.result.tool_call_id)
+            session.pending_remote = _without(session.pending_remote, self.result.tool_call_id)
 
     class TitleSet(Event):
         title: str
@@ -621,6 +670,8 @@ class Session(ChainedAggregate):
             "last_error": self.last_error,
             "pending_confirmations": self.pending_confirmations,
             "pending_custom": self.pending_custom,
+            "pending_remote": self.pending_remote,
+            "ran_on": dict(self.ran_on),
             "paused": self.paused,
             "archived_at": self.archived_at,
             "deleted": self.deleted,

@@ -341,7 +341,6 @@ def test_a_session_config_comes_from_an_agent_version_and_an_environment(catalog
 @pytest.mark.parametrize(
     ("environment", "message"),
     [
-        ({"name": "e", "config": {"type": "self_hosted"}}, "self_hosted environments are not supported"),
         ({"name": "e", "config": {"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["x.org"]}}},
          "'limited' networking cannot be enforced here yet"),
         ({"name": "e", "config": {"type": "cloud", "packages": {"cargo": ["ripgrep"]}}},
@@ -353,6 +352,13 @@ def test_what_this_engine_cannot_give_a_session_is_refused(catalog, environment,
     created = catalog.create_environment(environment)  # the catalog keeps it, as the cloud would
     with pytest.raises(ConfigError, match=re.escape(message)):
         session_config(agent, created)
+
+
+def test_a_self_hosted_session_runs_anthropic_toolset_on_its_workers(catalog):
+    fleet = catalog.create_environment({"name": "fleet", "config": {"type": "self_hosted"}})
+    config = session_config(catalog.create_agent(AGENT), fleet)
+    assert config.compute == "self_hosted" and config.environment_id == str(fleet.id)
+    assert {"bash", "read", "write", "edit", "glob", "grep"} <= set(config.tools)
 
 
 def test_no_session_from_an_archived_agent_or_environment(catalog):

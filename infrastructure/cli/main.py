@@ -49,6 +49,7 @@ from agentjournal.domain import (
     ToolResult,
     UserMessage,
 )
+from agentjournal.infrastructure.cli import worker_keys
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -375,6 +376,7 @@ def _parser() -> argparse.ArgumentParser:
         "are recorded as interrupted (default: 5)",
     )
     serve.set_defaults(handler=_serve)
+    worker_keys.add_parser(sub)
     return parser
 
 

@@ -26,6 +26,7 @@ from agentjournal.application.config import ManagedConfig
 from agentjournal.application.recovery import Recovery
 from agentjournal.application.runtimes import Runtimes, unchanged
 from agentjournal.application.service import SessionService
+from agentjournal.application.work_queue import KEY_PREFIX
 from agentjournal.domain import SessionConfig
 from agentjournal.infrastructure.server.auth import RequireApiKey
 from agentjournal.infrastructure.server.bodies import CLIENT_TIMEOUT, MAX_BODY_BYTES
@@ -36,6 +37,7 @@ from agentjournal.infrastructure.server.errors import (
 )
 from agentjournal.infrastructure.server.runner import Doorbell, TurnRunner
 from agentjournal.infrastructure.server.wire import ProjectedLogs
+from agentjournal.infrastructure.server.work import worker_key_refusal
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,14 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
 
     return Starlette(
         routes=_routes(),
-        middleware=[Middleware(RequireApiKey, keys=settings.api_keys)],
+        middleware=[
+            Middleware(
+                RequireApiKey,
+                keys=settings.api_keys,
+                worker_prefix=KEY_PREFIX,
+                worker_gate=worker_key_refusal,
+            )
+        ],  # fmt: skip
         exception_handlers={
             HTTPException: handle_http_exception,
             **dict.fromkeys(EXPECTED_ERRORS, handle_api_error),
@@ -181,6 +190,7 @@ def _routes() -> list[BaseRoute]:
         extensions,
         files,
         sessions,
+        work,
     )
 
     return [
@@ -190,5 +200,6 @@ def _routes() -> list[BaseRoute]:
         *environments.routes,
         *extensions.routes,
         *files.routes,
+        *work.routes,
         *browser.routes,
     ]

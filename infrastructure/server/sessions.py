@@ -98,7 +98,8 @@ def session_json(engine: Any, session: Session) -> dict[str, Any]:
     agent_of = getattr(engine, "agent_json", None)
     agent = (agent_of and config.agent_id and agent_of(config)) or recorded_agent_json(session.id, config)
     return _session_body(
-        session.id, agent, config.environment_id, session.title, config.metadata, session.status,
+        session.id, agent, config.environment_id, session.title, config.metadata,
+        Status.RUNNING if session.awaits_worker else session.status,
         session.usage, session.created_on, session.modified_on, session.archived_at,
     )  # fmt: skip
 

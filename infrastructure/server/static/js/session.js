@@ -165,7 +165,7 @@ export class SessionView {
       " · ", h("span", { id: "state-turns" }, `${count(state.turns)} turns`),
       state.last_error ? [" · ", h("span", { class: "error-text" }, state.last_error)] : "",
     );
-    drawConversation(this.conversation, state.messages, turns);
+    drawConversation(this.conversation, state.messages, turns, state.ran_on || {});
     if (!replaying) this.conversation.scrollTop = this.conversation.scrollHeight;
   }
 
