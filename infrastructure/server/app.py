@@ -26,6 +26,7 @@ from agentjournal.application.config import ManagedConfig
 from agentjournal.application.recovery import Recovery
 from agentjournal.application.runtimes import Runtimes, unchanged
 from agentjournal.application.service import SessionService
+from agentjournal.application.uploads import MAX_UPLOAD_BYTES, Uploads
 from agentjournal.domain import SessionConfig
 from agentjournal.infrastructure.server.auth import RequireApiKey
 from agentjournal.infrastructure.server.bodies import CLIENT_TIMEOUT, MAX_BODY_BYTES
@@ -59,6 +60,9 @@ class ServerSettings:
     model: ManagedConfig = field(default_factory=ManagedConfig)
     model_provider: str = ""
     max_body_bytes: int = MAX_BODY_BYTES
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    """The largest file an upload may hold (``POST /v1/files``); JSON bodies stay under
+    ``max_body_bytes``."""
     client_timeout: float = CLIENT_TIMEOUT
     """Seconds a client has to send a request's headers (from connecting, or from the
     previous response), and then its body; a connection that takes longer is closed."""
@@ -79,8 +83,8 @@ class ServerSettings:
 
 
 class Engine:
-    """What every request shares: the store's services (sessions and the catalog of agents
-    and environments), the turn runner, the doorbell."""
+    """What every request shares: the store's services (sessions, the catalog of agents
+    and environments, uploaded files), the turn runner, the doorbell."""
 
     def __init__(
         self,
@@ -92,6 +96,7 @@ class Engine:
         self.settings = settings
         self.service = service
         self.catalog = catalog
+        self.uploads = Uploads(catalog, settings.max_upload_bytes)
         self.doorbell = Doorbell(loop)
         self.runtimes = Runtimes(
             settings.model,
@@ -181,6 +186,7 @@ def _routes() -> list[BaseRoute]:
         extensions,
         files,
         sessions,
+        uploads,
     )
 
     return [
@@ -190,5 +196,6 @@ def _routes() -> list[BaseRoute]:
         *environments.routes,
         *extensions.routes,
         *files.routes,
+        *uploads.routes,
         *browser.routes,
     ]
