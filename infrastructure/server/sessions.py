@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 from uuid import UUID
 
@@ -29,7 +29,7 @@ from starlette.routing import Route
 from agentjournal.application.catalog import session_config
 from agentjournal.application.errors import SessionNotFound
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
-from agentjournal.application.projection import SessionQuery, SessionSummary
+from agentjournal.application.projection import SessionQuery, SessionStats, SessionSummary, session_stats
 from agentjournal.domain import NoTurnInProgress, Session, SessionConfig, Status, Usage
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
@@ -100,6 +100,7 @@ def session_json(engine: Any, session: Session) -> dict[str, Any]:
     return _session_body(
         session.id, agent, config.environment_id, session.title, config.metadata, session.status,
         session.usage, session.created_on, session.modified_on, session.archived_at,
+        session_stats(engine.service.summary(session.id), datetime.now(timezone.utc)),
     )  # fmt: skip
 
 
@@ -112,12 +113,14 @@ def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:
     return _session_body(
         summary.id, agent, summary.environment_id, summary.title, summary.metadata, summary.status,
         summary.usage, summary.created_at, summary.updated_at, summary.archived_at,
+        session_stats(summary, datetime.now(timezone.utc)),
     )  # fmt: skip
 
 
 def _session_body(
     session_id: UUID, agent: dict[str, Any], environment_id: str, title: str, metadata: Mapping[str, Any],
     status: Status, usage: Usage, created_at: datetime, updated_at: datetime, archived_at: datetime | None,
+    stats: SessionStats,
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "type": "session",
@@ -128,7 +131,7 @@ def _session_body(
         "metadata": {str(k): str(v) for k, v in metadata.items()},
         "status": API_STATUS[status],
         "usage": usage_json(usage),
-        "stats": {},
+        "stats": {"active_seconds": stats.active_seconds, "duration_seconds": stats.duration_seconds},
         "resources": [],
         "vault_ids": [],
         "outcome_evaluations": [],
