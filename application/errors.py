@@ -53,6 +53,13 @@ class StoredFileNotFound(AgentJournalError, LookupError):
         self.file_id = file_id
 
 
+class ResourceNotFound(AgentJournalError, LookupError):
+    """The session has no resource with this id (or it was removed)."""
+
+    def __init__(self, session_id: UUID, resource_id: str) -> None:
+        super().__init__(f"session {session_id} has no resource {resource_id!r}")
+
+
 class UploadTooLarge(AgentJournalError):
     """An upload grew past the store's limit; nothing of it was recorded."""
 

@@ -24,6 +24,7 @@ from agentjournal.application.api import open_store
 from agentjournal.application.catalog import Catalog
 from agentjournal.application.config import ManagedConfig
 from agentjournal.application.recovery import Recovery
+from agentjournal.application.resources import SessionResources
 from agentjournal.application.runtimes import Runtimes, unchanged
 from agentjournal.application.service import SessionService
 from agentjournal.application.uploads import MAX_UPLOAD_BYTES, Uploads
@@ -97,6 +98,7 @@ class Engine:
         self.service = service
         self.catalog = catalog
         self.uploads = Uploads(catalog, settings.max_upload_bytes)
+        self.resources = SessionResources(service, self.uploads)
         self.doorbell = Doorbell(loop)
         self.runtimes = Runtimes(
             settings.model,
@@ -185,12 +187,14 @@ def _routes() -> list[BaseRoute]:
         events,
         extensions,
         files,
+        resources,
         sessions,
         uploads,
     )
 
     return [
         *sessions.routes,
+        *resources.routes,
         *events.routes,
         *agents.routes,
         *environments.routes,

@@ -25,6 +25,7 @@ from agentjournal.application.errors import (
     ConfigTypeChange,
     EnvironmentNotFound,
     InvalidMetadata,
+    ResourceNotFound,
     SessionNotFound,
     StoredFileNotFound,
     UploadTooLarge,
@@ -111,6 +112,7 @@ def as_api_error(error: Exception) -> ApiError:
             AgentNotFound,
             AgentVersionNotFound,
             StoredFileNotFound,
+            ResourceNotFound,
         ),
     ):
         return ApiError(404, str(error))

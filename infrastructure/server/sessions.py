@@ -28,12 +28,14 @@ from starlette.routing import Route
 
 from agentjournal.application.catalog import session_config
 from agentjournal.application.errors import SessionNotFound
+from agentjournal.application.mounts import mounts_note, work_folder_path
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.application.projection import SessionQuery, SessionStats, SessionSummary, session_stats
 from agentjournal.domain import NoTurnInProgress, Session, SessionConfig, Status, Usage
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
 from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, parse_id, wire_id
+from agentjournal.infrastructure.server.mounts import FileMount, file_mount, resource_json
 from agentjournal.infrastructure.server.query import query_bool, query_int, query_time, query_version
 from agentjournal.infrastructure.server.wire import wire_time
 
@@ -101,6 +103,7 @@ def session_json(engine: Any, session: Session) -> dict[str, Any]:
         session.id, agent, config.environment_id, session.title, config.metadata, session.status,
         session.usage, session.created_on, session.modified_on, session.archived_at,
         session_stats(engine.service.summary(session.id), datetime.now(timezone.utc)),
+        [resource_json(r) for r in session.resources],
     )  # fmt: skip
 
 
@@ -114,13 +117,14 @@ def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:
         summary.id, agent, summary.environment_id, summary.title, summary.metadata, summary.status,
         summary.usage, summary.created_at, summary.updated_at, summary.archived_at,
         session_stats(summary, datetime.now(timezone.utc)),
+        [],
     )  # fmt: skip
 
 
 def _session_body(
     session_id: UUID, agent: dict[str, Any], environment_id: str, title: str, metadata: Mapping[str, Any],
     status: Status, usage: Usage, created_at: datetime, updated_at: datetime, archived_at: datetime | None,
-    stats: SessionStats,
+    stats: SessionStats, resources: list[dict[str, Any]],
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "type": "session",
@@ -132,7 +136,7 @@ def _session_body(
         "status": API_STATUS[status],
         "usage": usage_json(usage),
         "stats": {"active_seconds": stats.active_seconds, "duration_seconds": stats.duration_seconds},
-        "resources": [],
+        "resources": resources,
         "vault_ids": [],
         "outcome_evaluations": [],
         "created_at": wire_time(created_at),
@@ -242,7 +246,7 @@ class SessionCreate(msgspec.Struct):
     vault_ids: list[str] = []
 
 
-UNSUPPORTED = ("budget", "initial_events", "resources", "vault_ids")
+UNSUPPORTED = ("budget", "initial_events", "vault_ids")
 """What a new session may ask for that this engine does not do yet: refused, not dropped."""
 
 
@@ -252,18 +256,37 @@ async def create_session(request: Request) -> JSONResponse:
     for name in UNSUPPORTED:
         if getattr(body, name):
             raise ApiError(400, f"{name}: not supported by this server yet")
-    return JSONResponse(await asyncio.to_thread(_create, engine, body))
+    mounts = [file_mount(resource, f"resources[{n}]") for n, resource in enumerate(body.resources)]
+    return JSONResponse(await asyncio.to_thread(_create, engine, body, mounts))
 
 
-def _create(engine: Any, body: SessionCreate) -> dict[str, Any]:
+def _create(engine: Any, body: SessionCreate, mounts: list[FileMount]) -> dict[str, Any]:
     ref = body.agent if isinstance(body.agent, AgentRef) else AgentRef(body.agent)
     agent = engine.catalog.get_agent(parse_id(AGENT, ref.id), ref.version)
     environment = engine.catalog.get_environment(parse_id(ENVIRONMENT, body.environment_id))
     config = session_config(agent, environment, engine.runtimes.config)
     config = msgspec.structs.replace(config, metadata=check_metadata(dict(body.metadata)))
+    if mounts:
+        config = msgspec.structs.replace(config, system=_with_mounts(config.system, engine, mounts))
     runtime = engine.runtimes(config)  # the adapters and policies first: a refused config records nothing
     session_id = engine.service.create_session(config, _title(body.title or ""), runtime.redact)
+    for mount in mounts:
+        engine.resources.mount_file(session_id, mount.file_id, mount.mount_path, engine.runtimes)
     return session_json(engine, existing_session(engine, session_id))
+
+
+def _with_mounts(system: str, engine: Any, mounts: list[FileMount]) -> str:
+    """The system prompt and what it tells the model of its mounted files, once each is
+    checked (the file exists, the path is a place for it, no two share one)."""
+    places: dict[str, str] = {}
+    for n, mount in enumerate(mounts):
+        if mount.mount_path in places:
+            raise ApiError(
+                400, f"resources[{n}].mount_path: {mount.mount_path!r} is taken by another resource"
+            )
+        engine.resources.check_file(mount.file_id, mount.mount_path)
+        places[mount.mount_path] = work_folder_path(mount.mount_path)
+    return "\n\n".join(part for part in (system, mounts_note(places)) if part)
 
 
 API_STATUSES: dict[str, tuple[Status, ...]] = {

@@ -1,0 +1,63 @@
+"""Where the cloud's paths lie in a session's work folder: the one place that maps them.
+
+The cloud mounts a session's resources at absolute paths: the work folder is
+``/workspace``, uploaded files go to ``/mnt/session/uploads/<file_id>`` unless a
+``mount_path`` says otherwise. Here every compute has one work folder, recorded by the
+log, so a mount is a path inside it:
+
+* ``/workspace/a/b`` is ``a/b`` in the work folder (which the Docker sandbox shows at
+  ``/workspace``);
+* any other absolute path ``/p/q`` is ``p/q`` in the work folder (``/mnt/session/uploads/f``
+  is ``mnt/session/uploads/f``), and the session's system prompt says so.
+
+A compute that shows those folders at the cloud's own paths (binds beside
+``/workspace``) changes only this module.
+"""
+
+from __future__ import annotations
+
+from agentjournal.application.errors import ConfigError
+
+WORKSPACE = "/workspace"
+"""Where the cloud's sandboxes, and the Docker sandbox, show the work folder."""
+
+UPLOADS = "/mnt/session/uploads"
+"""Where the cloud mounts an uploaded file unless told otherwise."""
+
+RESERVED = ("/mnt/memory",)
+"""Paths kept for what the cloud mounts itself (memory stores)."""
+
+
+def default_file_mount(file_id: str) -> str:
+    """The cloud's default ``mount_path`` of an uploaded file (its wire id)."""
+    return f"{UPLOADS}/{file_id}"
+
+
+def work_folder_path(mount_path: str, field: str = "mount_path") -> str:
+    """The path inside the work folder that ``mount_path`` names; ``ConfigError``, naming
+    ``field``, for a path that is not absolute and plain (no ``.``, ``..`` or empty parts,
+    no NUL), the work folder itself, or a reserved place."""
+    parts = mount_path.split("/")[1:]
+    if (
+        not mount_path.startswith("/")
+        or "\x00" in mount_path
+        or any(part in ("", ".", "..") for part in parts)
+        or mount_path == WORKSPACE
+    ):
+        raise ConfigError(
+            f"{field}: {mount_path!r} is not an absolute path to a file (such as {UPLOADS}/notes.txt)"
+        )
+    if any(mount_path == place or mount_path.startswith(place + "/") for place in RESERVED):
+        raise ConfigError(f"{field}: {mount_path!r} is a place kept for memory stores")
+    if mount_path.startswith(WORKSPACE + "/"):
+        return mount_path.removeprefix(WORKSPACE + "/")
+    return "/".join(parts)
+
+
+def mounts_note(mounts: dict[str, str]) -> str:
+    """What the system prompt tells the model about its mounted files (mount path to the
+    path in the work folder), or nothing when there are none."""
+    if not mounts:
+        return ""
+    lines = [f"- {mount} (in your working directory at ./{path})" for mount, path in sorted(mounts.items())]
+    return "Files mounted for this session:\n" + "\n".join(lines)
