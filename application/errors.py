@@ -60,6 +60,10 @@ class ResourceNotFound(AgentJournalError, LookupError):
         super().__init__(f"session {session_id} has no resource {resource_id!r}")
 
 
+class RepositoryUnavailable(AgentJournalError):
+    """git could not clone a repository, or check out what was asked, with what it was given."""
+
+
 class UploadTooLarge(AgentJournalError):
     """An upload grew past the store's limit; nothing of it was recorded."""
 

@@ -1,8 +1,8 @@
 """Where the cloud's paths lie in a session's work folder: the one place that maps them.
 
 The cloud mounts a session's resources at absolute paths: the work folder is
-``/workspace``, uploaded files go to ``/mnt/session/uploads/<file_id>`` unless a
-``mount_path`` says otherwise. Here every compute has one work folder, recorded by the
+``/workspace``, uploaded files go to ``/mnt/session/uploads/<file_id>`` and
+repositories to ``/workspace/<repo>`` unless a ``mount_path`` says otherwise. Here every compute has one work folder, recorded by the
 log, so a mount is a path inside it:
 
 * ``/workspace/a/b`` is ``a/b`` in the work folder (which the Docker sandbox shows at
@@ -33,6 +33,15 @@ def default_file_mount(file_id: str) -> str:
     return f"{UPLOADS}/{file_id}"
 
 
+def default_repository_mount(url: str) -> str:
+    """The cloud's default ``mount_path`` of a repository: ``/workspace/<repo>``, the
+    last part of its URL without ``.git``."""
+    name = url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+    if not name or name in (".", ".."):
+        raise ConfigError(f"url: {url!r} names no repository; give a mount_path")
+    return f"{WORKSPACE}/{name}"
+
+
 def work_folder_path(mount_path: str, field: str = "mount_path") -> str:
     """The path inside the work folder that ``mount_path`` names; ``ConfigError``, naming
     ``field``, for a path that is not absolute and plain (no ``.``, ``..`` or empty parts,
@@ -55,9 +64,9 @@ def work_folder_path(mount_path: str, field: str = "mount_path") -> str:
 
 
 def mounts_note(mounts: dict[str, str]) -> str:
-    """What the system prompt tells the model about its mounted files (mount path to the
-    path in the work folder), or nothing when there are none."""
+    """What the system prompt tells the model about what is mounted for it (mount path to
+    the path in the work folder), or nothing when nothing is."""
     if not mounts:
         return ""
     lines = [f"- {mount} (in your working directory at ./{path})" for mount, path in sorted(mounts.items())]
-    return "Files mounted for this session:\n" + "\n".join(lines)
+    return "Mounted for this session:\n" + "\n".join(lines)

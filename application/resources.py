@@ -1,50 +1,80 @@
-"""``SessionResources``: uploaded files mounted into sessions, as the log records them.
+"""``SessionResources``: uploaded files and git repositories mounted into sessions.
 
-Mounting a file records two events on the session: ``ResourceAdded`` (which file, at
-which ``mount_path``) and a ``WorkspaceChanged`` putting the file into the work folder
-at the path :func:`~agentjournal.application.mounts.work_folder_path` maps the mount
-path to. So the file is one of the session's files from then on: a fork takes it,
-the files at any later version show it, and a sandbox attached later is filled with
-it from the blob store like any other recorded file.
+Mounting records two events on the session: ``ResourceAdded`` (which file or
+repository, at which ``mount_path``) and a ``WorkspaceChanged`` putting its files into
+the work folder at the path :func:`~agentjournal.application.mounts.work_folder_path`
+maps the mount path to. So they are the session's files from then on: a fork takes
+them, the files at any later version show them, and a sandbox attached later is
+filled with them from the blob store like any other recorded file.
 
 A session that has no sandbox yet (one just created) gets only the record; its first
-sandbox is filled from the log. A session whose sandbox exists gets the file written
-there, and the snapshot that follows is what records it, as after a tool call.
+sandbox is filled from the log. A session whose sandbox exists gets the files written
+there, and the snapshot that follows is what records them, as after a tool call.
 
-A mounted file's contents are kept whole in the blob store, whatever the session's
-snapshot size cap (the cap is for what tools write; a mount is the user's choice), so
-a fork or a new sandbox can always have it back. Assembling a file stored in several
-parts holds it in memory once, at mount time.
+Mounted contents are kept whole in the blob store, whatever the session's snapshot
+size cap (the cap is for what tools write; a mount is the user's choice), so a fork or
+a new sandbox can always have them back. They are held in memory once, at mount time
+(an upload stored in several parts is assembled; a clone is read whole).
+
+A repository is cloned by a :class:`~agentjournal.application.ports.RepositoryCloner`
+(git itself, on the host); its ``authorization_token`` is handed to the clone and to
+nothing else: not to an event, a response, the model or a tool.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 import uuid
 from uuid import UUID
 
+import msgspec
 from eventsourcing.persistence import IntegrityError
 
+from agentjournal.application.adapters import repository_cloner
 from agentjournal.application.catalog_projection import FileView
-from agentjournal.application.errors import ConcurrentUpdate, ResourceNotFound
+from agentjournal.application.errors import ConcurrentUpdate, ConfigError, ResourceNotFound
 from agentjournal.application.mounts import work_folder_path
-from agentjournal.application.ports import FileContents
+from agentjournal.application.ports import FileContents, RepositoryCloner
 from agentjournal.application.service import RuntimeFactory, SessionService
 from agentjournal.application.uploads import Uploads
 from agentjournal.application.workspace import restore_into_new_sandbox, take_snapshot
 from agentjournal.domain import FileState, Session
-from agentjournal.domain.resources import FileResource, MountedResource
+from agentjournal.domain.resources import FileResource, MountedResource, RepositoryResource, SessionResource
 
 MOUNTED_FILE_MODE = 0o644
 
 RESOURCE_PREFIX = "sesrsc_"
 
+COMMIT = re.compile(r"[0-9a-f]{4,64}")
+"""What a commit to check out may be: a (possibly abbreviated) hex object name."""
+
+
+class PreparedMount(msgspec.Struct, frozen=True):
+    """A resource checked and fetched, not yet recorded: what it is, and its files (paths
+    in the work folder)."""
+
+    resource: SessionResource
+    files: list[FileContents]
+
 
 class SessionResources:
-    """Mounts uploaded files into sessions, lists and removes them."""
+    """Mounts uploaded files and repositories into sessions, lists and removes them."""
 
-    def __init__(self, service: SessionService, uploads: Uploads) -> None:
+    def __init__(
+        self, service: SessionService, uploads: Uploads, cloner: RepositoryCloner | None = None
+    ) -> None:
         self.service = service
         self.uploads = uploads
+        self._cloner = cloner
+
+    @property
+    def cloner(self) -> RepositoryCloner:
+        if self._cloner is None:
+            self._cloner = repository_cloner()
+        return self._cloner
+
+    # -- files ------------------------------------------------------------------------------
 
     def check_file(self, file_id: UUID, mount_path: str) -> FileView:
         """The file a mount would take, checked before anything is recorded: it exists,
@@ -52,27 +82,72 @@ class SessionResources:
         work_folder_path(mount_path)
         return self.uploads.get(file_id)
 
+    def prepare_file(self, file_id: UUID, mount_path: str) -> PreparedMount:
+        """The uploaded file, ready to mount at ``mount_path``: checked (it exists, the
+        path is a place for it) and read, before anything is recorded."""
+        stored = self.check_file(file_id, mount_path)
+        path = work_folder_path(mount_path)
+        resource = FileResource(id=_new_id(), file_id=file_id.hex, mount_path=mount_path, path=path)
+        whole = b"".join(self.uploads.content(stored.id))
+        return PreparedMount(resource, [FileContents(path, MOUNTED_FILE_MODE, whole)])
+
     def mount_file(
         self, session_id: UUID, file_id: UUID, mount_path: str, runtime_for: RuntimeFactory
     ) -> MountedResource:
         """Mount the uploaded file at ``mount_path``, between turns (``SessionBusy`` while
         one runs). ``runtime_for`` gives the compute of a session that has a sandbox."""
-        stored = self.check_file(file_id, mount_path)
+        self.service.get_session(session_id)
+        return self.mount(session_id, self.prepare_file(file_id, mount_path), runtime_for)
+
+    # -- repositories -----------------------------------------------------------------------
+
+    def check_repository(self, url: str, mount_path: str, branch: str = "", commit: str = "") -> None:
+        """Refuse, before anything is recorded, what no clone should be asked to do."""
+        work_folder_path(mount_path)
+        if not url.startswith(("https://", "http://")):
+            raise ConfigError(f"url: {url!r} is not an http or https git URL")
+        if "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            raise ConfigError("url: credentials go in authorization_token, not in the URL")
+        if branch and branch.startswith("-"):
+            raise ConfigError(f"checkout.name: {branch!r} is not a branch name")
+        if commit and not COMMIT.fullmatch(commit):
+            raise ConfigError(f"checkout.sha: {commit!r} is not a commit's hex name")
+        if branch and commit:
+            raise ConfigError("checkout: a branch or a commit, not both")
+
+    def prepare_repository(
+        self, url: str, mount_path: str, *, token: str | None = None, branch: str = "", commit: str = ""
+    ) -> PreparedMount:
+        """Clone ``url`` at ``branch`` or ``commit`` (neither: its default branch), ready
+        to mount at ``mount_path``; a clone git refuses raises ``RepositoryUnavailable``
+        before anything is recorded."""
+        self.check_repository(url, mount_path, branch, commit)
         path = work_folder_path(mount_path)
-        session = self.service.get_session(session_id)
-        resource = FileResource(
-            id=RESOURCE_PREFIX + uuid.uuid4().hex, file_id=file_id.hex, mount_path=mount_path, path=path
+        checkout = self.cloner.clone(url, token or None, branch=branch, commit=commit)
+        resource = RepositoryResource(
+            id=_new_id(), url=url, branch=branch, commit=commit, checked_out=checkout.commit,
+            mount_path=mount_path, path=path,
+        )  # fmt: skip
+        return PreparedMount(
+            resource, [FileContents(f"{path}/{f.path}", f.mode, f.data) for f in checkout.files]
         )
-        session.add_resource(resource)
-        state = self._keep_whole(stored)
-        if session.compute is None:
-            session.record_workspace({**session.files, path: state})
-        else:
-            self._write_into_sandbox(
-                session, FileContents(path, MOUNTED_FILE_MODE, self._whole(stored)), runtime_for
-            )
+
+    def rotate_token(self, session_id: UUID, resource_id: str) -> MountedResource:
+        """Take a repository's new token: the clone is done, so nothing needs it now; the
+        resource shows it was updated, and the token is kept nowhere."""
+        session = self.service.get_session(session_id)
+        found = session.resource(resource_id)
+        if found is None:
+            raise ResourceNotFound(session_id, resource_id)
+        if not isinstance(found.resource, RepositoryResource):
+            raise ConfigError("only a github_repository resource takes a new authorization_token")
+        session.touch_resource(resource_id)
         self._save(session)
-        return session.resources[-1]
+        updated = session.resource(resource_id)
+        assert updated is not None
+        return updated
+
+    # -- any resource -----------------------------------------------------------------------
 
     def resources(self, session_id: UUID) -> list[MountedResource]:
         """The session's resources, in the order they were added."""
@@ -93,24 +168,33 @@ class SessionResources:
         session.remove_resource(resource_id)
         self._save(session)
 
-    def _keep_whole(self, stored: FileView) -> FileState:
-        """The file as the manifest records it, its contents stored whole under its hash
-        (an upload of one part is stored so already)."""
-        contents = stored.contents
-        if contents.parts != (contents.digest,):
-            self.service.blobs.add([self._whole(stored)])
-        return FileState(hash=contents.digest, size=contents.size, mode=MOUNTED_FILE_MODE)
+    def mount(
+        self, session_id: UUID, prepared: PreparedMount, runtime_for: RuntimeFactory
+    ) -> MountedResource:
+        """Record a prepared resource and put its files into the session's work folder:
+        into the record alone when it has no sandbox yet, else into the sandbox, then a
+        snapshot. Between turns (``SessionBusy`` while one runs)."""
+        session = self.service.get_session(session_id)
+        session.add_resource(prepared.resource)
+        files = prepared.files
+        self.service.blobs.add(f.data for f in files)
+        if session.compute is None:
+            mounted = {f.path: FileState(hash=_digest(f.data), size=len(f.data), mode=f.mode) for f in files}
+            session.record_workspace({**session.files, **mounted})
+        else:
+            self._write_into_sandbox(session, files, runtime_for)
+        self._save(session)
+        return session.resources[-1]
 
-    def _whole(self, stored: FileView) -> bytes:
-        return b"".join(self.uploads.content(stored.id))
-
-    def _write_into_sandbox(self, session: Session, file: FileContents, runtime_for: RuntimeFactory) -> None:
+    def _write_into_sandbox(
+        self, session: Session, files: list[FileContents], runtime_for: RuntimeFactory
+    ) -> None:
         compute = runtime_for(session.config, session.id).compute
         binding = compute.attach(session.id, session.compute)
         if binding != session.compute:  # the sandbox was lost: a new one, filled from the log
             session.attach_compute(binding)
             restore_into_new_sandbox(session, compute, self.service.blobs)
-        compute.restore([file])
+        compute.restore(files)
         take_snapshot(session, compute, self.service.blobs, "")
 
     def _save(self, session: Session) -> None:
@@ -118,3 +202,11 @@ class SessionResources:
             self.service.save(session)
         except IntegrityError:
             raise ConcurrentUpdate(session.id) from None
+
+
+def _new_id() -> str:
+    return RESOURCE_PREFIX + uuid.uuid4().hex
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -2,6 +2,8 @@
 
 A ``file`` resource is an uploaded file (the Files API's ``StoredFile``) mounted at a
 path the cloud names (``mount_path``, ``/mnt/session/uploads/<file_id>`` by default).
+A ``github_repository`` resource is a clone of a git repository (any git URL) at
+``mount_path`` (``/workspace/<repo>`` by default), at a branch or a commit.
 The session records the resource itself (which file, where) and, separately, what it
 put into the work folder (a ``WorkspaceChanged``), so the work folder's manifest, forks
 and the files at any version see the mounted file like any other.
@@ -26,8 +28,25 @@ class FileResource(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", 
     path: str
 
 
-SessionResource = FileResource
-"""Every kind of resource a session records (a union as kinds are added)."""
+class RepositoryResource(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="github_repository"
+):
+    """A git repository cloned at ``mount_path`` (``path`` in the work folder): the
+    ``branch`` or ``commit`` asked for (neither: the remote's default branch) and the
+    commit that was checked out. The token the clone used is never part of it."""
+
+    id: str
+    url: str
+    branch: str = ""
+    commit: str = ""
+    checked_out: str
+    """The commit the work folder got (a branch's head at the time of the clone)."""
+    mount_path: str
+    path: str
+
+
+SessionResource = FileResource | RepositoryResource
+"""Every kind of resource a session records."""
 
 
 class MountedResource(msgspec.Struct, frozen=True, kw_only=True):

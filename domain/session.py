@@ -12,6 +12,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
 from eventsourcing.domain import Aggregate
 
 from agentjournal.domain.chain import GENESIS, ChainedAggregate, as_recorded, changed_fields
@@ -427,6 +428,13 @@ class Session(ChainedAggregate):
         if self.resource(resource_id) is not None:
             self.trigger_event(self.ResourceRemoved, resource_id=resource_id)
 
+    def touch_resource(self, resource_id: str) -> None:
+        """Record that a resource was updated (a repository's token rotated: the token
+        itself is never recorded)."""
+        self._check_not_terminated()
+        if self.resource(resource_id) is not None:
+            self.trigger_event(self.ResourceUpdated, resource_id=resource_id)
+
     def resource(self, resource_id: str) -> MountedResource | None:
         """The mounted resource with this id, if the session has it."""
         return next((r for r in self.resources if r.resource.id == resource_id), None)
@@ -632,6 +640,17 @@ class Session(ChainedAggregate):
                 resource=self.resource, created_at=self.timestamp, updated_at=self.timestamp
             )
             session.resources = (*session.resources, mounted)
+
+    class ResourceUpdated(Event):
+        resource_id: str
+
+        def apply(self, session: Session) -> None:
+            session.resources = tuple(
+                msgspec.structs.replace(r, updated_at=self.timestamp)
+                if r.resource.id == self.resource_id
+                else r
+                for r in session.resources
+            )
 
     class ResourceRemoved(Event):
         resource_id: str

@@ -25,6 +25,7 @@ from agentjournal.application.errors import (
     ConfigTypeChange,
     EnvironmentNotFound,
     InvalidMetadata,
+    RepositoryUnavailable,
     ResourceNotFound,
     SessionNotFound,
     StoredFileNotFound,
@@ -118,6 +119,8 @@ def as_api_error(error: Exception) -> ApiError:
         return ApiError(404, str(error))
     if isinstance(error, UploadTooLarge):
         return ApiError(413, str(error))
+    if isinstance(error, RepositoryUnavailable):  # the URL, checkout or token the client gave
+        return ApiError(400, str(error))
     if isinstance(error, (ConcurrentUpdate, SessionBusy, StaleVersion)):
         return ApiError(409, str(error))
     if isinstance(error, EnvironmentArchivedError):

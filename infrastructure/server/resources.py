@@ -4,9 +4,10 @@ A ``file`` resource names an uploaded file (``file_id``) and where the session s
 (``mount_path``, ``/mnt/session/uploads/<file_id>`` by default); see
 :mod:`agentjournal.application.resources` for what mounting records and
 :mod:`agentjournal.application.mounts` for where the path lies in the work folder.
-Adding, listing, retrieving and deleting work as the cloud documents; an update (which
-the cloud uses to rotate a repository's token) is refused for a file. Repositories and
-memory stores are refused by name until they are built.
+Adding (a file), listing, retrieving and deleting work as the cloud documents; an
+update takes a repository's new token, which nothing needs once the clone is done (it
+is kept nowhere), and is refused for a file. Memory stores are refused by name until
+they are built.
 """
 
 from __future__ import annotations
@@ -66,16 +67,15 @@ async def update_resource(request: Request) -> JSONResponse:
     engine = engine_of(request)
     session_id = parse_id(SESSION, request.path_params["session_id"])
     resource_id = request.path_params["resource_id"]
-    await read_json(request, dict[str, Any])
+    body = await read_json(request, dict[str, Any])
+    if not isinstance(body.get("authorization_token"), str):
+        raise ApiError(400, "authorization_token: required, the repository's new token")
 
-    def check() -> None:
+    def rotate() -> dict[str, Any]:
         existing_session(engine, session_id)
-        engine.resources.resource(session_id, resource_id)
+        return resource_json(engine.resources.rotate_token(session_id, resource_id))
 
-    await asyncio.to_thread(check)
-    raise ApiError(
-        400, "only a github_repository resource takes a new authorization_token; this one is a file"
-    )
+    return JSONResponse(await asyncio.to_thread(rotate))
 
 
 async def delete_resource(request: Request) -> JSONResponse:

@@ -28,14 +28,15 @@ from starlette.routing import Route
 
 from agentjournal.application.catalog import session_config
 from agentjournal.application.errors import SessionNotFound
-from agentjournal.application.mounts import mounts_note, work_folder_path
+from agentjournal.application.mounts import mounts_note
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.application.projection import SessionQuery, SessionStats, SessionSummary, session_stats
+from agentjournal.application.resources import PreparedMount
 from agentjournal.domain import NoTurnInProgress, Session, SessionConfig, Status, Usage
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
 from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, parse_id, wire_id
-from agentjournal.infrastructure.server.mounts import FileMount, file_mount, resource_json
+from agentjournal.infrastructure.server.mounts import FileMount, Mount, resource_json, resource_mount
 from agentjournal.infrastructure.server.query import query_bool, query_int, query_time, query_version
 from agentjournal.infrastructure.server.wire import wire_time
 
@@ -256,37 +257,49 @@ async def create_session(request: Request) -> JSONResponse:
     for name in UNSUPPORTED:
         if getattr(body, name):
             raise ApiError(400, f"{name}: not supported by this server yet")
-    mounts = [file_mount(resource, f"resources[{n}]") for n, resource in enumerate(body.resources)]
+    mounts = [resource_mount(resource, f"resources[{n}]") for n, resource in enumerate(body.resources)]
     return JSONResponse(await asyncio.to_thread(_create, engine, body, mounts))
 
 
-def _create(engine: Any, body: SessionCreate, mounts: list[FileMount]) -> dict[str, Any]:
+def _create(engine: Any, body: SessionCreate, mounts: list[Mount]) -> dict[str, Any]:
     ref = body.agent if isinstance(body.agent, AgentRef) else AgentRef(body.agent)
     agent = engine.catalog.get_agent(parse_id(AGENT, ref.id), ref.version)
     environment = engine.catalog.get_environment(parse_id(ENVIRONMENT, body.environment_id))
     config = session_config(agent, environment, engine.runtimes.config)
     config = msgspec.structs.replace(config, metadata=check_metadata(dict(body.metadata)))
-    if mounts:
-        config = msgspec.structs.replace(config, system=_with_mounts(config.system, engine, mounts))
+    prepared = _prepared(engine, mounts)  # files read, repositories cloned: nothing recorded yet
+    if prepared:
+        places = {p.resource.mount_path: p.resource.path for p in prepared}
+        config = msgspec.structs.replace(
+            config, system="\n\n".join(filter(None, (config.system, mounts_note(places))))
+        )
     runtime = engine.runtimes(config)  # the adapters and policies first: a refused config records nothing
     session_id = engine.service.create_session(config, _title(body.title or ""), runtime.redact)
-    for mount in mounts:
-        engine.resources.mount_file(session_id, mount.file_id, mount.mount_path, engine.runtimes)
+    for mount in prepared:
+        engine.resources.mount(session_id, mount, engine.runtimes)
     return session_json(engine, existing_session(engine, session_id))
 
 
-def _with_mounts(system: str, engine: Any, mounts: list[FileMount]) -> str:
-    """The system prompt and what it tells the model of its mounted files, once each is
-    checked (the file exists, the path is a place for it, no two share one)."""
-    places: dict[str, str] = {}
+def _prepared(engine: Any, mounts: list[Mount]) -> list[PreparedMount]:
+    """Each mount checked (a file exists, a repository is cloned, the path is a place for
+    it, no two share one) and fetched, before anything is recorded."""
+    taken: set[str] = set()
+    prepared: list[PreparedMount] = []
     for n, mount in enumerate(mounts):
-        if mount.mount_path in places:
+        if mount.mount_path in taken:
             raise ApiError(
                 400, f"resources[{n}].mount_path: {mount.mount_path!r} is taken by another resource"
             )
-        engine.resources.check_file(mount.file_id, mount.mount_path)
-        places[mount.mount_path] = work_folder_path(mount.mount_path)
-    return "\n\n".join(part for part in (system, mounts_note(places)) if part)
+        taken.add(mount.mount_path)
+        if isinstance(mount, FileMount):
+            prepared.append(engine.resources.prepare_file(mount.file_id, mount.mount_path))
+        else:
+            prepared.append(
+                engine.resources.prepare_repository(
+                    mount.url, mount.mount_path, token=mount.token, branch=mount.branch, commit=mount.commit
+                )
+            )
+    return prepared
 
 
 API_STATUSES: dict[str, tuple[Status, ...]] = {
