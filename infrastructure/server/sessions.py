@@ -247,7 +247,7 @@ class SessionCreate(msgspec.Struct):
     vault_ids: list[str] = []
 
 
-UNSUPPORTED = ("budget", "initial_events", "vault_ids")
+UNSUPPORTED = ("budget", "vault_ids")
 """What a new session may ask for that this engine does not do yet: refused, not dropped."""
 
 
@@ -262,6 +262,12 @@ async def create_session(request: Request) -> JSONResponse:
 
 
 def _create(engine: Any, body: SessionCreate, mounts: list[Mount]) -> dict[str, Any]:
+    from agentjournal.infrastructure.server.events import (  # it imports this module
+        initial_prompts,
+        send_initial,
+    )
+
+    prompts = initial_prompts(engine, body.initial_events)
     ref = body.agent if isinstance(body.agent, AgentRef) else AgentRef(body.agent)
     agent = engine.catalog.get_agent(parse_id(AGENT, ref.id), ref.version)
     environment = engine.catalog.get_environment(parse_id(ENVIRONMENT, body.environment_id))
@@ -277,6 +283,8 @@ def _create(engine: Any, body: SessionCreate, mounts: list[Mount]) -> dict[str, 
     session_id = engine.service.create_session(config, _title(body.title or ""), runtime.redact)
     for mount in prepared:
         engine.resources.mount(session_id, mount, engine.runtimes)
+    if prompts:  # the first turn starts now, its prompt the session's first event after its setup
+        send_initial(engine, session_id, prompts)
     return session_json(engine, existing_session(engine, session_id))
 
 
