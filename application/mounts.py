@@ -8,7 +8,10 @@ log, so a mount is a path inside it:
 * ``/workspace/a/b`` is ``a/b`` in the work folder (which the Docker sandbox shows at
   ``/workspace``);
 * any other absolute path ``/p/q`` is ``p/q`` in the work folder (``/mnt/session/uploads/f``
-  is ``mnt/session/uploads/f``), and the session's system prompt says so.
+  is ``mnt/session/uploads/f``).
+
+The session's system prompt ends with a note of each mount and where it lies
+(:func:`with_mounts_note`), kept up to date as resources are added and removed.
 
 A compute that shows those folders at the cloud's own paths (binds beside
 ``/workspace``) changes only this module.
@@ -63,10 +66,15 @@ def work_folder_path(mount_path: str, field: str = "mount_path") -> str:
     return "/".join(parts)
 
 
-def mounts_note(mounts: dict[str, str]) -> str:
-    """What the system prompt tells the model about what is mounted for it (mount path to
-    the path in the work folder), or nothing when nothing is."""
+NOTE_HEADING = "\n\nMounted for this session:\n"
+"""What begins the system prompt's note of a session's mounts (and ends what came before it)."""
+
+
+def with_mounts_note(system: str, mounts: dict[str, str]) -> str:
+    """``system`` with its note of what is mounted (mount path to the path in the work
+    folder) replaced by one for ``mounts``; no note when nothing is mounted."""
+    base = system.split(NOTE_HEADING, 1)[0]
     if not mounts:
-        return ""
+        return base
     lines = [f"- {mount} (in your working directory at ./{path})" for mount, path in sorted(mounts.items())]
-    return "Mounted for this session:\n" + "\n".join(lines)
+    return base + NOTE_HEADING + "\n".join(lines)

@@ -1,9 +1,9 @@
 """``SessionResources``: uploaded files and git repositories mounted into sessions.
 
-Mounting records two events on the session: ``ResourceAdded`` (which file or
-repository, at which ``mount_path``) and a ``WorkspaceChanged`` putting its files into
-the work folder at the path :func:`~agentjournal.application.mounts.work_folder_path`
-maps the mount path to. So they are the session's files from then on: a fork takes
+Mounting records on the session ``ResourceAdded`` (which file or repository, at which
+``mount_path``), a ``WorkspaceChanged`` putting its files into the work folder at the path :func:`~agentjournal.application.mounts.work_folder_path`
+maps the mount path to, and a ``ConfigChanged`` whose system prompt tells the model
+where its mounts are. So they are the session's files from then on: a fork takes
 them, the files at any later version show them, and a sandbox attached later is
 filled with them from the blob store like any other recorded file.
 
@@ -34,7 +34,7 @@ from eventsourcing.persistence import IntegrityError
 from agentjournal.application.adapters import repository_cloner
 from agentjournal.application.catalog_projection import FileView
 from agentjournal.application.errors import ConcurrentUpdate, ConfigError, ResourceNotFound
-from agentjournal.application.mounts import work_folder_path
+from agentjournal.application.mounts import with_mounts_note, work_folder_path
 from agentjournal.application.ports import FileContents, RepositoryCloner
 from agentjournal.application.service import RuntimeFactory, SessionService
 from agentjournal.application.uploads import Uploads
@@ -166,6 +166,7 @@ class SessionResources:
         if session.resource(resource_id) is None:
             raise ResourceNotFound(session_id, resource_id)
         session.remove_resource(resource_id)
+        _tell_the_model(session)
         self._save(session)
 
     def mount(
@@ -183,6 +184,7 @@ class SessionResources:
             session.record_workspace({**session.files, **mounted})
         else:
             self._write_into_sandbox(session, files, runtime_for)
+        _tell_the_model(session)
         self._save(session)
         return session.resources[-1]
 
@@ -202,6 +204,14 @@ class SessionResources:
             self.service.save(session)
         except IntegrityError:
             raise ConcurrentUpdate(session.id) from None
+
+
+def _tell_the_model(session: Session) -> None:
+    """Bring the system prompt's note of the session's mounts up to date (a
+    ``ConfigChanged``, so the log says when the model was told what)."""
+    places = {r.resource.mount_path: r.resource.path for r in session.resources}
+    system = with_mounts_note(session.config.system, places)
+    session.change_config(msgspec.structs.replace(session.config, system=system))
 
 
 def _new_id() -> str:

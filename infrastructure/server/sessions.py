@@ -28,7 +28,6 @@ from starlette.routing import Route
 
 from agentjournal.application.catalog import session_config
 from agentjournal.application.errors import SessionNotFound
-from agentjournal.application.mounts import mounts_note
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.application.projection import SessionQuery, SessionStats, SessionSummary, session_stats
 from agentjournal.application.resources import PreparedMount
@@ -274,11 +273,6 @@ def _create(engine: Any, body: SessionCreate, mounts: list[Mount]) -> dict[str, 
     config = session_config(agent, environment, engine.runtimes.config)
     config = msgspec.structs.replace(config, metadata=check_metadata(dict(body.metadata)))
     prepared = _prepared(engine, mounts)  # files read, repositories cloned: nothing recorded yet
-    if prepared:
-        places = {p.resource.mount_path: p.resource.path for p in prepared}
-        config = msgspec.structs.replace(
-            config, system="\n\n".join(filter(None, (config.system, mounts_note(places))))
-        )
     runtime = engine.runtimes(config)  # the adapters and policies first: a refused config records nothing
     session_id = engine.service.create_session(config, _title(body.title or ""), runtime.redact)
     for mount in prepared:
