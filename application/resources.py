@@ -170,7 +170,7 @@ class SessionResources:
         self._save(session)
 
     def mount(
-        self, session_id: UUID, prepared: PreparedMount, runtime_for: RuntimeFactory
+        self, session_id: UUID, prepared: PreparedMount, runtime_for: RuntimeFactory | None = None
     ) -> MountedResource:
         """Record a prepared resource and put its files into the session's work folder:
         into the record alone when it has no sandbox yet, else into the sandbox, then a
@@ -189,8 +189,10 @@ class SessionResources:
         return session.resources[-1]
 
     def _write_into_sandbox(
-        self, session: Session, files: list[FileContents], runtime_for: RuntimeFactory
+        self, session: Session, files: list[FileContents], runtime_for: RuntimeFactory | None
     ) -> None:
+        if runtime_for is None:
+            raise ConfigError("the session has a sandbox: mounting into it needs its compute (runtime_for)")
         compute = runtime_for(session.config, session.id).compute
         binding = compute.attach(session.id, session.compute)
         if binding != session.compute:  # the sandbox was lost: a new one, filled from the log

@@ -85,6 +85,9 @@ def test_what_is_not_an_upload_is_refused_in_the_api_shape(api_server, client):
         content=b"--xyz\r\nnonsense",
     )
     assert broken.status_code == 400
+    with pytest.raises(anthropic.BadRequestError) as expiring:
+        client.beta.files.upload(file=("a.txt", b"a"), expires_in_seconds=3600)
+    assert "expires_in_seconds: not supported" in expiring.value.message
     with pytest.raises(anthropic.NotFoundError):
         client.beta.files.retrieve_metadata("file_" + "0" * 32)
     with pytest.raises(anthropic.NotFoundError):

@@ -6,7 +6,7 @@ time, so the server holds no more than a piece of it (and writes it once).
 :func:`read_file_field` feeds the request's stream to python-multipart's push
 parser and passes the bytes of the ``file`` field to ``write`` (called in a thread,
 since it stores) after each piece of the body. Other fields are read and dropped,
-each up to :data:`MAX_FIELD_BYTES`. The body is under the client timeout piece by
+each up to :data:`MAX_FIELD_BYTES`, except those refused by name (:data:`REFUSED_FIELDS`). The body is under the client timeout piece by
 piece, not whole: a large upload takes as long as it takes, a stalled one is cut off.
 """
 
@@ -27,6 +27,9 @@ FILE_FIELD = "file"
 
 MAX_FIELD_BYTES = 1024
 """The largest value of a field other than the file (``expires_in_seconds`` and the like)."""
+
+REFUSED_FIELDS = frozenset({"expires_in_seconds"})
+"""Fields the cloud takes that this server does not honour: refused, not ignored."""
 
 FRAMING_BYTES = 64 * 1024
 """What a body may hold beyond its file (boundaries, part headers, small fields): a
@@ -63,6 +66,8 @@ class _Collector:
     def __init__(self) -> None:
         self.part = _Part()
         self.found: FileField | None = None
+        self.fields: set[str] = set()
+        """The names of the other fields the body held."""
         self.pending: list[bytes] = []
         self._header_name = b""
         self._header_value = b""
@@ -84,6 +89,7 @@ class _Collector:
         _, options = parse_options_header(self.part.headers.get(b"content-disposition", b""))
         self.part.name = options.get(b"name", b"").decode("utf-8", "replace")
         if self.part.name != FILE_FIELD:
+            self.fields.add(self.part.name)
             return
         if b"filename" not in options:
             raise ApiError(400, f"the {FILE_FIELD!r} field must be a file (a part with a filename)")
@@ -151,4 +157,7 @@ async def read_file_field(
         raise ApiError(400, f"the body is not valid multipart/form-data: {e}") from None
     if collector.found is None:
         raise ApiError(400, f"the body has no {FILE_FIELD!r} field")
+    refused = sorted(collector.fields & REFUSED_FIELDS)
+    if refused:
+        raise ApiError(400, f"{refused[0]}: not supported by this server yet (files here do not expire)")
     return collector.found
