@@ -16,6 +16,8 @@ from agentjournal.domain import ComputeBinding
 
 LANGUAGE_MODEL_TOPIC = "agentjournal.infrastructure.models.litellm_model:LiteLLMModel"
 
+REPOSITORY_CLONER_TOPIC = "agentjournal.infrastructure.compute.git_clone:GitCloner"
+
 COMPUTE_TOPICS = {
     "host": "agentjournal.infrastructure.compute.host:HostCompute",
     "docker": "agentjournal.infrastructure.compute.docker_sandbox:DockerCompute",
@@ -42,6 +44,10 @@ def compute_class(kind: str) -> Any:
 
 def language_model_class() -> Any:
     return resolve_topic(LANGUAGE_MODEL_TOPIC)
+
+
+def repository_cloner() -> Any:
+    return resolve_topic(REPOSITORY_CLONER_TOPIC)()
 
 
 def release_binding(binding: ComputeBinding) -> None:

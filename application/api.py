@@ -45,6 +45,10 @@ from agentjournal.domain import Session, SessionConfig, Status, check_package_sa
 
 if TYPE_CHECKING:
     from agentjournal.application.audit import TimelineEntry, Verification
+    from agentjournal.application.catalog_projection import FileView
+    from agentjournal.application.resources import SessionResources
+    from agentjournal.application.uploads import Uploads
+    from agentjournal.domain.resources import MountedResource
 
 __all__ = [
     "Agent",
@@ -403,6 +407,65 @@ class ManagedAgent:
         )
         forked._session_id = fork_id
         return forked
+
+    # -- files and repositories ----------------------------------------------------------
+
+    def upload_file(self, source: str | os.PathLike[str], mime_type: str | None = None) -> FileView:
+        """Upload a file from disk to the store's Files (the Files API's upload), read and
+        stored a part at a time; its media type is guessed from its name unless given."""
+        import mimetypes
+
+        uploads = self._uploads()
+        upload = uploads.begin()
+        with open(source, "rb") as file:
+            while part := file.read(1024 * 1024):
+                upload.write(part)
+        name = os.path.basename(os.fspath(source))
+        kind = mime_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return uploads.finish(upload, name, kind)
+
+    def mount_file(self, file_id: UUID | str, mount_path: str | None = None) -> MountedResource:
+        """Mount an uploaded file into the session (started now if there is none) at
+        ``mount_path`` (default: ``/mnt/session/uploads/<file_id>``); see
+        :mod:`agentjournal.application.mounts` for where that lies in the work folder."""
+        from agentjournal.application.mounts import default_file_mount
+
+        file_id = file_id if isinstance(file_id, UUID) else UUID(str(file_id).removeprefix("file_"))
+        resources = self._resources()
+        prepared = resources.prepare_file(file_id, mount_path or default_file_mount(f"file_{file_id.hex}"))
+        return resources.mount(self._session_for_mounts(), prepared, self._runtimes)
+
+    def mount_repository(
+        self, url: str, *, token: str | None = None, branch: str = "", commit: str = "",
+        mount_path: str | None = None,
+    ) -> MountedResource:  # fmt: skip
+        """Clone a git repository (http or https) at ``branch`` or ``commit`` into the
+        session (started now if there is none) at ``mount_path`` (default:
+        ``/workspace/<repo>``). ``token`` is used for the clone and kept nowhere."""
+        from agentjournal.application.mounts import default_repository_mount
+
+        resources = self._resources()
+        prepared = resources.prepare_repository(
+            url, mount_path or default_repository_mount(url), token=token, branch=branch, commit=commit
+        )
+        return resources.mount(self._session_for_mounts(), prepared, self._runtimes)
+
+    def _uploads(self) -> Uploads:
+        from agentjournal.application.catalog import Catalog
+        from agentjournal.application.uploads import Uploads
+
+        return Uploads(Catalog(self.service, self.config.redactor()))
+
+    def _resources(self) -> SessionResources:
+        from agentjournal.application.resources import SessionResources
+
+        return SessionResources(self.service, self._uploads())
+
+    def _session_for_mounts(self) -> UUID:
+        if self._session_id is None:
+            self.create_session()
+        assert self._session_id is not None
+        return self._session_id
 
     def interrupt(self) -> None:
         """Record the running turn as interrupted (``ManagedBackendProtocol``)."""

@@ -243,3 +243,21 @@ class BlobStore(Protocol):
     def stored(self, digests: Iterable[str]) -> set[str]:
         """Which of ``digests`` have contents stored."""
         ...
+
+
+class Checkout(msgspec.Struct, frozen=True):
+    """A repository as a clone checked it out: the commit, and every regular file of the
+    work tree and of ``.git`` (paths relative to the clone), links left out."""
+
+    commit: str
+    files: list[FileContents]
+
+
+class RepositoryCloner(Protocol):
+    """Clones git repositories, with git itself, for sessions to mount."""
+
+    def clone(self, url: str, token: str | None, branch: str = "", commit: str = "") -> Checkout:
+        """The repository at ``url`` (http or https), at ``branch`` or ``commit`` (neither:
+        its default branch). ``token`` authenticates the clone and goes nowhere else.
+        ``RepositoryUnavailable`` when git cannot clone it."""
+        ...

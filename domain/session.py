@@ -12,6 +12,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
 from eventsourcing.domain import Aggregate
 
 from agentjournal.domain.chain import GENESIS, ChainedAggregate, as_recorded, changed_fields
@@ -25,6 +26,7 @@ from agentjournal.domain.errors import (
     SessionTerminatedError,
     UnknownToolCall,
 )
+from agentjournal.domain.resources import MountedResource, SessionResource
 from agentjournal.domain.values import (
     AssistantMessage,
     ComputeBinding,
@@ -83,6 +85,9 @@ class Session(ChainedAggregate):
     """The version of the event that last changed ``files`` (0 when none did since the
     session was loaded from a snapshot of the old kind): what lets a snapshot that
     continues another leave out a manifest that did not change."""
+
+    resources: tuple[MountedResource, ...] = ()
+    """The resources mounted for the session (uploaded files), in the order added."""
 
     deleted: bool = False
     """Deleted by its owner: hidden from listings and lookups. The log keeps it, as it
@@ -436,6 +441,34 @@ class Session(ChainedAggregate):
         if not self.deleted:
             self.trigger_event(self.SessionDeleted)
 
+    def add_resource(self, resource: SessionResource) -> None:
+        """Record a resource mounted for the session, between turns. What it put into the
+        work folder is recorded apart, as a ``WorkspaceChanged``."""
+        self._check_not_terminated()
+        if self.status == Status.RUNNING:
+            raise SessionBusy(self.id, self.worker)
+        self.trigger_event(self.ResourceAdded, resource=resource)
+
+    def remove_resource(self, resource_id: str) -> None:
+        """Forget a resource; the files it put into the work folder stay there (they are
+        the session's files now, which its tools may have changed)."""
+        self._check_not_terminated()
+        if self.status == Status.RUNNING:
+            raise SessionBusy(self.id, self.worker)
+        if self.resource(resource_id) is not None:
+            self.trigger_event(self.ResourceRemoved, resource_id=resource_id)
+
+    def touch_resource(self, resource_id: str) -> None:
+        """Record that a resource was updated (a repository's token rotated: the token
+        itself is never recorded)."""
+        self._check_not_terminated()
+        if self.resource(resource_id) is not None:
+            self.trigger_event(self.ResourceUpdated, resource_id=resource_id)
+
+    def resource(self, resource_id: str) -> MountedResource | None:
+        """The mounted resource with this id, if the session has it."""
+        return next((r for r in self.resources if r.resource.id == resource_id), None)
+
     def _close_open_tool_calls(self, why: str) -> None:
         for call in self.open_tool_calls:
             self.trigger_event(
@@ -647,6 +680,32 @@ class Session(ChainedAggregate):
     class SessionArchived(Event):
         def apply(self, session: Session) -> None:
             session.archived_at = self.timestamp
+
+    class ResourceAdded(Event):
+        resource: SessionResource
+
+        def apply(self, session: Session) -> None:
+            mounted = MountedResource(
+                resource=self.resource, created_at=self.timestamp, updated_at=self.timestamp
+            )
+            session.resources = (*session.resources, mounted)
+
+    class ResourceUpdated(Event):
+        resource_id: str
+
+        def apply(self, session: Session) -> None:
+            session.resources = tuple(
+                msgspec.structs.replace(r, updated_at=self.timestamp)
+                if r.resource.id == self.resource_id
+                else r
+                for r in session.resources
+            )
+
+    class ResourceRemoved(Event):
+        resource_id: str
+
+        def apply(self, session: Session) -> None:
+            session.resources = tuple(r for r in session.resources if r.resource.id != self.resource_id)
 
     class SessionDeleted(Event):
         def apply(self, session: Session) -> None:

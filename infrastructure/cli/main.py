@@ -353,6 +353,13 @@ def _parser() -> argparse.ArgumentParser:
         "(requires_action); answers within it continue the turn without a pause (default: 2)",
     )
     serve.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="the largest file POST /v1/files accepts (default: 500 MB, as the cloud)",
+    )
+    serve.add_argument(
         "--client-timeout",
         type=float,
         default=30.0,
@@ -397,6 +404,7 @@ def _serve(args: argparse.Namespace) -> int:
         model_provider=args.model_provider,
         answer_grace=args.answer_grace,
         client_timeout=args.client_timeout,
+        **({"max_upload_bytes": args.max_upload_bytes} if args.max_upload_bytes else {}),
         turn_workers=args.turn_workers,
         shutdown_grace=args.shutdown_grace,
     )

@@ -24,8 +24,10 @@ from agentjournal.application.api import open_store
 from agentjournal.application.catalog import Catalog
 from agentjournal.application.config import ManagedConfig
 from agentjournal.application.recovery import Recovery
+from agentjournal.application.resources import SessionResources
 from agentjournal.application.runtimes import Runtimes, unchanged
 from agentjournal.application.service import SessionService
+from agentjournal.application.uploads import MAX_UPLOAD_BYTES, Uploads
 from agentjournal.application.work_queue import KEY_PREFIX
 from agentjournal.domain import SessionConfig
 from agentjournal.infrastructure.server.auth import RequireApiKey
@@ -61,6 +63,9 @@ class ServerSettings:
     model: ManagedConfig = field(default_factory=ManagedConfig)
     model_provider: str = ""
     max_body_bytes: int = MAX_BODY_BYTES
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    """The largest file an upload may hold (``POST /v1/files``); JSON bodies stay under
+    ``max_body_bytes``."""
     client_timeout: float = CLIENT_TIMEOUT
     """Seconds a client has to send a request's headers (from connecting, or from the
     previous response), and then its body; a connection that takes longer is closed."""
@@ -81,8 +86,8 @@ class ServerSettings:
 
 
 class Engine:
-    """What every request shares: the store's services (sessions and the catalog of agents
-    and environments), the turn runner, the doorbell."""
+    """What every request shares: the store's services (sessions, the catalog of agents
+    and environments, uploaded files), the turn runner, the doorbell."""
 
     def __init__(
         self,
@@ -94,6 +99,8 @@ class Engine:
         self.settings = settings
         self.service = service
         self.catalog = catalog
+        self.uploads = Uploads(catalog, settings.max_upload_bytes)
+        self.resources = SessionResources(service, self.uploads)
         self.doorbell = Doorbell(loop)
         self.runtimes = Runtimes(
             settings.model,
@@ -189,17 +196,21 @@ def _routes() -> list[BaseRoute]:
         events,
         extensions,
         files,
+        resources,
         sessions,
+        uploads,
         work,
     )
 
     return [
         *sessions.routes,
+        *resources.routes,
         *events.routes,
         *agents.routes,
         *environments.routes,
         *extensions.routes,
         *files.routes,
         *work.routes,
+        *uploads.routes,
         *browser.routes,
     ]

@@ -208,6 +208,41 @@ def _record(
     return [_perform(engine, session_id, command, worker) for command in commands]
 
 
+MAX_INITIAL_EVENTS = 50
+"""The most ``initial_events`` a new session takes, as the cloud documents."""
+
+
+def initial_prompts(engine: Any, events: list[dict[str, Any]]) -> list[EventIn]:
+    """A new session's ``initial_events``, checked before the session is recorded:
+    ``user.message`` events only (``user.define_outcome`` waits for outcomes), at most
+    :data:`MAX_INITIAL_EVENTS`, and one of them, since a session here runs one prompt per
+    turn and a turn cannot be queued behind another."""
+    if len(events) > MAX_INITIAL_EVENTS:
+        raise ApiError(400, f"initial_events: at most {MAX_INITIAL_EVENTS} events, not {len(events)}")
+    for n, event in enumerate(events):
+        kind = event.get("type") if isinstance(event, dict) else None
+        if kind == "user.define_outcome":
+            raise ApiError(
+                400, f"initial_events[{n}]: user.define_outcome is not supported until outcomes exist"
+            )
+        if kind != "user.message":
+            raise ApiError(400, f"initial_events[{n}].type: must be 'user.message', not {kind!r}")
+    if len(events) > 1:
+        raise ApiError(400, "initial_events: one user.message; this server runs one prompt per turn")
+    try:
+        prompts: list[EventIn] = msgspec.convert(events, type=list[UserMessageIn])
+    except msgspec.ValidationError as e:
+        raise ApiError(400, f"initial_events: {e}") from None
+    for n, prompt in enumerate(prompts):
+        _command(engine, UUID(int=0), f"initial_events[{n}]", prompt)  # its text, as a send checks it
+    return prompts
+
+
+def send_initial(engine: Any, session_id: UUID, prompts: list[EventIn]) -> None:
+    """Start a new session's first turn from its checked ``initial_events``."""
+    _record(engine, session_id, prompts)
+
+
 def _command(engine: Any, session_id: UUID, where: str, event: EventIn) -> _Command:
     if isinstance(event, UserMessageIn):
         text = _text(event.content)

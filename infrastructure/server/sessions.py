@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 from uuid import UUID
 
@@ -29,11 +29,13 @@ from starlette.routing import Route
 from agentjournal.application.catalog import session_config
 from agentjournal.application.errors import SessionNotFound
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
-from agentjournal.application.projection import SessionQuery, SessionSummary
+from agentjournal.application.projection import SessionQuery, SessionStats, SessionSummary, session_stats
+from agentjournal.application.resources import PreparedMount
 from agentjournal.domain import NoTurnInProgress, Session, SessionConfig, Status, Usage
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
 from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, parse_id, wire_id
+from agentjournal.infrastructure.server.mounts import FileMount, Mount, resource_json, resource_mount
 from agentjournal.infrastructure.server.query import query_bool, query_int, query_time, query_version
 from agentjournal.infrastructure.server.wire import wire_time
 
@@ -101,6 +103,8 @@ def session_json(engine: Any, session: Session) -> dict[str, Any]:
         session.id, agent, config.environment_id, session.title, config.metadata,
         Status.RUNNING if session.awaits_worker else session.status,
         session.usage, session.created_on, session.modified_on, session.archived_at,
+        session_stats(engine.service.summary(session.id), datetime.now(timezone.utc)),
+        [resource_json(r) for r in session.resources],
     )  # fmt: skip
 
 
@@ -113,12 +117,15 @@ def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:
     return _session_body(
         summary.id, agent, summary.environment_id, summary.title, summary.metadata, summary.status,
         summary.usage, summary.created_at, summary.updated_at, summary.archived_at,
+        session_stats(summary, datetime.now(timezone.utc)),
+        [],
     )  # fmt: skip
 
 
 def _session_body(
     session_id: UUID, agent: dict[str, Any], environment_id: str, title: str, metadata: Mapping[str, Any],
     status: Status, usage: Usage, created_at: datetime, updated_at: datetime, archived_at: datetime | None,
+    stats: SessionStats, resources: list[dict[str, Any]],
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "type": "session",
@@ -129,8 +136,8 @@ def _session_body(
         "metadata": {str(k): str(v) for k, v in metadata.items()},
         "status": API_STATUS[status],
         "usage": usage_json(usage),
-        "stats": {},
-        "resources": [],
+        "stats": {"active_seconds": stats.active_seconds, "duration_seconds": stats.duration_seconds},
+        "resources": resources,
         "vault_ids": [],
         "outcome_evaluations": [],
         "created_at": wire_time(created_at),
@@ -240,7 +247,7 @@ class SessionCreate(msgspec.Struct):
     vault_ids: list[str] = []
 
 
-UNSUPPORTED = ("budget", "initial_events", "resources", "vault_ids")
+UNSUPPORTED = ("budget", "vault_ids")
 """What a new session may ask for that this engine does not do yet: refused, not dropped."""
 
 
@@ -250,18 +257,52 @@ async def create_session(request: Request) -> JSONResponse:
     for name in UNSUPPORTED:
         if getattr(body, name):
             raise ApiError(400, f"{name}: not supported by this server yet")
-    return JSONResponse(await asyncio.to_thread(_create, engine, body))
+    mounts = [resource_mount(resource, f"resources[{n}]") for n, resource in enumerate(body.resources)]
+    return JSONResponse(await asyncio.to_thread(_create, engine, body, mounts))
 
 
-def _create(engine: Any, body: SessionCreate) -> dict[str, Any]:
+def _create(engine: Any, body: SessionCreate, mounts: list[Mount]) -> dict[str, Any]:
+    from agentjournal.infrastructure.server.events import (  # it imports this module
+        initial_prompts,
+        send_initial,
+    )
+
+    prompts = initial_prompts(engine, body.initial_events)
     ref = body.agent if isinstance(body.agent, AgentRef) else AgentRef(body.agent)
     agent = engine.catalog.get_agent(parse_id(AGENT, ref.id), ref.version)
     environment = engine.catalog.get_environment(parse_id(ENVIRONMENT, body.environment_id))
     config = session_config(agent, environment, engine.runtimes.config)
     config = msgspec.structs.replace(config, metadata=check_metadata(dict(body.metadata)))
+    prepared = _prepared(engine, mounts)  # files read, repositories cloned: nothing recorded yet
     runtime = engine.runtimes(config)  # the adapters and policies first: a refused config records nothing
     session_id = engine.service.create_session(config, _title(body.title or ""), runtime.redact)
+    for mount in prepared:
+        engine.resources.mount(session_id, mount, engine.runtimes)
+    if prompts:  # the first turn starts now, its prompt the session's first event after its setup
+        send_initial(engine, session_id, prompts)
     return session_json(engine, existing_session(engine, session_id))
+
+
+def _prepared(engine: Any, mounts: list[Mount]) -> list[PreparedMount]:
+    """Each mount checked (a file exists, a repository is cloned, the path is a place for
+    it, no two share one) and fetched, before anything is recorded."""
+    taken: set[str] = set()
+    prepared: list[PreparedMount] = []
+    for n, mount in enumerate(mounts):
+        if mount.mount_path in taken:
+            raise ApiError(
+                400, f"resources[{n}].mount_path: {mount.mount_path!r} is taken by another resource"
+            )
+        taken.add(mount.mount_path)
+        if isinstance(mount, FileMount):
+            prepared.append(engine.resources.prepare_file(mount.file_id, mount.mount_path))
+        else:
+            prepared.append(
+                engine.resources.prepare_repository(
+                    mount.url, mount.mount_path, token=mount.token, branch=mount.branch, commit=mount.commit
+                )
+            )
+    return prepared
 
 
 API_STATUSES: dict[str, tuple[Status, ...]] = {
