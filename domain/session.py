@@ -31,6 +31,7 @@ from agentjournal.domain.values import (
     FileState,
     Lineage,
     Message,
+    ModelCall,
     PackageInstall,
     SessionConfig,
     Status,
@@ -255,9 +256,13 @@ class Session(ChainedAggregate):
         self._check_running()
         self.trigger_event(self.AssistantMessageAdded, message=message)
 
-    def record_usage(self, model: str, usage: Usage) -> None:
+    def record_usage(self, model: str, usage: Usage, call: ModelCall | None = None) -> None:
+        """Add one model call's usage; ``call`` is its timing and cost, when measured."""
         self._check_not_terminated()
-        self.trigger_event(self.UsageRecorded, model=model, usage=usage)
+        if call is None:
+            self.trigger_event(self.UsageRecorded, model=model, usage=usage)
+        else:
+            self.trigger_event(self.UsageRecorded, model=model, usage=usage, call=call)
 
     def start_tool_call(self, call: ToolCall) -> None:
         self._check_open_call(call.id)
@@ -474,6 +479,9 @@ class Session(ChainedAggregate):
     class UsageRecorded(Event):
         model: str
         usage: Usage
+        call: ModelCall | None = None
+        """The call's timing and cost. Usage recorded before calls were timed decodes
+        with the default, and its hash never covered it."""
 
         def apply(self, session: Session) -> None:
             session.usage = session.usage + self.usage
