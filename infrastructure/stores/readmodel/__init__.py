@@ -3,7 +3,7 @@ per store for the catalog of agents and environments (``sqlite_catalog``,
 ``postgres_catalog``), which a process serving sessions only never imports.
 
 **Versioned tables.** A read model's tables carry the version of their schema in
-their names (``session_summaries_v2``). A process that finds no table of its
+their names (``session_summaries_v3``). A process that finds no table of its
 version creates it empty at position 0, so its projector rebuilds it from the
 whole log (a projection can always be thrown away), and drops the tables of
 earlier versions. Creating and dropping only ever go forward and are each
@@ -21,6 +21,7 @@ import msgspec
 from eventsourcing.persistence import Cipher
 
 from agentjournal.application.projection import SessionQuery, SessionSummary
+from agentjournal.application.tracing import Cost
 from agentjournal.domain import Status, Usage
 
 
@@ -33,11 +34,17 @@ class Tables(NamedTuple):
 
 
 SESSION_TABLES = Tables(
-    "session_summaries_v2",
-    "session_summaries_v2_position",
-    obsolete=("session_summaries", "session_summaries_position"),
+    "session_summaries_v3",
+    "session_summaries_v3_position",
+    obsolete=(
+        "session_summaries",
+        "session_summaries_position",
+        "session_summaries_v2",
+        "session_summaries_v2_position",
+    ),
 )
-"""Version 2 added the agent, environment, metadata, archived and deleted columns."""
+"""Version 2 added the agent, environment, metadata, archived and deleted columns;
+version 3 the cost (dollars, and the calls without a price) and the model calls' time."""
 
 COLUMNS = (
     "id", "name", "model", "status", "title",
@@ -45,6 +52,7 @@ COLUMNS = (
     "message_count", "tool_call_count", "turn_count", "version",
     "created_at", "updated_at", "parent_id", "parent_version", "last_error",
     "agent_id", "agent_version", "environment_id", "metadata", "archived_at", "deleted",
+    "cost_usd", "unpriced_calls", "model_ms",
 )  # fmt: skip
 
 
@@ -90,6 +98,7 @@ def to_row(s: SessionSummary, sealer: Sealer) -> tuple[Any, ...]:
         storable(s.agent_id), s.agent_version, storable(s.environment_id),
         sealer.seal(msgspec.json.encode(s.metadata).decode()),
         sortable(s.archived_at) if s.archived_at else None, s.deleted,
+        s.cost.usd, s.cost.unpriced, s.model_ms,
     )  # fmt: skip
 
 
@@ -122,6 +131,8 @@ def from_row(row: Any, sealer: Sealer) -> SessionSummary:
         metadata=msgspec.json.decode(sealer.open(r["metadata"])),
         archived_at=datetime.fromisoformat(r["archived_at"]) if r["archived_at"] else None,
         deleted=bool(r["deleted"]),
+        cost=Cost(usd=r["cost_usd"], unpriced=r["unpriced_calls"]),
+        model_ms=r["model_ms"],
     )
 
 
