@@ -47,6 +47,7 @@ from agentjournal.application.service import (
     ToolCallUpdate,
     TurnOutcome,
 )
+from agentjournal.application.tracing import SessionTrace, session_trace
 from agentjournal.domain import (
     AssistantMessage,
     Session,
@@ -581,11 +582,13 @@ def _list(args: argparse.Namespace) -> int:
         return OK
     rows = [
         (str(s.id), s.status.value, s.title, f"{s.usage.input_tokens}/{s.usage.output_tokens}",
-         str(s.message_count), f"{s.parent_id}@{s.parent_version}" if s.parent_id else "",
-         s.updated_at.strftime("%Y-%m-%d %H:%M:%S"))
+         views.format_cost(s.cost), f"{s.model_ms / 1000:.1f}", str(s.message_count),
+         f"{s.parent_id}@{s.parent_version}" if s.parent_id else "", s.updated_at.strftime("%Y-%m-%d %H:%M:%S"))
         for s in summaries
     ]  # fmt: skip
-    _table(("id", "status", "title", "tokens in/out", "msgs", "forked from", "updated"), rows)
+    _table(
+        ("id", "status", "title", "tokens in/out", "cost", "model s", "msgs", "forked from", "updated"), rows
+    )
     return OK
 
 
@@ -593,12 +596,14 @@ def _show(args: argparse.Namespace) -> int:
     service = _service(args)
     summary = service.summary(service.find_session(args.session))
     session = service.get_session(summary.id)
+    trace = session_trace(service.events.get(summary.id))
     if args.json:
-        _print_json(views.session_detail(summary, session))
+        _print_json(views.session_detail(summary, session) | {"trace": views.session_trace(trace)})
         return OK
     print(f"session {summary.id}  [{summary.status.value}]  {summary.title!r}")
     print(f"  model {summary.model}, {summary.turn_count} turns, version {summary.version}")
     print(f"  tokens: {summary.usage.input_tokens} in, {summary.usage.output_tokens} out")
+    _print_costs(trace)
     if summary.parent_id:
         print(f"  forked from {summary.parent_id} at event {summary.parent_version}")
     if summary.last_error:
@@ -606,6 +611,21 @@ def _show(args: argparse.Namespace) -> int:
     print()
     _print_messages(session)
     return OK
+
+
+def _print_costs(trace: SessionTrace) -> None:
+    """Cost and time per turn, and how each tool fared."""
+    calls = trace.model_calls
+    print(
+        f"  cost: {views.format_cost(trace.cost)}; {len(calls)} model calls, {trace.model_ms:.0f} ms in all"
+    )
+    for turn in trace.turns:
+        took = f"{turn.duration_ms:.0f} ms" if turn.duration_ms is not None else "running"
+        print(f"    turn {turn.turn} ({turn.outcome}): {took}, {len(turn.model_calls)} model calls "
+              f"{turn.model_ms:.0f} ms, {len(turn.tool_calls)} tool calls, cost {views.format_cost(turn.cost)}")  # fmt: skip
+    for tool in trace.tool_stats():
+        print(f"  tool {tool.name}: {tool.calls} calls, {tool.failures} failed, "
+              f"median {tool.median_ms:.0f} ms, p95 {tool.p95_ms:.0f} ms")  # fmt: skip
 
 
 def _log(args: argparse.Namespace) -> int:

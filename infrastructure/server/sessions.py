@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from agentjournal.application import views
 from agentjournal.application.catalog import session_config
 from agentjournal.application.errors import SessionNotFound
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -100,6 +101,7 @@ def session_json(engine: Any, session: Session) -> dict[str, Any]:
     return _session_body(
         session.id, agent, config.environment_id, session.title, config.metadata, session.status,
         session.usage, session.created_on, session.modified_on, session.archived_at,
+        extension_json(engine.service.summary(session.id)),
     )  # fmt: skip
 
 
@@ -111,13 +113,20 @@ def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:
         return session_json(engine, existing_session(engine, summary.id))
     return _session_body(
         summary.id, agent, summary.environment_id, summary.title, summary.metadata, summary.status,
-        summary.usage, summary.created_at, summary.updated_at, summary.archived_at,
+        summary.usage, summary.created_at, summary.updated_at, summary.archived_at, extension_json(summary),
     )  # fmt: skip
+
+
+def extension_json(summary: SessionSummary) -> dict[str, Any]:
+    """What a session shows beyond the cloud's fields, under a key of its own
+    (``x_agentjournal``): what its model calls cost and how long they took."""
+    return {"cost": views.cost(summary.cost), "model_ms": round(summary.model_ms, 3)}
 
 
 def _session_body(
     session_id: UUID, agent: dict[str, Any], environment_id: str, title: str, metadata: Mapping[str, Any],
     status: Status, usage: Usage, created_at: datetime, updated_at: datetime, archived_at: datetime | None,
+    extension: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "type": "session",
@@ -135,6 +144,7 @@ def _session_body(
         "created_at": wire_time(created_at),
         "updated_at": wire_time(updated_at),
         "archived_at": wire_time(archived_at) if archived_at else None,
+        "x_agentjournal": extension,
     }
 
 
