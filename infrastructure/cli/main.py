@@ -308,6 +308,20 @@ def _parser() -> argparse.ArgumentParser:
     timeline.add_argument("--json", action="store_true", help="JSON Lines, one entry per line")
     timeline.set_defaults(handler=_timeline)
 
+    otel = sub.add_parser(
+        "otel", help="send sessions to an OpenTelemetry collector as GenAI spans (needs the otel extra)"
+    )
+    chosen = otel.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("session", nargs="?")
+    chosen.add_argument("--all", action="store_true", help="every session of the store")
+    otel.add_argument(
+        "--endpoint",
+        default="",
+        help="the collector's OTLP/HTTP address, e.g. http://127.0.0.1:4318 "
+        "(default: the OTEL_EXPORTER_OTLP_* settings, else http://localhost:4318)",
+    )
+    otel.set_defaults(handler=_otel)
+
     compare = sub.add_parser("diff", help="where two sessions (a fork and its parent, say) part, and how")
     compare.add_argument("left")
     compare.add_argument("right", help="another session, or the same one with --left-at / --right-at")
@@ -768,6 +782,28 @@ def _timeline(args: argparse.Namespace) -> int:
     for entry in entries:
         text = entry.text.replace("\n", "\n" + " " * 27)
         print(f"{entry.version:>5} {entry.timestamp:%H:%M:%S}  {entry.actor:<9}  {text}")
+    return OK
+
+
+def _otel(args: argparse.Namespace) -> int:
+    try:
+        from agentjournal.infrastructure.telemetry import otel
+    except ImportError as e:
+        print(f"agentjournal: OpenTelemetry export needs the otel extra "
+              f"(pip install 'agentjournal[otel]'): {e}", file=sys.stderr)  # fmt: skip
+        return USAGE
+    service = _service(args)
+    if args.all:
+        summaries = service.list_summaries(limit=sys.maxsize)
+    else:
+        summaries = [service.summary(service.find_session(args.session))]
+    traces = ((session_trace(service.events.get(s.id)), s.title, s.name) for s in summaries)
+    try:
+        sent = otel.export(traces, args.endpoint)
+    except otel.ExportFailed as e:
+        print(f"agentjournal: {e}", file=sys.stderr)
+        return FAILURE
+    print(f"sent {sent} spans of {len(summaries)} sessions")
     return OK
 
 
