@@ -257,12 +257,11 @@ class Session(ChainedAggregate):
         self.trigger_event(self.AssistantMessageAdded, message=message)
 
     def record_usage(self, model: str, usage: Usage, call: ModelCall | None = None) -> None:
-        """Add one model call's usage; ``call`` is its timing and cost, when measured."""
+        """Add one model call's usage; ``call`` is its timing and cost, when measured.
+        ``call`` is always passed, None included: the event's dataclass sets a field it
+        is not given to its default, and the hash must cover what the event holds."""
         self._check_not_terminated()
-        if call is None:
-            self.trigger_event(self.UsageRecorded, model=model, usage=usage)
-        else:
-            self.trigger_event(self.UsageRecorded, model=model, usage=usage, call=call)
+        self.trigger_event(self.UsageRecorded, model=model, usage=usage, call=call)
 
     def start_tool_call(self, call: ToolCall) -> None:
         self._check_open_call(call.id)

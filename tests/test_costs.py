@@ -151,3 +151,19 @@ def test_the_api_session_carries_its_cost_as_an_extension(api_server, store):
     extension = body["x_agentjournal"]
     assert extension["cost"]["usd"] > 0 and extension["cost"]["unpriced_calls"] == 0
     assert extension["model_ms"] > 0
+
+
+def test_usage_recorded_without_timing_verifies_and_counts_as_unpriced(service):
+    from agentjournal.domain import AssistantMessage, SessionConfig, Usage
+
+    session_id = service.create_session(SessionConfig(model="m", system="s", name="n", tools=()))
+    session = service.get_session(session_id)
+    session.begin_turn("hello", "test")
+    session.add_assistant_message(AssistantMessage("hi"))
+    session.record_usage("m", Usage(3, 4))
+    session.complete_turn()
+    service.save(session)
+    assert audit.verify(service, session_id).ok
+    (call,) = session_trace(service.events.get(session_id)).model_calls
+    assert call.duration_ms is None and call.cost_usd is None
+    assert service.summary(session_id).cost == Cost(unpriced=1)

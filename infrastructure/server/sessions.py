@@ -119,8 +119,13 @@ def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:
 
 def extension_json(summary: SessionSummary) -> dict[str, Any]:
     """What a session shows beyond the cloud's fields, under a key of its own
-    (``x_agentjournal``): what its model calls cost and how long they took."""
-    return {"cost": views.cost(summary.cost), "model_ms": round(summary.model_ms, 3)}
+    (``x_agentjournal``): the engine's status (``error`` after a failed turn, which the
+    cloud's vocabulary calls ``idle``), what its model calls cost and how long they took."""
+    return {
+        "status": summary.status.value,
+        "cost": views.cost(summary.cost),
+        "model_ms": round(summary.model_ms, 3),
+    }
 
 
 def _session_body(
