@@ -1126,10 +1126,12 @@ def _model_reply(
     what the caller saw, and no half answer passes for a reply."""
     shown: list[str] = []
     reply = None
-    started_at, started = datetime.now(timezone.utc), time.perf_counter()
     first_token = 0.0
     try:
-        for item in model.stream(system, messages, tools):
+        # Asked for first, timed after: an adapter may prepare there (load its client).
+        items = model.stream(system, messages, tools)
+        started_at, started = datetime.now(timezone.utc), time.perf_counter()
+        for item in items:
             first_token = first_token or time.perf_counter()
             if isinstance(item, ModelReply):
                 reply = item

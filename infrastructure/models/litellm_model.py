@@ -79,6 +79,14 @@ class LiteLLMModel:
     def stream(
         self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> Iterator[TextDelta | ModelReply]:
+        """The call's items. litellm is loaded here, before the first item is asked for,
+        so a process's first call is not timed with the seconds its import takes."""
+        _litellm()
+        return self._stream(system, messages, tools)
+
+    def _stream(
+        self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> Iterator[TextDelta | ModelReply]:
         request = {
             "model": self.model,
             "messages": to_openai_messages(system, messages),
