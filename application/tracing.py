@@ -127,6 +127,9 @@ class ToolStats(msgspec.Struct, frozen=True):
 
 
 class SessionTrace(msgspec.Struct, frozen=True):
+    """A session as a trace: its turns in order, and totals and statistics over them.
+    ``model`` is the model its config names (the last one, after a config change)."""
+
     session_id: UUID
     model: str
     started_at: datetime
@@ -167,8 +170,8 @@ class SessionTrace(msgspec.Struct, frozen=True):
 
 
 def percentile(values: Sequence[float], rank: float) -> float:
-    """The nearest-rank percentile: the smallest value at least ``rank`` percent of the
-    values do not exceed (so always one of them)."""
+    """The nearest-rank percentile: the smallest of ``values`` that at least ``rank``
+    percent of them are at or below (so always one of them, never an interpolation)."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(rank / 100 * len(ordered)) - 1)]
 

@@ -426,6 +426,12 @@ def test_cost_and_timing_per_call_turn_and_session_link_to_their_events(page, se
     expect(rows).to_have_count(2 + 3 + 1)  # two turns, three model calls, one tool call
     assert page.locator("#costs-calls tr.turn").all_inner_texts()[0].startswith("Turn 1 (end_turn)")
     expect(page.locator("#costs-calls tr.call.tool")).to_contain_text("tool execute_command")
+    # The waterfall: turn 1's calls in order on its time axis, each after the one before.
+    lefts = page.locator("#costs-calls tbody tr").evaluate_all(
+        "rows => rows.slice(1, 4).map(row => parseFloat(row.querySelector('.bar').style.left))"
+    )
+    assert lefts == sorted(lefts) and lefts[0] < lefts[2]
+    expect(page.locator("#costs-calls tr.call.tool .bar.tool")).to_have_count(1)
     expect(page.locator("#tool-stats tbody tr")).to_have_count(1)
     expect(page.locator("#tool-stats tbody td").first).to_have_text("execute_command")
     screenshot(page, shots, "costs.png", docs=True, only="#costs")

@@ -1,7 +1,7 @@
 // Cost and timing of a session: each turn with its model and tool calls in the order
-// they started (what each took, its time to first token, tokens and price), the
-// session's totals, and how each tool fared. Every call links to its event
-// (#/s/ID/e/N), which opens the replay there.
+// they started (what each took, its time to first token, tokens and price), drawn as a
+// waterfall on the turn's time axis, the session's totals, and how each tool fared.
+// Every call links to its event (#/s/ID/e/N), which opens the replay there.
 
 import { clock, cost, count, duration, fill, h, tokens } from "./dom.js";
 
@@ -16,7 +16,7 @@ export class CostsPanel {
       this.total,
       h("table", { class: "costs-table", id: "costs-calls" },
         h("thead", {}, h("tr", {},
-          ["Turn / call", "Started", "Took", "First token", "Tokens", "Cost"].map((name) => h("th", { scope: "col" }, name)))),
+          ["Turn / call", "Started", "Took", "First token", "Tokens", "Cost", "Waterfall"].map((name) => h("th", { scope: "col" }, name)))),
         this.calls),
       h("h3", {}, "Tools"),
       h("table", { class: "costs-table", id: "tool-stats" },
@@ -39,17 +39,21 @@ export class CostsPanel {
       ...turn.model_calls.map((call) => ({ ...call, kind: "model" })),
       ...turn.tool_calls.map((call) => ({ ...call, kind: "tool" })),
     ].sort((a, b) => a.started_at.localeCompare(b.started_at));
+    const start = Date.parse(turn.started_at);
+    const end = Math.max(start + 1, turn.ended_at ? Date.parse(turn.ended_at) : start, ...calls.map((c) => Date.parse(c.ended_at)));
+    const axis = { start, span: end - start };
     const head = h("tr", { class: `turn outcome-${turn.outcome}` },
       h("th", { scope: "row" }, this.link(turn.version, `Turn ${turn.turn}`), ` (${turn.outcome})`),
       h("td", {}, clock(turn.started_at)),
       h("td", {}, turn.duration_ms === null ? "running" : duration(turn.duration_ms)),
       h("td", {}, ""),
       h("td", {}, ""),
-      h("td", { class: "cost" }, cost(turn.cost)));
-    return [head, ...calls.map((call) => this.callRow(call))];
+      h("td", { class: "cost" }, cost(turn.cost)),
+      h("td", {}, bar(axis, start, end, "turn")));
+    return [head, ...calls.map((call) => this.callRow(call, axis))];
   }
 
-  callRow(call) {
+  callRow(call, axis) {
     const model = call.kind === "model";
     const name = model ? `model ${call.model}` : `tool ${call.name}`;
     return h("tr", { class: `call ${call.kind}${call.failed ? " failed" : ""}` },
@@ -58,10 +62,20 @@ export class CostsPanel {
       h("td", {}, call.duration_ms === null ? "not timed" : duration(call.duration_ms)),
       h("td", {}, model ? duration(call.first_token_ms) : ""),
       h("td", {}, model ? tokens(call.usage) : ""),
-      h("td", { class: "cost" }, model ? cost({ usd: call.cost_usd, unpriced_calls: call.cost_usd === null ? 1 : 0 }) : ""));
+      h("td", { class: "cost" }, model ? cost({ usd: call.cost_usd, unpriced_calls: call.cost_usd === null ? 1 : 0 }) : ""),
+      h("td", {}, bar(axis, Date.parse(call.started_at), Date.parse(call.ended_at), call.kind, call.failed)));
   }
 
   link(version, text) {
     return h("a", { href: `#/s/${this.sessionId}/e/${version}` }, text);
   }
+}
+
+/** One bar of the waterfall: where `from`..`to` (epoch ms) falls on the turn's axis. */
+function bar(axis, from, to, kind, failed = false) {
+  const left = Math.min(100, Math.max(0, ((from - axis.start) / axis.span) * 100));
+  const width = Math.max(0.5, Math.min(100 - left, ((to - from) / axis.span) * 100));
+  const label = `starts at +${duration(from - axis.start) || "0 ms"}, takes ${duration(to - from) || "0 ms"}`;
+  return h("div", { class: "track", title: label, "aria-label": label, role: "img" },
+    h("div", { class: `bar ${kind}${failed ? " failed" : ""}`, style: { left: `${left}%`, width: `${width}%` } }));
 }
