@@ -30,7 +30,7 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -79,10 +79,11 @@ class _Collected(SpanProcessor):
 
 class SpanSender:
     """Builds session traces as spans and sends them, at :meth:`flush`, in one request to
-    an OTLP/HTTP endpoint (or to ``exporter``, for another protocol), so a failure is the
-    caller's to see rather than a background thread's to log."""
+    an OTLP/HTTP endpoint, so a failure is the caller's to see rather than a background
+    thread's to log. Without an endpoint, the exporter's ``OTEL_EXPORTER_OTLP_*``
+    settings say where."""
 
-    def __init__(self, endpoint: str = "", exporter: SpanExporter | None = None) -> None:
+    def __init__(self, endpoint: str = "") -> None:
         self._ids = _SessionTraceIds()
         self._provider = TracerProvider(
             resource=Resource.create({"service.name": SERVICE_NAME}), id_generator=self._ids
@@ -90,23 +91,21 @@ class SpanSender:
         self._collected = _Collected()
         self._provider.add_span_processor(self._collected)
         self._endpoint = traces_endpoint(endpoint) if endpoint else ""
-        self._exporter = exporter or OTLPSpanExporter(endpoint=self._endpoint or None, timeout=10)
+        self._exporter = OTLPSpanExporter(endpoint=self._endpoint or None, timeout=10)
         self._tracer = self._provider.get_tracer("agentjournal.infrastructure.telemetry")
 
-    def send(self, trace: SessionTrace, title: str = "", agent: str = "") -> int:
-        """Queue one session's spans; returns how many."""
+    def send(self, trace: SessionTrace, title: str = "", agent: str = "") -> None:
+        """Build one session's spans, to be sent at the next :meth:`flush`."""
         self._ids.trace_id = trace.session_id.int
-        count = 1
         end = max([trace.started_at, *(_turn_end(t) for t in trace.turns)])
         conversation = {"gen_ai.conversation.id": str(trace.session_id)}
         with self._span(f"session {title}".strip(), trace.started_at, end, {
             **conversation, "gen_ai.request.model": trace.model, **_cost(trace.cost.usd, trace.cost.unpriced),
         }):  # fmt: skip
             for turn in trace.turns:
-                count += self._turn(turn, agent or "agent", conversation)
-        return count
+                self._turn(turn, agent or "agent", conversation)
 
-    def _turn(self, turn: TurnSpan, agent: str, conversation: dict[str, Any]) -> int:
+    def _turn(self, turn: TurnSpan, agent: str, conversation: dict[str, Any]) -> None:
         cost = turn.cost
         attributes = {
             **conversation,
@@ -124,7 +123,6 @@ class SpanSender:
                 self._model_call(call, conversation)
             for tool in turn.tool_calls:
                 self._tool_call(tool, conversation)
-        return 1 + len(turn.model_calls) + len(turn.tool_calls)
 
     def _model_call(self, call: ModelCallSpan, conversation: dict[str, Any]) -> None:
         usage = call.usage
