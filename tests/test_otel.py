@@ -83,3 +83,21 @@ def test_an_unreachable_collector_is_a_plain_failure(config, model_server, store
         port = s.getsockname()[1]
     done = agentjournal("otel", "--all", "--endpoint", f"http://127.0.0.1:{port}", store=store, check=False)
     assert done.returncode == 1 and "did not take" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_server_sends_each_turn_as_it_ends(model_server, store):
+    from tests.conftest import wait_until
+    from tests.serving import running_server
+    from tests.test_browser_routes import create, run_turn
+
+    with OtlpReceiver() as receiver:
+        with running_server(
+            model_server.base_url, store, extra=("--otel-endpoint", receiver.endpoint)
+        ) as server:
+            session_id = create(store, "live")
+            run_turn(server.url, session_id, "Hello")
+            wait_until(lambda: any(s.name.startswith("chat ") for s in receiver.spans), "the turn's spans")
+        (turn,) = [s for s in receiver.spans if s.name.startswith("invoke_agent ")]
+        (chat,) = [s for s in receiver.spans if s.name.startswith("chat ")]
+    assert turn.trace_id == session_id[5:] and turn.parent_id == ""
+    assert chat.parent_id == turn.span_id and chat.attributes["agentjournal.cost_usd"] > 0

@@ -22,6 +22,7 @@ Exit status:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import warnings
@@ -394,6 +395,13 @@ def _parser() -> argparse.ArgumentParser:
         help="on SIGTERM or Ctrl-C, how long running and queued turns may take to end before they "
         "are recorded as interrupted (default: 5)",
     )
+    serve.add_argument(
+        "--otel-endpoint",
+        default="",
+        metavar="URL",
+        help="send each turn, as it ends, to this OpenTelemetry collector (OTLP/HTTP, e.g. "
+        "http://127.0.0.1:4318; needs the otel extra)",
+    )
     serve.set_defaults(handler=_serve)
     return parser
 
@@ -407,6 +415,8 @@ def _serve(args: argparse.Namespace) -> int:
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
     if args.api_key_env and not api_key:
         raise AgentJournalError(f"environment variable {args.api_key_env} is not set")
+    if args.otel_endpoint and importlib.util.find_spec("opentelemetry.sdk") is None:
+        raise AgentJournalError("--otel-endpoint needs the otel extra: pip install 'agentjournal[otel]'")
     settings = ServerSettings(
         api_keys=parse_keys(os.environ.get(KEYS_ENV)),
         allow_no_auth=args.no_auth,
@@ -417,6 +427,7 @@ def _serve(args: argparse.Namespace) -> int:
         client_timeout=args.client_timeout,
         turn_workers=args.turn_workers,
         shutdown_grace=args.shutdown_grace,
+        otel_endpoint=args.otel_endpoint,
     )
     try:
         serve(settings, args.host, args.port)

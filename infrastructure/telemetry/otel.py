@@ -21,6 +21,7 @@ message, a tool's arguments or output, nor anything of the environment.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -30,7 +31,7 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -77,25 +78,21 @@ class _Collected(SpanProcessor):
         self.spans.append(span)
 
 
-class SpanSender:
-    """Builds session traces as spans and sends them, at :meth:`flush`, in one request to
-    an OTLP/HTTP endpoint, so a failure is the caller's to see rather than a background
-    thread's to log. Without an endpoint, the exporter's ``OTEL_EXPORTER_OTLP_*``
-    settings say where."""
+class _SpanBuilder:
+    """Makes a session trace's spans, with their recorded times, and hands them to
+    ``processor`` as they end. A span's trace id is its session's id; one session at a
+    time (the id is the generator's state)."""
 
-    def __init__(self, endpoint: str = "") -> None:
+    def __init__(self, processor: SpanProcessor) -> None:
         self._ids = _SessionTraceIds()
         self._provider = TracerProvider(
             resource=Resource.create({"service.name": SERVICE_NAME}), id_generator=self._ids
         )
-        self._collected = _Collected()
-        self._provider.add_span_processor(self._collected)
-        self._endpoint = traces_endpoint(endpoint) if endpoint else ""
-        self._exporter = OTLPSpanExporter(endpoint=self._endpoint or None, timeout=10)
+        self._provider.add_span_processor(processor)
         self._tracer = self._provider.get_tracer("agentjournal.infrastructure.telemetry")
 
-    def send(self, trace: SessionTrace, title: str = "", agent: str = "") -> None:
-        """Build one session's spans, to be sent at the next :meth:`flush`."""
+    def session(self, trace: SessionTrace, title: str, agent: str) -> None:
+        """A session's span, and its turns' under it."""
         self._ids.trace_id = trace.session_id.int
         end = max([trace.started_at, *(_turn_end(t) for t in trace.turns)])
         conversation = {"gen_ai.conversation.id": str(trace.session_id)}
@@ -103,9 +100,16 @@ class SpanSender:
             **conversation, "gen_ai.request.model": trace.model, **_cost(trace.cost.usd, trace.cost.unpriced),
         }):  # fmt: skip
             for turn in trace.turns:
-                self._turn(turn, agent or "agent", conversation)
+                self.turn(turn, agent, conversation)
 
-    def _turn(self, turn: TurnSpan, agent: str, conversation: dict[str, Any]) -> None:
+    def latest_turn(self, trace: SessionTrace, agent: str) -> None:
+        """The span of a session's last turn (the one that just ended), as a root of its trace."""
+        self._ids.trace_id = trace.session_id.int
+        self.turn(trace.turns[-1], agent, {"gen_ai.conversation.id": str(trace.session_id)})
+
+    def turn(self, turn: TurnSpan, agent: str, conversation: dict[str, Any]) -> None:
+        """A turn's span, under the current span if any, and its calls' under it."""
+        agent = agent or "agent"
         cost = turn.cost
         attributes = {
             **conversation,
@@ -172,6 +176,26 @@ class SpanSender:
             yield span
         span.end(end_time=_nanos(max(start, end)))
 
+    def shutdown(self) -> None:
+        self._provider.shutdown()
+
+
+class SpanSender:
+    """Builds session traces as spans and sends them, at :meth:`flush`, in one request to
+    an OTLP/HTTP endpoint, so a failure is the caller's to see rather than a background
+    thread's to log. Without an endpoint, the exporter's ``OTEL_EXPORTER_OTLP_*``
+    settings say where."""
+
+    def __init__(self, endpoint: str = "") -> None:
+        self._collected = _Collected()
+        self._spans = _SpanBuilder(self._collected)
+        self._endpoint = traces_endpoint(endpoint) if endpoint else ""
+        self._exporter = OTLPSpanExporter(endpoint=self._endpoint or None, timeout=10)
+
+    def send(self, trace: SessionTrace, title: str = "", agent: str = "") -> None:
+        """Build one session's spans, to be sent at the next :meth:`flush`."""
+        self._spans.session(trace, title, agent)
+
     def flush(self) -> int:
         """Send the spans built so far; how many. Raises :class:`ExportFailed`."""
         spans, self._collected.spans = self._collected.spans, []
@@ -182,7 +206,28 @@ class SpanSender:
 
     def close(self) -> None:
         self._exporter.shutdown()
-        self._provider.shutdown()
+        self._spans.shutdown()
+
+
+class LiveExporter:
+    """Sends each turn as it ends, from a server: the turn's span (a root of its session's
+    trace) with its calls under it. The SDK's batch processor sends them from a thread of
+    its own, so a slow or absent collector never holds a turn; what it cannot send, the
+    SDK logs. :meth:`close` sends what is still queued."""
+
+    def __init__(self, endpoint: str) -> None:
+        exporter = OTLPSpanExporter(endpoint=traces_endpoint(endpoint), timeout=10)
+        self._spans = _SpanBuilder(BatchSpanProcessor(exporter))
+        self._lock = threading.Lock()
+
+    def turn_ended(self, trace: SessionTrace, agent: str) -> None:
+        """Send the last turn of ``trace``: the one that just ended."""
+        if trace.turns:
+            with self._lock:
+                self._spans.latest_turn(trace, agent)
+
+    def close(self) -> None:
+        self._spans.shutdown()
 
 
 def export(traces: Iterable[tuple[SessionTrace, str, str]], endpoint: str = "") -> int:
