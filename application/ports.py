@@ -31,12 +31,15 @@ class TextDelta(msgspec.Struct, frozen=True):
 
 
 class ModelReply(msgspec.Struct, frozen=True):
-    """The whole of one model response: its message (text and tool calls) and usage."""
+    """The whole of one model response: its message (text and tool calls) and usage.
+    ``cost_usd`` is what that usage costs at the adapter's known prices, None when it
+    knows no price for the model (unknown, which is not free)."""
 
     message: AssistantMessage
     usage: Usage
     model: str
     finish_reason: str = ""
+    cost_usd: float | None = None
 
 
 class ModelError(AgentJournalError):

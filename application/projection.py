@@ -26,6 +26,7 @@ from uuid import UUID
 import msgspec
 
 from agentjournal.application.projector import ProjectionView, Projector
+from agentjournal.application.tracing import Cost
 from agentjournal.domain import Session, Status, Usage
 
 if TYPE_CHECKING:
@@ -57,6 +58,10 @@ class SessionSummary(msgspec.Struct, frozen=True):
     metadata: dict[str, Any] = {}
     archived_at: datetime | None = None
     deleted: bool = False
+    cost: Cost = Cost()
+    """What the session's own model calls cost (see :mod:`~agentjournal.application.tracing`)."""
+    model_ms: float = 0.0
+    """How long its timed model calls took, added up."""
     active_seconds: float = 0.0
     """Time spent running, up to the end of the last turn (see :func:`session_stats`)."""
     running_since: datetime | None = None
@@ -265,7 +270,14 @@ def _(event: Session.ToolResultRecorded, summary: SessionSummary) -> SessionSumm
 
 @evolve.register
 def _(event: Session.UsageRecorded, summary: SessionSummary) -> SessionSummary:
-    return _touch(summary, event, usage=summary.usage + event.usage)
+    call = event.call
+    return _touch(
+        summary,
+        event,
+        usage=summary.usage + event.usage,
+        cost=summary.cost + Cost.of(call.cost_usd if call else None),
+        model_ms=summary.model_ms + (call.duration_ms if call else 0.0),
+    )
 
 
 @evolve.register

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
@@ -50,6 +51,7 @@ from agentjournal.application.toolset import check_handlers, tool_specs
 from agentjournal.application.workspace import restore_into_new_sandbox, roll_back, take_snapshot
 from agentjournal.domain import (
     Message,
+    ModelCall,
     PackageInstall,
     Session,
     SessionBusy,
@@ -351,10 +353,12 @@ class TurnLoop:
             if lost.is_set():
                 raise LeaseLost(session.id)
             budget -= 1
-            reply = yield from _model_reply(runtime.model, session.config.system, session.messages, tools)
+            reply, timing = yield from _model_reply(
+                runtime.model, session.config.system, session.messages, tools
+            )
             message = recordable(reply.message, runtime.redact, session.config.max_output_bytes)
             session.add_assistant_message(message)
-            session.record_usage(reply.model, reply.usage)
+            session.record_usage(reply.model, reply.usage, timing)
             text, used = message.content, used + reply.usage
             if not message.tool_calls:
                 stop_reason = StopReason.END_TURN
@@ -513,15 +517,21 @@ class TurnLoop:
 
 def _model_reply(
     model: LanguageModel, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
-) -> Generator[TextDelta, None, ModelReply]:
+) -> Generator[TextDelta, None, tuple[ModelReply, ModelCall]]:
     """One model call: its text goes on to the caller as it streams, and its reply is
-    returned. A call that fails after some text was shown fails with a
+    returned with the call's timing (measured here, whatever the adapter) and price (the
+    adapter's). A call that fails after some text was shown fails with a
     :class:`ModelError` whose ``partial`` is that text, so the turn's failure records
     what the caller saw, and no half answer passes for a reply."""
     shown: list[str] = []
     reply = None
+    first_token = 0.0
     try:
-        for item in model.stream(system, messages, tools):
+        # Asked for first, timed after: an adapter may prepare there (load its client).
+        items = model.stream(system, messages, tools)
+        started_at, started = datetime.now(timezone.utc), time.perf_counter()
+        for item in items:
+            first_token = first_token or time.perf_counter()
             if isinstance(item, ModelReply):
                 reply = item
             else:
@@ -532,7 +542,14 @@ def _model_reply(
         raise
     if reply is None:
         raise ModelError("the model stream ended without a reply", partial="".join(shown))
-    return reply
+    ended = time.perf_counter()
+    timing = ModelCall(
+        started_at=started_at,
+        duration_ms=round((ended - started) * 1000, 3),
+        first_token_ms=round((first_token - started) * 1000, 3),
+        cost_usd=reply.cost_usd,
+    )
+    return reply, timing
 
 
 def _same_turn(fresh: Session, running: Session) -> bool:

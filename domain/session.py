@@ -33,6 +33,7 @@ from agentjournal.domain.values import (
     FileState,
     Lineage,
     Message,
+    ModelCall,
     PackageInstall,
     SessionConfig,
     Status,
@@ -275,9 +276,12 @@ class Session(ChainedAggregate):
         self._check_running()
         self.trigger_event(self.AssistantMessageAdded, message=message)
 
-    def record_usage(self, model: str, usage: Usage) -> None:
+    def record_usage(self, model: str, usage: Usage, call: ModelCall | None = None) -> None:
+        """Add one model call's usage; ``call`` is its timing and cost, when measured.
+        ``call`` is always passed, None included: the event's dataclass sets a field it
+        is not given to its default, and the hash must cover what the event holds."""
         self._check_not_terminated()
-        self.trigger_event(self.UsageRecorded, model=model, usage=usage)
+        self.trigger_event(self.UsageRecorded, model=model, usage=usage, call=call)
 
     def start_tool_call(self, call: ToolCall) -> None:
         self._check_open_call(call.id)
@@ -537,6 +541,9 @@ class Session(ChainedAggregate):
     class UsageRecorded(Event):
         model: str
         usage: Usage
+        call: ModelCall | None = None
+        """The call's timing and cost. Usage recorded before calls were timed decodes
+        with the default, and its hash never covered it."""
 
         def apply(self, session: Session) -> None:
             session.usage = session.usage + self.usage

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 import msgspec
@@ -91,6 +92,26 @@ class Usage(msgspec.Struct, frozen=True, gc=False):
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             cache_creation_tokens=self.cache_creation_tokens + other.cache_creation_tokens,
         )
+
+
+class ModelCall(msgspec.Struct, frozen=True, gc=False):
+    """When one model call ran and what it cost, as the turn that made it measured.
+
+    ``started_at`` is the wall-clock moment the request went out (UTC);
+    ``duration_ms`` runs from there to the whole reply (retries included, measured
+    on a monotonic clock); ``first_token_ms`` to the first thing the call gave back
+    (its first text, or the whole reply when it streamed none). ``cost_usd`` is the
+    price of the call's usage in litellm's bundled price table, or None when that
+    table does not know the model: unknown, never zero."""
+
+    started_at: datetime
+    duration_ms: float
+    first_token_ms: float
+    cost_usd: float | None = None
+
+    @property
+    def ended_at(self) -> datetime:
+        return self.started_at + timedelta(milliseconds=self.duration_ms)
 
 
 class CustomTool(msgspec.Struct, frozen=True):

@@ -22,6 +22,7 @@ Exit status:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import warnings
@@ -41,6 +42,7 @@ from agentjournal.application.errors import (
 )
 from agentjournal.application.ports import ComputeError, ModelError, TextDelta
 from agentjournal.application.service import AuditEntry, SessionService
+from agentjournal.application.tracing import SessionTrace, session_trace
 from agentjournal.application.turns import ComputeProgress, ToolCallUpdate, TurnOutcome
 from agentjournal.domain import (
     AssistantMessage,
@@ -303,6 +305,20 @@ def _parser() -> argparse.ArgumentParser:
     timeline.add_argument("--json", action="store_true", help="JSON Lines, one entry per line")
     timeline.set_defaults(handler=_timeline)
 
+    otel = sub.add_parser(
+        "otel", help="send sessions to an OpenTelemetry collector as GenAI spans (needs the otel extra)"
+    )
+    chosen = otel.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("session", nargs="?")
+    chosen.add_argument("--all", action="store_true", help="every session of the store")
+    otel.add_argument(
+        "--endpoint",
+        default="",
+        help="the collector's OTLP/HTTP address, e.g. http://127.0.0.1:4318 "
+        "(default: the OTEL_EXPORTER_OTLP_* settings, else http://localhost:4318)",
+    )
+    otel.set_defaults(handler=_otel)
+
     compare = sub.add_parser("diff", help="where two sessions (a fork and its parent, say) part, and how")
     compare.add_argument("left")
     compare.add_argument("right", help="another session, or the same one with --left-at / --right-at")
@@ -382,6 +398,13 @@ def _parser() -> argparse.ArgumentParser:
         help="on SIGTERM or Ctrl-C, how long running and queued turns may take to end before they "
         "are recorded as interrupted (default: 5)",
     )
+    serve.add_argument(
+        "--otel-endpoint",
+        default="",
+        metavar="URL",
+        help="send each turn, as it ends, to this OpenTelemetry collector (OTLP/HTTP, e.g. "
+        "http://127.0.0.1:4318; needs the otel extra)",
+    )
     serve.set_defaults(handler=_serve)
     worker_keys.add_parser(sub)
     return parser
@@ -396,6 +419,8 @@ def _serve(args: argparse.Namespace) -> int:
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
     if args.api_key_env and not api_key:
         raise AgentJournalError(f"environment variable {args.api_key_env} is not set")
+    if args.otel_endpoint and importlib.util.find_spec("opentelemetry.sdk") is None:
+        raise AgentJournalError("--otel-endpoint needs the otel extra: pip install 'agentjournal[otel]'")
     settings = ServerSettings(
         api_keys=parse_keys(os.environ.get(KEYS_ENV)),
         allow_no_auth=args.no_auth,
@@ -407,6 +432,7 @@ def _serve(args: argparse.Namespace) -> int:
         **({"max_upload_bytes": args.max_upload_bytes} if args.max_upload_bytes else {}),
         turn_workers=args.turn_workers,
         shutdown_grace=args.shutdown_grace,
+        otel_endpoint=args.otel_endpoint,
     )
     try:
         serve(settings, args.host, args.port)
@@ -586,11 +612,13 @@ def _list(args: argparse.Namespace) -> int:
         return OK
     rows = [
         (str(s.id), s.status.value, s.title, f"{s.usage.input_tokens}/{s.usage.output_tokens}",
-         str(s.message_count), f"{s.parent_id}@{s.parent_version}" if s.parent_id else "",
-         s.updated_at.strftime("%Y-%m-%d %H:%M:%S"))
+         views.format_cost(s.cost), f"{s.model_ms / 1000:.1f}", str(s.message_count),
+         f"{s.parent_id}@{s.parent_version}" if s.parent_id else "", s.updated_at.strftime("%Y-%m-%d %H:%M:%S"))
         for s in summaries
     ]  # fmt: skip
-    _table(("id", "status", "title", "tokens in/out", "msgs", "forked from", "updated"), rows)
+    _table(
+        ("id", "status", "title", "tokens in/out", "cost", "model s", "msgs", "forked from", "updated"), rows
+    )
     return OK
 
 
@@ -598,12 +626,14 @@ def _show(args: argparse.Namespace) -> int:
     service = _service(args)
     summary = service.summary(service.find_session(args.session))
     session = service.get_session(summary.id)
+    trace = session_trace(service.events.get(summary.id))
     if args.json:
-        _print_json(views.session_detail(summary, session))
+        _print_json(views.session_detail(summary, session) | {"trace": views.session_trace(trace)})
         return OK
     print(f"session {summary.id}  [{summary.status.value}]  {summary.title!r}")
     print(f"  model {summary.model}, {summary.turn_count} turns, version {summary.version}")
     print(f"  tokens: {summary.usage.input_tokens} in, {summary.usage.output_tokens} out")
+    _print_costs(trace)
     if summary.parent_id:
         print(f"  forked from {summary.parent_id} at event {summary.parent_version}")
     if summary.last_error:
@@ -611,6 +641,21 @@ def _show(args: argparse.Namespace) -> int:
     print()
     _print_messages(session)
     return OK
+
+
+def _print_costs(trace: SessionTrace) -> None:
+    """Cost and time per turn, and how each tool fared."""
+    calls = trace.model_calls
+    print(
+        f"  cost: {views.format_cost(trace.cost)}; {len(calls)} model calls, {trace.model_ms:.0f} ms in all"
+    )
+    for turn in trace.turns:
+        took = f"{turn.duration_ms:.0f} ms" if turn.duration_ms is not None else "running"
+        print(f"    turn {turn.turn} ({turn.outcome}): {took}, {len(turn.model_calls)} model calls "
+              f"{turn.model_ms:.0f} ms, {len(turn.tool_calls)} tool calls, cost {views.format_cost(turn.cost)}")  # fmt: skip
+    for tool in trace.tool_stats():
+        print(f"  tool {tool.name}: {tool.calls} calls, {tool.failures} failed, "
+              f"median {tool.median_ms:.0f} ms, p95 {tool.p95_ms:.0f} ms")  # fmt: skip
 
 
 def _log(args: argparse.Namespace) -> int:
@@ -753,6 +798,28 @@ def _timeline(args: argparse.Namespace) -> int:
     for entry in entries:
         text = entry.text.replace("\n", "\n" + " " * 27)
         print(f"{entry.version:>5} {entry.timestamp:%H:%M:%S}  {entry.actor:<9}  {text}")
+    return OK
+
+
+def _otel(args: argparse.Namespace) -> int:
+    try:
+        from agentjournal.infrastructure.telemetry import otel
+    except ImportError as e:
+        print(f"agentjournal: OpenTelemetry export needs the otel extra "
+              f"(pip install 'agentjournal[otel]'): {e}", file=sys.stderr)  # fmt: skip
+        return USAGE
+    service = _service(args)
+    if args.all:
+        summaries = service.list_summaries(limit=sys.maxsize)
+    else:
+        summaries = [service.summary(service.find_session(args.session))]
+    traces = ((session_trace(service.events.get(s.id)), s.title, s.name) for s in summaries)
+    try:
+        sent = otel.export(traces, args.endpoint)
+    except otel.ExportFailed as e:
+        print(f"agentjournal: {e}", file=sys.stderr)
+        return FAILURE
+    print(f"sent {sent} spans of {len(summaries)} sessions")
     return OK
 
 

@@ -6,6 +6,8 @@ nothing is shown twice), and turns every other failure into a clear
 :class:`~application.ports.ModelError`. A stream that ends before the provider
 finished it (a dropped connection) is such a transient failure, never a reply.
 
+Each reply carries its price (:func:`price`), from litellm's bundled price table.
+
 Two numbers bound how long a model that does not answer can hold a turn:
 ``timeout``, the seconds any one read may wait (for the response to begin, or
 for its next chunk), and ``max_attempts``, how many requests one call makes in
@@ -75,6 +77,14 @@ class LiteLLMModel:
         return f"LiteLLMModel(model={self.model!r}, api_base={self.api_base!r})"
 
     def stream(
+        self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> Iterator[TextDelta | ModelReply]:
+        """The call's items. litellm is loaded here, before the first item is asked for,
+        so a process's first call is not timed with the seconds its import takes."""
+        _litellm()
+        return self._stream(system, messages, tools)
+
+    def _stream(
         self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> Iterator[TextDelta | ModelReply]:
         request = {
@@ -169,6 +179,7 @@ class LiteLLMModel:
             usage=usage,
             model=model,
             finish_reason=finish_reason,
+            cost_usd=price(litellm, usage, self.model, model),
         )
 
 
@@ -180,6 +191,27 @@ def _usage(u: Any) -> Usage:
         cache_read_tokens=int(getattr(details, "cached_tokens", 0) or 0),
         cache_creation_tokens=int(getattr(u, "cache_creation_input_tokens", 0) or 0),
     )
+
+
+def price(litellm: Any, usage: Usage, *models: str) -> float | None:
+    """What ``usage`` costs in US dollars by litellm's bundled price table (read from the
+    installed package, never fetched: see :func:`_litellm`), under the first of ``models``
+    the table knows (the name the call asked for, then the one the provider answered
+    with, which may name a dated release). None when it knows none of them: a model
+    served locally or new has no price here, and saying so is better than saying 0."""
+    for model in dict.fromkeys(m for m in models if m):
+        try:
+            prompt, completion = litellm.cost_per_token(
+                model=model,
+                prompt_tokens=usage.input_tokens,
+                completion_tokens=usage.output_tokens,
+                cache_read_input_tokens=usage.cache_read_tokens,
+                cache_creation_input_tokens=usage.cache_creation_tokens,
+            )
+        except Exception:  # litellm says "not mapped" in several ways, all of them exceptions
+            continue
+        return float(prompt) + float(completion)
+    return None
 
 
 def _finished_by_provider(stream: Any) -> bool:

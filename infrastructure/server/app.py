@@ -13,7 +13,8 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,6 +28,7 @@ from agentjournal.application.recovery import Recovery
 from agentjournal.application.resources import SessionResources
 from agentjournal.application.runtimes import Runtimes, unchanged
 from agentjournal.application.service import SessionService
+from agentjournal.application.tracing import session_trace
 from agentjournal.application.uploads import MAX_UPLOAD_BYTES, Uploads
 from agentjournal.application.work_queue import KEY_PREFIX
 from agentjournal.domain import SessionConfig
@@ -40,6 +42,9 @@ from agentjournal.infrastructure.server.errors import (
 from agentjournal.infrastructure.server.runner import Doorbell, TurnRunner
 from agentjournal.infrastructure.server.wire import ProjectedLogs
 from agentjournal.infrastructure.server.work import worker_key_refusal
+
+if TYPE_CHECKING:
+    from agentjournal.infrastructure.telemetry.otel import LiveExporter
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,9 @@ class ServerSettings:
     shutdown_grace: float = 5.0
     """Seconds a stopping server gives its running and queued turns to end by themselves
     before it records them as interrupted."""
+    otel_endpoint: str = ""
+    """An OTLP/HTTP collector to send each turn to as it ends (the ``otel`` extra); none
+    when empty."""
 
     def route(self, model: str) -> str:
         if self.model_provider and "/" not in model:
@@ -109,9 +117,11 @@ class Engine:
             answer_grace=settings.answer_grace,
             wait_for_log=self.doorbell.wait,
         )
+        self.telemetry = _live_telemetry(service, settings.otel_endpoint) if settings.otel_endpoint else None
         self.runner = TurnRunner(
-            service, self.runtimes, self.doorbell, settings.turn_workers, settings.shutdown_grace
-        )
+            service, self.runtimes, self.doorbell, settings.turn_workers, settings.shutdown_grace,
+            on_turn_end=self.telemetry.turn_ended if self.telemetry else None,
+        )  # fmt: skip
         self.recovery = Recovery(service, on_closed=self.doorbell.ring)
         self.projected_logs = ProjectedLogs()
 
@@ -144,6 +154,27 @@ def pooled(store: str | Mapping[str, str] | None, threads: int) -> str | Mapping
     return settings
 
 
+class _LiveTelemetry:
+    """Each turn that ends in this server, read from its log and sent to a collector."""
+
+    def __init__(self, service: SessionService, exporter: LiveExporter) -> None:
+        self.service = service
+        self.exporter = exporter
+
+    def turn_ended(self, session_id: UUID) -> None:
+        trace = session_trace(self.service.events.get(session_id))
+        self.exporter.turn_ended(trace, self.service.summary(session_id).name)
+
+    def close(self) -> None:
+        self.exporter.close()
+
+
+def _live_telemetry(service: SessionService, endpoint: str) -> _LiveTelemetry:
+    from agentjournal.infrastructure.telemetry.otel import LiveExporter
+
+    return _LiveTelemetry(service, LiveExporter(endpoint))
+
+
 def create_app(settings: ServerSettings, service: SessionService | None = None) -> Starlette:
     """The ASGI app. ``service`` shares an open store (tests, embedding); by default the
     app opens ``settings.store`` when it starts."""
@@ -167,6 +198,8 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
         finally:
             await asyncio.to_thread(engine.recovery.stop)
             await asyncio.to_thread(engine.runner.shutdown)
+            if engine.telemetry is not None:
+                await asyncio.to_thread(engine.telemetry.close)
             if service is None:
                 opened.close()
 

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from agentjournal.application import views
 from agentjournal.application.catalog import session_config
 from agentjournal.application.errors import SessionNotFound
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
@@ -99,12 +100,14 @@ def session_json(engine: Any, session: Session) -> dict[str, Any]:
     config = session.config
     agent_of = getattr(engine, "agent_json", None)
     agent = (agent_of and config.agent_id and agent_of(config)) or recorded_agent_json(session.id, config)
+    summary = engine.service.summary(session.id)
     return _session_body(
         session.id, agent, config.environment_id, session.title, config.metadata,
         Status.RUNNING if session.awaits_worker else session.status,
         session.usage, session.created_on, session.modified_on, session.archived_at,
-        session_stats(engine.service.summary(session.id), datetime.now(timezone.utc)),
+        session_stats(summary, datetime.now(timezone.utc)),
         [resource_json(r) for r in session.resources],
+        extension_json(summary),
     )  # fmt: skip
 
 
@@ -119,13 +122,25 @@ def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:
         summary.usage, summary.created_at, summary.updated_at, summary.archived_at,
         session_stats(summary, datetime.now(timezone.utc)),
         [],
+        extension_json(summary),
     )  # fmt: skip
+
+
+def extension_json(summary: SessionSummary) -> dict[str, Any]:
+    """What a session shows beyond the cloud's fields, under a key of its own
+    (``x_agentjournal``): the engine's status (``error`` after a failed turn, which the
+    cloud's vocabulary calls ``idle``), what its model calls cost and how long they took."""
+    return {
+        "status": summary.status.value,
+        "cost": views.cost(summary.cost),
+        "model_ms": round(summary.model_ms, 3),
+    }
 
 
 def _session_body(
     session_id: UUID, agent: dict[str, Any], environment_id: str, title: str, metadata: Mapping[str, Any],
     status: Status, usage: Usage, created_at: datetime, updated_at: datetime, archived_at: datetime | None,
-    stats: SessionStats, resources: list[dict[str, Any]],
+    stats: SessionStats, resources: list[dict[str, Any]], extension: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "type": "session",
@@ -143,6 +158,7 @@ def _session_body(
         "created_at": wire_time(created_at),
         "updated_at": wire_time(updated_at),
         "archived_at": wire_time(archived_at) if archived_at else None,
+        "x_agentjournal": extension,
     }
 
 

@@ -21,6 +21,7 @@ import msgspec
 from eventsourcing.persistence import Cipher
 
 from agentjournal.application.projection import SessionQuery, SessionSummary
+from agentjournal.application.tracing import Cost
 from agentjournal.domain import Status, Usage
 
 
@@ -41,7 +42,8 @@ SESSION_TABLES = Tables(
     ),
 )  # fmt: skip
 """Version 2 added the agent, environment, metadata, archived and deleted columns;
-version 3 the running time (``active_seconds``, ``running_since``, ``ended_at``)."""
+version 3 the running time (``active_seconds``, ``running_since``, ``ended_at``), the cost
+(dollars, and the calls without a price) and the model calls' time."""
 
 COLUMNS = (
     "id", "name", "model", "status", "title",
@@ -50,6 +52,7 @@ COLUMNS = (
     "created_at", "updated_at", "parent_id", "parent_version", "last_error",
     "agent_id", "agent_version", "environment_id", "metadata", "archived_at", "deleted",
     "active_seconds", "running_since", "ended_at",
+    "cost_usd", "unpriced_calls", "model_ms",
 )  # fmt: skip
 
 
@@ -96,6 +99,7 @@ def to_row(s: SessionSummary, sealer: Sealer) -> tuple[Any, ...]:
         sealer.seal(msgspec.json.encode(s.metadata).decode()),
         sortable(s.archived_at) if s.archived_at else None, s.deleted,
         s.active_seconds, _optional_time(s.running_since), _optional_time(s.ended_at),
+        s.cost.usd, s.cost.unpriced, s.model_ms,
     )  # fmt: skip
 
 
@@ -139,6 +143,8 @@ def from_row(row: Any, sealer: Sealer) -> SessionSummary:
         active_seconds=float(r["active_seconds"]),
         running_since=_read_time(r["running_since"]),
         ended_at=_read_time(r["ended_at"]),
+        cost=Cost(usd=r["cost_usd"], unpriced=r["unpriced_calls"]),
+        model_ms=r["model_ms"],
     )
 
 
