@@ -16,6 +16,8 @@ from agentjournal.domain import ComputeBinding
 
 LANGUAGE_MODEL_TOPIC = "agentjournal.infrastructure.models.litellm_model:LiteLLMModel"
 
+MCP_CLIENT_TOPIC = "agentjournal.infrastructure.mcp.client:HttpMcpClient"
+
 COMPUTE_TOPICS = {
     "host": "agentjournal.infrastructure.compute.host:HostCompute",
     "docker": "agentjournal.infrastructure.compute.docker_sandbox:DockerCompute",
@@ -39,6 +41,12 @@ def compute_class(kind: str) -> Any:
 
 def language_model_class() -> Any:
     return resolve_topic(LANGUAGE_MODEL_TOPIC)
+
+
+def mcp_client(allow_private: bool) -> Any:
+    """The MCP client adapter; ``allow_private`` lets it reach loopback, link-local and
+    private addresses (the Python API's caller is trusted; a server's operator decides)."""
+    return resolve_topic(MCP_CLIENT_TOPIC)(allow_private=allow_private)
 
 
 def release_binding(binding: ComputeBinding) -> None:

@@ -58,7 +58,7 @@ from agentjournal.application.errors import (
 from agentjournal.application.paging import DEFAULT_LIMIT, Page, check_limit, decode_cursor, paged
 from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.service import SessionService, redact_json
-from agentjournal.application.toolset import resolve_tools
+from agentjournal.application.toolset import mcp_servers, resolve_tools
 from agentjournal.domain import (
     Agent,
     AgentArchivedError,
@@ -299,7 +299,7 @@ def session_config(
     Custom tools and confirmations are answered by the client through the API (the turn
     pauses for them), so they are recorded from the agent's tools directly rather than
     checked for handlers. What this engine cannot give a session is refused with a
-    :class:`ConfigError` naming the field: MCP servers, skills, a self-hosted environment,
+    :class:`ConfigError` naming the field: skills, a self-hosted environment,
     limited networking (an allow-list needs an egress proxy, not built), and packages of
     managers other than pip, npm and apt.
     """
@@ -308,10 +308,6 @@ def session_config(
         raise AgentArchivedError(agent.id)
     if environment.archived_at is not None:
         raise EnvironmentArchivedError(environment.id)
-    if definition.mcp_servers:
-        raise ConfigError(
-            "agent mcp_servers: MCP servers are not supported yet: this engine has no MCP client"
-        )
     if definition.skills:
         raise ConfigError("agent skills: skills are not supported yet")
     config = environment.definition.config
@@ -349,6 +345,7 @@ def session_config(
         managed.session_config(where),
         custom_tools=toolset.custom,
         confirm_tools=toolset.confirm,
+        mcp_servers=mcp_servers(toolset, definition.mcp_servers, "agent mcp_servers"),
         agent_id=str(agent.id),
         agent_version=agent.version,
         environment_id=str(environment.id),

@@ -22,7 +22,7 @@ import msgspec
 from agentjournal.application import adapters
 from agentjournal.application.config import ManagedConfig
 from agentjournal.application.errors import ConfigError
-from agentjournal.application.ports import Compute, LanguageModel
+from agentjournal.application.ports import Compute, LanguageModel, McpClient
 from agentjournal.application.service import TurnRuntime
 from agentjournal.domain import ComputeBinding, SessionConfig
 
@@ -41,7 +41,9 @@ class Runtimes:
     server adds a provider prefix there, so the log keeps the agent's own name).
     ``defer_actions`` pauses turns for custom tools and confirmations instead of
     calling handlers (see :attr:`TurnRuntime.defer_actions`), after waiting
-    ``answer_grace`` seconds for answers, woken by ``wait_for_log``.
+    ``answer_grace`` seconds for answers, woken by ``wait_for_log``. ``mcp`` speaks to
+    MCP servers (by default the ``mcp`` package's client, allowed to reach any address:
+    a server passes one that refuses private ones unless its operator allows them).
     """
 
     kept_adapters = 256
@@ -58,6 +60,7 @@ class Runtimes:
         defer_actions: bool = False,
         answer_grace: float = 0.0,
         wait_for_log: Callable[[UUID, float], None] | None = None,
+        mcp: McpClient | None = None,
     ) -> None:
         if isinstance(compute, str):
             adapters.compute_kind(compute)
@@ -70,6 +73,7 @@ class Runtimes:
         self.defer_actions = defer_actions
         self.answer_grace = answer_grace
         self.wait_for_log = wait_for_log
+        self.mcp = mcp
         self._adapters: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._governed: tuple[SessionConfig, ManagedConfig] | None = None
         """The last recorded config a runtime was built for, and ``config`` governed by it."""
@@ -100,6 +104,8 @@ class Runtimes:
                 on_tool_confirmation=self.config.on_tool_confirmation,
                 defer_actions=self.defer_actions,
                 answer_grace=self.answer_grace,
+                mcp=self._mcp_client() if recorded.mcp_servers else None,
+                mcp_tokens=dict(governed.mcp_credentials),
                 **waiting,
             )
 
@@ -133,6 +139,11 @@ class Runtimes:
                 max_attempts=config.model_max_attempts,
             )
         return self._adapters[key]
+
+    def _mcp_client(self) -> McpClient:
+        if self.mcp is None:
+            self.mcp = adapters.mcp_client(allow_private=True)
+        return self.mcp
 
     def _compute_adapter(self, kind: str, config: ManagedConfig, session_id: UUID | None) -> Compute:
         if isinstance(self.compute, Compute):

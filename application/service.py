@@ -55,11 +55,13 @@ from agentjournal.application.leases import (
     holder_is_gone,
     turn_lease_name,
 )
+from agentjournal.application.mcp_tools import mcp_target, offered_mcp_tools, run_mcp_tool
 from agentjournal.application.paging import Page, check_limit, decode_cursor, paged
 from agentjournal.application.ports import (
     BlobStore,
     Compute,
     LanguageModel,
+    McpClient,
     ModelError,
     ModelReply,
     TextDelta,
@@ -210,6 +212,10 @@ class TurnRuntime:
     """Seconds a turn keeps running while it waits for the client's answers before it
     pauses: answers that come quickly (a client that answers as soon as it sees the
     call) continue the turn without a pause."""
+    mcp: McpClient | None = None
+    """Speaks to the session's MCP servers (none: their tools are not offered)."""
+    mcp_tokens: Mapping[str, str] = field(default_factory=dict)
+    """Bearer credentials by MCP server URL: the caller's, never recorded."""
     wait_for_log: Callable[[UUID, float], None] = field(
         default=lambda _session_id, seconds: time.sleep(seconds)
     )
@@ -564,6 +570,9 @@ class SessionService(Application[UUID]):
         continues a paused turn."""
         tools = tool_specs(session.config)
         yield from self._prepare_compute(session, runtime, bool(tools))
+        if session.config.mcp_servers:
+            tools += offered_mcp_tools(session, runtime.mcp, runtime.mcp_tokens, runtime.redact)
+            self._save(session)  # the servers that failed, if any
         text, used = "", Usage()
         stop_reason = StopReason.MAX_TURNS
         budget = session.config.max_turns - session.model_calls_this_turn
@@ -659,14 +668,16 @@ class SessionService(Application[UUID]):
         make are refused, so one reply cannot run without end. None means the call waits
         for the client (a deferred confirmation or custom tool)."""
         config = session.config
+        mcp = mcp_target(config, call.name)
         if number > MAX_TOOL_CALLS_PER_REPLY:
             return _refusal(call, f"not run: a reply may make at most {MAX_TOOL_CALLS_PER_REPLY} tool calls")
-        if call.name not in config.tool_names:
+        if call.name not in config.tool_names and mcp is None:
             enabled = sorted(config.tool_names)
             return _refusal(
                 call, f"tool {call.name!r} is not enabled in this session; its tools are {enabled}"
             )
-        if call.name in config.confirm_tools and not confirmed:
+        asks = call.name in config.confirm_tools or (mcp is not None and mcp.asks)
+        if asks and not confirmed:
             if runtime.on_tool_confirmation is None:
                 session.request_confirmation(recorded)
                 self._save(session)
@@ -684,6 +695,8 @@ class SessionService(Application[UUID]):
         session.start_tool_call(recorded)
         self._save(session)
         yield ToolCallUpdate(recorded)
+        if mcp is not None:
+            return run_mcp_tool(runtime.mcp, mcp, call, runtime.mcp_tokens, config.max_output_bytes)
         result = run_tool(runtime.compute, call, ToolLimits.of(config))
         if call.name not in READS_ONLY:
             # Recorded before the result, so the files as of the result are what the call left.
