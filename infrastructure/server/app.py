@@ -27,6 +27,7 @@ from agentjournal.application.recovery import Recovery
 from agentjournal.application.runtimes import Runtimes, unchanged
 from agentjournal.application.service import SessionService
 from agentjournal.domain import SessionConfig
+from agentjournal.infrastructure.mcp.client import HttpMcpClient
 from agentjournal.infrastructure.server.auth import RequireApiKey
 from agentjournal.infrastructure.server.bodies import CLIENT_TIMEOUT, MAX_BODY_BYTES
 from agentjournal.infrastructure.server.errors import (
@@ -67,6 +68,8 @@ class ServerSettings:
     """Seconds a turn waits for a custom tool's result or a confirmation before it pauses
     (``requires_action``). Clients that answer as soon as they see the call (PraisonAI's
     hosted backend does, and stops reading at the first idle) see no pause at all."""
+    allow_private_mcp: bool = False
+    """Whether agents' MCP servers may be on loopback, link-local or private addresses."""
     turn_workers: int = 16
     shutdown_grace: float = 5.0
     """Seconds a stopping server gives its running and queued turns to end by themselves
@@ -99,6 +102,7 @@ class Engine:
             defer_actions=True,
             answer_grace=settings.answer_grace,
             wait_for_log=self.doorbell.wait,
+            mcp=HttpMcpClient(allow_private=settings.allow_private_mcp),
         )
         self.runner = TurnRunner(
             service, self.runtimes, self.doorbell, settings.turn_workers, settings.shutdown_grace
