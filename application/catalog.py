@@ -197,6 +197,10 @@ class Catalog:
         """Environments, newest first, archived ones only when asked, deleted ones never."""
         return self._page("environment", include_archived, limit, page, None, None)
 
+    def page(self, kind: str, *, include_archived: bool, limit: int, page: str | None) -> Page[Any]:
+        """A page of the catalog's rows of ``kind`` ("agent", "environment", "vault"), newest first."""
+        return self._page(kind, include_archived, limit, page, None, None)
+
     # -- the store ----------------------------------------------------------------------------
 
     def _load(self, kind: type[A], aggregate_id: UUID) -> A:

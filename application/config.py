@@ -196,9 +196,10 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             env={k: v for k, v in self.env.items() if k in recorded.env_names},
         )
 
-    def redactor(self) -> Redactor:
-        """What redacts this config's secrets, and this process's own, from the record."""
-        return Redactor(process_secrets() | self.secrets())
+    def redactor(self, extra: Mapping[str, str] | None = None) -> Redactor:
+        """What redacts this config's secrets, this process's own and ``extra`` (named
+        secrets from elsewhere, such as vaults) from the record."""
+        return Redactor(process_secrets() | self.secrets() | dict(extra or {}))
 
     def secrets(self) -> dict[str, str]:
         named = {f"env:{k}": v for k, v in self.env.items()}

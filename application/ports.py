@@ -283,3 +283,18 @@ class McpClient(Protocol):
     def call_tool(
         self, url: str, token: str | None, name: str, arguments: Mapping[str, object]
     ) -> McpOutcome: ...
+
+
+class SecretBox(Protocol):
+    """Seals secrets (vault credentials) with a key that never reaches the log: what it
+    seals can be stored beside the log and opened only where the key is."""
+
+    def seal(self, secret: bytes) -> bytes: ...
+
+    def open(self, sealed: bytes) -> bytes:
+        """The secret; :class:`SecretBoxError` when the key cannot open it."""
+        ...
+
+
+class SecretBoxError(AgentJournalError):
+    """A sealed secret cannot be opened: another key sealed it, or it was changed."""

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
         SelfHostedConfig,
         UnrestrictedNetwork,
     )
+    from agentjournal.domain.vault import Credential, Vault, VaultError
 
 register_legacy_topics()
 
@@ -84,6 +85,7 @@ _LAZY = {
         "SelfHostedConfig",
         "UnrestrictedNetwork",
     ),
+    "agentjournal.domain.vault": ("Credential", "Vault", "VaultError"),
 }
 """The names imported on first use, by module."""
 
@@ -103,6 +105,7 @@ __all__ = [
     "CloudConfig",
     "ComputeBinding",
     "ComputeNotAllowed",
+    "Credential",
     "CustomTool",
     "Environment",
     "EnvironmentArchivedError",
@@ -138,6 +141,8 @@ __all__ = [
     "UnrestrictedNetwork",
     "Usage",
     "UserMessage",
+    "Vault",
+    "VaultError",
     "check_compute",
     "check_package_sandbox",
     "derive_title",

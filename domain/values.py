@@ -184,6 +184,9 @@ class SessionConfig(msgspec.Struct, frozen=True):
     finds changed beyond it (in path order) are recorded by hash and size only."""
     mcp_servers: tuple[McpServer, ...] = ()
     """The MCP servers whose tools the model is offered, with their toolsets' policies."""
+    vault_ids: tuple[str, ...] = ()
+    """The vaults whose credentials authenticate the session to its MCP servers (their ids;
+    the secrets stay in the vaults)."""
 
     __added_fields__: ClassVar[frozenset[str]] = frozenset(
         {
@@ -200,6 +203,7 @@ class SessionConfig(msgspec.Struct, frozen=True):
             "snapshot_file_bytes",
             "snapshot_total_bytes",
             "mcp_servers",
+            "vault_ids",
         }
     )
     """Fields newer than the first logs: hashed only when they differ from their defaults."""

@@ -25,9 +25,11 @@ from agentjournal.application.catalog import Catalog
 from agentjournal.application.config import ManagedConfig
 from agentjournal.application.recovery import Recovery
 from agentjournal.application.runtimes import Runtimes, unchanged
-from agentjournal.application.service import SessionService
+from agentjournal.application.service import SessionService, data_home
+from agentjournal.application.vaults import Vaults
 from agentjournal.domain import SessionConfig
 from agentjournal.infrastructure.mcp.client import HttpMcpClient
+from agentjournal.infrastructure.secrets.box import AesSecretBox
 from agentjournal.infrastructure.server.auth import RequireApiKey
 from agentjournal.infrastructure.server.bodies import CLIENT_TIMEOUT, MAX_BODY_BYTES
 from agentjournal.infrastructure.server.errors import (
@@ -109,6 +111,10 @@ class Engine:
         )
         self.recovery = Recovery(service, on_closed=self.doorbell.ring)
         self.projected_logs = ProjectedLogs()
+        self.vaults = Vaults(catalog, AesSecretBox.for_home(data_home()))
+        self.runtimes.vault_tokens = lambda recorded: self.vaults.tokens(
+            recorded.vault_ids, [server.url for server in recorded.mcp_servers]
+        )
 
     def agent_json(self, config: SessionConfig) -> dict[str, Any] | None:
         """The agent version a session was created from, as the session shows it."""
@@ -185,6 +191,7 @@ def _routes() -> list[BaseRoute]:
         extensions,
         files,
         sessions,
+        vaults,
     )
 
     return [
@@ -192,6 +199,7 @@ def _routes() -> list[BaseRoute]:
         *events.routes,
         *agents.routes,
         *environments.routes,
+        *vaults.routes,
         *extensions.routes,
         *files.routes,
         *browser.routes,

@@ -102,7 +102,7 @@ def as_api_error(error: Exception) -> ApiError:
         return ApiError(404, str(error), error_code="environment_not_found")
     if isinstance(
         error, (SessionNotFound, VersionNotFound, AmbiguousSessionId, AgentNotFound, AgentVersionNotFound)
-    ):
+    ) or (isinstance(error, AgentJournalError) and isinstance(error, LookupError)):
         return ApiError(404, str(error))
     if isinstance(error, (ConcurrentUpdate, SessionBusy, StaleVersion)):
         return ApiError(409, str(error))

@@ -11,8 +11,9 @@ from agentjournal.infrastructure.server.errors import not_found
 SESSION = "sesn_"
 AGENT = "agent_"
 ENVIRONMENT = "env_"
+VAULT = "vlt_"
 
-_NAMES = {SESSION: "session", AGENT: "agent", ENVIRONMENT: "environment"}
+_NAMES = {SESSION: "session", AGENT: "agent", ENVIRONMENT: "environment", VAULT: "vault"}
 
 
 def wire_id(prefix: str, value: UUID) -> str:

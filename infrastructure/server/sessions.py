@@ -33,7 +33,7 @@ from agentjournal.application.projection import SessionQuery, SessionSummary
 from agentjournal.domain import NoTurnInProgress, Session, SessionConfig, Status, Usage
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
-from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, parse_id, wire_id
+from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, VAULT, parse_id, wire_id
 from agentjournal.infrastructure.server.query import query_bool, query_int, query_time, query_version
 from agentjournal.infrastructure.server.wire import wire_time
 
@@ -97,10 +97,11 @@ def session_json(engine: Any, session: Session) -> dict[str, Any]:
     config = session.config
     agent_of = getattr(engine, "agent_json", None)
     agent = (agent_of and config.agent_id and agent_of(config)) or recorded_agent_json(session.id, config)
-    return _session_body(
+    body = _session_body(
         session.id, agent, config.environment_id, session.title, config.metadata, session.status,
         session.usage, session.created_on, session.modified_on, session.archived_at,
     )  # fmt: skip
+    return body | {"vault_ids": [wire_id(VAULT, UUID(v)) for v in config.vault_ids]}
 
 
 def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:
@@ -239,7 +240,7 @@ class SessionCreate(msgspec.Struct):
     vault_ids: list[str] = []
 
 
-UNSUPPORTED = ("budget", "initial_events", "resources", "vault_ids")
+UNSUPPORTED = ("budget", "initial_events", "resources")
 """What a new session may ask for that this engine does not do yet: refused, not dropped."""
 
 
@@ -257,7 +258,11 @@ def _create(engine: Any, body: SessionCreate) -> dict[str, Any]:
     agent = engine.catalog.get_agent(parse_id(AGENT, ref.id), ref.version)
     environment = engine.catalog.get_environment(parse_id(ENVIRONMENT, body.environment_id))
     config = session_config(agent, environment, engine.runtimes.config)
-    config = msgspec.structs.replace(config, metadata=check_metadata(dict(body.metadata)))
+    config = msgspec.structs.replace(
+        config,
+        metadata=check_metadata(dict(body.metadata)),
+        vault_ids=engine.vaults.check_usable(body.vault_ids),
+    )
     runtime = engine.runtimes(config)  # the adapters and policies first: a refused config records nothing
     session_id = engine.service.create_session(config, _title(body.title or ""), runtime.redact)
     return session_json(engine, existing_session(engine, session_id))
