@@ -13,6 +13,7 @@ where the model server is.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -86,6 +87,9 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     mcp_servers: list[dict[str, Any]] = msgspec.field(default_factory=list)
     """``[{"type": "url", "name", "url"}]``: the MCP servers that ``mcp_toolset`` entries of
     ``tools`` name (recorded, with their toolsets' policies)."""
+    vault_ids: list[str] = msgspec.field(default_factory=list)
+    """Vaults (of the agent's store) whose credentials authenticate sessions to their MCP
+    servers, matched by URL; recorded by id."""
     mcp_credentials: dict[str, str] = msgspec.field(default_factory=dict)
     """Bearer tokens by MCP server URL, sent to that server only: never recorded, and
     redacted wherever they would appear."""
@@ -185,6 +189,7 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             max_output_bytes=self.max_output_bytes,
             workspace_quota_bytes=self.workspace_quota_bytes,
             mcp_servers=mcp_servers(toolset, self.mcp_servers, "ManagedConfig.mcp_servers"),
+            vault_ids=tuple(dict.fromkeys(_vault_id(v) for v in self.vault_ids)),
         )
 
     def governed_by(self, recorded: SessionConfig) -> ManagedConfig:
@@ -219,6 +224,14 @@ def _check_type(name: str, value: Any, expected: Any) -> None:
     except msgspec.ValidationError as e:
         shown = "" if name == "api_key" else f" (got {type(value).__name__} {value!r})"
         raise ConfigError(f"ManagedConfig.{name}: {e}{shown}") from None
+
+
+def _vault_id(text: str) -> str:
+    """A vault id as a session records it (the UUID's text), from its API form (``vlt_...``) or the UUID."""
+    try:
+        return str(uuid.UUID(text.removeprefix("vlt_")))
+    except ValueError:
+        raise ConfigError(f"ManagedConfig.vault_ids: {text!r} is not a vault id") from None
 
 
 def _plain(value: Any) -> Any:

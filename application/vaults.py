@@ -28,11 +28,13 @@ import msgspec
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from agentjournal.application import adapters
 from agentjournal.application.catalog import Catalog
 from agentjournal.application.catalog_projection import VaultView
 from agentjournal.application.errors import ConfigError, StoreError
-from agentjournal.application.paging import DEFAULT_LIMIT, Page
+from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 from agentjournal.application.ports import SecretBox
+from agentjournal.application.service import SessionService, data_home
 from agentjournal.domain import AgentJournalError, Credential, Vault
 
 MAX_DISPLAY_NAME = 255
@@ -187,6 +189,20 @@ class Vaults:
                     tokens[url] = str(secret.get("token") or secret.get("access_token"))
         return tokens
 
+    def check_key(self) -> None:
+        """Open one stored secret, if there is any: a :class:`SecretBoxError` now, when this
+        process has another key than the one that sealed them, rather than at a turn."""
+        page = self.list(include_archived=True, limit=MAX_LIMIT)
+        while True:
+            for row in page.items:
+                credentials = list(self.get(row.id).credentials.values())
+                if credentials:
+                    self._open(credentials[0].secret_ref)
+                    return
+            if page.next_page is None:
+                return
+            page = self.list(include_archived=True, limit=MAX_LIMIT, page=page.next_page)
+
     def check_usable(self, vault_ids: Iterable[str]) -> tuple[str, ...]:
         """``vault_ids`` as a session records them, each a vault that exists and is not
         archived (a ConfigError naming the first that is not)."""
@@ -292,3 +308,8 @@ def _uuid(text: str, field: str) -> UUID:
         return UUID(body)
     except ValueError:
         raise VaultNotFound(f"vault {text!r} ({field})") from None
+
+
+def open_vaults(service: SessionService) -> Vaults:
+    """The vaults of ``service``'s store, their secrets sealed by this process's key."""
+    return Vaults(Catalog(service), adapters.secret_box(data_home()))

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from agentjournal.application import ConfigError
+from agentjournal.application.vaults import open_vaults
 from agentjournal.domain import ToolResult
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.mcp_servers import mcp_server, unused_url
@@ -166,3 +167,32 @@ def test_the_turn_ends_as_usual_after_an_mcp_call(make_agent, model_server):
     (result,) = results(agent)
     assert result.is_error and "nope" in result.output
     assert agent.state_at().status.value == "idle"
+
+
+def test_a_vault_authenticates_a_python_api_session(make_agent, model_server, service, store: Path):
+    vaults = open_vaults(service)
+    vault = vaults.create("team")
+    with mcp_server(token=TOKEN) as server:
+        vaults.add_credential(
+            vault.id, {"type": "static_bearer", "mcp_server_url": server.url, "token": TOKEN}
+        )
+        agent = mcp_agent(make_agent, server.url, vault_ids=[f"vlt_{vault.id.hex}"])
+        model_server.enqueue(
+            Reply(tool_calls=[ScriptedToolCall("mcp__calc__add", {"a": 3, "b": 4})]), Reply(text="7")
+        )
+        assert agent.run("3 + 4?") == "7"
+    assert set(server.tokens_seen) == {TOKEN} and results(agent)[0].output == "7"
+    assert agent.state_at().config.vault_ids == (str(vault.id),)
+    vault_log = json.dumps([e.__dict__ for e in service.events.get(vault.id)], default=str)
+    assert "static_bearer" in vault_log and TOKEN not in vault_log
+    assert all(TOKEN.encode() not in path.read_bytes() for path in store.parent.rglob("*") if path.is_file())
+
+
+def test_a_legacy_sse_server_is_reached_through_the_fallback(make_agent, model_server):
+    with mcp_server(sse=True) as server:
+        agent = mcp_agent(make_agent, server.url)
+        model_server.enqueue(
+            Reply(tool_calls=[ScriptedToolCall("mcp__calc__shout", {"text": "sse"})]), Reply(text="ok")
+        )
+        assert agent.run("go") == "ok"
+    assert results(agent)[0].output == "SSE" and server.calls == [("shout", {"text": "sse"})]

@@ -12,7 +12,10 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+from eventsourcing.cipher import AESCipher
 
+from agentjournal.application.store import open_store
+from agentjournal.application.vaults import open_vaults
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import wait_until
 from tests.mcp_servers import mcp_server
@@ -140,3 +143,20 @@ def test_a_session_names_only_vaults_that_exist(server):
 
 def _idles(client: Any, session_id: str) -> list[Any]:
     return [e for e in client.beta.sessions.events.list(session_id) if e.type == "session.status_idle"]
+
+
+def test_a_server_that_cannot_open_the_vaults_says_so_at_start(model_server, store):
+    service = open_store(store)
+    vaults = open_vaults(service)
+    vault = vaults.create("team")
+    vaults.add_credential(
+        vault.id, {"type": "static_bearer", "mcp_server_url": "https://mcp.example", "token": TOKEN}
+    )
+    service.close()
+    other_key = AESCipher.create_key(32)
+    with running_server(
+        model_server.base_url, store, store_env={"AGENTJOURNAL_VAULT_KEY": other_key}
+    ) as running:
+        running.process.wait(timeout=60)
+        assert running.process.stderr is not None
+        assert "cannot be opened with this key" in running.process.stderr.read()

@@ -159,6 +159,7 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
             opened = await asyncio.to_thread(open_store, store)
         catalog = await asyncio.to_thread(Catalog, opened, settings.model.redactor())
         engine = Engine(settings, opened, catalog, asyncio.get_running_loop())
+        await asyncio.to_thread(engine.vaults.check_key)  # a server that cannot open the vaults says so now
         app.state.engine = engine
         app.state.max_body_bytes = settings.max_body_bytes
         app.state.client_timeout = settings.client_timeout
