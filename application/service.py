@@ -215,7 +215,8 @@ class TurnRuntime:
     mcp: McpClient | None = None
     """Speaks to the session's MCP servers (none: their tools are not offered)."""
     mcp_tokens: Mapping[str, str] = field(default_factory=dict)
-    """Bearer credentials by MCP server URL: the caller's, never recorded."""
+    """Bearer credentials by MCP server URL (the caller's, or from the session's vaults):
+    sent to those servers only, never recorded."""
     wait_for_log: Callable[[UUID, float], None] = field(
         default=lambda _session_id, seconds: time.sleep(seconds)
     )
