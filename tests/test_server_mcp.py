@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from agentjournal.domain import McpServer, McpToolPolicy
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import wait_until
 from tests.mcp_servers import mcp_server
 from tests.serving import running_server
 from tests.test_server_actions import prompt, send, until_idle
+from tests.test_server_sessions import new_session
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -126,3 +128,15 @@ def test_a_private_address_is_refused_unless_the_operator_allows_it(api_server, 
     assert "non-public address" in error.message and error.retry_status.type == "terminal"
     assert seen[-1].stop_reason.type == "end_turn" and server.calls == []
     assert client.beta.sessions.retrieve(session_id).status == "idle"
+
+
+def test_a_session_made_in_python_shows_its_mcp_servers(api_server, store):
+    server = McpServer(
+        name="calc", url="https://mcp.example/calc", tools=(McpToolPolicy("add", permission="always_allow"),)
+    )
+    session = api_server.client().beta.sessions.retrieve(new_session(store, mcp_servers=(server,)))
+    (shown,) = session.agent.mcp_servers
+    assert (shown.name, shown.url) == ("calc", "https://mcp.example/calc")
+    (toolset,) = session.agent.tools
+    assert toolset.type == "mcp_toolset" and toolset.default_config.permission_policy.type == "always_ask"
+    assert [(c.name, c.permission_policy.type) for c in toolset.configs] == [("add", "always_allow")]

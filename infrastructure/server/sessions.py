@@ -30,7 +30,7 @@ from agentjournal.application.catalog import session_config
 from agentjournal.application.errors import SessionNotFound
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.application.projection import SessionQuery, SessionSummary
-from agentjournal.domain import NoTurnInProgress, Session, SessionConfig, Status, Usage
+from agentjournal.domain import McpServer, NoTurnInProgress, Session, SessionConfig, Status, Usage
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
 from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, VAULT, parse_id, wire_id
@@ -79,6 +79,7 @@ def recorded_agent_json(session_id: UUID, config: SessionConfig) -> dict[str, An
         {"type": "custom", "name": t.name, "description": t.description, "input_schema": t.input_schema}
         for t in config.custom_tools
     ]
+    tools += [_mcp_toolset_json(server) for server in config.mcp_servers]
     return {
         "type": "agent",
         "id": wire_id(AGENT, config.agent_id and UUID(config.agent_id) or session_id),
@@ -88,8 +89,22 @@ def recorded_agent_json(session_id: UUID, config: SessionConfig) -> dict[str, An
         "model": {"id": config.model},
         "system": config.system or None,
         "tools": tools,
-        "mcp_servers": [],
+        "mcp_servers": [{"type": "url", "name": s.name, "url": s.url} for s in config.mcp_servers],
         "skills": [],
+    }
+
+
+def _mcp_toolset_json(server: McpServer) -> dict[str, Any]:
+    """A recorded MCP server's toolset, as an agent shows it."""
+
+    def config(enabled: bool, permission: str) -> dict[str, Any]:
+        return {"enabled": enabled, "permission_policy": {"type": permission}}
+
+    return {
+        "type": "mcp_toolset",
+        "mcp_server_name": server.name,
+        "default_config": config(server.enabled, server.permission),
+        "configs": [{"name": t.name, **config(*server.policy_of(t.name))} for t in server.tools],
     }
 
 
