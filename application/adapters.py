@@ -7,6 +7,7 @@ only when a turn needs them, so reading a log never loads litellm or docker.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from eventsourcing.utils import resolve_topic
@@ -17,6 +18,8 @@ from agentjournal.domain import ComputeBinding
 LANGUAGE_MODEL_TOPIC = "agentjournal.infrastructure.models.litellm_model:LiteLLMModel"
 
 REPOSITORY_CLONER_TOPIC = "agentjournal.infrastructure.compute.git_clone:GitCloner"
+MCP_CLIENT_TOPIC = "agentjournal.infrastructure.mcp.client:HttpMcpClient"
+SECRET_BOX_TOPIC = "agentjournal.infrastructure.secrets.box:AesSecretBox"
 
 COMPUTE_TOPICS = {
     "host": "agentjournal.infrastructure.compute.host:HostCompute",
@@ -48,6 +51,17 @@ def language_model_class() -> Any:
 
 def repository_cloner() -> Any:
     return resolve_topic(REPOSITORY_CLONER_TOPIC)()
+
+
+def mcp_client(allow_private: bool) -> Any:
+    """The MCP client adapter; ``allow_private`` lets it reach loopback, link-local and
+    private addresses (the Python API's caller is trusted; a server's operator decides)."""
+    return resolve_topic(MCP_CLIENT_TOPIC)(allow_private=allow_private)
+
+
+def secret_box(home: Path) -> Any:
+    """The box that seals vault secrets: its key from the environment, else from ``home``."""
+    return resolve_topic(SECRET_BOX_TOPIC).for_home(home)
 
 
 def release_binding(binding: ComputeBinding) -> None:

@@ -112,11 +112,17 @@ class ManagedAgent:
         self.provider = provider
         self.config = msgspec.structs.replace(config, model=route_model(provider, config.model), **given)
         self.service = open_store(store)
-        self._runtimes = Runtimes(self.config, compute, model)
+        self._runtimes = Runtimes(self.config, compute, model, vault_tokens=self._vault_tokens)
         self._session_id: UUID | None = None
         self._lock = threading.Lock()
 
     # -- wiring -----------------------------------------------------------------------
+
+    def _vault_tokens(self, recorded: SessionConfig) -> dict[str, str]:
+        """The tokens a session's recorded vaults hold for its MCP servers."""
+        from agentjournal.application.vaults import open_vaults
+
+        return open_vaults(self.service).tokens(recorded.vault_ids, [s.url for s in recorded.mcp_servers])
 
     @property
     def compute_kind(self) -> str:

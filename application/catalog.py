@@ -59,7 +59,7 @@ from agentjournal.application.paging import DEFAULT_LIMIT, Page, check_limit, de
 from agentjournal.application.recording import redact_json
 from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.service import SessionService
-from agentjournal.application.toolset import Toolset, resolve_tools
+from agentjournal.application.toolset import Toolset, mcp_servers, resolve_tools
 from agentjournal.application.work_queue import WORKER_COMPUTE
 from agentjournal.domain import (
     Agent,
@@ -199,6 +199,10 @@ class Catalog:
         """Environments, newest first, archived ones only when asked, deleted ones never."""
         return self._page("environment", include_archived, limit, page, None, None)
 
+    def page(self, kind: str, *, include_archived: bool, limit: int, page: str | None) -> Page[Any]:
+        """A page of the catalog's rows of ``kind`` ("agent", "environment", "vault"), newest first."""
+        return self._page(kind, include_archived, limit, page, None, None)
+
     # -- the store ----------------------------------------------------------------------------
 
     def _load(self, kind: type[A], aggregate_id: UUID) -> A:
@@ -302,7 +306,7 @@ def session_config(
     pauses for them), so they are recorded from the agent's tools directly rather than
     checked for handlers. A self-hosted environment's sessions run their tools on its
     workers (:func:`worker_session_config`). What this engine cannot give a session is
-    refused with a :class:`ConfigError` naming the field: MCP servers, skills,
+    refused with a :class:`ConfigError` naming the field: skills,
     limited networking (an allow-list needs an egress proxy, not built), and packages of
     managers other than pip, npm and apt.
     """
@@ -311,10 +315,6 @@ def session_config(
         raise AgentArchivedError(agent.id)
     if environment.archived_at is not None:
         raise EnvironmentArchivedError(environment.id)
-    if definition.mcp_servers:
-        raise ConfigError(
-            "agent mcp_servers: MCP servers are not supported yet: this engine has no MCP client"
-        )
     if definition.skills:
         raise ConfigError("agent skills: skills are not supported yet")
     config = environment.definition.config
@@ -349,6 +349,7 @@ def session_config(
         managed.session_config(where),
         custom_tools=toolset.custom,
         confirm_tools=toolset.confirm,
+        mcp_servers=mcp_servers(toolset, definition.mcp_servers, "agent mcp_servers"),
         agent_id=str(agent.id),
         agent_version=agent.version,
         environment_id=str(environment.id),

@@ -20,7 +20,7 @@ from uuid import UUID
 import msgspec
 
 from agentjournal.application.projector import ProjectionView, Projector
-from agentjournal.domain import Agent, AgentDefinition, Environment, EnvironmentDefinition
+from agentjournal.domain import Agent, AgentDefinition, Environment, EnvironmentDefinition, Vault
 from agentjournal.domain.stored_file import FileContents, StoredFile
 
 if TYPE_CHECKING:
@@ -60,7 +60,19 @@ class FileView(msgspec.Struct, frozen=True, kw_only=True):
     """Files are never archived; the field lets every catalog row be filtered alike."""
 
 
-CatalogRow = AgentView | EnvironmentView | FileView
+class VaultView(msgspec.Struct, frozen=True, kw_only=True):
+    """A vault as listings show it: its name and labels, never its credentials."""
+
+    id: UUID
+    display_name: str
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None = None
+    deleted: bool = False
+
+
+CatalogRow = AgentView | EnvironmentView | FileView | VaultView
 
 
 class CatalogView(ProjectionView[CatalogRow]):
@@ -86,14 +98,14 @@ class CatalogView(ProjectionView[CatalogRow]):
 
 
 class CatalogProjector(Projector[CatalogRow]):
-    """Folds agent, environment and stored file events into a :class:`CatalogView`."""
+    """Folds agent, environment, stored file and vault events into a :class:`CatalogView`."""
 
     def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[UUID], view: CatalogView) -> None:
         super().__init__(recorder, mapper, view)
         self.view: CatalogView = view
 
     def wants(self, event_class: type) -> bool:
-        return issubclass(event_class, (Agent.Event, Environment.Event, StoredFile.Event))
+        return issubclass(event_class, (Agent.Event, Environment.Event, StoredFile.Event, Vault.Event))
 
     def fold(self, events: Sequence[Any]) -> list[CatalogRow]:
         rows = self.view.get_many({e.originator_id for e in events})
@@ -166,3 +178,34 @@ def _(event: StoredFile.FileUploaded, row: None) -> CatalogRow:
 @evolve.register
 def _(event: StoredFile.FileDeleted, row: FileView) -> CatalogRow:
     return msgspec.structs.replace(row, deleted=True)
+
+
+@evolve.register
+def _(event: Vault.VaultCreated, row: None) -> CatalogRow:
+    return VaultView(
+        id=event.originator_id, display_name=event.display_name, metadata=dict(event.metadata),
+        created_at=event.timestamp, updated_at=event.timestamp,
+    )  # fmt: skip
+
+
+@evolve.register
+def _(event: Vault.VaultUpdated, row: VaultView) -> CatalogRow:
+    return msgspec.structs.replace(
+        row, display_name=event.display_name, metadata=dict(event.metadata), updated_at=event.timestamp
+    )
+
+
+@evolve.register
+def _(event: Vault.VaultArchived, row: VaultView) -> CatalogRow:
+    return msgspec.structs.replace(row, archived_at=event.timestamp, updated_at=event.timestamp)
+
+
+@evolve.register
+def _(event: Vault.VaultDeleted, row: VaultView) -> CatalogRow:
+    return msgspec.structs.replace(row, deleted=True, updated_at=event.timestamp)
+
+
+@evolve.register
+def _(event: Vault.Event, row: VaultView) -> CatalogRow:
+    """A credential changed: the vault's row shows when."""
+    return msgspec.structs.replace(row, updated_at=event.timestamp)

@@ -19,7 +19,7 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,9 +35,11 @@ from agentjournal.application.errors import (
 from agentjournal.application.leases import (
     Lease,
 )
+from agentjournal.application.mcp_tools import mcp_target, offered_mcp_tools, run_mcp_tool
 from agentjournal.application.ports import (
     Compute,
     LanguageModel,
+    McpClient,
     ModelError,
     ModelReply,
     TextDelta,
@@ -146,6 +148,11 @@ class TurnRuntime:
     """Seconds a turn keeps running while it waits for the client's answers before it
     pauses: answers that come quickly (a client that answers as soon as it sees the
     call) continue the turn without a pause."""
+    mcp: McpClient | None = None
+    """Speaks to the session's MCP servers (none: their tools are not offered)."""
+    mcp_tokens: Mapping[str, str] = field(default_factory=dict)
+    """Bearer credentials by MCP server URL (the caller's, or from the session's vaults):
+    sent to those servers only, never recorded."""
     wait_for_log: Callable[[UUID, float], None] = field(
         default=lambda _session_id, seconds: time.sleep(seconds)
     )
@@ -333,6 +340,9 @@ class TurnLoop:
         continues a paused turn."""
         tools = tool_specs(session.config)
         yield from self._prepare_compute(session, runtime, bool(tools))
+        if session.config.mcp_servers:
+            tools += offered_mcp_tools(session, runtime.mcp, runtime.mcp_tokens, runtime.redact)
+            self.service.save_session(session)  # the servers that failed, if any
         text, used = "", Usage()
         stop_reason = StopReason.MAX_TURNS
         budget = session.config.max_turns - session.model_calls_this_turn
@@ -459,6 +469,10 @@ class TurnLoop:
         session.start_tool_call(recorded)
         self.service.save_session(session)
         yield ToolCallUpdate(recorded)
+        if judgement.verdict == Verdict.MCP:
+            target = mcp_target(config, call.name)
+            assert target is not None  # judged an MCP call
+            return run_mcp_tool(runtime.mcp, target, call, runtime.mcp_tokens, config.max_output_bytes)
         result = run_tool(runtime.compute, call, ToolLimits.of(config))
         if call.name not in READS_ONLY:
             # Recorded before the result, so the files as of the result are what the call left.

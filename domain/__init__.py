@@ -41,6 +41,8 @@ from agentjournal.domain.values import (
     CustomTool,
     FileState,
     Lineage,
+    McpServer,
+    McpToolPolicy,
     Message,
     ModelCall,
     PackageInstall,
@@ -67,6 +69,7 @@ if TYPE_CHECKING:
         SelfHostedConfig,
         UnrestrictedNetwork,
     )
+    from agentjournal.domain.vault import Credential, Vault, VaultError
 
 register_legacy_topics()
 
@@ -83,6 +86,7 @@ _LAZY = {
         "SelfHostedConfig",
         "UnrestrictedNetwork",
     ),
+    "agentjournal.domain.vault": ("Credential", "Vault", "VaultError"),
 }
 """The names imported on first use, by module."""
 
@@ -102,6 +106,7 @@ __all__ = [
     "CloudConfig",
     "ComputeBinding",
     "ComputeNotAllowed",
+    "Credential",
     "CustomTool",
     "Environment",
     "EnvironmentArchivedError",
@@ -112,6 +117,8 @@ __all__ = [
     "LimitedNetwork",
     "Lineage",
     "ManagedSandboxRequired",
+    "McpServer",
+    "McpToolPolicy",
     "Message",
     "Networking",
     "NoPendingAction",
@@ -136,6 +143,8 @@ __all__ = [
     "UnrestrictedNetwork",
     "Usage",
     "UserMessage",
+    "Vault",
+    "VaultError",
     "check_compute",
     "check_package_sandbox",
     "derive_title",

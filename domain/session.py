@@ -342,6 +342,12 @@ class Session(ChainedAggregate):
             raise UnknownToolCall(result.tool_call_id)
         self.trigger_event(self.ToolResultRecorded, result=result)
 
+    def record_mcp_failure(self, server: str, kind: str, message: str) -> None:
+        """An MCP server could not be used this turn (``kind``: ``connection`` or
+        ``authentication``). The turn goes on without its tools."""
+        self._check_running()
+        self.trigger_event(self.McpServerFailed, server=server, kind=kind, message=message)
+
     def pause_turn(self) -> None:
         """Stop the turn until the client answers the calls in :attr:`awaiting`. The calls
         stay open, so nothing the model asked for is lost while it waits."""
@@ -640,6 +646,15 @@ class Session(ChainedAggregate):
             session.status = Status.ERROR
             session.worker = ""
             session.last_error = f"{self.error_type}: {self.error}"
+
+    class McpServerFailed(Event):
+        """An MCP server was unreachable or refused the credential: the turn ran without
+        its tools. Nothing of the session's state changes; the cloud API shows it as a
+        ``session.error``."""
+
+        server: str
+        kind: str
+        message: str
 
     class PackagesInstalled(Event):
         install: PackageInstall

@@ -186,7 +186,7 @@ def test_a_bad_agent_is_refused_naming_the_field(catalog, fields, error, message
 
 def test_what_the_cloud_accepts_is_kept_as_given(catalog):
     """An MCP toolset, its server and skills are kept, and read back as they were sent;
-    a session cannot be made from them yet."""
+    a session cannot be made from skills yet."""
     fields = {
         **AGENT,
         "model": {"id": "claude-opus-4-5", "speed": "fast"},
@@ -200,8 +200,23 @@ def test_what_the_cloud_accepts_is_kept_as_given(catalog):
     for name in ("model", "tools", "mcp_servers", "skills"):
         assert _plain(getattr(catalog.get_agent(agent.id).definition, name)) == fields[name]
     environment = catalog.create_environment({"name": "e"})
-    with pytest.raises(ConfigError, match="agent mcp_servers: MCP servers are not supported yet"):
+    with pytest.raises(ConfigError, match="agent skills: skills are not supported yet"):
         session_config(agent, environment)
+
+
+def test_a_session_records_the_agents_mcp_servers_with_their_toolsets(catalog):
+    agent = catalog.create_agent({
+        **AGENT,
+        "tools": [{"type": "mcp_toolset", "mcp_server_name": "gh",
+                   "configs": [{"name": "merge", "enabled": False}]}],
+        "mcp_servers": [{"type": "url", "name": "gh", "url": "https://mcp.example/gh"}],
+    })  # fmt: skip
+    (server,) = session_config(agent, catalog.create_environment({"name": "e"})).mcp_servers
+    assert (server.name, server.url, server.permission) == ("gh", "https://mcp.example/gh", "always_ask")
+    assert server.policy_of("merge") == (False, "always_ask") and server.policy_of("pr") == (
+        True,
+        "always_ask",
+    )
 
 
 def test_secrets_in_definitions_are_redacted_before_they_are_recorded(service):

@@ -33,7 +33,7 @@ from agentjournal.application import ConfigError, ManagedAgent, ManagedConfig, U
         ({"tools": [{"type": "mcp_toolset"}]}, "needs a non-empty 'mcp_server_name'"),
         (
             {"tools": [{"type": "mcp_toolset", "mcp_server_name": "github"}]},
-            "MCP toolsets (['github']) are not supported yet",
+            "name servers ['github'] that ManagedConfig.mcp_servers does not define",
         ),
         ({"tools": [{"type": "custom", "name": "lookup"}]}, "need on_custom_tool"),
         ({"tools": [{"type": "custom", "name": "bash"}]}, "name of a built-in tool"),

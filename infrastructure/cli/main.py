@@ -361,6 +361,12 @@ def _parser() -> argparse.ArgumentParser:
         "OpenAI-compatible server (default: $AGENTJOURNAL_MODEL_PROVIDER, or litellm's own routing)",
     )
     serve.add_argument(
+        "--allow-private-mcp",
+        action="store_true",
+        help="let agents' MCP servers be on loopback, link-local or private addresses (by default "
+        "refused: the server would reach its own network on an agent's behalf)",
+    )
+    serve.add_argument(
         "--answer-grace",
         type=float,
         default=2.0,
@@ -428,6 +434,7 @@ def _serve(args: argparse.Namespace) -> int:
         model=ManagedConfig(api_base=args.api_base, api_key=api_key),
         model_provider=args.model_provider,
         answer_grace=args.answer_grace,
+        allow_private_mcp=args.allow_private_mcp,
         client_timeout=args.client_timeout,
         **({"max_upload_bytes": args.max_upload_bytes} if args.max_upload_bytes else {}),
         turn_workers=args.turn_workers,

@@ -27,11 +27,14 @@ from agentjournal.application.config import ManagedConfig
 from agentjournal.application.recovery import Recovery
 from agentjournal.application.resources import SessionResources
 from agentjournal.application.runtimes import Runtimes, unchanged
-from agentjournal.application.service import SessionService
+from agentjournal.application.service import SessionService, data_home
 from agentjournal.application.tracing import session_trace
 from agentjournal.application.uploads import MAX_UPLOAD_BYTES, Uploads
+from agentjournal.application.vaults import Vaults
 from agentjournal.application.work_queue import KEY_PREFIX
 from agentjournal.domain import SessionConfig
+from agentjournal.infrastructure.mcp.client import HttpMcpClient
+from agentjournal.infrastructure.secrets.box import AesSecretBox
 from agentjournal.infrastructure.server.auth import RequireApiKey
 from agentjournal.infrastructure.server.bodies import CLIENT_TIMEOUT, MAX_BODY_BYTES
 from agentjournal.infrastructure.server.errors import (
@@ -79,6 +82,8 @@ class ServerSettings:
     """Seconds a turn waits for a custom tool's result or a confirmation before it pauses
     (``requires_action``). Clients that answer as soon as they see the call (PraisonAI's
     hosted backend does, and stops reading at the first idle) see no pause at all."""
+    allow_private_mcp: bool = False
+    """Whether agents' MCP servers may be on loopback, link-local or private addresses."""
     turn_workers: int = 16
     shutdown_grace: float = 5.0
     """Seconds a stopping server gives its running and queued turns to end by themselves
@@ -116,6 +121,7 @@ class Engine:
             defer_actions=True,
             answer_grace=settings.answer_grace,
             wait_for_log=self.doorbell.wait,
+            mcp=HttpMcpClient(allow_private=settings.allow_private_mcp),
         )
         self.telemetry = _live_telemetry(service, settings.otel_endpoint) if settings.otel_endpoint else None
         self.runner = TurnRunner(
@@ -124,6 +130,10 @@ class Engine:
         )  # fmt: skip
         self.recovery = Recovery(service, on_closed=self.doorbell.ring)
         self.projected_logs = ProjectedLogs()
+        self.vaults = Vaults(catalog, AesSecretBox.for_home(data_home()))
+        self.runtimes.vault_tokens = lambda recorded: self.vaults.tokens(
+            recorded.vault_ids, [server.url for server in recorded.mcp_servers]
+        )
 
     def agent_json(self, config: SessionConfig) -> dict[str, Any] | None:
         """The agent version a session was created from, as the session shows it."""
@@ -189,6 +199,7 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
             opened = await asyncio.to_thread(open_store, store)
         catalog = await asyncio.to_thread(Catalog, opened, settings.model.redactor())
         engine = Engine(settings, opened, catalog, asyncio.get_running_loop())
+        await asyncio.to_thread(engine.vaults.check_key)  # a server that cannot open the vaults says so now
         app.state.engine = engine
         app.state.max_body_bytes = settings.max_body_bytes
         app.state.client_timeout = settings.client_timeout
@@ -232,6 +243,7 @@ def _routes() -> list[BaseRoute]:
         resources,
         sessions,
         uploads,
+        vaults,
         work,
     )
 
@@ -241,6 +253,7 @@ def _routes() -> list[BaseRoute]:
         *events.routes,
         *agents.routes,
         *environments.routes,
+        *vaults.routes,
         *extensions.routes,
         *files.routes,
         *work.routes,

@@ -115,7 +115,7 @@ def as_api_error(error: Exception) -> ApiError:
             StoredFileNotFound,
             ResourceNotFound,
         ),
-    ):
+    ) or (isinstance(error, AgentJournalError) and isinstance(error, LookupError)):
         return ApiError(404, str(error))
     if isinstance(error, UploadTooLarge):
         return ApiError(413, str(error))

@@ -12,8 +12,9 @@ SESSION = "sesn_"
 AGENT = "agent_"
 ENVIRONMENT = "env_"
 FILE = "file_"
+VAULT = "vlt_"
 
-_NAMES = {SESSION: "session", AGENT: "agent", ENVIRONMENT: "environment", FILE: "file"}
+_NAMES = {SESSION: "session", AGENT: "agent", ENVIRONMENT: "environment", FILE: "file", VAULT: "vault"}
 
 
 def wire_id(prefix: str, value: UUID) -> str:

@@ -32,10 +32,10 @@ from agentjournal.application.errors import SessionNotFound
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.application.projection import SessionQuery, SessionStats, SessionSummary, session_stats
 from agentjournal.application.resources import PreparedMount
-from agentjournal.domain import NoTurnInProgress, Session, SessionConfig, Status, Usage
+from agentjournal.domain import McpServer, NoTurnInProgress, Session, SessionConfig, Status, Usage
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
-from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, parse_id, wire_id
+from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, VAULT, parse_id, wire_id
 from agentjournal.infrastructure.server.mounts import FileMount, Mount, resource_json, resource_mount
 from agentjournal.infrastructure.server.query import query_bool, query_int, query_time, query_version
 from agentjournal.infrastructure.server.wire import wire_time
@@ -82,6 +82,7 @@ def recorded_agent_json(session_id: UUID, config: SessionConfig) -> dict[str, An
         {"type": "custom", "name": t.name, "description": t.description, "input_schema": t.input_schema}
         for t in config.custom_tools
     ]
+    tools += [_mcp_toolset_json(server) for server in config.mcp_servers]
     return {
         "type": "agent",
         "id": wire_id(AGENT, config.agent_id and UUID(config.agent_id) or session_id),
@@ -91,8 +92,22 @@ def recorded_agent_json(session_id: UUID, config: SessionConfig) -> dict[str, An
         "model": {"id": config.model},
         "system": config.system or None,
         "tools": tools,
-        "mcp_servers": [],
+        "mcp_servers": [{"type": "url", "name": s.name, "url": s.url} for s in config.mcp_servers],
         "skills": [],
+    }
+
+
+def _mcp_toolset_json(server: McpServer) -> dict[str, Any]:
+    """A recorded MCP server's toolset, as an agent shows it."""
+
+    def config(enabled: bool, permission: str) -> dict[str, Any]:
+        return {"enabled": enabled, "permission_policy": {"type": permission}}
+
+    return {
+        "type": "mcp_toolset",
+        "mcp_server_name": server.name,
+        "default_config": config(server.enabled, server.permission),
+        "configs": [{"name": t.name, **config(*server.policy_of(t.name))} for t in server.tools],
     }
 
 
@@ -101,7 +116,7 @@ def session_json(engine: Any, session: Session) -> dict[str, Any]:
     agent_of = getattr(engine, "agent_json", None)
     agent = (agent_of and config.agent_id and agent_of(config)) or recorded_agent_json(session.id, config)
     summary = engine.service.summary(session.id)
-    return _session_body(
+    body = _session_body(
         session.id, agent, config.environment_id, session.title, config.metadata,
         Status.RUNNING if session.awaits_worker else session.status,
         session.usage, session.created_on, session.modified_on, session.archived_at,
@@ -109,6 +124,7 @@ def session_json(engine: Any, session: Session) -> dict[str, Any]:
         [resource_json(r) for r in session.resources],
         extension_json(summary),
     )  # fmt: skip
+    return body | {"vault_ids": [wire_id(VAULT, UUID(v)) for v in config.vault_ids]}
 
 
 def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:
@@ -263,7 +279,7 @@ class SessionCreate(msgspec.Struct):
     vault_ids: list[str] = []
 
 
-UNSUPPORTED = ("budget", "vault_ids")
+UNSUPPORTED = ("budget",)
 """What a new session may ask for that this engine does not do yet: refused, not dropped."""
 
 
@@ -288,7 +304,11 @@ def _create(engine: Any, body: SessionCreate, mounts: list[Mount]) -> dict[str, 
     agent = engine.catalog.get_agent(parse_id(AGENT, ref.id), ref.version)
     environment = engine.catalog.get_environment(parse_id(ENVIRONMENT, body.environment_id))
     config = session_config(agent, environment, engine.runtimes.config)
-    config = msgspec.structs.replace(config, metadata=check_metadata(dict(body.metadata)))
+    config = msgspec.structs.replace(
+        config,
+        metadata=check_metadata(dict(body.metadata)),
+        vault_ids=engine.vaults.check_usable(body.vault_ids),
+    )
     prepared = _prepared(engine, mounts)  # files read, repositories cloned: nothing recorded yet
     runtime = engine.runtimes(config)  # the adapters and policies first: a refused config records nothing
     session_id = engine.service.create_session(config, _title(body.title or ""), runtime.redact)

@@ -12,14 +12,22 @@ from uuid import UUID
 
 import msgspec
 
-from agentjournal.application.catalog_projection import AgentView, CatalogRow, EnvironmentView, FileView
+from agentjournal.application.catalog_projection import (
+    AgentView,
+    CatalogRow,
+    EnvironmentView,
+    FileView,
+    VaultView,
+)
 from agentjournal.infrastructure.stores.readmodel import Sealer, Tables, sortable
 
 CATALOG_TABLES = Tables("catalog_v1", "catalog_v1_position")
 
 CATALOG_COLUMNS = ("id", "kind", "created_at", "archived_at", "deleted", "body")
 
-KINDS: dict[str, type[CatalogRow]] = {"agent": AgentView, "environment": EnvironmentView, "file": FileView}
+KINDS: dict[str, type[CatalogRow]] = {
+    "agent": AgentView, "environment": EnvironmentView, "file": FileView, "vault": VaultView,
+}  # fmt: skip
 
 
 def catalog_filters(
@@ -50,7 +58,7 @@ def catalog_filters(
 
 def catalog_row(entry: CatalogRow, sealer: Sealer) -> tuple[Any, ...]:
     kind = next(name for name, cls in KINDS.items() if isinstance(entry, cls))
-    deleted = isinstance(entry, EnvironmentView | FileView) and entry.deleted
+    deleted = isinstance(entry, EnvironmentView | FileView | VaultView) and entry.deleted
     archived_at = sortable(entry.archived_at) if entry.archived_at else None
     body = sealer.seal(msgspec.json.encode(entry).decode())
     return (str(entry.id), kind, sortable(entry.created_at), archived_at, deleted, body)
