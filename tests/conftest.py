@@ -43,9 +43,9 @@ def _server() -> Iterator[ScriptedModelServer]:
 
 @pytest.fixture
 def model_server(_server: ScriptedModelServer) -> ScriptedModelServer:
-    """The scripted model server, with an empty script and request log for this test."""
-    _server.script.clear()
-    _server.requests.clear()
+    """The scripted model server, with an empty script and request log for this test (and
+    nothing held: a test that holds a reply releases it before it stops what streams it)."""
+    _server.reset()
     return _server
 
 
