@@ -345,6 +345,6 @@ for _ in range(int(sys.argv[2])):
 
 def test_processes_opening_writing_and_reading_together(store_env, open_service):
     open_service().close()  # the tables exist, as for workers joining a running system
-    assert_all_succeed([spawn_python(CHURN, json.dumps(store_env), "6") for _ in range(6)], timeout=300)
+    assert_all_succeed([spawn_python(CHURN, json.dumps(store_env), "6") for _ in range(6)], timeout=240)
     summaries = open_service().list_summaries(limit=1000)
     assert len(summaries) == 36 and {s.version for s in summaries} == {1}
