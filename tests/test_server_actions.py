@@ -153,11 +153,12 @@ def test_answers_nobody_asked_for_are_refused(api_server, store):
 def test_an_interrupt_stops_the_running_turn_and_the_session_stays_usable(api_server, store, model_server):
     client = api_server.client()
     session_id = new_session(store)
-    model_server.enqueue(Reply(text="a long story " * 200, delay=0.05))
+    model_server.enqueue(Reply(text="a long story " * 200, hold=True))
     with client.beta.sessions.events.stream(session_id) as stream:
         send(client, session_id, prompt("Tell me a long story."))
-        model_server.wait_for_requests(1)
+        model_server.wait_for_requests(1)  # the turn is mid-reply until released
         send(client, session_id, {"type": "user.interrupt"})
+        model_server.release()  # the interrupted turn reads the rest of its reply, and stops
         seen = []
         for event in stream:
             seen.append(event)
