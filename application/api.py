@@ -22,7 +22,7 @@ import threading
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -68,6 +68,14 @@ _NO_SESSION: dict[str, Any] = {"id": "", "status": "unknown", "title": ""}
 
 class RecordedConfigWarning(UserWarning):
     """A resumed session keeps its recorded config where the resuming one differs."""
+
+
+class AgentIds(NamedTuple):
+    """PraisonAI's ids of an agent, as :meth:`ManagedAgent.save_ids` returns them."""
+
+    agent_id: str
+    agent_version: int
+    environment_id: str
 
 
 def route_model(provider: str, model: str) -> str:
@@ -201,17 +209,36 @@ class ManagedAgent:
         updated = ManagedConfig.from_dict(config.to_dict() | dict(changes))
         return msgspec.structs.replace(updated, model=route_model(self.provider, updated.model))
 
+    # -- ids (PraisonAI's names, read from the log) ---------------------------------------
+
+    @property
+    def agent_id(self) -> str:
+        """The agent's name, as the current session recorded it (before a session, this
+        agent's own)."""
+        return self._ids().agent_id
+
+    @property
+    def agent_version(self) -> int:
+        """How many configs the current session has had: 1, then one more per
+        :meth:`update_agent` (1 before a session)."""
+        return self._ids().agent_version
+
+    @property
+    def environment_id(self) -> str:
+        """Where the current session's tools run, as it recorded it: "host" or "docker"
+        (before a session, where a new one's would run)."""
+        return self._ids().environment_id
+
+    def _ids(self) -> AgentIds:
+        if self._session_id is None:
+            return AgentIds(self.config.name, 1, self.compute_kind)
+        session = self.state_at()
+        return AgentIds(session.config.name, session.config_version, session.config.compute)
+
     def save_ids(self) -> dict[str, Any]:
-        """What to keep to resume later, in this or another process: PraisonAI's keys.
-        ``agent_version`` counts the configs the session has had (1, then one more per
-        :meth:`update_agent`); ``environment_id`` names its compute."""
-        version = self.state_at().config_version if self._session_id else 1
-        return {
-            "agent_id": self.config.name,
-            "agent_version": version,
-            "environment_id": self.compute_kind,
-            "session_id": self.session_id,
-        }
+        """What to keep to resume later, in this or another process: PraisonAI's keys,
+        ``agent_id``, ``agent_version``, ``environment_id`` and ``session_id``."""
+        return {**self._ids()._asdict(), "session_id": self.session_id}
 
     def restore_ids(self, ids: Mapping[str, Any]) -> None:
         """Resume the session of a :meth:`save_ids` mapping (its other keys are informative)."""
@@ -488,6 +515,11 @@ class Agent:
         """Run ``prompt`` in the backend's session and return the final text. With
         ``stream=True`` the text is also written to stdout as it arrives."""
         return self.backend.run(prompt, echo=stream)
+
+    def run(self, prompt: str, stream: bool = False) -> str:
+        """:meth:`start` under PraisonAI's other name for it, silent unless ``stream=True``
+        (as theirs: ``start`` may print, ``run`` never does unless asked)."""
+        return self.start(prompt, stream=stream)
 
     def stream(self, prompt: str) -> Iterator[str]:
         return self.backend.iter_text(prompt)
