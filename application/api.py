@@ -28,7 +28,13 @@ from uuid import UUID
 import msgspec
 
 from agentjournal.application import views
-from agentjournal.application.config import RECORDED, LocalManagedConfig, ManagedConfig
+from agentjournal.application.config import (
+    RECORDED,
+    CustomToolHandler,
+    LocalManagedConfig,
+    ManagedConfig,
+    ToolConfirmation,
+)
 from agentjournal.application.errors import (
     ConfigError,
     SessionNotFound,
@@ -102,6 +108,9 @@ class ManagedAgent:
     ...}``), or a :class:`SessionService` to share; by default the environment
     decides, else a file under ``$AGENTJOURNAL_HOME`` (``~/.local/share/agentjournal``).
     ``model`` replaces the litellm adapter (any :class:`LanguageModel`).
+    ``api_key``, ``api_base`` and the callbacks ``on_tool_confirmation`` and
+    ``on_custom_tool`` may be given here, as PraisonAI's examples do, or in the config;
+    given here, they win.
     """
 
     def __init__(
@@ -114,11 +123,23 @@ class ManagedAgent:
         model: LanguageModel | None = None,
         api_key: str | None = None,
         api_base: str | None = None,
+        on_tool_confirmation: ToolConfirmation | None = None,
+        on_custom_tool: CustomToolHandler | None = None,
     ) -> None:
         config = _as_config(config)
-        given = {k: v for k, v in (("api_key", api_key), ("api_base", api_base)) if v is not None}
+        given = {
+            name: value
+            for name, value in (
+                ("api_key", api_key),
+                ("api_base", api_base),
+                ("on_tool_confirmation", on_tool_confirmation),
+                ("on_custom_tool", on_custom_tool),
+            )
+            if value is not None
+        }
         self.provider = provider
         self.config = msgspec.structs.replace(config, model=route_model(provider, config.model), **given)
+        self.config.check_callbacks()
         self.service = open_store(store)
         self._runtimes = Runtimes(self.config, compute, model)
         self._session_id: UUID | None = None
@@ -207,6 +228,7 @@ class ManagedAgent:
 
     def _updated(self, config: ManagedConfig, changes: Mapping[str, Any]) -> ManagedConfig:
         updated = ManagedConfig.from_dict(config.to_dict() | dict(changes))
+        updated.check_callbacks()
         return msgspec.structs.replace(updated, model=route_model(self.provider, updated.model))
 
     # -- ids (PraisonAI's names, read from the log) ---------------------------------------

@@ -47,7 +47,8 @@ JSON can encode)."""
 
 class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """How an agent's sessions are set up. Wrong names, types or values raise
-    :class:`ConfigError` at once, naming the field.
+    :class:`ConfigError` at once, naming the field; a callback its tools need and
+    nobody gave, when an agent is built (:meth:`check_callbacks`).
 
     ``tools`` takes tool names or Anthropic-style tool dicts (see
     :mod:`agentjournal.application.toolset`). ``api_key`` goes to the model provider
@@ -97,10 +98,6 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 f"ManagedConfig.tools: MCP toolsets ({list(toolset.mcp_servers)}) are not supported yet: "
                 "this engine has no MCP client"
             )
-        try:
-            check_handlers(toolset.custom, toolset.confirm, self.on_custom_tool, self.on_tool_confirmation)
-        except ConfigError as e:
-            raise ConfigError(f"ManagedConfig.tools: {e}") from None
         for manager, names in (self.packages or {}).items():
             if manager not in PACKAGE_MANAGERS:
                 raise ConfigError(
@@ -155,6 +152,17 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         """Every field, as given (the API key and env values included: this is the
         caller's own object, not a record)."""
         return msgspec.structs.asdict(self)
+
+    def check_callbacks(self) -> None:
+        """The callbacks this config's tools need are there: ``on_custom_tool`` for custom
+        tools, ``on_tool_confirmation`` for ``always_ask`` policies; a :class:`ConfigError`
+        otherwise. Checked where an agent is built, not here at construction: PraisonAI's
+        code passes the callbacks to the agent beside the config."""
+        toolset = resolve_tools(self.tools)
+        try:
+            check_handlers(toolset.custom, toolset.confirm, self.on_custom_tool, self.on_tool_confirmation)
+        except ConfigError as e:
+            raise ConfigError(f"ManagedConfig.tools: {e}") from None
 
     def session_config(self, compute: str) -> SessionConfig:
         """What the log keeps of this config: no key, no env values, no callbacks."""

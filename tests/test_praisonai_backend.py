@@ -92,6 +92,22 @@ def test_our_agent_runs_silently_as_praisonais_does(managed, model_server, capsy
     assert capsys.readouterr().out == "said and shown\n"
 
 
+def test_callbacks_given_to_the_backend_as_praisonais_examples_do(model_server, store):
+    weather = {"type": "custom", "name": "get_weather", "description": "The weather in a city.",
+               "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}  # fmt: skip
+    config = ManagedConfig(
+        model="gpt-4o-mini", api_base=model_server.base_url, api_key=TEST_KEY, tools=[weather]
+    )
+    backend = ManagedAgent(
+        config=config, store=store, on_custom_tool=lambda name, arguments: f"sunny in {arguments['city']}"
+    )
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall("get_weather", {"city": "Oslo"})]), Reply(text="It is sunny.")
+    )
+    assert Agent(name="weather", backend=backend).start("Weather in Oslo?") == "It is sunny."
+    assert model_server.requests[-1]["messages"][-1]["content"] == "sunny in Oslo"
+
+
 def test_reset_session_starts_a_new_session_and_keeps_the_old(managed, model_server):
     backend = managed()
     agent = Agent(name="a", backend=backend)
