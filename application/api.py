@@ -247,8 +247,8 @@ class ManagedAgent:
 
     @property
     def environment_id(self) -> str:
-        """Where the current session's tools run, as it recorded it: "host" or "docker"
-        (before a session, where a new one's would run)."""
+        """Where the current session's tools run, as it recorded it: its compute kind, such
+        as "host" or "docker" (before a session, where a new one's would run)."""
         return self._ids().environment_id
 
     def _ids(self) -> AgentIds:
