@@ -48,7 +48,8 @@ JSON can encode)."""
 
 class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """How an agent's sessions are set up. Wrong names, types or values raise
-    :class:`ConfigError` at once, naming the field.
+    :class:`ConfigError` at once, naming the field; a callback its tools need and
+    nobody gave, when an agent is built (:meth:`check_callbacks`).
 
     ``tools`` takes tool names or Anthropic-style tool dicts (see
     :mod:`agentjournal.application.toolset`). ``api_key`` goes to the model provider
@@ -102,16 +103,7 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise ConfigError(f"ManagedConfig.{name} must be a function, not {getattr(self, name)!r}")
         toolset = resolve_tools(self.tools)
-        servers = mcp_servers(toolset, self.mcp_servers, "ManagedConfig.mcp_servers")
-        asking = [f"mcp toolset {s.name!r}" for s in servers if s.permission == "always_ask" or any(
-            t.permission == "always_ask" for t in s.tools
-        )]  # fmt: skip
-        try:
-            check_handlers(
-                toolset.custom, (*toolset.confirm, *asking), self.on_custom_tool, self.on_tool_confirmation
-            )
-        except ConfigError as e:
-            raise ConfigError(f"ManagedConfig.tools: {e}") from None
+        mcp_servers(toolset, self.mcp_servers, "ManagedConfig.mcp_servers")
         for manager, names in (self.packages or {}).items():
             if manager not in PACKAGE_MANAGERS:
                 raise ConfigError(
@@ -167,6 +159,23 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         """Every field, as given (the API key and env values included: this is the
         caller's own object, not a record)."""
         return msgspec.structs.asdict(self)
+
+    def check_callbacks(self) -> None:
+        """The callbacks this config's tools need are there: ``on_custom_tool`` for custom
+        tools, ``on_tool_confirmation`` for ``always_ask`` policies; a :class:`ConfigError`
+        otherwise. Checked where an agent is built, not here at construction: PraisonAI's
+        code passes the callbacks to the agent beside the config."""
+        toolset = resolve_tools(self.tools)
+        servers = mcp_servers(toolset, self.mcp_servers, "ManagedConfig.mcp_servers")
+        asking = [f"mcp toolset {s.name!r}" for s in servers if s.permission == "always_ask" or any(
+            t.permission == "always_ask" for t in s.tools
+        )]  # fmt: skip
+        try:
+            check_handlers(
+                toolset.custom, (*toolset.confirm, *asking), self.on_custom_tool, self.on_tool_confirmation
+            )
+        except ConfigError as e:
+            raise ConfigError(f"ManagedConfig.tools: {e}") from None
 
     def session_config(self, compute: str) -> SessionConfig:
         """What the log keeps of this config: no key, no env values, no callbacks."""

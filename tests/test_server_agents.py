@@ -3,7 +3,6 @@ against a real server process (uvicorn, real sockets) on an SQLite store."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 
 import anthropic
@@ -80,15 +79,17 @@ def test_an_agent_is_created_retrieved_updated_versioned_and_archived(client):
 
 
 def test_an_update_from_a_stale_version_is_a_conflict_the_sdk_does_not_retry(api_server):
-    client = api_server.client().with_options(max_retries=2)
-    agent = client.beta.agents.create(name="a", model="claude-haiku-4-5")
-    client.beta.agents.update(agent.id, version=1, name="first")
-    started = time.monotonic()
-    with pytest.raises(anthropic.ConflictError, match="is at version 2, not 1") as raised:
-        client.beta.agents.update(agent.id, version=1, name="second")
-    assert raised.value.type == "conflict_error"
-    assert time.monotonic() - started < 0.5  # x-should-retry: false, so no back-off and retry
-    assert client.beta.agents.retrieve(agent.id).name == "first"
+    sent: list[object] = []  # the requests the SDK's HTTP client sends
+    with anthropic.DefaultHttpxClient(event_hooks={"request": [sent.append]}) as http_client:
+        client = api_server.client(http_client=http_client).with_options(max_retries=2)
+        agent = client.beta.agents.create(name="a", model="claude-haiku-4-5")
+        client.beta.agents.update(agent.id, version=1, name="first")
+        before = len(sent)
+        with pytest.raises(anthropic.ConflictError, match="is at version 2, not 1") as raised:
+            client.beta.agents.update(agent.id, version=1, name="second")
+        assert raised.value.type == "conflict_error"
+        assert len(sent) == before + 1  # x-should-retry: false, so the SDK sends it once, not three times
+        assert client.beta.agents.retrieve(agent.id).name == "first"
 
 
 def test_agents_are_listed_newest_first_one_page_after_another(client):

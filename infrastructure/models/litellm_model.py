@@ -17,6 +17,7 @@ under it are told not to, so the attempts never multiply.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -140,6 +141,7 @@ class LiteLLMModel:
         usage = Usage()
         model = self.model
         finish_reason = ""
+        stream = None
         try:
             stream = litellm.completion(**request)
             for chunk in stream:
@@ -163,6 +165,8 @@ class LiteLLMModel:
                         call["arguments"] += part.function.arguments or ""
         except Exception as e:
             raise _model_error(e, self.model, self.timeout) from e
+        finally:
+            _release(stream)
         if not _finished_by_provider(stream):
             raise ModelError(
                 f"model {self.model!r} stopped mid-reply: its stream ended before the provider "
@@ -181,6 +185,23 @@ class LiteLLMModel:
             finish_reason=finish_reason,
             cost_usd=price(litellm, usage, self.model, model),
         )
+
+
+def _release(stream: Any) -> None:
+    """Close the HTTP response under a litellm stream, whether it was read to its end or
+    abandoned (an interrupted turn stops reading mid-reply).
+
+    An abandoned response is otherwise closed only when the garbage collector finalizes
+    it, and the collector can run while this thread holds the HTTP client's connection
+    pool lock (inside the next request): closing the response takes that same lock, so
+    the thread waits on itself for ever (encode/httpcore#990). Until then the response
+    also holds one of the pool's connections. Closing is idempotent, so a response read
+    to its end is closed again harmlessly; a failure to close must not replace the
+    turn's own outcome."""
+    close = getattr(getattr(stream, "completion_stream", None), "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
 
 
 def _usage(u: Any) -> Usage:
