@@ -34,7 +34,6 @@ as the tools' user, so it has the sandbox's network and nothing of the engine's.
 
 from __future__ import annotations
 
-import inspect
 import os
 import posixpath
 import re
@@ -67,11 +66,16 @@ from agentjournal.domain import ComputeBinding, FileState
 from agentjournal.infrastructure.compute import sandbox_fetch, sandbox_files, sandbox_snapshot
 from agentjournal.infrastructure.compute.host import MAX_LISTED, MAX_SCANS_KEPT, OutputCap, validate_packages
 from agentjournal.infrastructure.compute.sandbox_protocol import (
+    FETCH_HEAD_BYTES,
+    FILE_TIMEOUT,
+    MAX_FILE_BYTES,
+    MAX_LISTING_BYTES,
     alarm_seconds,
     check_answer,
     check_path,
     check_pattern,
     check_url,
+    helper_source,
     line_matches,
     path_matches,
     size_text,
@@ -92,17 +96,13 @@ KEEPER_USER = "65534:65534"  # nobody: runs the process that keeps the container
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"  # for the engine's own execs: no .venv of the model's
 CA_PATH = "/etc/agentjournal/ca-bundle.pem"
 CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
-MAX_FILE_BYTES = 256 * 1024 * 1024
-MAX_LISTING_BYTES = 16 * 1024 * 1024
-FETCH_HEAD_BYTES = 64 * 1024  # room for the line about a fetched page (its URL) before the body
 DEFAULT_WORKSPACE_QUOTA = 1024**3
-FILE_TIMEOUT = 300.0  # seconds a file operation may take (256 MiB through the engine)
 KILL_GRACE = 10.0  # seconds for a killed command's exec to report its end
 CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 NO_SPACE = b"No space left on device"  # strerror(ENOSPC), as commands print it
-HELPER = inspect.getsource(sandbox_files)
-FETCH_HELPER = inspect.getsource(sandbox_fetch)
-SNAPSHOT_HELPER = inspect.getsource(sandbox_snapshot)
+HELPER = helper_source(sandbox_files)
+FETCH_HELPER = helper_source(sandbox_fetch)
+SNAPSHOT_HELPER = helper_source(sandbox_snapshot)
 NO_PYTHON = "; the image needs python3"
 
 
