@@ -29,10 +29,17 @@ from agentjournal.domain.errors import (
     SessionError,
     SessionTerminatedError,
     StaleVersion,
+    UnconfinedHostRefused,
     UnknownToolCall,
 )
 from agentjournal.domain.legacy import register_legacy_topics
-from agentjournal.domain.policy import check_compute, check_package_sandbox
+from agentjournal.domain.policy import (
+    NetworkAccess,
+    check_compute,
+    check_confinement,
+    check_package_sandbox,
+    network_access,
+)
 from agentjournal.domain.session import Session, derive_title
 from agentjournal.domain.values import (
     AssistantMessage,
@@ -128,11 +135,15 @@ __all__ = [
     "StopReason",
     "ToolCall",
     "ToolResult",
+    "UnconfinedHostRefused",
     "UnknownToolCall",
     "UnrestrictedNetwork",
     "Usage",
     "UserMessage",
+    "NetworkAccess",
     "check_compute",
+    "check_confinement",
     "check_package_sandbox",
     "derive_title",
+    "network_access",
 ]

@@ -239,8 +239,8 @@ def test_sessions_are_created_from_an_agent_and_an_environment_and_listed(client
         ({"agent": "agent_" + "0" * 32}, anthropic.NotFoundError, "no agent"),
         ({"environment_id": "env_" + "0" * 32}, BetaEnvironmentNotFoundError, "no environment"),
         ({"resources": [{"type": "file", "file_id": "file_1"}]}, anthropic.BadRequestError, "resources: not supported"),
-        ({"config": {"type": "cloud", "networking": {"type": "limited"}}}, anthropic.BadRequestError,
-         "'limited' networking cannot be enforced"),
+        ({"config": {"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["pypi.org"]}}},
+         anthropic.BadRequestError, "'limited' networking cannot be enforced"),
     ],
 )  # fmt: skip
 def test_a_session_this_server_cannot_run_is_refused_before_anything_is_recorded(

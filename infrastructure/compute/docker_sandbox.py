@@ -62,7 +62,7 @@ from agentjournal.application.ports import (
     WebPage,
     WorkspaceScan,
 )
-from agentjournal.domain import ComputeBinding, FileState
+from agentjournal.domain import ComputeBinding, FileState, NetworkAccess, network_access
 from agentjournal.infrastructure.compute import sandbox_fetch, sandbox_files, sandbox_snapshot
 from agentjournal.infrastructure.compute.host import MAX_LISTED, MAX_SCANS_KEPT, OutputCap, validate_packages
 from agentjournal.infrastructure.compute.sandbox_protocol import (
@@ -182,13 +182,15 @@ class DockerCompute:
     ) -> None:
         network = dict(networking or {"type": "unrestricted"})
         kind = network.get("type")
-        if kind == "limited":
-            raise ComputeError(
-                "networking type 'limited' (allowed_hosts) is not enforced by the Docker compute; "
-                "use {'type': 'unrestricted'} or {'type': 'none'}"
-            )
-        if kind not in ("unrestricted", "none"):
+        if kind not in ("unrestricted", "none", "limited"):
             raise ComputeError(f"unknown networking type {kind!r}")
+        access = network_access(network)
+        if access == NetworkAccess.ALLOW_LIST:
+            raise ComputeError(
+                "networking type 'limited' that allows hosts, MCP servers or package registries is not "
+                "enforced by the Docker compute (it needs an egress proxy); use {'type': 'unrestricted'}, "
+                "or {'type': 'none'} ('limited' allowing nothing) for no network at all"
+            )
         if not posixpath.isabs(working_dir) or posixpath.normpath(working_dir) == "/":
             raise ComputeError(f"working_dir must be an absolute folder below /, not {working_dir!r}")
         if workspace_quota_bytes <= 0:
@@ -196,7 +198,7 @@ class DockerCompute:
         self.image = image
         self.working_dir = posixpath.normpath(working_dir)
         self.env = dict(env or {})
-        self.network_disabled = kind == "none"
+        self.network_disabled = access == NetworkAccess.NONE
         self.ca_bundle = ca_bundle if ca_bundle is not None else host_ca_bundle()
         if self.ca_bundle and not Path(self.ca_bundle).is_file():
             raise ComputeError(f"CA bundle {self.ca_bundle!r} is not a file")
