@@ -147,8 +147,7 @@ class HostCompute:
         self.env = dict(env or {})
         self.max_output_bytes = max_output_bytes
         self.root: Path | None = self._fixed_root
-        self._scans: OrderedDict[Path, dict[str, list[Any]]] = OrderedDict()
-        """What the last snapshot of each work folder found, for the next to skip unchanged files."""
+        self._scans = FolderScans()
 
     @classmethod
     def from_config(cls, config: ManagedConfig) -> HostCompute:
@@ -299,29 +298,7 @@ class HostCompute:
         return done.stdout
 
     def snapshot(self, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
-        """Scan the work folder in this process (:mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`),
-        trusting what the last scan of the same folder found for unchanged files."""
-        root = self._root()
-        previous = self._scans.pop(root, {})
-        try:
-            work_fd = os.open(root, sandbox_snapshot.FOLDER)
-        except OSError as e:
-            raise ComputeError(f"cannot read the work folder: {e.strerror}") from None
-        try:
-            started, entries, contents = sandbox_snapshot.scan(
-                work_fd, previous, dict(known), list(limits.ignore), limits.max_file_bytes
-            )
-        except OSError as e:
-            raise ComputeError(f"cannot read the work folder: {e.strerror}") from None
-        finally:
-            os.close(work_fd)
-        self._scans[root] = {
-            e[0]: [e[5], e[2], e[6], e[1], e[4]] for e in entries if sandbox_snapshot.reusable(e, started)
-        }
-        while len(self._scans) > MAX_SCANS_KEPT:
-            self._scans.popitem(last=False)
-        files = {e[0]: FileState(hash=e[1], size=e[2], mode=e[3], stored=e[4]) for e in entries}
-        return WorkspaceScan(files=files, contents=contents)
+        return self._scans.snapshot(self._root(), known, limits)
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
         """Write ``files`` in this process, as :mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`
@@ -359,6 +336,39 @@ class HostCompute:
         folder itself is kept for the user."""
         if binding.kind == self.kind:
             host_processes.kill_all(host_processes.marked(f"{WORKSPACE_MARK}={binding.reference}".encode()))
+
+
+class FolderScans:
+    """Snapshots of host work folders, taken in the engine's process
+    (:mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`), each trusting what the
+    last one of the same folder found for the files that did not change. The walk opens
+    every name without following links, so it reads nothing outside the folder."""
+
+    def __init__(self) -> None:
+        self._found: OrderedDict[Path, dict[str, list[Any]]] = OrderedDict()
+        """What the last snapshot of each work folder found, for the next to skip unchanged files."""
+
+    def snapshot(self, root: Path, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
+        previous = self._found.pop(root, {})
+        try:
+            work_fd = os.open(root, sandbox_snapshot.FOLDER)
+        except OSError as e:
+            raise ComputeError(f"cannot read the work folder: {e.strerror}") from None
+        try:
+            started, entries, contents = sandbox_snapshot.scan(
+                work_fd, previous, dict(known), list(limits.ignore), limits.max_file_bytes
+            )
+        except OSError as e:
+            raise ComputeError(f"cannot read the work folder: {e.strerror}") from None
+        finally:
+            os.close(work_fd)
+        self._found[root] = {
+            e[0]: [e[5], e[2], e[6], e[1], e[4]] for e in entries if sandbox_snapshot.reusable(e, started)
+        }
+        while len(self._found) > MAX_SCANS_KEPT:
+            self._found.popitem(last=False)
+        files = {e[0]: FileState(hash=e[1], size=e[2], mode=e[3], stored=e[4]) for e in entries}
+        return WorkspaceScan(files=files, contents=contents)
 
 
 class OutputCap:
