@@ -1,6 +1,9 @@
-"""Host compute: tools run on this machine, as the user who runs agentjournal.
+"""Unconfined host compute: tools run on this machine, as the user who runs agentjournal.
 
-It is for trusted development, not a sandbox. What it does and does not enforce:
+It is for trusted development, not a sandbox, and runs only where a process opted in
+itself (``compute="host-unconfined"``, ``agentjournal serve --allow-unconfined-host``);
+the default host compute is confined (:mod:`~agentjournal.infrastructure.compute.confined`).
+What it does and does not enforce:
 
 * The file tools (``read_file``, ``write_file``, ``list_files``) are confined to
   the work folder: paths are resolved, symlinks included, and refused when they
@@ -11,7 +14,7 @@ It is for trusted development, not a sandbox. What it does and does not enforce:
   environment (:mod:`~agentjournal.infrastructure.compute.sandbox_fetch`).
 * Commands are **not** confined. They start in the work folder but run as the
   user, and can read, change and reach anything the user can, network included.
-  Use ``compute="docker"`` for work you do not trust.
+  Use the confined host (the default) or ``compute="docker"`` for work you do not trust.
 * Commands get a minimal environment (:func:`command_environment`), not the
   engine's: its secrets (``CIPHER_KEY``, ``POSTGRES_PASSWORD``, API keys) stay out.
 * A command's time limit holds whatever it does: at the deadline, and when the
@@ -55,7 +58,8 @@ from agentjournal.application.ports import (
     WorkspaceScan,
 )
 from agentjournal.application.service import data_home
-from agentjournal.domain import ComputeBinding, FileState
+from agentjournal.domain import ComputeBinding, FileState, NetworkAccess, network_access
+from agentjournal.domain.policy import UNCONFINED_HOST
 from agentjournal.infrastructure.compute import host_processes, sandbox_fetch, sandbox_files, sandbox_snapshot
 from agentjournal.infrastructure.compute.sandbox_protocol import (
     alarm_seconds,
@@ -128,11 +132,11 @@ def command_environment(root: Path, env: Mapping[str, str], call: str) -> dict[s
 
 
 class HostCompute:
-    """Tools on the host: files inside the work folder ``root`` (by default a folder
-    per session under ``base``); commands anywhere the user can go (see the module
+    """Tools on the host, unconfined: files inside the work folder ``root`` (by default a
+    folder per session under ``base``); commands anywhere the user can go (see the module
     documentation for what is and is not enforced)."""
 
-    kind = "host"
+    kind = UNCONFINED_HOST
 
     def __init__(
         self,
@@ -151,9 +155,10 @@ class HostCompute:
 
     @classmethod
     def from_config(cls, config: ManagedConfig) -> HostCompute:
-        if config.networking.get("type") != "unrestricted":
+        if network_access(config.networking) != NetworkAccess.HOST:
             raise ComputeError(
-                f"the host compute cannot restrict the network ({config.networking!r}); use compute='docker'"
+                f"the unconfined host compute cannot restrict the network ({config.networking!r}); "
+                "use the confined host (the default) or compute='docker'"
             )
         return cls(
             config.working_dir or None,
