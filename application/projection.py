@@ -57,6 +57,8 @@ class SessionSummary(msgspec.Struct, frozen=True):
     metadata: dict[str, Any] = {}
     archived_at: datetime | None = None
     deleted: bool = False
+    compute: str = ""
+    """Where the session's tools run: its config's ``compute``."""
 
 
 class SessionQuery(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,6 +176,7 @@ def _from_config(config: Any) -> dict[str, Any]:
         "agent_version": config.agent_version,
         "environment_id": config.environment_id,
         "metadata": dict(config.metadata),
+        "compute": config.compute,
     }
 
 

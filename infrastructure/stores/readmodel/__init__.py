@@ -33,18 +33,22 @@ class Tables(NamedTuple):
 
 
 SESSION_TABLES = Tables(
-    "session_summaries_v2",
-    "session_summaries_v2_position",
-    obsolete=("session_summaries", "session_summaries_position"),
-)
-"""Version 2 added the agent, environment, metadata, archived and deleted columns."""
+    "session_summaries_v3",
+    "session_summaries_v3_position",
+    obsolete=(
+        "session_summaries", "session_summaries_position",
+        "session_summaries_v2", "session_summaries_v2_position",
+    ),
+)  # fmt: skip
+"""Version 2 added the agent, environment, metadata, archived and deleted columns; version 3
+the compute the session's tools run on."""
 
 COLUMNS = (
     "id", "name", "model", "status", "title",
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
     "message_count", "tool_call_count", "turn_count", "version",
     "created_at", "updated_at", "parent_id", "parent_version", "last_error",
-    "agent_id", "agent_version", "environment_id", "metadata", "archived_at", "deleted",
+    "agent_id", "agent_version", "environment_id", "metadata", "archived_at", "deleted", "compute",
 )  # fmt: skip
 
 
@@ -89,7 +93,7 @@ def to_row(s: SessionSummary, sealer: Sealer) -> tuple[Any, ...]:
         str(s.parent_id) if s.parent_id else None, s.parent_version, sealer.seal(storable(s.last_error)),
         storable(s.agent_id), s.agent_version, storable(s.environment_id),
         sealer.seal(msgspec.json.encode(s.metadata).decode()),
-        sortable(s.archived_at) if s.archived_at else None, s.deleted,
+        sortable(s.archived_at) if s.archived_at else None, s.deleted, storable(s.compute),
     )  # fmt: skip
 
 
@@ -122,6 +126,7 @@ def from_row(row: Any, sealer: Sealer) -> SessionSummary:
         metadata=msgspec.json.decode(sealer.open(r["metadata"])),
         archived_at=datetime.fromisoformat(r["archived_at"]) if r["archived_at"] else None,
         deleted=bool(r["deleted"]),
+        compute=r["compute"],
     )
 
 

@@ -112,7 +112,7 @@ class PostgresSessionSummaries(SessionSummaryView):
                 "turn_count bigint, version bigint, created_at text, updated_at text, "
                 "parent_id text, parent_version bigint, last_error text, agent_id text, "
                 "agent_version bigint, environment_id text, metadata text, archived_at text, "
-                "deleted boolean NOT NULL)",
+                "deleted boolean NOT NULL, compute text)",
                 "CREATE INDEX ON {rows} (updated_at)",
                 "CREATE INDEX ON {rows} (created_at, id)",
                 "CREATE INDEX ON {rows} (agent_id, created_at)",
