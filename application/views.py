@@ -9,8 +9,9 @@ between ``agentjournal list --json`` and ``ManagedAgent.list_sessions()`` freely
 ``session_info``    id, status, title, usage {input_tokens, output_tokens}
 ``session_listing`` session_info + name, model, version, message_count, turn_count,
                     created_at, updated_at, parent_id, parent_version, last_error
-``session_detail``  session_listing + messages (each tagged by ``type``: user,
-                    assistant or tool)
+``session_detail``  session_listing + compute (where its tools run: ``host``,
+                    ``host-unconfined`` or ``docker``) and messages (each tagged by
+                    ``type``: user, assistant or tool)
 ``turn_outcome``    session_id, text, stop_reason, usage (this turn's), total_usage
 ``audit_entry``     session_id, version, type, timestamp, payload
 ``timeline_entry``  version, timestamp, actor, text
@@ -69,8 +70,12 @@ def session_listing(summary: SessionSummary) -> dict[str, Any]:
 
 
 def session_detail(summary: SessionSummary, session: Session) -> dict[str, Any]:
-    """A session with its conversation: ``session_listing`` plus ``messages``."""
-    return session_listing(summary) | {"messages": _plain(session.messages)}
+    """A session with its conversation: ``session_listing`` plus where its tools run
+    (``compute``) and ``messages``."""
+    return session_listing(summary) | {
+        "compute": session.config.compute,
+        "messages": _plain(session.messages),
+    }
 
 
 def turn_outcome(outcome: TurnOutcome) -> dict[str, Any]:

@@ -67,6 +67,10 @@ class ServerSettings:
     (``requires_action``). Clients that answer as soon as they see the call (PraisonAI's
     hosted backend does, and stops reading at the first idle) see no pause at all."""
     turn_workers: int = 16
+    allow_unconfined_host: bool = False
+    """Run the tools of sessions without packages on the unconfined host (as the server's
+    own user, nothing confined), and of sessions that recorded it: trusted development only.
+    Without it no tool runs unconfined (see :mod:`~.placement`)."""
 
     def route(self, model: str) -> str:
         if self.model_provider and "/" not in model:
@@ -95,6 +99,7 @@ class Engine:
             defer_actions=True,
             answer_grace=settings.answer_grace,
             wait_for_log=self.doorbell.wait,
+            allow_unconfined=settings.allow_unconfined_host,
         )
         self.runner = TurnRunner(service, self.runtimes, self.doorbell, settings.turn_workers)
         self.projected_logs = ProjectedLogs()

@@ -31,9 +31,11 @@ from agentjournal.application.errors import SessionNotFound
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.application.projection import SessionQuery, SessionSummary
 from agentjournal.domain import NoTurnInProgress, Session, SessionConfig, Status, Usage
+from agentjournal.domain.policy import CONFINED_HOST
 from agentjournal.infrastructure.server.bodies import query_bool, query_int, query_time, read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
 from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, parse_id, wire_id
+from agentjournal.infrastructure.server.placement import compute_without_packages
 from agentjournal.infrastructure.server.wire import wire_time
 
 API_STATUS = {
@@ -98,7 +100,7 @@ def session_json(engine: Any, session: Session) -> dict[str, Any]:
     agent = (agent_of and config.agent_id and agent_of(config)) or recorded_agent_json(session.id, config)
     return _session_body(
         session.id, agent, config.environment_id, session.title, config.metadata, session.status,
-        session.usage, session.created_on, session.modified_on, session.archived_at,
+        session.usage, session.created_on, session.modified_on, session.archived_at, config.compute,
     )  # fmt: skip
 
 
@@ -110,14 +112,17 @@ def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:
         return session_json(engine, existing_session(engine, summary.id))
     return _session_body(
         summary.id, agent, summary.environment_id, summary.title, summary.metadata, summary.status,
-        summary.usage, summary.created_at, summary.updated_at, summary.archived_at,
+        summary.usage, summary.created_at, summary.updated_at, summary.archived_at, summary.compute,
     )  # fmt: skip
 
 
 def _session_body(
     session_id: UUID, agent: dict[str, Any], environment_id: str, title: str, metadata: Mapping[str, Any],
     status: Status, usage: Usage, created_at: datetime, updated_at: datetime, archived_at: datetime | None,
+    compute: str,
 ) -> dict[str, Any]:  # fmt: skip
+    """A session as the API shows it, with this engine's own fields under ``x_agentjournal``
+    (a name no field of the cloud's will take): ``compute``, where its tools run."""
     return {
         "type": "session",
         "id": wire_id(SESSION, session_id),
@@ -134,6 +139,7 @@ def _session_body(
         "created_at": wire_time(created_at),
         "updated_at": wire_time(updated_at),
         "archived_at": wire_time(archived_at) if archived_at else None,
+        "x_agentjournal": {"compute": compute},
     }
 
 
@@ -256,6 +262,10 @@ def _create(engine: Any, body: SessionCreate) -> dict[str, Any]:
     agent = engine.catalog.get_agent(parse_id(AGENT, ref.id), ref.version)
     environment = engine.catalog.get_environment(parse_id(ENVIRONMENT, body.environment_id))
     config = session_config(agent, environment, engine.runtimes.config)
+    if config.compute == CONFINED_HOST:  # no packages: the host, confined where it can be
+        config = msgspec.structs.replace(
+            config, compute=compute_without_packages(engine.runtimes.allow_unconfined)
+        )
     config = msgspec.structs.replace(config, metadata=check_metadata(dict(body.metadata)))
     runtime = engine.runtimes(config)  # the adapters and policies first: a refused config records nothing
     session_id = engine.service.create_session(config, _title(body.title or ""), runtime.redact)
