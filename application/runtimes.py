@@ -11,6 +11,7 @@ Both the Python API and the HTTP server build their turns here.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,7 @@ class Runtimes:
     """Builds the :class:`TurnRuntime` of each turn (a ``RuntimeFactory``).
 
     ``config`` is this process's side: secrets, callbacks, where the model is served.
+    Each runtime has a compute adapter of its own (attached to one session at a time).
     ``compute`` overrides where tools run ("host", "host-unconfined", "docker" or a Compute
     object); by default a session runs on the kind it recorded. Tools run on the unconfined
     host only when this process opts in: by naming it as ``compute`` (or giving a Compute
@@ -171,4 +173,7 @@ class Runtimes:
         )
         if key not in self._adapters:
             self._adapters[key] = adapters.compute_class(kind).from_config(config)
-        return self._adapters[key]
+        # An adapter holds the sandbox it is attached to, and turns of sessions with these
+        # settings may run at once: each turn gets a copy of its own, which shares with the
+        # others only what is dear to build (a Docker client, what earlier snapshots found).
+        return copy.copy(self._adapters[key])
