@@ -33,13 +33,8 @@ if TYPE_CHECKING:
         VersionNotFound,
     )
     from agentjournal.application.ports import ComputeError, ModelError
-    from agentjournal.application.service import (
-        AuditEntry,
-        ComputeProgress,
-        SessionService,
-        ToolCallUpdate,
-        TurnOutcome,
-    )
+    from agentjournal.application.service import AuditEntry, SessionService
+    from agentjournal.application.turns import ComputeProgress, ToolCallUpdate, TurnOutcome
     from agentjournal.domain import (
         ComputeNotAllowed,
         ManagedSandboxRequired,
@@ -62,13 +57,8 @@ _HOMES = {
         "VersionNotFound",
     ),
     "agentjournal.application.ports": ("ComputeError", "ModelError"),
-    "agentjournal.application.service": (
-        "AuditEntry",
-        "ComputeProgress",
-        "SessionService",
-        "ToolCallUpdate",
-        "TurnOutcome",
-    ),
+    "agentjournal.application.service": ("AuditEntry", "SessionService"),
+    "agentjournal.application.turns": ("ComputeProgress", "ToolCallUpdate", "TurnOutcome"),
     "agentjournal.domain": (
         "ComputeNotAllowed",
         "ManagedSandboxRequired",

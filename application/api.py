@@ -37,8 +37,9 @@ from agentjournal.application.errors import (
 )
 from agentjournal.application.ports import Compute, LanguageModel, TextDelta
 from agentjournal.application.runtimes import Runtimes
-from agentjournal.application.service import AuditEntry, SessionService, TurnOutcome, TurnUpdate
+from agentjournal.application.service import AuditEntry, SessionService
 from agentjournal.application.store import open_store
+from agentjournal.application.turns import TurnOutcome, TurnUpdate
 from agentjournal.application.workspace import Files
 from agentjournal.domain import Session, SessionConfig, Status, check_confinement, check_package_sandbox
 from agentjournal.domain.policy import UNCONFINED_HOST

@@ -1,10 +1,11 @@
-"""Reading a log as evidence: verify its hash chain, export and import it, tell it
-as a timeline, and compare two sessions.
+"""Reading a log as evidence: verify its hash chain, export and import it (with the
+contents of its files), tell it as a timeline, and compare two sessions.
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ import msgspec
 from eventsourcing.utils import get_topic, resolve_topic
 
 from agentjournal.application.errors import AgentJournalError, BlobDamaged, BlobMissing, SessionNotFound
-from agentjournal.application.snapshots import ChunkChecker, StoredChunk
+from agentjournal.application.snapshots import ChunkChecker, SnapshotUnusable, StoredChunk
 from agentjournal.domain import AssistantMessage, FileState, Message, Session, ToolResult, UserMessage
 from agentjournal.domain.chain import GENESIS, event_hash, event_type_name, payload_of
 from agentjournal.domain.legacy import LEGACY_EXPORT_FORMATS, legacy_type_name
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from agentjournal.application.service import SessionService
 
 EXPORT_FORMAT = "agentjournal-events/1"
+CONTENTS_FORMAT = "agentjournal-contents/1"
+"""The format of an export's lines that hold file contents (see :func:`export_session`)."""
 
 
 # -- verification ---------------------------------------------------------------------
@@ -69,7 +72,10 @@ def _snapshot_problem(kept: Any, folded: Session, chunks: ChunkChecker | None) -
     if isinstance(kept, _Unreadable):
         return f"it cannot be read: {kept.reason}"
     if isinstance(kept, StoredChunk) and chunks is not None:
-        return chunks.problem(kept, folded)
+        try:
+            return chunks.problem(kept, folded)
+        except SnapshotUnusable as e:  # a part decoded only when checked
+            return f"it cannot be read: {e}"
     return None if kept.state() == folded.state() else "its state differs"
 
 
@@ -87,7 +93,7 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
     for row in kept.recorder.select_events(session_id) if kept else ():
         try:
             snapshots[row.originator_version] = kept.read(row)  # type: ignore[union-attr]
-        except Exception as e:  # a damaged row: bad bytes, a failed decryption
+        except SnapshotUnusable as e:  # a damaged row: bad bytes, a failed decryption
             snapshots[row.originator_version] = _Unreadable(str(e))
     chunks = ChunkChecker(kept) if kept else None
     folded: Any = None
@@ -184,38 +190,76 @@ def verify_store(service: SessionService) -> list[Verification]:
 
 
 class ExportedEvent(msgspec.Struct, frozen=True):
+    """A line of an export that holds one event, exactly as stored."""
+
     format: str
     topic: str
     event: msgspec.Raw
 
 
-def export_events(service: SessionService, session_id: UUID) -> Iterator[bytes]:
-    """The session's log as JSON Lines, one event a line, exactly as stored."""
+class ExportedContents(msgspec.Struct, frozen=True):
+    """A line of an export that holds the contents of a file the session's log names, by
+    their SHA-256 (hex); ``data`` travels as base64."""
+
+    format: str
+    hash: str
+    data: bytes
+
+
+class _ExportLine(msgspec.Struct, frozen=True):
+    """What every line of an export says first: what it holds."""
+
+    format: str
+
+
+def export_session(service: SessionService, session_id: UUID) -> Iterator[bytes]:
+    """The session as JSON Lines: its log, one event a line, exactly as stored; then the
+    contents of every file its log names as kept, one a line, each once, as plaintext
+    (whatever the store's cipher), so the import holds the same, verifiable session.
+    Contents the store lacks, or holds altered, are left out: the import then verifies
+    as broken as the session does here, at the same event."""
     events = list(service.events.get(session_id))
     if not events:
         raise SessionNotFound(session_id)
     for event in events:
         line = ExportedEvent(EXPORT_FORMAT, get_topic(type(event)), msgspec.Raw(msgspec.json.encode(event)))
         yield msgspec.json.encode(line) + b"\n"
+    for digest in _contents_named(events):
+        try:
+            data = service.blobs.get(digest)
+        except (BlobMissing, BlobDamaged):
+            continue
+        yield msgspec.json.encode(ExportedContents(CONTENTS_FORMAT, digest, data)) + b"\n"
 
 
-def import_events(service: SessionService, lines: Iterable[bytes | str]) -> UUID:
-    """Store an exported log as it was: same session id, versions, timestamps and hashes,
-    so it verifies. Refuses a log whose session is already in this store."""
-    events = []
+def import_session(service: SessionService, lines: Iterable[bytes | str]) -> UUID:
+    """Store an exported session as it was: same session id, versions, timestamps and
+    hashes, so it verifies, and the contents of its files, sealed with this store's
+    cipher. Refuses the whole import, storing nothing, when a line is not an exported
+    event or file contents, when contents do not hash to the name they carry or belong
+    to no file of the session, or when the session is already in this store. An export
+    of events alone (written before exports carried contents) imports as it is."""
+    events: list[Any] = []
+    contents: dict[str, bytes] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            exported = msgspec.json.decode(line, type=ExportedEvent)
-            if exported.format != EXPORT_FORMAT and exported.format not in LEGACY_EXPORT_FORMATS:
-                raise AgentJournalError(f"format {exported.format!r}, expected {EXPORT_FORMAT!r}")
-            event_class = resolve_topic(exported.topic)
-            if not (isinstance(event_class, type) and issubclass(event_class, Session.Event)):
-                raise AgentJournalError(f"{exported.topic!r} is not a session event")
-            events.append(msgspec.json.decode(exported.event, type=event_class))
+            if msgspec.json.decode(line, type=_ExportLine).format == CONTENTS_FORMAT:
+                exported = msgspec.json.decode(line, type=ExportedContents)
+            else:
+                events.append(_exported_event(line))
+                continue
         except (msgspec.DecodeError, msgspec.ValidationError, AgentJournalError, ValueError) as e:
-            raise AgentJournalError(f"line {number} of the import is not an exported event: {e}") from None
+            raise AgentJournalError(
+                f"line {number} of the import is not an exported event or file contents: {e}"
+            ) from None
+        if hashlib.sha256(exported.data).hexdigest() != exported.hash:
+            raise AgentJournalError(
+                f"line {number} of the import holds file contents that do not match their hash "
+                f"{exported.hash}: they were altered"
+            )
+        contents[exported.hash] = exported.data
     if not events:
         raise AgentJournalError("nothing to import: no events")
     session_ids = {e.originator_id for e in events}
@@ -227,8 +271,29 @@ def import_events(service: SessionService, lines: Iterable[bytes | str]) -> UUID
     versions = [e.originator_version for e in events]
     if versions != list(range(1, len(events) + 1)):
         raise AgentJournalError("the import's events are not numbered 1, 2, 3, ... in order")
+    unnamed = sorted(contents.keys() - _contents_named(events))
+    if unnamed:
+        raise AgentJournalError(f"the import holds contents that no file of the session has: {unnamed[0]}")
+    service.blobs.add(contents.values())
     service.events.put(events)
     return session_id
+
+
+def _exported_event(line: bytes | str) -> Any:
+    """The event an export's line holds, of the class its topic names."""
+    exported = msgspec.json.decode(line, type=ExportedEvent)
+    if exported.format != EXPORT_FORMAT and exported.format not in LEGACY_EXPORT_FORMATS:
+        raise AgentJournalError(f"format {exported.format!r}, expected {EXPORT_FORMAT!r}")
+    event_class = resolve_topic(exported.topic)
+    if not (isinstance(event_class, type) and issubclass(event_class, Session.Event)):
+        raise AgentJournalError(f"{exported.topic!r} is not a session event")
+    return msgspec.json.decode(exported.event, type=event_class)
+
+
+def _contents_named(events: Iterable[Any]) -> dict[str, None]:
+    """The hashes of the contents ``events`` name as kept, in the order first named: a
+    fork's include those of the files it took from its parent."""
+    return {state.hash: None for event in events for state in _files_named(event).values() if state.stored}
 
 
 # -- timeline ----------------------------------------------------------------------------
@@ -286,7 +351,8 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
                 add("session", f"turn ended ({e.stop_reason.value}{': ' + e.detail if e.detail else ''}); "
                     f"tokens {turn_usage['in']} in / {turn_usage['out']} out")  # fmt: skip
             case Session.TurnFailed():
-                add("session", f"turn failed: {e.error_type}: {e.error}")
+                shown = f"; the reply had shown: {e.partial}" if e.partial else ""
+                add("session", f"turn failed: {e.error_type}: {e.error}{shown}")
             case Session.ComputeAttached():
                 ref = e.binding.reference
                 add("session", f"sandbox {e.binding.kind} {ref[:12] if e.binding.kind == 'docker' else ref}")

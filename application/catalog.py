@@ -56,8 +56,9 @@ from agentjournal.application.errors import (
     StoreError,
 )
 from agentjournal.application.paging import DEFAULT_LIMIT, Page, check_limit, decode_cursor, paged
+from agentjournal.application.recording import redact_json
 from agentjournal.application.redaction import Redactor, process_secrets
-from agentjournal.application.service import SessionService, redact_json
+from agentjournal.application.service import SessionService
 from agentjournal.application.toolset import resolve_tools
 from agentjournal.domain import (
     Agent,

@@ -1,12 +1,12 @@
-"""Errors the application raises for bad input: each says what was wrong and what to do."""
+"""Errors the application raises for bad input: each says what was wrong and what to do.
+All derive from :class:`AgentJournalError`, the domain's root of every error agentjournal
+raises on purpose, which is importable from here too."""
 
 from __future__ import annotations
 
 from uuid import UUID
 
-
-class AgentJournalError(Exception):
-    """Base class of the application's own errors."""
+from agentjournal.domain.errors import AgentJournalError as AgentJournalError
 
 
 class ConfigError(AgentJournalError, ValueError):
@@ -112,6 +112,15 @@ class ConcurrentUpdate(AgentJournalError):
             f"session {session_id} was changed by another process meanwhile (another turn, or an "
             "interrupt); the step being saved here was not recorded: reload the session and try again"
         )
+        self.session_id = session_id
+
+
+class LeaseLost(AgentJournalError):
+    """The turn's lease ran out or was taken (its heartbeats failed, or another process
+    closed the turn as orphaned): the turn stopped and its tools' processes were ended."""
+
+    def __init__(self, session_id: UUID) -> None:
+        super().__init__(f"session {session_id}: this process lost the turn's lease and stopped the turn")
         self.session_id = session_id
 
 

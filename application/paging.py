@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -38,12 +39,19 @@ def encode_cursor(*key: Any) -> str:
 
 def decode_cursor(cursor: str, key: type[T], field: str = "page") -> T:
     """The sort key a cursor from :func:`encode_cursor` holds, as type ``key``
-    (a tuple type, such as ``tuple[datetime, UUID]``)."""
+    (a tuple type, such as ``tuple[datetime, UUID]``). Listings sort by UTC times and
+    their cursors hold them so; a time with another offset (which UTC may not even
+    express) is no cursor of theirs."""
+    refused = ConfigError(f"{field}: {cursor!r} is not a cursor from this listing")
     try:
         data = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return msgspec.json.decode(data, type=key)
+        decoded = msgspec.json.decode(data, type=key)
     except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise ConfigError(f"{field}: {cursor!r} is not a cursor from this listing") from None
+        raise refused from None
+    times = [part for part in decoded if isinstance(part, datetime)] if isinstance(decoded, tuple) else []
+    if any(moment.utcoffset() for moment in times):
+        raise refused
+    return decoded
 
 
 def check_limit(limit: int, field: str = "limit") -> int:

@@ -13,7 +13,7 @@ from uuid import UUID
 
 import msgspec
 
-from agentjournal.domain import AssistantMessage, ComputeBinding, FileState, Message, Usage
+from agentjournal.domain import AgentJournalError, AssistantMessage, ComputeBinding, FileState, Message, Usage
 
 
 class ToolSpec(msgspec.Struct, frozen=True):
@@ -39,13 +39,18 @@ class ModelReply(msgspec.Struct, frozen=True):
     finish_reason: str = ""
 
 
-class ModelError(Exception):
-    """A model call failed. ``retryable`` says whether trying again may help."""
+class ModelError(AgentJournalError):
+    """A model call failed. ``retryable`` says whether trying again may help. ``partial``
+    is the text of the reply that had already reached the caller when it failed: the
+    session service sets it, and the turn's failure records it."""
 
-    def __init__(self, message: str, *, retryable: bool = False, status_code: int | None = None):
+    def __init__(
+        self, message: str, *, retryable: bool = False, status_code: int | None = None, partial: str = ""
+    ):
         super().__init__(message)
         self.retryable = retryable
         self.status_code = status_code
+        self.partial = partial
 
 
 @runtime_checkable
@@ -69,6 +74,14 @@ class FileEntry(msgspec.Struct, frozen=True):
     path: str
     kind: str
     size: int
+
+
+class FileListing(msgspec.Struct, frozen=True):
+    """The files a listing found, by path relative to the work folder, and whether there
+    were more than were returned."""
+
+    entries: tuple[FileEntry, ...]
+    more: bool = False
 
 
 class PathMatches(msgspec.Struct, frozen=True):
@@ -133,7 +146,7 @@ class FileContents(msgspec.Struct, frozen=True):
     data: bytes
 
 
-class ComputeError(Exception):
+class ComputeError(AgentJournalError):
     """A compute operation was refused or failed (bad path, missing file, engine down)."""
 
 
@@ -155,7 +168,10 @@ class Compute(Protocol):
 
     def write_file(self, path: str, data: bytes) -> None: ...
 
-    def list_files(self, path: str) -> list[FileEntry]: ...
+    def list_files(self, path: str, limit: int) -> FileListing:
+        """The regular files under folder ``path``, at most ``limit`` of them, and whether
+        there were more."""
+        ...
 
     def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
         """The files and folders under folder ``path`` whose paths from it match the
@@ -184,13 +200,21 @@ class Compute(Protocol):
         ...
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
-        """Write each of ``files`` into the work folder with its mode, making folders on the
-        way and replacing what is there, and delete the files at ``remove`` (those missing
-        already are no matter); never through a link. One step where the tools run."""
+        """Delete the files at ``remove`` (those missing already are no matter) and the
+        folders that leaves empty, then write each of ``files`` into the work folder with its
+        mode, making folders on the way and replacing what is there (an empty folder
+        included, so a file can take a folder's place and the reverse); never through a
+        link. One step where the tools run."""
         ...
 
     def install_packages(self, manager: str, packages: Sequence[str]) -> str:
         """Install packages; return the installer's output. Raise ComputeError on failure."""
+        ...
+
+    def stop(self) -> None:
+        """End every process the tools started here and that still runs (the turn lost its
+        lease: whoever holds the session now must not find this turn still acting). The
+        call running, if any, returns as a command killed would; later calls run as usual."""
         ...
 
     def release(self, binding: ComputeBinding) -> None:

@@ -210,6 +210,11 @@ def _(event: Session.TurnStarted, summary: SessionSummary) -> SessionSummary:
 
 
 @evolve.register
+def _(event: Session.TurnResumed, summary: SessionSummary) -> SessionSummary:
+    return _touch(summary, event, status=Status.RUNNING)
+
+
+@evolve.register
 def _(event: Session.AssistantMessageAdded, summary: SessionSummary) -> SessionSummary:
     return _touch(
         summary,

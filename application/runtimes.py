@@ -11,8 +11,8 @@ Both the Python API and the HTTP server build their turns here.
 
 from __future__ import annotations
 
-import copy
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -23,7 +23,7 @@ from agentjournal.application import adapters
 from agentjournal.application.config import ManagedConfig
 from agentjournal.application.errors import ConfigError
 from agentjournal.application.ports import Compute, LanguageModel
-from agentjournal.application.service import TurnRuntime
+from agentjournal.application.turns import TurnRuntime
 from agentjournal.domain import ComputeBinding, SessionConfig
 from agentjournal.domain.policy import CONFINED_HOST, UNCONFINED_HOST
 
@@ -36,7 +36,6 @@ class Runtimes:
     """Builds the :class:`TurnRuntime` of each turn (a ``RuntimeFactory``).
 
     ``config`` is this process's side: secrets, callbacks, where the model is served.
-    Each runtime has a compute adapter of its own (attached to one session at a time).
     ``compute`` overrides where tools run ("host", "host-unconfined", "docker" or a Compute
     object); by default a session runs on the kind it recorded. Tools run on the unconfined
     host only when this process opts in: by naming it as ``compute`` (or giving a Compute
@@ -47,6 +46,10 @@ class Runtimes:
     calling handlers (see :attr:`TurnRuntime.defer_actions`), after waiting
     ``answer_grace`` seconds for answers, woken by ``wait_for_log``.
     """
+
+    kept_adapters = 256
+    """How many adapters (model clients, and one compute per session) are kept for later
+    turns; the least recently used goes first."""
 
     def __init__(
         self,
@@ -72,7 +75,7 @@ class Runtimes:
         self.answer_grace = answer_grace
         self.wait_for_log = wait_for_log
         self.allow_unconfined = allow_unconfined
-        self._adapters: dict[tuple[Any, ...], Any] = {}
+        self._adapters: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._governed: tuple[SessionConfig, ManagedConfig] | None = None
         """The last recorded config a runtime was built for, and ``config`` governed by it."""
         self._lock = threading.Lock()
@@ -98,7 +101,7 @@ class Runtimes:
         """Whether this process opted in to running tools on the unconfined host."""
         return self.allow_unconfined or self.compute_kind == UNCONFINED_HOST
 
-    def __call__(self, recorded: SessionConfig) -> TurnRuntime:
+    def __call__(self, recorded: SessionConfig, session_id: UUID | None = None) -> TurnRuntime:
         with self._lock:
             if self._governed is None or self._governed[0] != recorded:
                 self._governed = (recorded, self.config.governed_by(recorded))
@@ -107,7 +110,7 @@ class Runtimes:
             waiting = {"wait_for_log": self.wait_for_log} if self.wait_for_log else {}
             return TurnRuntime(
                 model=self._language_model(governed),
-                compute=self._compute_adapter(kind, governed),
+                compute=self._compute_adapter(kind, governed, session_id),
                 redact=governed.redactor(),
                 host_packages_ok=self.config.host_packages_ok,
                 unconfined_ok=self.unconfined_ok,
@@ -156,12 +159,15 @@ class Runtimes:
             )
         return self._adapters[key]
 
-    def _compute_adapter(self, kind: str, config: ManagedConfig) -> Compute:
+    def _compute_adapter(self, kind: str, config: ManagedConfig, session_id: UUID | None) -> Compute:
         if isinstance(self.compute, Compute):
             return self.compute
-        # What from_config reads, and nothing else: sessions differing in prompt share one.
+        # A compute is attached to one session's sandbox at a time (its work folder, its
+        # container): sessions never share one, or a turn of one could be redirected into
+        # another's sandbox when that one attaches. Within a session, what from_config reads.
         key = (
             "compute",
+            session_id,
             kind,
             config.image,
             config.working_dir,
@@ -173,7 +179,7 @@ class Runtimes:
         )
         if key not in self._adapters:
             self._adapters[key] = adapters.compute_class(kind).from_config(config)
-        # An adapter holds the sandbox it is attached to, and turns of sessions with these
-        # settings may run at once: each turn gets a copy of its own, which shares with the
-        # others only what is dear to build (a Docker client, what earlier snapshots found).
-        return copy.copy(self._adapters[key])
+            while len(self._adapters) > self.kept_adapters:
+                self._adapters.popitem(last=False)  # a turn using it keeps its own reference
+        self._adapters.move_to_end(key)
+        return self._adapters[key]

@@ -18,6 +18,8 @@ READ_FILE = "read_file"
 WRITE_FILE = "write_file"
 LIST_FILES = "list_files"
 
+LIST_LIMIT = 1000  # files one listing shows
+
 _PATH = {"type": "string", "description": "A path relative to the work folder."}
 
 
@@ -53,10 +55,15 @@ def write_file(compute: Compute, args: dict[str, Any], limits: ToolLimits) -> Ou
 
 
 def list_files(compute: Compute, args: dict[str, Any], limits: ToolLimits) -> Outcome:
-    entries = compute.list_files(kit.path(args, default="."))
-    lines = [f"{e.kind}\t{e.size}\t{e.path}" for e in entries]
+    """The files under a folder, one a line; a listing cut short (more files than
+    ``LIST_LIMIT``, or more text than the output cap) says so, and is recorded as
+    truncated."""
+    listing = compute.list_files(kit.path(args, default="."), LIST_LIMIT)
+    lines = [f"{e.kind}\t{e.size}\t{e.path}" for e in listing.entries]
     output, truncated = kit.capped("\n".join(lines).encode(), limits.max_output_bytes)
-    return Outcome(output, truncated=truncated)
+    if listing.more or truncated:
+        output += "\n[more files not shown: list a folder below this one]"
+    return Outcome(output, truncated=listing.more or truncated)
 
 
 SEED_TOOLS = {

@@ -22,11 +22,18 @@ after it starts a new chain.
 The decoding is typed: the chunk's envelope, its messages and its manifest decode with
 msgspec decoders built for their types, without a Python call per value; only the
 rest of the latest chunk goes through the store's transcoder.
+
+A snapshot only spares a load some folding: one that cannot be used (bytes that any
+layer of its decoding refuses, or a chunk continuing one that is missing) raises
+:class:`SnapshotUnusable`, and the load folds the events alone. Reading the store is
+kept apart from decoding what it returned, so a store that fails still raises its own
+error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -36,7 +43,7 @@ from eventsourcing.application import AggregateNotFoundError, ProjectorFunction,
 from eventsourcing.persistence import AggregateRecorder, IntegrityError, Mapper, StoredEvent
 from eventsourcing.utils import get_topic
 
-from agentjournal.domain import Session
+from agentjournal.domain import AgentJournalError, Session
 from agentjournal.domain.values import FileState, Message
 
 _NOT_REST = frozenset({"_id", "_version", "_pending_events", "messages", "files"})
@@ -79,6 +86,23 @@ _files_decoder = msgspec.msgpack.Decoder(dict[str, FileState] | None)
 _NIL = msgspec.Raw(_encoder.encode(None))
 
 
+class SnapshotUnusable(AgentJournalError):
+    """A stored snapshot that cannot stand for its events: its bytes do not decode (the
+    cipher, the compressor, the transcoder or the mapper refused them), or a chunk
+    continues one that is missing."""
+
+
+@contextmanager
+def _decoding(what: str) -> Iterator[None]:
+    """Any error raised while decoding stored bytes, whichever layer raised it, as a
+    :class:`SnapshotUnusable` saying what could not be read. Only decoding runs in here,
+    never a read of the store, whose errors must reach the caller as they are."""
+    try:
+        yield
+    except Exception as e:
+        raise SnapshotUnusable(f"{what} cannot be read: {type(e).__name__}: {e}") from e
+
+
 @dataclass(frozen=True)
 class StoredChunk:
     """A chunk as read back, with the version it was taken at."""
@@ -99,9 +123,13 @@ class SessionSnapshots:
 
     def take(self, session: Session) -> None:
         """Record a chunk of ``session`` as it is now (all its events saved), continuing
-        the latest chunk stored at or below its version. A chunk already taken at this
-        version (by another process) is left as it is."""
-        latest = self._latest(session.id, session.version)
+        the latest chunk stored at or below its version, or starting a chain when there is
+        none or it cannot be read. A chunk already taken at this version (by another
+        process) is left as it is."""
+        try:
+            latest = self._latest(session.id, session.version)
+        except SnapshotUnusable:
+            latest = None
         if isinstance(latest, StoredChunk) and latest.version == session.version:
             return
         if isinstance(latest, StoredChunk):
@@ -143,7 +171,8 @@ class SessionSnapshots:
 
     def load(self, aggregate_id: UUID, version: int | None) -> Any:
         """The aggregate as of its latest snapshot at or below ``version`` (default: any),
-        or None when it has none: the caller folds the events after its version."""
+        or None when it has none: the caller folds the events after its version.
+        :class:`SnapshotUnusable` when that snapshot or its chain cannot be used."""
         latest = self._latest(aggregate_id, version)
         if latest is None or not isinstance(latest, StoredChunk):
             return latest
@@ -160,7 +189,7 @@ class SessionSnapshots:
             row = by_version.get(chain[-1].chunk.after)
             if row is None or row.topic != CHUNK_TOPIC or row.originator_version >= chain[-1].version:
                 msg = f"session {session_id}: the snapshot at {chain[-1].version} continues a missing one"
-                raise LookupError(msg)
+                raise SnapshotUnusable(msg)
             chain.append(StoredChunk(row.originator_version, self._decode(row)))
         chain.reverse()
         return chain
@@ -173,17 +202,26 @@ class SessionSnapshots:
 
     def messages(self, chunk: SessionChunk) -> list[Message]:
         """The messages a chunk adds."""
-        return _messages_decoder.decode(chunk.messages)
+        with _decoding("the snapshot's messages"):
+            return _messages_decoder.decode(chunk.messages)
 
     def files(self, chunk: SessionChunk) -> dict[str, FileState] | None:
         """The manifest a chunk holds, or None when it holds none."""
-        return _files_decoder.decode(chunk.files)
+        with _decoding("the snapshot's files"):
+            return _files_decoder.decode(chunk.files)
 
     def rest(self, chunk: SessionChunk) -> dict[str, Any]:
         """Every other attribute the chunk holds (only those: a name kept apart, or not at
         all, is never taken from here)."""
-        rest: dict[str, Any] = self.mapper.transcoder.decode(chunk.rest)
-        return {name: value for name, value in rest.items() if name not in _NOT_REST}
+        return {name: value for name, value in self.stored_rest(chunk).items() if name not in _NOT_REST}
+
+    def stored_rest(self, chunk: SessionChunk) -> dict[str, Any]:
+        """The rest of the state exactly as the chunk holds it."""
+        with _decoding("the snapshot's state"):
+            rest = self.mapper.transcoder.decode(chunk.rest)
+            if not isinstance(rest, dict):
+                raise TypeError(f"a map of attributes was expected, not {type(rest).__name__}")
+            return rest
 
     def _latest(self, aggregate_id: UUID, version: int | None) -> StoredChunk | Any:
         rows = self.recorder.select_events(aggregate_id, lte=version, desc=True, limit=1)
@@ -193,15 +231,17 @@ class SessionSnapshots:
         """One stored snapshot: a chunk, or an old whole snapshot's aggregate."""
         if row.topic == CHUNK_TOPIC:
             return StoredChunk(row.originator_version, self._decode(row))
-        return self.mapper.to_domain_event(row).mutate(None)  # type: ignore[attr-defined]
+        with _decoding(f"the snapshot at {row.originator_version}"):
+            return self.mapper.to_domain_event(row).mutate(None)  # type: ignore[attr-defined]
 
     def _decode(self, row: StoredEvent) -> SessionChunk:
-        state = row.state
-        if self.mapper.cipher:
-            state = self.mapper.cipher.decrypt(state)
-        if self.mapper.compressor:
-            state = self.mapper.compressor.decompress(state)
-        return _chunk_decoder.decode(state)
+        with _decoding(f"the snapshot at {row.originator_version}"):
+            state = row.state
+            if self.mapper.cipher:
+                state = self.mapper.cipher.decrypt(state)
+            if self.mapper.compressor:
+                state = self.mapper.compressor.decompress(state)
+            return _chunk_decoder.decode(state)
 
     def _session(self, session_id: UUID, chain: list[StoredChunk]) -> Session:
         messages: list[Message] = []
@@ -252,8 +292,8 @@ class ChunkChecker:
             return "its messages differ"
         if (self.snapshots.files(chunk) if chunk.files != _NIL else unchanged_files) != files:
             return "its files differ"
-        rest = self.snapshots.mapper.transcoder.decode(chunk.rest)
-        if not isinstance(rest, dict) or rest.keys() & _NOT_REST:
+        rest = self.snapshots.stored_rest(chunk)
+        if rest.keys() & _NOT_REST:
             return "its state holds what it must not"
         kept = object.__new__(Session)
         object.__setattr__(kept, "__dict__", rest)
@@ -275,7 +315,7 @@ class ChunkedRepository(Repository[UUID]):
             snapshots = SessionSnapshots(self.snapshot_store.recorder, self.snapshot_store.mapper)
             try:
                 start = snapshots.load(aggregate_id, version)
-            except (LookupError, ValueError, msgspec.MsgspecError):
+            except SnapshotUnusable:
                 start = None  # a broken chain or a damaged chunk: the events alone tell everything
         events = self.event_store.get(aggregate_id, gt=start.version if start else None, lte=version)
         aggregate = projector_func(start, events)

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from agentjournal.application.ports import Compute, ToolSpec
-from agentjournal.domain import SessionConfig, ToolCall
+from agentjournal.domain import AgentJournalError, SessionConfig, ToolCall
 
 # The longest single argument Linux passes to a program (MAX_ARG_STRLEN, less its NUL):
 # a longer command line cannot even be started, on the host or in a sandbox.
@@ -75,7 +75,7 @@ class Tool(NamedTuple):
     run: Handler
 
 
-class ToolArgumentError(Exception):
+class ToolArgumentError(AgentJournalError):
     """The model's arguments do not fit the tool: a message for the model, not a failure."""
 
 

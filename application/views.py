@@ -30,7 +30,8 @@ import msgspec
 if TYPE_CHECKING:
     from agentjournal.application.audit import SessionDiff, TimelineEntry, Verification
     from agentjournal.application.projection import SessionSummary
-    from agentjournal.application.service import AuditEntry, TurnOutcome
+    from agentjournal.application.service import AuditEntry
+    from agentjournal.application.turns import TurnOutcome
     from agentjournal.domain import Session
 
 

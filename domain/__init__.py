@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from agentjournal.domain.errors import (
     AgentArchivedError,
+    AgentJournalError,
     AnswersMissing,
     CatalogError,
     ComputeNotAllowed,
@@ -40,7 +41,7 @@ from agentjournal.domain.policy import (
     check_package_sandbox,
     network_access,
 )
-from agentjournal.domain.session import Session, derive_title
+from agentjournal.domain.session import Session, derive_title, leaves_turns_alone
 from agentjournal.domain.values import (
     AssistantMessage,
     ComputeBinding,
@@ -99,6 +100,7 @@ __all__ = [
     "Agent",
     "AgentArchivedError",
     "AgentDefinition",
+    "AgentJournalError",
     "AgentVersion",
     "AnswersMissing",
     "AssistantMessage",
@@ -145,5 +147,6 @@ __all__ = [
     "check_confinement",
     "check_package_sandbox",
     "derive_title",
+    "leaves_turns_alone",
     "network_access",
 ]

@@ -1,11 +1,20 @@
-"""Errors the domain raises when a command breaks a rule of the session."""
+"""Errors the domain raises when a command breaks a rule of the session, and the root of
+every error agentjournal raises on purpose."""
 
 from __future__ import annotations
 
 from uuid import UUID
 
 
-class SessionError(Exception):
+class AgentJournalError(Exception):
+    """The root of every error agentjournal raises on purpose, in any layer: a rule of a
+    session or of the catalog, bad input, a store that cannot be used, a failed model
+    call or compute operation. ``except AgentJournalError`` catches them all; anything
+    else is a fault. It lives in the domain, which imports nothing of the layers above,
+    so that theirs can derive from it."""
+
+
+class SessionError(AgentJournalError):
     """Base class of the rules a session enforces."""
 
 
@@ -105,7 +114,7 @@ class NotTerminated(SessionError):
         self.session_id = session_id
 
 
-class CatalogError(Exception):
+class CatalogError(AgentJournalError):
     """Base class of the rules agents and environments enforce."""
 
 

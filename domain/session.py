@@ -288,10 +288,10 @@ class Session(ChainedAggregate):
         the fields that changed. The caller checks the new config against the same
         policies as a new session's."""
         self._check_not_terminated()
-        if self.status == Status.RUNNING:
-            raise SessionBusy(self.id, self.worker)
         config = as_recorded(config)
         changed = changed_fields(config, self.config)
+        if self.status == Status.RUNNING and changed != ("metadata",):
+            raise SessionBusy(self.id, self.worker)  # metadata alone governs nothing a turn does
         if changed:
             self.trigger_event(self.ConfigChanged, config=config, changes=changed)
 
@@ -327,12 +327,14 @@ class Session(ChainedAggregate):
         self._close_open_tool_calls(f"not run: turn ended ({stop_reason.value})")
         self.trigger_event(self.TurnCompleted, stop_reason=stop_reason, detail="")
 
-    def fail_turn(self, error: str, error_type: str) -> None:
+    def fail_turn(self, error: str, error_type: str, partial: str = "") -> None:
         """The turn cannot go on. Open tool calls get an error result so the
-        conversation stays well-formed for the next model call."""
+        conversation stays well-formed for the next model call. ``partial`` is the text
+        of a model reply that failed after some of it was shown: kept with the failure,
+        never as a message, so no half answer passes for a reply."""
         self._check_running()
         self._close_open_tool_calls("not run: the turn failed")
-        self.trigger_event(self.TurnFailed, error=error, error_type=error_type)
+        self.trigger_event(self.TurnFailed, error=error, error_type=error_type, partial=partial)
 
     def interrupt_turn(self, detail: str) -> None:
         """Close a turn that stopped without finishing (a crash, a cancel), or that was
@@ -540,6 +542,10 @@ class Session(ChainedAggregate):
     class TurnFailed(Event):
         error: str
         error_type: str
+        partial: str = ""
+        """The text a failed model reply had streamed to the caller before it failed.
+        Failures recorded before this field decode with the default, and their hash never
+        covered it."""
 
         def apply(self, session: Session) -> None:
             session.status = Status.ERROR
@@ -625,3 +631,12 @@ class Session(ChainedAggregate):
 
 def _without(items: tuple[str, ...], item: str) -> tuple[str, ...]:
     return tuple(i for i in items if i != item)
+
+
+def leaves_turns_alone(event: Any) -> bool:
+    """Whether an event changes nothing a running turn depends on: a title, or metadata
+    alone. A turn's own events may be recorded after such an event appended meanwhile by
+    another process, as if they came first (see ``SessionService._save``)."""
+    if isinstance(event, Session.TitleSet):
+        return True
+    return isinstance(event, Session.ConfigChanged) and tuple(event.changes) == ("metadata",)

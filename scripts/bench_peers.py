@@ -57,7 +57,7 @@ from typing import Any
 
 from agentjournal.application import ManagedAgent, SessionService
 from agentjournal.application.ports import ModelReply, TextDelta
-from agentjournal.application.service import TurnRuntime
+from agentjournal.application.turns import TurnRuntime
 from agentjournal.domain import (
     AssistantMessage,
     Message,
@@ -206,13 +206,13 @@ class Project:
         return str(self.service.create_session(CONFIG))
 
     def turn(self, session: str, text: str) -> None:
-        list(self.service.run_turn(uuid.UUID(session), text, lambda _config: self.runtime))
+        list(self.service.run_turn(uuid.UUID(session), text, lambda _config, _session_id=None: self.runtime))
 
     def cold_turn(self, session: str, text: str) -> None:
         service = SessionService(self.env)
         runtime = self.new_runtime()
         try:
-            list(service.run_turn(uuid.UUID(session), text, lambda _config: runtime))
+            list(service.run_turn(uuid.UUID(session), text, lambda _config, _session_id=None: runtime))
         finally:
             service.close()
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +21,17 @@ from agentjournal.infrastructure.models.scripted import ScriptedModelServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY = "sk-test-0123456789abcdefghijklmnop"
+
+
+def wait_until(condition: Callable[[], object], what: str, seconds: float = 30.0) -> None:
+    """Wait for ``condition`` to hold, checking it every few milliseconds; fail naming
+    ``what`` was awaited if it does not within ``seconds``. The test goes on as soon as it
+    holds, so no timing is assumed."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {seconds:g} s waiting for {what}")
+        time.sleep(0.01)
 
 
 @pytest.fixture(scope="session")

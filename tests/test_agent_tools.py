@@ -229,7 +229,7 @@ def test_a_pattern_or_path_can_run_nothing(either_compute, tool, hostile):
     compute.write_file("kept.txt", b"kept\n")
     for arguments in ({"pattern": hostile}, {"pattern": "x", "path": hostile}):
         call(compute, tool, arguments)
-    assert [e.path for e in compute.list_files(".")] == ["kept.txt"]
+    assert [e.path for e in compute.list_files(".", 100).entries] == ["kept.txt"]
 
 
 # -- web ----------------------------------------------------------------------------------

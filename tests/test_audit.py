@@ -193,17 +193,17 @@ def test_encrypted_stores_hold_no_plaintext(model_server, tmp_path):
 
 def test_export_and_import_give_an_identical_verifiable_session(recorded, tmp_path):
     session_id = recorded.state_at().id
-    lines = list(audit.export_events(recorded.service, session_id))
+    lines = list(audit.export_session(recorded.service, session_id))
     other = SessionService(
         {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "o.db")}
     )
-    assert audit.import_events(other, lines) == session_id
+    assert audit.import_session(other, lines) == session_id
     assert other.audit_log(session_id) == recorded.service.audit_log(session_id)
     assert other.get_session(session_id).state() == recorded.state_at().state()
     assert audit.verify(other, session_id) == audit.verify(recorded.service, session_id)
     assert other.summary(session_id).title == recorded.retrieve_session()["title"]
     with pytest.raises(AgentJournalError, match="already in this store"):
-        audit.import_events(other, lines)
+        audit.import_session(other, lines)
     other.close()
 
 
@@ -223,12 +223,12 @@ def test_export_and_import_give_an_identical_verifiable_session(recorded, tmp_pa
     ],
 )
 def test_a_bad_import_is_refused_whole(recorded, tmp_path, mangle, message):
-    lines = list(audit.export_events(recorded.service, recorded.state_at().id))
+    lines = list(audit.export_session(recorded.service, recorded.state_at().id))
     other = SessionService(
         {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "o.db")}
     )
     with pytest.raises(AgentJournalError, match=message):
-        audit.import_events(other, mangle(lines))
+        audit.import_session(other, mangle(lines))
     assert other.list_summaries() == []
     other.close()
 

@@ -1,6 +1,6 @@
-"""The compute's searches (glob, grep) and web fetch, on the host and in the Docker sandbox:
-confined to the work folder, bounded in time and size, and a model's pattern, path or URL
-is only ever data, never a command line."""
+"""The compute's searches (glob, grep), listings and web fetch, on the host and in the Docker
+sandbox: confined to the work folder, bounded in time and size, and a model's pattern, path
+or URL is only ever data, never a command line."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import uuid
 import pytest
 
 from agentjournal.application.ports import Compute, ComputeError
+from agentjournal.application.tools import ToolLimits, run_tool
+from agentjournal.domain import ToolCall
 from agentjournal.infrastructure.compute.host import HostCompute
 from tests.conftest import PAGES
 
@@ -42,7 +44,7 @@ def setup(compute: Compute, script: str) -> None:
 
 
 def files_in_work_folder(compute: Compute) -> list[str]:
-    return [entry.path for entry in compute.list_files(".")]
+    return [entry.path for entry in compute.list_files(".", 100).entries]
 
 
 # -- glob ---------------------------------------------------------------------------------
@@ -75,6 +77,19 @@ def test_glob_and_grep_return_at_most_their_limit_and_say_so(either_compute):
     assert len(found.matches) == 50 and found.more
     everything = compute.grep("needle", "many", 1000, 30)
     assert len(everything.matches) == 300 and not everything.more
+
+
+def test_a_listing_returns_at_most_its_limit_and_says_so(either_compute):
+    compute = either_compute
+    setup(compute, "mkdir many && cd many && seq -f 'f%04g' 1001 | xargs touch")
+    cut = compute.list_files("many", 1000)
+    assert len(cut.entries) == 1000 and cut.more
+    whole = compute.list_files(".", 1001)
+    assert len(whole.entries) == 1001 and not whole.more
+    listed = run_tool(compute, ToolCall("call", "list_files", "{}"), ToolLimits())
+    assert listed.truncated and not listed.is_error
+    *lines, note = listed.output.splitlines()
+    assert len(lines) == 1000 and note == "[more files not shown: list a folder below this one]"
 
 
 @pytest.mark.parametrize("search", ["glob", "grep"])

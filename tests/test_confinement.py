@@ -294,14 +294,15 @@ def test_a_log_recorded_on_the_host_before_it_was_confined_resumes_confined(conf
     assert uid != "0" and kept == "from before" and mine == "mine"
 
 
-def test_a_turn_of_each_session_has_its_own_compute(config, tmp_path):
-    """Sessions with the same settings share the adapter Runtimes builds for them, and their
-    turns may run at once: each turn's compute is attached to its own session only."""
+def test_sessions_with_the_same_settings_never_share_a_compute(config, tmp_path):
+    """Turns of sessions with the same settings may run at once: an adapter both used would
+    be attached to whichever attached last, and run the other's tools in its folder."""
     runtimes = Runtimes(config)
     recorded = config.session_config("host")
-    first, second = runtimes(recorded).compute, runtimes(recorded).compute
-    first.attach(uuid.uuid4(), None)
-    second.attach(uuid.uuid4(), None)
+    ids = uuid.uuid4(), uuid.uuid4()
+    first, second = (runtimes(recorded, session_id).compute for session_id in ids)
+    first.attach(ids[0], None)
+    second.attach(ids[1], None)
     first.write_file("mine.txt", b"first")
     second.write_file("mine.txt", b"second")
     assert first.execute("cat mine.txt", 30).output == "first"

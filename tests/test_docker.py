@@ -208,7 +208,7 @@ def test_files_round_trip_exactly(sandbox):
     data = bytes(range(256)) * 4000
     compute.write_file(name, data)
     assert compute.read_file(name) == data
-    assert [(e.path, e.size) for e in compute.list_files(".")] == [(name, len(data))]
+    assert [(e.path, e.size) for e in compute.list_files(".", 100).entries] == [(name, len(data))]
 
 
 @pytest.mark.parametrize("path", ["../../etc/passwd", "/etc/passwd", "/workspace/../etc/shadow"])
@@ -254,7 +254,7 @@ def racing(compute: DockerCompute, script: str, *args: str) -> Iterator[None]:
     thread = threading.Thread(target=lambda: ended.append(compute.execute(command, timeout=120)))
     thread.start()
     try:
-        wait_for(lambda: "ready" in {e.path for e in compute.list_files(".")} or bool(ended))
+        wait_for(lambda: "ready" in {e.path for e in compute.list_files(".", 100).entries} or bool(ended))
         yield
     finally:
         compute.write_file("stop", b"")
@@ -290,7 +290,10 @@ def test_a_link_swapped_in_while_a_file_tool_runs_never_leads_out(sandbox, tool)
     compute = sandbox()
     operation, inside = {
         "read_file": (lambda: compute.read_file("d/passwd"), b"innocent\n"),
-        "list_files": (lambda: [e.path for e in compute.list_files("d/ssl")], ["d/ssl/inner.txt"]),
+        "list_files": (
+            lambda: [e.path for e in compute.list_files("d/ssl", 100).entries],
+            ["d/ssl/inner.txt"],
+        ),
         "write_file": (lambda: compute.write_file("d/planted", b"x"), None),
     }[tool]
     done, refused = [], []
@@ -342,12 +345,17 @@ def test_reading_a_folder_that_holds_a_huge_sparse_file_buffers_nothing(sandbox)
         pytest.param("a\0b", "NUL", id="NUL"),
         pytest.param("x" * 5000, "too long", id="long name"),
         pytest.param("a/" * 2500 + "f", "too long", id="long path"),
+        pytest.param("a/" * 300 + "f", "too deep", id="deep path"),
         pytest.param("a\ud800", "not valid UTF-8", id="lone surrogate"),
     ],
 )
 def test_a_path_no_file_can_have_is_a_compute_error(sandbox, path, problem):
     compute = sandbox()
-    for operation in (compute.read_file, compute.list_files, lambda p: compute.write_file(p, b"x")):
+    for operation in (
+        compute.read_file,
+        lambda p: compute.list_files(p, 100),
+        lambda p: compute.write_file(p, b"x"),
+    ):
         with pytest.raises(ComputeError, match=problem):
             operation(path)
 

@@ -39,7 +39,7 @@ def test_files_round_trip_exactly_whatever_their_names_and_bytes(compute):
     compute.write_file(f"sub/{name}", data)
     assert compute.read_file(f"sub/{name}") == data
     assert not (compute.root / "pwned").exists()
-    listed = compute.list_files(".")
+    listed = compute.list_files(".", 100).entries
     assert [(e.path, e.size) for e in listed] == [(f"sub/{name}", len(data))]
 
 
@@ -72,6 +72,62 @@ def test_output_is_capped_and_the_cut_recorded(compute):
     assert result.exit_code == 0
     assert result.truncated
     assert len(result.output) == 10_000
+
+
+# A path of each kind no host file can have: the problem the model is told.
+UNUSABLE_PATHS = [
+    pytest.param("x" * 5000, "too long", id="long path"),
+    pytest.param("n" * 300 + "/f", "File name too long", id="long name"),
+    pytest.param("d/" * 300 + "f", "too deep", id="deep path"),
+    pytest.param(("x" * 200 + "/") * 20 + "f", "File name too long", id="beyond the system's length"),
+    pytest.param("made.txt/inner", "'made.txt/inner'", id="through a file"),
+    pytest.param("a\0b", "NUL", id="NUL"),
+    pytest.param("a\ud800", "not valid UTF-8", id="lone surrogate"),
+]
+
+
+@pytest.mark.parametrize(("path", "problem"), UNUSABLE_PATHS)
+def test_a_path_no_file_can_have_is_a_compute_error(compute, path, problem):
+    compute.write_file("made.txt", b"x")
+    for operation in (
+        compute.read_file,
+        lambda p: compute.list_files(p, 100),
+        lambda p: compute.write_file(p, b"x"),
+    ):
+        with pytest.raises(ComputeError, match=problem):
+            operation(path)
+    assert [e.path for e in compute.list_files(".", 100).entries] == ["made.txt"], (
+        "nothing was made on the way"
+    )
+
+
+def test_a_path_no_file_can_have_is_a_tool_error_in_a_turn(make_agent, model_server):
+    agent = make_agent(
+        tools=["write_file", "read_file", "list_files", "write", "read", "edit"], compute="host-unconfined"
+    )
+    paths = [param.values for param in UNUSABLE_PATHS]
+    calls = [ScriptedToolCall("write_file", {"path": "made.txt", "content": "x"})]
+    for path, _ in paths:
+        calls += [
+            ScriptedToolCall("write_file", {"path": path, "content": "x"}),
+            ScriptedToolCall("read_file", {"path": path}),
+            ScriptedToolCall("list_files", {"path": path}),
+            ScriptedToolCall("write", {"file_path": path, "content": "x"}),
+            ScriptedToolCall("read", {"file_path": path}),
+            ScriptedToolCall("edit", {"file_path": path, "old_string": "x", "new_string": "y"}),
+        ]
+    model_server.enqueue(Reply(tool_calls=calls), Reply(text="understood"))
+    assert agent.run("write where no file can be") == "understood"
+    assert agent.retrieve_session()["status"] == "idle"
+    made, *refused = [m for m in agent.state_at().messages if isinstance(m, ToolResult)]
+    assert not made.is_error and len(refused) == len(calls) - 1
+    assert all(result.is_error for result in refused), [r.output for r in refused if not r.is_error]
+    told = [m["content"] for m in model_server.requests[-1]["messages"] if m["role"] == "tool"]
+    assert told == [result.output for result in (made, *refused)], "the model read every error"
+    for number, result in enumerate(refused):
+        path, problem = paths[number // 6]
+        # A lone surrogate comes through JSON, and the tools refuse it as an argument, as they do a NUL.
+        assert ("not valid Unicode" if "\ud800" in path else problem) in result.output, result.output
 
 
 def test_tool_errors_become_results_the_model_can_read(compute):
@@ -165,7 +221,7 @@ def test_commands_get_a_minimal_environment_not_the_engines(tmp_path, monkeypatc
     assert seen["DEPLOY_TOKEN"] == "given-to-the-session"
     assert seen["PATH"] == os.environ["PATH"]
     assert seen["HOME"] == str(root / ".home") and (root / ".home").is_dir()
-    assert [e.path for e in host.list_files(".")] == []
+    assert [e.path for e in host.list_files(".", 100).entries] == []
 
 
 def test_the_work_folders_virtual_environment_comes_first(compute):
@@ -205,7 +261,7 @@ def crafted_export(config, reference: str, tmp_path: Path) -> list[bytes]:  # ty
         session = Session.start(config.session_config("host"), "crafted")
         session.attach_compute(ComputeBinding(kind="host", reference=reference))
         elsewhere.save(session)
-        return list(audit.export_events(elsewhere, session.id))
+        return list(audit.export_session(elsewhere, session.id))
     finally:
         elsewhere.close()
 
@@ -216,7 +272,7 @@ def test_an_imported_binding_cannot_point_a_session_at_a_host_folder(
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "hostname").write_text("the victim's file")
-    session_id = audit.import_events(service, crafted_export(config, str(victim), tmp_path))
+    session_id = audit.import_session(service, crafted_export(config, str(victim), tmp_path))
     assert service.get_session(session_id).compute.reference == str(victim)
 
     agent = make_agent()

@@ -125,7 +125,7 @@ def test_an_old_session_takes_new_turns_and_its_mixed_chain_verifies(
 
 def test_an_old_export_imports_and_verifies(service: SessionService) -> None:
     with (FIXTURE / "export.jsonl").open("rb") as lines:
-        assert audit.import_events(service, lines) == SESSION
+        assert audit.import_session(service, lines) == SESSION
     assert_same_state(service.get_session(SESSION).state(), EXPECTED["session_state"])
     assert audit.verify(service, SESSION).ok
 

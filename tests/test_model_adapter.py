@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agentjournal.application import ManagedAgent, ManagedConfig, ModelError
+from agentjournal.application.ports import TextDelta
 from agentjournal.domain import UserMessage
 from agentjournal.infrastructure.models.litellm_model import LiteLLMModel
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedModelServer
@@ -69,3 +70,42 @@ def test_a_refusal_is_not_retried(model_server):
 def test_bounds_that_allow_no_call_are_refused(bounds):
     with pytest.raises(ValueError, match="timeout > 0 and max_attempts >= 1"):
         LiteLLMModel("openai/m", **bounds)
+
+
+@pytest.mark.parametrize(("counts", "shown"), [({"prompt_tokens": 2**70}, f"input_tokens={2**70}"),
+                                               ({"completion_tokens": -1}, "output_tokens=-1")])  # fmt: skip
+def test_a_usage_no_reply_can_have_is_refused(model_server, counts, shown):
+    """Usage comes from the model server: counts that would take a session's totals past the
+    integers a store keeps are refused, not recorded."""
+    model_server.enqueue(Reply(text="hi", **counts), Reply(text="unused"))
+    with pytest.raises(ModelError, match=rf"reported a usage no reply can have \({shown}\)"):
+        call(adapter(model_server, max_attempts=3))
+    assert len(model_server.requests) == 1
+
+
+def test_a_stream_cut_off_before_any_text_is_retried(model_server):
+    """A connection dropped before the stream's end (no finish chunk, no [DONE]): nothing
+    reached the caller, so the call is tried again, and only the whole reply comes out."""
+    model_server.enqueue(Reply(text="lost on the way", cut=0), Reply(text="whole"))
+    items = list(adapter(model_server, max_attempts=2).stream("system", [UserMessage("hello")], []))
+    assert "".join(i.text for i in items if isinstance(i, TextDelta)) == "whole"
+    assert items[-1].message.content == "whole" and len(model_server.requests) == 2
+
+
+def test_a_stream_cut_off_on_every_attempt_fails(model_server):
+    model_server.enqueue(*[Reply(text="lost", cut=0)] * 3)
+    with pytest.raises(ModelError, match=r"stopped mid-reply.*\(gave up after 2 attempts\)"):
+        call(adapter(model_server, max_attempts=2))
+    assert len(model_server.requests) == 2
+
+
+def test_a_stream_cut_off_after_text_was_streamed_fails_without_a_retry(model_server):
+    """What the caller was shown cannot be taken back: a retry would show it twice."""
+    model_server.enqueue(Reply(text="The answer is forty-two", cut=10), Reply(text="unused"))
+    streamed: list[str] = []
+    with pytest.raises(ModelError, match="stopped mid-reply.*after 10 characters") as failure:
+        for item in adapter(model_server, max_attempts=3).stream("system", [UserMessage("hello")], []):
+            assert isinstance(item, TextDelta)
+            streamed.append(item.text)
+    assert "".join(streamed) == "The answer" and len(model_server.requests) == 1
+    assert failure.value.retryable

@@ -195,3 +195,58 @@ def test_an_answer_given_as_soon_as_the_call_is_seen_continues_the_turn_without_
     assert [i.stop_reason.type for i in idles] == ["end_turn"]
     assert [e.type for e in seen].count("session.status_running") == 1
     assert [e.content[0].text for e in seen if e.type == "agent.message"] == ["Warm in Rome."]
+
+
+def test_a_prompt_while_the_next_turn_runs_is_refused_after_an_interrupted_turn_returns(
+    api_server, store, model_server
+):
+    """An interrupted turn whose model call returns late must not end the turn after it."""
+    client = api_server.client()
+    session_id = new_session(store)
+    model_server.enqueue(Reply(text="late " * 20, delay=0.05), Reply(text="second " * 100, delay=0.05))
+    send(client, session_id, prompt("One."))
+    model_server.wait_for_requests(1)
+    send(client, session_id, {"type": "user.interrupt"})
+    send(client, session_id, prompt("Two."))
+    model_server.wait_for_requests(2)
+    # Until the second turn ends (the first one's model call returns long before), every
+    # further prompt is refused as busy.
+    refused = 0
+    model_server.enqueue(Reply(text="third"))
+    while True:
+        try:
+            send(client, session_id, prompt("Three."))
+            break  # accepted: only once the second turn had ended, as the log must show
+        except anthropic.ConflictError:
+            refused += 1
+    until_idle(client, session_id)
+    types = [e.type for e in client.beta.sessions.events.list(session_id)]
+    prompts = [n for n, kind in enumerate(types) if kind == "user.message"]
+    assert refused > 0 and len(prompts) == 3
+    # The second turn ended by itself, its reply recorded, before a third was accepted.
+    between = types[prompts[1] : prompts[2]]
+    assert "agent.message" in between and between[-1] == "session.status_idle", types
+
+
+def test_a_title_set_while_a_turn_runs_leaves_the_turn_to_finish(api_server, store, model_server):
+    client = api_server.client()
+    session_id = new_session(store)
+    model_server.enqueue(Reply(text="an answer " * 40, delay=0.05))
+    with client.beta.sessions.events.stream(session_id) as stream:
+        send(client, session_id, prompt("Take your time."))
+        model_server.wait_for_requests(1)
+        client.beta.sessions.update(session_id, title="Renamed meanwhile")
+        client.beta.sessions.update(session_id, metadata={"team": "blue"})
+        seen = []
+        for event in stream:
+            seen.append(event)
+            if event.type == "session.status_idle":
+                break
+    assert seen[-1].stop_reason.type == "end_turn"
+    assert "".join(e.content[0].text for e in seen if e.type == "agent.message") == "an answer " * 40
+    session = client.beta.sessions.retrieve(session_id)
+    assert (session.status, session.title, session.metadata) == (
+        "idle",
+        "Renamed meanwhile",
+        {"team": "blue"},
+    )

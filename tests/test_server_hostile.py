@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
+from tests import serving
 from tests.serving import API_KEY
 from tests.test_server_actions import WEATHER, until_idle
 from tests.test_server_sessions import new_session
@@ -87,6 +88,52 @@ def test_bodies_nested_too_deep_or_not_utf8_are_refused_naming_the_problem(http,
     assert http.get(events).json()["data"] == []
 
 
+def test_integers_the_log_cannot_hold_are_refused_naming_the_field_and_nothing_is_recorded(http, store):
+    """The log's encoding holds integers from -2**63 to 2**64 - 1; anything else a client
+    sends is a 400 naming where it was, before anything is recorded."""
+    weather = {**serving.WEATHER, "input_schema": {"type": "object", "properties": {"n": {"maximum": 2**64}}}}
+    toolset = {"type": "agent_toolset_20260401", "configs": [{"name": "bash", "timeout": -(2**63) - 1}]}
+    refused = {
+        "$.tools[0].input_schema.properties.n.maximum": ("/v1/agents", {"name": "a", "model": "m", "tools": [weather]}),
+        "$.tools[0].configs[0].timeout": ("/v1/agents", {"name": "a", "model": "m", "tools": [toolset]}),
+        "$.model.effort.budget": ("/v1/agents", {"name": "a", "model": {"id": "m", "effort": {"type": "high", "budget": 10**30}}}),
+        "$.config.packages.pip[1]": ("/v1/environments", {"name": "e", "config": {"type": "cloud", "packages": {"pip": ["x", 2**64]}}}),
+        '$.metadata["k 1"]': ("/v1/environments", {"name": "e", "config": {"type": "cloud"}, "metadata": {"k 1": 2**64}}),
+    }  # fmt: skip
+    for where, (path, body) in refused.items():
+        response = http.post(path, json=body)
+        assert response.status_code == 400, response.text
+        assert where in response.json()["error"]["message"], (where, response.text)
+    # JSON has no NaN or infinity, and a float it can write but a double cannot hold is refused.
+    for number in (b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e400"):
+        tool = b'{"type": "custom", "name": "t", "input_schema": {"maximum": ' + number + b"}}"
+        answer = posted(http, "/v1/agents", b'{"name": "a", "model": "m", "tools": [' + tool + b"]}")
+        assert answer.status_code == 400, answer.text
+    assert http.get("/v1/agents").json()["data"] == http.get("/v1/environments").json()["data"] == []
+
+    agent = http.post("/v1/agents", json={"name": "a", "model": "m"}).json()
+    assert http.post(f"/v1/agents/{agent['id']}", json={"tools": [weather]}).status_code == 400
+    assert http.get(f"/v1/agents/{agent['id']}").json()["version"] == 1
+    session_id = new_session(store)
+    events = f"/v1/sessions/{session_id}/events"
+    for path, body in (
+        (f"/v1/sessions/{session_id}", {"title": "t", "metadata": {"k": 2**64}}),
+        ("/v1/sessions", {"agent": agent["id"], "environment_id": "env_x", "metadata": {"k": 2**64}}),
+        (events, {"events": [{"type": "user.custom_tool_result", "custom_tool_use_id": "x", "is_error": 2**64}]}),
+    ):  # fmt: skip
+        assert http.post(path, json=body).status_code == 400
+    assert http.get(events).json()["data"] == []
+    logged = http.get(f"/x-agentjournal/v1/sessions/{session_id}/log").json()["data"]
+    assert [entry["type"] for entry in logged] == ["SessionStarted"]
+
+    # The limits themselves are recorded, and read back as they were given.
+    edges = {"type": "object", "properties": {"n": {"minimum": -(2**63), "maximum": 2**64 - 1}}}
+    tool = {**serving.WEATHER, "input_schema": edges}
+    kept = http.post("/v1/agents", json={"name": "b", "model": "m", "tools": [tool]})
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["tools"][0]["input_schema"] == edges
+
+
 def prompt(text: str) -> dict:
     return {"type": "user.message", "content": [{"type": "text", "text": text}]}
 
@@ -131,13 +178,77 @@ def test_a_send_is_checked_whole_and_one_refused_event_records_none_of_it(
     assert http.post(events, json={"events": [answer]}).status_code == 200
 
 
+def test_every_numeric_query_parameter_out_of_range_or_malformed_is_a_400_in_the_apis_shape(http, store):
+    session_id = new_session(store)
+    agent_id = http.post("/v1/agents", json={"name": "a", "model": "m"}).json()["id"]
+    x = f"/x-agentjournal/v1/sessions/{session_id}"
+    numbers = {
+        "/v1/sessions": ("limit", "agent_version"),
+        f"/v1/sessions/{session_id}/events": ("limit",),
+        "/v1/agents": ("limit",),
+        f"/v1/agents/{agent_id}": ("version",),
+        f"/v1/agents/{agent_id}/versions": ("limit",),
+        "/v1/environments": ("limit",),
+        "/x-agentjournal/v1/sessions": ("limit", "offset"),
+        f"{x}/state": ("version",),
+        f"{x}/turns": ("version",),
+        f"{x}/files": ("version",),
+        f"{x}/log/window": ("after", "limit"),
+    }
+    # Past the store's integers, below every range, and what Python's int() would read anyway.
+    malformed = (
+        str(2**63),
+        str(2**64),
+        "-1",
+        "-" + "9" * 5000,
+        "\u0661\u0662",
+        "1_0",
+        " 12",
+        "+3",
+        "1e3",
+        "0x10",
+        "",
+    )
+    for path, names in numbers.items():
+        for name in names:
+            for given in malformed:
+                # agent_version is read only with an agent_id.
+                answer = http.get(path, params={name: given, "agent_id": agent_id})
+                assert answer.status_code == 400, (path, name, given, answer.text)
+                error = answer.json()["error"]
+                assert error["type"] == "invalid_request_error" and f"'{name}'" in error["message"]
+                assert len(error["message"]) < 300
+    # Times that UTC cannot express, and listing cursors holding them.
+    from agentjournal.application.paging import encode_cursor
+
+    times = {"/v1/sessions": ("created_at[gt]", "created_at[lte]"), "/v1/agents": ("created_at[gte]",),
+             f"/v1/sessions/{session_id}/events": ("created_at[gt]", "created_at[lt]")}  # fmt: skip
+    for path, names in times.items():
+        for name in names:
+            for given in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+                answer = http.get(path, params={name: given})
+                assert answer.status_code == 400 and name in answer.json()["error"]["message"], answer.text
+    for path in ("/v1/sessions", "/v1/agents", "/v1/environments"):
+        answer = http.get(path, params={"page": encode_cursor("0001-01-01T00:00:00+14:00", session_id[5:])})
+        assert answer.status_code == 400 and "page" in answer.json()["error"]["message"], answer.text
+
+    # The largest version the store holds is a version like any other: there is none such.
+    last = str(2**63 - 1)
+    for path in (f"{x}/state", f"{x}/turns", f"{x}/files", f"/v1/agents/{agent_id}"):
+        assert http.get(path, params={"version": last}).status_code == 404
+    window = http.get(f"{x}/log/window", params={"after": last, "limit": "1000"})
+    assert window.status_code == 200 and window.json() == {"data": [], "version": 1}
+
+
 def test_versions_past_the_stores_integers_and_times_without_an_offset_are_answered(
     api_server, http, store, model_server
 ):
     session_id = new_session(store)
-    for version in (2**63, 2**70):
-        forked = http.post(f"/x-agentjournal/v1/sessions/{session_id}/fork", json={"version": version})
-        assert forked.status_code == 404 and "has no event" in forked.json()["error"]["message"]
+    fork = f"/x-agentjournal/v1/sessions/{session_id}/fork"
+    forked = http.post(fork, json={"version": 2**63})
+    assert forked.status_code == 404 and "has no event" in forked.json()["error"]["message"]
+    forked = http.post(fork, json={"version": 2**70})  # no integer the log holds
+    assert forked.status_code == 400 and "$.version" in forked.json()["error"]["message"]
     model_server.enqueue(Reply(text="Hi."))
     http.post(f"/v1/sessions/{session_id}/events", json={"events": [prompt("Hello")]})
     everything = [e.id for e in until_idle(api_server.client(), session_id, extra_headers={
@@ -226,6 +337,41 @@ def test_without_keys_only_loopback_names_and_same_origin_pages_are_served(model
         assert (
             httpx.get(f"{server.url}/v1/agents", headers={**KEY, "Host": "agents.example"}).status_code == 200
         )
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        [b"Transfer-Encoding: chunked", b"Content-Length: 5"],
+        [b"Content-Length: 5", b"Transfer-Encoding: chunked"],
+        [b"Content-Length: 0", b"transfer-encoding: CHUNKED"],
+    ],
+)
+def test_a_request_framed_both_chunked_and_by_length_is_refused_and_its_connection_closed(
+    api_server, http, framing
+):
+    """Read as chunked, the body below ends early and the bytes after it are a request of
+    their own; a proxy in front that reads Content-Length sees one request (request
+    smuggling). RFC 9112 section 6.1: refuse it, or close the connection after it."""
+    import socket
+
+    body = b'{"name": "first", "model": "m"}'
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    smuggled = b'{"name": "smuggled", "model": "m"}'
+    head = [b"POST /v1/agents HTTP/1.1", b"Host: x", b"x-api-key: " + API_KEY.encode(),
+            b"Content-Type: application/json", *framing]  # fmt: skip
+    second = [b"POST /v1/agents HTTP/1.1", b"Host: x", b"x-api-key: " + API_KEY.encode(),
+              b"Content-Type: application/json", b"Content-Length: %d" % len(smuggled)]  # fmt: skip
+    request = b"\r\n".join(head) + b"\r\n\r\n" + chunked + b"\r\n".join(second) + b"\r\n\r\n" + smuggled
+    host, port = api_server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):  # until the server closes the connection
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    assert answer.count(b"HTTP/1.1 ") == 1 and b"connection: close" in answer.lower(), answer
+    assert http.get("/v1/agents").json()["data"] == []
 
 
 def test_a_client_too_slow_to_send_its_request_is_cut_off(model_server, store):

@@ -42,7 +42,7 @@ def test_state_rebuilt_from_events_equals_the_live_state(make_agent, model_serve
     agent.run("first")
     agent.run("second")
     # The copy the service keeps in memory, and the next turn continues from.
-    live = agent.service._working[agent.state_at().id]
+    live = agent.service.working[agent.state_at().id]
     assert live.version == agent.state_at().version
 
     fresh = open_service()
@@ -187,6 +187,39 @@ def test_transient_model_errors_are_retried(make_agent, model_server):
     model_server.enqueue(Reply(status=503, error="overloaded"), Reply(text="fine now"))
     assert agent.run("hello") == "fine now"
     assert agent.audit_log(types=("TurnFailed",)) == []
+
+
+def test_a_reply_cut_off_before_any_text_is_retried_and_never_recorded(make_agent, model_server):
+    agent = make_agent(model_max_attempts=2)
+    model_server.enqueue(Reply(text="lost on the way", cut=0), Reply(text="whole answer"))
+    assert agent.run("hello") == "whole answer"
+    assert len(model_server.requests) == 2
+    assert agent.audit_log(types=("TurnFailed",)) == []
+    assert [m.content for m in agent.state_at().messages] == ["hello", "whole answer"]
+
+
+def test_a_reply_cut_off_after_text_was_shown_fails_the_turn_and_keeps_the_text_as_partial(
+    make_agent, model_server
+):
+    """A connection dropped mid-reply, once part of it was streamed to the caller: no retry
+    (it would show that part twice), a model error, and the text shown recorded with the
+    failure, never as the model's message, so the next call sees no half answer."""
+    agent = make_agent(model_max_attempts=3)
+    model_server.enqueue(Reply(text="The answer is forty-two", cut=12), Reply(text="next answer"))
+    shown: list[str] = []
+    with pytest.raises(ModelError, match="stopped mid-reply"):
+        shown.extend(agent.iter_text("hello"))
+    assert "".join(shown) == "The answer i" and len(model_server.requests) == 1
+    assert agent.retrieve_session()["status"] == "error"
+    (failed,) = agent.audit_log(types=("TurnFailed",))
+    assert failed.payload["error_type"] == "ModelError" and failed.payload["partial"] == "The answer i"
+    assert agent.audit_log(types=("TurnCompleted", "AssistantMessageAdded")) == []
+    assert "The answer i" in agent.timeline()[-1].text
+    assert agent.verify().ok
+
+    assert agent.run("hello again") == "next answer"
+    assert [m["role"] for m in model_server.requests[-1]["messages"]] == ["system", "user", "user"]
+    assert agent.retrieve_session()["status"] == "idle"
 
 
 def test_max_turns_stops_a_looping_agent(make_agent, model_server):

@@ -270,3 +270,99 @@ def test_a_damaged_chunk_is_reported_by_verify_and_loads_from_the_events(
     assert result.broken is not None and result.broken.version == target.version
     assert "cannot be read" in result.broken.problem
     assert vars(service.get_session(session.id)) == vars(replayed(service, session, session.version))
+
+
+ZLIB = {"COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor"}
+
+
+def aes() -> dict[str, str]:
+    return {"CIPHER_TOPIC": "eventsourcing.cipher:AESCipher", "CIPHER_KEY": AESCipher.create_key(32)}
+
+
+@pytest.mark.parametrize("layers", [lambda: ZLIB, aes, lambda: {**ZLIB, **aes()}],
+                         ids=["compressor", "cipher", "cipher-and-compressor"])  # fmt: skip
+def test_a_damaged_chunk_loads_from_the_events_whichever_layer_refuses_it(
+    store: dict[str, str], layers: Any
+) -> None:
+    """The compressor's error (``zlib.error``) or the cipher's: the session loads from its
+    events, ``verify`` names the chunk, and the next chunk starts a chain of its own."""
+    service = ChunkingService({**store, **layers()})
+    session = grow(service, 6)
+    target = list(service.session_snapshots.chunks(session.id))[-1]
+    store_chunk(store, target.version, b"\x00 not a chunk")
+    assert vars(service.get_session(session.id)) == vars(replayed(service, session, session.version))
+    result = audit.verify(service, session.id)
+    assert result.broken is not None and result.broken.version == target.version
+    assert "cannot be read" in result.broken.problem
+    for n in range(3):
+        turn(session, 100 + n)
+        service.save(session)
+    after = [c for c in service.session_snapshots.recorder.select_events(session.id)
+             if c.originator_version > target.version]  # fmt: skip
+    assert after and service.session_snapshots.read(after[0]).chunk.after == 0
+    assert vars(service.get_session(session.id)) == vars(replayed(service, session, session.version))
+    service.close()
+
+
+def test_a_chunk_whose_state_the_transcoder_refuses_loads_from_the_events(
+    service: ChunkingService, store: dict[str, str]
+) -> None:
+    """A value naming a class that does not exist: the transcoder's own error."""
+    session = grow(service, 6)
+    target = list(service.session_snapshots.chunks(session.id))[-1]
+    rest = msgspec.msgpack.encode({"title": msgspec.msgpack.Ext(1, b"nowhere.at.all:Gone\x00\x80")})
+    store_chunk(
+        store, target.version, msgspec.msgpack.encode(msgspec.structs.replace(target.chunk, rest=rest))
+    )
+    assert vars(service.get_session(session.id)) == vars(replayed(service, session, session.version))
+    result = audit.verify(service, session.id)
+    assert result.broken is not None and "cannot be read" in result.broken.problem
+
+
+def test_an_old_whole_snapshot_the_mapper_refuses_loads_from_the_events(tmp_path: Path) -> None:
+    """A snapshot of a store written before chunks, naming a class that does not exist."""
+    shutil.copyfile(LEGACY / "sessions.db", tmp_path / "sessions.db")
+    store = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "sessions.db")}
+    with sqlite3.connect(store["SQLITE_DBNAME"]) as db:
+        db.execute("UPDATE stored_snapshots SET topic = 'nowhere.at.all:Gone'")
+    service = ChunkingService(store)
+    (session_id,) = {s.id for s in service.list_summaries() if s.parent_id is None}
+    session = service.get_session(session_id)
+    assert session.state() == replayed(service, session, session.version).state()
+    result = audit.verify(service, session_id)
+    assert result.broken is not None and "cannot be read" in result.broken.problem
+    service.close()
+
+
+def test_a_store_that_fails_while_loading_a_chunk_raises(
+    service: ChunkingService, store: dict[str, str]
+) -> None:
+    """Only what the store returned may be found unusable: the store's own failure (here,
+    its snapshot table gone) is raised, not folded around."""
+    from eventsourcing.persistence import PersistenceError
+
+    session = grow(service, 3)
+    with sqlite3.connect(store["SQLITE_DBNAME"]) as db:
+        db.execute("DROP TABLE stored_snapshots")
+    with pytest.raises(PersistenceError, match="no such table"):
+        service.get_session(session.id)
+
+
+def test_a_chunk_that_cannot_be_encoded_fails_no_step(
+    service: ChunkingService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A usage total past MessagePack's largest integer (2**64 - 1) cannot go into a chunk,
+    though each event that reached it could: the events are saved, the step goes on, and
+    the session loads as the fold of its events."""
+    session = Session.start(CONFIG)
+    service.save(session)
+    turn(session, 0)
+    session.begin_turn("prompt", "w")
+    session.record_usage("m", Usage(2**63))
+    session.record_usage("m", Usage(2**63))
+    service.save(session)  # passes a multiple of the interval: a chunk is due
+    assert "no snapshot of session" in caplog.text and "OverflowError" in caplog.text
+    assert list(service.session_snapshots.chunks(session.id)) == []
+    loaded = service.get_session(session.id)
+    assert loaded.version == session.version and loaded.usage.input_tokens == 5 + 2**64
+    assert vars(loaded) == vars(replayed(service, session, session.version))

@@ -294,7 +294,7 @@ def test_secrets_in_call_ids_names_and_config_texts_are_redacted(make_agent, mod
 
 
 def test_one_reply_cannot_make_tool_calls_without_end(make_agent, model_server, tmp_path):
-    from agentjournal.application.service import MAX_TOOL_CALLS_PER_REPLY
+    from agentjournal.application.tool_policy import MAX_TOOL_CALLS_PER_REPLY
 
     agent = make_agent(working_dir=str(tmp_path / "work"))
     many = [

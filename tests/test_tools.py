@@ -112,3 +112,22 @@ def test_a_bad_tool_call_in_a_real_turn_is_an_error_result_and_the_turn_goes_on(
     assert completed.payload["stop_reason"] == StopReason.END_TURN.value
     seen_by_model = [m["content"] for m in model_server.requests[-1]["messages"] if m["role"] == "tool"]
     assert seen_by_model == [r.output for r in results]
+
+
+def test_a_cut_listing_says_so_to_the_model_and_in_the_log(make_agent, model_server):
+    agent = make_agent()
+    model_server.enqueue(
+        Reply(
+            tool_calls=[ScriptedToolCall("execute_command", {"command": "seq -f 'f%04g' 1001 | xargs touch"})]
+        ),
+        Reply(tool_calls=[ScriptedToolCall("list_files", {})]),
+        Reply(text="too many to read"),
+    )
+    assert agent.run("list them") == "too many to read"
+    recorded = agent.audit_log(("ToolResultRecorded",))[-1].payload["result"]
+    assert recorded["truncated"] and not recorded["is_error"]
+    assert recorded["output"].endswith(
+        "\nfile\t0\tf1000\n[more files not shown: list a folder below this one]"
+    )
+    seen_by_model = [m["content"] for m in model_server.requests[-1]["messages"] if m["role"] == "tool"]
+    assert seen_by_model[-1] == recorded["output"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agentjournal.application.runtimes import Runtimes
-from agentjournal.application.service import TurnOutcome
+from agentjournal.application.turns import TurnOutcome
 from agentjournal.domain import (
     AnswersMissing,
     CustomTool,

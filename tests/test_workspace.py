@@ -315,6 +315,56 @@ def test_restore_rolls_the_work_folder_back_as_an_event(agent, model_server, req
     assert last_output(managed) == "onea.txt\n"
 
 
+def folders(session: Session, engine: Any = None) -> list[str]:
+    """The folders the session's sandbox holds now (the engine's own left out), read around
+    the engine."""
+    assert session.compute is not None
+    if session.compute.kind == "host":
+        root = Path(session.compute.reference)
+        found = []
+        for folder, inner, _ in os.walk(root):
+            inner[:] = [f for f in inner if f not in IGNORED]
+            found += [str((Path(folder) / name).relative_to(root)) for name in inner]
+        return sorted(found)
+    container = engine.containers.get(session.compute.reference)
+    script = "cd /workspace && find . -mindepth 1 \\( -name .venv -o -name .home \\) -prune -o -type d -printf '%P\\n'"
+    return sorted(container.exec_run(["sh", "-c", script]).output.decode().split())
+
+
+def test_restore_swaps_files_and_folders_back_and_removes_emptied_folders(
+    agent, model_server, request, compute_kind
+):
+    engine = request.getfixturevalue("engine") if compute_kind == "docker" else None
+    managed = agent()
+    model_server.enqueue(
+        call(
+            "execute_command", command="printf file > x && mkdir y && printf inner > y/inner && printf z > z"
+        ),
+        Reply(text="ok"),
+    )
+    managed.run("one")
+    good = managed.state_at().version
+    model_server.enqueue(
+        call(
+            "execute_command",
+            command="rm x && mkdir -p x/deep && printf a > x/deep/a && rm -r y && printf file > y "
+            "&& mkdir -p e/f && printf z > e/f/z && rm z && mkdir z",
+        ),
+        Reply(text="ok"),
+    )
+    managed.run("swap")
+    assert folders(managed.state_at(), engine) == ["e", "e/f", "x", "x/deep", "z"]
+
+    managed.restore_files(good)
+    session = managed.state_at()
+    assert manifest(dict(session.files)) == manifest(dict(managed.files_at(good))) == held(session, engine)
+    assert folders(session, engine) == ["y"], "emptied or replaced folders are gone"
+    assert managed.verify().ok
+    model_server.enqueue(call("execute_command", command="cat x y/inner z"), Reply(text="ok"))
+    managed.run("look")
+    assert last_output(managed) == "fileinnerz"
+
+
 def test_the_timeline_says_which_files_each_call_created_changed_or_deleted(make_agent, model_server):
     managed = make_agent()
     model_server.enqueue(

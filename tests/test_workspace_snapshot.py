@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import hashlib
 
-from agentjournal.application.ports import Compute, SnapshotLimits
+import pytest
+
+from agentjournal.application.ports import Compute, ComputeError, FileContents, SnapshotLimits
 from agentjournal.domain import FileState, SessionConfig
+from agentjournal.infrastructure.compute.sandbox_snapshot import MAX_DEPTH
 
 LIMITS = SnapshotLimits(ignore=SessionConfig("m", "s", "n", ()).snapshot_ignore, max_file_bytes=1000)
 
@@ -63,3 +66,47 @@ def test_a_file_whose_time_size_and_inode_are_unchanged_is_not_read_again(either
     # A new time is a change, and the file is read.
     run(compute, "touch old.txt")
     assert compute.snapshot({"old.txt": sha(b"aaaa")}, LIMITS).contents == {"old.txt": b"bbbb"}
+
+
+def test_a_restore_removes_the_folders_it_empties_and_no_others(either_compute):
+    compute = either_compute
+    run(
+        compute,
+        "mkdir -p gone/deep kept/ignored/__pycache__ other && chmod 700 other && printf a > gone/deep/a "
+        "&& printf b > kept/ignored/b && printf c > kept/ignored/__pycache__/c.pyc && printf o > other/o "
+        "&& mkdir -p outside && printf x > outside/x && ln -s outside through && mkdir empty",
+    )
+    compute.restore(
+        [FileContents("other/new", 0o644, b"n")],
+        remove=["gone/deep/a", "kept/ignored/b", "other/o", "missing/m"],
+    )
+    listing = compute.execute(
+        "find . -mindepth 1 -name .home -prune -o -printf '%y %m %P\\n' | sort", 30
+    ).output.splitlines()
+    assert listing == [
+        "d 700 other",  # the same folder, refilled: it was never empty
+        "d 755 empty",  # not on the way to a removed file: a restore leaves it
+        "d 755 kept",
+        "d 755 kept/ignored",  # holds what the log does not record
+        "d 755 kept/ignored/__pycache__",
+        "d 755 outside",
+        "f 644 kept/ignored/__pycache__/c.pyc",
+        "f 644 other/new",
+        "f 644 outside/x",
+        "l 777 through",
+    ]
+    with pytest.raises(ComputeError):
+        compute.restore([], remove=["through/x"])  # a link on the way is never followed
+    assert compute.read_file("outside/x") == b"x"
+
+
+def test_what_lies_deeper_than_a_path_may_go_is_left_out(either_compute):
+    compute = either_compute
+    deepest = "d/" * (MAX_DEPTH - 1)
+    too_deep = "d/" * 1200  # nested by a command far deeper than a walk a call per level could go
+    run(compute, f"mkdir -p {too_deep} && printf a > {deepest}kept && printf b > {deepest}d/left-out")
+    scan = compute.snapshot({}, LIMITS)
+    assert scan.files == {f"{deepest}kept": FileState(sha(b"a"), 1, 0o644)}
+    assert compute.read_file(f"{deepest}kept") == b"a"
+    with pytest.raises(ComputeError, match="too deep"):
+        compute.read_file(f"{deepest}d/left-out")

@@ -40,18 +40,11 @@ from agentjournal.application.errors import (
     parse_session_id,
 )
 from agentjournal.application.ports import ComputeError, ModelError, TextDelta
-from agentjournal.application.service import (
-    AuditEntry,
-    ComputeProgress,
-    SessionService,
-    ToolCallUpdate,
-    TurnOutcome,
-)
+from agentjournal.application.service import AuditEntry, SessionService
+from agentjournal.application.turns import ComputeProgress, ToolCallUpdate, TurnOutcome
 from agentjournal.domain import (
     AssistantMessage,
-    ManagedSandboxRequired,
     Session,
-    SessionError,
     Status,
     ToolResult,
     UserMessage,
@@ -109,14 +102,7 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         return USAGE
     try:
         return int(args.handler(args) or OK)
-    except (
-        AgentJournalError,
-        SessionError,
-        ManagedSandboxRequired,
-        ComputeError,
-        ModelError,
-        PersistenceError,
-    ) as e:
+    except (AgentJournalError, PersistenceError) as e:
         message, status = _explain(e)
         print(f"agentjournal: {message}", file=sys.stderr)
         return status
@@ -306,7 +292,9 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=_verify)
 
-    export = sub.add_parser("export", help="write a session's log as JSON Lines (to stdout or a file)")
+    export = sub.add_parser(
+        "export", help="write a session's log and files as JSON Lines (to stdout or a file)"
+    )
     export.add_argument("session")
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
     export.set_defaults(handler=_export)
@@ -380,6 +368,21 @@ def _parser() -> argparse.ArgumentParser:
         "its connection is closed (default: 30)",
     )
     serve.add_argument(
+        "--turn-workers",
+        type=_positive,
+        default=16,
+        metavar="N",
+        help="turns run at once; more wait in a queue (default: 16)",
+    )
+    serve.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on SIGTERM or Ctrl-C, how long running and queued turns may take to end before they "
+        "are recorded as interrupted (default: 5)",
+    )
+    serve.add_argument(
         "--allow-unconfined-host",
         action="store_true",
         help="DANGEROUS, for trusted development only: run the tools of sessions without packages "
@@ -408,6 +411,8 @@ def _serve(args: argparse.Namespace) -> int:
         model_provider=args.model_provider,
         answer_grace=args.answer_grace,
         client_timeout=args.client_timeout,
+        turn_workers=args.turn_workers,
+        shutdown_grace=args.shutdown_grace,
         allow_unconfined_host=args.allow_unconfined_host,
     )
     if args.allow_unconfined_host:
@@ -730,7 +735,7 @@ def _export(args: argparse.Namespace) -> int:
     from agentjournal.application import audit
 
     service = _service(args)
-    lines = audit.export_events(service, service.find_session(args.session))
+    lines = audit.export_session(service, service.find_session(args.session))
     if args.output:
         with open(args.output, "wb") as out:
             out.writelines(lines)
@@ -743,10 +748,10 @@ def _import(args: argparse.Namespace) -> int:
     from agentjournal.application import audit
 
     if args.file == "-":
-        session_id = audit.import_events(_service(args), sys.stdin.buffer)
+        session_id = audit.import_session(_service(args), sys.stdin.buffer)
     else:
         with open(args.file, "rb") as source:
-            session_id = audit.import_events(_service(args), source)
+            session_id = audit.import_session(_service(args), source)
     print(session_id)
     return OK
 

@@ -186,6 +186,7 @@ def run(
     stdin: bytes | None = None,
     errors_apart: bool = False,
     marks: Mapping[str, str] | None = None,
+    running: set[subprocess.Popen[bytes]] | None = None,
 ) -> Finished:
     """Run ``argv`` in a sandbox within ``walls``, with exactly ``environment``, for at most
     ``timeout`` seconds, and return once the sandbox is gone: the process and everything it
@@ -194,7 +195,8 @@ def run(
     ``errors_apart``). The output is read by threads, so the deadline holds whether the
     process writes, waits, or stops. ``marks`` are variables set on bubblewrap alone, not in
     the sandbox, by which the engine finds it from any process (a sandbox's own processes
-    cannot be read from outside its namespace by a mark they could remove)."""
+    cannot be read from outside its namespace by a mark they could remove). Bubblewrap's
+    process is in ``running`` while the sandbox runs: killing it ends the sandbox early."""
     started = time.perf_counter()
     marks = dict(marks or {})
     sandbox_ends, init_holds = os.pipe()
@@ -213,10 +215,13 @@ def run(
         raise ComputeError(f"could not start the sandbox: {e}") from None
     finally:
         os.close(init_holds)
+    live = running if running is not None else set()
+    live.add(process)
     with _pumped(process, stdin, limit) as (output, errors):
         ended = _closed(sandbox_ends, timeout - (time.perf_counter() - started))
         if not ended:
             process.kill()  # bubblewrap; --die-with-parent takes the sandbox's init with it
+        live.discard(process)
         process.wait()
         if not ended:
             _closed(sandbox_ends, END_GRACE)

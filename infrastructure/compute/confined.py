@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import shlex
 import stat
+import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +42,7 @@ from agentjournal.application.ports import (
     ExecResult,
     FileContents,
     FileEntry,
+    FileListing,
     LineMatches,
     PathMatches,
     SnapshotLimits,
@@ -60,7 +62,6 @@ from agentjournal.infrastructure.compute import (
 from agentjournal.infrastructure.compute.bubblewrap import WORKSPACE, Finished, User, Walls
 from agentjournal.infrastructure.compute.host import (
     HOME,
-    MAX_LISTED,
     VENV,
     WORKSPACE_MARK,
     FolderScans,
@@ -138,6 +139,8 @@ class ConfinedHostCompute:
         self.network = network
         self.max_output_bytes = max_output_bytes
         self.walls: Walls | None = None
+        self._running: set[subprocess.Popen[bytes]] = set()
+        """Bubblewrap's processes for the calls running now."""
         self._scans = FolderScans()
 
     @classmethod
@@ -224,7 +227,14 @@ class ConfinedHostCompute:
             stdin=stdin,
             errors_apart=errors_apart,
             marks=self._marks(),
+            running=self._running,
         )
+
+    def stop(self) -> None:
+        """End the calls running now: killing bubblewrap ends its sandbox with everything in
+        it, and each call returns as a command killed does."""
+        for process in list(self._running):
+            process.kill()
 
     def release(self, binding: ComputeBinding) -> None:
         """End every sandbox still running for ``binding``'s work folder, from this process or
@@ -241,12 +251,13 @@ class ConfinedHostCompute:
     def write_file(self, path: str, data: bytes) -> None:
         self._files("write", path, data=data)
 
-    def list_files(self, path: str) -> list[FileEntry]:
+    def list_files(self, path: str, limit: int) -> FileListing:
+        more, *records = self._files("list", path, limit=limit).split(b"\0")[:-1]
         entries = []
-        for record in filter(None, self._files("list", path, limit=MAX_LISTED).split(b"\0")):
+        for record in records:
             size, _, name = record.partition(b"\t")
             entries.append(FileEntry(name.decode("utf-8", errors="replace"), "file", int(size)))
-        return sorted(entries, key=lambda e: e.path)
+        return FileListing(tuple(sorted(entries, key=lambda e: e.path)), more == b"1")
 
     def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
         return path_matches(self._search("glob", pattern, path, limit, timeout))

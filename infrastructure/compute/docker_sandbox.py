@@ -56,6 +56,7 @@ from agentjournal.application.ports import (
     ExecResult,
     FileContents,
     FileEntry,
+    FileListing,
     LineMatches,
     PathMatches,
     SnapshotLimits,
@@ -64,7 +65,7 @@ from agentjournal.application.ports import (
 )
 from agentjournal.domain import ComputeBinding, FileState, NetworkAccess, network_access
 from agentjournal.infrastructure.compute import sandbox_fetch, sandbox_files, sandbox_snapshot
-from agentjournal.infrastructure.compute.host import MAX_LISTED, MAX_SCANS_KEPT, OutputCap, validate_packages
+from agentjournal.infrastructure.compute.host import MAX_SCANS_KEPT, OutputCap, validate_packages
 from agentjournal.infrastructure.compute.sandbox_protocol import (
     FETCH_HEAD_BYTES,
     FILE_TIMEOUT,
@@ -379,6 +380,10 @@ class DockerCompute:
                 return False
             pause = min(pause * 2, 0.5)
 
+    def stop(self) -> None:
+        if self.container is not None:
+            self._kill_all()
+
     def _kill_all(self) -> None:
         """Kill every process of the tools' user with SIGKILL, from a new exec: kill(-1) as that
         user reaches all of them at once (so none can fork away) except the shell sending it;
@@ -442,12 +447,13 @@ class DockerCompute:
     def write_file(self, path: str, data: bytes) -> None:
         self._files("write", path, data=data)
 
-    def list_files(self, path: str) -> list[FileEntry]:
+    def list_files(self, path: str, limit: int) -> FileListing:
+        more, *records = self._files("list", path, limit=limit).split(b"\0")[:-1]
         entries = []
-        for record in filter(None, self._files("list", path, limit=MAX_LISTED).split(b"\0")):
+        for record in records:
             size, _, name = record.partition(b"\t")
             entries.append(FileEntry(name.decode("utf-8", errors="replace"), "file", int(size)))
-        return sorted(entries, key=lambda e: e.path)
+        return FileListing(tuple(sorted(entries, key=lambda e: e.path)), more == b"1")
 
     def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
         return path_matches(self._search("glob", pattern, path, limit, timeout))

@@ -41,7 +41,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
@@ -51,6 +51,7 @@ from agentjournal.application.ports import (
     ExecResult,
     FileContents,
     FileEntry,
+    FileListing,
     LineMatches,
     PathMatches,
     SnapshotLimits,
@@ -69,6 +70,7 @@ from agentjournal.infrastructure.compute.sandbox_protocol import (
     check_url,
     line_matches,
     path_matches,
+    shown,
     web_page,
 )
 
@@ -79,7 +81,6 @@ if TYPE_CHECKING:
 PACKAGE_NAME = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9._\-]*(\[[A-Za-z0-9,._\-]+\])?([<>=!~]=?[A-Za-z0-9.*+!\-]+)?$"
 )
-MAX_LISTED = 1000
 MAX_SCANS_KEPT = 64  # work folders whose last snapshot is kept, to skip unchanged files in the next
 
 # Folders the engine keeps in a work folder (the packages' virtual environment, the
@@ -151,6 +152,8 @@ class HostCompute:
         self.env = dict(env or {})
         self.max_output_bytes = max_output_bytes
         self.root: Path | None = self._fixed_root
+        self._running: set[int] = set()
+        """The supervisors of the commands running now (their process groups)."""
         self._scans = FolderScans()
 
     @classmethod
@@ -184,9 +187,9 @@ class HostCompute:
 
     def _resolve(self, path: str) -> Path:
         root = self._root()
-        if "\x00" in path:
-            raise ComputeError(f"path {path!r} contains a NUL byte")
-        target = (root / path).resolve()
+        check_path(path)
+        with _file_errors(path):  # too long for the system, or through a file
+            target = (root / path).resolve()
         if target != root and root not in target.parents:
             raise ComputeError(f"path {path!r} is outside the work folder")
         return target
@@ -215,9 +218,11 @@ class HostCompute:
             raise ComputeError(f"could not start the command: {e}") from None
         reader = _CappedReader(process, self.max_output_bytes)
         ended = False
+        self._running.add(process.pid)
         try:
             ended = _wait_for_exit(process.pid, timeout - (time.perf_counter() - started))
         finally:
+            self._running.discard(process.pid)
             _end_command(process, f"{CALL_MARK}={call}".encode(), ended)
         output, truncated = reader.result()
         return ExecResult(
@@ -230,34 +235,35 @@ class HostCompute:
 
     def read_file(self, path: str) -> bytes:
         target = self._resolve(path)
-        if not target.is_file():
-            raise ComputeError(f"no file {path!r}")
         with _file_errors(path):
+            if not target.is_file():
+                raise ComputeError(f"no file {path!r}")
             return target.read_bytes()
 
     def write_file(self, path: str, data: bytes) -> None:
         target = self._resolve(path)
-        if target.is_dir():
-            raise ComputeError(f"{path!r} is a folder")
         with _file_errors(path):
+            if target.is_dir():
+                raise ComputeError(f"{path!r} is a folder")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
 
-    def list_files(self, path: str) -> list[FileEntry]:
+    def list_files(self, path: str, limit: int) -> FileListing:
         folder = self._resolve(path)
-        if not folder.is_dir():
-            raise ComputeError(f"no folder {path!r}")
+        with _file_errors(path):
+            if not folder.is_dir():
+                raise ComputeError(f"no folder {path!r}")
         root = self._root()
-        entries = []
+        entries: list[FileEntry] = []
         for dirpath, dirnames, filenames in os.walk(folder):
             dirnames[:] = sorted(d for d in dirnames if d not in (VENV, HOME))
             for name in sorted(filenames):
+                if len(entries) == limit:
+                    return FileListing(tuple(entries), more=True)
                 file = Path(dirpath) / name
                 size = file.lstat().st_size
                 entries.append(FileEntry(str(file.relative_to(root)), "file", size))
-                if len(entries) >= MAX_LISTED:
-                    return entries
-        return entries
+        return FileListing(tuple(entries))
 
     def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
         return path_matches(self._search("glob", pattern, path, limit, timeout))
@@ -306,16 +312,19 @@ class HostCompute:
         return self._scans.snapshot(self._root(), known, limits)
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
-        """Write ``files`` in this process, as :mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`
-        does in a sandbox: folders made on the way, never through a link."""
+        """Delete ``remove`` and write ``files`` in this process, as
+        :mod:`~agentjournal.infrastructure.compute.sandbox_snapshot` does in a sandbox: removals
+        first (with the folders they leave empty), so a file can take a folder's place or the
+        reverse; folders made on the way, never through a link."""
         work_fd = os.open(self._root(), sandbox_snapshot.FOLDER)
         try:
+            keep = sandbox_snapshot.folders_of(file.path for file in files)
+            for path in remove:
+                with _file_errors(path):
+                    sandbox_snapshot.remove(work_fd, path, keep)
             for file in files:
                 with _file_errors(file.path):
                     sandbox_snapshot.restore(work_fd, file.path, file.mode, file.data)
-            for path in remove:
-                with _file_errors(path):
-                    sandbox_snapshot.remove(work_fd, path)
         finally:
             os.close(work_fd)
 
@@ -333,6 +342,13 @@ class HostCompute:
             if done.returncode != 0:
                 raise ComputeError(f"pip install {' '.join(names)} failed:\n{''.join(output)[-4000:]}")
         return "".join(output)
+
+    def stop(self) -> None:
+        """Kill the running commands' supervisors with their process groups; each call then
+        ends as at its deadline, sweeping whatever its command started elsewhere."""
+        for supervisor in list(self._running):
+            with suppress(ProcessLookupError, PermissionError):
+                os.killpg(supervisor, signal.SIGKILL)
 
     def release(self, binding: ComputeBinding) -> None:
         """Kill whatever still runs from the commands of ``binding``'s work folder, from
@@ -460,4 +476,4 @@ def _file_errors(path: str) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        raise ComputeError(f"{path!r}: {e.strerror or e}") from None
+        raise ComputeError(f"{shown(path)}: {e.strerror or e}") from None

@@ -18,8 +18,9 @@ Operations (LIMIT bounds what each may produce):
 * ``write``: stdin becomes the file. It is written beside the file under a
   temporary name and renamed over it, so a failed write (a full work folder)
   leaves the old file as it was. Missing folders on the way are made.
-* ``list``: ``SIZE<TAB>PATH<NUL>`` for at most LIMIT regular files under a folder,
-  paths relative to the work folder, skipping the work folder's ``.venv``.
+* ``list``: ``MORE<NUL>`` (``1`` when there were more than LIMIT) then
+  ``SIZE<TAB>PATH<NUL>`` for at most LIMIT regular files under a folder, paths relative
+  to the work folder, skipping the work folder's ``.venv``.
 * ``space``: ``SIZE FREE``, the work folder's size and free bytes.
 * ``glob``: the files and folders under a folder whose paths (from that folder)
   match the doublestar PATTERN (see :func:`glob_regex`), newest first: ``MORE<NUL>``
@@ -41,6 +42,7 @@ runs on the sandbox's Python, not the engine's.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import posixpath
 import re
@@ -209,26 +211,29 @@ def write(folder: int, name: str | None, _: list[str]) -> None:
 
 def listing(folder: int, name: str | None, names: list[str], limit: int) -> None:
     top = open_at(folder, name, FOLDER) if name is not None else os.dup(folder)
-    listed = 0
     try:
-        for root, folders, files, root_fd in os.fwalk(".", dir_fd=top):
-            folders.sort()
-            if root == "." and not names and ".venv" in folders:
-                folders.remove(".venv")
-            for file in sorted(files):
-                try:
-                    info = os.stat(file, dir_fd=root_fd, follow_symlinks=False)
-                except OSError:  # removed since the folder was read
-                    continue
-                if not stat.S_ISREG(info.st_mode):
-                    continue
-                shown = posixpath.normpath(posixpath.join(*names, root, file))
-                sys.stdout.buffer.write(b"%d\t%s\0" % (info.st_size, os.fsencode(shown)))
-                listed += 1
-                if listed >= limit:
-                    return
+        found = list(itertools.islice(regular_files(top, names), limit + 1))
     finally:
         os.close(top)
+    records = [b"%d\t%s" % (size, os.fsencode(shown)) for shown, size in found[:limit]]
+    sys.stdout.buffer.write(b"\0".join([b"1" if len(found) > limit else b"0", *records]) + b"\0")
+
+
+def regular_files(top: int, names: list[str]) -> Iterator[tuple[str, int]]:
+    """The regular files below the open folder ``top`` (``names`` lead to it from the work
+    folder), folder by folder in name order, never through a link: each one's path from
+    the work folder and its size. The work folder's ``.venv`` is left out."""
+    for root, folders, files, root_fd in os.fwalk(".", dir_fd=top):
+        folders.sort()
+        if root == "." and not names and ".venv" in folders:
+            folders.remove(".venv")
+        for file in sorted(files):
+            try:
+                info = os.stat(file, dir_fd=root_fd, follow_symlinks=False)
+            except OSError:  # removed since the folder was read
+                continue
+            if stat.S_ISREG(info.st_mode):
+                yield posixpath.normpath(posixpath.join(*names, root, file)), info.st_size
 
 
 def space(work_fd: int) -> tuple[int, int]:

@@ -21,7 +21,7 @@ import signal
 from types import ModuleType
 
 from agentjournal.application.ports import ComputeError, LineMatch, LineMatches, PathMatches, WebPage
-from agentjournal.infrastructure.compute import sandbox_files
+from agentjournal.infrastructure.compute import sandbox_files, sandbox_snapshot
 
 MAX_PATH_BYTES = 4096  # PATH_MAX
 MAX_PATTERN_BYTES = 8192
@@ -47,8 +47,14 @@ def helper_source(helper: ModuleType) -> str:
 
 
 def check_path(path: str) -> None:
-    """Refuse, before anything runs, a path no file can have."""
+    """Refuse, before anything runs, a path no file can have, or nested deeper than a
+    snapshot of the work folder goes (:data:`sandbox_snapshot.MAX_DEPTH` names)."""
     _check_argument(path, "path", MAX_PATH_BYTES)
+    names = sum(1 for name in path.split("/") if name not in ("", "."))
+    if names > sandbox_snapshot.MAX_DEPTH:
+        raise ComputeError(
+            f"path {shown(path)} is too deep: {names} names, at most {sandbox_snapshot.MAX_DEPTH}"
+        )
 
 
 def check_pattern(pattern: str) -> None:

@@ -16,9 +16,11 @@ file is read again next time.
 
 **What is kept.** Folders and files whose name matches an ``ignore`` pattern
 (``fnmatch``, e.g. ``node_modules``, ``*.pyc``) are skipped, and so are links (never
-followed, never recorded) and anything not a regular file. A file over ``cap`` bytes
-is hashed but not kept (``stored`` false). The contents of the files whose hash
-differs from the one the caller already knows (``known``) come back with the scan.
+followed, never recorded), anything not a regular file, and whatever lies deeper than
+``MAX_DEPTH`` names (the walk holds a descriptor and a call per level, so it is bounded
+whatever a command nests). A file over ``cap`` bytes is hashed but not kept (``stored``
+false). The contents of the files whose hash differs from the one the caller already
+knows (``known``) come back with the scan.
 
 The walk opens every name with ``O_NOFOLLOW`` from an open descriptor of the work
 folder, so a link swapped in meanwhile cannot lead out of it.
@@ -33,11 +35,13 @@ import os
 import stat
 import sys
 import time
+from collections.abc import Collection, Iterable
 
 FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 CHUNK = 1 << 20
 RACY_NS = 2_000_000_000  # a file changed this close to its scan is read again next time
+MAX_DEPTH = 256  # names in a path: what lies deeper is left out, as the file tools refuse such paths
 
 # One file as a scan found it: path, hash, size, mode, stored, mtime_ns, inode.
 Entry = list
@@ -75,6 +79,8 @@ def _scan_folder(
     entries: list[Entry],
     contents: dict[str, bytes],
 ) -> None:
+    if prefix.count("/") >= MAX_DEPTH:  # what it holds would be deeper than a path may go
+        return
     try:
         with os.scandir(folder) as found:
             names = sorted(
@@ -155,20 +161,24 @@ def _hash(fd: int) -> str:
     return digest.hexdigest()
 
 
-def _parent(work_fd: int, path: str, make: bool) -> tuple[int, str]:
-    """An open descriptor of the folder that holds ``path`` (the caller closes it), and the
-    last name; folders on the way are made when ``make``, and never reached through a link."""
+def _parts(path: str) -> list[str]:
+    """The names of ``path``, a plain path inside the work folder (never ``..``, ``.`` or empty)."""
     parts = path.split("/")
     if not path or any(part in ("", ".", "..") for part in parts):
         raise OSError(22, "not a path inside the work folder", path)
+    return parts
+
+
+def _parent(work_fd: int, path: str) -> tuple[int, str]:
+    """An open descriptor of the folder that holds ``path`` (the caller closes it), and the
+    last name; folders on the way are made, and never reached through a link."""
+    parts = _parts(path)
     folder = os.dup(work_fd)
     try:
         for part in parts[:-1]:
             try:
                 inner = os.open(part, FOLDER, dir_fd=folder)
             except FileNotFoundError:
-                if not make:
-                    raise
                 os.mkdir(part, 0o755, dir_fd=folder)
                 inner = os.open(part, FOLDER, dir_fd=folder)
             os.close(folder)
@@ -179,16 +189,24 @@ def _parent(work_fd: int, path: str, make: bool) -> tuple[int, str]:
     return folder, parts[-1]
 
 
+def folders_of(paths: Iterable[str]) -> set[str]:
+    """Every folder on the way to ``paths``: ``a`` and ``a/b`` for ``a/b/c.txt``."""
+    return {"/".join(parts[:depth]) for parts in map(_parts, paths) for depth in range(1, len(parts))}
+
+
 def restore(work_fd: int, path: str, mode: int, data: bytes) -> None:
     """Write ``data`` to ``path`` (relative to the open folder ``work_fd``) with permission
-    bits ``mode``, making the folders on the way. Every name is opened with
-    ``O_NOFOLLOW``: a link on the way, or in the file's place, is refused (``ELOOP`` or
-    ``ENOTDIR``), never followed."""
-    folder, name = _parent(work_fd, path, make=True)
+    bits ``mode``, making the folders on the way; an empty folder in the file's place is
+    removed first. Every name is opened with ``O_NOFOLLOW``: a link on the way, or in the
+    file's place, is refused (``ELOOP`` or ``ENOTDIR``), never followed."""
+    folder, name = _parent(work_fd, path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(
-            name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder
-        )
+        try:
+            fd = os.open(name, flags, 0o600, dir_fd=folder)
+        except IsADirectoryError:  # the file became a folder since: unless it holds something, it goes
+            os.rmdir(name, dir_fd=folder)
+            fd = os.open(name, flags, 0o600, dir_fd=folder)
         try:
             view = memoryview(data)
             while view:
@@ -200,18 +218,35 @@ def restore(work_fd: int, path: str, mode: int, data: bytes) -> None:
         os.close(folder)
 
 
-def remove(work_fd: int, path: str) -> None:
-    """Delete the file at ``path`` if it is there (a link in its place is deleted, not followed)."""
+def remove(work_fd: int, path: str, keep: Collection[str] = ()) -> None:
+    """Delete the file at ``path`` if it is there (a link in its place is deleted, not
+    followed), then each folder on its way that this left empty, deepest first, but for
+    those in ``keep`` (folders that files are about to be written into). A folder is
+    removed by name from the open folder that holds it, and ``rmdir`` removes no link and
+    no folder that holds anything, so nothing outside the path is ever touched."""
+    parts = _parts(path)
+    holders = [os.dup(work_fd)]
+    """Open descriptors of the folders on the way: ``holders[i]`` holds ``parts[i]``."""
     try:
-        folder, name = _parent(work_fd, path, make=False)
-    except FileNotFoundError:
-        return
-    try:
-        os.unlink(name, dir_fd=folder)
-    except FileNotFoundError:
-        pass
+        for part in parts[:-1]:
+            try:
+                holders.append(os.open(part, FOLDER, dir_fd=holders[-1]))
+            except FileNotFoundError:
+                return
+        try:
+            os.unlink(parts[-1], dir_fd=holders[-1])
+        except FileNotFoundError:
+            pass
+        for depth in reversed(range(len(parts) - 1)):
+            if "/".join(parts[: depth + 1]) in keep:
+                break
+            try:
+                os.rmdir(parts[depth], dir_fd=holders[depth])
+            except OSError:  # it holds more (files the log does not know, or still to remove)
+                break
     finally:
-        os.close(folder)
+        for holder in holders:
+            os.close(holder)
 
 
 def main() -> int:
@@ -222,19 +257,21 @@ def main() -> int:
     path) and then those contents, back to back.
 
     ``{"op": "restore", "work", "files": [[path, mode, size], ...], "remove": [path, ...]}``,
-    followed on stdin by the files' contents back to back: write each file (see
-    :func:`restore`), then delete those to remove (see :func:`remove`)."""
+    followed on stdin by the files' contents back to back: delete those to remove, and the
+    folders that leaves empty (see :func:`remove`), then write each file (see
+    :func:`restore`). Removing first lets a file take the place of a folder, or the reverse."""
     stdin = sys.stdin.buffer
     request = json.loads(stdin.readline())
     work_fd = os.open(request["work"], FOLDER)
     if request["op"] == "restore":
+        keep = folders_of(path for path, _, _ in request["files"])
+        for path in request.get("remove", []):
+            remove(work_fd, path, keep)
         for path, mode, size in request["files"]:
             data = stdin.read(size)
             if len(data) != size:
                 raise OSError(5, "the contents ended early", path)
             restore(work_fd, path, mode, data)
-        for path in request.get("remove", []):
-            remove(work_fd, path)
         return 0
     started, entries, contents = scan(
         work_fd, request["previous"], request["known"], request["ignore"], request["cap"]

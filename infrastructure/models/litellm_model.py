@@ -3,7 +3,8 @@
 Streams a chat completion with usage, assembles tool calls from their deltas,
 retries transient failures (only before any text has reached the caller, so
 nothing is shown twice), and turns every other failure into a clear
-:class:`~application.ports.ModelError`.
+:class:`~application.ports.ModelError`. A stream that ends before the provider
+finished it (a dropped connection) is such a transient failure, never a reply.
 
 Two numbers bound how long a model that does not answer can hold a turn:
 ``timeout``, the seconds any one read may wait (for the response to begin, or
@@ -20,10 +21,18 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import msgspec
+
 from agentjournal.application.ports import ModelError, ModelReply, TextDelta, ToolSpec
 from agentjournal.domain import AssistantMessage, Message, ToolCall, ToolResult, Usage, UserMessage
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+MAX_TOKEN_COUNT = 2**32
+"""The most tokens a reply may report in any one count: far more than any model reads or
+writes in a reply, and far fewer than would take a session's totals past the integers a
+store keeps (2**63 or 2**64). A server that reports more, or fewer than none, is wrong,
+and its reply is refused rather than recorded."""
 
 
 def _litellm() -> Any:
@@ -122,7 +131,8 @@ class LiteLLMModel:
         model = self.model
         finish_reason = ""
         try:
-            for chunk in litellm.completion(**request):
+            stream = litellm.completion(**request)
+            for chunk in stream:
                 model = getattr(chunk, "model", None) or model
                 chunk_usage = getattr(chunk, "usage", None)
                 if chunk_usage:
@@ -143,6 +153,13 @@ class LiteLLMModel:
                         call["arguments"] += part.function.arguments or ""
         except Exception as e:
             raise _model_error(e, self.model, self.timeout) from e
+        if not _finished_by_provider(stream):
+            raise ModelError(
+                f"model {self.model!r} stopped mid-reply: its stream ended before the provider "
+                f"finished it (a dropped connection), after {len(''.join(text))} characters of text",
+                retryable=True,
+            )
+        _check_usage(usage, self.model)
         tool_calls = tuple(
             ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"] or "{}")
             for i, c in sorted(calls.items())
@@ -163,6 +180,26 @@ def _usage(u: Any) -> Usage:
         cache_read_tokens=int(getattr(details, "cached_tokens", 0) or 0),
         cache_creation_tokens=int(getattr(u, "cache_creation_input_tokens", 0) or 0),
     )
+
+
+def _finished_by_provider(stream: Any) -> bool:
+    """Whether the provider ended the stream, rather than its connection ending it. litellm
+    ends every stream with a chunk that has a finish reason ("stop" when the provider sent
+    none), so only the record its stream wrapper keeps of the provider's own finish reason
+    tells a reply cut off mid-way from a whole one."""
+    received = getattr(stream, "received_finish_reason", None)
+    return bool(received or getattr(stream, "intermittent_finish_reason", None))
+
+
+def _check_usage(usage: Usage, model: str) -> None:
+    """Refuse a reply whose usage has a count below 0 or above :data:`MAX_TOKEN_COUNT`."""
+    counts = msgspec.structs.asdict(usage)
+    wrong = {name: count for name, count in counts.items() if not 0 <= count <= MAX_TOKEN_COUNT}
+    if wrong:
+        shown = ", ".join(f"{name}={count}" for name, count in wrong.items())
+        raise ModelError(
+            f"model {model!r} reported a usage no reply can have ({shown}); the reply is not recorded"
+        )
 
 
 def _model_error(error: Exception, model: str, timeout: float) -> ModelError:

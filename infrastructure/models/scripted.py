@@ -47,7 +47,9 @@ class Reply(msgspec.Struct, frozen=True):
     """One scripted response. ``status`` other than 200 answers with that HTTP error;
     ``delay`` waits between streamed chunks (to test interruption); ``stall`` waits that
     many seconds before answering anything at all, as a hung model does, unless the
-    client hangs up first."""
+    client hangs up first. ``cut`` drops a streamed reply's connection once that many
+    characters of its text are sent (0: before any), before its tool calls, its final
+    chunk and ``[DONE]``, as a connection lost mid-stream does."""
 
     text: str = ""
     tool_calls: list[ScriptedToolCall] = []
@@ -55,6 +57,7 @@ class Reply(msgspec.Struct, frozen=True):
     error: str = ""
     delay: float = 0.0
     stall: float = 0.0
+    cut: int | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int = 0
@@ -215,8 +218,9 @@ def _handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
                     self.wfile.flush()
                     if delay:
                         time.sleep(delay)
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
+                if completion.reply.cut is None:
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 pass
             self.close_connection = True
@@ -287,10 +291,14 @@ class _Completion:
         }
 
     def chunks(self) -> Iterator[dict[str, Any]]:
+        """The stream's chunks; only those sent before the connection drops, for a ``cut`` reply."""
         yield self._chunk({"role": "assistant", "content": ""})
-        text = self.reply.text
+        cut = self.reply.cut
+        text = self.reply.text if cut is None else self.reply.text[:cut]
         for start in range(0, len(text), 8):
             yield self._chunk({"content": text[start : start + 8]})
+        if cut is not None:
+            return
         for index, call in enumerate(self.calls):
             arguments = call["function"]["arguments"]
             yield self._chunk({"tool_calls": [{

@@ -24,9 +24,10 @@ from agentjournal.application.catalog_projection import AgentView
 from agentjournal.application.errors import AgentNotFound, AgentVersionNotFound
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 from agentjournal.application.toolset import AGENT_TOOLSET, MCP_TOOLSET
-from agentjournal.infrastructure.server.bodies import query_bool, query_int, query_time, read_json
+from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError
 from agentjournal.infrastructure.server.ids import AGENT, parse_id, wire_id
+from agentjournal.infrastructure.server.query import query_bool, query_int, query_time, query_version
 from agentjournal.infrastructure.server.sessions import engine_of
 from agentjournal.infrastructure.server.wire import wire_time
 
@@ -148,9 +149,8 @@ async def create_agent(request: Request) -> JSONResponse:
 async def retrieve_agent(request: Request) -> JSONResponse:
     catalog = engine_of(request).catalog
     agent_id = parse_id(AGENT, request.path_params["agent_id"])
-    version = request.query_params.get("version")
-    number = None if version is None else query_int(request, "version", 1, 1, 2**31)
-    return JSONResponse(agent_json(await asyncio.to_thread(catalog.get_agent, agent_id, number)))
+    version = query_version(request)
+    return JSONResponse(agent_json(await asyncio.to_thread(catalog.get_agent, agent_id, version)))
 
 
 async def update_agent(request: Request) -> JSONResponse:

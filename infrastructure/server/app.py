@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute
 from agentjournal.application.api import open_store
 from agentjournal.application.catalog import Catalog
 from agentjournal.application.config import ManagedConfig
+from agentjournal.application.recovery import Recovery
 from agentjournal.application.runtimes import Runtimes, unchanged
 from agentjournal.application.service import SessionService
 from agentjournal.domain import SessionConfig
@@ -67,6 +68,9 @@ class ServerSettings:
     (``requires_action``). Clients that answer as soon as they see the call (PraisonAI's
     hosted backend does, and stops reading at the first idle) see no pause at all."""
     turn_workers: int = 16
+    shutdown_grace: float = 5.0
+    """Seconds a stopping server gives its running and queued turns to end by themselves
+    before it records them as interrupted."""
     allow_unconfined_host: bool = False
     """Run the tools of sessions without packages on the unconfined host (as the server's
     own user, nothing confined), and of sessions that recorded it: trusted development only.
@@ -101,7 +105,10 @@ class Engine:
             wait_for_log=self.doorbell.wait,
             allow_unconfined=settings.allow_unconfined_host,
         )
-        self.runner = TurnRunner(service, self.runtimes, self.doorbell, settings.turn_workers)
+        self.runner = TurnRunner(
+            service, self.runtimes, self.doorbell, settings.turn_workers, settings.shutdown_grace
+        )
+        self.recovery = Recovery(service, on_closed=self.doorbell.ring)
         self.projected_logs = ProjectedLogs()
 
     def agent_json(self, config: SessionConfig) -> dict[str, Any] | None:
@@ -150,9 +157,11 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
         app.state.engine = engine
         app.state.max_body_bytes = settings.max_body_bytes
         app.state.client_timeout = settings.client_timeout
+        engine.recovery.start()
         try:
             yield
         finally:
+            await asyncio.to_thread(engine.recovery.stop)
             await asyncio.to_thread(engine.runner.shutdown)
             if service is None:
                 opened.close()

@@ -8,12 +8,14 @@ what the endpoint takes is a 400 naming the field (msgspec's own path, such as
 ``$.events[0].content``), and so is one nested deeper than :data:`MAX_JSON_DEPTH`:
 what the server does with a body (redacting it, storing it, reading it back) walks
 it recursively, and a body nested near Python's recursion limit would fail there.
+So is an integer the log cannot hold (see :data:`SMALLEST_INT`). JSON itself has no
+NaN or infinity, and a number too large for a float is refused as it is decoded.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import msgspec
@@ -33,6 +35,11 @@ was set up otherwise."""
 MAX_JSON_DEPTH = 64
 """The deepest nesting of objects and arrays a body may have. The API's bodies are
 shallow; the deepest are custom tools' JSON schemas, which this leaves ample room."""
+
+SMALLEST_INT = -(2**63)
+LARGEST_INT = 2**64 - 1
+"""The integers a body may hold: those the log's encoding (MessagePack) can record. A
+larger one would be accepted and then fail where its event is hashed or stored."""
 
 
 async def read_body(request: Request, limit: int, seconds: float = CLIENT_TIMEOUT) -> bytes:
@@ -72,8 +79,7 @@ async def read_json(request: Request, shape: type[T]) -> T:
         raise ApiError(400, "request body is not valid JSON: it is not UTF-8") from None
     except RecursionError:  # nested far deeper than allowed
         raise _too_deep() from None
-    if _depth(body) > MAX_JSON_DEPTH:
-        raise _too_deep()
+    _check_values(body)
     return body
 
 
@@ -81,60 +87,67 @@ def _too_deep() -> ApiError:
     return ApiError(400, f"invalid request body: nested deeper than {MAX_JSON_DEPTH} levels")
 
 
-def _depth(value: Any) -> int:
-    """How deeply objects and arrays (and the Structs holding them) nest in ``value``,
-    counted without recursion, so any depth is measured; only containers are visited."""
-    deepest, level = 0, [value] if isinstance(value, _CONTAINERS) else []
+_Path = tuple[Any, ...]
+"""Where a value is in a body: ``()`` for the body, else ``(the container's path, key or index)``."""
+
+
+def _check_values(body: Any) -> None:
+    """Refuse a body nested deeper than :data:`MAX_JSON_DEPTH`, or holding an integer
+    outside :data:`SMALLEST_INT` to :data:`LARGEST_INT`, naming where. Walked a level of
+    objects and arrays (and the Structs holding them) at a time, without recursion, so any
+    depth is measured; a path is spelled out only for the value refused."""
+    level, paths = ([body], [()]) if isinstance(body, _CONTAINERS) else ([], [])
+    depth = 0
     while level:
-        deepest += 1
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep()
         below: list[Any] = []
-        for item in level:
-            if isinstance(item, msgspec.Struct):
-                item = [getattr(item, name) for name in item.__struct_fields__]
-            below += [child for child in (item.values() if isinstance(item, dict) else item)
-                      if isinstance(child, _CONTAINERS)]  # fmt: skip
-        level = below
-    return deepest
+        below_paths: list[_Path] = []
+        for container, path in zip(level, paths, strict=True):
+            for key, child in _members(container):
+                if isinstance(child, _CONTAINERS):
+                    below.append(child)
+                    below_paths.append((path, key))
+                elif type(child) is int and not SMALLEST_INT <= child <= LARGEST_INT:
+                    raise ApiError(
+                        400,
+                        f"invalid request body: {_spelled((path, key))} is an integer outside "
+                        f"{SMALLEST_INT} to {LARGEST_INT}, the integers the log can record",
+                    )
+        level, paths = below, below_paths
 
 
 _CONTAINERS = (dict, list, msgspec.Struct)
 
 
-def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    text = request.query_params.get(name)
-    if text is None:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(400, f"query parameter {name!r} must be an integer, not {text!r}") from None
-    if not low <= value <= high:
-        raise ApiError(400, f"query parameter {name!r} must be between {low} and {high}, not {value}")
-    return value
+def _members(container: Any) -> Iterable[tuple[str | int, Any]]:
+    """(key, value) of an object's members, an array's items, or a Struct's fields (by
+    the names the body gave them)."""
+    if isinstance(container, dict):
+        return container.items()
+    if isinstance(container, list):
+        return enumerate(container)
+    values = (getattr(container, name) for name in container.__struct_fields__)
+    return zip(container.__struct_encode_fields__, values)
 
 
-def query_bool(request: Request, name: str, default: bool = False) -> bool:
-    text = request.query_params.get(name)
-    if text is None:
-        return default
-    if text.lower() in ("true", "1"):
-        return True
-    if text.lower() in ("false", "0"):
-        return False
-    raise ApiError(400, f"query parameter {name!r} must be true or false, not {text!r}")
-
-
-def query_time(request: Request, name: str) -> datetime | None:
-    """A time; one given without an offset is taken as UTC (compared with the log's
-    times, which all have one)."""
-    text = request.query_params.get(name)
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ApiError(400, f"query parameter {name!r} must be an RFC 3339 timestamp, not {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+def _spelled(path: _Path) -> str:
+    """A path as msgspec writes one (``$.tools[0].input_schema``), a key that is no
+    plain name quoted (``$.metadata["a b"]``)."""
+    keys: list[str | int] = []
+    while path:
+        path, key = path
+        keys.append(key)
+    text = "$"
+    for key in reversed(keys):
+        if isinstance(key, int):
+            text += f"[{key}]"
+        elif key.isidentifier():
+            text += f".{key}"
+        else:
+            text += f"[{msgspec.json.encode(key).decode()}]"
+    return text
 
 
 def to_json(value: Any) -> Any:

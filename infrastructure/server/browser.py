@@ -42,9 +42,10 @@ from agentjournal.application.errors import VersionNotFound
 from agentjournal.application.projection import SessionSummary
 from agentjournal.domain import Status
 from agentjournal.infrastructure.server.auth import BROWSER_ASSETS, BROWSER_PAGE
-from agentjournal.infrastructure.server.bodies import query_int, read_json, to_json
+from agentjournal.infrastructure.server.bodies import read_json, to_json
 from agentjournal.infrastructure.server.errors import ApiError
 from agentjournal.infrastructure.server.ids import SESSION, parse_id, wire_id
+from agentjournal.infrastructure.server.query import MAX_VERSION, query_int, query_version
 from agentjournal.infrastructure.server.sessions import engine_of, existing_session, session_json
 
 STATIC = Path(__file__).with_name("static")
@@ -154,7 +155,7 @@ async def diff(request: Request) -> JSONResponse:
 async def turns(request: Request) -> JSONResponse:
     engine = engine_of(request)
     session_id = parse_id(SESSION, request.path_params["session_id"])
-    version = query_int(request, "version", 0, 1, 2**63 - 1) or None
+    version = query_version(request)
 
     def fold() -> list[browsing.TurnSummary]:
         latest = existing_session(engine, session_id).version
@@ -169,12 +170,13 @@ async def log_window(request: Request) -> JSONResponse:
     engine = engine_of(request)
     session_id = parse_id(SESSION, request.path_params["session_id"])
     limit = query_int(request, "limit", 200, 1, MAX_WINDOW)
-    given = query_int(request, "after", -1, 0, 2**63 - 1)
+    given = query_int(request, "after", -1, 0, MAX_VERSION)
 
     def window() -> dict[str, Any]:
         latest = existing_session(engine, session_id).version
         after = given if given >= 0 else max(0, latest - limit)
-        entries = engine.service.audit_log(session_id, after=after, until=after + limit)
+        # No version is past MAX_VERSION, and the stores take no number beyond it.
+        entries = engine.service.audit_log(session_id, after=after, until=min(after + limit, MAX_VERSION))
         return {"data": [views.audit_entry(e) for e in entries], "version": latest}
 
     return JSONResponse(await asyncio.to_thread(window))

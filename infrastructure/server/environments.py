@@ -20,8 +20,9 @@ from starlette.routing import Route
 from agentjournal.application.catalog_projection import EnvironmentView
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.infrastructure.server.agents import page_json
-from agentjournal.infrastructure.server.bodies import query_bool, query_int, read_json
+from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.ids import ENVIRONMENT, parse_id, wire_id
+from agentjournal.infrastructure.server.query import query_bool, query_int
 from agentjournal.infrastructure.server.sessions import engine_of
 from agentjournal.infrastructure.server.wire import wire_time
 

@@ -55,7 +55,7 @@ ERROR_TYPES = {
 }
 
 
-class ApiError(Exception):
+class ApiError(AgentJournalError):
     """An error to answer with: a status, and a message for the client to read."""
 
     def __init__(
@@ -90,9 +90,7 @@ def error_response(
     return JSONResponse({"type": "error", "error": error, "request_id": request_id}, status, headers)
 
 
-EXPECTED_ERRORS: tuple[type[Exception], ...] = (
-    ApiError, AgentJournalError, SessionError, CatalogError, ValueError,
-)  # fmt: skip
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (AgentJournalError, ValueError)
 """The errors :func:`as_api_error` answers; anything else is a logged 500."""
 
 
@@ -116,7 +114,7 @@ def as_api_error(error: Exception) -> ApiError:
         return ApiError(400, str(error), error_code="invalid_config_type_change")
     if isinstance(error, (ConfigError, ManagedSandboxRequired, SessionError, CatalogError, ValueError)):
         return ApiError(400, str(error))
-    if isinstance(error, AgentJournalError):  # a store that failed: the server's trouble
+    if isinstance(error, AgentJournalError):  # a store, model or compute that failed: the server's trouble
         log.error("%s", error)
         return ApiError(500, str(error))
     raise error

@@ -23,11 +23,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from agentjournal.application.service import MAX_TOOL_CALLS_PER_REPLY, answer_tool_call, confirm_tool_call
-from agentjournal.domain import Session, SessionError, Status
-from agentjournal.infrastructure.server.bodies import query_int, query_time, read_json
+from agentjournal.application.answers import Confirmation, Interrupt, Prompt, Step, StepRefused, ToolAnswer
+from agentjournal.application.tool_policy import MAX_TOOL_CALLS_PER_REPLY
+from agentjournal.domain import Session, Status
+from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, as_api_error
 from agentjournal.infrastructure.server.ids import SESSION, parse_id
+from agentjournal.infrastructure.server.query import query_int, query_time
 from agentjournal.infrastructure.server.sessions import engine_of, existing_session
 from agentjournal.infrastructure.server.wire import (
     USER_INTERRUPT_DETAIL,
@@ -102,10 +104,18 @@ class _Prompt:
     where: str
     text: str
 
+    @property
+    def step(self) -> Step:
+        return Prompt(self.text)
+
 
 @dataclass(frozen=True)
 class _Interrupt:
     where: str
+
+    @property
+    def step(self) -> Step:
+        return Interrupt(USER_INTERRUPT_DETAIL)
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,10 @@ class _ToolResult:
     is_error: bool
     echo: ApiEvent
 
+    @property
+    def step(self) -> Step:
+        return ToolAnswer(self.call_id, self.output, self.is_error)
+
 
 @dataclass(frozen=True)
 class _Confirmation:
@@ -124,6 +138,10 @@ class _Confirmation:
     allowed: bool
     reason: str
     echo: ApiEvent
+
+    @property
+    def step(self) -> Step:
+        return Confirmation(self.call_id, self.allowed, self.reason)
 
 
 _Command = _Prompt | _Interrupt | _ToolResult | _Confirmation
@@ -136,9 +154,14 @@ def _record(engine: Any, session_id: UUID, events: list[EventIn]) -> list[ApiEve
     refuse (a second prompt, an answer nobody waits for) refuses the send before anything
     of it is recorded. Only a change made meanwhile by another request can still refuse
     a later event after earlier ones were recorded."""
-    session = existing_session(engine, session_id)
+    existing_session(engine, session_id)
     commands = [_command(engine, session_id, f"events[{n}]", event) for n, event in enumerate(events)]
-    _rehearse(engine, session, commands)
+    try:
+        engine.service.check_steps(session_id, [command.step for command in commands])
+    except StepRefused as e:
+        refused = as_api_error(e.reason)
+        raise ApiError(refused.status, f"{commands[e.index].where}: {refused.message}", refused.error_type,
+                       refused.error_code) from None  # fmt: skip
     return [_perform(engine, session_id, command) for command in commands]
 
 
@@ -165,33 +188,6 @@ def _command(engine: Any, session_id: UUID, where: str, event: EventIn) -> _Comm
     echo = {"type": "user.tool_confirmation", "tool_use_id": event.tool_use_id,
             "result": "allow" if allowed else "deny"}  # fmt: skip
     return _Confirmation(where, call_id, allowed, event.deny_message or "", echo)
-
-
-def _rehearse(engine: Any, session: Session, commands: list[_Command]) -> None:
-    """Apply the commands to ``session`` (a copy just read, never saved) as recording them
-    will: a prompt starts a turn (closing one nobody runs any more, as the service does),
-    answers that leave nothing awaited continue the paused turn. The first refusal is
-    raised, naming the event."""
-    for command in commands:
-        try:
-            if isinstance(command, _Prompt):
-                if engine.service.is_abandoned(session):
-                    session.interrupt_turn("abandoned")
-                session.begin_turn(command.text, "")
-                continue
-            if isinstance(command, _Interrupt):
-                session.interrupt_turn(USER_INTERRUPT_DETAIL)
-                continue
-            if isinstance(command, _ToolResult):
-                answer_tool_call(session, command.call_id, command.output.encode(), command.is_error)
-            else:
-                confirm_tool_call(session, command.call_id, command.allowed, command.reason)
-            if session.paused and not session.awaiting:
-                session.resume_turn("")
-        except SessionError as e:
-            refused = as_api_error(e)
-            raise ApiError(refused.status, f"{command.where}: {refused.message}", refused.error_type,
-                           refused.error_code) from None  # fmt: skip
 
 
 def _perform(engine: Any, session_id: UUID, command: _Command) -> ApiEvent:
@@ -326,7 +322,7 @@ def _live_start(engine: Any, session: Session) -> tuple[int, int]:
         for event in engine.service.events.get(session.id, desc=True):
             if isinstance(event, Session.UserMessageAdded):
                 return event.originator_version, -1
-    return session.version, 255
+    return session.version + 1, -1  # past every API event of the last version, however many
 
 
 async def _events_after(request: Request, engine: Any, session_id: UUID, start: tuple[int, int]

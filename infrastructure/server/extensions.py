@@ -8,8 +8,8 @@ can take.
   history is this one's up to event N (default: now); returns the new session, in the
   API's shape.
 * ``GET  /x-agentjournal/v1/sessions/{id}/verify``: the hash chain checked, event by event.
-* ``GET  /x-agentjournal/v1/sessions/{id}/export``: the log as JSON Lines, as
-  ``agentjournal export`` writes it (``agentjournal import`` reads it back).
+* ``GET  /x-agentjournal/v1/sessions/{id}/export``: the log and its files' contents as
+  JSON Lines, as ``agentjournal export`` writes it (``agentjournal import`` reads it back).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentjournal.application import audit, views
-from agentjournal.infrastructure.server.bodies import query_int, read_json
+from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.ids import SESSION, parse_id
+from agentjournal.infrastructure.server.query import query_version
 from agentjournal.infrastructure.server.sessions import engine_of, existing_session, session_json
 
 PREFIX = "/x-agentjournal/v1/sessions/{session_id}"
@@ -33,7 +34,7 @@ PREFIX = "/x-agentjournal/v1/sessions/{session_id}"
 async def state(request: Request) -> JSONResponse:
     engine = engine_of(request)
     session_id = parse_id(SESSION, request.path_params["session_id"])
-    version = query_int(request, "version", 0, 1, 2**63 - 1) or None
+    version = query_version(request)
 
     def replay() -> dict[str, Any]:
         existing_session(engine, session_id)
@@ -87,7 +88,7 @@ async def export(request: Request) -> Response:
 
     def lines() -> bytes:
         existing_session(engine, session_id)
-        return b"".join(audit.export_events(engine.service, session_id))
+        return b"".join(audit.export_session(engine.service, session_id))
 
     return Response(await asyncio.to_thread(lines), media_type="application/x-ndjson")
 

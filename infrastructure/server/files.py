@@ -18,17 +18,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentjournal.application.errors import FileNotRecorded
-from agentjournal.infrastructure.server.bodies import query_int
 from agentjournal.infrastructure.server.errors import ApiError
 from agentjournal.infrastructure.server.extensions import PREFIX
 from agentjournal.infrastructure.server.ids import SESSION, parse_id
+from agentjournal.infrastructure.server.query import query_version
 from agentjournal.infrastructure.server.sessions import engine_of, existing_session
 
 
 async def files(request: Request) -> Response:
     engine = engine_of(request)
     session_id = parse_id(SESSION, request.path_params["session_id"])
-    version = query_int(request, "version", 0, 1, 2**63 - 1) or None
+    version = query_version(request)
     path = request.query_params.get("path", "")
 
     def answer() -> Response:

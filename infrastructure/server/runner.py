@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
 from agentjournal.application.errors import ConcurrentUpdate
-from agentjournal.application.service import RuntimeFactory, SessionService, StartedTurn, TurnUpdate
+from agentjournal.application.service import SessionService
+from agentjournal.application.turns import RuntimeFactory, StartedTurn, TurnUpdate
+from agentjournal.domain import SessionError
+from agentjournal.infrastructure.server.errors import ApiError
 from agentjournal.infrastructure.server.wire import USER_INTERRUPT_DETAIL
 
 log = logging.getLogger(__name__)
@@ -66,30 +70,48 @@ class Doorbell:
                 self._waiters.pop(session_id, None)
 
 
+SHUTDOWN_DETAIL = "the server shut down before the turn ended"
+
+
 class TurnRunner:
-    """Runs started turns to their end on a pool of threads, ringing the doorbell as they go.
+    """Runs started turns to their end on a set of threads, ringing the doorbell as they go.
 
     A turn already recorded as started is handed over as the iterator
     :meth:`SessionService.start_turn` returned; whatever happens to it ends in the log
-    (the service sees to that), so a failure here is only logged.
+    (the service sees to that), so a failure here is only logged. Turns wait in a queue
+    for a free thread; they hold their lease meanwhile, so they are not taken for orphans.
+
+    :meth:`shutdown` stops taking prompts (503), gives the turns running and queued a
+    grace period to end, then records the end of every one still open, as interrupted:
+    nothing is left ``running`` by a clean stop. The threads are daemons, so the process
+    does not wait out a model call still in flight; its late steps are refused by the log.
     """
 
     def __init__(self, service: SessionService, runtimes: RuntimeFactory, doorbell: Doorbell,
-                 workers: int = 16) -> None:  # fmt: skip
+                 workers: int = 16, grace: float = 5.0) -> None:  # fmt: skip
         self.service = service
         self.runtimes = runtimes
         self.doorbell = doorbell
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agentjournal-turn")
+        self.workers = workers
+        self.grace = grace
+        self._queue: queue.SimpleQueue[tuple[UUID, Iterator[TurnUpdate], threading.Event] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
         self._stopping: dict[UUID, threading.Event] = {}
-        self._lock = threading.Lock()
+        """The turn of each session this process runs or has queued, by the flag that stops it."""
+        self._lock = threading.Condition()
+        self._closing = False
 
     def start(self, session_id: UUID, prompt: str) -> int:
         """Record the prompt and the turn's start now (raising why not), run the rest later.
         Returns the log version of the prompt."""
+        self._check_open()
         return self._hand_over(session_id, self.service.start_turn(session_id, prompt, self.runtimes))
 
     def resume(self, session_id: UUID) -> int:
         """Continue a paused turn whose calls are all answered."""
+        self._check_open()
         return self._hand_over(session_id, self.service.start_continuing(session_id, self.runtimes))
 
     def interrupt(self, session_id: UUID) -> int:
@@ -104,26 +126,64 @@ class TurnRunner:
         return version
 
     def shutdown(self) -> None:
-        """Stop the turns of this process between steps; each is recorded as interrupted."""
+        """Stop taking turns, wait up to :attr:`grace` seconds for those running and queued,
+        then record each one still open as interrupted and stop it."""
+        deadline = time.monotonic() + self.grace
         with self._lock:
-            for stop in self._stopping.values():
-                stop.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+            self._closing = True
+            while self._stopping and self._lock.wait(max(0.0, deadline - time.monotonic())):
+                pass
+            left = dict(self._stopping)
+        for session_id, stop in left.items():
+            stop.set()
+            self._close(session_id)
+        # Their leases are released now: a beat finds them lost at once, and the turns'
+        # tools' processes are ended instead of outliving the turns.
+        self.service.heartbeat.beat()
+        for _ in self._threads:
+            self._queue.put(None)
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise ApiError(503, "the server is shutting down and takes no new turns; retry on another server")
+
+    def _close(self, session_id: UUID) -> None:
+        """Record the end of a turn this process will not run to its end."""
+        with contextlib.suppress(SessionError, ConcurrentUpdate):
+            self.service.interrupt(session_id, SHUTDOWN_DETAIL)
+        self.doorbell.ring(session_id)
 
     def _hand_over(self, session_id: UUID, started: StartedTurn) -> int:
         stop = threading.Event()
         with self._lock:
-            self._stopping[session_id] = stop
+            closing = self._closing
+            if not closing:
+                self._stopping[session_id] = stop
+                if len(self._threads) < self.workers:
+                    thread = threading.Thread(target=self._work, name="agentjournal-turn", daemon=True)
+                    self._threads.append(thread)
+                    thread.start()
+        if closing:  # the shutdown began while the start was being recorded
+            self._close(session_id)
+            close: Callable[[], None] | None = getattr(started.updates, "close", None)
+            if close is not None:
+                close()
+            return started.first_version
         self.doorbell.ring(session_id)
-        self._pool.submit(self._run, session_id, started.updates, stop)
+        self._queue.put((session_id, started.updates, stop))
         return started.first_version
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            self._run(*item)
 
     def _run(self, session_id: UUID, updates: Iterator[TurnUpdate], stop: threading.Event) -> None:
         try:
-            for _ in updates:
-                self.doorbell.ring(session_id)
-                if stop.is_set():
-                    break
+            if not stop.is_set():
+                for _ in updates:
+                    self.doorbell.ring(session_id)
+                    if stop.is_set():
+                        break
         except ConcurrentUpdate:
             # Another process wrote to the log first: an interrupt, or a recovery that
             # took this turn for dead. The log says which; this turn stops here.
@@ -137,4 +197,5 @@ class TurnRunner:
             with self._lock:
                 if self._stopping.get(session_id) is stop:
                     del self._stopping[session_id]
+                self._lock.notify_all()
             self.doorbell.ring(session_id)

@@ -3,6 +3,10 @@
 The socket is bound before uvicorn starts, so the address printed (``--port 0``
 picks a free port) is already accepting connections when it is printed: a
 script or test can read that line instead of polling.
+
+uvicorn speaks HTTP/1.1 through h11 here (:func:`h11_protocol`), with two guards
+h11 and uvicorn lack: a deadline for a request's headers, and the refusal of a
+request that gives both ``Transfer-Encoding`` and ``Content-Length``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
+from typing import Any
 
+import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -21,16 +27,44 @@ SWITCH_INTERVAL = 0.0005
 """Seconds a thread runs before another may take the interpreter (Python's default: 0.005)."""
 
 
-def timely_protocol(seconds: float) -> type[H11Protocol]:
-    """uvicorn's HTTP/1.1 protocol, closing a connection that has not sent a request's
-    headers within ``seconds`` of opening or of its previous response. uvicorn's own
-    keep-alive timer starts only after a response and stops at the first byte, so a
-    client sending nothing, or a few bytes of headers, would hold its connection (and a
-    file descriptor) for ever, before any key is asked for. The body has its own
-    deadline where it is read (:func:`~.bodies.read_body`)."""
+class OneFramingConnection(h11.Connection):
+    """h11's connection, refusing a request framed two ways: with both
+    ``Transfer-Encoding`` and ``Content-Length``.
 
-    class TimelyH11Protocol(H11Protocol):
+    h11 reads such a body as chunked and keeps the connection open for the next
+    request. A proxy in front that goes by ``Content-Length`` instead sees other
+    requests in the same bytes, so a client could slip one past it (request
+    smuggling); RFC 9112 section 6.1 has the server close the connection after such a
+    request, and h11 (up to 0.16 at least) does not. Refused as h11 refuses malformed
+    framing, with a ``RemoteProtocolError``: uvicorn answers it with a 400 and closes
+    the connection, before the application sees the request."""
+
+    def next_event(self) -> Any:
+        event = super().next_event()
+        if isinstance(event, h11.Request):
+            names = {name for name, _ in event.headers}
+            if b"transfer-encoding" in names and b"content-length" in names:
+                raise h11.RemoteProtocolError("both Transfer-Encoding and Content-Length", 400)
+        return event
+
+
+def h11_protocol(seconds: float) -> type[H11Protocol]:
+    """uvicorn's HTTP/1.1 protocol on a :class:`OneFramingConnection`, closing a
+    connection that has not sent a request's headers within ``seconds`` of opening or
+    of its previous response. uvicorn's own keep-alive timer starts only after a
+    response and stops at the first byte, so a client sending nothing, or a few bytes
+    of headers, would hold its connection (and a file descriptor) for ever, before any
+    key is asked for. The body has its own deadline where it is read
+    (:func:`~.bodies.read_body`)."""
+
+    class GuardedH11Protocol(H11Protocol):
         _deadline: asyncio.TimerHandle | None = None
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # The header size limit as uvicorn sets it: the config's, else h11's default.
+            limit = self.config.h11_max_incomplete_event_size
+            self.conn = OneFramingConnection(h11.SERVER, *(() if limit is None else (limit,)))
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -55,7 +89,7 @@ def timely_protocol(seconds: float) -> type[H11Protocol]:
             if self.cycle is cycle:  # no request began since the deadline was set
                 self.transport.close()
 
-    return TimelyH11Protocol
+    return GuardedH11Protocol
 
 
 def check_auth(settings: ServerSettings, host: str) -> None:
@@ -89,7 +123,7 @@ def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8080) -
     # between its steps instead of waiting out the default 5 ms slices.
     sys.setswitchinterval(SWITCH_INTERVAL)
     config = uvicorn.Config(
-        create_app(settings), http=timely_protocol(settings.client_timeout), log_level="warning",
+        create_app(settings), http=h11_protocol(settings.client_timeout), log_level="warning",
         lifespan="on", timeout_graceful_shutdown=5,
     )  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])

@@ -32,10 +32,11 @@ from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.application.projection import SessionQuery, SessionSummary
 from agentjournal.domain import NoTurnInProgress, Session, SessionConfig, Status, Usage
 from agentjournal.domain.policy import CONFINED_HOST
-from agentjournal.infrastructure.server.bodies import query_bool, query_int, query_time, read_json
+from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
 from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, parse_id, wire_id
 from agentjournal.infrastructure.server.placement import compute_without_packages
+from agentjournal.infrastructure.server.query import query_bool, query_int, query_time, query_version
 from agentjournal.infrastructure.server.wire import wire_time
 
 API_STATUS = {
@@ -304,9 +305,8 @@ def _query(request: Request) -> SessionQuery | None:
     if params.getlist("statuses[]") and not statuses:
         return None
     agent_id = params.get("agent_id")
-    agent_version = None
-    if agent_id and params.get("agent_version") is not None:  # the API reads it only with agent_id
-        agent_version = query_int(request, "agent_version", 1, 1, 2**31)
+    # The API reads agent_version only with agent_id.
+    agent_version = query_version(request, "agent_version") if agent_id else None
     order = params.get("order", "desc")
     if order not in ("asc", "desc"):
         raise ApiError(400, f"query parameter 'order' must be 'asc' or 'desc', not {order!r}")

@@ -4,8 +4,8 @@ Nothing here is stored: the API's events are a pure function of the session's ow
 append-only log, computed as they are read. Each log event becomes zero or more
 API events, and each API event's id names where it came from: the session, the
 log version and its place among that version's API events
-(``sevt_<session hex><version, 10 hex><index, 2 hex>``). So ids are stable across
-processes and restarts, an id given back by a client (a ``custom_tool_use_id``,
+(``sevt_<session hex><version, 10 hex><index, 2 hex>``, and past index 255 a longer
+form, see :func:`event_id`). So ids are stable across processes and restarts, an id given back by a client (a ``custom_tool_use_id``,
 a ``tool_use_id``) leads straight to the log event and tool call it stands for,
 and "everything after this id" is a position in the log: streams that reconnect
 resume without gaps or duplicates.
@@ -38,6 +38,7 @@ extension routes under ``/x-agentjournal`` show the whole log.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
@@ -66,19 +67,41 @@ USER_INTERRUPT_DETAIL = "interrupted by the user"
 ApiEvent = dict[str, Any]
 
 
+SHORT_INDEXES = 256
+"""Indexes below this are written in two hex digits: every id had that form at first."""
+
+_EVENT_ID = re.compile(
+    EVENT_PREFIX + r"(?P<session>[0-9a-f]{32})(?P<version>[0-9a-f]{10})"
+    r"(?:(?P<short>[0-9a-f]{2})|ff(?P<digits>[3-9a-f])(?P<index>[1-9a-f][0-9a-f]*))"
+)
+
+
 def event_id(session_id: UUID, version: int, index: int) -> str:
-    return f"{EVENT_PREFIX}{session_id.hex}{version:010x}{index:02x}"
+    """The id of the API event at ``index`` among those of log ``version``: ``sevt_``, the
+    session's hex, the version in 10 hex digits and the index in 2.
+
+    One log event can project more than 256 API events (a fork's first event projects one
+    per message it inherits), so an index from 256 on is written ``ff``, then how many hex
+    digits it has (one hex digit), then those digits: 256 is ``ff3100``, 4096 ``ff41000``.
+    Such an id is longer than any id of the short form, and as text it sorts after every
+    id of its version before it (``ff`` is index 255's) and before every id of the next
+    version, as its event does: ids compare as the positions they name."""
+    if index < SHORT_INDEXES:
+        return f"{EVENT_PREFIX}{session_id.hex}{version:010x}{index:02x}"
+    digits = f"{index:x}"
+    return f"{EVENT_PREFIX}{session_id.hex}{version:010x}ff{len(digits):x}{digits}"
 
 
 def event_position(session_id: UUID, text: str, field: str) -> tuple[int, int]:
-    """The (version, index) an event id of this session names; a 400 naming ``field``
-    (where the id was given) for any other text."""
-    body = text[len(EVENT_PREFIX) :] if text.startswith(EVENT_PREFIX) else ""
-    try:
-        if len(body) == 44 and body[:32] == session_id.hex:
-            return int(body[32:42], 16), int(body[42:], 16)
-    except ValueError:
-        pass
+    """The (version, index) an event id of this session names, in either form
+    :func:`event_id` writes (and only as it writes it, so each position has one id);
+    a 400 naming ``field`` (where the id was given) for any other text."""
+    found = _EVENT_ID.fullmatch(text)
+    if found and found["session"] == session_id.hex:
+        if found["short"] is not None:
+            return int(found["version"], 16), int(found["short"], 16)
+        if len(found["index"]) == int(found["digits"], 16):
+            return int(found["version"], 16), int(found["index"], 16)
     raise ApiError(400, f"{field}: {text!r} is not the id of an event of session sesn_{session_id.hex}")
 
 

@@ -24,38 +24,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence, Set
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from eventsourcing import postgres
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import Environment
+from psycopg import Cursor
+from psycopg.rows import DictRow
 
-_SCHEMA_OBJECTS = (
-    "SELECT c.relname AS name FROM pg_catalog.pg_class c"
-    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %(schema)s"
-    " UNION ALL"
-    " SELECT p.proname FROM pg_catalog.pg_proc p"
-    " JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = %(schema)s"
-)
-"""Names of the tables, indexes, sequences, composite types (``pg_class``) and functions
-(``pg_proc``) in one schema, matched by its exact name as eventsourcing quotes it."""
-
-_found: WeakKeyDictionary[PostgresDatastore, frozenset[str]] = WeakKeyDictionary()
-
-
-def schema_objects(datastore: PostgresDatastore) -> frozenset[str]:
-    """What the datastore's schema held when this was first asked for that datastore:
-    one query per open store, however many parts of it ask. A name missing here may
-    have been created since by another process, so whoever finds its own missing runs
-    DDL that tolerates that (``IF NOT EXISTS``, or a check under a lock)."""
-    found = _found.get(datastore)
-    if found is None:
-        with datastore.transaction(commit=False) as c:
-            c.execute(_SCHEMA_OBJECTS, {"schema": datastore.schema})
-            found = frozenset(row["name"] for row in c.fetchall())
-        _found[datastore] = found
-    return found
+from agentjournal.application.leases import LeaseChange
+from agentjournal.infrastructure.stores.leases.postgres import apply_change
+from agentjournal.infrastructure.stores.postgres_schema import schema_objects
 
 
 class LazyTypesDatastore(PostgresDatastore):
@@ -103,7 +82,9 @@ class PostgresAggregateRecorder(CreatesWhenMissing, postgres.PostgresAggregateRe
 
 
 class PostgresApplicationRecorder(CreatesWhenMissing, postgres.PostgresApplicationRecorder):
-    """The events' recorder, with the notification log."""
+    """The events' recorder, with the notification log. A save's ``lease`` change (a
+    :class:`~agentjournal.application.leases.LeaseChange`) is applied in the transaction of
+    its events, as eventsourcing applies a process application's tracking record."""
 
     def objects(self) -> Set[str]:
         return {
@@ -112,6 +93,33 @@ class PostgresApplicationRecorder(CreatesWhenMissing, postgres.PostgresApplicati
             self.notification_id_index_name,
             self.pg_function_name_insert_events,
         }
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        change: LeaseChange | None = kwargs.get("lease")
+        if change is None or not self.datastore.enable_db_functions:
+            return super().insert_events(stored_events, **kwargs)
+        # eventsourcing's insert function takes the events alone: the lease gets its own
+        # transaction, granted before the turn's start is recorded and released after its end
+        # (a lease on a session that is not running is harmless; a running turn without one
+        # would look orphaned).
+        if not change.releases:
+            self._change_lease(change)
+        ids = super().insert_events(stored_events, **kwargs)
+        if change.releases:
+            self._change_lease(change)
+        return ids
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        change: LeaseChange | None = kwargs.get("lease")
+        if change is not None:
+            apply_change(curs, self.datastore.schema, change)
+        super()._insert_events(curs, stored_events, **kwargs)
+
+    def _change_lease(self, change: LeaseChange) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            apply_change(curs, self.datastore.schema, change)
 
 
 class PostgresFactory(postgres.PostgresFactory):

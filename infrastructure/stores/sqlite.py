@@ -18,6 +18,8 @@ import sqlite3
 from eventsourcing import sqlite
 from eventsourcing.utils import Environment
 
+from agentjournal.infrastructure.stores.leases.sqlite import LeasingSQLiteApplicationRecorder
+
 PAGE_SIZE = 8192
 
 
@@ -44,7 +46,10 @@ def _is_new_file(db_name: str) -> bool:
 
 
 class SQLiteFactory(sqlite.SQLiteFactory):
-    """eventsourcing's SQLite factory, whose pool makes new files with ``PAGE_SIZE`` pages."""
+    """eventsourcing's SQLite factory, whose pool makes new files with ``PAGE_SIZE`` pages,
+    and whose events' recorder applies a save's lease change with its events."""
+
+    application_recorder_class = LeasingSQLiteApplicationRecorder
 
     def __init__(self, env: Environment) -> None:
         super().__init__(env)
