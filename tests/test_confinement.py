@@ -38,6 +38,7 @@ from tests.attacks import (
     wait_until,
 )
 from tests.conftest import ROOT, TEST_KEY
+from tests.test_cli import agentjournal
 
 pytestmark = pytest.mark.skipif(bubblewrap.unavailable() is not None, reason="bubblewrap cannot run here")
 
@@ -257,6 +258,13 @@ def test_the_unconfined_host_runs_only_for_a_process_that_names_it(agent, model_
     assert opted_in.state_at().config.compute == "host-unconfined"
     assert result.output.strip() == opted_in.state_at().compute.reference  # type: ignore[union-attr]
 
+    shown = agentjournal("show", str(opted_in.session_id), store=tmp_path / "sessions.db").stdout
+    assert "tools run on this host, UNCONFINED" in shown
+    detail = json.loads(
+        agentjournal("show", "--json", str(opted_in.session_id), store=tmp_path / "sessions.db").stdout
+    )
+    assert detail["compute"] == "host-unconfined"
+
     resumed = agent()  # by default: no opt-in, so no unconfined tools, whatever the log says
     resumed.resume_session(opted_in.session_id)  # type: ignore[arg-type]
     model_server.enqueue(Reply(tool_calls=[bash("id")]), Reply(text="done"))
@@ -264,10 +272,12 @@ def test_the_unconfined_host_runs_only_for_a_process_that_names_it(agent, model_
         resumed.run("again")
 
 
-def test_moving_a_session_to_the_unconfined_host_is_a_checked_config_change(agent, model_server):
+def test_moving_a_session_to_the_unconfined_host_is_a_checked_config_change(agent, model_server, tmp_path):
     managed = agent()
     (confined,) = attack(managed, model_server, bash("pwd"))
     assert confined.output == "/workspace\n"
+    shown = agentjournal("show", str(managed.session_id), store=tmp_path / "sessions.db").stdout
+    assert "tools run on this host, confined (bubblewrap" in shown
     managed.update_agent(compute="host-unconfined")
     (moved,) = attack(managed, model_server, bash("pwd"))
     assert moved.output.strip() == managed.state_at().compute.reference  # type: ignore[union-attr]
