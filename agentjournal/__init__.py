@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         StoreError,
         ToolCallUpdate,
         TurnOutcome,
+        UnconfinedHostRefused,
         UnsupportedProvider,
         VersionNotFound,
     )
@@ -96,6 +97,7 @@ __all__ = [
     "StoreError",
     "ToolCallUpdate",
     "TurnOutcome",
+    "UnconfinedHostRefused",
     "UnsupportedProvider",
     "VersionNotFound",
     "__version__",

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         ManagedSandboxRequired,
         SessionBusy,
         SessionTerminatedError,
+        UnconfinedHostRefused,
     )
 
 _HOMES = {
@@ -64,6 +65,7 @@ _HOMES = {
         "ManagedSandboxRequired",
         "SessionBusy",
         "SessionTerminatedError",
+        "UnconfinedHostRefused",
     ),
 }
 """Each public name's module, where ``__getattr__`` finds it."""
@@ -96,6 +98,7 @@ __all__ = [
     "StoreError",
     "ToolCallUpdate",
     "TurnOutcome",
+    "UnconfinedHostRefused",
     "UnsupportedProvider",
     "VersionNotFound",
 ]

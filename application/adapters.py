@@ -14,6 +14,7 @@ from eventsourcing.utils import resolve_topic
 
 from agentjournal.application.errors import ConfigError
 from agentjournal.domain import ComputeBinding
+from agentjournal.domain.policy import CONFINED_HOST, UNCONFINED_HOST
 
 LANGUAGE_MODEL_TOPIC = "agentjournal.infrastructure.models.litellm_model:LiteLLMModel"
 
@@ -22,15 +23,24 @@ MCP_CLIENT_TOPIC = "agentjournal.infrastructure.mcp.client:HttpMcpClient"
 SECRET_BOX_TOPIC = "agentjournal.infrastructure.secrets.box:AesSecretBox"
 
 COMPUTE_TOPICS = {
-    "host": "agentjournal.infrastructure.compute.host:HostCompute",
+    CONFINED_HOST: "agentjournal.infrastructure.compute.confined:ConfinedHostCompute",
+    UNCONFINED_HOST: "agentjournal.infrastructure.compute.host:HostCompute",
     "docker": "agentjournal.infrastructure.compute.docker_sandbox:DockerCompute",
     "self_hosted": "agentjournal.infrastructure.compute.workers:WorkerCompute",
 }
 """Compute kinds by the name a session records. ``self_hosted`` (a self-hosted environment's
-workers) is recorded only for sessions created in such an environment, never chosen by name."""
+workers) is recorded only for sessions created in such an environment, never chosen by name.
+Logs written before the host was confined recorded "host" for the unconfined host; they
+resume confined, which only narrows what their tools may do."""
 
-COMPUTE_NAMES = {"host": "host", "local": "host", "docker": "docker"}
-"""What ``ManagedAgent(compute=...)`` accepts: PraisonAI says "local" for the host."""
+COMPUTE_NAMES = {
+    "host": CONFINED_HOST,
+    "local": CONFINED_HOST,
+    UNCONFINED_HOST: UNCONFINED_HOST,
+    "docker": "docker",
+}
+"""What ``ManagedAgent(compute=...)`` accepts: PraisonAI says "local" for the host. The
+unconfined host is only ever named, never a default."""
 
 
 def compute_kind(name: str) -> str:

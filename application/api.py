@@ -47,7 +47,8 @@ from agentjournal.application.service import AuditEntry, SessionService
 from agentjournal.application.store import open_store
 from agentjournal.application.turns import TurnOutcome, TurnUpdate
 from agentjournal.application.workspace import Files
-from agentjournal.domain import Session, SessionConfig, Status, check_package_sandbox
+from agentjournal.domain import Session, SessionConfig, Status, check_confinement, check_package_sandbox
+from agentjournal.domain.policy import UNCONFINED_HOST
 
 if TYPE_CHECKING:
     from agentjournal.application.audit import TimelineEntry, Verification
@@ -101,8 +102,10 @@ def route_model(provider: str, model: str) -> str:
 class ManagedAgent:
     """A backend that runs an agent's sessions locally, on an event-sourced log.
 
-    ``compute`` is where tools run: "host" (or PraisonAI's "local", the default),
-    "docker", or a :class:`~agentjournal.application.ports.Compute` object.
+    ``compute`` is where tools run: "host" (or PraisonAI's "local", the default: on this
+    machine, each call confined by bubblewrap), "docker", "host-unconfined" (on this
+    machine as your own user, unconfined: for trusted development only, and the opt-in
+    it needs), or a :class:`~agentjournal.application.ports.Compute` object.
     ``store`` picks where sessions live: a path to an SQLite file, a mapping of
     eventsourcing settings (e.g. ``{"PERSISTENCE_MODULE": "eventsourcing.postgres",
     ...}``), or a :class:`SessionService` to share; by default the environment
@@ -209,17 +212,24 @@ class ManagedAgent:
         self._runtimes.forget()
 
     def update_agent(self, **changes: Any) -> None:
-        """Change the agent's config (``system``, ``model``, ``tools``, ``max_turns``, ...).
-        The current session's recorded config changes too, as a ``ConfigChanged`` event
-        checked by the same policies as a new session's."""
+        """Change the agent's config (``system``, ``model``, ``tools``, ``max_turns``, ...),
+        or with ``compute`` where its tools run (a name or a Compute object, as this class
+        takes it). The current session's recorded config changes too, as a ``ConfigChanged``
+        event checked by the same policies as a new session's: moving a session to the
+        unconfined host takes naming it here (``compute="host-unconfined"``), or an agent
+        that opted in already."""
+        moving = "compute" in changes
+        compute = changes.pop("compute", self._runtimes.compute)
+        kind = Runtimes.kind_of(compute)
         if self._session_id is None:
             self.config = self._updated(self.config, changes)
             self._runtimes.forget(self.config)
+            self._runtimes.move(compute)
             return
         # Only the named fields change: the rest of the session's config stays as recorded.
         current = self.service.get_session(self._session_id).config
         updated = self._updated(self.config.governed_by(current), changes)
-        recorded = updated.session_config(current.compute)
+        recorded = updated.session_config(kind if moving else current.compute)
         if "tools" not in changes:
             recorded = msgspec.structs.replace(
                 recorded,
@@ -228,9 +238,11 @@ class ManagedAgent:
                 confirm_tools=current.confirm_tools,
             )
         check_package_sandbox(recorded.packages, recorded.compute, updated.host_packages_ok)
+        check_confinement(recorded.compute, self._runtimes.allow_unconfined or kind == UNCONFINED_HOST)
         self.service.change_config(self._session_id, recorded, updated.redactor())
         self.config = updated
         self._runtimes.forget(updated)
+        self._runtimes.move(compute)
 
     def _updated(self, config: ManagedConfig, changes: Mapping[str, Any]) -> ManagedConfig:
         updated = ManagedConfig.from_dict(config.to_dict() | dict(changes))

@@ -67,9 +67,10 @@ from agentjournal.domain import (
     CloudConfig,
     Environment,
     EnvironmentArchivedError,
-    LimitedNetwork,
+    NetworkAccess,
     SessionConfig,
     check_package_sandbox,
+    network_access,
 )
 
 CATALOG_VIEWS = {
@@ -306,9 +307,10 @@ def session_config(
     pauses for them), so they are recorded from the agent's tools directly rather than
     checked for handlers. A self-hosted environment's sessions run their tools on its
     workers (:func:`worker_session_config`). What this engine cannot give a session is
-    refused with a :class:`ConfigError` naming the field: skills,
-    limited networking (an allow-list needs an egress proxy, not built), and packages of
-    managers other than pip, npm and apt.
+    refused with a :class:`ConfigError` naming the field: skills, limited networking that
+    allows anything (an allow-list needs an egress proxy, not built; ``limited`` that allows
+    nothing is recorded as it is and gives no network at all), and packages of managers
+    other than pip, npm and apt.
     """
     definition = agent.definition
     if agent.archived_at is not None:
@@ -321,10 +323,12 @@ def session_config(
     toolset = resolve_tools(definition.tools, field="agent tools")
     if not isinstance(config, CloudConfig):
         return worker_session_config(agent, environment, toolset, defaults)
-    if isinstance(config.networking, LimitedNetwork):
+    networking = msgspec.to_builtins(config.networking)
+    if network_access(networking) == NetworkAccess.ALLOW_LIST:
         raise ConfigError(
-            "environment config.networking: 'limited' networking cannot be enforced here yet "
-            "(an allow-list needs an egress proxy); use 'unrestricted'"
+            "environment config.networking: 'limited' networking cannot be enforced here yet when it "
+            "allows hosts, MCP servers or package registries (an allow-list needs an egress proxy); "
+            "allow none of them for no network at all, or use 'unrestricted'"
         )
     packages = config.packages.wanted()
     unsupported = sorted(set(packages) - set(PACKAGE_MANAGERS))
@@ -343,7 +347,7 @@ def session_config(
         name=definition.name,
         tools=list(toolset.builtin),
         packages={manager: list(names) for manager, names in packages.items()} or None,
-        networking={"type": "unrestricted"},
+        networking=networking,
     )
     return msgspec.structs.replace(
         managed.session_config(where),

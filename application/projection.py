@@ -58,6 +58,8 @@ class SessionSummary(msgspec.Struct, frozen=True):
     metadata: dict[str, Any] = {}
     archived_at: datetime | None = None
     deleted: bool = False
+    compute: str = ""
+    """Where the session's tools run: its config's ``compute``."""
     cost: Cost = Cost()
     """What the session's own model calls cost (see :mod:`~agentjournal.application.tracing`)."""
     model_ms: float = 0.0
@@ -203,6 +205,7 @@ def _from_config(config: Any) -> dict[str, Any]:
         "agent_version": config.agent_version,
         "environment_id": config.environment_id,
         "metadata": dict(config.metadata),
+        "compute": config.compute,
     }
 
 

@@ -25,6 +25,7 @@ from agentjournal.application.errors import ConfigError
 from agentjournal.application.ports import Compute, LanguageModel, McpClient
 from agentjournal.application.turns import TurnRuntime
 from agentjournal.domain import ComputeBinding, SessionConfig
+from agentjournal.domain.policy import CONFINED_HOST, UNCONFINED_HOST
 
 
 def unchanged(model: str) -> str:
@@ -35,8 +36,10 @@ class Runtimes:
     """Builds the :class:`TurnRuntime` of each turn (a ``RuntimeFactory``).
 
     ``config`` is this process's side: secrets, callbacks, where the model is served.
-    ``compute`` overrides where tools run ("host", "docker" or a Compute object); by
-    default a session runs on the kind it recorded. ``model`` replaces the litellm
+    ``compute`` overrides where tools run ("host", "host-unconfined", "docker" or a Compute
+    object); by default a session runs on the kind it recorded. Tools run on the unconfined
+    host only when this process opts in: by naming it as ``compute`` (or giving a Compute
+    object of that kind), or with ``allow_unconfined``. ``model`` replaces the litellm
     adapter. ``route`` maps a recorded model name to the one litellm is asked for (a
     server adds a provider prefix there, so the log keeps the agent's own name).
     ``defer_actions`` pauses turns for custom tools and confirmations instead of
@@ -64,6 +67,7 @@ class Runtimes:
         wait_for_log: Callable[[UUID, float], None] | None = None,
         mcp: McpClient | None = None,
         vault_tokens: Callable[[SessionConfig], Mapping[str, str]] | None = None,
+        allow_unconfined: bool = False,
     ) -> None:
         if isinstance(compute, str):
             adapters.compute_kind(compute)
@@ -78,19 +82,32 @@ class Runtimes:
         self.wait_for_log = wait_for_log
         self.mcp = mcp
         self.vault_tokens = vault_tokens
+        self.allow_unconfined = allow_unconfined
         self._adapters: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._governed: tuple[SessionConfig, ManagedConfig] | None = None
         """The last recorded config a runtime was built for, and ``config`` governed by it."""
         self._lock = threading.Lock()
 
+    @staticmethod
+    def kind_of(compute: str | Compute | None) -> str:
+        """The kind of compute ``compute`` names (the confined host when None); raises
+        :class:`ConfigError` for a name that is none."""
+        if compute is None:
+            return CONFINED_HOST
+        if isinstance(compute, str):
+            return adapters.compute_kind(compute)
+        return str(compute.kind)
+
     @property
     def compute_kind(self) -> str:
-        """Where a new session's tools run when nothing else says: the override, or the host."""
-        if self.compute is None:
-            return "host"
-        if isinstance(self.compute, str):
-            return adapters.compute_kind(self.compute)
-        return str(self.compute.kind)
+        """Where a new session's tools run when nothing else says: the override, or the
+        confined host."""
+        return self.kind_of(self.compute)
+
+    @property
+    def unconfined_ok(self) -> bool:
+        """Whether this process opted in to running tools on the unconfined host."""
+        return self.allow_unconfined or self.compute_kind == UNCONFINED_HOST
 
     def __call__(self, recorded: SessionConfig, session_id: UUID | None = None) -> TurnRuntime:
         with self._lock:
@@ -105,6 +122,7 @@ class Runtimes:
                 compute=self._compute_adapter(kind, governed, session_id),
                 redact=governed.redactor(extra={f"mcp:{url}": token for url, token in tokens.items()}),
                 host_packages_ok=self.config.host_packages_ok,
+                unconfined_ok=self.unconfined_ok,
                 on_custom_tool=self.config.on_custom_tool,
                 on_tool_confirmation=self.config.on_tool_confirmation,
                 defer_actions=self.defer_actions,
@@ -121,6 +139,13 @@ class Runtimes:
             self._governed = None
             if config is not None:
                 self.config = config
+
+    def move(self, compute: str | Compute | None) -> None:
+        """Run tools on ``compute`` from now on (a name checked by :meth:`kind_of`)."""
+        self.kind_of(compute)
+        with self._lock:
+            self.compute = compute
+            self._adapters.clear()
 
     def release(self, binding: ComputeBinding) -> None:
         """Remove a sandbox the log recorded, through the given Compute object if there is one."""

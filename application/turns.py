@@ -65,6 +65,7 @@ from agentjournal.domain import (
     ToolResult,
     Usage,
     check_compute,
+    check_confinement,
     check_package_sandbox,
 )
 
@@ -136,6 +137,8 @@ class TurnRuntime:
     redact: Redactor = field(default_factory=Redactor)
     host_packages_ok: bool = False
     """The caller's opt-in to installing packages on the host (never recorded)."""
+    unconfined_ok: bool = False
+    """The caller's opt-in to running tools on the unconfined host (never recorded)."""
     on_custom_tool: Callable[[str, dict[str, Any]], Any] | None = None
     on_tool_confirmation: Callable[[dict[str, Any]], bool] | None = None
     defer_actions: bool = False
@@ -289,6 +292,7 @@ class TurnLoop:
         runtime = runtime_for(session.config, session.id)
         check_package_sandbox(session.config.packages, session.config.compute, runtime.host_packages_ok)
         check_compute(session.id, session.config.compute, runtime.compute.kind)
+        check_confinement(session.config.compute, runtime.unconfined_ok)
         if not runtime.defer_actions:
             check_handlers(
                 session.config.custom_tools,

@@ -10,8 +10,9 @@ between ``agentjournal list --json`` and ``ManagedAgent.list_sessions()`` freely
 ``session_listing`` session_info + name, model, version, message_count, turn_count,
                     created_at, updated_at, parent_id, parent_version, last_error,
                     cost, model_ms
-``session_detail``  session_listing + messages (each tagged by ``type``: user,
-                    assistant or tool)
+``session_detail``  session_listing + compute (where its tools run: ``host``,
+                    ``host-unconfined`` or ``docker``) and messages (each tagged by
+                    ``type``: user, assistant or tool)
 ``cost``            usd (None when no call had a price), unpriced_calls
 ``session_trace``   cost, model_ms, tool_stats [{name, calls, failures, median_ms,
                     p95_ms}], turns [{turn, version, started_at, ended_at,
@@ -130,8 +131,12 @@ def _call(call: ModelCallSpan | ToolCallSpan) -> dict[str, Any]:
 
 
 def session_detail(summary: SessionSummary, session: Session) -> dict[str, Any]:
-    """A session with its conversation: ``session_listing`` plus ``messages``."""
-    return session_listing(summary) | {"messages": _plain(session.messages)}
+    """A session with its conversation: ``session_listing`` plus where its tools run
+    (``compute``) and ``messages``."""
+    return session_listing(summary) | {
+        "compute": session.config.compute,
+        "messages": _plain(session.messages),
+    }
 
 
 def turn_outcome(outcome: TurnOutcome) -> dict[str, Any]:

@@ -30,10 +30,17 @@ from agentjournal.domain.errors import (
     SessionError,
     SessionTerminatedError,
     StaleVersion,
+    UnconfinedHostRefused,
     UnknownToolCall,
 )
 from agentjournal.domain.legacy import register_legacy_topics
-from agentjournal.domain.policy import check_compute, check_package_sandbox
+from agentjournal.domain.policy import (
+    NetworkAccess,
+    check_compute,
+    check_confinement,
+    check_package_sandbox,
+    network_access,
+)
 from agentjournal.domain.session import Session, derive_title, leaves_turns_alone
 from agentjournal.domain.values import (
     AssistantMessage,
@@ -139,14 +146,18 @@ __all__ = [
     "StopReason",
     "ToolCall",
     "ToolResult",
+    "UnconfinedHostRefused",
     "UnknownToolCall",
     "UnrestrictedNetwork",
     "Usage",
     "UserMessage",
     "Vault",
     "VaultError",
+    "NetworkAccess",
     "check_compute",
+    "check_confinement",
     "check_package_sandbox",
     "derive_title",
     "leaves_turns_alone",
+    "network_access",
 ]

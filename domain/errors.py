@@ -68,6 +68,18 @@ class ComputeNotAllowed(SessionError):
         self.offered = offered
 
 
+class UnconfinedHostRefused(SessionError):
+    """A session runs on the unconfined host, which this process did not opt in to."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this session runs its tools on the unconfined host ('host-unconfined'): as the engine's "
+            "own user, with its files, processes and network. A process runs them only when it opts "
+            "in itself, for trusted development: ManagedAgent(..., compute='host-unconfined'), or "
+            "agentjournal serve --allow-unconfined-host"
+        )
+
+
 class NoPendingAction(SessionError):
     """An answer was given to a custom tool call or confirmation nobody asked for."""
 

@@ -67,6 +67,7 @@ from agentjournal.domain import (
     Usage,
     UserMessage,
 )
+from agentjournal.domain.policy import UNCONFINED_HOST
 from agentjournal.infrastructure.compute.host import HostCompute
 
 PEERS_MISSING = 'The peer comparison needs LangGraph and PraisonAI: pip install -e ".[bench]"'
@@ -183,12 +184,13 @@ class FakeModel:
         yield ModelReply(AssistantMessage(text), Usage(1200, 60), "bench")
 
 
-CONFIG = SessionConfig(model="bench", system="s", name="bench", tools=("read_file",), compute="host")
+CONFIG = SessionConfig(model="bench", system="s", name="bench", tools=("read_file",), compute=UNCONFINED_HOST)
 
 
 class Project:
     """agentjournal through its public API: turns through ``SessionService.run_turn`` with a
-    real tool (``read_file`` on the host compute, in ``folder``)."""
+    real tool (``read_file`` on the unconfined host compute, which reads in this process as
+    the peers do, in ``folder``)."""
 
     name = "agentjournal"
 
@@ -200,7 +202,7 @@ class Project:
         self.agent = ManagedAgent(store=self.service)
 
     def new_runtime(self) -> TurnRuntime:
-        return TurnRuntime(model=FakeModel(), compute=HostCompute(self.folder))
+        return TurnRuntime(model=FakeModel(), compute=HostCompute(self.folder), unconfined_ok=True)
 
     def new_session(self) -> str:
         return str(self.service.create_session(CONFIG))

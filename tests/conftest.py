@@ -208,11 +208,17 @@ def module_sandbox(engine):  # type: ignore[no-untyped-def]
     assert not list(sandboxes(engine, session_id)), "the module's sandbox was left behind"
 
 
-@pytest.fixture(params=["host", pytest.param("docker", marks=pytest.mark.docker)])
+@pytest.fixture(params=["host", "host-unconfined", pytest.param("docker", marks=pytest.mark.docker)])
 def either_compute(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Each compute in turn, with an empty work folder: the host in a new folder, and the
-    module's Docker sandbox with its work folder emptied."""
+    """Each compute in turn, with an empty work folder: the host (confined, and unconfined)
+    in a new folder, and the module's Docker sandbox with its work folder emptied."""
     if request.param == "host":
+        from agentjournal.infrastructure.compute.confined import ConfinedHostCompute
+
+        confined = ConfinedHostCompute(tmp_path / "work")
+        confined.attach(uuid.uuid4(), None)
+        return confined
+    if request.param == "host-unconfined":
         from agentjournal.infrastructure.compute.host import HostCompute
 
         host = HostCompute(tmp_path / "work")
@@ -293,7 +299,7 @@ def serve(requested: list[str]) -> Iterator[Callable[[str], str]]:
 def web(either_compute: Any, serve: Callable[[str], str]) -> str:
     """The base URL of a web server the compute reaches: on the loopback for the host, on
     the Docker bridge's gateway for a sandbox."""
-    if either_compute.kind == "host":
+    if either_compute.kind != "docker":
         return serve("127.0.0.1")
     return serve(default_gateway(either_compute))
 

@@ -22,6 +22,7 @@ def test_the_quick_benchmark_runs_and_reports(tmp_path):
     results = json.loads(out.read_text())
     assert results["per_turn_overhead_sqlite"]["median_ms"] > 0
     assert results["open_and_resume_sqlite"]["resume_100_turns"]["median_ms"] > 0
+    assert results["command_cost"]["confined_host"]["median_ms"] > 0
 
 
 def test_the_quick_peer_comparison_runs_and_reports_ratios(tmp_path):

@@ -206,6 +206,7 @@ def test_a_session_replays_to_the_event_the_slider_chooses(page, server, store, 
         and "hello from the tool" in conversation
     )
     assert "Turn 3" in conversation
+    assert text(page, "#session-compute") == "confined host"  # where its tools ran
     until_position(page, head, head)
     screenshot(page, shots, "session.png", docs=True)
 

@@ -117,10 +117,12 @@ def test_empty_prompt_is_refused(tmp_path):
     assert managed.retrieve_session()["id"] == ""
 
 
-def test_the_host_compute_refuses_a_network_policy_it_cannot_enforce(tmp_path):
+def test_the_unconfined_host_refuses_a_network_policy_it_cannot_enforce(tmp_path):
     from agentjournal.application import ComputeError
 
-    managed = ManagedAgent(config={"networking": {"type": "none"}}, store=tmp_path / "s.db")
+    managed = ManagedAgent(
+        config={"networking": {"type": "none"}}, compute="host-unconfined", store=tmp_path / "s.db"
+    )
     with pytest.raises(ComputeError, match="cannot restrict the network"):
         managed.run("hello")
     assert managed.retrieve_session()["id"] == ""

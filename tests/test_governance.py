@@ -20,6 +20,7 @@ from agentjournal import (
 )
 from agentjournal.application import ComputeNotAllowed
 from agentjournal.domain import Status, StopReason, ToolResult
+from agentjournal.infrastructure.compute.confined import ConfinedHostCompute
 from agentjournal.infrastructure.compute.host import HostCompute
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 
@@ -59,7 +60,7 @@ def test_a_resume_without_the_hosts_opt_in_does_not_install_packages_on_the_host
 
 
 def test_a_resume_cannot_move_a_session_to_another_compute(make_agent, model_server, service, tmp_path):
-    agent = make_agent(compute=HostCompute(root=tmp_path / "elsewhere"))
+    agent = make_agent(compute=ConfinedHostCompute(root=tmp_path / "elsewhere"))
     agent.run("hello")
     other = ManagedAgent(config=agent.config, compute="docker", store=service)
     other.resume_session(agent.session_id)  # type: ignore[arg-type]

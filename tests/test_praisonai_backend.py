@@ -151,7 +151,9 @@ def test_unknown_providers_and_computes_say_what_exists(store):
         UnsupportedProvider, match="Unknown provider 'modal'.*'local', 'openai', 'ollama', 'gemini'"
     ):
         ManagedAgent(provider="modal", store=store)
-    with pytest.raises(ConfigError, match=r"compute must be one of \['docker', 'host', 'local'\]"):
+    with pytest.raises(
+        ConfigError, match=r"compute must be one of \['docker', 'host', 'host-unconfined', 'local'\]"
+    ):
         ManagedAgent(compute="e2b", store=store)
     assert ManagedAgent(compute="local", store=store).compute_kind == "host"
 

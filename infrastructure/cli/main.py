@@ -67,6 +67,13 @@ DEMO_PROMPTS = (
 )
 
 OK, FAILURE, USAGE, NOT_FOUND, INTERRUPTED, BROKEN_PIPE = 0, 1, 2, 3, 130, 141
+
+COMPUTES = {
+    "host": "this host, confined (bubblewrap: the work folder only, no other process, no secret)",
+    "host-unconfined": "this host, UNCONFINED (as the engine's own user: its files, processes and network)",
+    "docker": "the Docker sandbox",
+}
+"""What ``show`` says of each compute a session's tools may run on."""
 EPILOG = "Every reading command" + (__doc__ or "").partition("Every reading command")[2]
 """The end of the docstring above, shown by --help (python -OO drops docstrings)."""
 
@@ -202,8 +209,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--title", type=_title, help="the session's title (with --session: its new title)")
     run.add_argument(
         "--compute",
-        choices=("host", "docker"),
-        help="where a new session's tools run (default: host); a continued session keeps its own",
+        choices=("host", "docker", "host-unconfined"),
+        help="where a new session's tools run (default: host, confined by bubblewrap; host-unconfined "
+        "runs them as your own user, unconfined: trusted development only); a continued session keeps its own",
     )
     run.add_argument("--working-dir", type=_text, default="")
     run.add_argument("--max-turns", type=_positive, help="model calls per prompt (default: 25)")
@@ -411,6 +419,14 @@ def _parser() -> argparse.ArgumentParser:
         help="send each turn, as it ends, to this OpenTelemetry collector (OTLP/HTTP, e.g. "
         "http://127.0.0.1:4318; needs the otel extra)",
     )
+    serve.add_argument(
+        "--allow-unconfined-host",
+        action="store_true",
+        help="DANGEROUS, for trusted development only: run the tools of sessions without packages "
+        "UNCONFINED on this host, as the server's own user (its files, processes and network), and "
+        "the tools of sessions that recorded it; without it every tool runs confined (bubblewrap) "
+        "or in Docker, or the session is refused",
+    )
     serve.set_defaults(handler=_serve)
     worker_keys.add_parser(sub)
     return parser
@@ -440,7 +456,14 @@ def _serve(args: argparse.Namespace) -> int:
         turn_workers=args.turn_workers,
         shutdown_grace=args.shutdown_grace,
         otel_endpoint=args.otel_endpoint,
+        allow_unconfined_host=args.allow_unconfined_host,
     )
+    if args.allow_unconfined_host:
+        print(
+            "agentjournal: --allow-unconfined-host: tools run UNCONFINED, as this server's own user",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         serve(settings, args.host, args.port)
     except (ValueError, OSError) as e:
@@ -639,6 +662,7 @@ def _show(args: argparse.Namespace) -> int:
         return OK
     print(f"session {summary.id}  [{summary.status.value}]  {summary.title!r}")
     print(f"  model {summary.model}, {summary.turn_count} turns, version {summary.version}")
+    print(f"  tools run on {COMPUTES.get(session.config.compute, session.config.compute)}")
     print(f"  tokens: {summary.usage.input_tokens} in, {summary.usage.output_tokens} out")
     _print_costs(trace)
     if summary.parent_id:

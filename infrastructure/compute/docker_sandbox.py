@@ -34,7 +34,6 @@ as the tools' user, so it has the sandbox's network and nothing of the engine's.
 
 from __future__ import annotations
 
-import inspect
 import os
 import posixpath
 import re
@@ -64,15 +63,20 @@ from agentjournal.application.ports import (
     WebPage,
     WorkspaceScan,
 )
-from agentjournal.domain import ComputeBinding, FileState
+from agentjournal.domain import ComputeBinding, FileState, NetworkAccess, network_access
 from agentjournal.infrastructure.compute import sandbox_fetch, sandbox_files, sandbox_snapshot
 from agentjournal.infrastructure.compute.host import MAX_SCANS_KEPT, OutputCap, validate_packages
 from agentjournal.infrastructure.compute.sandbox_protocol import (
+    FETCH_HEAD_BYTES,
+    FILE_TIMEOUT,
+    MAX_FILE_BYTES,
+    MAX_LISTING_BYTES,
     alarm_seconds,
     check_answer,
     check_path,
     check_pattern,
     check_url,
+    helper_source,
     line_matches,
     path_matches,
     size_text,
@@ -93,17 +97,13 @@ KEEPER_USER = "65534:65534"  # nobody: runs the process that keeps the container
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"  # for the engine's own execs: no .venv of the model's
 CA_PATH = "/etc/agentjournal/ca-bundle.pem"
 CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
-MAX_FILE_BYTES = 256 * 1024 * 1024
-MAX_LISTING_BYTES = 16 * 1024 * 1024
-FETCH_HEAD_BYTES = 64 * 1024  # room for the line about a fetched page (its URL) before the body
 DEFAULT_WORKSPACE_QUOTA = 1024**3
-FILE_TIMEOUT = 300.0  # seconds a file operation may take (256 MiB through the engine)
 KILL_GRACE = 10.0  # seconds for a killed command's exec to report its end
 CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 NO_SPACE = b"No space left on device"  # strerror(ENOSPC), as commands print it
-HELPER = inspect.getsource(sandbox_files)
-FETCH_HELPER = inspect.getsource(sandbox_fetch)
-SNAPSHOT_HELPER = inspect.getsource(sandbox_snapshot)
+HELPER = helper_source(sandbox_files)
+FETCH_HELPER = helper_source(sandbox_fetch)
+SNAPSHOT_HELPER = helper_source(sandbox_snapshot)
 NO_PYTHON = "; the image needs python3"
 
 
@@ -183,13 +183,15 @@ class DockerCompute:
     ) -> None:
         network = dict(networking or {"type": "unrestricted"})
         kind = network.get("type")
-        if kind == "limited":
-            raise ComputeError(
-                "networking type 'limited' (allowed_hosts) is not enforced by the Docker compute; "
-                "use {'type': 'unrestricted'} or {'type': 'none'}"
-            )
-        if kind not in ("unrestricted", "none"):
+        if kind not in ("unrestricted", "none", "limited"):
             raise ComputeError(f"unknown networking type {kind!r}")
+        access = network_access(network)
+        if access == NetworkAccess.ALLOW_LIST:
+            raise ComputeError(
+                "networking type 'limited' that allows hosts, MCP servers or package registries is not "
+                "enforced by the Docker compute (it needs an egress proxy); use {'type': 'unrestricted'}, "
+                "or {'type': 'none'} ('limited' allowing nothing) for no network at all"
+            )
         if not posixpath.isabs(working_dir) or posixpath.normpath(working_dir) == "/":
             raise ComputeError(f"working_dir must be an absolute folder below /, not {working_dir!r}")
         if workspace_quota_bytes <= 0:
@@ -197,7 +199,7 @@ class DockerCompute:
         self.image = image
         self.working_dir = posixpath.normpath(working_dir)
         self.env = dict(env or {})
-        self.network_disabled = kind == "none"
+        self.network_disabled = access == NetworkAccess.NONE
         self.ca_bundle = ca_bundle if ca_bundle is not None else host_ca_bundle()
         if self.ca_bundle and not Path(self.ca_bundle).is_file():
             raise ComputeError(f"CA bundle {self.ca_bundle!r} is not a file")

@@ -1,6 +1,9 @@
-"""Host compute: tools run on this machine, as the user who runs agentjournal.
+"""Unconfined host compute: tools run on this machine, as the user who runs agentjournal.
 
-It is for trusted development, not a sandbox. What it does and does not enforce:
+It is for trusted development, not a sandbox, and runs only where a process opted in
+itself (``compute="host-unconfined"``, ``agentjournal serve --allow-unconfined-host``);
+the default host compute is confined (:mod:`~agentjournal.infrastructure.compute.confined`).
+What it does and does not enforce:
 
 * The file tools (``read_file``, ``write_file``, ``list_files``) are confined to
   the work folder: paths are resolved, symlinks included, and refused when they
@@ -11,7 +14,7 @@ It is for trusted development, not a sandbox. What it does and does not enforce:
   environment (:mod:`~agentjournal.infrastructure.compute.sandbox_fetch`).
 * Commands are **not** confined. They start in the work folder but run as the
   user, and can read, change and reach anything the user can, network included.
-  Use ``compute="docker"`` for work you do not trust.
+  Use the confined host (the default) or ``compute="docker"`` for work you do not trust.
 * Commands get a minimal environment (:func:`command_environment`), not the
   engine's: its secrets (``CIPHER_KEY``, ``POSTGRES_PASSWORD``, API keys) stay out.
 * A command's time limit holds whatever it does: at the deadline, and when the
@@ -56,7 +59,8 @@ from agentjournal.application.ports import (
     WorkspaceScan,
 )
 from agentjournal.application.service import data_home
-from agentjournal.domain import ComputeBinding, FileState
+from agentjournal.domain import ComputeBinding, FileState, NetworkAccess, network_access
+from agentjournal.domain.policy import UNCONFINED_HOST
 from agentjournal.infrastructure.compute import host_processes, sandbox_fetch, sandbox_files, sandbox_snapshot
 from agentjournal.infrastructure.compute.sandbox_protocol import (
     alarm_seconds,
@@ -129,11 +133,11 @@ def command_environment(root: Path, env: Mapping[str, str], call: str) -> dict[s
 
 
 class HostCompute:
-    """Tools on the host: files inside the work folder ``root`` (by default a folder
-    per session under ``base``); commands anywhere the user can go (see the module
+    """Tools on the host, unconfined: files inside the work folder ``root`` (by default a
+    folder per session under ``base``); commands anywhere the user can go (see the module
     documentation for what is and is not enforced)."""
 
-    kind = "host"
+    kind = UNCONFINED_HOST
 
     def __init__(
         self,
@@ -150,14 +154,14 @@ class HostCompute:
         self.root: Path | None = self._fixed_root
         self._running: set[int] = set()
         """The supervisors of the commands running now (their process groups)."""
-        self._scans: OrderedDict[Path, dict[str, list[Any]]] = OrderedDict()
-        """What the last snapshot of each work folder found, for the next to skip unchanged files."""
+        self._scans = FolderScans()
 
     @classmethod
     def from_config(cls, config: ManagedConfig) -> HostCompute:
-        if config.networking.get("type") != "unrestricted":
+        if network_access(config.networking) != NetworkAccess.HOST:
             raise ComputeError(
-                f"the host compute cannot restrict the network ({config.networking!r}); use compute='docker'"
+                f"the unconfined host compute cannot restrict the network ({config.networking!r}); "
+                "use the confined host (the default) or compute='docker'"
             )
         return cls(
             config.working_dir or None,
@@ -305,29 +309,7 @@ class HostCompute:
         return done.stdout
 
     def snapshot(self, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
-        """Scan the work folder in this process (:mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`),
-        trusting what the last scan of the same folder found for unchanged files."""
-        root = self._root()
-        previous = self._scans.pop(root, {})
-        try:
-            work_fd = os.open(root, sandbox_snapshot.FOLDER)
-        except OSError as e:
-            raise ComputeError(f"cannot read the work folder: {e.strerror}") from None
-        try:
-            started, entries, contents = sandbox_snapshot.scan(
-                work_fd, previous, dict(known), list(limits.ignore), limits.max_file_bytes
-            )
-        except OSError as e:
-            raise ComputeError(f"cannot read the work folder: {e.strerror}") from None
-        finally:
-            os.close(work_fd)
-        self._scans[root] = {
-            e[0]: [e[5], e[2], e[6], e[1], e[4]] for e in entries if sandbox_snapshot.reusable(e, started)
-        }
-        while len(self._scans) > MAX_SCANS_KEPT:
-            self._scans.popitem(last=False)
-        files = {e[0]: FileState(hash=e[1], size=e[2], mode=e[3], stored=e[4]) for e in entries}
-        return WorkspaceScan(files=files, contents=contents)
+        return self._scans.snapshot(self._root(), known, limits)
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
         """Delete ``remove`` and write ``files`` in this process, as
@@ -375,6 +357,39 @@ class HostCompute:
         folder itself is kept for the user."""
         if binding.kind == self.kind:
             host_processes.kill_all(host_processes.marked(f"{WORKSPACE_MARK}={binding.reference}".encode()))
+
+
+class FolderScans:
+    """Snapshots of host work folders, taken in the engine's process
+    (:mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`), each trusting what the
+    last one of the same folder found for the files that did not change. The walk opens
+    every name without following links, so it reads nothing outside the folder."""
+
+    def __init__(self) -> None:
+        self._found: OrderedDict[Path, dict[str, list[Any]]] = OrderedDict()
+        """What the last snapshot of each work folder found, for the next to skip unchanged files."""
+
+    def snapshot(self, root: Path, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
+        previous = self._found.pop(root, {})
+        try:
+            work_fd = os.open(root, sandbox_snapshot.FOLDER)
+        except OSError as e:
+            raise ComputeError(f"cannot read the work folder: {e.strerror}") from None
+        try:
+            started, entries, contents = sandbox_snapshot.scan(
+                work_fd, previous, dict(known), list(limits.ignore), limits.max_file_bytes
+            )
+        except OSError as e:
+            raise ComputeError(f"cannot read the work folder: {e.strerror}") from None
+        finally:
+            os.close(work_fd)
+        self._found[root] = {
+            e[0]: [e[5], e[2], e[6], e[1], e[4]] for e in entries if sandbox_snapshot.reusable(e, started)
+        }
+        while len(self._found) > MAX_SCANS_KEPT:
+            self._found.popitem(last=False)
+        files = {e[0]: FileState(hash=e[1], size=e[2], mode=e[3], stored=e[4]) for e in entries}
+        return WorkspaceScan(files=files, contents=contents)
 
 
 class OutputCap:

@@ -1,18 +1,24 @@
 """The engine's side of the helpers that run where the tools run.
 
 :mod:`~agentjournal.infrastructure.compute.sandbox_files` (the file operations and searches)
-and :mod:`~agentjournal.infrastructure.compute.sandbox_fetch` (a web fetch) run in the Docker
-sandbox, or as a child process on the host. Both computes use what is here: the checks
-a model's path or pattern passes before anything starts (a NUL byte cannot even be
-passed to a process), and the reading of a helper's answer (its exit status, stdout
-and stderr) into the port's types or a :class:`ComputeError` the model can act on.
+and :mod:`~agentjournal.infrastructure.compute.sandbox_fetch` (a web fetch) run in a sandbox
+(Docker's, or bubblewrap's on the confined host), or as a child process on the unconfined
+host; :mod:`~agentjournal.infrastructure.compute.sandbox_snapshot` restores files in a
+sandbox. Every compute uses what is here: the helpers' sources and the limits on their
+answers, the checks a model's path or pattern passes before anything starts (a NUL byte
+cannot even be passed to a process), and the reading of a helper's answer (its exit
+status, stdout and stderr) into the port's types or a :class:`ComputeError` the model
+can act on.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import math
 import signal
+from types import ModuleType
 
 from agentjournal.application.ports import ComputeError, LineMatch, LineMatches, PathMatches, WebPage
 from agentjournal.infrastructure.compute import sandbox_files, sandbox_snapshot
@@ -22,6 +28,22 @@ MAX_PATTERN_BYTES = 8192
 MAX_URL_BYTES = 8192
 TIMED_OUT = (-signal.SIGALRM, 128 + signal.SIGALRM)
 """The exit status of a helper its alarm ended, as a child process and as a Docker exec report it."""
+
+MAX_FILE_BYTES = 256 * 1024 * 1024
+"""The largest file the file tools read from a sandbox (the engine holds it whole)."""
+MAX_LISTING_BYTES = 16 * 1024 * 1024
+"""The most any other answer of a helper in a sandbox may hold."""
+FETCH_HEAD_BYTES = 64 * 1024
+"""Room for the line about a fetched page (its URL) before the body."""
+FILE_TIMEOUT = 300.0
+"""Seconds a file operation in a sandbox may take (256 MiB through the engine)."""
+
+
+@functools.cache
+def helper_source(helper: ModuleType) -> str:
+    """A helper module's source, for a sandbox's own Python to run (``python3 -I -S -c``):
+    the sandbox cannot see the engine's files."""
+    return inspect.getsource(helper)
 
 
 def check_path(path: str) -> None:

@@ -91,6 +91,10 @@ class ServerSettings:
     otel_endpoint: str = ""
     """An OTLP/HTTP collector to send each turn to as it ends (the ``otel`` extra); none
     when empty."""
+    allow_unconfined_host: bool = False
+    """Run the tools of sessions without packages on the unconfined host (as the server's
+    own user, nothing confined), and of sessions that recorded it: trusted development only.
+    Without it no tool runs unconfined (see :mod:`~.placement`)."""
 
     def route(self, model: str) -> str:
         if self.model_provider and "/" not in model:
@@ -122,6 +126,7 @@ class Engine:
             answer_grace=settings.answer_grace,
             wait_for_log=self.doorbell.wait,
             mcp=HttpMcpClient(allow_private=settings.allow_private_mcp),
+            allow_unconfined=settings.allow_unconfined_host,
         )
         self.telemetry = _live_telemetry(service, settings.otel_endpoint) if settings.otel_endpoint else None
         self.runner = TurnRunner(

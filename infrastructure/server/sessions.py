@@ -33,10 +33,12 @@ from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.application.projection import SessionQuery, SessionStats, SessionSummary, session_stats
 from agentjournal.application.resources import PreparedMount
 from agentjournal.domain import McpServer, NoTurnInProgress, Session, SessionConfig, Status, Usage
+from agentjournal.domain.policy import CONFINED_HOST
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
 from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, VAULT, parse_id, wire_id
 from agentjournal.infrastructure.server.mounts import FileMount, Mount, resource_json, resource_mount
+from agentjournal.infrastructure.server.placement import compute_without_packages
 from agentjournal.infrastructure.server.query import query_bool, query_int, query_time, query_version
 from agentjournal.infrastructure.server.wire import wire_time
 
@@ -145,9 +147,12 @@ def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:
 def extension_json(summary: SessionSummary) -> dict[str, Any]:
     """What a session shows beyond the cloud's fields, under a key of its own
     (``x_agentjournal``): the engine's status (``error`` after a failed turn, which the
-    cloud's vocabulary calls ``idle``), what its model calls cost and how long they took."""
+    cloud's vocabulary calls ``idle``), where its tools run (``host``, confined;
+    ``host-unconfined``; ``docker``; ``self_hosted``), what its model calls cost and how long
+    they took."""
     return {
         "status": summary.status.value,
+        "compute": summary.compute,
         "cost": views.cost(summary.cost),
         "model_ms": round(summary.model_ms, 3),
     }
@@ -158,6 +163,8 @@ def _session_body(
     status: Status, usage: Usage, created_at: datetime, updated_at: datetime, archived_at: datetime | None,
     stats: SessionStats, resources: list[dict[str, Any]], extension: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
+    """A session as the API shows it, with this engine's own fields under ``x_agentjournal``
+    (a name no field of the cloud's will take): ``compute``, where its tools run."""
     return {
         "type": "session",
         "id": wire_id(SESSION, session_id),
@@ -304,6 +311,10 @@ def _create(engine: Any, body: SessionCreate, mounts: list[Mount]) -> dict[str, 
     agent = engine.catalog.get_agent(parse_id(AGENT, ref.id), ref.version)
     environment = engine.catalog.get_environment(parse_id(ENVIRONMENT, body.environment_id))
     config = session_config(agent, environment, engine.runtimes.config)
+    if config.compute == CONFINED_HOST:  # no packages: the host, confined where it can be
+        config = msgspec.structs.replace(
+            config, compute=compute_without_packages(engine.runtimes.allow_unconfined)
+        )
     config = msgspec.structs.replace(
         config,
         metadata=check_metadata(dict(body.metadata)),

@@ -42,15 +42,16 @@ SESSION_TABLES = Tables(
     ),
 )  # fmt: skip
 """Version 2 added the agent, environment, metadata, archived and deleted columns;
-version 3 the running time (``active_seconds``, ``running_since``, ``ended_at``), the cost
-(dollars, and the calls without a price) and the model calls' time."""
+version 3 the compute the session's tools run on, the running time (``active_seconds``,
+``running_since``, ``ended_at``), the cost (dollars, and the calls without a price) and the
+model calls' time."""
 
 COLUMNS = (
     "id", "name", "model", "status", "title",
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens",
     "message_count", "tool_call_count", "turn_count", "version",
     "created_at", "updated_at", "parent_id", "parent_version", "last_error",
-    "agent_id", "agent_version", "environment_id", "metadata", "archived_at", "deleted",
+    "agent_id", "agent_version", "environment_id", "metadata", "archived_at", "deleted", "compute",
     "active_seconds", "running_since", "ended_at",
     "cost_usd", "unpriced_calls", "model_ms",
 )  # fmt: skip
@@ -97,7 +98,7 @@ def to_row(s: SessionSummary, sealer: Sealer) -> tuple[Any, ...]:
         str(s.parent_id) if s.parent_id else None, s.parent_version, sealer.seal(storable(s.last_error)),
         storable(s.agent_id), s.agent_version, storable(s.environment_id),
         sealer.seal(msgspec.json.encode(s.metadata).decode()),
-        sortable(s.archived_at) if s.archived_at else None, s.deleted,
+        sortable(s.archived_at) if s.archived_at else None, s.deleted, storable(s.compute),
         s.active_seconds, _optional_time(s.running_since), _optional_time(s.ended_at),
         s.cost.usd, s.cost.unpriced, s.model_ms,
     )  # fmt: skip
@@ -145,6 +146,7 @@ def from_row(row: Any, sealer: Sealer) -> SessionSummary:
         ended_at=_read_time(r["ended_at"]),
         cost=Cost(usd=r["cost_usd"], unpriced=r["unpriced_calls"]),
         model_ms=r["model_ms"],
+        compute=r["compute"],
     )
 
 

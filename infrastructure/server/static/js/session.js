@@ -15,6 +15,19 @@ import { confirmAction, copy, notice } from "./ui.js";
 
 const LIVE_KEPT = 60;
 
+/** Where a session's tools run, as its `x_agentjournal.compute` says: a label and a hint. */
+const COMPUTES = {
+  "host": ["confined host", "tools run on this host in a bubblewrap sandbox: the work folder only, no other process, no secret"],
+  "host-unconfined": ["UNCONFINED host", "tools run on this host as the server's own user, with its files, processes and network"],
+  "docker": ["Docker sandbox", "tools run in a hardened Docker container"],
+};
+
+/** The compute a session's tools run on, flagged when nothing confines them. */
+function computeTag(compute) {
+  const [label, hint] = COMPUTES[compute] ?? [compute ?? "", ""];
+  return h("span", { id: "session-compute", class: compute === "host-unconfined" && "unconfined", title: hint }, label);
+}
+
 /** A one-line description of an API event for the live feed. */
 function describe(event) {
   const text = (content) => (content ?? []).map((block) => block.text ?? "").join(" ");
@@ -149,6 +162,7 @@ export class SessionView {
     fill(this.meta,
       h("span", { id: "session-status" }, statusPill(this.status)), " ",
       h("span", {}, session.agent?.model?.id ?? ""), " · ",
+      computeTag(session.x_agentjournal?.compute), " · ",
       h("span", { id: "session-tokens" }, tokens(session.usage)), " · ",
       spent ? [h("span", { id: "session-cost" }, cost(spent.cost) || "no cost yet"), ` · model time ${duration(spent.model_ms)} · `] : "",
       h("span", { id: "session-events" }, `${count(this.head)} events`), " · ",
