@@ -189,9 +189,13 @@ def test_a_worker_killed_mid_command_loses_its_lease_and_a_second_worker_runs_th
         assert len(list(work.list(environment_id))) == 1  # the lost worker's item, claimed again
 
 
+SESSIONS = 6
+"""Sessions served at once by three workers (twice as many sessions as workers)."""
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("store_env", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
-def test_the_user_on_one_server_and_three_workers_for_twelve_sessions_on_another_share_a_postgresql_store(
+def test_the_user_on_one_server_and_three_workers_for_many_sessions_on_another_share_a_postgresql_store(
     model_server, store_env, tmp_path
 ):
     with (
@@ -203,14 +207,15 @@ def test_the_user_on_one_server_and_three_workers_for_twelve_sessions_on_another
         agent = client.beta.agents.create(name="a", model="claude-haiku-4-5", tools=TOOLSET)
         key = mint_key(client, environment.id)
         sessions = [
-            client.beta.sessions.create(agent=agent.id, environment_id=environment.id).id for _ in range(12)
+            client.beta.sessions.create(agent=agent.id, environment_id=environment.id).id
+            for _ in range(SESSIONS)
         ]
         # The model's replies are one queue: every first reply (a call) is taken before any
         # second one (an answer) is queued, and the workers start once every call waits.
         model_server.enqueue(
             *(
                 Reply(tool_calls=[ScriptedToolCall("bash", {"command": f"echo {n} >> ran.txt"})])
-                for n in range(12)
+                for n in range(SESSIONS)
             )
         )
         for session_id in sessions:
@@ -229,7 +234,7 @@ def test_the_user_on_one_server_and_three_workers_for_twelve_sessions_on_another
                 wait_until(lambda s=session_id: ended(client, s), "every session's turn to end", 180)
         ran = [line for name in ("w1", "w2", "w3") if (tmp_path / name / "ran.txt").exists()
                for line in (tmp_path / name / "ran.txt").read_text().split()]  # fmt: skip
-        assert sorted(ran, key=int) == [str(n) for n in range(12)]  # every call ran, and once
+        assert sorted(ran, key=int) == [str(n) for n in range(SESSIONS)]  # every call ran, and once
         for session_id in sessions:
             events = events_of(client, session_id)
             assert len([e for e in events if e.type == "user.tool_result"]) == 1
