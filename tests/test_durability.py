@@ -136,10 +136,11 @@ def test_killed_during_the_model_stream(agent, model_server, store_env):
     assert_log_is_whole(agent)
 
 
-def test_killed_during_a_tool_call(agent, model_server, store_env, tmp_path: Path):
-    fifo = tmp_path / "tool-started"
+def test_killed_during_a_tool_call(agent, model_server, store_env):
+    fifo = Path(agent.state_at().compute.reference) / "tool-started"  # in the work folder: all a tool sees
     os.mkfifo(fifo)
-    slow = f"echo started > {fifo} && sleep 5"
+    os.chmod(fifo, 0o666)  # whoever the tools run as
+    slow = "echo started > tool-started && sleep 5"
     model_server.enqueue(
         Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": slow})]), Reply(text="never")
     )
