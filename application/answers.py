@@ -66,6 +66,23 @@ def _check_awaits_answers(session: Session) -> None:
         raise NoPendingAction(session.id, "")
 
 
+def record_worker_result(
+    session: Session, tool_call_id: str, output: bytes, is_error: bool, worker: str
+) -> None:
+    """A worker's result for a call the turn waits on it for, applied to ``session`` (not
+    saved), capped at the session's ``max_output_bytes`` like any tool's output.
+    :class:`NoPendingAction` when no worker is awaited for that call."""
+    call = next((c for c in session.open_tool_calls if c.id == tool_call_id), None)
+    if call is None or tool_call_id not in session.pending_remote:
+        raise NoPendingAction(session.id, tool_call_id)
+    limit = session.config.max_output_bytes
+    result = ToolResult(
+        tool_call_id=tool_call_id, name=call.name, output=output[:limit].decode("utf-8", "replace"),
+        is_error=is_error, truncated=len(output) > limit,
+    )  # fmt: skip
+    session.record_remote_result(result, worker)
+
+
 class Prompt(msgspec.Struct, frozen=True):
     text: str
 
@@ -86,7 +103,15 @@ class Confirmation(msgspec.Struct, frozen=True):
     reason: str
 
 
-Step = Prompt | Interrupt | ToolAnswer | Confirmation
+class WorkerResult(msgspec.Struct, frozen=True):
+    """A self-hosted worker's result for a call the turn waits on it for."""
+
+    call_id: str
+    output: str
+    is_error: bool
+
+
+Step = Prompt | Interrupt | ToolAnswer | Confirmation | WorkerResult
 
 
 class StepRefused(AgentJournalError):
@@ -113,7 +138,13 @@ def check_steps(session: Session, orphaned: str | None, steps: Sequence[Step]) -
             if isinstance(step, Interrupt):
                 session.interrupt_turn(step.detail)
                 continue
-            if isinstance(step, ToolAnswer):
+            if isinstance(step, WorkerResult):
+                if any(
+                    isinstance(m, ToolResult) and m.tool_call_id == step.call_id for m in session.messages
+                ):
+                    continue  # a worker posting again what is recorded: harmless, the first stands
+                record_worker_result(session, step.call_id, step.output.encode(), step.is_error, "")
+            elif isinstance(step, ToolAnswer):
                 answer_tool_call(session, step.call_id, step.output.encode(), step.is_error)
             else:
                 confirm_tool_call(session, step.call_id, step.allowed, step.reason)

@@ -22,13 +22,19 @@ import threading
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 import msgspec
 
 from agentjournal.application import views
-from agentjournal.application.config import RECORDED, LocalManagedConfig, ManagedConfig
+from agentjournal.application.config import (
+    RECORDED,
+    CustomToolHandler,
+    LocalManagedConfig,
+    ManagedConfig,
+    ToolConfirmation,
+)
 from agentjournal.application.errors import (
     ConfigError,
     SessionNotFound,
@@ -46,6 +52,10 @@ from agentjournal.domain.policy import UNCONFINED_HOST
 
 if TYPE_CHECKING:
     from agentjournal.application.audit import TimelineEntry, Verification
+    from agentjournal.application.catalog_projection import FileView
+    from agentjournal.application.resources import SessionResources
+    from agentjournal.application.uploads import Uploads
+    from agentjournal.domain.resources import MountedResource
 
 __all__ = [
     "Agent",
@@ -65,6 +75,14 @@ _NO_SESSION: dict[str, Any] = {"id": "", "status": "unknown", "title": ""}
 
 class RecordedConfigWarning(UserWarning):
     """A resumed session keeps its recorded config where the resuming one differs."""
+
+
+class AgentIds(NamedTuple):
+    """PraisonAI's ids of an agent, as :meth:`ManagedAgent.save_ids` returns them."""
+
+    agent_id: str
+    agent_version: int
+    environment_id: str
 
 
 def route_model(provider: str, model: str) -> str:
@@ -93,6 +111,9 @@ class ManagedAgent:
     ...}``), or a :class:`SessionService` to share; by default the environment
     decides, else a file under ``$AGENTJOURNAL_HOME`` (``~/.local/share/agentjournal``).
     ``model`` replaces the litellm adapter (any :class:`LanguageModel`).
+    ``api_key``, ``api_base`` and the callbacks ``on_tool_confirmation`` and
+    ``on_custom_tool`` may be given here, as PraisonAI's examples do, or in the config;
+    given here, they win.
     """
 
     def __init__(
@@ -105,17 +126,35 @@ class ManagedAgent:
         model: LanguageModel | None = None,
         api_key: str | None = None,
         api_base: str | None = None,
+        on_tool_confirmation: ToolConfirmation | None = None,
+        on_custom_tool: CustomToolHandler | None = None,
     ) -> None:
         config = _as_config(config)
-        given = {k: v for k, v in (("api_key", api_key), ("api_base", api_base)) if v is not None}
+        given = {
+            name: value
+            for name, value in (
+                ("api_key", api_key),
+                ("api_base", api_base),
+                ("on_tool_confirmation", on_tool_confirmation),
+                ("on_custom_tool", on_custom_tool),
+            )
+            if value is not None
+        }
         self.provider = provider
         self.config = msgspec.structs.replace(config, model=route_model(provider, config.model), **given)
+        self.config.check_callbacks()
         self.service = open_store(store)
-        self._runtimes = Runtimes(self.config, compute, model)
+        self._runtimes = Runtimes(self.config, compute, model, vault_tokens=self._vault_tokens)
         self._session_id: UUID | None = None
         self._lock = threading.Lock()
 
     # -- wiring -----------------------------------------------------------------------
+
+    def _vault_tokens(self, recorded: SessionConfig) -> dict[str, str]:
+        """The tokens a session's recorded vaults hold for its MCP servers."""
+        from agentjournal.application.vaults import open_vaults
+
+        return open_vaults(self.service).tokens(recorded.vault_ids, [s.url for s in recorded.mcp_servers])
 
     @property
     def compute_kind(self) -> str:
@@ -207,19 +246,39 @@ class ManagedAgent:
 
     def _updated(self, config: ManagedConfig, changes: Mapping[str, Any]) -> ManagedConfig:
         updated = ManagedConfig.from_dict(config.to_dict() | dict(changes))
+        updated.check_callbacks()
         return msgspec.structs.replace(updated, model=route_model(self.provider, updated.model))
 
+    # -- ids (PraisonAI's names, read from the log) ---------------------------------------
+
+    @property
+    def agent_id(self) -> str:
+        """The agent's name, as the current session recorded it (before a session, this
+        agent's own)."""
+        return self._ids().agent_id
+
+    @property
+    def agent_version(self) -> int:
+        """How many configs the current session has had: 1, then one more per
+        :meth:`update_agent` (1 before a session)."""
+        return self._ids().agent_version
+
+    @property
+    def environment_id(self) -> str:
+        """Where the current session's tools run, as it recorded it: its compute kind, such
+        as "host" or "docker" (before a session, where a new one's would run)."""
+        return self._ids().environment_id
+
+    def _ids(self) -> AgentIds:
+        if self._session_id is None:
+            return AgentIds(self.config.name, 1, self.compute_kind)
+        session = self.state_at()
+        return AgentIds(session.config.name, session.config_version, session.config.compute)
+
     def save_ids(self) -> dict[str, Any]:
-        """What to keep to resume later, in this or another process: PraisonAI's keys.
-        ``agent_version`` counts the configs the session has had (1, then one more per
-        :meth:`update_agent`); ``environment_id`` names its compute."""
-        version = self.state_at().config_version if self._session_id else 1
-        return {
-            "agent_id": self.config.name,
-            "agent_version": version,
-            "environment_id": self.compute_kind,
-            "session_id": self.session_id,
-        }
+        """What to keep to resume later, in this or another process: PraisonAI's keys,
+        ``agent_id``, ``agent_version``, ``environment_id`` and ``session_id``."""
+        return {**self._ids()._asdict(), "session_id": self.session_id}
 
     def restore_ids(self, ids: Mapping[str, Any]) -> None:
         """Resume the session of a :meth:`save_ids` mapping (its other keys are informative)."""
@@ -416,6 +475,65 @@ class ManagedAgent:
         forked._session_id = fork_id
         return forked
 
+    # -- files and repositories ----------------------------------------------------------
+
+    def upload_file(self, source: str | os.PathLike[str], mime_type: str | None = None) -> FileView:
+        """Upload a file from disk to the store's Files (the Files API's upload), read and
+        stored a part at a time; its media type is guessed from its name unless given."""
+        import mimetypes
+
+        uploads = self._uploads()
+        upload = uploads.begin()
+        with open(source, "rb") as file:
+            while part := file.read(1024 * 1024):
+                upload.write(part)
+        name = os.path.basename(os.fspath(source))
+        kind = mime_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+        return uploads.finish(upload, name, kind)
+
+    def mount_file(self, file_id: UUID | str, mount_path: str | None = None) -> MountedResource:
+        """Mount an uploaded file into the session (started now if there is none) at
+        ``mount_path`` (default: ``/mnt/session/uploads/<file_id>``); see
+        :mod:`agentjournal.application.mounts` for where that lies in the work folder."""
+        from agentjournal.application.mounts import default_file_mount
+
+        file_id = file_id if isinstance(file_id, UUID) else UUID(str(file_id).removeprefix("file_"))
+        resources = self._resources()
+        prepared = resources.prepare_file(file_id, mount_path or default_file_mount(f"file_{file_id.hex}"))
+        return resources.mount(self._session_for_mounts(), prepared, self._runtimes)
+
+    def mount_repository(
+        self, url: str, *, token: str | None = None, branch: str = "", commit: str = "",
+        mount_path: str | None = None,
+    ) -> MountedResource:  # fmt: skip
+        """Clone a git repository (http or https) at ``branch`` or ``commit`` into the
+        session (started now if there is none) at ``mount_path`` (default:
+        ``/workspace/<repo>``). ``token`` is used for the clone and kept nowhere."""
+        from agentjournal.application.mounts import default_repository_mount
+
+        resources = self._resources()
+        prepared = resources.prepare_repository(
+            url, mount_path or default_repository_mount(url), token=token, branch=branch, commit=commit
+        )
+        return resources.mount(self._session_for_mounts(), prepared, self._runtimes)
+
+    def _uploads(self) -> Uploads:
+        from agentjournal.application.catalog import Catalog
+        from agentjournal.application.uploads import Uploads
+
+        return Uploads(Catalog(self.service, self.config.redactor()))
+
+    def _resources(self) -> SessionResources:
+        from agentjournal.application.resources import SessionResources
+
+        return SessionResources(self.service, self._uploads())
+
+    def _session_for_mounts(self) -> UUID:
+        if self._session_id is None:
+            self.create_session()
+        assert self._session_id is not None
+        return self._session_id
+
     def interrupt(self) -> None:
         """Record the running turn as interrupted (``ManagedBackendProtocol``)."""
         self.service.interrupt(self._require_session())
@@ -437,6 +555,11 @@ class Agent:
         """Run ``prompt`` in the backend's session and return the final text. With
         ``stream=True`` the text is also written to stdout as it arrives."""
         return self.backend.run(prompt, echo=stream)
+
+    def run(self, prompt: str, stream: bool = False) -> str:
+        """:meth:`start` under PraisonAI's other name for it, silent unless ``stream=True``
+        (as theirs: ``start`` may print, ``run`` never does unless asked)."""
+        return self.start(prompt, stream=stream)
 
     def stream(self, prompt: str) -> Iterator[str]:
         return self.backend.iter_text(prompt)

@@ -16,6 +16,8 @@ from eventsourcing.utils import get_topic, resolve_topic
 
 from agentjournal.application.errors import AgentJournalError, BlobDamaged, BlobMissing, SessionNotFound
 from agentjournal.application.snapshots import ChunkChecker, SnapshotUnusable, StoredChunk
+from agentjournal.application.tracing import Cost
+from agentjournal.application.views import format_cost
 from agentjournal.domain import AssistantMessage, FileState, Message, Session, ToolResult, UserMessage
 from agentjournal.domain.chain import GENESIS, event_hash, event_type_name, payload_of
 from agentjournal.domain.legacy import LEGACY_EXPORT_FORMATS, legacy_type_name
@@ -303,7 +305,7 @@ class TimelineEntry(msgspec.Struct, frozen=True):
     version: int
     timestamp: datetime
     actor: str
-    """user, assistant, tool, files or session."""
+    """user, assistant, model (a call's tokens, latency and cost), tool, files or session."""
     text: str
 
 
@@ -313,6 +315,7 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
     failures, forks."""
     entries = []
     turn_usage: dict[str, int] = {"in": 0, "out": 0}
+    turn_cost = Cost()
     files: Mapping[str, FileState] = {}
     for e in service.events.get(session_id):
 
@@ -332,7 +335,7 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
             case Session.UserMessageAdded():
                 add("user", e.content)
             case Session.TurnStarted():
-                turn_usage = {"in": 0, "out": 0}
+                turn_usage, turn_cost = {"in": 0, "out": 0}, Cost()
                 add("session", f"turn {e.turn} started")
             case Session.AssistantMessageAdded():
                 calls = "".join(f"\n  calls {c.name} {c.arguments}" for c in e.message.tool_calls)
@@ -347,9 +350,11 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
             case Session.UsageRecorded():
                 turn_usage["in"] += e.usage.input_tokens
                 turn_usage["out"] += e.usage.output_tokens
+                turn_cost += Cost.of(e.call.cost_usd if e.call else None)
+                add("model", _model_call(e))
             case Session.TurnCompleted():
                 add("session", f"turn ended ({e.stop_reason.value}{': ' + e.detail if e.detail else ''}); "
-                    f"tokens {turn_usage['in']} in / {turn_usage['out']} out")  # fmt: skip
+                    f"tokens {turn_usage['in']} in / {turn_usage['out']} out, cost {format_cost(turn_cost)}")  # fmt: skip
             case Session.TurnFailed():
                 shown = f"; the reply had shown: {e.partial}" if e.partial else ""
                 add("session", f"turn failed: {e.error_type}: {e.error}{shown}")
@@ -363,6 +368,19 @@ def timeline(service: SessionService, session_id: UUID) -> list[TimelineEntry]:
     if not entries:
         raise SessionNotFound(session_id)
     return entries
+
+
+def _model_call(event: Any) -> str:
+    """One model call: its model, tokens, and, when timed, its latency and price."""
+    usage = event.usage
+    text = f"{event.model}: {usage.input_tokens} in / {usage.output_tokens} out tokens"
+    call = event.call
+    if call is None:
+        return text
+    return (
+        f"{text}, {call.duration_ms:.0f} ms (first token {call.first_token_ms:.0f} ms), "
+        f"cost {format_cost(Cost.of(call.cost_usd))}"
+    )
 
 
 def _workspace_change(event: Any, before: Mapping[str, FileState]) -> str:

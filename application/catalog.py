@@ -59,7 +59,8 @@ from agentjournal.application.paging import DEFAULT_LIMIT, Page, check_limit, de
 from agentjournal.application.recording import redact_json
 from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.service import SessionService
-from agentjournal.application.toolset import resolve_tools
+from agentjournal.application.toolset import Toolset, mcp_servers, resolve_tools
+from agentjournal.application.work_queue import WORKER_COMPUTE
 from agentjournal.domain import (
     Agent,
     AgentArchivedError,
@@ -199,6 +200,10 @@ class Catalog:
         """Environments, newest first, archived ones only when asked, deleted ones never."""
         return self._page("environment", include_archived, limit, page, None, None)
 
+    def page(self, kind: str, *, include_archived: bool, limit: int, page: str | None) -> Page[Any]:
+        """A page of the catalog's rows of ``kind`` ("agent", "environment", "vault"), newest first."""
+        return self._page(kind, include_archived, limit, page, None, None)
+
     # -- the store ----------------------------------------------------------------------------
 
     def _load(self, kind: type[A], aggregate_id: UUID) -> A:
@@ -300,29 +305,24 @@ def session_config(
 
     Custom tools and confirmations are answered by the client through the API (the turn
     pauses for them), so they are recorded from the agent's tools directly rather than
-    checked for handlers. What this engine cannot give a session is refused with a
-    :class:`ConfigError` naming the field: MCP servers, skills, a self-hosted environment,
-    limited networking that allows anything (an allow-list needs an egress proxy, not
-    built; ``limited`` that allows nothing is recorded as it is and gives no network at
-    all), and packages of managers other than pip, npm and apt.
+    checked for handlers. A self-hosted environment's sessions run their tools on its
+    workers (:func:`worker_session_config`). What this engine cannot give a session is
+    refused with a :class:`ConfigError` naming the field: skills, limited networking that
+    allows anything (an allow-list needs an egress proxy, not built; ``limited`` that allows
+    nothing is recorded as it is and gives no network at all), and packages of managers
+    other than pip, npm and apt.
     """
     definition = agent.definition
     if agent.archived_at is not None:
         raise AgentArchivedError(agent.id)
     if environment.archived_at is not None:
         raise EnvironmentArchivedError(environment.id)
-    if definition.mcp_servers:
-        raise ConfigError(
-            "agent mcp_servers: MCP servers are not supported yet: this engine has no MCP client"
-        )
     if definition.skills:
         raise ConfigError("agent skills: skills are not supported yet")
     config = environment.definition.config
+    toolset = resolve_tools(definition.tools, field="agent tools")
     if not isinstance(config, CloudConfig):
-        raise ConfigError(
-            "environment config: self_hosted environments are not supported: this engine runs "
-            "tools itself (use a 'cloud' environment)"
-        )
+        return worker_session_config(agent, environment, toolset, defaults)
     networking = msgspec.to_builtins(config.networking)
     if network_access(networking) == NetworkAccess.ALLOW_LIST:
         raise ConfigError(
@@ -337,7 +337,6 @@ def session_config(
             f"environment config.packages: {unsupported} packages are not supported here; "
             f"use {list(PACKAGE_MANAGERS)}"
         )
-    toolset = resolve_tools(definition.tools, field="agent tools")
     where = compute or ("docker" if packages else "host")
     base = defaults or ManagedConfig()
     check_package_sandbox(packages, where, base.host_packages_ok)
@@ -352,6 +351,31 @@ def session_config(
     )
     return msgspec.structs.replace(
         managed.session_config(where),
+        custom_tools=toolset.custom,
+        confirm_tools=toolset.confirm,
+        mcp_servers=mcp_servers(toolset, definition.mcp_servers, "agent mcp_servers"),
+        agent_id=str(agent.id),
+        agent_version=agent.version,
+        environment_id=str(environment.id),
+    )
+
+
+def worker_session_config(
+    agent: AgentView, environment: EnvironmentView, toolset: Toolset, defaults: ManagedConfig | None
+) -> SessionConfig:
+    """What a session in a self-hosted environment records: the agent's tools, of which
+    Anthropic's toolset (:data:`WORKER_TOOLS`) runs on the environment's workers (compute
+    ``self_hosted``), ``web_fetch`` and ``web_search`` on the server, custom tools on the
+    client. (An agent's tools are Anthropic's shapes, so the seed's own tools, which no
+    worker has, cannot be asked for.)"""
+    base = defaults or ManagedConfig()
+    definition = agent.definition
+    managed = msgspec.structs.replace(
+        base, model=definition.model_id, system=definition.system or "", name=definition.name,
+        tools=list(toolset.builtin), packages=None, networking={"type": "unrestricted"},
+    )  # fmt: skip
+    return msgspec.structs.replace(
+        managed.session_config(WORKER_COMPUTE),
         custom_tools=toolset.custom,
         confirm_tools=toolset.confirm,
         agent_id=str(agent.id),

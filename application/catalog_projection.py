@@ -1,6 +1,6 @@
-"""The catalog read model: one row per agent and per environment, for listings.
+"""The catalog read model: one row per agent, environment and uploaded file, for listings.
 
-Listing agents or environments reads these rows, newest first, instead of loading
+Listing agents, environments or files reads these rows, newest first, instead of loading
 every aggregate; looking one up loads the aggregate itself. :class:`CatalogProjector`
 folds agent and environment events into the rows (reading the log exactly once,
 as every projection does: see :mod:`agentjournal.application.projector`). An event
@@ -20,7 +20,8 @@ from uuid import UUID
 import msgspec
 
 from agentjournal.application.projector import ProjectionView, Projector
-from agentjournal.domain import Agent, AgentDefinition, Environment, EnvironmentDefinition
+from agentjournal.domain import Agent, AgentDefinition, Environment, EnvironmentDefinition, Vault
+from agentjournal.domain.stored_file import FileContents, StoredFile
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import ApplicationRecorder, Mapper
@@ -48,7 +49,30 @@ class EnvironmentView(msgspec.Struct, frozen=True, kw_only=True):
     deleted: bool = False
 
 
-CatalogRow = AgentView | EnvironmentView
+class FileView(msgspec.Struct, frozen=True, kw_only=True):
+    """An uploaded file: its metadata and where its contents are stored."""
+
+    id: UUID
+    contents: FileContents
+    created_at: datetime
+    deleted: bool = False
+    archived_at: datetime | None = None
+    """Files are never archived; the field lets every catalog row be filtered alike."""
+
+
+class VaultView(msgspec.Struct, frozen=True, kw_only=True):
+    """A vault as listings show it: its name and labels, never its credentials."""
+
+    id: UUID
+    display_name: str
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None = None
+    deleted: bool = False
+
+
+CatalogRow = AgentView | EnvironmentView | FileView | VaultView
 
 
 class CatalogView(ProjectionView[CatalogRow]):
@@ -68,20 +92,20 @@ class CatalogView(ProjectionView[CatalogRow]):
         created_lte: datetime | None = None,
         after: tuple[datetime, UUID] | None = None,
     ) -> list[CatalogRow]:
-        """Up to ``limit`` rows of ``kind`` ("agent" or "environment"), newest first,
+        """Up to ``limit`` rows of ``kind`` ("agent", "environment" or "file"), newest first,
         never deleted ones, archived ones only when asked; ``after`` is the (created_at,
         id) of the last row of the previous page."""
 
 
 class CatalogProjector(Projector[CatalogRow]):
-    """Folds agent and environment events into a :class:`CatalogView`."""
+    """Folds agent, environment, stored file and vault events into a :class:`CatalogView`."""
 
     def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[UUID], view: CatalogView) -> None:
         super().__init__(recorder, mapper, view)
         self.view: CatalogView = view
 
     def wants(self, event_class: type) -> bool:
-        return issubclass(event_class, (Agent.Event, Environment.Event))
+        return issubclass(event_class, (Agent.Event, Environment.Event, StoredFile.Event, Vault.Event))
 
     def fold(self, events: Sequence[Any]) -> list[CatalogRow]:
         rows = self.view.get_many({e.originator_id for e in events})
@@ -144,3 +168,44 @@ def _(event: Environment.EnvironmentArchived, row: EnvironmentView) -> CatalogRo
 @evolve.register
 def _(event: Environment.EnvironmentDeleted, row: EnvironmentView) -> CatalogRow:
     return msgspec.structs.replace(row, deleted=True, updated_at=event.timestamp)
+
+
+@evolve.register
+def _(event: StoredFile.FileUploaded, row: None) -> CatalogRow:
+    return FileView(id=event.originator_id, contents=event.contents, created_at=event.timestamp)
+
+
+@evolve.register
+def _(event: StoredFile.FileDeleted, row: FileView) -> CatalogRow:
+    return msgspec.structs.replace(row, deleted=True)
+
+
+@evolve.register
+def _(event: Vault.VaultCreated, row: None) -> CatalogRow:
+    return VaultView(
+        id=event.originator_id, display_name=event.display_name, metadata=dict(event.metadata),
+        created_at=event.timestamp, updated_at=event.timestamp,
+    )  # fmt: skip
+
+
+@evolve.register
+def _(event: Vault.VaultUpdated, row: VaultView) -> CatalogRow:
+    return msgspec.structs.replace(
+        row, display_name=event.display_name, metadata=dict(event.metadata), updated_at=event.timestamp
+    )
+
+
+@evolve.register
+def _(event: Vault.VaultArchived, row: VaultView) -> CatalogRow:
+    return msgspec.structs.replace(row, archived_at=event.timestamp, updated_at=event.timestamp)
+
+
+@evolve.register
+def _(event: Vault.VaultDeleted, row: VaultView) -> CatalogRow:
+    return msgspec.structs.replace(row, deleted=True, updated_at=event.timestamp)
+
+
+@evolve.register
+def _(event: Vault.Event, row: VaultView) -> CatalogRow:
+    """A credential changed: the vault's row shows when."""
+    return msgspec.structs.replace(row, updated_at=event.timestamp)

@@ -13,6 +13,7 @@ where the model server is.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,7 +22,7 @@ import msgspec
 from agentjournal.application.errors import ConfigError
 from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.tools import DEFAULT_TOOLS
-from agentjournal.application.toolset import check_handlers, resolve_tools
+from agentjournal.application.toolset import check_handlers, mcp_servers, resolve_tools
 from agentjournal.domain import SessionConfig
 
 PACKAGE_MANAGERS = ("pip", "apt", "npm")
@@ -47,7 +48,8 @@ JSON can encode)."""
 
 class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """How an agent's sessions are set up. Wrong names, types or values raise
-    :class:`ConfigError` at once, naming the field.
+    :class:`ConfigError` at once, naming the field; a callback its tools need and
+    nobody gave, when an agent is built (:meth:`check_callbacks`).
 
     ``tools`` takes tool names or Anthropic-style tool dicts (see
     :mod:`agentjournal.application.toolset`). ``api_key`` goes to the model provider
@@ -83,6 +85,15 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The most the Docker sandbox's work folder holds (it lives in the sandbox's memory)."""
     image: str | None = None
     ca_bundle: str | None = None
+    mcp_servers: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    """``[{"type": "url", "name", "url"}]``: the MCP servers that ``mcp_toolset`` entries of
+    ``tools`` name (recorded, with their toolsets' policies)."""
+    vault_ids: list[str] = msgspec.field(default_factory=list)
+    """Vaults (of the agent's store) whose credentials authenticate sessions to their MCP
+    servers, matched by URL; recorded by id."""
+    mcp_credentials: dict[str, str] = msgspec.field(default_factory=dict)
+    """Bearer tokens by MCP server URL, sent to that server only: never recorded, and
+    redacted wherever they would appear."""
 
     def __post_init__(self) -> None:
         for field in msgspec.structs.fields(self):
@@ -92,15 +103,7 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 raise ConfigError(f"ManagedConfig.{name} must be a function, not {getattr(self, name)!r}")
         toolset = resolve_tools(self.tools)
-        if toolset.mcp_servers:
-            raise ConfigError(
-                f"ManagedConfig.tools: MCP toolsets ({list(toolset.mcp_servers)}) are not supported yet: "
-                "this engine has no MCP client"
-            )
-        try:
-            check_handlers(toolset.custom, toolset.confirm, self.on_custom_tool, self.on_tool_confirmation)
-        except ConfigError as e:
-            raise ConfigError(f"ManagedConfig.tools: {e}") from None
+        mcp_servers(toolset, self.mcp_servers, "ManagedConfig.mcp_servers")
         for manager, names in (self.packages or {}).items():
             if manager not in PACKAGE_MANAGERS:
                 raise ConfigError(
@@ -141,6 +144,7 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             for f in msgspec.structs.fields(self)
         }
         shown["env"] = {k: "***" for k in self.env}
+        shown["mcp_credentials"] = {k: "***" for k in self.mcp_credentials}
         return "ManagedConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @classmethod
@@ -155,6 +159,23 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         """Every field, as given (the API key and env values included: this is the
         caller's own object, not a record)."""
         return msgspec.structs.asdict(self)
+
+    def check_callbacks(self) -> None:
+        """The callbacks this config's tools need are there: ``on_custom_tool`` for custom
+        tools, ``on_tool_confirmation`` for ``always_ask`` policies; a :class:`ConfigError`
+        otherwise. Checked where an agent is built, not here at construction: PraisonAI's
+        code passes the callbacks to the agent beside the config."""
+        toolset = resolve_tools(self.tools)
+        servers = mcp_servers(toolset, self.mcp_servers, "ManagedConfig.mcp_servers")
+        asking = [f"mcp toolset {s.name!r}" for s in servers if s.permission == "always_ask" or any(
+            t.permission == "always_ask" for t in s.tools
+        )]  # fmt: skip
+        try:
+            check_handlers(
+                toolset.custom, (*toolset.confirm, *asking), self.on_custom_tool, self.on_tool_confirmation
+            )
+        except ConfigError as e:
+            raise ConfigError(f"ManagedConfig.tools: {e}") from None
 
     def session_config(self, compute: str) -> SessionConfig:
         """What the log keeps of this config: no key, no env values, no callbacks."""
@@ -176,6 +197,8 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             command_timeout=self.command_timeout,
             max_output_bytes=self.max_output_bytes,
             workspace_quota_bytes=self.workspace_quota_bytes,
+            mcp_servers=mcp_servers(toolset, self.mcp_servers, "ManagedConfig.mcp_servers"),
+            vault_ids=tuple(dict.fromkeys(_vault_id(v) for v in self.vault_ids)),
         )
 
     def governed_by(self, recorded: SessionConfig) -> ManagedConfig:
@@ -187,14 +210,16 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             env={k: v for k, v in self.env.items() if k in recorded.env_names},
         )
 
-    def redactor(self) -> Redactor:
-        """What redacts this config's secrets, and this process's own, from the record."""
-        return Redactor(process_secrets() | self.secrets())
+    def redactor(self, extra: Mapping[str, str] | None = None) -> Redactor:
+        """What redacts this config's secrets, this process's own and ``extra`` (named
+        secrets from elsewhere, such as vaults) from the record."""
+        return Redactor(process_secrets() | self.secrets() | dict(extra or {}))
 
     def secrets(self) -> dict[str, str]:
         named = {f"env:{k}": v for k, v in self.env.items()}
         if self.api_key:
             named["api_key"] = self.api_key
+        named |= {f"mcp:{url}": token for url, token in self.mcp_credentials.items()}
         return named
 
 
@@ -208,6 +233,14 @@ def _check_type(name: str, value: Any, expected: Any) -> None:
     except msgspec.ValidationError as e:
         shown = "" if name == "api_key" else f" (got {type(value).__name__} {value!r})"
         raise ConfigError(f"ManagedConfig.{name}: {e}{shown}") from None
+
+
+def _vault_id(text: str) -> str:
+    """A vault id as a session records it (the UUID's text), from its API form (``vlt_...``) or the UUID."""
+    try:
+        return str(uuid.UUID(text.removeprefix("vlt_")))
+    except ValueError:
+        raise ConfigError(f"ManagedConfig.vault_ids: {text!r} is not a vault id") from None
 
 
 def _plain(value: Any) -> Any:

@@ -45,6 +45,33 @@ class EnvironmentNotFound(AgentJournalError, LookupError):
         self.environment_id = environment_id
 
 
+class StoredFileNotFound(AgentJournalError, LookupError):
+    """No uploaded file with this id, or it was deleted."""
+
+    def __init__(self, file_id: UUID | str) -> None:
+        super().__init__(f"no file {file_id} in this store")
+        self.file_id = file_id
+
+
+class ResourceNotFound(AgentJournalError, LookupError):
+    """The session has no resource with this id (or it was removed)."""
+
+    def __init__(self, session_id: UUID, resource_id: str) -> None:
+        super().__init__(f"session {session_id} has no resource {resource_id!r}")
+
+
+class RepositoryUnavailable(AgentJournalError):
+    """git could not clone a repository, or check out what was asked, with what it was given."""
+
+
+class UploadTooLarge(AgentJournalError):
+    """An upload grew past the store's limit; nothing of it was recorded."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the file is over the upload limit of {limit} bytes")
+        self.limit = limit
+
+
 class SessionNotFound(AgentJournalError, LookupError):
     def __init__(self, session_id: UUID | str) -> None:
         super().__init__(f"no session {session_id} in this store")

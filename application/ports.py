@@ -31,12 +31,15 @@ class TextDelta(msgspec.Struct, frozen=True):
 
 
 class ModelReply(msgspec.Struct, frozen=True):
-    """The whole of one model response: its message (text and tool calls) and usage."""
+    """The whole of one model response: its message (text and tool calls) and usage.
+    ``cost_usd`` is what that usage costs at the adapter's known prices, None when it
+    knows no price for the model (unknown, which is not free)."""
 
     message: AssistantMessage
     usage: Usage
     model: str
     finish_reason: str = ""
+    cost_usd: float | None = None
 
 
 class ModelError(AgentJournalError):
@@ -243,3 +246,76 @@ class BlobStore(Protocol):
     def stored(self, digests: Iterable[str]) -> set[str]:
         """Which of ``digests`` have contents stored."""
         ...
+
+
+class Checkout(msgspec.Struct, frozen=True):
+    """A repository as a clone checked it out: the commit, and every regular file of the
+    work tree and of ``.git`` (paths relative to the clone), links left out."""
+
+    commit: str
+    files: list[FileContents]
+
+
+class RepositoryCloner(Protocol):
+    """Clones git repositories, with git itself, for sessions to mount."""
+
+    def clone(self, url: str, token: str | None, branch: str = "", commit: str = "") -> Checkout:
+        """The repository at ``url`` (http or https), at ``branch`` or ``commit`` (neither:
+        its default branch). ``token`` authenticates the clone and goes nowhere else.
+        ``RepositoryUnavailable`` when git cannot clone it."""
+        ...
+
+
+class McpTool(msgspec.Struct, frozen=True):
+    """A tool an MCP server lists: its own name, description and input schema."""
+
+    name: str
+    description: str
+    input_schema: dict[str, object]
+
+
+class McpOutcome(msgspec.Struct, frozen=True):
+    """What an MCP tool call gave back: its content as text, and whether it is an error."""
+
+    text: str
+    is_error: bool = False
+
+
+class McpError(AgentJournalError):
+    """An MCP server could not be used. ``kind`` names the cloud API's error:
+    ``connection`` (unreachable, not an MCP server, refused by policy) or
+    ``authentication`` (it refused the credential, or wants one)."""
+
+    def __init__(self, message: str, kind: str = "connection") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class McpClient(Protocol):
+    """Speaks to remote MCP servers (Streamable HTTP, legacy SSE as a fallback).
+
+    ``token`` is the bearer credential for the server, if the session has one: it goes
+    into the request's ``Authorization`` header and nowhere else. Both calls raise
+    :class:`McpError` when the server cannot be used; a tool that fails is an outcome.
+    """
+
+    def list_tools(self, url: str, token: str | None) -> list[McpTool]: ...
+
+    def call_tool(
+        self, url: str, token: str | None, name: str, arguments: Mapping[str, object]
+    ) -> McpOutcome: ...
+
+
+class SecretBox(Protocol):
+    """Seals secrets (vault credentials) with a key that never reaches the log: what it
+    seals can be stored beside the log and opened only where the key is."""
+
+    def seal(self, secret: bytes) -> bytes: ...
+
+    def open(self, sealed: bytes) -> bytes:
+        """The secret; :class:`SecretBoxError` when the key cannot open it."""
+        ...
+
+
+class SecretBoxError(AgentJournalError):
+    """A sealed secret cannot be opened: another key sealed it, or it was changed."""

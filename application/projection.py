@@ -26,6 +26,7 @@ from uuid import UUID
 import msgspec
 
 from agentjournal.application.projector import ProjectionView, Projector
+from agentjournal.application.tracing import Cost
 from agentjournal.domain import Session, Status, Usage
 
 if TYPE_CHECKING:
@@ -59,6 +60,34 @@ class SessionSummary(msgspec.Struct, frozen=True):
     deleted: bool = False
     compute: str = ""
     """Where the session's tools run: its config's ``compute``."""
+    cost: Cost = Cost()
+    """What the session's own model calls cost (see :mod:`~agentjournal.application.tracing`)."""
+    model_ms: float = 0.0
+    """How long its timed model calls took, added up."""
+    active_seconds: float = 0.0
+    """Time spent running, up to the end of the last turn (see :func:`session_stats`)."""
+    running_since: datetime | None = None
+    """When the running turn started or resumed; None while none runs."""
+    ended_at: datetime | None = None
+    """When the session was terminated."""
+
+
+class SessionStats(msgspec.Struct, frozen=True):
+    """The cloud's ``stats``: ``active_seconds``, the time spent running (the turn
+    running now counts up to ``now``), and ``duration_seconds``, the time since creation,
+    frozen when the session is terminated."""
+
+    active_seconds: float
+    duration_seconds: float
+
+
+def session_stats(summary: SessionSummary, now: datetime) -> SessionStats:
+    """A session's stats at ``now``, from its summary (so from its log)."""
+    active = summary.active_seconds
+    if summary.running_since is not None:
+        active += max(0.0, (now - summary.running_since).total_seconds())
+    end = summary.ended_at or now
+    return SessionStats(active, max(0.0, (end - summary.created_at).total_seconds()))
 
 
 class SessionQuery(msgspec.Struct, frozen=True, kw_only=True):
@@ -206,12 +235,25 @@ def _(event: Session.UserMessageAdded, summary: SessionSummary) -> SessionSummar
 
 @evolve.register
 def _(event: Session.TurnStarted, summary: SessionSummary) -> SessionSummary:
-    return _touch(summary, event, status=Status.RUNNING, turn_count=event.turn, last_error="")
+    return _touch(
+        summary, event, status=Status.RUNNING, turn_count=event.turn, last_error="",
+        running_since=summary.running_since or event.timestamp,
+    )  # fmt: skip
 
 
 @evolve.register
 def _(event: Session.TurnResumed, summary: SessionSummary) -> SessionSummary:
-    return _touch(summary, event, status=Status.RUNNING)
+    return _touch(
+        summary, event, status=Status.RUNNING, running_since=summary.running_since or event.timestamp
+    )
+
+
+def _stopped(summary: SessionSummary, event: Session.Event) -> dict[str, Any]:
+    """The running time a turn's end (or a termination) adds to the summary."""
+    if summary.running_since is None:
+        return {}
+    ran = max(0.0, (event.timestamp - summary.running_since).total_seconds())
+    return {"active_seconds": summary.active_seconds + ran, "running_since": None}
 
 
 @evolve.register
@@ -231,7 +273,14 @@ def _(event: Session.ToolResultRecorded, summary: SessionSummary) -> SessionSumm
 
 @evolve.register
 def _(event: Session.UsageRecorded, summary: SessionSummary) -> SessionSummary:
-    return _touch(summary, event, usage=summary.usage + event.usage)
+    call = event.call
+    return _touch(
+        summary,
+        event,
+        usage=summary.usage + event.usage,
+        cost=summary.cost + Cost.of(call.cost_usd if call else None),
+        model_ms=summary.model_ms + (call.duration_ms if call else 0.0),
+    )
 
 
 @evolve.register
@@ -241,12 +290,15 @@ def _(event: Session.TitleSet, summary: SessionSummary) -> SessionSummary:
 
 @evolve.register
 def _(event: Session.TurnCompleted, summary: SessionSummary) -> SessionSummary:
-    return _touch(summary, event, status=Status.IDLE)
+    return _touch(summary, event, status=Status.IDLE, **_stopped(summary, event))
 
 
 @evolve.register
 def _(event: Session.TurnFailed, summary: SessionSummary) -> SessionSummary:
-    return _touch(summary, event, status=Status.ERROR, last_error=f"{event.error_type}: {event.error}")
+    return _touch(
+        summary, event, status=Status.ERROR, last_error=f"{event.error_type}: {event.error}",
+        **_stopped(summary, event),
+    )  # fmt: skip
 
 
 @evolve.register
@@ -256,7 +308,9 @@ def _(event: Session.ConfigChanged, summary: SessionSummary) -> SessionSummary:
 
 @evolve.register
 def _(event: Session.SessionTerminated, summary: SessionSummary) -> SessionSummary:
-    return _touch(summary, event, status=Status.TERMINATED)
+    return _touch(
+        summary, event, status=Status.TERMINATED, ended_at=event.timestamp, **_stopped(summary, event)
+    )
 
 
 @evolve.register

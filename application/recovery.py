@@ -8,6 +8,9 @@ error result ("not run") so it is never run a second time and the history stays 
 input for the next model call. Streams reading the log then see the turn end like any
 other.
 
+A turn paused for a self-hosted environment's worker holds no lease (it runs nowhere);
+it is closed when no worker served its work item for the queue's ``worker_wait``.
+
 Any live process can sweep; several sweeping at once race like any two writers (the log
 takes one closing record, the other gets ``ConcurrentUpdate`` and moves on). A server
 sweeps when it starts and every half lease period while it runs, so a crashed server's
@@ -31,6 +34,7 @@ from uuid import UUID
 from agentjournal.application.errors import ConcurrentUpdate
 from agentjournal.application.leases import turn_lease_name
 from agentjournal.application.service import SessionService
+from agentjournal.application.work_queue import WorkConflict
 from agentjournal.domain import SessionError, Status
 
 log = logging.getLogger(__name__)
@@ -61,6 +65,24 @@ class Recovery:
                     self.on_closed(session_id)
             except (ConcurrentUpdate, SessionError):
                 continue  # another process closed it, or a turn began meanwhile
+        return closed + self._close_unserved()
+
+    def _close_unserved(self) -> list[UUID]:
+        """Close the turns that wait for a self-hosted worker none of which came (or took
+        over from a lost one) within the queue's ``worker_wait``, and stop their work."""
+        work = self.service.work
+        closed = []
+        for item in work.unserved_since(work.worker_wait):
+            session_id = UUID(item.session_id)
+            try:
+                if self.service.get_session(session_id).pending_remote:
+                    why = f"no worker of its self-hosted environment served it within {work.worker_wait:g} s"
+                    self.service.interrupt(session_id, why)
+                    closed.append(session_id)
+                    self.on_closed(session_id)
+                work.stop(item.environment_id, item.id, force=True)
+            except (ConcurrentUpdate, SessionError, WorkConflict):
+                continue  # answered, closed or stopped meanwhile
         return closed
 
     def _suspects(self) -> list[UUID]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -22,7 +22,7 @@ import msgspec
 from agentjournal.application import adapters
 from agentjournal.application.config import ManagedConfig
 from agentjournal.application.errors import ConfigError
-from agentjournal.application.ports import Compute, LanguageModel
+from agentjournal.application.ports import Compute, LanguageModel, McpClient
 from agentjournal.application.turns import TurnRuntime
 from agentjournal.domain import ComputeBinding, SessionConfig
 from agentjournal.domain.policy import CONFINED_HOST, UNCONFINED_HOST
@@ -44,7 +44,11 @@ class Runtimes:
     server adds a provider prefix there, so the log keeps the agent's own name).
     ``defer_actions`` pauses turns for custom tools and confirmations instead of
     calling handlers (see :attr:`TurnRuntime.defer_actions`), after waiting
-    ``answer_grace`` seconds for answers, woken by ``wait_for_log``.
+    ``answer_grace`` seconds for answers, woken by ``wait_for_log``. ``mcp`` speaks to
+    MCP servers (by default the ``mcp`` package's client, allowed to reach any address:
+    a server passes one that refuses private ones unless its operator allows them).
+    ``vault_tokens`` gives the bearer tokens a session's recorded vaults hold for its MCP
+    servers, by URL (a server reads them from its vaults).
     """
 
     kept_adapters = 256
@@ -61,6 +65,8 @@ class Runtimes:
         defer_actions: bool = False,
         answer_grace: float = 0.0,
         wait_for_log: Callable[[UUID, float], None] | None = None,
+        mcp: McpClient | None = None,
+        vault_tokens: Callable[[SessionConfig], Mapping[str, str]] | None = None,
         allow_unconfined: bool = False,
     ) -> None:
         if isinstance(compute, str):
@@ -74,6 +80,8 @@ class Runtimes:
         self.defer_actions = defer_actions
         self.answer_grace = answer_grace
         self.wait_for_log = wait_for_log
+        self.mcp = mcp
+        self.vault_tokens = vault_tokens
         self.allow_unconfined = allow_unconfined
         self._adapters: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._governed: tuple[SessionConfig, ManagedConfig] | None = None
@@ -108,16 +116,19 @@ class Runtimes:
             governed = self._governed[1]
             kind = recorded.compute if self.compute is None else self.compute_kind
             waiting = {"wait_for_log": self.wait_for_log} if self.wait_for_log else {}
+            tokens = self._mcp_tokens(recorded, governed)
             return TurnRuntime(
                 model=self._language_model(governed),
                 compute=self._compute_adapter(kind, governed, session_id),
-                redact=governed.redactor(),
+                redact=governed.redactor(extra={f"mcp:{url}": token for url, token in tokens.items()}),
                 host_packages_ok=self.config.host_packages_ok,
                 unconfined_ok=self.unconfined_ok,
                 on_custom_tool=self.config.on_custom_tool,
                 on_tool_confirmation=self.config.on_tool_confirmation,
                 defer_actions=self.defer_actions,
                 answer_grace=self.answer_grace,
+                mcp=self._mcp_client() if recorded.mcp_servers else None,
+                mcp_tokens=tokens,
                 **waiting,
             )
 
@@ -158,6 +169,19 @@ class Runtimes:
                 max_attempts=config.model_max_attempts,
             )
         return self._adapters[key]
+
+    def _mcp_tokens(self, recorded: SessionConfig, config: ManagedConfig) -> dict[str, str]:
+        """The bearer tokens for the session's MCP servers: from its recorded vaults, and
+        the caller's own (``mcp_credentials``), which win."""
+        tokens: dict[str, str] = {}
+        if recorded.mcp_servers and recorded.vault_ids and self.vault_tokens is not None:
+            tokens.update(self.vault_tokens(recorded))
+        return tokens | config.mcp_credentials
+
+    def _mcp_client(self) -> McpClient:
+        if self.mcp is None:
+            self.mcp = adapters.mcp_client(allow_private=True)
+        return self.mcp
 
     def _compute_adapter(self, kind: str, config: ManagedConfig, session_id: UUID | None) -> Compute:
         if isinstance(self.compute, Compute):

@@ -43,7 +43,13 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 
 from agentjournal.application.adapters import release_binding
-from agentjournal.application.answers import Step, answer_tool_call, check_steps, confirm_tool_call
+from agentjournal.application.answers import (
+    Step,
+    answer_tool_call,
+    check_steps,
+    confirm_tool_call,
+    record_worker_result,
+)
 from agentjournal.application.errors import (
     AmbiguousSessionId,
     ConcurrentUpdate,
@@ -76,6 +82,14 @@ from agentjournal.application.recording import given_or_default, recordable_conf
 from agentjournal.application.redaction import Redactor
 from agentjournal.application.snapshots import ChunkedRepository, SessionSnapshots
 from agentjournal.application.turns import Answered, RuntimeFactory, StartedTurn, TurnLoop, TurnUpdate
+from agentjournal.application.work_queue import (
+    DEFAULT_WORK_LEASE_SECONDS,
+    DEFAULT_WORKER_WAIT_SECONDS,
+    WORK_LEASE_SECONDS_SETTING,
+    WORK_STORES,
+    WORKER_WAIT_SECONDS_SETTING,
+    WorkQueue,
+)
 from agentjournal.application.workspace import Files
 from agentjournal.domain import (
     ComputeBinding,
@@ -193,6 +207,11 @@ class SessionService(Application[UUID]):
         self.leases: Leases = self.construct_view(LEASE_STORES, "LEASES_TOPIC")
         self.lease_seconds = float(self.env.get(LEASE_SECONDS_SETTING) or DEFAULT_LEASE_SECONDS)
         self.heartbeat = Heartbeat(self.leases, self.lease_seconds)
+        self.work = WorkQueue(
+            self.construct_view(WORK_STORES, "WORK_STORE_TOPIC"),
+            float(self.env.get(WORK_LEASE_SECONDS_SETTING) or DEFAULT_WORK_LEASE_SECONDS),
+            float(self.env.get(WORKER_WAIT_SECONDS_SETTING) or DEFAULT_WORKER_WAIT_SECONDS),
+        )
         self.working: OrderedDict[UUID, Session] = OrderedDict()
         """Sessions kept in memory between turns (see :attr:`working_copies`)."""
         self.turns = TurnLoop(self)
@@ -384,6 +403,14 @@ class SessionService(Application[UUID]):
         """Record the client's result for a custom tool call the paused turn waits on."""
         data = given_or_default(redact)(output).encode()
         return self._answer_awaited(session_id, lambda s: answer_tool_call(s, tool_call_id, data, is_error))
+
+    def answer_from_worker(self, session_id: UUID, tool_call_id: str, output: str, is_error: bool,
+                           worker: str, redact: Redactor | None = None) -> Answered:  # fmt: skip
+        """Record a self-hosted worker's result for a call the turn waits on it for."""
+        data = given_or_default(redact)(output).encode()
+        return self._answer_awaited(
+            session_id, lambda s: record_worker_result(s, tool_call_id, data, is_error, worker)
+        )
 
     def answer_confirmation(
         self, session_id: UUID, tool_call_id: str, allowed: bool, reason: str = "",

@@ -13,9 +13,9 @@ through:
 * ``{"type": "custom", "name": ..., "description": ..., "input_schema": {...}}``:
   a tool the client runs itself;
 * ``{"type": "mcp_toolset", "mcp_server_name": ..., "configs": [...], ...}``: the
-  tools of an MCP server. They are read and checked, and named in
-  :attr:`Toolset.mcp_servers`; this engine has no MCP client yet, so whoever would
-  run them refuses them (a config, a session made from an agent) rather than drop them.
+  tools of an MCP server (:mod:`~agentjournal.application.mcp_tools`), each enabled or
+  not, each ``always_ask`` (the default for MCP toolsets) or ``always_allow``. The
+  server's URL comes from the agent's ``mcp_servers`` (:func:`mcp_servers`).
 
 :func:`resolve_tools` turns either into a :class:`Toolset`, the part of a session's
 config that the agent loop enforces: the model is offered exactly these tools, and
@@ -33,7 +33,7 @@ from agentjournal.application.agent_tools import AGENT_TOOLS
 from agentjournal.application.errors import ConfigError
 from agentjournal.application.ports import ToolSpec
 from agentjournal.application.tools import TOOL_SPECS
-from agentjournal.domain import CustomTool, SessionConfig
+from agentjournal.domain import CustomTool, McpServer, McpToolPolicy, SessionConfig
 
 AGENT_TOOLSET = "agent_toolset_20260401"
 MCP_TOOLSET = "mcp_toolset"
@@ -53,8 +53,13 @@ class Toolset(msgspec.Struct, frozen=True):
     custom: tuple[CustomTool, ...] = ()
     confirm: tuple[str, ...] = ()
     """Names (built-in or custom) that need the client's confirmation before each call."""
-    mcp_servers: tuple[str, ...] = ()
-    """The MCP servers whose tools ``mcp_toolset`` entries ask for."""
+    mcp_toolsets: tuple[McpServer, ...] = ()
+    """The ``mcp_toolset`` entries, as servers without their URLs (see :func:`mcp_servers`)."""
+
+    @property
+    def mcp_servers(self) -> tuple[str, ...]:
+        """The names of the MCP servers whose tools ``mcp_toolset`` entries ask for."""
+        return tuple(toolset.name for toolset in self.mcp_toolsets)
 
 
 def resolve_tools(tools: Sequence[str | Mapping[str, Any]], field: str = "ManagedConfig.tools") -> Toolset:
@@ -64,7 +69,7 @@ def resolve_tools(tools: Sequence[str | Mapping[str, Any]], field: str = "Manage
     builtin: list[str] = []
     custom: list[CustomTool] = []
     confirm: list[str] = []
-    mcp_servers: list[str] = []
+    mcp_toolsets: list[McpServer] = []
     for index, entry in enumerate(tools):
         where = f"{field}[{index}]"
         if isinstance(entry, str):
@@ -79,7 +84,7 @@ def resolve_tools(tools: Sequence[str | Mapping[str, Any]], field: str = "Manage
             if _policy(entry.get("permission_policy"), where) == "always_ask":
                 confirm.append(tool.name)
         elif isinstance(entry, Mapping) and entry.get("type") == MCP_TOOLSET:
-            mcp_servers.append(_mcp_toolset(entry, where))
+            mcp_toolsets.append(_mcp_toolset(entry, where))
         else:
             raise ConfigError(
                 f"{where}: {entry!r} is not a tool name, an {AGENT_TOOLSET!r} or {MCP_TOOLSET!r} toolset "
@@ -89,9 +94,35 @@ def resolve_tools(tools: Sequence[str | Mapping[str, Any]], field: str = "Manage
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise ConfigError(f"{field}: {duplicated} named more than once")
-    if len(set(mcp_servers)) < len(mcp_servers):
+    servers = [toolset.name for toolset in mcp_toolsets]
+    if len(set(servers)) < len(servers):
         raise ConfigError(f"{field}: more than one {MCP_TOOLSET!r} for one MCP server")
-    return Toolset(tuple(builtin), tuple(custom), tuple(dict.fromkeys(confirm)), tuple(mcp_servers))
+    return Toolset(tuple(builtin), tuple(custom), tuple(dict.fromkeys(confirm)), tuple(mcp_toolsets))
+
+
+def mcp_servers(
+    toolset: Toolset, servers: Sequence[Mapping[str, Any]], field: str = "mcp_servers"
+) -> tuple[McpServer, ...]:
+    """The MCP servers a session records: each ``{"type": "url", "name", "url"}`` entry of
+    ``servers`` joined with its ``mcp_toolset``. Every toolset must name a server and
+    every server be named by a toolset (a ConfigError otherwise)."""
+    urls: dict[str, str] = {}
+    for index, server in enumerate(servers):
+        name, url = server.get("name"), server.get("url")
+        if server.get("type", "url") != "url" or not isinstance(name, str) or not isinstance(url, str):
+            raise ConfigError(f"{field}[{index}]: {dict(server)!r} is not {{'type': 'url', 'name', 'url'}}")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{field}[{index}].url: {url!r} is not an http or https URL")
+        if name in urls:
+            raise ConfigError(f"{field}: names must be unique ({name!r} twice)")
+        urls[name] = url
+    undefined = sorted(set(toolset.mcp_servers) - set(urls))
+    if undefined:
+        raise ConfigError(f"tools: mcp_toolset entries name servers {undefined} that {field} does not define")
+    unused = sorted(set(urls) - set(toolset.mcp_servers))
+    if unused:
+        raise ConfigError(f"{field}: {unused} are not referenced by any mcp_toolset in tools")
+    return tuple(msgspec.structs.replace(t, url=urls[t.name]) for t in toolset.mcp_toolsets)
 
 
 def check_handlers(
@@ -172,20 +203,37 @@ def _custom_tool(entry: Mapping[str, Any], where: str) -> CustomTool:
     return CustomTool(name=name, description=description, input_schema=dict(schema))
 
 
-def _mcp_toolset(entry: Mapping[str, Any], where: str) -> str:
-    """The MCP server an ``mcp_toolset`` entry names, its configs and policies checked."""
+def _mcp_toolset(entry: Mapping[str, Any], where: str) -> McpServer:
+    """An ``mcp_toolset`` entry as the server it names (its URL still unknown), its
+    configs and policies checked. MCP tools are asked about unless a policy says
+    ``always_allow`` (``auto`` is taken as ``always_ask``: nothing here judges a call)."""
     server = entry.get("mcp_server_name")
     if not isinstance(server, str) or not server.strip():
         raise ConfigError(f"{where}: an {MCP_TOOLSET!r} needs a non-empty 'mcp_server_name'")
     default = entry.get("default_config") or {}
     if not isinstance(default, Mapping):
         raise ConfigError(f"{where}.default_config: {default!r} is not a mapping")
-    _policy(default.get("permission_policy"), f"{where}.default_config")
+    default_policy = _policy(default.get("permission_policy"), f"{where}.default_config")
+    tools: list[McpToolPolicy] = []
     for number, config in enumerate(_mappings(entry.get("configs") or (), f"{where}.configs")):
-        if not isinstance(config.get("name"), str):
+        name, enabled = config.get("name"), config.get("enabled")
+        if not isinstance(name, str):
             raise ConfigError(f"{where}.configs[{number}]: a tool config needs a 'name'")
-        _policy(config.get("permission_policy"), f"{where}.configs[{number}]")
-    return server
+        if not isinstance(enabled, (bool, type(None))):
+            raise ConfigError(f"{where}.configs[{number}].enabled: must be true or false")
+        policy = _policy(config.get("permission_policy"), f"{where}.configs[{number}]")
+        tools.append(McpToolPolicy(name, enabled, _mcp_permission(policy) if policy else ""))
+    return McpServer(
+        name=server,
+        url="",
+        enabled=default.get("enabled", True) is not False,
+        permission=_mcp_permission(default_policy or "always_ask"),
+        tools=tuple(tools),
+    )
+
+
+def _mcp_permission(policy: str) -> str:
+    return "always_allow" if policy == "always_allow" else "always_ask"
 
 
 def _policy(policy: Any, where: str) -> str | None:

@@ -19,8 +19,9 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
@@ -34,9 +35,11 @@ from agentjournal.application.errors import (
 from agentjournal.application.leases import (
     Lease,
 )
+from agentjournal.application.mcp_tools import mcp_target, offered_mcp_tools, run_mcp_tool
 from agentjournal.application.ports import (
     Compute,
     LanguageModel,
+    McpClient,
     ModelError,
     ModelReply,
     TextDelta,
@@ -50,6 +53,7 @@ from agentjournal.application.toolset import check_handlers, tool_specs
 from agentjournal.application.workspace import restore_into_new_sandbox, roll_back, take_snapshot
 from agentjournal.domain import (
     Message,
+    ModelCall,
     PackageInstall,
     Session,
     SessionBusy,
@@ -147,6 +151,11 @@ class TurnRuntime:
     """Seconds a turn keeps running while it waits for the client's answers before it
     pauses: answers that come quickly (a client that answers as soon as it sees the
     call) continue the turn without a pause."""
+    mcp: McpClient | None = None
+    """Speaks to the session's MCP servers (none: their tools are not offered)."""
+    mcp_tokens: Mapping[str, str] = field(default_factory=dict)
+    """Bearer credentials by MCP server URL (the caller's, or from the session's vaults):
+    sent to those servers only, never recorded."""
     wait_for_log: Callable[[UUID, float], None] = field(
         default=lambda _session_id, seconds: time.sleep(seconds)
     )
@@ -335,6 +344,9 @@ class TurnLoop:
         continues a paused turn."""
         tools = tool_specs(session.config)
         yield from self._prepare_compute(session, runtime, bool(tools))
+        if session.config.mcp_servers:
+            tools += offered_mcp_tools(session, runtime.mcp, runtime.mcp_tokens, runtime.redact)
+            self.service.save_session(session)  # the servers that failed, if any
         text, used = "", Usage()
         stop_reason = StopReason.MAX_TURNS
         budget = session.config.max_turns - session.model_calls_this_turn
@@ -355,10 +367,12 @@ class TurnLoop:
             if lost.is_set():
                 raise LeaseLost(session.id)
             budget -= 1
-            reply = yield from _model_reply(runtime.model, session.config.system, session.messages, tools)
+            reply, timing = yield from _model_reply(
+                runtime.model, session.config.system, session.messages, tools
+            )
             message = recordable(reply.message, runtime.redact, session.config.max_output_bytes)
             session.add_assistant_message(message)
-            session.record_usage(reply.model, reply.usage)
+            session.record_usage(reply.model, reply.usage, timing)
             text, used = message.content, used + reply.usage
             if not message.tool_calls:
                 stop_reason = StopReason.END_TURN
@@ -424,11 +438,12 @@ class TurnLoop:
     ) -> Generator[TurnUpdate, None, ToolResult | None]:
         """Answer one tool call as the session's config allows: refused when the tool is
         not enabled for the session, asked about first when it needs confirmation,
-        handed to the client when it is a custom tool, run on the compute otherwise.
+        handed to the client when it is a custom tool, to a self-hosted environment's
+        worker when one runs it, run on the compute otherwise.
         ``call`` is the call as the model sent it (whole arguments), ``recorded`` as the
         log keeps it; both carry the recorded id. Calls past the ``number`` a reply may
         make are refused, so one reply cannot run without end. None means the call waits
-        for the client (a deferred confirmation or custom tool)."""
+        for the client (a deferred confirmation or custom tool) or a worker."""
         config = session.config
         judgement = judge(config, call, number, confirmed)
         if judgement.verdict == Verdict.ASK:
@@ -449,9 +464,19 @@ class TurnLoop:
             if runtime.on_custom_tool is None:
                 return None
             return _custom_result(call, runtime, config.max_output_bytes)
+        if judgement.verdict == Verdict.WORKER:
+            session.request_remote_tool(recorded)
+            self.service.save_session(session)
+            self.service.work.offer(config.environment_id, str(session.id))
+            yield ToolCallUpdate(recorded)
+            return None
         session.start_tool_call(recorded)
         self.service.save_session(session)
         yield ToolCallUpdate(recorded)
+        if judgement.verdict == Verdict.MCP:
+            target = mcp_target(config, call.name)
+            assert target is not None  # judged an MCP call
+            return run_mcp_tool(runtime.mcp, target, call, runtime.mcp_tokens, config.max_output_bytes)
         result = run_tool(runtime.compute, call, ToolLimits.of(config))
         if call.name not in READS_ONLY:
             # Recorded before the result, so the files as of the result are what the call left.
@@ -510,15 +535,21 @@ class TurnLoop:
 
 def _model_reply(
     model: LanguageModel, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
-) -> Generator[TextDelta, None, ModelReply]:
+) -> Generator[TextDelta, None, tuple[ModelReply, ModelCall]]:
     """One model call: its text goes on to the caller as it streams, and its reply is
-    returned. A call that fails after some text was shown fails with a
+    returned with the call's timing (measured here, whatever the adapter) and price (the
+    adapter's). A call that fails after some text was shown fails with a
     :class:`ModelError` whose ``partial`` is that text, so the turn's failure records
     what the caller saw, and no half answer passes for a reply."""
     shown: list[str] = []
     reply = None
+    first_token = 0.0
     try:
-        for item in model.stream(system, messages, tools):
+        # Asked for first, timed after: an adapter may prepare there (load its client).
+        items = model.stream(system, messages, tools)
+        started_at, started = datetime.now(timezone.utc), time.perf_counter()
+        for item in items:
+            first_token = first_token or time.perf_counter()
             if isinstance(item, ModelReply):
                 reply = item
             else:
@@ -529,7 +560,14 @@ def _model_reply(
         raise
     if reply is None:
         raise ModelError("the model stream ended without a reply", partial="".join(shown))
-    return reply
+    ended = time.perf_counter()
+    timing = ModelCall(
+        started_at=started_at,
+        duration_ms=round((ended - started) * 1000, 3),
+        first_token_ms=round((first_token - started) * 1000, 3),
+        cost_usd=reply.cost_usd,
+    )
+    return reply, timing
 
 
 def _same_turn(fresh: Session, running: Session) -> bool:

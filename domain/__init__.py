@@ -48,7 +48,10 @@ from agentjournal.domain.values import (
     CustomTool,
     FileState,
     Lineage,
+    McpServer,
+    McpToolPolicy,
     Message,
+    ModelCall,
     PackageInstall,
     SessionConfig,
     Status,
@@ -73,6 +76,7 @@ if TYPE_CHECKING:
         SelfHostedConfig,
         UnrestrictedNetwork,
     )
+    from agentjournal.domain.vault import Credential, Vault, VaultError
 
 register_legacy_topics()
 
@@ -89,6 +93,7 @@ _LAZY = {
         "SelfHostedConfig",
         "UnrestrictedNetwork",
     ),
+    "agentjournal.domain.vault": ("Credential", "Vault", "VaultError"),
 }
 """The names imported on first use, by module."""
 
@@ -108,6 +113,7 @@ __all__ = [
     "CloudConfig",
     "ComputeBinding",
     "ComputeNotAllowed",
+    "Credential",
     "CustomTool",
     "Environment",
     "EnvironmentArchivedError",
@@ -118,12 +124,15 @@ __all__ = [
     "LimitedNetwork",
     "Lineage",
     "ManagedSandboxRequired",
+    "McpServer",
+    "McpToolPolicy",
     "Message",
     "Networking",
     "NoPendingAction",
     "NoTurnInProgress",
     "NotTerminated",
     "SessionArchivedError",
+    "ModelCall",
     "PackageInstall",
     "Packages",
     "SelfHostedConfig",
@@ -142,6 +151,8 @@ __all__ = [
     "UnrestrictedNetwork",
     "Usage",
     "UserMessage",
+    "Vault",
+    "VaultError",
     "NetworkAccess",
     "check_compute",
     "check_confinement",

@@ -12,6 +12,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+import msgspec
 from eventsourcing.domain import Aggregate
 
 from agentjournal.domain.chain import GENESIS, ChainedAggregate, as_recorded, changed_fields
@@ -25,12 +26,14 @@ from agentjournal.domain.errors import (
     SessionTerminatedError,
     UnknownToolCall,
 )
+from agentjournal.domain.resources import MountedResource, SessionResource
 from agentjournal.domain.values import (
     AssistantMessage,
     ComputeBinding,
     FileState,
     Lineage,
     Message,
+    ModelCall,
     PackageInstall,
     SessionConfig,
     Status,
@@ -65,6 +68,13 @@ class Session(ChainedAggregate):
     pending_custom: tuple[str, ...] = ()
     """Custom tool calls waiting for the client's result."""
 
+    pending_remote: tuple[str, ...] = ()
+    """Tool calls waiting for a self-hosted environment's worker to run them and post
+    their result (the turn is paused meanwhile, but the session is busy, not idle)."""
+
+    ran_on: tuple[tuple[str, str], ...] = ()
+    """(call id, worker) for each call a self-hosted environment's worker answered."""
+
     paused: bool = False
     """The last turn stopped to wait for the client (``requires_action``): its calls in
     ``awaiting`` are answered while it waits, and then the turn continues."""
@@ -76,6 +86,9 @@ class Session(ChainedAggregate):
     """The version of the event that last changed ``files`` (0 when none did since the
     session was loaded from a snapshot of the old kind): what lets a snapshot that
     continues another leave out a manifest that did not change."""
+
+    resources: tuple[MountedResource, ...] = ()
+    """The resources mounted for the session (uploaded files), in the order added."""
 
     deleted: bool = False
     """Deleted by its owner: hidden from listings and lookups. The log keeps it, as it
@@ -207,11 +220,19 @@ class Session(ChainedAggregate):
 
     @property
     def awaiting(self) -> tuple[str, ...]:
-        """Ids of the tool calls the paused turn waits on: confirmations, then custom results."""
+        """Ids of the tool calls the paused turn waits on: confirmations, then custom
+        results, then a worker's results."""
         return (
             *self.pending_confirmations,
             *(c for c in self.pending_custom if c not in self.pending_confirmations),
+            *self.pending_remote,
         )
+
+    @property
+    def awaits_worker(self) -> bool:
+        """Paused for a self-hosted worker's results only: the session is busy (its status
+        shows ``running``), nothing is asked of the client."""
+        return self.paused and bool(self.pending_remote) and set(self.awaiting) <= set(self.pending_remote)
 
     @property
     def model_calls_this_turn(self) -> int:
@@ -255,9 +276,12 @@ class Session(ChainedAggregate):
         self._check_running()
         self.trigger_event(self.AssistantMessageAdded, message=message)
 
-    def record_usage(self, model: str, usage: Usage) -> None:
+    def record_usage(self, model: str, usage: Usage, call: ModelCall | None = None) -> None:
+        """Add one model call's usage; ``call`` is its timing and cost, when measured.
+        ``call`` is always passed, None included: the event's dataclass sets a field it
+        is not given to its default, and the hash must cover what the event holds."""
         self._check_not_terminated()
-        self.trigger_event(self.UsageRecorded, model=model, usage=usage)
+        self.trigger_event(self.UsageRecorded, model=model, usage=usage, call=call)
 
     def start_tool_call(self, call: ToolCall) -> None:
         self._check_open_call(call.id)
@@ -267,6 +291,21 @@ class Session(ChainedAggregate):
         """The model called a tool the client runs; its answer comes back as a result."""
         self._check_open_call(call.id)
         self.trigger_event(self.CustomToolRequested, call=call)
+
+    def request_remote_tool(self, call: ToolCall) -> None:
+        """A self-hosted environment's worker runs this call; its result is the call's
+        ``ToolResultRecorded``, after a ``RemoteToolAnswered`` naming the worker."""
+        self._check_open_call(call.id)
+        self.trigger_event(self.RemoteToolRequested, call=call)
+
+    def record_remote_result(self, result: ToolResult, worker: str) -> None:
+        """A worker's result for a call it was asked to run, while the turn runs (within its
+        grace) or is paused for it; ``worker`` says who ran it."""
+        self._check_turn_open()
+        if result.tool_call_id not in self.pending_remote:
+            raise NoPendingAction(self.id, result.tool_call_id)
+        self.trigger_event(self.RemoteToolAnswered, tool_call_id=result.tool_call_id, worker=worker)
+        self.trigger_event(self.ToolResultRecorded, result=result)
 
     def request_confirmation(self, call: ToolCall) -> None:
         """The call needs the client's yes or no before it runs."""
@@ -302,6 +341,12 @@ class Session(ChainedAggregate):
         if result.tool_call_id not in {c.id for c in self.open_tool_calls}:
             raise UnknownToolCall(result.tool_call_id)
         self.trigger_event(self.ToolResultRecorded, result=result)
+
+    def record_mcp_failure(self, server: str, kind: str, message: str) -> None:
+        """An MCP server could not be used this turn (``kind``: ``connection`` or
+        ``authentication``). The turn goes on without its tools."""
+        self._check_running()
+        self.trigger_event(self.McpServerFailed, server=server, kind=kind, message=message)
 
     def pause_turn(self) -> None:
         """Stop the turn until the client answers the calls in :attr:`awaiting`. The calls
@@ -406,6 +451,34 @@ class Session(ChainedAggregate):
         if not self.deleted:
             self.trigger_event(self.SessionDeleted)
 
+    def add_resource(self, resource: SessionResource) -> None:
+        """Record a resource mounted for the session, between turns. What it put into the
+        work folder is recorded apart, as a ``WorkspaceChanged``."""
+        self._check_not_terminated()
+        if self.status == Status.RUNNING:
+            raise SessionBusy(self.id, self.worker)
+        self.trigger_event(self.ResourceAdded, resource=resource)
+
+    def remove_resource(self, resource_id: str) -> None:
+        """Forget a resource; the files it put into the work folder stay there (they are
+        the session's files now, which its tools may have changed)."""
+        self._check_not_terminated()
+        if self.status == Status.RUNNING:
+            raise SessionBusy(self.id, self.worker)
+        if self.resource(resource_id) is not None:
+            self.trigger_event(self.ResourceRemoved, resource_id=resource_id)
+
+    def touch_resource(self, resource_id: str) -> None:
+        """Record that a resource was updated (a repository's token rotated: the token
+        itself is never recorded)."""
+        self._check_not_terminated()
+        if self.resource(resource_id) is not None:
+            self.trigger_event(self.ResourceUpdated, resource_id=resource_id)
+
+    def resource(self, resource_id: str) -> MountedResource | None:
+        """The mounted resource with this id, if the session has it."""
+        return next((r for r in self.resources if r.resource.id == resource_id), None)
+
     def _close_open_tool_calls(self, why: str) -> None:
         for call in self.open_tool_calls:
             self.trigger_event(
@@ -474,6 +547,9 @@ class Session(ChainedAggregate):
     class UsageRecorded(Event):
         model: str
         usage: Usage
+        call: ModelCall | None = None
+        """The call's timing and cost. Usage recorded before calls were timed decodes
+        with the default, and its hash never covered it."""
 
         def apply(self, session: Session) -> None:
             session.usage = session.usage + self.usage
@@ -490,6 +566,24 @@ class Session(ChainedAggregate):
 
         def apply(self, session: Session) -> None:
             session.pending_custom = (*session.pending_custom, self.call.id)
+
+    class RemoteToolRequested(Event):
+        """A self-hosted worker runs this call; its answer is the call's ``ToolResultRecorded``."""
+
+        call: ToolCall
+
+        def apply(self, session: Session) -> None:
+            session.pending_remote = (*session.pending_remote, self.call.id)
+
+    class RemoteToolAnswered(Event):
+        """Who ran a call in a self-hosted environment: the worker key's id and the worker's
+        own name (``Anthropic-Worker-ID``), as ``key_id/worker``. The result follows."""
+
+        tool_call_id: str
+        worker: str
+
+        def apply(self, session: Session) -> None:
+            session.ran_on = (*session.ran_on, (self.tool_call_id, self.worker))
 
     class ToolConfirmationRequested(Event):
         call: ToolCall
@@ -523,6 +617,7 @@ class Session(ChainedAggregate):
             session.messages.append(self.result)
             session.pending_confirmations = _without(session.pending_confirmations, self.result.tool_call_id)
             session.pending_custom = _without(session.pending_custom, self.result.tool_call_id)
+            session.pending_remote = _without(session.pending_remote, self.result.tool_call_id)
 
     class TitleSet(Event):
         title: str
@@ -551,6 +646,15 @@ class Session(ChainedAggregate):
             session.status = Status.ERROR
             session.worker = ""
             session.last_error = f"{self.error_type}: {self.error}"
+
+    class McpServerFailed(Event):
+        """An MCP server was unreachable or refused the credential: the turn ran without
+        its tools. Nothing of the session's state changes; the cloud API shows it as a
+        ``session.error``."""
+
+        server: str
+        kind: str
+        message: str
 
     class PackagesInstalled(Event):
         install: PackageInstall
@@ -599,6 +703,32 @@ class Session(ChainedAggregate):
         def apply(self, session: Session) -> None:
             session.archived_at = self.timestamp
 
+    class ResourceAdded(Event):
+        resource: SessionResource
+
+        def apply(self, session: Session) -> None:
+            mounted = MountedResource(
+                resource=self.resource, created_at=self.timestamp, updated_at=self.timestamp
+            )
+            session.resources = (*session.resources, mounted)
+
+    class ResourceUpdated(Event):
+        resource_id: str
+
+        def apply(self, session: Session) -> None:
+            session.resources = tuple(
+                msgspec.structs.replace(r, updated_at=self.timestamp)
+                if r.resource.id == self.resource_id
+                else r
+                for r in session.resources
+            )
+
+    class ResourceRemoved(Event):
+        resource_id: str
+
+        def apply(self, session: Session) -> None:
+            session.resources = tuple(r for r in session.resources if r.resource.id != self.resource_id)
+
     class SessionDeleted(Event):
         def apply(self, session: Session) -> None:
             session.deleted = True
@@ -621,6 +751,8 @@ class Session(ChainedAggregate):
             "last_error": self.last_error,
             "pending_confirmations": self.pending_confirmations,
             "pending_custom": self.pending_custom,
+            "pending_remote": self.pending_remote,
+            "ran_on": dict(self.ran_on),
             "paused": self.paused,
             "archived_at": self.archived_at,
             "deleted": self.deleted,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from datetime import datetime, timedelta
 from typing import ClassVar
 
 import msgspec
@@ -93,12 +94,67 @@ class Usage(msgspec.Struct, frozen=True, gc=False):
         )
 
 
+class ModelCall(msgspec.Struct, frozen=True, gc=False):
+    """When one model call ran and what it cost, as the turn that made it measured.
+
+    ``started_at`` is the wall-clock moment the request went out (UTC);
+    ``duration_ms`` runs from there to the whole reply (retries included, measured
+    on a monotonic clock); ``first_token_ms`` to the first thing the call gave back
+    (its first text, or the whole reply when it streamed none). ``cost_usd`` is the
+    price of the call's usage in litellm's bundled price table, or None when that
+    table does not know the model: unknown, never zero."""
+
+    started_at: datetime
+    duration_ms: float
+    first_token_ms: float
+    cost_usd: float | None = None
+
+    @property
+    def ended_at(self) -> datetime:
+        return self.started_at + timedelta(milliseconds=self.duration_ms)
+
+
 class CustomTool(msgspec.Struct, frozen=True):
     """A tool the client runs itself: the model calls it, the client answers."""
 
     name: str
     description: str = ""
     input_schema: dict[str, object] = {}
+
+
+class McpToolPolicy(msgspec.Struct, frozen=True):
+    """One MCP tool's own settings in its toolset (``configs[]``): whether the model is
+    offered it and whether each call needs the client's confirmation. ``None`` (or "")
+    takes the toolset's default."""
+
+    name: str
+    enabled: bool | None = None
+    permission: str = ""
+    """``always_allow`` or ``always_ask``; "" for the toolset's default."""
+
+
+class McpServer(msgspec.Struct, frozen=True):
+    """An MCP server a session's model may use, and its toolset's policy.
+
+    ``name`` and ``url`` are the agent's ``mcp_servers`` entry, the rest its
+    ``mcp_toolset``: tools are offered when ``enabled`` (or their own config enables
+    them) and need the client's confirmation under ``always_ask``, the default for MCP
+    toolsets. No credential is part of it: those come from vaults when the turn runs.
+    """
+
+    name: str
+    url: str
+    enabled: bool = True
+    permission: str = "always_ask"
+    tools: tuple[McpToolPolicy, ...] = ()
+
+    def policy_of(self, tool: str) -> tuple[bool, str]:
+        """Whether ``tool`` is offered, and its permission policy."""
+        for config in self.tools:
+            if config.name == tool:
+                enabled = self.enabled if config.enabled is None else config.enabled
+                return enabled, config.permission or self.permission
+        return self.enabled, self.permission
 
 
 class SessionConfig(msgspec.Struct, frozen=True):
@@ -147,6 +203,11 @@ class SessionConfig(msgspec.Struct, frozen=True):
     snapshot_total_bytes: int = 1024**3
     """The most file contents a session's work folder keeps at once: the files a snapshot
     finds changed beyond it (in path order) are recorded by hash and size only."""
+    mcp_servers: tuple[McpServer, ...] = ()
+    """The MCP servers whose tools the model is offered, with their toolsets' policies."""
+    vault_ids: tuple[str, ...] = ()
+    """The vaults whose credentials authenticate the session to its MCP servers (their ids;
+    the secrets stay in the vaults)."""
 
     __added_fields__: ClassVar[frozenset[str]] = frozenset(
         {
@@ -162,6 +223,8 @@ class SessionConfig(msgspec.Struct, frozen=True):
             "snapshot_ignore",
             "snapshot_file_bytes",
             "snapshot_total_bytes",
+            "mcp_servers",
+            "vault_ids",
         }
     )
     """Fields newer than the first logs: hashed only when they differ from their defaults."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import os
 import subprocess
 import sys
@@ -42,9 +43,9 @@ def _server() -> Iterator[ScriptedModelServer]:
 
 @pytest.fixture
 def model_server(_server: ScriptedModelServer) -> ScriptedModelServer:
-    """The scripted model server, with an empty script and request log for this test."""
-    _server.script.clear()
-    _server.requests.clear()
+    """The scripted model server, with an empty script and request log for this test (and
+    nothing held: a test that holds a reply releases it before it stops what streams it)."""
+    _server.reset()
     return _server
 
 
@@ -295,13 +296,33 @@ def serve(requested: list[str]) -> Iterator[Callable[[str], str]]:
 
 
 @pytest.fixture
-def web(request: pytest.FixtureRequest, either_compute: Any, serve: Callable[[str], str]) -> str:
+def web(either_compute: Any, serve: Callable[[str], str]) -> str:
     """The base URL of a web server the compute reaches: on the loopback for the host, on
     the Docker bridge's gateway for a sandbox."""
     if either_compute.kind != "docker":
         return serve("127.0.0.1")
-    bridge = request.getfixturevalue("engine").networks.get("bridge")
-    return serve(str(bridge.attrs["IPAM"]["Config"][0]["Gateway"]))
+    return serve(default_gateway(either_compute))
+
+
+def default_gateway(sandbox: Any) -> str:
+    """The gateway of the sandbox's default route, read from the kernel's routing table
+    inside it: the bridge's own address on this machine, where a server the sandbox can
+    reach listens.
+
+    Asked of the sandbox because that is where the answer is sure. ``docker network
+    inspect bridge`` names a gateway only when the daemon was configured with one: a
+    fresh daemon lists just the subnet. Docker then takes the subnet's first address,
+    but the daemon's ``bip`` setting can put the bridge elsewhere, and reading the
+    ``docker0`` interface assumes its name (also a setting). The route the sandbox's
+    packets take is right whatever the daemon's settings."""
+    table = sandbox.execute("cat /proc/net/route", 60)
+    assert table.exit_code == 0, table.output
+    for line in table.output.splitlines()[1:]:
+        _interface, destination, gateway, *_ = line.split()
+        if destination == "00000000":  # 0.0.0.0: the default route
+            # The kernel prints each address as a number in the machine's byte order.
+            return str(ipaddress.IPv4Address(int(gateway, 16).to_bytes(4, sys.byteorder)))
+    raise AssertionError(f"the sandbox has no default route:\n{table.output}")
 
 
 def run_python(

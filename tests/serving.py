@@ -41,6 +41,11 @@ class RunningServer:
         self.process.kill()
         self.process.wait(timeout=30)
 
+    def stop(self) -> None:
+        """As its user stops it (SIGTERM), and wait: the server lets the turns it runs end first."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=30)
+
 
 @contextmanager
 def running_server(

@@ -16,7 +16,7 @@ def test_the_quick_benchmark_runs_and_reports(tmp_path):
     out = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "bench"), "--quick", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())
@@ -32,7 +32,7 @@ def test_the_quick_peer_comparison_runs_and_reports_ratios(tmp_path):
     out = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "bench"), "--peers-only", "--quick", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     sqlite = json.loads(out.read_text())["peers"]["sqlite"]

@@ -16,6 +16,7 @@ import re
 import shutil
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ import msgspec
 import pytest
 
 from agentjournal.infrastructure.models.scripted import Reply
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_until
 from tests.serving import API_KEY, RunningServer, running_server
 from tests.test_browser_routes import CONFIG, HEADERS, X, create, fork, get, grow, run_turn
 
@@ -325,7 +326,7 @@ def test_a_fork_made_on_the_page_opens_at_the_chosen_event(page, server, store):
 
 def test_terminate_and_interrupt_ask_first(page, server, store, model_server):
     session_id = create(store, "to be stopped")
-    model_server.enqueue(Reply(text="This takes a while.", stall=6))
+    model_server.enqueue(Reply(text="This takes a while.", hold=True))  # running until released
     httpx.post(f"{server.url}/v1/sessions/{session_id}/events", headers=HEADERS,
                json={"events": [{"type": "user.message", "content": "Think hard."}]})  # fmt: skip
     open_session(page, server, session_id)
@@ -337,6 +338,7 @@ def test_terminate_and_interrupt_ask_first(page, server, store, model_server):
     confirm(page, "Interrupt")
     page.wait_for_selector("#live-feed .type:text('user.interrupt')")
     page.wait_for_selector(".session-head .pill.status-idle")
+    model_server.release()  # the interrupted turn reads the rest of its reply, and stops
 
     page.click("#terminate")
     page.keyboard.press("Escape")  # the dialog closes; nothing happens
@@ -384,10 +386,10 @@ def test_a_ten_thousand_event_session_paints_in_under_a_second(page, server, sto
     page.goto("about:blank")  # so the session view is a new page load, timed from its start
     started = time.perf_counter()
     page.goto(f"{server.url}/#/s/{session_id}")
-    deadline = time.monotonic() + 15
-    while not page.evaluate("performance.getEntriesByName('session-view-painted').length"):
-        assert time.monotonic() < deadline, "the session view was never painted"
-        time.sleep(0.01)
+    wait_until(
+        lambda: page.evaluate("performance.getEntriesByName('session-view-painted').length"),
+        "the session view to be painted",
+    )
     waited = time.perf_counter() - started
     painted = page.evaluate("performance.getEntriesByName('session-view-painted')[0].startTime")
     print(f"first paint of a 10,000-event session: {painted:.0f} ms from navigation ({waited:.2f} s waited)")
@@ -406,3 +408,88 @@ def test_a_ten_thousand_event_session_paints_in_under_a_second(page, server, sto
     state = get(server.url, f"{X}/{session_id}/state", version=5000).json()
     assert text(page, "#state-messages") == f"{len(state['messages']):,} messages"
     expect(page.locator(".log-row.selected[data-version='5000'] .type")).not_to_have_text("…")
+
+
+# -- cost and timing, links to one event, not found, failed sessions, no keys ----------
+
+
+@pytest.mark.timeout(180)
+def test_cost_and_timing_per_call_turn_and_session_link_to_their_events(page, server, store, shots):
+    session_id = create(store, "What a look around costs", WITH_TOOLS)
+    run_turn(server.url, session_id, "Have a look:\n$ echo hello from the tool")
+    run_turn(server.url, session_id, "Thanks")
+    head = get(server.url, f"{X}/{session_id}/state").json()["version"]
+    trace = get(server.url, f"{X}/{session_id}/trace").json()
+    open_session(page, server, session_id)
+
+    expect(page.locator("#session-cost")).to_have_text("$" + f"{trace['cost']['usd']:.6f}")
+    expect(page.locator("#costs-total")).to_contain_text("3 model calls")
+    rows = page.locator("#costs-calls tbody tr")
+    expect(rows).to_have_count(2 + 3 + 1)  # two turns, three model calls, one tool call
+    assert page.locator("#costs-calls tr.turn").all_inner_texts()[0].startswith("Turn 1 (end_turn)")
+    expect(page.locator("#costs-calls tr.call.tool")).to_contain_text("tool execute_command")
+    # The waterfall: turn 1's calls in order on its time axis, each after the one before.
+    lefts = page.locator("#costs-calls tbody tr").evaluate_all(
+        "rows => rows.slice(1, 4).map(row => parseFloat(row.querySelector('.bar').style.left))"
+    )
+    assert lefts == sorted(lefts) and lefts[0] < lefts[2]
+    expect(page.locator("#costs-calls tr.call.tool .bar.tool")).to_have_count(1)
+    expect(page.locator("#tool-stats tbody tr")).to_have_count(1)
+    expect(page.locator("#tool-stats tbody td").first).to_have_text("execute_command")
+    screenshot(page, shots, "costs.png", docs=True, only="#costs")
+
+    first_call = trace["turns"][0]["model_calls"][0]["version"]
+    page.locator("#costs-calls tr.call.model a").first.click()
+    until_position(page, first_call, head)
+    assert page.url.endswith(f"#/s/{session_id}/e/{first_call}")
+
+
+@pytest.mark.timeout(180)
+def test_a_link_to_one_event_opens_the_replay_there(page, server, store):
+    session_id = create(store, "Linked")
+    run_turn(server.url, session_id, "Hello")
+    head = get(server.url, f"{X}/{session_id}/state").json()["version"]
+    sign_in(page, server, f"#/s/{session_id}/e/2")
+    until_position(page, 2, head)
+    expect(page.locator("#event-link")).to_have_attribute("href", f"#/s/{session_id}/e/2")
+    page.fill("#replay", str(head))
+    page.dispatch_event("#replay", "input")
+    expect(page.locator("#event-link")).to_have_attribute("href", f"#/s/{session_id}/e/{head}")
+
+
+@pytest.mark.timeout(180)
+def test_addresses_and_sessions_that_are_not_there_get_a_not_found_page(page, server, shots):
+    sign_in(page, server, "#/nowhere/at/all")
+    expect(page.locator("#not-found h1")).to_have_text("Not found")
+    missing = f"sesn_{uuid.uuid4().hex}"
+    page.goto(f"{server.url}/#/s/{missing}")
+    expect(page.locator("#not-found h1")).to_have_text("Not found")
+    assert page.title() == "Not found · agentjournal"
+    page.click("#not-found a")
+    page.wait_for_selector("table.list")
+
+
+@pytest.mark.timeout(180)
+def test_a_failed_session_shows_the_status_error(page, server, store, model_server):
+    session_id = create(store, "Goes wrong")
+    model_server.enqueue(Reply(status=400, error="the request was refused"))
+    run_turn(server.url, session_id, "Hello")
+    open_session(page, server, session_id)
+    expect(page.locator("#session-status .pill")).to_have_text("error")
+    expect(page.locator("#costs-calls tr.turn")).to_contain_text("(error)")
+
+
+@pytest.mark.timeout(180)
+def test_a_server_without_keys_never_asks_for_one(chromium, model_server, tmp_path):
+    keyless_store = tmp_path / "sessions.db"
+    create(keyless_store, "Open to this machine")
+    with running_server(model_server.base_url, keyless_store, keys="", extra=("--no-auth",)) as open_server:
+        context = chromium.new_context()
+        tab: Any = context.new_page()
+        tab.set_default_timeout(15_000)
+        try:
+            tab.goto(f"{open_server.url}/")
+            tab.wait_for_selector("table.list a:text('Open to this machine')")
+            assert tab.locator("#api-key").count() == 0
+        finally:
+            context.close()

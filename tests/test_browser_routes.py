@@ -19,6 +19,7 @@ import pytest
 from agentjournal.application import SessionService
 from agentjournal.domain import AssistantMessage, Session, SessionConfig, ToolCall, ToolResult, Usage
 from agentjournal.infrastructure.server.auth import is_public
+from tests.conftest import wait_until
 from tests.serving import API_KEY
 
 HEADERS = {"x-api-key": API_KEY}
@@ -55,12 +56,10 @@ def run_turn(url: str, session_id: str, text: str) -> None:
     sent = httpx.post(f"{url}/v1/sessions/{session_id}/events", headers=HEADERS,
                       json={"events": [{"type": "user.message", "content": text}]})  # fmt: skip
     assert sent.status_code == 200, sent.text
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if httpx.get(f"{url}/v1/sessions/{session_id}", headers=HEADERS).json()["status"] != "running":
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the turn of {session_id} did not end")
+    wait_until(
+        lambda: httpx.get(f"{url}/v1/sessions/{session_id}", headers=HEADERS).json()["status"] != "running",
+        f"the turn of {session_id} to end",
+    )
 
 
 def fork(url: str, session_id: str, version: int) -> str:

@@ -186,7 +186,7 @@ def test_a_bad_agent_is_refused_naming_the_field(catalog, fields, error, message
 
 def test_what_the_cloud_accepts_is_kept_as_given(catalog):
     """An MCP toolset, its server and skills are kept, and read back as they were sent;
-    a session cannot be made from them yet."""
+    a session cannot be made from skills yet."""
     fields = {
         **AGENT,
         "model": {"id": "claude-opus-4-5", "speed": "fast"},
@@ -200,8 +200,23 @@ def test_what_the_cloud_accepts_is_kept_as_given(catalog):
     for name in ("model", "tools", "mcp_servers", "skills"):
         assert _plain(getattr(catalog.get_agent(agent.id).definition, name)) == fields[name]
     environment = catalog.create_environment({"name": "e"})
-    with pytest.raises(ConfigError, match="agent mcp_servers: MCP servers are not supported yet"):
+    with pytest.raises(ConfigError, match="agent skills: skills are not supported yet"):
         session_config(agent, environment)
+
+
+def test_a_session_records_the_agents_mcp_servers_with_their_toolsets(catalog):
+    agent = catalog.create_agent({
+        **AGENT,
+        "tools": [{"type": "mcp_toolset", "mcp_server_name": "gh",
+                   "configs": [{"name": "merge", "enabled": False}]}],
+        "mcp_servers": [{"type": "url", "name": "gh", "url": "https://mcp.example/gh"}],
+    })  # fmt: skip
+    (server,) = session_config(agent, catalog.create_environment({"name": "e"})).mcp_servers
+    assert (server.name, server.url, server.permission) == ("gh", "https://mcp.example/gh", "always_ask")
+    assert server.policy_of("merge") == (False, "always_ask") and server.policy_of("pr") == (
+        True,
+        "always_ask",
+    )
 
 
 def test_secrets_in_definitions_are_redacted_before_they_are_recorded(service):
@@ -341,7 +356,6 @@ def test_a_session_config_comes_from_an_agent_version_and_an_environment(catalog
 @pytest.mark.parametrize(
     ("environment", "message"),
     [
-        ({"name": "e", "config": {"type": "self_hosted"}}, "self_hosted environments are not supported"),
         ({"name": "e", "config": {"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["x.org"]}}},
          "'limited' networking cannot be enforced here yet"),
         ({"name": "e", "config": {"type": "cloud", "packages": {"cargo": ["ripgrep"]}}},
@@ -353,6 +367,13 @@ def test_what_this_engine_cannot_give_a_session_is_refused(catalog, environment,
     created = catalog.create_environment(environment)  # the catalog keeps it, as the cloud would
     with pytest.raises(ConfigError, match=re.escape(message)):
         session_config(agent, created)
+
+
+def test_a_self_hosted_session_runs_anthropic_toolset_on_its_workers(catalog):
+    fleet = catalog.create_environment({"name": "fleet", "config": {"type": "self_hosted"}})
+    config = session_config(catalog.create_agent(AGENT), fleet)
+    assert config.compute == "self_hosted" and config.environment_id == str(fleet.id)
+    assert {"bash", "read", "write", "edit", "glob", "grep"} <= set(config.tools)
 
 
 def test_no_session_from_an_archived_agent_or_environment(catalog):

@@ -16,6 +16,7 @@ import pytest
 from agentjournal import __version__
 from agentjournal.application import ManagedAgent, SessionService, audit, views
 from agentjournal.application.api import open_store
+from agentjournal.application.tracing import session_trace
 from agentjournal.domain import SessionConfig
 from tests.conftest import ROOT, TEST_KEY
 
@@ -162,7 +163,10 @@ def test_list_and_show_print_the_shared_json_shapes(session_id, store, reader): 
     assert session_id in [s["id"] for s in listed]
     shown = json.loads(agentjournal("show", session_id, "--json", store=store).stdout)
     summary = reader.summary(reader.find_session(session_id))
-    assert shown == views.session_detail(summary, reader.get_session(summary.id))
+    trace = session_trace(reader.events.get(summary.id))
+    assert shown == views.session_detail(summary, reader.get_session(summary.id)) | {
+        "trace": views.session_trace(trace)
+    }
     assert shown["messages"][0] == {
         "type": "user",
         "content": "Remember: my favorite color is blue\n$ echo from-the-cli",

@@ -33,22 +33,10 @@ from agentjournal.application import ConfigError, ManagedAgent, ManagedConfig, U
         ({"tools": [{"type": "mcp_toolset"}]}, "needs a non-empty 'mcp_server_name'"),
         (
             {"tools": [{"type": "mcp_toolset", "mcp_server_name": "github"}]},
-            "MCP toolsets (['github']) are not supported yet",
+            "name servers ['github'] that ManagedConfig.mcp_servers does not define",
         ),
-        ({"tools": [{"type": "custom", "name": "lookup"}]}, "need on_custom_tool"),
         ({"tools": [{"type": "custom", "name": "bash"}]}, "name of a built-in tool"),
         ({"tools": ["bash", {"type": "agent_toolset_20260401"}]}, "['bash'] named more than once"),
-        (
-            {
-                "tools": [
-                    {
-                        "type": "agent_toolset_20260401",
-                        "default_config": {"permission_policy": {"type": "always_ask"}},
-                    }
-                ]
-            },
-            "give on_tool_confirmation",
-        ),
         ({"on_custom_tool": "not a function"}, "on_custom_tool must be a function"),
         ({"metadata": {"when": object()}}, "ManagedConfig.metadata"),
         ({"model_max_attempts": 0}, "model_max_attempts must be at least 1"),
@@ -68,6 +56,28 @@ def test_wrong_values_are_refused(fields, message):
     with pytest.raises(ConfigError) as raised:
         ManagedConfig(**fields)
     assert message in str(raised.value)
+
+
+ASKING = {"type": "agent_toolset_20260401", "default_config": {"permission_policy": {"type": "always_ask"}}}
+
+
+@pytest.mark.parametrize(
+    ("tools", "message"),
+    [
+        ([{"type": "custom", "name": "lookup"}], "need on_custom_tool"),
+        ([ASKING], "give on_tool_confirmation"),
+    ],
+)
+def test_a_tool_nobody_can_answer_is_refused_when_the_agent_is_built(tools, message, tmp_path):
+    """The callbacks may come with the config or, as PraisonAI's examples pass them, with
+    the agent: so a config alone may lack them, and the agent built from it may not."""
+    config = ManagedConfig(tools=tools)
+    with pytest.raises(ConfigError, match=message):
+        ManagedAgent(config=config, store=tmp_path / "s.db")
+    handlers = {"on_custom_tool": lambda name, arguments: "x", "on_tool_confirmation": lambda info: True}
+    ManagedAgent(config=config, store=tmp_path / "s.db", **handlers)
+    with pytest.raises(ConfigError, match=message):
+        ManagedAgent(store=tmp_path / "s.db").update_agent(tools=tools)
 
 
 def test_unknown_fields_are_refused():

@@ -10,7 +10,7 @@ import shlex
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -26,7 +26,7 @@ from agentjournal.infrastructure.compute.docker_sandbox import (
     sandboxes,
 )
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
-from tests.conftest import TEST_KEY, run_python
+from tests.conftest import TEST_KEY, run_python, wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -254,18 +254,16 @@ def racing(compute: DockerCompute, script: str, *args: str) -> Iterator[None]:
     thread = threading.Thread(target=lambda: ended.append(compute.execute(command, timeout=120)))
     thread.start()
     try:
-        wait_for(lambda: "ready" in {e.path for e in compute.list_files(".", 100).entries} or bool(ended))
+        wait_until(
+            lambda: "ready" in {e.path for e in compute.list_files(".", 100).entries} or ended,
+            "the racing script to be ready",
+            60,
+        )
         yield
     finally:
         compute.write_file("stop", b"")
         thread.join(timeout=130)
     assert ended and ended[0].exit_code == 0, ended
-
-
-def wait_for(condition: Callable[[], bool], deadline: float = 60) -> None:
-    give_up = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < give_up, "condition not met in time"
 
 
 # Swaps "d" between a folder and a link out of the work folder (to argv[1]), atomically and as

@@ -7,12 +7,14 @@ lose or interleave events: one wins, the other gets a clear error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ import pytest
 from agentjournal.application import ManagedAgent, ManagedConfig
 from agentjournal.domain import Status, ToolResult
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
-from tests.conftest import ROOT, TEST_KEY
+from tests.conftest import ROOT, TEST_KEY, wait_until
 
 CHILD = """
 import json, sys
@@ -118,7 +120,7 @@ def event_types(agent: ManagedAgent) -> list[str]:
 
 
 def test_killed_during_the_model_stream(agent, model_server, store_env):
-    model_server.enqueue(Reply(text="a slow answer " * 40, delay=0.05))
+    model_server.enqueue(Reply(text="an answer that never ends", hold=True))
     child = start_child(store_env, model_server, agent.session_id, "tell me a story")
     model_server.wait_for_requests(2)  # the turn is recorded as started and the model is streaming
     child.send_signal(signal.SIGKILL)
@@ -136,11 +138,25 @@ def test_killed_during_the_model_stream(agent, model_server, store_env):
     assert_log_is_whole(agent)
 
 
-def test_killed_during_a_tool_call(agent, model_server, store_env):
-    fifo = Path(agent.state_at().compute.reference) / "tool-started"  # in the work folder: all a tool sees
-    os.mkfifo(fifo)
-    os.chmod(fifo, 0o666)  # whoever the tools run as
-    slow = "echo started > tool-started && sleep 5"
+@pytest.fixture
+def pipes(agent: ManagedAgent) -> Iterator[tuple[Path, Path]]:
+    """Two named pipes in the session's work folder (all a confined tool sees), for whoever
+    the tools run as: one a tool writes to once it runs, one it waits on (``cat gate`` blocks
+    until a writer opens it). The gate is opened and closed after the test, so a tool still
+    waiting ends then and not before."""
+    folder = Path(agent.state_at().compute.reference)  # type: ignore[union-attr]
+    started, gate = folder / "tool-started", folder / "gate"
+    for pipe in (started, gate):
+        os.mkfifo(pipe)
+        os.chmod(pipe, 0o666)
+    yield started, gate
+    with contextlib.suppress(OSError):  # nothing waits on it (any more)
+        os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_killed_during_a_tool_call(agent, model_server, store_env, pipes: tuple[Path, Path]):
+    fifo, _ = pipes
+    slow = "echo started > tool-started && cat gate"
     model_server.enqueue(
         Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": slow})]), Reply(text="never")
     )
@@ -164,13 +180,15 @@ def test_killed_during_a_tool_call(agent, model_server, store_env):
 
 
 def test_two_processes_sending_at_once(agent, model_server, store_env):
-    # The winner's stream takes about a second, so the loser cannot slip in after it ends.
-    model_server.enqueue(Reply(text="first " * 20, delay=0.05), Reply(text="second"))
+    # The winner's reply holds until the loser has given up, so the loser cannot slip in after it.
+    model_server.enqueue(Reply(text="first " * 20, hold=True), Reply(text="second"))
     children = [
         start_child(store_env, model_server, agent.session_id, f"prompt {i}", wait_for_go=True)
         for i in range(2)
     ]
     start_together(children)
+    wait_until(lambda: any(c.poll() is not None for c in children), "one of the two to give up", 60)
+    model_server.release()
     outcomes = [last_json(c) for c in children]
 
     winners = [o for o in outcomes if "ok" in o]
@@ -194,13 +212,14 @@ def test_two_processes_sending_at_once(agent, model_server, store_env):
 
 
 def test_a_busy_session_is_refused_while_its_worker_lives(agent, model_server, store_env):
-    model_server.enqueue(Reply(text="slow " * 100, delay=0.03), Reply(text="mine"))
+    model_server.enqueue(Reply(text="slow " * 100, hold=True), Reply(text="mine"))
     child = start_child(store_env, model_server, agent.session_id, "long one")
     model_server.wait_for_requests(2)
     from agentjournal.domain import SessionBusy
 
     with pytest.raises(SessionBusy, match="running a turn"):
         agent.run("me too")
+    model_server.release()
     result = last_json(child)
     assert result["ok"].startswith("slow")
     assert agent.run("now me") == "mine"
@@ -230,7 +249,7 @@ def test_a_10000_event_session_loads_forks_and_summarises(service):
 
 
 def test_ctrl_c_on_the_cli_records_the_turn_as_interrupted(model_server, store):
-    model_server.enqueue(Reply(text="a very long answer " * 50, delay=0.05))
+    model_server.enqueue(Reply(text="a very long answer " * 50, hold=True))
     env = {**os.environ, "TEST_MODEL_KEY": TEST_KEY}
     child = subprocess.Popen(
         [sys.executable, "-m", "agentjournal.infrastructure.cli.main", "--store", str(store), "run", "talk",
@@ -267,13 +286,14 @@ def test_many_workers_can_open_one_store_at_the_same_moment(store_env):
 
 
 def test_interrupting_a_turn_another_process_runs(agent, model_server, store_env):
-    model_server.enqueue(Reply(text="a slow answer " * 40, delay=0.05), Reply(text="after"))
+    model_server.enqueue(Reply(text="a slow answer " * 40, hold=True), Reply(text="after"))
     child = start_child(store_env, model_server, agent.session_id, "long one")
     model_server.wait_for_requests(2)
     agent.interrupt()
     last = agent.audit_log()[-1]
     assert last.type == "TurnCompleted" and last.payload["stop_reason"] == "interrupted"
 
+    model_server.release()  # the child's turn gets its whole reply, and finds the log moved on
     outcome = last_json(child)
     assert outcome["error"] == "ConcurrentUpdate", outcome
     assert agent.retrieve_session()["status"] == "idle"
@@ -282,7 +302,8 @@ def test_interrupting_a_turn_another_process_runs(agent, model_server, store_env
 
 
 def test_concurrent_command_line_use(agent, model_server, store_env):
-    model_server.enqueue(Reply(text="slow " * 40, delay=0.05), Reply(text="unused"))
+    # The winner's reply holds until the other run has given up.
+    model_server.enqueue(Reply(text="slow " * 40, hold=True), Reply(text="unused"))
     env = {**os.environ, "TEST_MODEL_KEY": TEST_KEY}
     if store_env["PERSISTENCE_MODULE"] != "eventsourcing.sqlite":
         env.update(store_env)  # the CLI takes eventsourcing's settings from the environment
@@ -298,6 +319,8 @@ def test_concurrent_command_line_use(agent, model_server, store_env):
         )
         for command in [run, run, *[[*base, *r] for r in readers]]
     ]
+    wait_until(lambda: any(p.poll() is not None for p in processes[:2]), "one of the two runs to give up", 60)
+    model_server.release()
     outputs = [p.communicate(timeout=120) for p in processes]
     results = [(p.returncode, out, err) for p, (out, err) in zip(processes, outputs)]
 
@@ -326,6 +349,6 @@ for _ in range(int(sys.argv[2])):
 
 def test_processes_opening_writing_and_reading_together(store_env, open_service):
     open_service().close()  # the tables exist, as for workers joining a running system
-    assert_all_succeed([spawn_python(CHURN, json.dumps(store_env), "6") for _ in range(6)], timeout=300)
+    assert_all_succeed([spawn_python(CHURN, json.dumps(store_env), "6") for _ in range(6)], timeout=240)
     summaries = open_service().list_summaries(limit=1000)
     assert len(summaries) == 36 and {s.version for s in summaries} == {1}

@@ -129,8 +129,10 @@ def _capture(into: list[BaseException], function: Any, *args: Any) -> None:
 
 def test_leaving_the_async_stream_early_interrupts_the_turn(make_agent, model_server, tmp_path):
     agent = make_agent(working_dir=str(tmp_path / "work"))
+    # The tool call comes after a hundred pieces of text, 0.2 s apart: the turn stops at the
+    # piece after the one the consumer leaves on, twenty seconds before the call.
     model_server.enqueue(
-        Reply(text="about to run a tool", delay=0.05,
+        Reply(text="about to run a tool. " * 40, delay=0.2,
               tool_calls=[ScriptedToolCall("execute_command", {"command": "touch ran"})]),
         Reply(text="and then talk again"),
     )  # fmt: skip
@@ -150,7 +152,7 @@ def test_leaving_the_async_stream_early_interrupts_the_turn(make_agent, model_se
 
 def test_execute_with_a_timeout_interrupts_the_turn(make_agent, model_server):
     agent = make_agent()
-    model_server.enqueue(Reply(text="slow " * 40, delay=0.2))
+    model_server.enqueue(Reply(text="slow " * 400, delay=0.2))  # 50 s, ended at the piece after 0.5 s
     with pytest.raises(TimeoutError):
         asyncio.run(agent.execute("go", timeout=0.5))
     last = agent.audit_log()[-1]

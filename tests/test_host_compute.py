@@ -22,7 +22,7 @@ from agentjournal.domain import ComputeBinding, Session, ToolCall, ToolResult
 from agentjournal.infrastructure.compute import host as host_module
 from agentjournal.infrastructure.compute.host import HostCompute
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
-from tests.conftest import run_python
+from tests.conftest import run_python, wait_until
 
 
 @pytest.fixture
@@ -417,9 +417,7 @@ def test_release_kills_what_still_runs_in_the_sessions_work_folder(tmp_path):
     )
     started = time.monotonic()
     running.start()
-    deadline = time.monotonic() + 10
-    while not pids_in(root) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: pids_in(root), "the command's sleeper to write its pid")
     HostCompute(base=tmp_path).release(binding)  # as from another process: a fresh compute
     running.join(timeout=10)
     assert not running.is_alive() and time.monotonic() - started < 10

@@ -129,7 +129,7 @@ def test_an_interrupt_ends_the_turn_it_names_and_never_the_next(
 ) -> None:
     session_id = new_session(service, config)
     runtimes = Runtimes(config)
-    model_server.enqueue(Reply(text="late " * 20, delay=0.05), Reply(text="second " * 100, delay=0.05))
+    model_server.enqueue(Reply(text="late " * 20, hold=True), Reply(text="second " * 100, delay=0.05))
 
     def consume(updates) -> list[object]:  # type: ignore[no-untyped-def]
         seen: list[object] = []
@@ -141,7 +141,7 @@ def test_an_interrupt_ends_the_turn_it_names_and_never_the_next(
 
     first = threading.Thread(target=consume, args=(service.start_turn(session_id, "one", runtimes).updates,))
     first.start()
-    model_server.wait_for_requests(1)  # the first turn waits on the model
+    model_server.wait_for_requests(1)  # the first turn waits on the model, its reply held
     service.interrupt(session_id)
     second: list[object] = []
     second_thread = threading.Thread(
@@ -149,6 +149,7 @@ def test_an_interrupt_ends_the_turn_it_names_and_never_the_next(
     )
     second_thread.start()
     model_server.wait_for_requests(2)
+    model_server.release()
     first.join(30)  # the first turn's model call returned while the second turn runs
     assert not first.is_alive()
     with pytest.raises(SessionBusy):

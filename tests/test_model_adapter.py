@@ -1,8 +1,10 @@
 """The litellm adapter, over real HTTP against the scripted server: how long a model that does
-not answer can hold a turn, and how many requests one model call makes at most."""
+not answer can hold a turn, how many requests one model call makes at most, and that a
+stream abandoned mid-reply gives its connection back."""
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -64,6 +66,30 @@ def test_a_refusal_is_not_retried(model_server):
     with pytest.raises(ModelError, match="HTTP 401.*invalid api key$"):
         call(adapter(model_server, max_attempts=3))
     assert len(model_server.requests) == 1
+
+
+def test_an_abandoned_stream_gives_its_connection_back_at_once(model_server):
+    """A turn interrupted mid-reply stops reading its model stream. The stream's connection
+    must go back to the HTTP client's pool then, not when the garbage collector finalizes
+    the stream: the collector can run inside the pool's lock, and closing the stream there
+    waits on that same lock for ever. With the collector off only the adapter's own close
+    frees a connection, so without it the streams past the pool's 100 connections (httpx's
+    default) would wait for one until their timeout."""
+    model = adapter(model_server, timeout=10, max_attempts=1)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(101):
+            model_server.enqueue(Reply(text="a reply nobody reads to its end"))
+            stream = model.stream("system", [UserMessage("hello")], [])
+            assert isinstance(next(stream), TextDelta)
+            stream.close()
+        model_server.enqueue(Reply(text="still served"))
+        replies = list(model.stream("system", [UserMessage("hello")], []))
+    finally:
+        if collecting:
+            gc.enable()
+    assert replies[-1].message.content == "still served"
 
 
 @pytest.mark.parametrize("bounds", [{"timeout": 0}, {"max_attempts": 0}])

@@ -10,7 +10,14 @@ import pytest
 from praisonaiagents import Agent
 from praisonaiagents.agent.protocols import ManagedBackendProtocol
 
-from agentjournal import ConfigError, ManagedAgent, ManagedConfig, UnsupportedProvider
+from agentjournal import Agent as AgentJournalAgent
+from agentjournal import (
+    ConfigError,
+    ManagedAgent,
+    ManagedConfig,
+    RecordedConfigWarning,
+    UnsupportedProvider,
+)
 from agentjournal.domain import ToolResult
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import TEST_KEY
@@ -55,6 +62,50 @@ def test_save_ids_has_praisonais_keys_and_restores_in_a_new_backend(managed, mod
     assert (
         Agent(name="b", backend=second).start("What is my favorite color?") == "Your favorite color is blue."
     )
+
+
+def test_the_ids_are_attributes_read_from_the_sessions_log(managed, model_server, store):
+    """PraisonAI's ``agent_id``, ``agent_version`` and ``environment_id`` attributes say what
+    ``save_ids`` says: this agent's before a session, then the session's as recorded, whatever
+    config and compute the agent that resumed it brings."""
+    first = managed(name="Keeper")
+    assert (first.agent_id, first.agent_version, first.environment_id) == ("Keeper", 1, "host")
+    first.run("hello")
+    first.update_agent(system="Be brief.")
+    resumed = ManagedAgent(config=ManagedConfig(name="Other"), compute="docker", store=store)
+    with pytest.warns(RecordedConfigWarning, match="name"):
+        resumed.resume_session(first.session_id)
+    assert (resumed.agent_id, resumed.agent_version, resumed.environment_id) == ("Keeper", 2, "host")
+    assert resumed.save_ids() == {
+        "agent_id": "Keeper", "agent_version": 2, "environment_id": "host", "session_id": first.session_id,
+    }  # fmt: skip
+    resumed.reset_all()
+    assert (resumed.agent_id, resumed.agent_version, resumed.environment_id) == ("Other", 1, "docker")
+
+
+def test_our_agent_runs_silently_as_praisonais_does(managed, model_server, capsys):
+    agent = AgentJournalAgent(name="quiet", backend=managed())
+    model_server.enqueue(Reply(text="said, not shown"), Reply(text="said and shown"))
+    assert agent.run("hello") == "said, not shown"
+    assert capsys.readouterr().out == ""
+    assert agent.run("again", stream=True) == "said and shown"
+    assert capsys.readouterr().out == "said and shown\n"
+
+
+def test_callbacks_given_to_the_backend_as_praisonais_examples_do(model_server, store):
+    weather = {"type": "custom", "name": "get_weather", "description": "The weather in a city.",
+               "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}  # fmt: skip
+    config = ManagedConfig(
+        model="gpt-4o-mini", api_base=model_server.base_url, api_key=TEST_KEY, tools=[weather]
+    )
+    backend = ManagedAgent(
+        config=config, store=store, on_custom_tool=lambda name, arguments: f"sunny in {arguments['city']}"
+    )
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall("get_weather", {"city": "Oslo"})]), Reply(text="It is sunny.")
+    )
+    assert Agent(name="weather", backend=backend).start("Weather in Oslo?") == "It is sunny."
+    assert model_server.requests[-1]["messages"][-1]["content"] == "sunny in Oslo"
 
 
 def test_reset_session_starts_a_new_session_and_keeps_the_old(managed, model_server):

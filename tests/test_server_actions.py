@@ -153,11 +153,12 @@ def test_answers_nobody_asked_for_are_refused(api_server, store):
 def test_an_interrupt_stops_the_running_turn_and_the_session_stays_usable(api_server, store, model_server):
     client = api_server.client()
     session_id = new_session(store)
-    model_server.enqueue(Reply(text="a long story " * 200, delay=0.05))
+    model_server.enqueue(Reply(text="a long story " * 200, hold=True))
     with client.beta.sessions.events.stream(session_id) as stream:
         send(client, session_id, prompt("Tell me a long story."))
-        model_server.wait_for_requests(1)
+        model_server.wait_for_requests(1)  # the turn is mid-reply until released
         send(client, session_id, {"type": "user.interrupt"})
+        model_server.release()  # the interrupted turn reads the rest of its reply, and stops
         seen = []
         for event in stream:
             seen.append(event)
@@ -203,12 +204,13 @@ def test_a_prompt_while_the_next_turn_runs_is_refused_after_an_interrupted_turn_
     """An interrupted turn whose model call returns late must not end the turn after it."""
     client = api_server.client()
     session_id = new_session(store)
-    model_server.enqueue(Reply(text="late " * 20, delay=0.05), Reply(text="second " * 100, delay=0.05))
+    model_server.enqueue(Reply(text="late " * 20, hold=True), Reply(text="second " * 100, delay=0.05))
     send(client, session_id, prompt("One."))
-    model_server.wait_for_requests(1)
+    model_server.wait_for_requests(1)  # the first turn's reply is held until the second turn runs
     send(client, session_id, {"type": "user.interrupt"})
     send(client, session_id, prompt("Two."))
     model_server.wait_for_requests(2)
+    model_server.release()
     # Until the second turn ends (the first one's model call returns long before), every
     # further prompt is refused as busy.
     refused = 0
@@ -231,12 +233,13 @@ def test_a_prompt_while_the_next_turn_runs_is_refused_after_an_interrupted_turn_
 def test_a_title_set_while_a_turn_runs_leaves_the_turn_to_finish(api_server, store, model_server):
     client = api_server.client()
     session_id = new_session(store)
-    model_server.enqueue(Reply(text="an answer " * 40, delay=0.05))
+    model_server.enqueue(Reply(text="an answer " * 40, hold=True))
     with client.beta.sessions.events.stream(session_id) as stream:
         send(client, session_id, prompt("Take your time."))
-        model_server.wait_for_requests(1)
+        model_server.wait_for_requests(1)  # the turn is mid-reply until released
         client.beta.sessions.update(session_id, title="Renamed meanwhile")
         client.beta.sessions.update(session_id, metadata={"team": "blue"})
+        model_server.release()
         seen = []
         for event in stream:
             seen.append(event)

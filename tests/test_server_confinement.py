@@ -107,7 +107,7 @@ def folder_of(store: Path, session_id: str) -> Path:
 
 def test_the_servers_secrets_and_other_sessions_are_out_of_reach(server, model_server, store):
     first, second = new_session(server), new_session(server)
-    assert session_json(server, second)["x_agentjournal"] == {"compute": "host"}
+    assert session_json(server, second)["x_agentjournal"]["compute"] == "host"
     attack(
         server,
         model_server,
@@ -236,7 +236,7 @@ def test_where_nothing_can_confine_a_session_it_is_refused_naming_the_fix(model_
 def test_the_unconfined_host_runs_only_on_a_server_that_opted_in(model_server, store):
     with running_server(model_server.base_url, store, extra=("--allow-unconfined-host",)) as server:
         session_id = new_session(server)
-        assert session_json(server, session_id)["x_agentjournal"] == {"compute": "host-unconfined"}
+        assert session_json(server, session_id)["x_agentjournal"]["compute"] == "host-unconfined"
         (result,) = attack(server, model_server, session_id, bash("pwd"))
         assert text(result).strip() == str(folder_of(store, session_id).resolve())
     with running_server(model_server.base_url, store) as server:
@@ -273,7 +273,7 @@ def test_docker_walls_hold_against_the_same_attacks(
     packages = {"packages": {"pip": ["tomli-w"]}}
     first, second = new_session(server, **packages), new_session(server, **packages)
     try:
-        assert session_json(server, second)["x_agentjournal"] == {"compute": "docker"}
+        assert session_json(server, second)["x_agentjournal"]["compute"] == "docker"
         attack(
             server,
             model_server,
@@ -322,7 +322,7 @@ def test_where_bubblewrap_cannot_run_docker_takes_the_session_with_no_network(
     with running_server(model_server.base_url, store, {"PATH": str(nowhere)}) as server:
         session_id = new_session(server, {"type": "limited"})
         try:
-            assert session_json(server, session_id)["x_agentjournal"] == {"compute": "docker"}
+            assert session_json(server, session_id)["x_agentjournal"]["compute"] == "docker"
             with loopback_listener() as (port, listener):
                 (result,) = attack(server, model_server, session_id, bash(connect_to(port)))
                 assert result.is_error and "connected" not in text(result) and not reached(listener)

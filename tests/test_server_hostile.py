@@ -10,6 +10,7 @@ import pytest
 
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests import serving
+from tests.conftest import wait_until
 from tests.serving import API_KEY
 from tests.test_server_actions import WEATHER, until_idle
 from tests.test_server_sessions import new_session
@@ -426,7 +427,6 @@ def test_streams_leave_nothing_behind_and_end_with_their_session(api_server, htt
     terminated, as nothing more can happen to it, and one on a deleted session is a 404."""
     import os
     import socket
-    import time
 
     session_id = new_session(store)
     pid = api_server.process.pid
@@ -455,14 +455,12 @@ def test_streams_leave_nothing_behind_and_end_with_their_session(api_server, htt
             sock.sendall(request)
             if number % 2:
                 assert sock.recv(15) == b"HTTP/1.1 200 OK"
-        time.sleep(1)
+        for sock in streams[::2]:  # the others are answered too; a peek leaves their bytes unread
+            assert sock.recv(15, socket.MSG_PEEK) == b"HTTP/1.1 200 OK"
         assert threads() < before[0] + 40  # a pool's threads at most, not one per stream
         for sock in streams:
             sock.close()
-    deadline = time.monotonic() + 10
-    while sockets() > before[1] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert sockets() <= before[1]
+    wait_until(lambda: sockets() <= before[1], "the server to close the dropped streams' connections")
     assert threads() < before[0] + 40
 
     stream = api_server.client().beta.sessions.events.stream(session_id)
@@ -471,15 +469,14 @@ def test_streams_leave_nothing_behind_and_end_with_their_session(api_server, htt
     assert http.get(f"/v1/sessions/{session_id}/events/stream").status_code == 404
 
 
-def test_racing_prompts_start_one_turn_and_a_delete_stops_it_for_good(http, store, model_server):
+def test_racing_prompts_start_one_turn_and_a_delete_stops_it_for_good(api_server, http, store, model_server):
     import threading
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
     from agentjournal.application import SessionService
 
     session_id = new_session(store)
-    model_server.enqueue(*[Reply(text="too late", stall=3) for _ in range(10)])
+    model_server.enqueue(*[Reply(text="too late", hold=True) for _ in range(10)])
     ready = threading.Barrier(10)
 
     def send(_: int) -> int:
@@ -489,9 +486,10 @@ def test_racing_prompts_start_one_turn_and_a_delete_stops_it_for_good(http, stor
     with ThreadPoolExecutor(10) as pool:
         answers = sorted(pool.map(send, range(10)))
     assert answers == [200] + [409] * 9
-    model_server.wait_for_requests(1)
+    model_server.wait_for_requests(1)  # the turn is mid-reply until released
     assert http.delete(f"/v1/sessions/{session_id}").status_code == 200
-    time.sleep(4)  # the model answers the deleted session's turn meanwhile
+    model_server.release()  # the model answers the deleted session's turn
+    api_server.stop()  # which ends before the server does
     service = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(store)})
     try:
         logged = [e.type for e in service.audit_log(service.find_session(session_id.removeprefix("sesn_")))]

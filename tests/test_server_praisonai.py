@@ -111,12 +111,13 @@ def test_praisonais_interrupt_stops_a_running_turn(hosted, model_server):
     import threading
 
     agent = hosted([])
-    model_server.enqueue(Reply(text="a very long answer " * 100, delay=0.05), Reply(text="Still here."))
+    model_server.enqueue(Reply(text="a very long answer " * 100, hold=True), Reply(text="Still here."))
     answers: list[str] = []
     running = threading.Thread(target=lambda: answers.append(agent._execute_sync("Talk for a while.")))
     running.start()
     model_server.wait_for_requests(1)
     agent.interrupt()
+    model_server.release()  # the turn reads the rest of its reply, and stops
     running.join(timeout=60)
     assert not running.is_alive()
     assert agent.retrieve_session()["status"] == "idle"

@@ -195,15 +195,17 @@ def test_without_auth_on_loopback_requests_need_no_key(model_server, store):
 def test_a_stream_opened_just_after_send_sees_the_whole_running_turn(api_server, store, model_server):
     client = api_server.client()
     session_id = new_session(store)
-    model_server.enqueue(Reply(text="slowly " * 20, delay=0.02))
+    model_server.enqueue(Reply(text="slowly " * 20, hold=True))
     sent = client.beta.sessions.events.send(
         session_id, events=[{"type": "user.message", "content": [{"type": "text", "text": "go"}]}]
     )
-    model_server.wait_for_requests(1)  # the turn is running
+    model_server.wait_for_requests(1)  # the turn is running, and stays so until released
     with client.beta.sessions.events.stream(session_id) as stream:
         seen = []
         for event in stream:
             seen.append(event)
+            if len(seen) == 1:
+                model_server.release()
             if event.type == "session.status_idle":
                 break
     assert seen[0].id == sent.data[0].id and seen[0].type == "user.message"

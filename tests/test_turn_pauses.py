@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from agentjournal.application.ports import TextDelta
 from agentjournal.application.runtimes import Runtimes
 from agentjournal.application.turns import TurnOutcome
 from agentjournal.domain import (
@@ -79,7 +80,7 @@ def test_an_old_turn_closing_late_does_not_end_the_next_turn(service, config, mo
     session_id, runtimes = paused_session(service, config, model_server)
     model_server.enqueue(Reply(text="first"), Reply(text="second"))
     old = service.start_turn(session_id, "one", runtimes)
-    next(old.updates)  # the first turn is under way
+    assert isinstance(next(old.updates), TextDelta)  # the first turn is mid-reply
     service.interrupt(session_id)
     new = service.start_turn(session_id, "two", runtimes)
     old.updates.close()  # the interrupted turn's runner stops only now

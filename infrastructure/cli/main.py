@@ -22,6 +22,7 @@ Exit status:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import warnings
@@ -41,6 +42,7 @@ from agentjournal.application.errors import (
 )
 from agentjournal.application.ports import ComputeError, ModelError, TextDelta
 from agentjournal.application.service import AuditEntry, SessionService
+from agentjournal.application.tracing import SessionTrace, session_trace
 from agentjournal.application.turns import ComputeProgress, ToolCallUpdate, TurnOutcome
 from agentjournal.domain import (
     AssistantMessage,
@@ -49,6 +51,7 @@ from agentjournal.domain import (
     ToolResult,
     UserMessage,
 )
+from agentjournal.infrastructure.cli import worker_keys
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -310,6 +313,20 @@ def _parser() -> argparse.ArgumentParser:
     timeline.add_argument("--json", action="store_true", help="JSON Lines, one entry per line")
     timeline.set_defaults(handler=_timeline)
 
+    otel = sub.add_parser(
+        "otel", help="send sessions to an OpenTelemetry collector as GenAI spans (needs the otel extra)"
+    )
+    chosen = otel.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("session", nargs="?")
+    chosen.add_argument("--all", action="store_true", help="every session of the store")
+    otel.add_argument(
+        "--endpoint",
+        default="",
+        help="the collector's OTLP/HTTP address, e.g. http://127.0.0.1:4318 "
+        "(default: the OTEL_EXPORTER_OTLP_* settings, else http://localhost:4318)",
+    )
+    otel.set_defaults(handler=_otel)
+
     compare = sub.add_parser("diff", help="where two sessions (a fork and its parent, say) part, and how")
     compare.add_argument("left")
     compare.add_argument("right", help="another session, or the same one with --left-at / --right-at")
@@ -352,12 +369,25 @@ def _parser() -> argparse.ArgumentParser:
         "OpenAI-compatible server (default: $AGENTJOURNAL_MODEL_PROVIDER, or litellm's own routing)",
     )
     serve.add_argument(
+        "--allow-private-mcp",
+        action="store_true",
+        help="let agents' MCP servers be on loopback, link-local or private addresses (by default "
+        "refused: the server would reach its own network on an agent's behalf)",
+    )
+    serve.add_argument(
         "--answer-grace",
         type=float,
         default=2.0,
         metavar="SECONDS",
         help="how long a turn waits for a custom tool's result or a confirmation before it pauses "
         "(requires_action); answers within it continue the turn without a pause (default: 2)",
+    )
+    serve.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="the largest file POST /v1/files accepts (default: 500 MB, as the cloud)",
     )
     serve.add_argument(
         "--client-timeout",
@@ -383,6 +413,13 @@ def _parser() -> argparse.ArgumentParser:
         "are recorded as interrupted (default: 5)",
     )
     serve.add_argument(
+        "--otel-endpoint",
+        default="",
+        metavar="URL",
+        help="send each turn, as it ends, to this OpenTelemetry collector (OTLP/HTTP, e.g. "
+        "http://127.0.0.1:4318; needs the otel extra)",
+    )
+    serve.add_argument(
         "--allow-unconfined-host",
         action="store_true",
         help="DANGEROUS, for trusted development only: run the tools of sessions without packages "
@@ -391,6 +428,7 @@ def _parser() -> argparse.ArgumentParser:
         "or in Docker, or the session is refused",
     )
     serve.set_defaults(handler=_serve)
+    worker_keys.add_parser(sub)
     return parser
 
 
@@ -403,6 +441,8 @@ def _serve(args: argparse.Namespace) -> int:
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
     if args.api_key_env and not api_key:
         raise AgentJournalError(f"environment variable {args.api_key_env} is not set")
+    if args.otel_endpoint and importlib.util.find_spec("opentelemetry.sdk") is None:
+        raise AgentJournalError("--otel-endpoint needs the otel extra: pip install 'agentjournal[otel]'")
     settings = ServerSettings(
         api_keys=parse_keys(os.environ.get(KEYS_ENV)),
         allow_no_auth=args.no_auth,
@@ -410,9 +450,12 @@ def _serve(args: argparse.Namespace) -> int:
         model=ManagedConfig(api_base=args.api_base, api_key=api_key),
         model_provider=args.model_provider,
         answer_grace=args.answer_grace,
+        allow_private_mcp=args.allow_private_mcp,
         client_timeout=args.client_timeout,
+        **({"max_upload_bytes": args.max_upload_bytes} if args.max_upload_bytes else {}),
         turn_workers=args.turn_workers,
         shutdown_grace=args.shutdown_grace,
+        otel_endpoint=args.otel_endpoint,
         allow_unconfined_host=args.allow_unconfined_host,
     )
     if args.allow_unconfined_host:
@@ -599,11 +642,13 @@ def _list(args: argparse.Namespace) -> int:
         return OK
     rows = [
         (str(s.id), s.status.value, s.title, f"{s.usage.input_tokens}/{s.usage.output_tokens}",
-         str(s.message_count), f"{s.parent_id}@{s.parent_version}" if s.parent_id else "",
-         s.updated_at.strftime("%Y-%m-%d %H:%M:%S"))
+         views.format_cost(s.cost), f"{s.model_ms / 1000:.1f}", str(s.message_count),
+         f"{s.parent_id}@{s.parent_version}" if s.parent_id else "", s.updated_at.strftime("%Y-%m-%d %H:%M:%S"))
         for s in summaries
     ]  # fmt: skip
-    _table(("id", "status", "title", "tokens in/out", "msgs", "forked from", "updated"), rows)
+    _table(
+        ("id", "status", "title", "tokens in/out", "cost", "model s", "msgs", "forked from", "updated"), rows
+    )
     return OK
 
 
@@ -611,13 +656,15 @@ def _show(args: argparse.Namespace) -> int:
     service = _service(args)
     summary = service.summary(service.find_session(args.session))
     session = service.get_session(summary.id)
+    trace = session_trace(service.events.get(summary.id))
     if args.json:
-        _print_json(views.session_detail(summary, session))
+        _print_json(views.session_detail(summary, session) | {"trace": views.session_trace(trace)})
         return OK
     print(f"session {summary.id}  [{summary.status.value}]  {summary.title!r}")
     print(f"  model {summary.model}, {summary.turn_count} turns, version {summary.version}")
     print(f"  tools run on {COMPUTES.get(session.config.compute, session.config.compute)}")
     print(f"  tokens: {summary.usage.input_tokens} in, {summary.usage.output_tokens} out")
+    _print_costs(trace)
     if summary.parent_id:
         print(f"  forked from {summary.parent_id} at event {summary.parent_version}")
     if summary.last_error:
@@ -625,6 +672,21 @@ def _show(args: argparse.Namespace) -> int:
     print()
     _print_messages(session)
     return OK
+
+
+def _print_costs(trace: SessionTrace) -> None:
+    """Cost and time per turn, and how each tool fared."""
+    calls = trace.model_calls
+    print(
+        f"  cost: {views.format_cost(trace.cost)}; {len(calls)} model calls, {trace.model_ms:.0f} ms in all"
+    )
+    for turn in trace.turns:
+        took = f"{turn.duration_ms:.0f} ms" if turn.duration_ms is not None else "running"
+        print(f"    turn {turn.turn} ({turn.outcome}): {took}, {len(turn.model_calls)} model calls "
+              f"{turn.model_ms:.0f} ms, {len(turn.tool_calls)} tool calls, cost {views.format_cost(turn.cost)}")  # fmt: skip
+    for tool in trace.tool_stats():
+        print(f"  tool {tool.name}: {tool.calls} calls, {tool.failures} failed, "
+              f"median {tool.median_ms:.0f} ms, p95 {tool.p95_ms:.0f} ms")  # fmt: skip
 
 
 def _log(args: argparse.Namespace) -> int:
@@ -767,6 +829,28 @@ def _timeline(args: argparse.Namespace) -> int:
     for entry in entries:
         text = entry.text.replace("\n", "\n" + " " * 27)
         print(f"{entry.version:>5} {entry.timestamp:%H:%M:%S}  {entry.actor:<9}  {text}")
+    return OK
+
+
+def _otel(args: argparse.Namespace) -> int:
+    try:
+        from agentjournal.infrastructure.telemetry import otel
+    except ImportError as e:
+        print(f"agentjournal: OpenTelemetry export needs the otel extra "
+              f"(pip install 'agentjournal[otel]'): {e}", file=sys.stderr)  # fmt: skip
+        return USAGE
+    service = _service(args)
+    if args.all:
+        summaries = service.list_summaries(limit=sys.maxsize)
+    else:
+        summaries = [service.summary(service.find_session(args.session))]
+    traces = ((session_trace(service.events.get(s.id)), s.title, s.name) for s in summaries)
+    try:
+        sent = otel.export(traces, args.endpoint)
+    except otel.ExportFailed as e:
+        print(f"agentjournal: {e}", file=sys.stderr)
+        return FAILURE
+    print(f"sent {sent} spans of {len(summaries)} sessions")
     return OK
 
 

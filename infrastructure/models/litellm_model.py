@@ -6,6 +6,8 @@ nothing is shown twice), and turns every other failure into a clear
 :class:`~application.ports.ModelError`. A stream that ends before the provider
 finished it (a dropped connection) is such a transient failure, never a reply.
 
+Each reply carries its price (:func:`price`), from litellm's bundled price table.
+
 Two numbers bound how long a model that does not answer can hold a turn:
 ``timeout``, the seconds any one read may wait (for the response to begin, or
 for its next chunk), and ``max_attempts``, how many requests one call makes in
@@ -15,6 +17,7 @@ under it are told not to, so the attempts never multiply.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -77,6 +80,14 @@ class LiteLLMModel:
     def stream(
         self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> Iterator[TextDelta | ModelReply]:
+        """The call's items. litellm is loaded here, before the first item is asked for,
+        so a process's first call is not timed with the seconds its import takes."""
+        _litellm()
+        return self._stream(system, messages, tools)
+
+    def _stream(
+        self, system: str, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> Iterator[TextDelta | ModelReply]:
         request = {
             "model": self.model,
             "messages": to_openai_messages(system, messages),
@@ -130,6 +141,7 @@ class LiteLLMModel:
         usage = Usage()
         model = self.model
         finish_reason = ""
+        stream = None
         try:
             stream = litellm.completion(**request)
             for chunk in stream:
@@ -153,6 +165,8 @@ class LiteLLMModel:
                         call["arguments"] += part.function.arguments or ""
         except Exception as e:
             raise _model_error(e, self.model, self.timeout) from e
+        finally:
+            _release(stream)
         if not _finished_by_provider(stream):
             raise ModelError(
                 f"model {self.model!r} stopped mid-reply: its stream ended before the provider "
@@ -169,7 +183,25 @@ class LiteLLMModel:
             usage=usage,
             model=model,
             finish_reason=finish_reason,
+            cost_usd=price(litellm, usage, self.model, model),
         )
+
+
+def _release(stream: Any) -> None:
+    """Close the HTTP response under a litellm stream, whether it was read to its end or
+    abandoned (an interrupted turn stops reading mid-reply).
+
+    An abandoned response is otherwise closed only when the garbage collector finalizes
+    it, and the collector can run while this thread holds the HTTP client's connection
+    pool lock (inside the next request): closing the response takes that same lock, so
+    the thread waits on itself for ever (encode/httpcore#990). Until then the response
+    also holds one of the pool's connections. Closing is idempotent, so a response read
+    to its end is closed again harmlessly; a failure to close must not replace the
+    turn's own outcome."""
+    close = getattr(getattr(stream, "completion_stream", None), "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
 
 
 def _usage(u: Any) -> Usage:
@@ -180,6 +212,27 @@ def _usage(u: Any) -> Usage:
         cache_read_tokens=int(getattr(details, "cached_tokens", 0) or 0),
         cache_creation_tokens=int(getattr(u, "cache_creation_input_tokens", 0) or 0),
     )
+
+
+def price(litellm: Any, usage: Usage, *models: str) -> float | None:
+    """What ``usage`` costs in US dollars by litellm's bundled price table (read from the
+    installed package, never fetched: see :func:`_litellm`), under the first of ``models``
+    the table knows (the name the call asked for, then the one the provider answered
+    with, which may name a dated release). None when it knows none of them: a model
+    served locally or new has no price here, and saying so is better than saying 0."""
+    for model in dict.fromkeys(m for m in models if m):
+        try:
+            prompt, completion = litellm.cost_per_token(
+                model=model,
+                prompt_tokens=usage.input_tokens,
+                completion_tokens=usage.output_tokens,
+                cache_read_input_tokens=usage.cache_read_tokens,
+                cache_creation_input_tokens=usage.cache_creation_tokens,
+            )
+        except Exception:  # litellm says "not mapped" in several ways, all of them exceptions
+            continue
+        return float(prompt) + float(completion)
+    return None
 
 
 def _finished_by_provider(stream: Any) -> bool:

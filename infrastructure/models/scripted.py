@@ -49,7 +49,10 @@ class Reply(msgspec.Struct, frozen=True):
     many seconds before answering anything at all, as a hung model does, unless the
     client hangs up first. ``cut`` drops a streamed reply's connection once that many
     characters of its text are sent (0: before any), before its tool calls, its final
-    chunk and ``[DONE]``, as a connection lost mid-stream does."""
+    chunk and ``[DONE]``, as a connection lost mid-stream does. ``hold`` stops a streamed
+    reply after its first piece until :meth:`ScriptedModelServer.release` (or until the
+    client hangs up): a turn is then mid-reply for exactly as long as a test needs,
+    however busy the machine."""
 
     text: str = ""
     tool_calls: list[ScriptedToolCall] = []
@@ -58,6 +61,7 @@ class Reply(msgspec.Struct, frozen=True):
     delay: float = 0.0
     stall: float = 0.0
     cut: int | None = None
+    hold: bool = False
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int = 0
@@ -75,6 +79,7 @@ class ScriptedModelServer:
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
+        self._released = threading.Event()
         self._server = _QuietServer((host, port), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -93,6 +98,7 @@ class ScriptedModelServer:
         return self
 
     def stop(self) -> None:
+        self.release()
         self._server.shutdown()
         self._server.server_close()
 
@@ -102,6 +108,21 @@ class ScriptedModelServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def release(self) -> None:
+        """Let the replies that hold (``Reply.hold``) go on to their end: those held now,
+        and those requested later, until :meth:`reset`."""
+        with self._lock:
+            self._released.set()
+
+    def reset(self) -> None:
+        """An empty script and request log, with the replies held so far released: the
+        server as new, for the next test."""
+        with self._lock:
+            self.script.clear()
+            self.requests.clear()
+            self._released.set()
+            self._released = threading.Event()
+
     def wait_for_requests(self, count: int, timeout: float = 60.0) -> None:
         """Block until ``count`` requests have arrived since ``requests`` was last cleared:
         a barrier for tests that must act while a client is mid-request."""
@@ -109,13 +130,15 @@ class ScriptedModelServer:
             if not self._arrived.wait_for(lambda: len(self.requests) >= count, timeout):
                 raise TimeoutError(f"{len(self.requests)} of {count} requests arrived in {timeout:g} s")
 
-    def next_reply(self, request: dict[str, Any]) -> Reply:
+    def next_reply(self, request: dict[str, Any]) -> tuple[Reply, threading.Event]:
+        """The reply to ``request``, and the event that releases it if it holds."""
         with self._arrived:
             self.requests.append(request)
             self._arrived.notify_all()
             if self.script:
-                return self.script.popleft()
-        return respond(request.get("messages", []))
+                return self.script.popleft(), self._released
+            released = self._released
+        return respond(request.get("messages", [])), released
 
 
 def respond(messages: list[dict[str, Any]]) -> Reply:
@@ -178,7 +201,7 @@ def _handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
             if not self.path.rstrip("/").endswith("/chat/completions"):
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
                 return
-            reply = server.next_reply(body)
+            reply, released = server.next_reply(body)
             if reply.stall and not self._still_there_after(reply.stall):
                 self.close_connection = True
                 return
@@ -188,7 +211,7 @@ def _handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
                 return
             completion = _Completion(body, reply)
             if body.get("stream"):
-                self._stream(completion, reply.delay)
+                self._stream(completion, reply.delay, released if reply.hold else None)
             else:
                 self._json(200, completion.whole())
 
@@ -198,6 +221,13 @@ def _handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
             readable, _, _ = select.select([self.connection], [], [], seconds)
             return not readable
 
+        def _held_until(self, released: threading.Event) -> bool:
+            """Say nothing more until ``released``; False if the client hung up first."""
+            while not released.wait(0.05):
+                if not self._still_there_after(0):
+                    return False
+            return True
+
         def _json(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
@@ -206,16 +236,21 @@ def _handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _stream(self, completion: _Completion, delay: float) -> None:
+        def _stream(self, completion: _Completion, delay: float, released: threading.Event | None) -> None:
+            """Stream the reply; when ``released`` is given, hold after its first piece
+            (the chunk after the one naming the role) until it is set."""
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")
             self.send_header("cache-control", "no-cache")
             self.send_header("connection", "close")
             self.end_headers()
+            self.close_connection = True
             try:
-                for chunk in completion.chunks():
+                for number, chunk in enumerate(completion.chunks()):
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
+                    if number == 1 and released is not None and not self._held_until(released):
+                        return
                     if delay:
                         time.sleep(delay)
                 if completion.reply.cut is None:
@@ -223,7 +258,6 @@ def _handler(server: ScriptedModelServer) -> type[BaseHTTPRequestHandler]:
                     self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 pass
-            self.close_connection = True
 
     return Handler
 

@@ -13,7 +13,8 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,9 +25,16 @@ from agentjournal.application.api import open_store
 from agentjournal.application.catalog import Catalog
 from agentjournal.application.config import ManagedConfig
 from agentjournal.application.recovery import Recovery
+from agentjournal.application.resources import SessionResources
 from agentjournal.application.runtimes import Runtimes, unchanged
-from agentjournal.application.service import SessionService
+from agentjournal.application.service import SessionService, data_home
+from agentjournal.application.tracing import session_trace
+from agentjournal.application.uploads import MAX_UPLOAD_BYTES, Uploads
+from agentjournal.application.vaults import Vaults
+from agentjournal.application.work_queue import KEY_PREFIX
 from agentjournal.domain import SessionConfig
+from agentjournal.infrastructure.mcp.client import HttpMcpClient
+from agentjournal.infrastructure.secrets.box import AesSecretBox
 from agentjournal.infrastructure.server.auth import RequireApiKey
 from agentjournal.infrastructure.server.bodies import CLIENT_TIMEOUT, MAX_BODY_BYTES
 from agentjournal.infrastructure.server.errors import (
@@ -36,6 +44,10 @@ from agentjournal.infrastructure.server.errors import (
 )
 from agentjournal.infrastructure.server.runner import Doorbell, TurnRunner
 from agentjournal.infrastructure.server.wire import ProjectedLogs
+from agentjournal.infrastructure.server.work import worker_key_refusal
+
+if TYPE_CHECKING:
+    from agentjournal.infrastructure.telemetry.otel import LiveExporter
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,9 @@ class ServerSettings:
     model: ManagedConfig = field(default_factory=ManagedConfig)
     model_provider: str = ""
     max_body_bytes: int = MAX_BODY_BYTES
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    """The largest file an upload may hold (``POST /v1/files``); JSON bodies stay under
+    ``max_body_bytes``."""
     client_timeout: float = CLIENT_TIMEOUT
     """Seconds a client has to send a request's headers (from connecting, or from the
     previous response), and then its body; a connection that takes longer is closed."""
@@ -67,10 +82,15 @@ class ServerSettings:
     """Seconds a turn waits for a custom tool's result or a confirmation before it pauses
     (``requires_action``). Clients that answer as soon as they see the call (PraisonAI's
     hosted backend does, and stops reading at the first idle) see no pause at all."""
+    allow_private_mcp: bool = False
+    """Whether agents' MCP servers may be on loopback, link-local or private addresses."""
     turn_workers: int = 16
     shutdown_grace: float = 5.0
     """Seconds a stopping server gives its running and queued turns to end by themselves
     before it records them as interrupted."""
+    otel_endpoint: str = ""
+    """An OTLP/HTTP collector to send each turn to as it ends (the ``otel`` extra); none
+    when empty."""
     allow_unconfined_host: bool = False
     """Run the tools of sessions without packages on the unconfined host (as the server's
     own user, nothing confined), and of sessions that recorded it: trusted development only.
@@ -83,8 +103,8 @@ class ServerSettings:
 
 
 class Engine:
-    """What every request shares: the store's services (sessions and the catalog of agents
-    and environments), the turn runner, the doorbell."""
+    """What every request shares: the store's services (sessions, the catalog of agents
+    and environments, uploaded files), the turn runner, the doorbell."""
 
     def __init__(
         self,
@@ -96,6 +116,8 @@ class Engine:
         self.settings = settings
         self.service = service
         self.catalog = catalog
+        self.uploads = Uploads(catalog, settings.max_upload_bytes)
+        self.resources = SessionResources(service, self.uploads)
         self.doorbell = Doorbell(loop)
         self.runtimes = Runtimes(
             settings.model,
@@ -103,13 +125,20 @@ class Engine:
             defer_actions=True,
             answer_grace=settings.answer_grace,
             wait_for_log=self.doorbell.wait,
+            mcp=HttpMcpClient(allow_private=settings.allow_private_mcp),
             allow_unconfined=settings.allow_unconfined_host,
         )
+        self.telemetry = _live_telemetry(service, settings.otel_endpoint) if settings.otel_endpoint else None
         self.runner = TurnRunner(
-            service, self.runtimes, self.doorbell, settings.turn_workers, settings.shutdown_grace
-        )
+            service, self.runtimes, self.doorbell, settings.turn_workers, settings.shutdown_grace,
+            on_turn_end=self.telemetry.turn_ended if self.telemetry else None,
+        )  # fmt: skip
         self.recovery = Recovery(service, on_closed=self.doorbell.ring)
         self.projected_logs = ProjectedLogs()
+        self.vaults = Vaults(catalog, AesSecretBox.for_home(data_home()))
+        self.runtimes.vault_tokens = lambda recorded: self.vaults.tokens(
+            recorded.vault_ids, [server.url for server in recorded.mcp_servers]
+        )
 
     def agent_json(self, config: SessionConfig) -> dict[str, Any] | None:
         """The agent version a session was created from, as the session shows it."""
@@ -140,6 +169,27 @@ def pooled(store: str | Mapping[str, str] | None, threads: int) -> str | Mapping
     return settings
 
 
+class _LiveTelemetry:
+    """Each turn that ends in this server, read from its log and sent to a collector."""
+
+    def __init__(self, service: SessionService, exporter: LiveExporter) -> None:
+        self.service = service
+        self.exporter = exporter
+
+    def turn_ended(self, session_id: UUID) -> None:
+        trace = session_trace(self.service.events.get(session_id))
+        self.exporter.turn_ended(trace, self.service.summary(session_id).name)
+
+    def close(self) -> None:
+        self.exporter.close()
+
+
+def _live_telemetry(service: SessionService, endpoint: str) -> _LiveTelemetry:
+    from agentjournal.infrastructure.telemetry.otel import LiveExporter
+
+    return _LiveTelemetry(service, LiveExporter(endpoint))
+
+
 def create_app(settings: ServerSettings, service: SessionService | None = None) -> Starlette:
     """The ASGI app. ``service`` shares an open store (tests, embedding); by default the
     app opens ``settings.store`` when it starts."""
@@ -154,6 +204,7 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
             opened = await asyncio.to_thread(open_store, store)
         catalog = await asyncio.to_thread(Catalog, opened, settings.model.redactor())
         engine = Engine(settings, opened, catalog, asyncio.get_running_loop())
+        await asyncio.to_thread(engine.vaults.check_key)  # a server that cannot open the vaults says so now
         app.state.engine = engine
         app.state.max_body_bytes = settings.max_body_bytes
         app.state.client_timeout = settings.client_timeout
@@ -163,12 +214,21 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
         finally:
             await asyncio.to_thread(engine.recovery.stop)
             await asyncio.to_thread(engine.runner.shutdown)
+            if engine.telemetry is not None:
+                await asyncio.to_thread(engine.telemetry.close)
             if service is None:
                 opened.close()
 
     return Starlette(
         routes=_routes(),
-        middleware=[Middleware(RequireApiKey, keys=settings.api_keys)],
+        middleware=[
+            Middleware(
+                RequireApiKey,
+                keys=settings.api_keys,
+                worker_prefix=KEY_PREFIX,
+                worker_gate=worker_key_refusal,
+            )
+        ],  # fmt: skip
         exception_handlers={
             HTTPException: handle_http_exception,
             **dict.fromkeys(EXPECTED_ERRORS, handle_api_error),
@@ -185,15 +245,23 @@ def _routes() -> list[BaseRoute]:
         events,
         extensions,
         files,
+        resources,
         sessions,
+        uploads,
+        vaults,
+        work,
     )
 
     return [
         *sessions.routes,
+        *resources.routes,
         *events.routes,
         *agents.routes,
         *environments.routes,
+        *vaults.routes,
         *extensions.routes,
         *files.routes,
+        *work.routes,
+        *uploads.routes,
         *browser.routes,
     ]

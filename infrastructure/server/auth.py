@@ -17,10 +17,11 @@ it has a key to send. Every request for data, the page's own included, needs a k
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -103,15 +104,43 @@ def _netloc(url: str) -> str | None:
         return None
 
 
+WorkerGate = Callable[[Scope, str], "tuple[int, str] | None"]
+"""Checks a worker key for a request (its scope): the refusal, or None (see :mod:`.work`)."""
+
+
 class RequireApiKey:
     """ASGI middleware refusing HTTP requests without a valid key. ``keys`` empty means
-    no auth (the caller decided that was allowed): only local requests are served."""
+    no auth (the caller decided that was allowed): only local requests are served.
 
-    def __init__(self, app: ASGIApp, keys: frozenset[str]) -> None:
+    A key that begins with ``worker_prefix`` is a self-hosted environment's worker key,
+    and ``worker_gate`` decides, whether or not the server has API keys."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        keys: frozenset[str],
+        worker_prefix: str = "",
+        worker_gate: WorkerGate | None = None,
+    ) -> None:
         self.app = app
         self.keys = keys
+        self.worker_prefix = worker_prefix
+        self.worker_gate = worker_gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        given = presented_key(scope["headers"]) if scope["type"] == "http" else None
+        if (
+            given
+            and self.worker_gate is not None
+            and self.worker_prefix
+            and given.startswith(self.worker_prefix)
+        ):
+            refused = await asyncio.to_thread(self.worker_gate, scope, given)
+            if refused is not None:
+                await error_response(*refused)(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
         if scope["type"] == "http" and not (self.keys and is_public(scope)):
             refusal = self._refusal(scope["headers"])
             if refusal is not None:

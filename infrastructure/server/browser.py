@@ -21,6 +21,8 @@ under ``/x-agentjournal/v1``:
 * ``GET  .../sessions/{id}/log/window?after=N&limit=M``: the log's events after
   version N, at most M; without ``after``, its last M events (the page scrolls a
   10,000-event log a window at a time). ``version`` in the answer is the log's length.
+* ``GET  .../sessions/{id}/trace``: its turns with their model and tool calls, when each
+  ran, how long it took and what it cost, and per-tool statistics (``views.session_trace``).
 * ``POST .../sessions/{id}/terminate`` ``{"reason": "..."}``: close the session for good,
   its sandbox released first.
 """
@@ -37,7 +39,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from agentjournal.application import audit, browsing, views
+from agentjournal.application import audit, browsing, tracing, views
 from agentjournal.application.errors import VersionNotFound
 from agentjournal.application.projection import SessionSummary
 from agentjournal.domain import Status
@@ -182,6 +184,18 @@ async def log_window(request: Request) -> JSONResponse:
     return JSONResponse(await asyncio.to_thread(window))
 
 
+async def session_trace(request: Request) -> JSONResponse:
+    engine = engine_of(request)
+    session_id = parse_id(SESSION, request.path_params["session_id"])
+
+    def read() -> dict[str, Any]:
+        existing_session(engine, session_id)
+        return views.session_trace(tracing.session_trace(engine.service.events.get(session_id)))
+
+    shown = await asyncio.to_thread(read)
+    return JSONResponse(shown | {"session_id": wire_id(SESSION, session_id)})
+
+
 class TerminateBody(msgspec.Struct):
     reason: str = ""
 
@@ -214,5 +228,6 @@ routes: list[BaseRoute] = [
     _session_route("diff", diff),
     _session_route("turns", turns),
     _session_route("log/window", log_window),
+    _session_route("trace", session_trace),
     _session_route("terminate", terminate, "POST"),
 ]

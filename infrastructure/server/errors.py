@@ -25,7 +25,11 @@ from agentjournal.application.errors import (
     ConfigTypeChange,
     EnvironmentNotFound,
     InvalidMetadata,
+    RepositoryUnavailable,
+    ResourceNotFound,
     SessionNotFound,
+    StoredFileNotFound,
+    UploadTooLarge,
     VersionNotFound,
 )
 from agentjournal.domain import (
@@ -101,9 +105,22 @@ def as_api_error(error: Exception) -> ApiError:
     if isinstance(error, EnvironmentNotFound):
         return ApiError(404, str(error), error_code="environment_not_found")
     if isinstance(
-        error, (SessionNotFound, VersionNotFound, AmbiguousSessionId, AgentNotFound, AgentVersionNotFound)
-    ):
+        error,
+        (
+            SessionNotFound,
+            VersionNotFound,
+            AmbiguousSessionId,
+            AgentNotFound,
+            AgentVersionNotFound,
+            StoredFileNotFound,
+            ResourceNotFound,
+        ),
+    ) or (isinstance(error, AgentJournalError) and isinstance(error, LookupError)):
         return ApiError(404, str(error))
+    if isinstance(error, UploadTooLarge):
+        return ApiError(413, str(error))
+    if isinstance(error, RepositoryUnavailable):  # the URL, checkout or token the client gave
+        return ApiError(400, str(error))
     if isinstance(error, (ConcurrentUpdate, SessionBusy, StaleVersion)):
         return ApiError(409, str(error))
     if isinstance(error, EnvironmentArchivedError):

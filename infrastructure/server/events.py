@@ -23,9 +23,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from agentjournal.application.answers import Confirmation, Interrupt, Prompt, Step, StepRefused, ToolAnswer
+from agentjournal.application.answers import (
+    Confirmation,
+    Interrupt,
+    Prompt,
+    Step,
+    StepRefused,
+    ToolAnswer,
+    WorkerResult,
+)
 from agentjournal.application.tool_policy import MAX_TOOL_CALLS_PER_REPLY
-from agentjournal.domain import Session, Status
+from agentjournal.application.work_queue import WorkerKey
+from agentjournal.domain import NoPendingAction, Session, Status, ToolResult
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, as_api_error
 from agentjournal.infrastructure.server.ids import SESSION, parse_id
@@ -72,7 +81,22 @@ class ToolConfirmationIn(msgspec.Struct, tag_field="type", tag="user.tool_confir
     allowed: bool | None = None
 
 
-EventIn = UserMessageIn | UserInterruptIn | CustomToolResultIn | ToolConfirmationIn
+class ContentIn(msgspec.Struct):
+    """A block of a tool result; text is kept, other kinds are named."""
+
+    type: str
+    text: str = ""
+
+
+class ToolResultIn(msgspec.Struct, tag_field="type", tag="user.tool_result"):
+    """A self-hosted worker's result for an ``agent.tool_use`` it ran."""
+
+    tool_use_id: str
+    content: list[ContentIn] | str = []
+    is_error: bool | None = None
+
+
+EventIn = UserMessageIn | UserInterruptIn | CustomToolResultIn | ToolConfirmationIn | ToolResultIn
 
 
 MAX_EVENTS_PER_SEND = 2 * MAX_TOOL_CALLS_PER_REPLY + 2
@@ -95,7 +119,10 @@ async def send_events(request: Request) -> JSONResponse:
     engine = engine_of(request)
     session_id = parse_id(SESSION, request.path_params["session_id"])
     body = await read_json(request, SendBody)
-    sent = await asyncio.to_thread(_record, engine, session_id, body.events)
+    key: WorkerKey | None = getattr(request.state, "worker_key", None)
+    if key is not None and not all(isinstance(event, ToolResultIn) for event in body.events):
+        raise ApiError(403, "a worker key may send only user.tool_result events")
+    sent = await asyncio.to_thread(_record, engine, session_id, body.events, key)
     return JSONResponse({"data": sent})
 
 
@@ -144,11 +171,26 @@ class _Confirmation:
         return Confirmation(self.call_id, self.allowed, self.reason)
 
 
-_Command = _Prompt | _Interrupt | _ToolResult | _Confirmation
+@dataclass(frozen=True)
+class _WorkerResult:
+    where: str
+    call_id: str
+    output: str
+    is_error: bool
+    echo: ApiEvent
+
+    @property
+    def step(self) -> Step:
+        return WorkerResult(self.call_id, self.output, self.is_error)
+
+
+_Command = _Prompt | _Interrupt | _ToolResult | _Confirmation | _WorkerResult
 """One event of a send, checked, with the log's tool call id for an API event id."""
 
 
-def _record(engine: Any, session_id: UUID, events: list[EventIn]) -> list[ApiEvent]:
+def _record(
+    engine: Any, session_id: UUID, events: list[EventIn], key: WorkerKey | None = None
+) -> list[ApiEvent]:
     """Record a send's events in order. The whole send is checked first, each event and
     then all of them applied to the session in memory, so an event the session would
     refuse (a second prompt, an answer nobody waits for) refuses the send before anything
@@ -162,7 +204,43 @@ def _record(engine: Any, session_id: UUID, events: list[EventIn]) -> list[ApiEve
         refused = as_api_error(e.reason)
         raise ApiError(refused.status, f"{commands[e.index].where}: {refused.message}", refused.error_type,
                        refused.error_code) from None  # fmt: skip
-    return [_perform(engine, session_id, command) for command in commands]
+    worker = engine.service.work.worker_of(key, str(session_id)) if key is not None else "client"
+    return [_perform(engine, session_id, command, worker) for command in commands]
+
+
+MAX_INITIAL_EVENTS = 50
+"""The most ``initial_events`` a new session takes, as the cloud documents."""
+
+
+def initial_prompts(engine: Any, events: list[dict[str, Any]]) -> list[EventIn]:
+    """A new session's ``initial_events``, checked before the session is recorded:
+    ``user.message`` events only (``user.define_outcome`` waits for outcomes), at most
+    :data:`MAX_INITIAL_EVENTS`, and one of them, since a session here runs one prompt per
+    turn and a turn cannot be queued behind another."""
+    if len(events) > MAX_INITIAL_EVENTS:
+        raise ApiError(400, f"initial_events: at most {MAX_INITIAL_EVENTS} events, not {len(events)}")
+    for n, event in enumerate(events):
+        kind = event.get("type") if isinstance(event, dict) else None
+        if kind == "user.define_outcome":
+            raise ApiError(
+                400, f"initial_events[{n}]: user.define_outcome is not supported until outcomes exist"
+            )
+        if kind != "user.message":
+            raise ApiError(400, f"initial_events[{n}].type: must be 'user.message', not {kind!r}")
+    if len(events) > 1:
+        raise ApiError(400, "initial_events: one user.message; this server runs one prompt per turn")
+    try:
+        prompts: list[EventIn] = msgspec.convert(events, type=list[UserMessageIn])
+    except msgspec.ValidationError as e:
+        raise ApiError(400, f"initial_events: {e}") from None
+    for n, prompt in enumerate(prompts):
+        _command(engine, UUID(int=0), f"initial_events[{n}]", prompt)  # its text, as a send checks it
+    return prompts
+
+
+def send_initial(engine: Any, session_id: UUID, prompts: list[EventIn]) -> None:
+    """Start a new session's first turn from its checked ``initial_events``."""
+    _record(engine, session_id, prompts)
 
 
 def _command(engine: Any, session_id: UUID, where: str, event: EventIn) -> _Command:
@@ -176,6 +254,10 @@ def _command(engine: Any, session_id: UUID, where: str, event: EventIn) -> _Comm
         return _Prompt(where, text)
     if isinstance(event, UserInterruptIn):
         return _Interrupt(where)
+    if isinstance(event, ToolResultIn):
+        call_id = _tool_call_id(engine, session_id, event.tool_use_id, f"{where}.tool_use_id")
+        output = event.content if isinstance(event.content, str) else _blocks_text(event.content)
+        return _WorkerResult(where, call_id, output, bool(event.is_error), msgspec.to_builtins(event))
     if isinstance(event, CustomToolResultIn):
         call_id = _tool_call_id(engine, session_id, event.custom_tool_use_id, f"{where}.custom_tool_use_id")
         return _ToolResult(
@@ -190,9 +272,25 @@ def _command(engine: Any, session_id: UUID, where: str, event: EventIn) -> _Comm
     return _Confirmation(where, call_id, allowed, event.deny_message or "", echo)
 
 
-def _perform(engine: Any, session_id: UUID, command: _Command) -> ApiEvent:
+def _perform(engine: Any, session_id: UUID, command: _Command, worker: str) -> ApiEvent:
     """Record one checked command; the echo of the event, with its id in the log."""
     redact = engine.runtimes.config.redactor()
+    if isinstance(command, _WorkerResult):
+        try:
+            answered = engine.service.answer_from_worker(
+                session_id, command.call_id, command.output, command.is_error, worker, redact
+            )
+        except NoPendingAction:
+            recorded = _result_of(
+                engine.service.get_session(session_id), command.call_id, engine.service.events.get
+            )
+            if recorded is None:
+                raise
+            return _echo(session_id, recorded, command.echo)  # a duplicate: the first one stands
+        if answered.ready and answered.paused:
+            engine.runner.resume(session_id)
+        engine.doorbell.ring(session_id)
+        return _echo(session_id, answered.version, command.echo)
     if isinstance(command, _Prompt):
         version = engine.runner.start(session_id, command.text)
         echo: ApiEvent = {"type": "user.message", "content": [{"type": "text", "text": command.text}]}
@@ -212,6 +310,21 @@ def _perform(engine: Any, session_id: UUID, command: _Command) -> ApiEvent:
             engine.runner.resume(session_id)
     engine.doorbell.ring(session_id)
     return _echo(session_id, version, echo)
+
+
+def _blocks_text(blocks: list[ContentIn]) -> str:
+    return "\n".join(block.text if block.type == "text" else f"[{block.type} block]" for block in blocks)
+
+
+def _result_of(session: Session, call_id: str, events: Any) -> int | None:
+    """The log version that recorded the result of ``call_id``, if one did (a worker's post
+    that comes again: its first one stands); ``events`` reads the session's log newest first."""
+    if not any(isinstance(m, ToolResult) and m.tool_call_id == call_id for m in session.messages):
+        return None
+    for event in events(session.id, desc=True):
+        if isinstance(event, Session.ToolResultRecorded) and event.result.tool_call_id == call_id:
+            return int(event.originator_version)
+    return None
 
 
 def _echo(session_id: UUID, version: int, body: dict[str, Any]) -> ApiEvent:

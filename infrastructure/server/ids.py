@@ -1,5 +1,5 @@
 """Ids on the wire. The engine's aggregates have UUIDs; the API shows them the cloud's
-way, a prefix and the UUID's hex (``sesn_``, ``agent_``, ``env_``), and accepts the
+way, a prefix and the UUID's hex (``sesn_``, ``agent_``, ``env_``, ``file_``), and accepts the
 plain UUID too, so an id from the CLI works in a URL."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from agentjournal.infrastructure.server.errors import not_found
 SESSION = "sesn_"
 AGENT = "agent_"
 ENVIRONMENT = "env_"
+FILE = "file_"
+VAULT = "vlt_"
 
-_NAMES = {SESSION: "session", AGENT: "agent", ENVIRONMENT: "environment"}
+_NAMES = {SESSION: "session", AGENT: "agent", ENVIRONMENT: "environment", FILE: "file", VAULT: "vault"}
 
 
 def wire_id(prefix: str, value: UUID) -> str:

@@ -88,8 +88,11 @@ class TurnRunner:
     """
 
     def __init__(self, service: SessionService, runtimes: RuntimeFactory, doorbell: Doorbell,
-                 workers: int = 16, grace: float = 5.0) -> None:  # fmt: skip
+                 workers: int = 16, grace: float = 5.0,
+                 on_turn_end: Callable[[UUID], None] | None = None) -> None:  # fmt: skip
         self.service = service
+        self.on_turn_end = on_turn_end
+        """Called (on the turn's thread) after each turn this runner ran has ended."""
         self.runtimes = runtimes
         self.doorbell = doorbell
         self.workers = workers
@@ -199,3 +202,12 @@ class TurnRunner:
                     del self._stopping[session_id]
                 self._lock.notify_all()
             self.doorbell.ring(session_id)
+            self._turn_ended(session_id)
+
+    def _turn_ended(self, session_id: UUID) -> None:
+        if self.on_turn_end is None:
+            return
+        try:
+            self.on_turn_end(session_id)
+        except Exception:  # noqa: BLE001 - telemetry must never fail a turn
+            log.warning("session %s: the turn's telemetry failed", session_id, exc_info=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 from uuid import UUID
 
@@ -26,15 +26,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from agentjournal.application import views
 from agentjournal.application.catalog import session_config
 from agentjournal.application.errors import SessionNotFound
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
-from agentjournal.application.projection import SessionQuery, SessionSummary
-from agentjournal.domain import NoTurnInProgress, Session, SessionConfig, Status, Usage
+from agentjournal.application.projection import SessionQuery, SessionStats, SessionSummary, session_stats
+from agentjournal.application.resources import PreparedMount
+from agentjournal.domain import McpServer, NoTurnInProgress, Session, SessionConfig, Status, Usage
 from agentjournal.domain.policy import CONFINED_HOST
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
-from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, parse_id, wire_id
+from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, VAULT, parse_id, wire_id
+from agentjournal.infrastructure.server.mounts import FileMount, Mount, resource_json, resource_mount
 from agentjournal.infrastructure.server.placement import compute_without_packages
 from agentjournal.infrastructure.server.query import query_bool, query_int, query_time, query_version
 from agentjournal.infrastructure.server.wire import wire_time
@@ -81,6 +84,7 @@ def recorded_agent_json(session_id: UUID, config: SessionConfig) -> dict[str, An
         {"type": "custom", "name": t.name, "description": t.description, "input_schema": t.input_schema}
         for t in config.custom_tools
     ]
+    tools += [_mcp_toolset_json(server) for server in config.mcp_servers]
     return {
         "type": "agent",
         "id": wire_id(AGENT, config.agent_id and UUID(config.agent_id) or session_id),
@@ -90,8 +94,22 @@ def recorded_agent_json(session_id: UUID, config: SessionConfig) -> dict[str, An
         "model": {"id": config.model},
         "system": config.system or None,
         "tools": tools,
-        "mcp_servers": [],
+        "mcp_servers": [{"type": "url", "name": s.name, "url": s.url} for s in config.mcp_servers],
         "skills": [],
+    }
+
+
+def _mcp_toolset_json(server: McpServer) -> dict[str, Any]:
+    """A recorded MCP server's toolset, as an agent shows it."""
+
+    def config(enabled: bool, permission: str) -> dict[str, Any]:
+        return {"enabled": enabled, "permission_policy": {"type": permission}}
+
+    return {
+        "type": "mcp_toolset",
+        "mcp_server_name": server.name,
+        "default_config": config(server.enabled, server.permission),
+        "configs": [{"name": t.name, **config(*server.policy_of(t.name))} for t in server.tools],
     }
 
 
@@ -99,10 +117,16 @@ def session_json(engine: Any, session: Session) -> dict[str, Any]:
     config = session.config
     agent_of = getattr(engine, "agent_json", None)
     agent = (agent_of and config.agent_id and agent_of(config)) or recorded_agent_json(session.id, config)
-    return _session_body(
-        session.id, agent, config.environment_id, session.title, config.metadata, session.status,
-        session.usage, session.created_on, session.modified_on, session.archived_at, config.compute,
+    summary = engine.service.summary(session.id)
+    body = _session_body(
+        session.id, agent, config.environment_id, session.title, config.metadata,
+        Status.RUNNING if session.awaits_worker else session.status,
+        session.usage, session.created_on, session.modified_on, session.archived_at,
+        session_stats(summary, datetime.now(timezone.utc)),
+        [resource_json(r) for r in session.resources],
+        extension_json(summary),
     )  # fmt: skip
+    return body | {"vault_ids": [wire_id(VAULT, UUID(v)) for v in config.vault_ids]}
 
 
 def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:
@@ -113,14 +137,31 @@ def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:
         return session_json(engine, existing_session(engine, summary.id))
     return _session_body(
         summary.id, agent, summary.environment_id, summary.title, summary.metadata, summary.status,
-        summary.usage, summary.created_at, summary.updated_at, summary.archived_at, summary.compute,
+        summary.usage, summary.created_at, summary.updated_at, summary.archived_at,
+        session_stats(summary, datetime.now(timezone.utc)),
+        [],
+        extension_json(summary),
     )  # fmt: skip
+
+
+def extension_json(summary: SessionSummary) -> dict[str, Any]:
+    """What a session shows beyond the cloud's fields, under a key of its own
+    (``x_agentjournal``): the engine's status (``error`` after a failed turn, which the
+    cloud's vocabulary calls ``idle``), where its tools run (``host``, confined;
+    ``host-unconfined``; ``docker``; ``self_hosted``), what its model calls cost and how long
+    they took."""
+    return {
+        "status": summary.status.value,
+        "compute": summary.compute,
+        "cost": views.cost(summary.cost),
+        "model_ms": round(summary.model_ms, 3),
+    }
 
 
 def _session_body(
     session_id: UUID, agent: dict[str, Any], environment_id: str, title: str, metadata: Mapping[str, Any],
     status: Status, usage: Usage, created_at: datetime, updated_at: datetime, archived_at: datetime | None,
-    compute: str,
+    stats: SessionStats, resources: list[dict[str, Any]], extension: dict[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
     """A session as the API shows it, with this engine's own fields under ``x_agentjournal``
     (a name no field of the cloud's will take): ``compute``, where its tools run."""
@@ -133,14 +174,14 @@ def _session_body(
         "metadata": {str(k): str(v) for k, v in metadata.items()},
         "status": API_STATUS[status],
         "usage": usage_json(usage),
-        "stats": {},
-        "resources": [],
+        "stats": {"active_seconds": stats.active_seconds, "duration_seconds": stats.duration_seconds},
+        "resources": resources,
         "vault_ids": [],
         "outcome_evaluations": [],
         "created_at": wire_time(created_at),
         "updated_at": wire_time(updated_at),
         "archived_at": wire_time(archived_at) if archived_at else None,
-        "x_agentjournal": {"compute": compute},
+        "x_agentjournal": extension,
     }
 
 
@@ -245,7 +286,7 @@ class SessionCreate(msgspec.Struct):
     vault_ids: list[str] = []
 
 
-UNSUPPORTED = ("budget", "initial_events", "resources", "vault_ids")
+UNSUPPORTED = ("budget",)
 """What a new session may ask for that this engine does not do yet: refused, not dropped."""
 
 
@@ -255,10 +296,17 @@ async def create_session(request: Request) -> JSONResponse:
     for name in UNSUPPORTED:
         if getattr(body, name):
             raise ApiError(400, f"{name}: not supported by this server yet")
-    return JSONResponse(await asyncio.to_thread(_create, engine, body))
+    mounts = [resource_mount(resource, f"resources[{n}]") for n, resource in enumerate(body.resources)]
+    return JSONResponse(await asyncio.to_thread(_create, engine, body, mounts))
 
 
-def _create(engine: Any, body: SessionCreate) -> dict[str, Any]:
+def _create(engine: Any, body: SessionCreate, mounts: list[Mount]) -> dict[str, Any]:
+    from agentjournal.infrastructure.server.events import (  # it imports this module
+        initial_prompts,
+        send_initial,
+    )
+
+    prompts = initial_prompts(engine, body.initial_events)
     ref = body.agent if isinstance(body.agent, AgentRef) else AgentRef(body.agent)
     agent = engine.catalog.get_agent(parse_id(AGENT, ref.id), ref.version)
     environment = engine.catalog.get_environment(parse_id(ENVIRONMENT, body.environment_id))
@@ -267,10 +315,41 @@ def _create(engine: Any, body: SessionCreate) -> dict[str, Any]:
         config = msgspec.structs.replace(
             config, compute=compute_without_packages(engine.runtimes.allow_unconfined)
         )
-    config = msgspec.structs.replace(config, metadata=check_metadata(dict(body.metadata)))
+    config = msgspec.structs.replace(
+        config,
+        metadata=check_metadata(dict(body.metadata)),
+        vault_ids=engine.vaults.check_usable(body.vault_ids),
+    )
+    prepared = _prepared(engine, mounts)  # files read, repositories cloned: nothing recorded yet
     runtime = engine.runtimes(config)  # the adapters and policies first: a refused config records nothing
     session_id = engine.service.create_session(config, _title(body.title or ""), runtime.redact)
+    for mount in prepared:
+        engine.resources.mount(session_id, mount, engine.runtimes)
+    if prompts:  # the first turn starts now, its prompt the session's first event after its setup
+        send_initial(engine, session_id, prompts)
     return session_json(engine, existing_session(engine, session_id))
+
+
+def _prepared(engine: Any, mounts: list[Mount]) -> list[PreparedMount]:
+    """Each mount checked (a file exists, a repository is cloned, the path is a place for
+    it, no two share one) and fetched, before anything is recorded."""
+    taken: set[str] = set()
+    prepared: list[PreparedMount] = []
+    for n, mount in enumerate(mounts):
+        if mount.mount_path in taken:
+            raise ApiError(
+                400, f"resources[{n}].mount_path: {mount.mount_path!r} is taken by another resource"
+            )
+        taken.add(mount.mount_path)
+        if isinstance(mount, FileMount):
+            prepared.append(engine.resources.prepare_file(mount.file_id, mount.mount_path))
+        else:
+            prepared.append(
+                engine.resources.prepare_repository(
+                    mount.url, mount.mount_path, token=mount.token, branch=mount.branch, commit=mount.commit
+                )
+            )
+    return prepared
 
 
 API_STATUSES: dict[str, tuple[Status, ...]] = {

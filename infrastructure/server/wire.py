@@ -19,13 +19,21 @@ log event                               API events
 ``TurnStarted``, ``TurnResumed``        ``session.status_running``
 ``AssistantMessageAdded``               ``agent.message`` (its text, if any), then per
                                         tool call ``agent.tool_use`` or, for a custom
-                                        tool, ``agent.custom_tool_use``
+                                        tool, ``agent.custom_tool_use``, for an MCP
+                                        tool ``agent.mcp_tool_use``
 ``UsageRecorded``                       ``span.model_request_end`` (its usage)
 ``ToolConfirmationAnswered``            ``user.tool_confirmation``
 ``ToolResultRecorded``                  ``agent.tool_result``, or ``user.custom_tool_result``
-                                        when the client answered a custom tool
+                                        when the client answered a custom tool, or
+                                        ``user.tool_result`` for a call of a self-hosted
+                                        worker's tool (a worker's answer, or the server's
+                                        "not run" that no worker may run after), or
+                                        ``agent.mcp_tool_result`` for an MCP tool
+``McpServerFailed``                     ``session.error`` (``mcp_connection_failed_error``
+                                        or ``mcp_authentication_failed_error``)
 ``TurnCompleted``                       ``user.interrupt`` when the user interrupted it,
-                                        then ``session.status_idle`` with its stop reason
+                                        then ``session.status_idle`` with its stop reason;
+                                        nothing for a pause for a worker (still running)
 ``TurnFailed``                          ``session.error``, ``session.status_idle``
                                         (``retries_exhausted``)
 ``SessionTerminated``                   ``session.status_terminated``
@@ -48,6 +56,8 @@ from uuid import UUID
 
 import msgspec
 
+from agentjournal.application.mcp_tools import mcp_target
+from agentjournal.application.work_queue import WORKER_COMPUTE, WORKER_TOOLS
 from agentjournal.domain import (
     AssistantMessage,
     Message,
@@ -115,12 +125,19 @@ class WireProjector:
 
     def __init__(self, session_id: UUID) -> None:
         self.session_id = session_id
+        self.config: SessionConfig | None = None
+        self.mcp_calls: set[str] = set()
+        """Calls of MCP tools: their results are ``agent.mcp_tool_result``."""
         self.custom_tools: frozenset[str] = frozenset()
         self.confirm_tools: frozenset[str] = frozenset()
         self.call_events: dict[str, str] = {}
         """Tool call id -> the id of its ``agent.tool_use`` / ``agent.custom_tool_use`` event."""
         self.asked_of_client: set[str] = set()
         """Custom tool calls handed to the client: their results are the client's."""
+        self.on_workers = False
+        """The session's tools run on a self-hosted environment's workers."""
+        self.asked_of_worker: set[str] = set()
+        """Calls handed to a worker: a pause for them alone is no idle."""
         self.version = 0
 
     def feed(self, events: Iterable[Any]) -> Iterator[tuple[int, int, ApiEvent]]:
@@ -180,6 +197,9 @@ class WireProjector:
         if kind is Session.CustomToolRequested:
             self.asked_of_client.add(event.call.id)
             return []
+        if kind is Session.RemoteToolRequested:
+            self.asked_of_worker.add(event.call.id)
+            return []
         if kind is Session.ToolResultRecorded:
             return [self._result(event.result)]
         if kind is Session.TurnCompleted:
@@ -192,13 +212,23 @@ class WireProjector:
                  "error": {"type": error_type, "message": message, "retry_status": {"type": "terminal"}}},
                 {"type": "session.status_idle", "stop_reason": {"type": "retries_exhausted"}},
             ]  # fmt: skip
+        if kind is Session.McpServerFailed:
+            error = {
+                "type": f"mcp_{event.kind}_failed_error",
+                "mcp_server_name": event.server,
+                "message": event.message,
+                "retry_status": {"type": "terminal"},
+            }
+            return [{"type": "session.error", "error": error}]
         if kind is Session.SessionTerminated:
             return [{"type": "session.status_terminated"}]
         return []
 
     def _governed_by(self, config: SessionConfig) -> None:
+        self.config = config
         self.custom_tools = frozenset(t.name for t in config.custom_tools)
         self.confirm_tools = frozenset(config.confirm_tools)
+        self.on_workers = config.compute == WORKER_COMPUTE
 
     def _message(self, message: Message, event: Any) -> list[dict[str, Any]]:
         if isinstance(message, UserMessage):
@@ -221,6 +251,16 @@ class WireProjector:
         body: dict[str, Any] = {"name": call.name, "input": _arguments(call.arguments)}
         if call.name in self.custom_tools:
             return {"type": "agent.custom_tool_use", **body}
+        target = mcp_target(self.config, call.name) if self.config else None
+        if target is not None:
+            self.mcp_calls.add(call.id)
+            return {
+                "type": "agent.mcp_tool_use",
+                **body,
+                "name": target.tool,
+                "mcp_server_name": target.server.name,
+                "evaluated_permission": "ask" if target.asks else "allow",
+            }
         if call.name in self.confirm_tools:
             # ``needs_confirmation`` is what PraisonAI's hosted backend looks for.
             return {
@@ -237,6 +277,14 @@ class WireProjector:
         if result.tool_call_id in self.asked_of_client and not result.output.startswith("not run: "):
             return {"type": "user.custom_tool_result", "custom_tool_use_id": use_id, "content": content,
                     "is_error": result.is_error}  # fmt: skip
+        if result.tool_call_id in self.mcp_calls:
+            return {"type": "agent.mcp_tool_result", "mcp_tool_use_id": use_id, "content": content,
+                    "is_error": result.is_error}  # fmt: skip
+        if self.on_workers and result.name in WORKER_TOOLS:
+            # What a worker reads as answered: its own results, and the calls the server
+            # closed without running ("not run: ..."), which no worker may run after.
+            return {"type": "user.tool_result", "tool_use_id": use_id, "content": content,
+                    "is_error": result.is_error}  # fmt: skip
         return {"type": "agent.tool_result", "tool_use_id": use_id, "content": content,
                 "is_error": result.is_error}  # fmt: skip
 
@@ -244,6 +292,8 @@ class WireProjector:
         bodies: list[dict[str, Any]] = []
         if stop_reason == StopReason.INTERRUPTED and detail == USER_INTERRUPT_DETAIL:
             bodies.append({"type": "user.interrupt"})
+        if stop_reason == StopReason.REQUIRES_ACTION and set(detail.split()) <= self.asked_of_worker:
+            return []  # waiting for a worker: the session is busy, not idle
         if stop_reason == StopReason.REQUIRES_ACTION:
             waiting = [self.call_events.get(call_id, call_id) for call_id in detail.split()]
             reason: dict[str, Any] = {"type": "requires_action", "event_ids": waiting}

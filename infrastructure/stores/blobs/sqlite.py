@@ -25,7 +25,8 @@ class SQLiteBlobStore:
 
     def add(self, contents: Iterable[bytes]) -> int:
         blobs = by_digest(contents)
-        new = {d: data for d, data in blobs.items() if d not in self.stored(blobs)}
+        known = self.stored(blobs)  # once: asked per content, a mount of n files made n² lookups
+        new = {d: data for d, data in blobs.items() if d not in known}
         if not new:
             return 0
         added = 0

@@ -3,7 +3,7 @@ per store for the catalog of agents and environments (``sqlite_catalog``,
 ``postgres_catalog``), which a process serving sessions only never imports.
 
 **Versioned tables.** A read model's tables carry the version of their schema in
-their names (``session_summaries_v2``). A process that finds no table of its
+their names (``session_summaries_v3``). A process that finds no table of its
 version creates it empty at position 0, so its projector rebuilds it from the
 whole log (a projection can always be thrown away), and drops the tables of
 earlier versions. Creating and dropping only ever go forward and are each
@@ -21,6 +21,7 @@ import msgspec
 from eventsourcing.persistence import Cipher
 
 from agentjournal.application.projection import SessionQuery, SessionSummary
+from agentjournal.application.tracing import Cost
 from agentjournal.domain import Status, Usage
 
 
@@ -40,8 +41,10 @@ SESSION_TABLES = Tables(
         "session_summaries_v2", "session_summaries_v2_position",
     ),
 )  # fmt: skip
-"""Version 2 added the agent, environment, metadata, archived and deleted columns; version 3
-the compute the session's tools run on."""
+"""Version 2 added the agent, environment, metadata, archived and deleted columns;
+version 3 the compute the session's tools run on, the running time (``active_seconds``,
+``running_since``, ``ended_at``), the cost (dollars, and the calls without a price) and the
+model calls' time."""
 
 COLUMNS = (
     "id", "name", "model", "status", "title",
@@ -49,6 +52,8 @@ COLUMNS = (
     "message_count", "tool_call_count", "turn_count", "version",
     "created_at", "updated_at", "parent_id", "parent_version", "last_error",
     "agent_id", "agent_version", "environment_id", "metadata", "archived_at", "deleted", "compute",
+    "active_seconds", "running_since", "ended_at",
+    "cost_usd", "unpriced_calls", "model_ms",
 )  # fmt: skip
 
 
@@ -94,7 +99,17 @@ def to_row(s: SessionSummary, sealer: Sealer) -> tuple[Any, ...]:
         storable(s.agent_id), s.agent_version, storable(s.environment_id),
         sealer.seal(msgspec.json.encode(s.metadata).decode()),
         sortable(s.archived_at) if s.archived_at else None, s.deleted, storable(s.compute),
+        s.active_seconds, _optional_time(s.running_since), _optional_time(s.ended_at),
+        s.cost.usd, s.cost.unpriced, s.model_ms,
     )  # fmt: skip
+
+
+def _optional_time(moment: datetime | None) -> str | None:
+    return sortable(moment) if moment else None
+
+
+def _read_time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def from_row(row: Any, sealer: Sealer) -> SessionSummary:
@@ -126,6 +141,11 @@ def from_row(row: Any, sealer: Sealer) -> SessionSummary:
         metadata=msgspec.json.decode(sealer.open(r["metadata"])),
         archived_at=datetime.fromisoformat(r["archived_at"]) if r["archived_at"] else None,
         deleted=bool(r["deleted"]),
+        active_seconds=float(r["active_seconds"]),
+        running_since=_read_time(r["running_since"]),
+        ended_at=_read_time(r["ended_at"]),
+        cost=Cost(usd=r["cost_usd"], unpriced=r["unpriced_calls"]),
+        model_ms=r["model_ms"],
         compute=r["compute"],
     )
 

@@ -1,4 +1,4 @@
-"""The catalog's rows as every store keeps them: one per agent and per environment, its
+"""The catalog's rows as every store keeps them: one per agent, environment and file, its
 definition a JSON body (sealed like the summaries' text), with the columns a listing
 filters and orders by beside it. Apart from the session summaries' tables, so that a
 process that only reads or resumes sessions does not import the ``Agent`` and
@@ -12,14 +12,22 @@ from uuid import UUID
 
 import msgspec
 
-from agentjournal.application.catalog_projection import AgentView, CatalogRow, EnvironmentView
+from agentjournal.application.catalog_projection import (
+    AgentView,
+    CatalogRow,
+    EnvironmentView,
+    FileView,
+    VaultView,
+)
 from agentjournal.infrastructure.stores.readmodel import Sealer, Tables, sortable
 
 CATALOG_TABLES = Tables("catalog_v1", "catalog_v1_position")
 
 CATALOG_COLUMNS = ("id", "kind", "created_at", "archived_at", "deleted", "body")
 
-KINDS: dict[str, type[CatalogRow]] = {"agent": AgentView, "environment": EnvironmentView}
+KINDS: dict[str, type[CatalogRow]] = {
+    "agent": AgentView, "environment": EnvironmentView, "file": FileView, "vault": VaultView,
+}  # fmt: skip
 
 
 def catalog_filters(
@@ -31,7 +39,7 @@ def catalog_filters(
     created_lte: datetime | None,
     after: tuple[datetime, UUID] | None,
 ) -> tuple[str, list[Any]]:
-    """The WHERE and ORDER BY of a page of agents or environments, newest first."""
+    """The WHERE and ORDER BY of a page of agents, environments or files, newest first."""
     where, params = ["kind = ?", "NOT deleted"], [kind]
     if not include_archived:
         where.append("archived_at IS NULL")
@@ -50,7 +58,7 @@ def catalog_filters(
 
 def catalog_row(entry: CatalogRow, sealer: Sealer) -> tuple[Any, ...]:
     kind = next(name for name, cls in KINDS.items() if isinstance(entry, cls))
-    deleted = isinstance(entry, EnvironmentView) and entry.deleted
+    deleted = isinstance(entry, EnvironmentView | FileView | VaultView) and entry.deleted
     archived_at = sortable(entry.archived_at) if entry.archived_at else None
     body = sealer.seal(msgspec.json.encode(entry).decode())
     return (str(entry.id), kind, sortable(entry.created_at), archived_at, deleted, body)

@@ -82,7 +82,9 @@ class SQLiteSessionSummaries(SessionSummaryView):
                 "turn_count INTEGER, version INTEGER, created_at TEXT, updated_at TEXT, "
                 "parent_id TEXT, parent_version INTEGER, last_error TEXT, agent_id TEXT, "
                 "agent_version INTEGER, environment_id TEXT, metadata TEXT, archived_at TEXT, "
-                "deleted INTEGER NOT NULL, compute TEXT)",
+                "deleted INTEGER NOT NULL, compute TEXT, active_seconds REAL NOT NULL, running_since TEXT, "
+                "ended_at TEXT, cost_usd REAL NOT NULL, unpriced_calls INTEGER NOT NULL, "
+                "model_ms REAL NOT NULL)",
                 "CREATE INDEX IF NOT EXISTS {rows}_updated ON {rows} (updated_at)",
                 "CREATE INDEX IF NOT EXISTS {rows}_created ON {rows} (created_at, id)",
                 "CREATE INDEX IF NOT EXISTS {rows}_agent ON {rows} (agent_id, created_at)",

@@ -20,6 +20,20 @@ export function forgetApiKey() {
   sessionStorage.removeItem(KEY);
 }
 
+/** Whether the server answers without a key (`serve --no-auth`): asked once, with one
+ * small request that sends none. */
+let keyless = null;
+export async function serverNeedsKey() {
+  if (keyless === null) {
+    try {
+      keyless = (await fetch(`${X}?limit=1`)).ok;
+    } catch {
+      return true;
+    }
+  }
+  return !keyless;
+}
+
 /** An error the server answered with: its status, type and message (Anthropic's shape). */
 export class ApiError extends Error {
   constructor(status, type, message) {
@@ -88,6 +102,7 @@ export const api = {
   diff: (id, other) => get(`${X}/${id}/diff`, { with: other }),
   fork: (id, version) => post(`${X}/${id}/fork`, { version }),
   terminate: (id, reason) => post(`${X}/${id}/terminate`, { reason }),
+  trace: (id) => get(`${X}/${id}/trace`),
   send: (id, event) => post(`/v1/sessions/${id}/events`, { events: [event] }),
 };
 

@@ -3,10 +3,14 @@
 //
 //   #/                      the sessions (#/?q=...&status=...&offset=...)
 //   #/s/ID                  a session
+//   #/s/ID/e/N              a session at event N
 //   #/s/ID/tree             its fork tree
 //   #/diff/LEFT/RIGHT       two sessions side by side from where they part
+//
+// Any other address, and anything the server does not have, is a not-found page. A
+// server run with --no-auth is never asked for a key.
 
-import { api, apiKey, events, forgetApiKey, setApiKey } from "./api.js";
+import { api, apiKey, events, forgetApiKey, serverNeedsKey, setApiKey } from "./api.js";
 import { DiffView } from "./diff.js";
 import { h } from "./dom.js";
 import { SessionList } from "./list.js";
@@ -19,16 +23,33 @@ let current = null;
 function viewFor(address) {
   const [path, query] = address.replace(/^#/, "").split("?");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
-  if (parts[0] === "s" && parts[1] && parts[2] === "tree") return new ForkTreeView(parts[1]);
-  if (parts[0] === "s" && parts[1]) return new SessionView(parts[1]);
-  if (parts[0] === "diff" && parts[1] && parts[2]) return new DiffView(parts[1], parts[2]);
-  return new SessionList(new URLSearchParams(query ?? ""));
+  const [first, id, kind, at] = parts;
+  if (parts.length <= 1 && (first === undefined || first === "")) return new SessionList(new URLSearchParams(query ?? ""));
+  if (first === "s" && id && parts.length === 2) return new SessionView(id);
+  if (first === "s" && id && kind === "tree" && parts.length === 3) return new ForkTreeView(id);
+  if (first === "s" && id && kind === "e" && /^[1-9][0-9]*$/.test(at ?? "") && parts.length === 4) return new SessionView(id, Number(at));
+  if (first === "diff" && id && kind && parts.length === 3) return new DiffView(id, kind);
+  return new NotFound(`Nothing is at ${address || "#/"}.`);
+}
+
+/** The page for an address that names nothing, or a session the server does not have. */
+class NotFound {
+  constructor(message) {
+    this.element = h("section", { class: "not-found", id: "not-found" },
+      h("h1", {}, "Not found"),
+      h("p", {}, message),
+      h("p", {}, h("a", { href: "#/" }, "All sessions")));
+  }
+
+  open() {
+    document.title = "Not found · agentjournal";
+  }
 }
 
 async function route() {
   current?.close?.();
   current = null;
-  if (!apiKey()) {
+  if (!apiKey() && (await serverNeedsKey())) {
     login();
     return;
   }
@@ -39,7 +60,15 @@ async function route() {
   try {
     await view.open();
   } catch (error) {
-    if (current === view) main.append(h("div", { class: "notice", role: "alert" }, error.message));
+    if (current !== view) return;
+    if (error.status === 404) {
+      view.close?.();
+      current = new NotFound(error.message);
+      main.replaceChildren(current.element);
+      current.open();
+    } else {
+      main.append(h("div", { class: "notice", role: "alert" }, error.message));
+    }
   }
 }
 

@@ -24,7 +24,7 @@ function pretty(argumentsText) {
   }
 }
 
-function toolResult(result) {
+function toolResult(result, ranOn) {
   const failed = result.is_error || (result.exit_code !== null && result.exit_code !== 0);
   return h(
     "div",
@@ -36,22 +36,23 @@ function toolResult(result) {
       result.duration_ms ? ` · ${duration(result.duration_ms)}` : "",
       result.truncated ? " · truncated" : "",
       result.is_error ? " · error" : "",
+      ranOn ? ` · ran on worker ${ranOn}` : "",
     ),
     collapsible(result.output, "output"),
   );
 }
 
-function toolCall(call, result) {
+function toolCall(call, result, ranOn) {
   return h(
     "div",
     { class: "tool-call" },
     h("div", { class: "tool-name" }, h("span", { class: "icon", "aria-hidden": "true" }, "⚙"), ` ${call.name}`),
     collapsible(pretty(call.arguments), "arguments"),
-    result ? toolResult(result) : h("div", { class: "meta pending" }, "no result yet"),
+    result ? toolResult(result, ranOn) : h("div", { class: "meta pending" }, "no result yet"),
   );
 }
 
-function message(item, results) {
+function message(item, results, ranOn) {
   if (item.type === "user") {
     return h("article", { class: "msg user" }, h("header", {}, "User"), h("div", { class: "body" }, collapsible(item.content, "prompt")));
   }
@@ -61,10 +62,10 @@ function message(item, results) {
       { class: "msg assistant" },
       h("header", {}, "Assistant", item.model ? h("span", { class: "muted" }, ` · ${item.model}`) : ""),
       item.content ? h("div", { class: "body" }, collapsible(item.content, "reply")) : "",
-      item.tool_calls.map((call) => toolCall(call, results.get(call.id))),
+      item.tool_calls.map((call) => toolCall(call, results.get(call.id), ranOn[call.id])),
     );
   }
-  return h("article", { class: "msg tool" }, h("header", {}, `Tool ${item.name}`), toolResult(item));
+  return h("article", { class: "msg tool" }, h("header", {}, `Tool ${item.name}`), toolResult(item, ranOn[item.tool_call_id]));
 }
 
 function divider(turn) {
@@ -85,9 +86,10 @@ function divider(turn) {
 
 /**
  * Draw `messages` (a session state's) into `container`, with the dividers of `turns`.
- * Only the latest messages are drawn at first; a button draws the earlier ones.
+ * Only the latest messages are drawn at first; a button draws the earlier ones. `ranOn`
+ * names the self-hosted worker that ran a call, by call id.
  */
-export function drawConversation(container, messages, turns, shown = FIRST_SHOWN) {
+export function drawConversation(container, messages, turns, ranOn = {}, shown = FIRST_SHOWN) {
   const results = new Map();
   for (const item of messages) if (item.type === "tool") results.set(item.tool_call_id, item);
   const answered = new Set();
@@ -99,7 +101,7 @@ export function drawConversation(container, messages, turns, shown = FIRST_SHOWN
   const nodes = [];
   if (start > 0) {
     nodes.push(
-      h("button", { class: "earlier", type: "button", onclick: () => drawConversation(container, messages, turns, shown * 4) },
+      h("button", { class: "earlier", type: "button", onclick: () => drawConversation(container, messages, turns, ranOn, shown * 4) },
         `Show ${count(Math.min(start, shown * 3))} earlier messages (${count(start)} not shown)`),
     );
   }
@@ -107,7 +109,7 @@ export function drawConversation(container, messages, turns, shown = FIRST_SHOWN
     const item = messages[index];
     if (dividers.has(index)) nodes.push(divider(dividers.get(index)));
     if (item.type === "tool" && answered.has(item.tool_call_id)) continue; // drawn with its call
-    nodes.push(message(item, results));
+    nodes.push(message(item, results, ranOn));
   }
   for (const turn of turns) if (turn.first_message >= messages.length) nodes.push(divider(turn));
   if (!messages.length && !turns.length) nodes.push(h("p", { class: "muted empty" }, "No messages yet."));

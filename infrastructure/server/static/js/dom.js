@@ -72,6 +72,22 @@ export function duration(ms) {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
 }
 
+/** What calls cost ({usd, unpriced_calls}): dollars, "unknown" when no call had a
+ * price, and how many had none when only some did. Unknown is never shown as $0. */
+export function cost(value) {
+  if (!value) return "";
+  const unpriced = value.unpriced_calls ?? 0;
+  if (value.usd === null || value.usd === undefined) return unpriced ? "cost unknown" : "";
+  const dollars = `$${value.usd.toFixed(value.usd >= 0.01 ? 4 : 6)}`;
+  return unpriced ? `${dollars} + ${count(unpriced)} unpriced` : dollars;
+}
+
+/** The status the engine gives a session: the API's own status field, unless the
+ * extension names a finer one (``error`` after a failed turn, which the API calls idle). */
+export function engineStatus(session) {
+  return session?.x_agentjournal?.status ?? session?.status ?? "";
+}
+
 /** A status as a coloured pill; the word is always shown, colour only adds to it. */
 export function statusPill(status) {
   return h("span", { class: `pill status-${status}` }, status);

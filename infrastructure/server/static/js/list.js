@@ -4,7 +4,7 @@
 // link shows the same page.
 
 import { api } from "./api.js";
-import { count, debounce, h, shortId, statusPill, tokens, when } from "./dom.js";
+import { cost, count, debounce, h, shortId, statusPill, tokens, when } from "./dom.js";
 import { notice } from "./ui.js";
 
 const PAGE = 50;
@@ -42,7 +42,7 @@ export class SessionList {
       this.notice.element,
       h("table", { class: "list" },
         h("thead", {}, h("tr", {},
-          ["Title", "Status", "Model", "Tokens", "Events", "Updated", "Parent"].map((name) => h("th", { scope: "col" }, name)))),
+          ["Title", "Status", "Model", "Tokens", "Cost", "Events", "Updated", "Parent"].map((name) => h("th", { scope: "col" }, name)))),
         this.rows),
       h("div", { class: "pager" }, this.previous, this.range, this.next),
     );
@@ -96,10 +96,11 @@ export class SessionList {
         h("td", {}, statusPill(s.status)),
         h("td", {}, s.model),
         h("td", { class: "num" }, tokens(s.usage)),
+        h("td", { class: "num cost" }, cost(s.cost)),
         h("td", { class: "num" }, count(s.version)),
         h("td", {}, when(s.updated_at)),
         h("td", {}, s.parent_id ? [h("a", { href: `#/s/${s.parent_id}` }, shortId(s.parent_id)), ` @ ${s.parent_version}`] : "")));
-    if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: "7", class: "muted empty" }, "No sessions match.")));
+    if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: "8", class: "muted empty" }, "No sessions match.")));
     this.rows.replaceChildren(...rows);
     const first = page.offset + 1;
     this.range.textContent = page.data.length ? `${count(first)}–${count(page.offset + page.data.length)}` : "";

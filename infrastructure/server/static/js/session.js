@@ -1,5 +1,6 @@
 // One session: its conversation, its raw audit log beside it, a replay slider over its
-// events, its verification badge, its live events, and what can be done to it.
+// events, its verification badge, its live events, its cost and timing, and what can be
+// done to it. Opened as #/s/ID/e/N, it starts at event N.
 //
 // The "selected event" ties the parts together: the slider and the log both choose it,
 // the conversation and state shown are the session as of it (replayed by the server),
@@ -7,7 +8,8 @@
 
 import { api, follow } from "./api.js";
 import { drawConversation } from "./conversation.js";
-import { count, debounce, fill, h, shortId, statusPill, tokens, when, wireId } from "./dom.js";
+import { CostsPanel } from "./costs.js";
+import { cost, count, debounce, duration, engineStatus, fill, h, shortId, statusPill, tokens, when, wireId } from "./dom.js";
 import { AuditLog } from "./log.js";
 import { confirmAction, copy, notice } from "./ui.js";
 
@@ -50,8 +52,9 @@ function describe(event) {
 }
 
 export class SessionView {
-  constructor(id) {
+  constructor(id, at = null) {
     this.id = wireId(id);
+    this.wanted = at; // the event the address names, if any
     this.head = 0; // the log's length
     this.at = 0; // the event the view shows the session as of
     this.shown = 0; // the version of the state on screen
@@ -78,6 +81,8 @@ export class SessionView {
     this.latest = h("button", { type: "button", class: "small secondary", onclick: () => this.replayTo(this.head) }, "Latest");
     this.stateLine = h("p", { class: "state-line", id: "replay-state", "aria-live": "polite" });
     this.forkButton = h("button", { type: "button", id: "fork", onclick: () => this.fork() }, "Fork here");
+    this.eventLink = h("a", { class: "button secondary small", id: "event-link", title: "A link to the session at this event" }, "Link");
+    this.costs = new CostsPanel(this.id);
     this.conversation = h("div", { class: "conversation", id: "conversation", tabindex: "0", "aria-label": "Conversation" });
     this.prompt = h("textarea", {
       id: "prompt", rows: "2", placeholder: "Send a prompt (Ctrl+Enter)", "aria-label": "Prompt",
@@ -102,7 +107,7 @@ export class SessionView {
           h("div", { class: "integrity" }, this.badge),
           h("div", { class: "integrity" }, h("span", { class: "muted" }, "head hash"), this.hash, this.copyButton))),
       h("div", { class: "replay" },
-        h("label", { for: "replay" }, "Event"), this.slider, this.position, this.latest, this.forkButton),
+        h("label", { for: "replay" }, "Event"), this.slider, this.position, this.latest, this.eventLink, this.forkButton),
       this.stateLine,
       this.notice.element,
       h("div", { class: "panes" },
@@ -115,6 +120,7 @@ export class SessionView {
           h("h2", {}, "Audit log"),
           this.log.element,
           h("section", { class: "live" }, h("h2", {}, "Live ", this.liveStatus), this.liveFeed))),
+      this.costs.element,
     );
   }
 
@@ -130,8 +136,11 @@ export class SessionView {
     this.showState(state, turns.data);
     this.log.open(this.head, tail.data);
     this.log.select(this.head);
+    this.eventLink.href = `#/s/${this.id}/e/${this.head}`;
+    if (this.wanted !== null) this.replayTo(this.wanted);
     requestAnimationFrame(() => performance.mark("session-view-painted"));
-    this.verify();
+    // Both read the whole log: the chain's check first, then the costs.
+    this.verify().then(() => this.loadCosts());
     this.stream = follow(this.id, (event) => this.arrived(event), (status) => {
       this.liveStatus.textContent = status;
       this.liveStatus.className = `live-status ${status}`;
@@ -146,14 +155,16 @@ export class SessionView {
   showSession(session, state) {
     document.title = `${session.title || shortId(this.id)} · agentjournal`;
     this.title.textContent = session.title || `Session ${shortId(this.id)}`;
-    this.status = session.status;
+    this.status = engineStatus(session);
     const lineage = state?.lineage ?? this.lineage;
     this.lineage = lineage;
+    const spent = session.x_agentjournal;
     fill(this.meta,
-      statusPill(session.status), " ",
+      h("span", { id: "session-status" }, statusPill(this.status)), " ",
       h("span", {}, session.agent?.model?.id ?? ""), " · ",
       computeTag(session.x_agentjournal?.compute), " · ",
       h("span", { id: "session-tokens" }, tokens(session.usage)), " · ",
+      spent ? [h("span", { id: "session-cost" }, cost(spent.cost) || "no cost yet"), ` · model time ${duration(spent.model_ms)} · `] : "",
       h("span", { id: "session-events" }, `${count(this.head)} events`), " · ",
       `updated ${when(session.updated_at)}`,
       lineage ? [" · forked from ", h("a", { href: `#/s/${wireId(lineage.parent_id)}` }, shortId(lineage.parent_id)), ` at event ${lineage.parent_version}`] : "",
@@ -179,7 +190,7 @@ export class SessionView {
       " · ", h("span", { id: "state-turns" }, `${count(state.turns)} turns`),
       state.last_error ? [" · ", h("span", { class: "error-text" }, state.last_error)] : "",
     );
-    drawConversation(this.conversation, state.messages, turns);
+    drawConversation(this.conversation, state.messages, turns, state.ran_on || {});
     if (!replaying) this.conversation.scrollTop = this.conversation.scrollHeight;
   }
 
@@ -189,6 +200,7 @@ export class SessionView {
   replayTo(version) {
     this.at = Math.max(1, Math.min(this.head, version));
     this.slider.value = String(this.at);
+    this.eventLink.href = `#/s/${this.id}/e/${this.at}`;
     this.position.textContent = `${count(this.at)} of ${count(this.head)}`;
     if (this.log.selected !== this.at) this.log.select(this.at);
     this.loadState();
@@ -207,6 +219,16 @@ export class SessionView {
       this.notice.show(error);
     } finally {
       this.replaying = false;
+    }
+  }
+
+  /** The cost and timing panel reads the whole log, so it comes after the first paint
+   * and the chain's check. */
+  async loadCosts() {
+    try {
+      this.costs.show(await api.trace(this.id));
+    } catch (error) {
+      this.notice.show(error);
     }
   }
 
@@ -264,7 +286,7 @@ export class SessionView {
       this.showSession(session);
       if (this.ended) {
         this.ended = false;
-        this.verify();
+        this.verify().then(() => this.loadCosts());
       }
     } catch (error) {
       this.notice.show(error);

@@ -1,0 +1,1 @@
+"""The secret box adapter: vault credentials sealed with AES-GCM."""

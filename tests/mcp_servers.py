@@ -1,0 +1,87 @@
+"""Real MCP servers for tests: the official ``mcp`` package's FastMCP serving two tools
+over Streamable HTTP on 127.0.0.1, with its own bearer check when given a token."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import uvicorn
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.fastmcp import FastMCP
+
+from tests.conftest import wait_until
+
+
+@dataclass
+class McpServer:
+    url: str
+    tokens_seen: list[str] = field(default_factory=list)
+    """Every bearer token the server's check was shown."""
+    calls: list[tuple[str, dict[str, object]]] = field(default_factory=list)
+
+
+class _Verifier:
+    def __init__(self, token: str, server: McpServer) -> None:
+        self.token, self.server = token, server
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        self.server.tokens_seen.append(token)
+        if token != self.token:
+            return None
+        return AccessToken(token=token, client_id="tests", scopes=[])
+
+
+@contextlib.contextmanager
+def mcp_server(token: str | None = None, sse: bool = False) -> Iterator[McpServer]:
+    """A FastMCP server with the tools ``add`` and ``shout``, requiring ``token`` if given;
+    ``sse`` serves the legacy SSE transport instead of Streamable HTTP."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    server = McpServer(f"{base}/sse" if sse else f"{base}/mcp")
+    auth = {}
+    if token is not None:
+        auth = {
+            "token_verifier": _Verifier(token, server),
+            "auth": AuthSettings(
+                issuer_url=base, resource_server_url=f"{base}/mcp", validate_token_resource=False
+            ),
+        }
+    app = FastMCP("tests", host="127.0.0.1", port=port, **auth)  # type: ignore[arg-type]
+
+    @app.tool()
+    def add(a: int, b: int) -> str:
+        """Add two integers."""
+        server.calls.append(("add", {"a": a, "b": b}))
+        return str(a + b)
+
+    @app.tool()
+    def shout(text: str) -> str:
+        """The text in capitals."""
+        server.calls.append(("shout", {"text": text}))
+        return text.upper()
+
+    asgi = app.sse_app() if sse else app.streamable_http_app()
+    uvicorn_server = uvicorn.Server(uvicorn.Config(asgi, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    wait_until(lambda: uvicorn_server.started, "the MCP server to start")
+    try:
+        yield server
+    finally:
+        uvicorn_server.should_exit = True
+        thread.join(10)
+        listener.close()
+
+
+def unused_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/mcp"
