@@ -139,20 +139,24 @@ def test_killed_during_the_model_stream(agent, model_server, store_env):
 
 
 @pytest.fixture
-def gate(tmp_path: Path) -> Iterator[Path]:
-    """A named pipe a tool waits on (``cat GATE`` blocks until a writer opens it), opened
-    and closed after the test, so the tool ends then and not before."""
-    path = tmp_path / "gate"
-    os.mkfifo(path)
-    yield path
+def pipes(agent: ManagedAgent) -> Iterator[tuple[Path, Path]]:
+    """Two named pipes in the session's work folder (all a confined tool sees), for whoever
+    the tools run as: one a tool writes to once it runs, one it waits on (``cat gate`` blocks
+    until a writer opens it). The gate is opened and closed after the test, so a tool still
+    waiting ends then and not before."""
+    folder = Path(agent.state_at().compute.reference)  # type: ignore[union-attr]
+    started, gate = folder / "tool-started", folder / "gate"
+    for pipe in (started, gate):
+        os.mkfifo(pipe)
+        os.chmod(pipe, 0o666)
+    yield started, gate
     with contextlib.suppress(OSError):  # nothing waits on it (any more)
-        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK))
 
 
-def test_killed_during_a_tool_call(agent, model_server, store_env, tmp_path: Path, gate: Path):
-    fifo = tmp_path / "tool-started"
-    os.mkfifo(fifo)
-    slow = f"echo started > {fifo} && cat {gate}"
+def test_killed_during_a_tool_call(agent, model_server, store_env, pipes: tuple[Path, Path]):
+    fifo, _ = pipes
+    slow = "echo started > tool-started && cat gate"
     model_server.enqueue(
         Reply(tool_calls=[ScriptedToolCall("execute_command", {"command": slow})]), Reply(text="never")
     )

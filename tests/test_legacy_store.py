@@ -22,6 +22,7 @@ import pytest
 from agentjournal import ManagedAgent, RecordedConfigWarning, SessionService
 from agentjournal.application import audit
 from agentjournal.domain import Session, SessionConfig, Status
+from agentjournal.infrastructure.compute.confined import ConfinedHostCompute
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sessionlog-0.1"
 EXPECTED: dict[str, Any] = json.loads((FIXTURE / "expected.json").read_text())
@@ -108,9 +109,11 @@ def test_an_old_store_is_listed(legacy: SessionService) -> None:
 
 
 def test_an_old_session_takes_new_turns_and_its_mixed_chain_verifies(
-    legacy: SessionService, config: Any, model_server: Any
+    legacy: SessionService, config: Any, model_server: Any, tmp_path: Path
 ) -> None:
-    agent = ManagedAgent(config=msgspec.structs.replace(config, tools=[]), store=legacy)
+    # The old session recorded a work folder under /tmp/legacy; this test's own stands in for it.
+    compute = ConfinedHostCompute(tmp_path / "work")
+    agent = ManagedAgent(config=msgspec.structs.replace(config, tools=[]), compute=compute, store=legacy)
     with pytest.warns(RecordedConfigWarning, match="keeps its recorded tools"):
         agent.resume_session(SESSION)
     assert agent.run("What is my favorite color?") == "Your favorite color is blue."
