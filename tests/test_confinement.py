@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import msgspec
 import pytest
 
 from agentjournal.application import ComputeError, ManagedAgent
+from agentjournal.application.ports import ExecResult
 from agentjournal.application.runtimes import Runtimes
 from agentjournal.domain import ComputeBinding, Session, ToolResult, UnconfinedHostRefused
 from agentjournal.infrastructure.compute import bubblewrap
@@ -338,3 +340,41 @@ def test_as_root_a_folder_of_roots_is_never_given_to_the_tools(tmp_path):
     made.attach(uuid.uuid4(), None)
     assert (tmp_path / "new").stat().st_uid != 0
     assert json.loads(made.execute("python3 -c 'import os; print(os.getuid())'", 30).output) != 0
+
+
+# -- ending sandboxes from outside a call ------------------------------------------------------
+
+
+def running_in_a_thread(
+    compute: ConfinedHostCompute, command: str
+) -> tuple[threading.Thread, list[ExecResult]]:
+    """A command running on ``compute`` in a thread of its own, and where its result will be."""
+    results: list[ExecResult] = []
+    thread = threading.Thread(target=lambda: results.append(compute.execute(command, 120)), daemon=True)
+    thread.start()
+    return thread, results
+
+
+def test_release_ends_what_runs_in_a_work_folder_from_any_process(tmp_path):
+    hidden = [sleeper(), sleeper()]
+    compute = ConfinedHostCompute(base=tmp_path)
+    binding = compute.attach(uuid.uuid4(), None)
+    thread, results = running_in_a_thread(compute, f"setsid {hidden[0]} & exec {hidden[1]}")
+    assert wait_until(lambda: all(living(c) for c in hidden), 30)
+    ConfinedHostCompute().release(binding)  # as from another process: a compute that ran nothing
+    thread.join(timeout=30)
+    assert not thread.is_alive() and results[0].exit_code != 0
+    assert survivors(*hidden) == []
+
+
+def test_stop_ends_the_running_call_and_later_calls_run(tmp_path):
+    hidden = sleeper()
+    compute = ConfinedHostCompute(base=tmp_path)
+    compute.attach(uuid.uuid4(), None)
+    thread, results = running_in_a_thread(compute, f"exec {hidden}")
+    assert wait_until(lambda: bool(living(hidden)), 30)
+    compute.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive() and results[0].exit_code != 0
+    assert survivors(hidden) == []
+    assert compute.execute("echo still here", 30).output == "still here\n"
