@@ -251,6 +251,15 @@ def test_paths_mean_the_same_as_in_docker_and_links_lead_nowhere(agent, model_se
     assert set(results[5].output.split()) == {"notes/a.txt", "notes/"}
 
 
+def test_the_work_folders_virtual_environment_cannot_stand_in_for_the_helpers_python(agent, model_server):
+    forge = "mkdir -p .venv/bin && printf '#!/bin/sh\\necho forged\\n' > .venv/bin/python3 && chmod +x .venv/bin/python3"
+    results = attack(
+        agent(), model_server, bash(f"{forge} && echo real > note.txt"), bash("python3 -V"), read("note.txt")
+    )
+    assert results[1].output == "forged\n"  # a command finds the work folder's environment first
+    assert results[2].output == "real\n"  # the file tools' helper never does
+
+
 # -- who may run tools unconfined ------------------------------------------------------------
 
 

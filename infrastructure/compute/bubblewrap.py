@@ -62,6 +62,8 @@ SYSTEM_FOLDERS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "
 """The host's folders a sandbox sees, read-only (links, as on merged-/usr systems, as links)."""
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""Where a sandbox's programs are found: the system's folders (the engine's own ``PATH`` may
+name folders the sandbox does not have)."""
 
 SCRATCH_BYTES = 512 * 1024 * 1024
 """The size of the private ``/tmp`` and ``/dev/shm`` (tmpfs, so held in memory)."""
@@ -238,9 +240,11 @@ def run(
 
 def _closed(descriptor: int, timeout: float) -> bool:
     """Whether every writer of the pipe ``descriptor`` reads from closed it within ``timeout``
-    seconds (its reader then reads the end of it, as nothing is ever written)."""
-    readable, _, _ = select.select([descriptor], [], [], max(0.0, timeout))
-    return bool(readable)
+    seconds (nothing is ever written to it, so it wakes its reader only by closing). A poll,
+    not a select: a busy server's descriptors may be numbered past what select can watch."""
+    waiting = select.poll()
+    waiting.register(descriptor, select.POLLIN)
+    return bool(waiting.poll(max(0.0, timeout) * 1000))
 
 
 def _pump(pipe: io.BufferedReader, cap: OutputCap) -> None:
@@ -306,7 +310,8 @@ def unavailable() -> str | None:
         except ComputeError as e:
             return str(e)
         said = (finished.errors or finished.output).decode(errors="replace").strip()
-        if finished.exit_code != 0 or (Path(folder) / "probe").read_text() != "confined":
+        probe = Path(folder) / "probe"
+        if finished.exit_code != 0 or not probe.is_file() or probe.read_text() != "confined":
             return f"a test sandbox failed (exit {finished.exit_code}): {said or 'no message'}"
     return None
 

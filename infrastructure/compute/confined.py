@@ -190,6 +190,14 @@ class ConfinedHostCompute:
     def _environment(self) -> dict[str, str]:
         return sandbox_environment(self.env, self._walls().work)
 
+    def _helper_environment(self) -> dict[str, str]:
+        """A helper's environment: a tool's, with the system's ``PATH`` alone, so the work
+        folder's virtual environment (the model's to fill) cannot stand in for the sandbox's
+        Python."""
+        environment = self._environment()
+        environment.pop("VIRTUAL_ENV", None)
+        return environment | {"PATH": bubblewrap.SYSTEM_PATH}
+
     def _marks(self) -> dict[str, str]:
         """What finds a work folder's sandboxes from any process (:meth:`release`)."""
         return {WORKSPACE_MARK: str(self._walls().work)}
@@ -217,11 +225,12 @@ class ConfinedHostCompute:
         stdin: bytes | None = None,
         errors_apart: bool = False,
         network: bool | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> Finished:
         return bubblewrap.run(
             self._walls(network),
             argv,
-            self._environment(),
+            self._environment() if environment is None else environment,
             timeout,
             limit=limit,
             stdin=stdin,
@@ -302,7 +311,13 @@ class ConfinedHostCompute:
         """Run the helper of ``operation`` in a sandbox, with ``data`` as its stdin, for at most
         ``seconds`` and a grace to report; an answer longer than ``limit`` is refused."""
         done = self._run(
-            argv, seconds + HELPER_GRACE, limit=limit, stdin=data, errors_apart=True, network=network
+            argv,
+            seconds + HELPER_GRACE,
+            limit=limit,
+            stdin=data,
+            errors_apart=True,
+            network=network,
+            environment=self._helper_environment(),
         )
         if done.timed_out:
             raise ComputeError(f"the {operation} did not finish in {seconds:g} s")
