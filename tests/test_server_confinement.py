@@ -352,10 +352,10 @@ def test_docker_ends_what_a_killed_server_left_running_when_the_session_is_next_
     try:
         with running_server(model_server.base_url, store) as server:
             client = server.client()
+            # The new server closes the dead turn first, in its recovery sweep at start.
+            assert wait_until(lambda: client.beta.sessions.retrieve(session_id).status == "idle", 60)
             model_server.enqueue(Reply(tool_calls=[bash("true")]), Reply(text="done"))
-            client.beta.sessions.events.send(
-                session_id, events=[prompt("again")]
-            )  # closes the dead turn first
+            client.beta.sessions.events.send(session_id, events=[prompt("again")])
             until_idle(client, session_id)  # from the new turn's prompt
             result = [
                 e for e in client.beta.sessions.events.list(session_id) if e.type == "agent.tool_result"
