@@ -311,6 +311,8 @@ def test_a_fork_made_on_the_page_opens_at_the_chosen_event(page, server, store):
     run_turn(server.url, session_id, "Hello, my name is Ada.")
     run_turn(server.url, session_id, "What is my name?")
     open_session(page, server, session_id)
+    # The page has finished loading (the chain's check, then the costs) before it is used.
+    expect(page.locator("#costs-total")).to_contain_text("model call")
     page.click(".log-row[data-version='6']")
     page.wait_for_selector("#fork:text('Fork at event 6')")
     page.click("#fork")
