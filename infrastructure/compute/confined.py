@@ -41,10 +41,6 @@ from agentjournal.application.ports import (
     ComputeError,
     ExecResult,
     FileContents,
-    FileEntry,
-    FileListing,
-    LineMatches,
-    PathMatches,
     SnapshotLimits,
     WebPage,
     WorkspaceScan,
@@ -70,16 +66,13 @@ from agentjournal.infrastructure.compute.host import (
 from agentjournal.infrastructure.compute.sandbox_protocol import (
     FETCH_HEAD_BYTES,
     FILE_TIMEOUT,
-    MAX_FILE_BYTES,
     MAX_LISTING_BYTES,
+    HelperFileTools,
     alarm_seconds,
     check_answer,
     check_path,
-    check_pattern,
     check_url,
     helper_source,
-    line_matches,
-    path_matches,
     web_page,
 )
 
@@ -117,7 +110,7 @@ def sandbox_environment(env: Mapping[str, str], root: Path) -> dict[str, str]:
     return environment
 
 
-class ConfinedHostCompute:
+class ConfinedHostCompute(HelperFileTools):
     """Tools on the host, each call in a bubblewrap sandbox that sees the work folder
     ``root`` (by default a folder per session under ``base``) at ``/workspace``, with the
     host's network or none (see the module documentation for every wall)."""
@@ -253,31 +246,6 @@ class ConfinedHostCompute:
             host_processes.kill_all(host_processes.marked(f"{WORKSPACE_MARK}={binding.reference}".encode()))
 
     # -- files ----------------------------------------------------------------------------
-
-    def read_file(self, path: str) -> bytes:
-        return self._files("read", path, limit=MAX_FILE_BYTES)
-
-    def write_file(self, path: str, data: bytes) -> None:
-        self._files("write", path, data=data)
-
-    def list_files(self, path: str, limit: int) -> FileListing:
-        more, *records = self._files("list", path, limit=limit).split(b"\0")[:-1]
-        entries = []
-        for record in records:
-            size, _, name = record.partition(b"\t")
-            entries.append(FileEntry(name.decode("utf-8", errors="replace"), "file", int(size)))
-        return FileListing(tuple(sorted(entries, key=lambda e: e.path)), more == b"1")
-
-    def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
-        return path_matches(self._search("glob", pattern, path, limit, timeout))
-
-    def grep(self, pattern: str, path: str, limit: int, timeout: float) -> LineMatches:
-        return line_matches(self._search("grep", pattern, path, limit, timeout))
-
-    def _search(self, operation: str, pattern: str, path: str, limit: int, timeout: float) -> bytes:
-        check_pattern(pattern)
-        seconds = alarm_seconds(timeout)
-        return self._files(operation, path, limit=limit, extra=(pattern, str(seconds)), seconds=seconds)
 
     def _files(
         self,

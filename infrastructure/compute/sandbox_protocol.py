@@ -18,9 +18,18 @@ import inspect
 import json
 import math
 import signal
+from collections.abc import Sequence
 from types import ModuleType
 
-from agentjournal.application.ports import ComputeError, LineMatch, LineMatches, PathMatches, WebPage
+from agentjournal.application.ports import (
+    ComputeError,
+    FileEntry,
+    FileListing,
+    LineMatch,
+    LineMatches,
+    PathMatches,
+    WebPage,
+)
 from agentjournal.infrastructure.compute import sandbox_files, sandbox_snapshot
 
 MAX_PATH_BYTES = 4096  # PATH_MAX
@@ -166,3 +175,47 @@ def size_text(count: int) -> str:
 
 def _text(field: bytes) -> str:
     return field.decode("utf-8", errors="replace")
+
+
+class HelperFileTools:
+    """The file tools of a compute whose files are reached through the file helper
+    (:mod:`~agentjournal.infrastructure.compute.sandbox_files`) run where the tools run: the
+    confined host and the Docker sandbox differ only in how they run it (``_files``)."""
+
+    def _files(
+        self,
+        operation: str,
+        path: str,
+        *,
+        limit: int = 0,
+        data: bytes | None = None,
+        extra: Sequence[str] = (),
+        seconds: float = FILE_TIMEOUT,
+    ) -> bytes:
+        """Run one operation of the file helper where the tools run; what it wrote."""
+        raise NotImplementedError
+
+    def read_file(self, path: str) -> bytes:
+        return self._files("read", path, limit=MAX_FILE_BYTES)
+
+    def write_file(self, path: str, data: bytes) -> None:
+        self._files("write", path, data=data)
+
+    def list_files(self, path: str, limit: int) -> FileListing:
+        more, *records = self._files("list", path, limit=limit).split(b"\0")[:-1]
+        entries = []
+        for record in records:
+            size, _, name = record.partition(b"\t")
+            entries.append(FileEntry(name.decode("utf-8", errors="replace"), "file", int(size)))
+        return FileListing(tuple(sorted(entries, key=lambda e: e.path)), more == b"1")
+
+    def glob(self, pattern: str, path: str, limit: int, timeout: float) -> PathMatches:
+        return path_matches(self._search("glob", pattern, path, limit, timeout))
+
+    def grep(self, pattern: str, path: str, limit: int, timeout: float) -> LineMatches:
+        return line_matches(self._search("grep", pattern, path, limit, timeout))
+
+    def _search(self, operation: str, pattern: str, path: str, limit: int, timeout: float) -> bytes:
+        check_pattern(pattern)
+        seconds = alarm_seconds(timeout)
+        return self._files(operation, path, limit=limit, extra=(pattern, str(seconds)), seconds=seconds)
