@@ -127,65 +127,14 @@ async def send_events(request: Request) -> JSONResponse:
 
 
 @dataclass(frozen=True)
-class _Prompt:
+class _Command:
+    """One event of a send, checked: where it stands in the send, the application's step
+    (with the log's tool call id for an API event id), and the event to echo (a prompt's and
+    an interrupt's echoes are made from the step)."""
+
     where: str
-    text: str
-
-    @property
-    def step(self) -> Step:
-        return Prompt(self.text)
-
-
-@dataclass(frozen=True)
-class _Interrupt:
-    where: str
-
-    @property
-    def step(self) -> Step:
-        return Interrupt(USER_INTERRUPT_DETAIL)
-
-
-@dataclass(frozen=True)
-class _ToolResult:
-    where: str
-    call_id: str
-    output: str
-    is_error: bool
-    echo: ApiEvent
-
-    @property
-    def step(self) -> Step:
-        return ToolAnswer(self.call_id, self.output, self.is_error)
-
-
-@dataclass(frozen=True)
-class _Confirmation:
-    where: str
-    call_id: str
-    allowed: bool
-    reason: str
-    echo: ApiEvent
-
-    @property
-    def step(self) -> Step:
-        return Confirmation(self.call_id, self.allowed, self.reason)
-
-
-@dataclass(frozen=True)
-class _WorkerResult:
-    where: str
-    call_id: str
-    output: str
-    is_error: bool
-    echo: ApiEvent
-
-    @property
-    def step(self) -> Step:
-        return WorkerResult(self.call_id, self.output, self.is_error)
-
-
-_Command = _Prompt | _Interrupt | _ToolResult | _Confirmation | _WorkerResult
-"""One event of a send, checked, with the log's tool call id for an API event id."""
+    step: Step
+    echo: ApiEvent | None = None
 
 
 def _record(
@@ -251,38 +200,41 @@ def _command(engine: Any, session_id: UUID, where: str, event: EventIn) -> _Comm
         limit = engine.runtimes.config.max_prompt_chars
         if len(text) > limit:
             raise ApiError(400, f"invalid request body: {where}.content is over {limit:,} characters")
-        return _Prompt(where, text)
+        return _Command(where, Prompt(text))
     if isinstance(event, UserInterruptIn):
-        return _Interrupt(where)
+        return _Command(where, Interrupt(USER_INTERRUPT_DETAIL))
     if isinstance(event, ToolResultIn):
         call_id = _tool_call_id(engine, session_id, event.tool_use_id, f"{where}.tool_use_id")
         output = event.content if isinstance(event.content, str) else _blocks_text(event.content)
-        return _WorkerResult(where, call_id, output, bool(event.is_error), msgspec.to_builtins(event))
+        return _Command(
+            where, WorkerResult(call_id, output, bool(event.is_error)), msgspec.to_builtins(event)
+        )
     if isinstance(event, CustomToolResultIn):
         call_id = _tool_call_id(engine, session_id, event.custom_tool_use_id, f"{where}.custom_tool_use_id")
-        return _ToolResult(
-            where, call_id, _text(event.content), bool(event.is_error), msgspec.to_builtins(event)
-        )
+        answer = ToolAnswer(call_id, _text(event.content), bool(event.is_error))
+        return _Command(where, answer, msgspec.to_builtins(event))
     call_id = _tool_call_id(engine, session_id, event.tool_use_id, f"{where}.tool_use_id")
     if event.result is None and event.allowed is None:
         raise ApiError(400, f"invalid request body: {where}.result is required ('allow' or 'deny')")
     allowed = event.result == "allow" if event.result is not None else bool(event.allowed)
     echo = {"type": "user.tool_confirmation", "tool_use_id": event.tool_use_id,
             "result": "allow" if allowed else "deny"}  # fmt: skip
-    return _Confirmation(where, call_id, allowed, event.deny_message or "", echo)
+    return _Command(where, Confirmation(call_id, allowed, event.deny_message or ""), echo)
 
 
 def _perform(engine: Any, session_id: UUID, command: _Command, worker: str) -> ApiEvent:
     """Record one checked command; the echo of the event, with its id in the log."""
     redact = engine.runtimes.config.redactor()
-    if isinstance(command, _WorkerResult):
+    step = command.step
+    if isinstance(step, WorkerResult):
+        assert command.echo is not None
         try:
             answered = engine.service.answer_from_worker(
-                session_id, command.call_id, command.output, command.is_error, worker, redact
+                session_id, step.call_id, step.output, step.is_error, worker, redact
             )
         except NoPendingAction:
             recorded = _result_of(
-                engine.service.get_session(session_id), command.call_id, engine.service.events.get
+                engine.service.get_session(session_id), step.call_id, engine.service.events.get
             )
             if recorded is None:
                 raise
@@ -291,19 +243,20 @@ def _perform(engine: Any, session_id: UUID, command: _Command, worker: str) -> A
             engine.runner.resume(session_id)
         engine.doorbell.ring(session_id)
         return _echo(session_id, answered.version, command.echo)
-    if isinstance(command, _Prompt):
-        version = engine.runner.start(session_id, command.text)
-        echo: ApiEvent = {"type": "user.message", "content": [{"type": "text", "text": command.text}]}
-    elif isinstance(command, _Interrupt):
+    if isinstance(step, Prompt):
+        version = engine.runner.start(session_id, step.text)
+        echo: ApiEvent = {"type": "user.message", "content": [{"type": "text", "text": step.text}]}
+    elif isinstance(step, Interrupt):
         version, echo = engine.runner.interrupt(session_id), {"type": "user.interrupt"}
     else:
-        if isinstance(command, _ToolResult):
+        assert command.echo is not None
+        if isinstance(step, ToolAnswer):
             answered = engine.service.answer_tool(
-                session_id, command.call_id, command.output, command.is_error, redact
+                session_id, step.call_id, step.output, step.is_error, redact
             )
         else:
             answered = engine.service.answer_confirmation(
-                session_id, command.call_id, command.allowed, command.reason, redact
+                session_id, step.call_id, step.allowed, step.reason, redact
             )
         version, echo = answered.version, command.echo
         if answered.ready and answered.paused:
