@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib
+import pkgutil
 import types
 import typing
 import uuid
@@ -21,7 +23,7 @@ from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import Mapper, MapperDeserialisationError
 from eventsourcing.utils import Environment, get_topic
 
-import agentjournal.application  # noqa: F401  (imports every module that defines events)
+import agentjournal.domain
 from agentjournal.application import SessionService, audit
 from agentjournal.domain import (
     AssistantMessage,
@@ -42,7 +44,11 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=timezone.utc)
 
 def event_classes() -> Iterator[type]:
     """Every event class of the project's aggregates, found by walking the subclasses of
-    eventsourcing's ``Aggregate.Event``: a new event class is covered without a line here."""
+    eventsourcing's ``Aggregate.Event``: a new event class is covered without a line here.
+    Every domain module is imported first, so the walk does not depend on what other tests
+    (or the application's lazy imports) happened to load."""
+    for module in pkgutil.iter_modules(agentjournal.domain.__path__, "agentjournal.domain."):
+        importlib.import_module(module.name)
     seen: set[type] = set()
     stack: list[type] = [Aggregate.Event]
     while stack:
