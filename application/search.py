@@ -197,15 +197,16 @@ def rows_of(event: Session.Event, keep_text: bool = True) -> list[IndexedText]:
 
 
 def words(query: str) -> list[str]:
-    """The words of a query, folded to lower case, each once, in order."""
-    return list(dict.fromkeys(w.casefold() for w in _WORD.findall(query)))
+    """The words of a query in lower case (as both stores fold them: ``str.casefold`` would
+    make "ß" "ss", which neither does), each once, in order."""
+    return list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
 
 
 def snippet(text: str, found: Sequence[str], width: int = SNIPPET_CHARS) -> str:
     """A piece of ``text`` around the first of ``found`` it holds (its start without
     words), on one line, with "…" where it was cut."""
     flat = " ".join(text.split())
-    folded = flat.casefold()
+    folded = flat.lower()
     starts = [i for w in found if (i := _word_start(folded, w)) >= 0]
     at = min(starts) if starts else 0
     begin = max(0, at - width // 3)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from uuid import UUID
 
+import httpx
 import msgspec
 import pytest
 
@@ -198,3 +199,48 @@ def test_a_files_diff_is_against_its_previous_change(service):
     assert file_diff(service, session_id, "blob.bin").note.startswith("binary")
     with pytest.raises(FileNotRecorded):
         file_diff(service, session_id, "nothing.txt")
+
+
+# -- over HTTP, against a real server ---------------------------------------------------
+
+
+def test_the_search_routes_answer_and_refuse_in_the_apis_shape(api_server, store):
+    from tests.test_browser_routes import HEADERS, X, opened
+
+    with opened(store) as service:
+        session_id = session_with(service, "routes", "find the Straße", "read_file", "gone", failed=True)
+    url = api_server.url
+
+    def get(route: str, **params: str) -> httpx.Response:
+        return httpx.get(f"{url}{route}", headers=HEADERS, params=params)
+
+    found = get("/x-agentjournal/v1/search", q="STRASSE straße").json()
+    assert found["data"] == []  # no word is folded into another
+    (hit,) = get("/x-agentjournal/v1/search", q="straße", tool="").json()["data"]
+    assert hit["session_id"] == f"sesn_{session_id.hex}" and hit["version"] == 2 and hit["kind"] == "user"
+    listed = get(X, failed="true", tool="read_file", model="gpt-4o-mini").json()["data"]
+    assert [s["id"] for s in listed] == [f"sesn_{session_id.hex}"]
+    assert get("/x-agentjournal/v1/search/facets").json() == {
+        "tools": ["read_file"],
+        "models": ["gpt-4o-mini"],
+    }
+    files = get(f"{X}/sesn_{session_id.hex}/files/changes").json()
+    assert files == {"version": 8, "data": []}  # no tool ran in a sandbox: no files
+    for route, params, status, says in [
+        ("/x-agentjournal/v1/search", {"q": "x", "failed": "maybe"}, 400, "'failed' must be true or false"),
+        ("/x-agentjournal/v1/search", {"q": "x" * 1001}, 400, "at most 1000 characters"),
+        ("/x-agentjournal/v1/search", {"q": "x", "status": "sleeping"}, 400, "'status' must be one of"),
+        ("/x-agentjournal/v1/search", {"q": "x", "limit": "0"}, 400, "'limit' must be a whole number"),
+        ("/x-agentjournal/v1/search", {}, 400, "give words to search for, or a filter"),
+        (X, {"failed": "yes please"}, 400, "'failed' must be true or false"),
+        (f"{X}/sesn_{session_id.hex}/files/diff", {}, 400, "'path'"),
+        (f"{X}/sesn_{session_id.hex}/files/diff", {"path": "nothing.txt"}, 404, "names no such file"),
+        (f"{X}/sesn_{session_id.hex}/files/changes", {"version": "99"}, 404, "99"),
+        (f"{X}/sesn_{'0' * 32}/files/changes", {}, 404, "session"),
+    ]:
+        answer = httpx.get(f"{url}{route}", headers=HEADERS, params=params)
+        assert answer.status_code == status, (route, params, answer.text)
+        error = answer.json()["error"]
+        assert says in error["message"], error
+    without_key = httpx.get(f"{url}/x-agentjournal/v1/search", params={"q": "x"})
+    assert without_key.status_code == 401
