@@ -39,7 +39,7 @@ class FileChange(msgspec.Struct, frozen=True):
     inherited: bool = False
 
 
-def history(events: Iterable[Session.Event]) -> dict[str, list[FileChange]]:
+def history(events: Iterable[object]) -> dict[str, list[FileChange]]:
     """Every file's changes in these events (a session's log, in order), oldest first."""
     found: dict[str, list[FileChange]] = {}
     for event in events:
@@ -127,6 +127,6 @@ def _compare(
     return shown, "" if lines else "the same contents", truncated
 
 
-def last_changes(events: Iterable[Session.Event]) -> dict[str, int]:
+def last_changes(events: Iterable[object]) -> dict[str, int]:
     """Each file's latest change (the event's version), files deleted included."""
     return {path: changes[-1].version for path, changes in history(events).items()}
