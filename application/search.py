@@ -132,7 +132,9 @@ class SearchIndexView(ProjectionView[IndexedText]):
     @abc.abstractmethod
     def hits(self, words: Sequence[str], filters: Filters, limit: int, offset: int) -> list[IndexedText]:
         """Rows holding every one of ``words`` as the start of a word (any row when there
-        are none), narrowed by ``filters``, of sessions not deleted; the latest first."""
+        are none), narrowed by ``filters``, of sessions not deleted; the latest recorded
+        first (rows are stored in the order of the log, so the index's own order is that
+        one, and the first page stops early instead of sorting every match)."""
 
     @abc.abstractmethod
     def session_ids(self, filters: Filters, limit: int, offset: int) -> list[UUID]:

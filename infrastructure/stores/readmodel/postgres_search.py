@@ -46,7 +46,6 @@ class PostgresSearchIndex(SearchIndexView):
                 "at text NOT NULL, text text NOT NULL, "
                 f"words tsvector GENERATED ALWAYS AS ({WORDS_OF_TEXT}) STORED, "
                 "UNIQUE (session_id, version, part))",
-                "CREATE INDEX ON {rows} (at)",
                 "CREATE INDEX ON {rows} (tool, session_id)",
                 "CREATE INDEX ON {rows} (session_id) WHERE failed",
                 "CREATE INDEX ON {rows} USING gin (words)",
@@ -70,7 +69,7 @@ class PostgresSearchIndex(SearchIndexView):
         query = sql.SQL(
             "SELECT r.session_id, r.version, r.part, r.kind, r.tool, r.failed, r.at, r.text "
             "FROM {} r JOIN {} s ON s.id = r.session_id WHERE " + " AND ".join(where) +
-            " ORDER BY r.at DESC, r.id DESC LIMIT %s OFFSET %s"
+            " ORDER BY r.id DESC LIMIT %s OFFSET %s"
         ).format(self.rows, self.summaries)  # fmt: skip
         with self.datastore.transaction(commit=False) as c:
             c.execute(query, [*params, limit, offset])

@@ -57,7 +57,6 @@ class SQLiteSearchIndex(SearchIndexView):
                 "rowid INTEGER PRIMARY KEY, session_id TEXT NOT NULL, version INTEGER NOT NULL, "
                 "part INTEGER NOT NULL, kind TEXT NOT NULL, tool TEXT NOT NULL, failed INTEGER NOT NULL, "
                 "at TEXT NOT NULL, text TEXT NOT NULL, UNIQUE (session_id, version, part))",
-                "CREATE INDEX IF NOT EXISTS {rows}_at ON {rows} (at)",
                 "CREATE INDEX IF NOT EXISTS {rows}_tool ON {rows} (tool, session_id)",
                 "CREATE INDEX IF NOT EXISTS {rows}_failed ON {rows} (session_id) WHERE failed",
                 "CREATE VIRTUAL TABLE IF NOT EXISTS {rows}_text USING fts5("
@@ -76,7 +75,7 @@ class SQLiteSearchIndex(SearchIndexView):
         query = (
             f"SELECT r.session_id, r.version, r.part, r.kind, r.tool, r.failed, r.at, r.text "
             f"FROM {source} JOIN {SUMMARIES} s ON s.id = r.session_id "
-            f"WHERE {' AND '.join(where)} ORDER BY r.at DESC, r.rowid DESC LIMIT ? OFFSET ?"
+            f"WHERE {' AND '.join(where)} ORDER BY r.rowid DESC LIMIT ? OFFSET ?"
         )
         with self.datastore.transaction(commit=False) as c:
             c.execute(query, [*params, limit, offset])
