@@ -61,7 +61,9 @@ def find_sessions(
     query of the summary table (with filters, joined with the search index)."""
     service.projector.catch_up()
     text = text.strip()
-    narrowed = msgspec.structs.replace(filters, status=status) if filters else None
+    # Filters beyond the status read the search index (built on its first use); the
+    # status alone is a column of the summaries.
+    narrowed = msgspec.structs.replace(filters, status=status) if filters and filters.reads_index else None
 
     def rows(limit: int, offset: int) -> list[SessionSummary]:
         if narrowed:

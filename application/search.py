@@ -99,7 +99,12 @@ class Filters(msgspec.Struct, frozen=True):
     status: Status | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.tool or self.failed or self.model or self.status)
+        return bool(self.status) or self.reads_index
+
+    @property
+    def reads_index(self) -> bool:
+        """Whether these filters need the search index (the status alone does not)."""
+        return bool(self.tool or self.failed or self.model)
 
 
 class Hit(msgspec.Struct, frozen=True):

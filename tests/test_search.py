@@ -244,3 +244,15 @@ def test_the_search_routes_answer_and_refuse_in_the_apis_shape(api_server, store
         assert says in error["message"], error
     without_key = httpx.get(f"{url}/x-agentjournal/v1/search", params={"q": "x"})
     assert without_key.status_code == 401
+
+
+def test_a_listing_by_status_alone_never_builds_the_index(service):
+    from agentjournal.application import browsing
+
+    idle = session_with(service, "idle one", "hello", "read_file", "x")
+    listed = browsing.find_sessions(service, Status.IDLE, filters=Filters(status=Status.IDLE))
+    assert [s.id for s in listed.sessions] == [idle]
+    assert "search" not in vars(service)  # the index is made on its first use only
+    listed = browsing.find_sessions(service, Status.IDLE, filters=Filters(tool="read_file"))
+    assert [s.id for s in listed.sessions] == [idle]
+    assert "search" in vars(service)
