@@ -67,15 +67,17 @@ class SQLiteSearchIndex(SearchIndexView):
     def hits(self, words: Sequence[str], filters: Filters, limit: int, offset: int) -> list[IndexedText]:
         rows = self.tables.rows
         where, params = narrowing(filters)
-        source = f"{rows} r"
+        source, order = f"{rows} r", "r.rowid"
         if words:
-            source = f"{rows}_text f JOIN {rows} r ON r.rowid = f.rowid"
+            # Ordered by the FTS5 table's own rowid, which it yields in order: no sort of
+            # every match before the first page (ordered by the row's, SQLite sorts them).
+            source, order = f"{rows}_text f JOIN {rows} r ON r.rowid = f.rowid", "f.rowid"
             where.insert(0, f"{rows}_text MATCH ?")
             params.insert(0, match_expression(words))
         query = (
             f"SELECT r.session_id, r.version, r.part, r.kind, r.tool, r.failed, r.at, r.text "
             f"FROM {source} JOIN {SUMMARIES} s ON s.id = r.session_id "
-            f"WHERE {' AND '.join(where)} ORDER BY r.rowid DESC LIMIT ? OFFSET ?"
+            f"WHERE {' AND '.join(where)} ORDER BY {order} DESC LIMIT ? OFFSET ?"
         )
         with self.datastore.transaction(commit=False) as c:
             c.execute(query, [*params, limit, offset])
