@@ -12,7 +12,7 @@ listing is one indexed query.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -23,6 +23,7 @@ from agentjournal.domain import Session, Status, StopReason, Usage
 
 if TYPE_CHECKING:
     from agentjournal.application.projection import SessionSummary
+    from agentjournal.application.search import Filters
     from agentjournal.application.service import SessionService
 
 SCAN_PAGE = 1000
@@ -46,17 +47,33 @@ class SessionPage(msgspec.Struct, frozen=True):
 
 
 def find_sessions(
-    service: SessionService, status: Status | None = None, text: str = "", limit: int = 50, offset: int = 0
+    service: SessionService,
+    status: Status | None = None,
+    text: str = "",
+    limit: int = 50,
+    offset: int = 0,
+    filters: Filters | None = None,
 ) -> SessionPage:
     """Sessions with ``status`` (any, if None) whose title contains ``text`` or whose id
     begins with it (case-insensitive; an id may be given with its ``sesn_`` prefix and
-    with or without dashes). Without ``text`` this is one query of the summary table."""
+    with or without dashes), narrowed by ``filters`` (a tool called, a failure, a model:
+    see :class:`~agentjournal.application.search.Filters`). Without ``text`` this is one
+    query of the summary table (with filters, joined with the search index)."""
     service.projector.catch_up()
     text = text.strip()
+    # Filters beyond the status read the search index (built on its first use); the
+    # status alone is a column of the summaries.
+    narrowed = msgspec.structs.replace(filters, status=status) if filters and filters.reads_index else None
+
+    def rows(limit: int, offset: int) -> list[SessionSummary]:
+        if narrowed:
+            return service.search.sessions(narrowed, limit, offset)
+        return service.summaries.list(status=status, limit=limit, offset=offset)
+
     if not text:
-        found = service.summaries.list(status=status, limit=limit + 1, offset=offset)
+        found = rows(limit + 1, offset)
         return SessionPage(found[:limit], offset, len(found) > limit)
-    matches = _matching(service, status, text.casefold())
+    matches = _matching(_pages(rows), text.casefold())
     page: list[SessionSummary] = []
     for index, summary in enumerate(matches):
         if index < offset:
@@ -67,18 +84,23 @@ def find_sessions(
     return SessionPage(page, offset, False)
 
 
-def _matching(service: SessionService, status: Status | None, folded: str) -> Iterator[SessionSummary]:
+def _matching(summaries: Iterator[SessionSummary], folded: str) -> Iterator[SessionSummary]:
     prefix = _ID_PREFIX.fullmatch(folded)
     bare = prefix.group(1).replace("-", "") if prefix else None
-    for summary in all_summaries(service, status):
+    for summary in summaries:
         if (bare and summary.id.hex.startswith(bare)) or folded in summary.title.casefold():
             yield summary
 
 
 def all_summaries(service: SessionService, status: Status | None = None) -> Iterator[SessionSummary]:
     """Every summary, the most recently updated first, read a page at a time."""
+    return _pages(lambda limit, offset: service.summaries.list(status=status, limit=limit, offset=offset))
+
+
+def _pages(rows: Callable[[int, int], list[SessionSummary]]) -> Iterator[SessionSummary]:
+    """What ``rows(limit, offset)`` gives, read :data:`SCAN_PAGE` at a time to the end."""
     offset = 0
-    while page := service.summaries.list(status=status, limit=SCAN_PAGE, offset=offset):
+    while page := rows(SCAN_PAGE, offset):
         yield from page
         offset += len(page)
 

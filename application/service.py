@@ -19,6 +19,7 @@ Queries about many sessions go to the summary projection instead of replaying lo
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -80,6 +81,7 @@ from agentjournal.application.projection import (
 )
 from agentjournal.application.recording import given_or_default, recordable_config
 from agentjournal.application.redaction import Redactor
+from agentjournal.application.search import Search
 from agentjournal.application.snapshots import ChunkedRepository, SessionSnapshots
 from agentjournal.application.turns import Answered, RuntimeFactory, StartedTurn, TurnLoop, TurnUpdate
 from agentjournal.application.work_queue import (
@@ -595,6 +597,12 @@ class SessionService(Application[UUID]):
                 raise AmbiguousSessionId(reference, len(found))
             raise SessionNotFound(reference)
         return parse_session_id(reference)
+
+    @functools.cached_property
+    def search(self) -> Search:
+        """The index of the sessions' text (:mod:`~agentjournal.application.search`), made on
+        first use: a process that never searches never creates or folds it."""
+        return Search(self)
 
     def summary(self, session_id: UUID) -> SessionSummary:
         self.projector.catch_up()

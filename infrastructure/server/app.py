@@ -245,6 +245,7 @@ def _routes() -> list[BaseRoute]:
         events,
         extensions,
         files,
+        inspector,
         resources,
         sessions,
         uploads,
@@ -264,4 +265,5 @@ def _routes() -> list[BaseRoute]:
         *work.routes,
         *uploads.routes,
         *browser.routes,
+        *inspector.routes,
     ]

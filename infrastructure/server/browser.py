@@ -9,9 +9,12 @@ sessions through the API (``/v1/sessions/{id}``, its events and their stream) an
 log's extensions (``state``, ``log``, ``fork``, ``verify``), and through these routes,
 under ``/x-agentjournal/v1``:
 
-* ``GET  /x-agentjournal/v1/sessions?status=&q=&limit=&offset=``: sessions, the most
-  recently updated first; ``status`` is the engine's (idle, running, error, terminated),
-  ``q`` a piece of the title or the start of the id.
+* ``GET  /x-agentjournal/v1/sessions?status=&q=&tool=&failed=&model=&limit=&offset=``:
+  sessions, the most recently updated first; ``status`` is the engine's (idle, running,
+  error, terminated), ``q`` a piece of the title or the start of the id; ``tool``,
+  ``failed=true`` and ``model`` keep the sessions that called that tool, failed (a turn,
+  or a tool call) or run that model (see :mod:`.inspector`, which also searches inside
+  sessions and reads their files' history).
 * ``GET  .../sessions/{id}/tree``: the session's ancestors and descendants, each with
   the parent's event it was forked at; flat, in pre-order, each with its depth.
 * ``GET  .../sessions/{id}/diff?with={other}``: where two sessions' conversations part,
@@ -47,6 +50,7 @@ from agentjournal.infrastructure.server.auth import BROWSER_ASSETS, BROWSER_PAGE
 from agentjournal.infrastructure.server.bodies import read_json, to_json
 from agentjournal.infrastructure.server.errors import ApiError
 from agentjournal.infrastructure.server.ids import SESSION, parse_id, wire_id
+from agentjournal.infrastructure.server.inspector import query_filters
 from agentjournal.infrastructure.server.query import MAX_VERSION, query_int, query_version
 from agentjournal.infrastructure.server.sessions import engine_of, existing_session, session_json
 
@@ -94,13 +98,10 @@ async def list_sessions(request: Request) -> JSONResponse:
     limit = query_int(request, "limit", 50, 1, MAX_PAGE)
     offset = query_int(request, "offset", 0, 0, 2**31)
     text = request.query_params.get("q", "")
-    given = request.query_params.get("status") or None
-    try:
-        status = Status(given) if given else None
-    except ValueError:
-        choices = ", ".join(s.value for s in Status)
-        raise ApiError(400, f"query parameter 'status' must be one of {choices}, not {given!r}") from None
-    found = await asyncio.to_thread(browsing.find_sessions, engine.service, status, text, limit, offset)
+    filters = query_filters(request)
+    found = await asyncio.to_thread(
+        browsing.find_sessions, engine.service, filters.status, text, limit, offset, filters
+    )
     return JSONResponse(
         {"data": [listing_json(s) for s in found.sessions], "offset": offset, "has_more": found.has_more}
     )

@@ -104,7 +104,19 @@ export const api = {
   terminate: (id, reason) => post(`${X}/${id}/terminate`, { reason }),
   trace: (id) => get(`${X}/${id}/trace`),
   send: (id, event) => post(`/v1/sessions/${id}/events`, { events: [event] }),
+  search: (query, signal) => get("/x-agentjournal/v1/search", query, signal),
+  facets: () => get("/x-agentjournal/v1/search/facets"),
+  fileChanges: (id, version, signal) => get(`${X}/${id}/files/changes`, { version }, signal),
+  fileDiff: (id, path, version, signal) => get(`${X}/${id}/files/diff`, { path, version }, signal),
+  fileBytes: (id, path, version, signal) => bytes(`${X}/${id}/files`, { path, version }, signal),
 };
+
+/** A file's contents as bytes (an ArrayBuffer); rejects with an ApiError. */
+async function bytes(path, query, signal) {
+  const response = await fetch(url(path, query), { signal, headers: headers() });
+  if (!response.ok) throw await failure(response);
+  return response.arrayBuffer();
+}
 
 /**
  * Follow a session's event stream (Server-Sent Events) until `close()` is called.

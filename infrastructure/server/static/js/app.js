@@ -4,6 +4,8 @@
 //   #/                      the sessions (#/?q=...&status=...&offset=...)
 //   #/s/ID                  a session
 //   #/s/ID/e/N              a session at event N
+//   #/s/ID/e/N/f/PATH       a session at event N, its Files tab open at PATH (encoded)
+//   #/search?q=...          words found inside sessions (and &tool=, &failed=, &model=, &status=)
 //   #/s/ID/tree             its fork tree
 //   #/diff/LEFT/RIGHT       two sessions side by side from where they part
 //
@@ -14,6 +16,7 @@ import { api, apiKey, events, forgetApiKey, serverNeedsKey, setApiKey } from "./
 import { DiffView } from "./diff.js";
 import { h } from "./dom.js";
 import { SessionList } from "./list.js";
+import { SearchView } from "./search.js";
 import { SessionView } from "./session.js";
 import { ForkTreeView } from "./tree.js";
 
@@ -27,7 +30,10 @@ function viewFor(address) {
   if (parts.length <= 1 && (first === undefined || first === "")) return new SessionList(new URLSearchParams(query ?? ""));
   if (first === "s" && id && parts.length === 2) return new SessionView(id);
   if (first === "s" && id && kind === "tree" && parts.length === 3) return new ForkTreeView(id);
-  if (first === "s" && id && kind === "e" && /^[1-9][0-9]*$/.test(at ?? "") && parts.length === 4) return new SessionView(id, Number(at));
+  const event = /^[1-9][0-9]*$/.test(at ?? "") ? Number(at) : null;
+  if (first === "s" && id && kind === "e" && event && parts.length === 4) return new SessionView(id, event);
+  if (first === "s" && id && kind === "e" && event && parts[4] === "f" && parts[5] && parts.length === 6) return new SessionView(id, event, parts[5]);
+  if (first === "search" && parts.length === 1) return new SearchView(new URLSearchParams(query ?? ""));
   if (first === "diff" && id && kind && parts.length === 3) return new DiffView(id, kind);
   return new NotFound(`Nothing is at ${address || "#/"}.`);
 }

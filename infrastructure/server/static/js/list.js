@@ -1,10 +1,13 @@
 // The sessions of the store, the most recently updated first, a page at a time;
-// filtered by status and searched by title or the start of an id. The filter, search
-// and page are kept in the address (#/?q=...&status=...&offset=...), so a reload or a
-// link shows the same page.
+// filtered by status, by a tool they called, by failures and by model, and searched by
+// title or the start of an id ("Search inside" looks in their messages and tool output
+// instead). The filters, search and page are kept in the address
+// (#/?q=...&status=...&tool=...&failed=true&model=...&offset=...), so a reload or a link
+// shows the same page.
 
 import { api } from "./api.js";
 import { cost, count, debounce, h, shortId, statusPill, tokens, when } from "./dom.js";
+import { Filters } from "./filters.js";
 import { notice } from "./ui.js";
 
 const PAGE = 50;
@@ -31,6 +34,9 @@ export class SessionList {
       h("option", { value: "" }, "Any status"),
       STATUSES.map((s) => h("option", { value: s, selected: s === this.query.status }, s)),
     );
+    this.filters = new Filters(params, () => this.go({ offset: 0 }), { status: false });
+    this.inside = h("a", { class: "button secondary", id: "search-inside", href: "#/search",
+      onclick: (event) => { event.preventDefault(); this.searchInside(); } }, "Search inside sessions");
     this.rows = h("tbody");
     this.range = h("span", { class: "muted", id: "page-range" });
     this.previous = h("button", { type: "button", class: "secondary", onclick: () => this.go({ offset: Math.max(0, this.query.offset - PAGE) }) }, "← Newer");
@@ -38,7 +44,7 @@ export class SessionList {
     this.element = h(
       "div",
       { class: "sessions" },
-      h("div", { class: "toolbar" }, h("h1", {}, "Sessions"), this.search, this.status),
+      h("div", { class: "toolbar" }, h("h1", {}, "Sessions"), this.search, this.status, this.filters.element, this.inside),
       this.notice.element,
       h("table", { class: "list" },
         h("thead", {}, h("tr", {},
@@ -61,7 +67,7 @@ export class SessionList {
 
   /** Change the filter or page, with the search as typed so far; recorded in the address. */
   go(change) {
-    const query = { ...this.query, q: this.search.value.trim(), ...change };
+    const query = { ...this.query, ...this.filters.values(), q: this.search.value.trim(), ...change };
     const params = new URLSearchParams();
     for (const [name, value] of Object.entries(query)) if (value) params.set(name, value);
     const text = params.toString();
@@ -72,7 +78,17 @@ export class SessionList {
 
   async open() {
     document.title = "Sessions · agentjournal";
-    await this.load();
+    await Promise.all([this.filters.load(), this.load()]);
+  }
+
+  /** The words typed so far, looked for inside the sessions, with the same filters. */
+  searchInside() {
+    const params = new URLSearchParams();
+    const words = this.search.value.trim();
+    if (words) params.set("q", words);
+    for (const [name, value] of Object.entries({ ...this.filters.values(), status: this.status.value })) if (value) params.set(name, value);
+    const text = params.toString();
+    location.hash = text ? `#/search?${text}` : "#/search";
   }
 
   async load() {
@@ -80,7 +96,7 @@ export class SessionList {
     this.controller = new AbortController();
     const { q, status, offset } = this.query;
     try {
-      const page = await api.sessions({ q, status, offset, limit: PAGE }, this.controller.signal);
+      const page = await api.sessions({ q, status, offset, limit: PAGE, ...this.filters.values() }, this.controller.signal);
       this.notice.clear();
       this.draw(page);
     } catch (error) {

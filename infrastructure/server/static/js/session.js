@@ -1,6 +1,8 @@
 // One session: its conversation, its raw audit log beside it, a replay slider over its
 // events, its verification badge, its live events, its cost and timing, and what can be
-// done to it. Opened as #/s/ID/e/N, it starts at event N.
+// done to it. Opened as #/s/ID/e/N, it starts at event N; as #/s/ID/e/N/f/PATH, with its
+// Files tab showing that file. A session whose hash chain is broken opens at its first
+// bad event, and cannot be forked or sent to (the page says why).
 //
 // The "selected event" ties the parts together: the slider and the log both choose it,
 // the conversation and state shown are the session as of it (replayed by the server),
@@ -10,7 +12,9 @@ import { api, follow } from "./api.js";
 import { drawConversation } from "./conversation.js";
 import { CostsPanel } from "./costs.js";
 import { cost, count, debounce, duration, engineStatus, fill, h, shortId, statusPill, tokens, when, wireId } from "./dom.js";
+import { FilesPanel } from "./files.js";
 import { AuditLog } from "./log.js";
+import { Tabs } from "./tabs.js";
 import { confirmAction, copy, notice } from "./ui.js";
 
 const LIVE_KEPT = 60;
@@ -52,8 +56,9 @@ function describe(event) {
 }
 
 export class SessionView {
-  constructor(id, at = null) {
+  constructor(id, at = null, file = null) {
     this.id = wireId(id);
+    this.file = file; // the file the address names, if any
     this.wanted = at; // the event the address names, if any
     this.head = 0; // the log's length
     this.at = 0; // the event the view shows the session as of
@@ -83,6 +88,8 @@ export class SessionView {
     this.forkButton = h("button", { type: "button", id: "fork", onclick: () => this.fork() }, "Fork here");
     this.eventLink = h("a", { class: "button secondary small", id: "event-link", title: "A link to the session at this event" }, "Link");
     this.costs = new CostsPanel(this.id);
+    this.files = new FilesPanel(this.id);
+    this.tamperNotice = h("div", { class: "notice tampered", id: "tampered-notice", role: "alert", hidden: true });
     this.conversation = h("div", { class: "conversation", id: "conversation", tabindex: "0", "aria-label": "Conversation" });
     this.prompt = h("textarea", {
       id: "prompt", rows: "2", placeholder: "Send a prompt (Ctrl+Enter)", "aria-label": "Prompt",
@@ -92,6 +99,16 @@ export class SessionView {
     this.terminateButton = h("button", { type: "button", class: "danger", id: "terminate", onclick: () => this.terminate() }, "Terminate");
     this.liveStatus = h("span", { class: "live-status", id: "live-status" }, "connecting…");
     this.liveFeed = h("ol", { class: "live-feed", id: "live-feed", "aria-live": "polite" });
+
+    this.sendButton = h("button", { type: "submit", id: "send" }, "Send");
+    this.tabs = new Tabs([
+      ["conversation", "Conversation", [
+        this.conversation,
+        h("form", { class: "composer", onsubmit: (event) => this.send(event) },
+          this.prompt,
+          h("div", { class: "buttons" }, this.sendButton, this.interruptButton))]],
+      ["files", "Files", this.files.element],
+    ], (tab) => this.files.show(tab === "files"));
 
     this.element = h(
       "div",
@@ -109,13 +126,12 @@ export class SessionView {
       h("div", { class: "replay" },
         h("label", { for: "replay" }, "Event"), this.slider, this.position, this.latest, this.eventLink, this.forkButton),
       this.stateLine,
+      this.tamperNotice,
       this.notice.element,
       h("div", { class: "panes" },
-        h("section", { class: "pane conversation-pane", "aria-label": "Conversation" },
-          this.conversation,
-          h("form", { class: "composer", onsubmit: (event) => this.send(event) },
-            this.prompt,
-            h("div", { class: "buttons" }, h("button", { type: "submit", id: "send" }, "Send"), this.interruptButton))),
+        h("section", { class: "pane conversation-pane", "aria-label": "Conversation and files" },
+          this.tabs.element,
+          ...this.tabs.panels),
         h("section", { class: "pane log-pane", "aria-label": "Audit log" },
           h("h2", {}, "Audit log"),
           this.log.element,
@@ -137,6 +153,11 @@ export class SessionView {
     this.log.open(this.head, tail.data);
     this.log.select(this.head);
     this.eventLink.href = `#/s/${this.id}/e/${this.head}`;
+    this.files.at(this.head);
+    if (this.file) {
+      this.files.select(this.file);
+      this.tabs.choose("files");
+    }
     if (this.wanted !== null) this.replayTo(this.wanted);
     requestAnimationFrame(() => performance.mark("session-view-painted"));
     // Both read the whole log: the chain's check first, then the costs.
@@ -171,7 +192,8 @@ export class SessionView {
     );
     const closed = session.status === "terminated";
     this.terminateButton.disabled = closed;
-    this.prompt.disabled = closed;
+    this.prompt.disabled = closed || Boolean(this.broken);
+    this.sendButton.disabled = closed || Boolean(this.broken);
     this.interruptButton.disabled = session.status !== "running";
   }
 
@@ -203,6 +225,7 @@ export class SessionView {
     this.eventLink.href = `#/s/${this.id}/e/${this.at}`;
     this.position.textContent = `${count(this.at)} of ${count(this.head)}`;
     if (this.log.selected !== this.at) this.log.select(this.at);
+    this.files.at(this.at);
     this.loadState();
   }
 
@@ -247,11 +270,29 @@ export class SessionView {
         this.badge.disabled = false;
         this.badge.title = "Show this event";
         this.badge.onclick = () => this.replayTo(result.broken.version);
+        this.refuseActions(result.broken);
       }
     } catch (error) {
       this.badge.className = "badge broken";
       this.badge.textContent = `✗ Cannot verify: ${error.message}`;
     }
+  }
+
+  /** The log is not as it was recorded: show its first bad event (unless the address
+   * named another), and refuse what would build on it, saying why. */
+  refuseActions(broken) {
+    const first = !this.broken;
+    this.broken = broken;
+    const why = `This session's log fails its check at event ${count(broken.version)} (${broken.problem}): `
+      + "it is not as it was recorded, so it cannot be forked or continued here. "
+      + "Export it to keep the evidence, or compare it with a copy kept elsewhere.";
+    fill(this.tamperNotice, h("strong", {}, "Tampered log. "), why);
+    this.tamperNotice.hidden = false;
+    for (const control of [this.forkButton, this.prompt, this.sendButton]) {
+      control.disabled = true;
+      control.title = why;
+    }
+    if (first && this.wanted === null) this.replayTo(broken.version);
   }
 
   arrived(event) {
