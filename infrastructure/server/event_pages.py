@@ -43,6 +43,8 @@ MAX_PERIODIC = 128
 """The most evenly spread checkpoints kept of one session; past this the interval doubles."""
 MAX_RESUMES = 16
 """The most page-end checkpoints kept of one session (the most recently used stay)."""
+RESUME_SLACK = 64
+"""How many API events before a page's end its reader starts copying the projector."""
 MAX_READ = 1000
 """The most log events one ranged read returns; the first read of a page asks for fewer."""
 
@@ -154,7 +156,10 @@ def page_forward(events: EventSource, checkpoints: Checkpoints, keeps: Keeps, af
         return math.ceil(missing * read / len(found)) + 1 if found else 2 * read
 
     for event in log_after(events, checkpoints.session_id, projector.version, size=size):
-        before = projector.copy() if len(found) < limit else None
+        # The state before the log event that holds the page's last API event is where the
+        # next page starts; it is copied only near the page's end (an event that projects
+        # more than RESUME_SLACK API events may leave the next page an earlier checkpoint).
+        before = projector.copy() if limit - RESUME_SLACK <= len(found) < limit else None
         for version, index, body in projector.feed((event,)):
             if (after is None or (version, index) > after) and keeps(body, event):
                 found.append(body)

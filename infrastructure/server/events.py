@@ -20,7 +20,7 @@ from uuid import UUID
 import msgspec
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentjournal.application.answers import (
@@ -330,7 +330,7 @@ def _moment(request: Request, bound: str) -> datetime | None:
     return query_time(request, name if name in request.query_params else f"created_at_{bound}")
 
 
-async def list_events(request: Request) -> JSONResponse:
+async def list_events(request: Request) -> Response:
     engine = engine_of(request)
     session_id = parse_id(SESSION, request.path_params["session_id"])
     limit = query_int(request, "limit", 100, 1, MAX_LIST_LIMIT)
@@ -347,7 +347,8 @@ async def list_events(request: Request) -> JSONResponse:
         lte=_moment(request, "lte"),
     )
     data, more = await asyncio.to_thread(_page, engine, session_id, wanted, order, after, limit)
-    return JSONResponse({"data": data, "next_page": data[-1]["id"] if more else None})
+    body = msgspec.json.encode({"data": data, "next_page": data[-1]["id"] if more else None})
+    return Response(body, media_type="application/json")  # msgspec writes a page of 1,000 in a ms
 
 
 def _page(engine: Any, session_id: UUID, wanted: _Filter, order: str, after: tuple[int, int] | None,

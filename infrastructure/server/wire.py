@@ -46,7 +46,6 @@ extension routes under ``/x-agentjournal`` show the whole log.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -145,7 +144,10 @@ class WireProjector:
 
     def copy(self) -> WireProjector:
         """This projector as it stands: feeding either one later leaves the other as it was."""
-        twin = copy.copy(self)
+        twin = WireProjector.__new__(WireProjector)
+        twin.session_id, twin.config, twin.version = self.session_id, self.config, self.version
+        twin.custom_tools, twin.confirm_tools = self.custom_tools, self.confirm_tools  # frozen
+        twin.on_workers = self.on_workers
         twin.mcp_calls = set(self.mcp_calls)
         twin.call_events = dict(self.call_events)
         twin.asked_of_client = set(self.asked_of_client)
