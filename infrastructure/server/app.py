@@ -42,8 +42,8 @@ from agentjournal.infrastructure.server.errors import (
     handle_api_error,
     handle_http_exception,
 )
+from agentjournal.infrastructure.server.event_pages import SessionCheckpoints
 from agentjournal.infrastructure.server.runner import Doorbell, TurnRunner
-from agentjournal.infrastructure.server.wire import ProjectedLogs
 from agentjournal.infrastructure.server.work import worker_key_refusal
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class Engine:
             on_turn_end=self.telemetry.turn_ended if self.telemetry else None,
         )  # fmt: skip
         self.recovery = Recovery(service, on_closed=self.doorbell.ring)
-        self.projected_logs = ProjectedLogs()
+        self.event_checkpoints = SessionCheckpoints()
         self.vaults = Vaults(catalog, AesSecretBox.for_home(data_home()))
         self.runtimes.vault_tokens = lambda recorded: self.vaults.tokens(
             recorded.vault_ids, [server.url for server in recorded.mcp_servers]

@@ -20,7 +20,7 @@ from uuid import UUID
 import msgspec
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentjournal.application.answers import (
@@ -32,18 +32,19 @@ from agentjournal.application.answers import (
     ToolAnswer,
     WorkerResult,
 )
+from agentjournal.application.errors import SessionNotFound
 from agentjournal.application.tool_policy import MAX_TOOL_CALLS_PER_REPLY
 from agentjournal.application.work_queue import WorkerKey
 from agentjournal.domain import NoPendingAction, Session, Status, ToolResult
 from agentjournal.infrastructure.server.bodies import read_json
-from agentjournal.infrastructure.server.errors import ApiError, as_api_error
-from agentjournal.infrastructure.server.ids import SESSION, parse_id
+from agentjournal.infrastructure.server.errors import ApiError, as_api_error, not_found
+from agentjournal.infrastructure.server.event_pages import page_backward, page_forward
+from agentjournal.infrastructure.server.ids import SESSION, parse_id, wire_id
 from agentjournal.infrastructure.server.query import query_int, query_time
 from agentjournal.infrastructure.server.sessions import engine_of, existing_session
 from agentjournal.infrastructure.server.wire import (
     USER_INTERRUPT_DETAIL,
     ApiEvent,
-    WireProjector,
     event_id,
     event_position,
 )
@@ -307,9 +308,14 @@ class _Filter(msgspec.Struct):
     lt: datetime | None
     lte: datetime | None
 
-    def keeps(self, event: ApiEvent, moment: datetime) -> bool:
+    def keeps(self, event: ApiEvent, logged: Any) -> bool:
+        """Whether the page shows ``event``, projected from the log event ``logged``: its
+        time is the log event's own (``processed_at`` is written from it)."""
         if self.types and event["type"] not in self.types:
             return False
+        if self.gt is None and self.gte is None and self.lt is None and self.lte is None:
+            return True
+        moment: datetime = logged.timestamp
         return not (
             (self.gt and not moment > self.gt)
             or (self.gte and not moment >= self.gte)
@@ -324,7 +330,7 @@ def _moment(request: Request, bound: str) -> datetime | None:
     return query_time(request, name if name in request.query_params else f"created_at_{bound}")
 
 
-async def list_events(request: Request) -> JSONResponse:
+async def list_events(request: Request) -> Response:
     engine = engine_of(request)
     session_id = parse_id(SESSION, request.path_params["session_id"])
     limit = query_int(request, "limit", 100, 1, MAX_LIST_LIMIT)
@@ -341,25 +347,28 @@ async def list_events(request: Request) -> JSONResponse:
         lte=_moment(request, "lte"),
     )
     data, more = await asyncio.to_thread(_page, engine, session_id, wanted, order, after, limit)
-    return JSONResponse({"data": data, "next_page": data[-1]["id"] if more else None})
+    body = msgspec.json.encode({"data": data, "next_page": data[-1]["id"] if more else None})
+    return Response(body, media_type="application/json")  # msgspec writes a page of 1,000 in a ms
 
 
 def _page(engine: Any, session_id: UUID, wanted: _Filter, order: str, after: tuple[int, int] | None,
           limit: int) -> tuple[list[ApiEvent], bool]:  # fmt: skip
-    existing_session(engine, session_id)
-    projected = engine.projected_logs.of(session_id).catch_up(
-        lambda version: engine.service.events.get(session_id, gt=version)
-    )
-    kept = [
-        (version, index, event)
-        for version, index, event in projected
-        if wanted.keeps(event, datetime.fromisoformat(event["processed_at"].replace("Z", "+00:00")))
-    ]
-    if order == "desc":
-        kept.reverse()
-    if after is not None:
-        kept = [k for k in kept if ((k[0], k[1]) > after if order == "asc" else (k[0], k[1]) < after)]
-    return [event for _, _, event in kept[:limit]], len(kept) > limit
+    """One page, read from the log where it starts (see :mod:`.event_pages`)."""
+    listed_session(engine, session_id)
+    checkpoints = engine.event_checkpoints.of(session_id)
+    read = page_forward if order == "asc" else page_backward
+    return read(engine.service.events, checkpoints, wanted.keeps, after, limit)
+
+
+def listed_session(engine: Any, session_id: UUID) -> None:
+    """A 404 unless the session exists and is not deleted, read from its summary (a row),
+    not its state (which grows with its log)."""
+    try:
+        summary = engine.service.summary(session_id)
+    except SessionNotFound:
+        raise not_found("session", wire_id(SESSION, session_id)) from None
+    if summary.deleted:
+        raise not_found("session", wire_id(SESSION, session_id))
 
 
 # -- stream -----------------------------------------------------------------------------
@@ -395,7 +404,7 @@ async def _events_after(request: Request, engine: Any, session_id: UUID, start: 
                         ) -> AsyncIterator[dict[str, str]]:  # fmt: skip
     """The session's API events after ``start``, as they are appended; the stream ends once
     the session is terminated (nothing can happen to it after that), or the client leaves."""
-    projector = WireProjector(session_id)
+    projector = engine.event_checkpoints.of(session_id).below(start[0])
     interval = engine.settings.poll_interval
     terminated = False
     with engine.doorbell.subscription(session_id) as rung:

@@ -47,9 +47,7 @@ extension routes under ``/x-agentjournal`` show the whole log.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -118,9 +116,13 @@ def event_position(session_id: UUID, text: str, field: str) -> tuple[int, int]:
 class WireProjector:
     """Turns a session's log events, fed in order from its first, into API events.
 
-    It remembers what later events need from earlier ones: which calls are custom
-    tools, and the API id of each call's ``tool_use`` event. Feed it every event
-    from version 1 (a position filter is applied to the output, not the input).
+    It remembers what later events need from earlier ones: the session's config (which
+    tools are custom, confirmed, MCP), and for each call still open the API id of its
+    ``tool_use`` event and who was asked to run it. A call is forgotten once its result is
+    projected (nothing later names it), so what a projector holds is the config and the
+    open calls: it does not grow with the log. Feed it every event from version 1, or
+    start from a :meth:`copy` of one fed up to some version and feed it what follows (a
+    position filter is applied to the output, not the input).
     """
 
     def __init__(self, session_id: UUID) -> None:
@@ -139,6 +141,18 @@ class WireProjector:
         self.asked_of_worker: set[str] = set()
         """Calls handed to a worker: a pause for them alone is no idle."""
         self.version = 0
+
+    def copy(self) -> WireProjector:
+        """This projector as it stands: feeding either one later leaves the other as it was."""
+        twin = WireProjector.__new__(WireProjector)
+        twin.session_id, twin.config, twin.version = self.session_id, self.config, self.version
+        twin.custom_tools, twin.confirm_tools = self.custom_tools, self.confirm_tools  # frozen
+        twin.on_workers = self.on_workers
+        twin.mcp_calls = set(self.mcp_calls)
+        twin.call_events = dict(self.call_events)
+        twin.asked_of_client = set(self.asked_of_client)
+        twin.asked_of_worker = set(self.asked_of_worker)
+        return twin
 
     def feed(self, events: Iterable[Any]) -> Iterator[tuple[int, int, ApiEvent]]:
         """(version, index, API event) for each API event of ``events``."""
@@ -272,6 +286,15 @@ class WireProjector:
         return {"type": "agent.tool_use", **body, "evaluated_permission": "allow"}
 
     def _result(self, result: ToolResult) -> dict[str, Any]:
+        body = self._result_body(result)
+        call_id = result.tool_call_id  # answered: no later event names it
+        self.call_events.pop(call_id, None)
+        self.mcp_calls.discard(call_id)
+        self.asked_of_client.discard(call_id)
+        self.asked_of_worker.discard(call_id)
+        return body
+
+    def _result_body(self, result: ToolResult) -> dict[str, Any]:
         use_id = self.call_events.get(result.tool_call_id, result.tool_call_id)
         content = [{"type": "text", "text": result.output}]
         if result.tool_call_id in self.asked_of_client and not result.output.startswith("not run: "):
@@ -317,38 +340,3 @@ def _arguments(text: str) -> dict[str, Any]:
 
 def wire_time(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-class ProjectedLog:
-    """One session's API events so far. The log only grows and its events never change,
-    so what was projected stays true: a later read projects only the events appended
-    since."""
-
-    def __init__(self, session_id: UUID) -> None:
-        self.projector = WireProjector(session_id)
-        self.events: list[tuple[int, int, ApiEvent]] = []
-        self.lock = threading.Lock()
-
-    def catch_up(self, newer: Callable[[int], Iterable[Any]]) -> list[tuple[int, int, ApiEvent]]:
-        """The events, after projecting what ``newer(version)`` gives past the last one seen."""
-        with self.lock:
-            self.events.extend(self.projector.feed(newer(self.projector.version)))
-            return self.events
-
-
-class ProjectedLogs:
-    """The projected logs of the sessions read most recently, so paging through a long
-    session projects each of its events once, not once per page."""
-
-    def __init__(self, keep: int = 8) -> None:
-        self.keep = keep
-        self._logs: OrderedDict[UUID, ProjectedLog] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def of(self, session_id: UUID) -> ProjectedLog:
-        with self._lock:
-            log = self._logs.pop(session_id, None) or ProjectedLog(session_id)
-            self._logs[session_id] = log
-            while len(self._logs) > self.keep:
-                self._logs.popitem(last=False)
-            return log
