@@ -1,0 +1,338 @@
+"""The egress proxy of ``limited`` networking: Squid (Debian's ``squid``), configured and
+supervised by the engine.
+
+A session under ``limited`` networking gets a Squid of its own, started when its first
+tool needs the network and stopped with its compute (or the engine: Squid is started
+with a parent-death signal, so even an engine killed by SIGKILL takes it along). The
+engine writes its configuration (:func:`squid_config`) into a private folder:
+
+* it listens on one loopback port of the host and nowhere else;
+* it forwards plain HTTP requests (``GET http://host/...``) and opens HTTPS tunnels
+  (``CONNECT host:port``), nothing else (no FTP, no cache manager), and caches nothing;
+* each allowed destination (:class:`~agentjournal.domain.egress.HostRule`) is one access
+  rule: an exact name or IP literal (``dstdomain -n``: compared as written, never
+  through DNS), subdomains (``dstdom_regex`` anchored on ``.domain``), with its port when
+  the entry names one; everything else is denied;
+* a refused plain request gets a page saying the host is not allowed by the session's
+  networking, and every request is logged (:meth:`EgressProxy.refusals_since`), so a
+  refused tunnel, whose page no client shows, is reported in the tool's output too.
+
+Sandboxes without a network of their own reach it through a Unix socket
+(:attr:`EgressProxy.socket`), which ``socat`` bridges to Squid's port.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from agentjournal.application.ports import ComputeError
+from agentjournal.domain.egress import HostRule, host_rules
+from agentjournal.infrastructure.compute.package_indexes import package_index_hosts
+
+START_TIMEOUT = 30.0
+"""Seconds Squid and its bridge have to start listening."""
+
+STOP_GRACE = 5.0
+"""Seconds a stopped proxy has to end before it is killed."""
+
+SQUID_USER = "proxy"
+"""Who Squid runs as when the engine is root (Debian's ``squid`` package makes the user)."""
+
+TEMPLATES = "/usr/share/squid/errors/templates"
+"""Squid's own error pages, which the refusal page joins."""
+
+REFUSAL_PAGE = "ERR_AGENTJOURNAL_NOT_ALLOWED"
+
+REFUSAL_TEXT = """<!DOCTYPE html>
+<html><head><title>%H is not allowed by this session's networking</title></head>
+<body><p>agentjournal egress proxy: the host %H (port %p) is not allowed by this session's
+networking (limited: it is not in allowed_hosts).</p></body></html>
+"""
+
+LOG_FORMAT = "%Ss %rm %>rd %>rP"
+"""What Squid logs per request: its verdict, the method, the host and the port."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One request the proxy denied: how it was made, and where to."""
+
+    method: str
+    host: str
+    port: str
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}" if self.port not in ("", "-") else self.host
+
+
+def rules_for(networking: Mapping[str, Any], mcp_urls: Iterable[str] = ()) -> tuple[HostRule, ...]:
+    """The destinations ``networking`` (a ``limited`` one) allows: its ``allowed_hosts``,
+    with ``allow_mcp_servers`` the hosts (and ports) of ``mcp_urls``, and with
+    ``allow_package_managers`` the package indexes this host's installers use
+    (:mod:`~agentjournal.infrastructure.compute.package_indexes`)."""
+    entries = list(networking.get("allowed_hosts") or ())
+    if networking.get("allow_mcp_servers"):
+        for url in mcp_urls:
+            parts = urlsplit(url)
+            if parts.hostname:
+                host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+                port = parts.port or (443 if parts.scheme == "https" else 80)
+                entries.append(f"{host}:{port}")
+    if networking.get("allow_package_managers"):
+        entries += package_index_hosts()
+    try:
+        return host_rules(entries)
+    except ValueError as e:
+        raise ComputeError(str(e)) from None
+
+
+def squid_config(rules: Sequence[HostRule], port: int, folder: Path, errors: Path | None) -> str:
+    """Squid's configuration for a proxy on loopback ``port`` that allows ``rules`` alone,
+    keeping its logs in ``folder`` and its refusal page in ``errors`` (when Squid's own
+    pages were found to go beside it)."""
+    lines = [
+        f"http_port 127.0.0.1:{port}",
+        "pid_filename none",
+        f"cache_log stdio:{folder / 'cache.log'}",
+        f"logformat egress {LOG_FORMAT}",
+        f"access_log stdio:{folder / 'access.log'} egress",
+        f"coredump_dir {folder}",
+        "cache deny all",
+        "cache_mem 0 MB",
+        "shutdown_lifetime 0 seconds",
+        "pinger_enable off",
+        "netdb_filename none",
+        "forwarded_for delete",
+        "via off",
+        "visible_hostname agentjournal-egress",
+        "acl web proto HTTP",
+        "acl CONNECT method CONNECT",
+        "http_access deny !web !CONNECT",
+    ]
+    for index, rule in enumerate(rules):
+        name = f"allowed{index}"
+        if rule.subdomains:
+            lines.append(f"acl {name} dstdom_regex -n -i \\.{re.escape(rule.host)}$")
+        else:
+            lines.append(f"acl {name} dstdomain -n {rule.host}")
+        if rule.port is None:
+            lines.append(f"http_access allow {name}")
+        else:
+            lines += [f"acl {name}_port port {rule.port}", f"http_access allow {name} {name}_port"]
+    if errors is not None:
+        lines += [f"error_directory {errors}", f"deny_info {REFUSAL_PAGE} all"]
+    lines.append("http_access deny all")
+    return "\n".join(lines) + "\n"
+
+
+class EgressProxy:
+    """One Squid allowing ``rules``, with a ``socat`` bridge from :attr:`socket` to it.
+    :meth:`start` starts both (once); :meth:`stop` ends both and removes their folder."""
+
+    def __init__(self, rules: Sequence[HostRule]) -> None:
+        self.rules = tuple(rules)
+        self.folder: Path | None = None
+        self.port = 0
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def socket(self) -> Path:
+        """The Unix socket that reaches the proxy (the proxy must be started)."""
+        if self.folder is None:
+            raise ComputeError("the egress proxy is not started")
+        return self.folder / "proxy.sock"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> EgressProxy:
+        """Start Squid and its bridge, unless running already, and return once both listen."""
+        with self._lock:
+            if self.folder is not None and all(p.poll() is None for p in self._processes):
+                return self
+            self._stop()
+            for tool in ("squid", "socat"):
+                if shutil.which(tool) is None:
+                    raise ComputeError(
+                        f"'limited' networking needs {tool} on this host (Debian and Ubuntu: "
+                        f"apt-get install {tool}), and {tool} is not installed"
+                    )
+            try:
+                self._start()
+            except BaseException:
+                self._stop()
+                raise
+            return self
+
+    def _start(self) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="agentjournal-egress-"))
+        self.folder = folder
+        user = _squid_user()
+        errors = _error_pages(folder)
+        self.port = _free_port()
+        (folder / "squid.conf").write_text(squid_config(self.rules, self.port, folder, errors))
+        if user is not None:
+            for path in (folder, *folder.rglob("*")):
+                os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
+        self._processes.append(_supervised(["squid", "-N", "-f", str(folder / "squid.conf")], user))
+        _wait_listening(self.port, self._processes[0], folder / "cache.log")
+        bridge = [
+            "socat",
+            f"UNIX-LISTEN:{self.socket},fork,mode=666",
+            f"TCP:127.0.0.1:{self.port}",
+        ]
+        self._processes.append(_supervised(bridge, user))
+        _wait_for_socket(self.socket, self._processes[1])
+
+    def stop(self) -> None:
+        """End Squid and its bridge, and remove their folder."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
+        for process in self._processes:
+            process.terminate()
+        for process in self._processes:
+            try:
+                process.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._processes.clear()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+    def log_position(self) -> int:
+        """Where the request log ends now: what :meth:`refusals_since` reads from."""
+        try:
+            return (self.socket.parent / "access.log").stat().st_size
+        except (OSError, ComputeError):
+            return 0
+
+    def refusals_since(self, position: int) -> list[Refusal]:
+        """The requests denied since ``position`` of the request log, first to last."""
+        try:
+            with open(self.socket.parent / "access.log", "rb") as log:
+                log.seek(position)
+                text = log.read().decode(errors="replace")
+        except (OSError, ComputeError):
+            return []
+        refused = []
+        for line in text.splitlines():
+            words = line.split()
+            if len(words) == 4 and words[0] == "TCP_DENIED":
+                refused.append(Refusal(words[1], unquote(words[2]), words[3]))
+        return list(dict.fromkeys(refused))
+
+
+def refusal_note(refused: Sequence[Refusal]) -> str:
+    """What a tool's output gains when the proxy refused some of its requests."""
+    if not refused:
+        return ""
+    hosts = ", ".join(dict.fromkeys(str(r) for r in refused))
+    return (
+        f"\n[agentjournal] not allowed by this session's networking (limited): {hosts}; "
+        "the sandbox reaches only the hosts in its allowed_hosts\n"
+    )
+
+
+def _squid_user() -> pwd.struct_passwd | None:
+    """Who Squid runs as: an engine running as root gives it ``proxy`` (else ``nobody``);
+    any other engine runs it as itself (None)."""
+    if os.geteuid() != 0:
+        return None
+    for name in (SQUID_USER, "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise ComputeError("no unprivileged user to run the egress proxy as (neither proxy nor nobody exists)")
+
+
+def _error_pages(folder: Path) -> Path | None:
+    """A folder of Squid's own error pages (links) with the refusal page beside them, or
+    None when Squid's pages are not where Debian puts them (Squid's own refusal page is
+    shown then)."""
+    if not os.path.isdir(TEMPLATES):
+        return None
+    errors = folder / "errors"
+    errors.mkdir()
+    for name in os.listdir(TEMPLATES):
+        (errors / name).symlink_to(os.path.join(TEMPLATES, name))
+    (errors / REFUSAL_PAGE).write_text(REFUSAL_TEXT)
+    return errors
+
+
+def _free_port() -> int:
+    """A loopback port free now (a race with another process taking it ends in Squid's
+    failing to start, which says so)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _supervised(argv: Sequence[str], user: pwd.struct_passwd | None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` (as ``user``, when given) so that it dies with the engine, however
+    the engine ends: ``setpriv`` gives it a parent-death signal."""
+    switch = []
+    if user is not None:
+        switch = [f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
+    try:
+        return subprocess.Popen(  # noqa: S603 - the engine's own command line
+            ["setpriv", *switch, "--pdeathsig=KILL", "--", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as e:
+        raise ComputeError(f"could not start {argv[0]} for the egress proxy: {e}") from None
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Return once something accepts connections on loopback ``port``; a ComputeError
+    with the end of Squid's log if it ends first, or does not listen in time."""
+    deadline = time.monotonic() + START_TIMEOUT
+    for pause in _pauses():
+        if process.poll() is not None or time.monotonic() > deadline:
+            said = log.read_text(errors="replace")[-2000:] if log.is_file() else ""
+            raise ComputeError(f"the egress proxy (squid) did not start: {said.strip() or 'no message'}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(pause)
+
+
+def _wait_for_socket(path: Path, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    for pause in _pauses():
+        if path.exists():
+            return
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise ComputeError("the egress proxy's bridge (socat) did not start")
+        time.sleep(pause)
+
+
+def _pauses() -> Iterable[float]:
+    pause = 0.005
+    while True:
+        yield pause
+        pause = min(pause * 2, 0.2)
