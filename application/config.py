@@ -24,6 +24,7 @@ from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.tools import DEFAULT_TOOLS
 from agentjournal.application.toolset import check_handlers, mcp_servers, resolve_tools
 from agentjournal.domain import SessionConfig
+from agentjournal.domain.egress import host_rules
 
 PACKAGE_MANAGERS = ("pip", "apt", "npm")
 NETWORKING_TYPES = ("unrestricted", "none", "limited")
@@ -116,6 +117,13 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError(
                 f"ManagedConfig.networking: type {kind!r} is not one of {list(NETWORKING_TYPES)}"
             )
+        hosts = self.networking.get("allowed_hosts") or []
+        if kind == "limited" and not isinstance(hosts, (list, tuple)):
+            raise ConfigError("ManagedConfig.networking.allowed_hosts: a list of hosts")
+        try:
+            host_rules([str(entry) for entry in hosts])
+        except ValueError as e:
+            raise ConfigError(f"ManagedConfig.networking.allowed_hosts: {e}") from None
         bad_env = [k for k in self.env if not ENV_NAME.match(k)]
         if bad_env:
             raise ConfigError(f"ManagedConfig.env: {bad_env} are not environment variable names")

@@ -35,6 +35,7 @@ from agentjournal.domain import (
     Packages,
     SelfHostedConfig,
 )
+from agentjournal.domain.egress import host_rules
 
 AGENT_FIELDS = frozenset(
     {"name", "model", "system", "description", "tools", "mcp_servers", "skills", "metadata",
@@ -258,7 +259,19 @@ def _networking(given: Any, current: Networking | None) -> Networking:
     _known(body, frozenset(LimitedNetwork.__struct_fields__) | {"type"}, "config.networking.")
     kept = msgspec.to_builtins(current) if isinstance(current, LimitedNetwork) else {}
     values = kept | {k: v for k, v in body.items() if v is not None}
-    return _convert(values, Networking, "config.networking")
+    networking = _convert(values, Networking, "config.networking")
+    _check_allowed_hosts(networking, "config.networking.allowed_hosts")
+    return networking
+
+
+def _check_allowed_hosts(networking: Any, field: str) -> None:
+    """Every entry of a ``limited`` networking's ``allowed_hosts`` is one the egress proxy
+    can enforce exactly (see :mod:`~agentjournal.domain.egress`), or a ConfigError."""
+    if isinstance(networking, LimitedNetwork):
+        try:
+            host_rules(networking.allowed_hosts)
+        except ValueError as e:
+            raise ConfigError(f"{field}: {e}") from None
 
 
 def _packages(given: Any) -> Packages:

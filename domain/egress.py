@@ -38,6 +38,10 @@ def parse_host_rule(entry: str) -> HostRule:
     """The rule ``entry`` (one item of ``allowed_hosts``) stands for, or a ValueError
     saying what is wrong with it."""
     text = entry.strip().lower()
+    if any(mark in text for mark in "/@?#") or any(space in text for space in " \t\n"):
+        raise ValueError(
+            f"allowed_hosts entry {entry!r} names a host, not a URL: leave out the scheme and path"
+        )
     host, port = _split_port(text, entry)
     subdomains = host.startswith("*.")
     if subdomains:

@@ -1,0 +1,217 @@
+"""``limited`` networking: a real Squid started by the engine, real sandboxes, real clients.
+
+From inside a confined host sandbox (a network namespace of its own whose one way out is
+the egress proxy's socket), curl and Python's urllib reach the allowed hosts over plain
+HTTP and through a CONNECT tunnel, a host or port not on the list is refused with a
+message naming it, and a connection that leaves out the proxy reaches nothing. The web
+servers listen on an address of this machine other than the loopback, which a sandbox
+with the host's network would reach directly: only the proxy makes them reachable.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from agentjournal.application import ConfigError, ManagedConfig
+from agentjournal.domain.egress import HostRule, parse_host_rule
+from agentjournal.infrastructure.compute import bubblewrap
+from agentjournal.infrastructure.compute.confined import ConfinedHostCompute
+from agentjournal.infrastructure.compute.egress_proxy import rules_for
+from agentjournal.infrastructure.models.scripted import ScriptedToolCall
+from tests.serving import running_server
+from tests.test_server_confinement import attack, new_session, text
+
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(bubblewrap.unavailable() is not None, reason="bubblewrap cannot run here"),
+]
+
+NOT_ALLOWED = "not allowed by this session's networking"
+
+
+def outward_address() -> str:
+    """An address of this machine other than the loopback: the one its default route
+    leaves from (a UDP socket's connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.123", 9))
+        except OSError:
+            pytest.skip("this machine has no route off the loopback")
+        address: str = probe.getsockname()[0]
+    if address.startswith("127."):
+        pytest.skip("this machine has no address off the loopback")
+    return address
+
+
+@pytest.fixture
+def limited(config: ManagedConfig, tmp_path: Path) -> Iterator[Callable[..., ConfinedHostCompute]]:
+    """Confined host computes of ``limited`` networking allowing the given hosts, each
+    attached to a session of its own; their proxies are stopped at the end."""
+    made: list[ConfinedHostCompute] = []
+
+    def make(*hosts: str, **flags: bool) -> ConfinedHostCompute:
+        networking = {"type": "limited", "allowed_hosts": list(hosts), **flags}
+        folder = tmp_path / f"work-{len(made)}"
+        changed = msgspec.structs.replace(config, networking=networking, working_dir=str(folder))
+        compute = ConfinedHostCompute.from_config(changed)
+        compute.attach(uuid.uuid4(), None)
+        made.append(compute)
+        return compute
+
+    yield make
+    for compute in made:
+        compute.close()
+
+
+def run(compute: ConfinedHostCompute, command: str) -> str:
+    result = compute.execute(command, 60)
+    assert not result.timed_out
+    return result.output
+
+
+def test_an_allowed_host_is_reached_over_http_and_through_a_tunnel(limited, serve, requested) -> None:  # type: ignore[no-untyped-def]
+    base = serve(outward_address())
+    compute = limited(base.removeprefix("http://"))
+    assert run(compute, f"curl -sS {base}/plain") == "just text"
+    assert run(compute, f"curl -sS --proxytunnel {base}/plain") == "just text"
+    urllib = f"import urllib.request; print(urllib.request.urlopen('{base}/plain').read().decode())"
+    assert run(compute, f'python3 -c "{urllib}"') == "just text\n"
+    assert requested == ["/plain"] * 3
+
+
+def test_a_host_or_port_not_on_the_list_is_refused_with_its_name(limited, serve, requested) -> None:  # type: ignore[no-untyped-def]
+    address = outward_address()
+    allowed, other_port = serve(address), serve(address)
+    compute = limited(allowed.removeprefix("http://"))
+    refused = run(compute, f"curl -sS {other_port}/plain")
+    target = other_port.removeprefix("http://")
+    assert f"the host {address}" in refused and NOT_ALLOWED in refused
+    assert f"{NOT_ALLOWED} (limited): {target}" in refused
+    tunnel = compute.execute(f"curl -sS --proxytunnel {other_port}/plain", 60)
+    assert tunnel.exit_code != 0
+    assert "403" in tunnel.output and f"{NOT_ALLOWED} (limited): {target}" in tunnel.output
+    assert requested == []
+
+
+def test_a_connection_around_the_proxy_reaches_nothing(limited, serve, requested) -> None:  # type: ignore[no-untyped-def]
+    base = serve(outward_address())
+    compute = limited(base.removeprefix("http://"))
+    direct = compute.execute(f"curl -sS --noproxy '*' --max-time 10 {base}/plain", 60)
+    assert direct.exit_code != 0 and "just text" not in direct.output
+    host, port = base.removeprefix("http://").split(":")
+    python = f"import socket; socket.create_connection(('{host}', {port}), timeout=10)"
+    assert compute.execute(f'python3 -c "{python}"', 60).exit_code != 0
+    assert requested == []
+
+
+def test_an_ip_literal_with_a_port_allows_that_port_alone(limited, serve, requested) -> None:  # type: ignore[no-untyped-def]
+    address = outward_address()
+    first, second = serve(address), serve(address)
+    compute = limited(first.removeprefix("http://"))
+    assert run(compute, f"curl -sS {first}/plain") == "just text"
+    assert NOT_ALLOWED in run(compute, f"curl -sS {second}/plain")
+    anyport = limited(address)
+    assert run(anyport, f"curl -sS {second}/plain") == "just text"
+    assert requested == ["/plain", "/plain"]
+
+
+def test_a_leading_star_allows_subdomains_and_not_the_domain_itself(limited) -> None:  # type: ignore[no-untyped-def]
+    compute = limited("*.example.test")
+    for name in ("api.example.test", "a.b.example.test"):
+        assert NOT_ALLOWED not in run(compute, f"curl -sS --max-time 30 http://{name}/")
+    for name in ("example.test", "api.example.test.evil.test", "apiexample.test"):
+        assert NOT_ALLOWED in run(compute, f"curl -sS http://{name}/"), name
+
+
+def test_limited_allowing_nothing_still_has_no_network_and_no_proxy(config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    networking = {"type": "limited", "allowed_hosts": []}
+    changed = msgspec.structs.replace(config, networking=networking, working_dir=str(tmp_path / "w"))
+    compute = ConfinedHostCompute.from_config(changed)
+    assert compute.egress is None and not compute.network
+
+
+def test_allow_mcp_servers_opens_the_agents_servers_and_nothing_more() -> None:
+    networking = {"type": "limited", "allowed_hosts": ["a.example"], "allow_mcp_servers": True}
+    rules = rules_for(networking, ["https://mcp.example/mcp", "http://192.0.2.9:8123/sse"])
+    assert rules == (
+        HostRule("a.example"),
+        HostRule("mcp.example", 443),
+        HostRule("192.0.2.9", 8123, literal=True),
+    )
+    assert rules_for({**networking, "allow_mcp_servers": False}, ["https://mcp.example/"]) == (
+        HostRule("a.example"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "rule"),
+    [
+        ("API.Example.com", HostRule("api.example.com")),
+        ("*.example.com:8443", HostRule("example.com", 8443, subdomains=True)),
+        ("192.0.2.7:80", HostRule("192.0.2.7", 80, literal=True)),
+        ("[2001:db8::7]", HostRule("[2001:db8::7]", literal=True)),
+    ],
+)
+def test_an_allowed_hosts_entry_is_read_exactly(entry: str, rule: HostRule) -> None:
+    assert parse_host_rule(entry) == rule
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "https://example.com/",
+        "user@example.com",
+        "*.com",
+        "exa*mple.com",
+        "2001:db8::7",
+        "a.com:0",
+        "*.10.0.0.1",
+    ],
+)
+def test_an_entry_that_is_not_a_host_is_refused_where_the_config_is_made(
+    config: ManagedConfig, entry: str
+) -> None:
+    with pytest.raises(ConfigError, match="allowed_hosts"):
+        ManagedConfig(model=config.model, networking={"type": "limited", "allowed_hosts": [entry]})
+
+
+@pytest.fixture
+def server(model_server: Any, store: Path) -> Iterator[Any]:
+    with running_server(model_server.base_url, store) as s:
+        yield s
+
+
+def test_the_official_sdk_runs_a_limited_session_whose_bash_reaches_only_its_host(  # type: ignore[no-untyped-def]
+    server, model_server, serve, requested
+) -> None:
+    address = outward_address()
+    allowed, other = serve(address), serve(address)
+    networking = {"type": "limited", "allowed_hosts": [allowed.removeprefix("http://")]}
+    session_id = new_session(server, networking)
+    fetch = "import urllib.request as u; print(u.urlopen('{}/plain').read().decode())"
+    reached, refused = attack(
+        server,
+        model_server,
+        session_id,
+        ScriptedToolCall("bash", {"command": f"curl -sS {allowed}/plain"}),
+        ScriptedToolCall("bash", {"command": f'python3 -c "{fetch.format(other)}"'}),
+    )
+    assert "just text" in text(reached)
+    assert f"{NOT_ALLOWED} (limited): {other.removeprefix('http://')}" in text(refused)
+    assert requested == ["/plain"]
+
+
+def test_the_server_refuses_an_environment_whose_allowed_hosts_are_not_hosts(server) -> None:  # type: ignore[no-untyped-def]
+    import anthropic
+
+    client = server.client()
+    config = {"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["https://example.com/x"]}}
+    with pytest.raises(anthropic.BadRequestError, match="allowed_hosts"):
+        client.beta.environments.create(name="e", config=config)  # type: ignore[arg-type]
