@@ -1,7 +1,8 @@
 """``limited`` networking: a real Squid started by the engine, real sandboxes, real clients.
 
 From inside a confined host sandbox (a network namespace of its own whose one way out is
-the egress proxy's socket), curl and Python's urllib reach the allowed hosts over plain
+the egress proxy's socket) and a Docker sandbox (an internal network it shares with its
+proxy's container alone), curl and Python's urllib reach the allowed hosts over plain
 HTTP and through a CONNECT tunnel, a host or port not on the list is refused with a
 message naming it, and a connection that leaves out the proxy reaches nothing. The web
 servers listen on an address of this machine other than the loopback, which a sandbox
@@ -10,6 +11,7 @@ with the host's network would reach directly: only the proxy makes them reachabl
 
 from __future__ import annotations
 
+import shlex
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,6 +37,36 @@ pytestmark = [
 
 NOT_ALLOWED = "not allowed by this session's networking"
 
+GET = """
+import sys, urllib.error, urllib.request
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=30).read().decode(), end="")
+except urllib.error.HTTPError as e:
+    sys.exit(f"{e.code} {e.read().decode()}")
+"""
+"""Fetches a URL as most tools do: through the proxy the environment names."""
+
+TUNNEL = """
+import http.client, os, sys, urllib.parse
+proxy, target = urllib.parse.urlsplit(os.environ["HTTP_PROXY"]), urllib.parse.urlsplit(sys.argv[1])
+connection = http.client.HTTPConnection(proxy.hostname, proxy.port, timeout=30)
+connection.set_tunnel(target.hostname, target.port)
+connection.request("GET", target.path)
+print(connection.getresponse().read().decode(), end="")
+"""
+"""Fetches a URL through a CONNECT tunnel, as an HTTPS client does."""
+
+DIRECT = """
+import socket, sys, urllib.parse
+target = urllib.parse.urlsplit(sys.argv[1])
+socket.create_connection((target.hostname, target.port), timeout=10).sendall(b"GET /plain HTTP/1.0\\r\\n\\r\\n")
+"""
+"""Connects to a URL's host and port itself, leaving out the proxy."""
+
+
+def python(script: str, url: str) -> str:
+    return f"python3 -c {shlex.quote(script)} {shlex.quote(url)}"
+
 
 def outward_address() -> str:
     """An address of this machine other than the loopback: the one its default route
@@ -50,8 +82,23 @@ def outward_address() -> str:
     return address
 
 
+@pytest.fixture(params=["host", pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow])])
+def limited(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Sandboxes of ``limited`` networking allowing the given hosts: on the confined host,
+    then in Docker."""
+    if request.param == "host":
+        made: Callable[..., Any] = request.getfixturevalue("confined_limited")
+        return made
+    sandbox = request.getfixturevalue("sandbox")
+
+    def make(*hosts: str, **flags: bool) -> Any:
+        return sandbox(networking={"type": "limited", "allowed_hosts": list(hosts), **flags})
+
+    return make
+
+
 @pytest.fixture
-def limited(config: ManagedConfig, tmp_path: Path) -> Iterator[Callable[..., ConfinedHostCompute]]:
+def confined_limited(config: ManagedConfig, tmp_path: Path) -> Iterator[Callable[..., ConfinedHostCompute]]:
     """Confined host computes of ``limited`` networking allowing the given hosts, each
     attached to a session of its own; their proxies are stopped at the end."""
     made: list[ConfinedHostCompute] = []
@@ -70,7 +117,7 @@ def limited(config: ManagedConfig, tmp_path: Path) -> Iterator[Callable[..., Con
         compute.close()
 
 
-def run(compute: ConfinedHostCompute, command: str) -> str:
+def run(compute: Any, command: str) -> str:
     result = compute.execute(command, 60)
     assert not result.timed_out
     return result.output
@@ -79,22 +126,21 @@ def run(compute: ConfinedHostCompute, command: str) -> str:
 def test_an_allowed_host_is_reached_over_http_and_through_a_tunnel(limited, serve, requested) -> None:  # type: ignore[no-untyped-def]
     base = serve(outward_address())
     compute = limited(base.removeprefix("http://"))
-    assert run(compute, f"curl -sS {base}/plain") == "just text"
-    assert run(compute, f"curl -sS --proxytunnel {base}/plain") == "just text"
-    urllib = f"import urllib.request; print(urllib.request.urlopen('{base}/plain').read().decode())"
-    assert run(compute, f'python3 -c "{urllib}"') == "just text\n"
-    assert requested == ["/plain"] * 3
+    assert run(compute, python(GET, f"{base}/plain")) == "just text"
+    assert run(compute, python(TUNNEL, f"{base}/plain")) == "just text"
+    assert requested == ["/plain"] * 2
 
 
 def test_a_host_or_port_not_on_the_list_is_refused_with_its_name(limited, serve, requested) -> None:  # type: ignore[no-untyped-def]
     address = outward_address()
     allowed, other_port = serve(address), serve(address)
     compute = limited(allowed.removeprefix("http://"))
-    refused = run(compute, f"curl -sS {other_port}/plain")
+    refused = compute.execute(python(GET, f"{other_port}/plain"), 60)
     target = other_port.removeprefix("http://")
-    assert f"the host {address}" in refused and NOT_ALLOWED in refused
-    assert f"{NOT_ALLOWED} (limited): {target}" in refused
-    tunnel = compute.execute(f"curl -sS --proxytunnel {other_port}/plain", 60)
+    assert refused.exit_code != 0 and "403 <!DOCTYPE html>" in refused.output
+    assert f"the host {address}" in refused.output and NOT_ALLOWED in refused.output
+    assert f"{NOT_ALLOWED} (limited): {target}" in refused.output
+    tunnel = compute.execute(python(TUNNEL, f"{other_port}/plain"), 60)
     assert tunnel.exit_code != 0
     assert "403" in tunnel.output and f"{NOT_ALLOWED} (limited): {target}" in tunnel.output
     assert requested == []
@@ -103,11 +149,8 @@ def test_a_host_or_port_not_on_the_list_is_refused_with_its_name(limited, serve,
 def test_a_connection_around_the_proxy_reaches_nothing(limited, serve, requested) -> None:  # type: ignore[no-untyped-def]
     base = serve(outward_address())
     compute = limited(base.removeprefix("http://"))
-    direct = compute.execute(f"curl -sS --noproxy '*' --max-time 10 {base}/plain", 60)
-    assert direct.exit_code != 0 and "just text" not in direct.output
-    host, port = base.removeprefix("http://").split(":")
-    python = f"import socket; socket.create_connection(('{host}', {port}), timeout=10)"
-    assert compute.execute(f'python3 -c "{python}"', 60).exit_code != 0
+    direct = compute.execute(python(DIRECT, base), 60)
+    assert direct.exit_code != 0
     assert requested == []
 
 
@@ -115,15 +158,15 @@ def test_an_ip_literal_with_a_port_allows_that_port_alone(limited, serve, reques
     address = outward_address()
     first, second = serve(address), serve(address)
     compute = limited(first.removeprefix("http://"))
-    assert run(compute, f"curl -sS {first}/plain") == "just text"
-    assert NOT_ALLOWED in run(compute, f"curl -sS {second}/plain")
+    assert run(compute, python(GET, f"{first}/plain")) == "just text"
+    assert NOT_ALLOWED in run(compute, python(GET, f"{second}/plain"))
     anyport = limited(address)
-    assert run(anyport, f"curl -sS {second}/plain") == "just text"
+    assert run(anyport, python(GET, f"{second}/plain")) == "just text"
     assert requested == ["/plain", "/plain"]
 
 
-def test_a_leading_star_allows_subdomains_and_not_the_domain_itself(limited) -> None:  # type: ignore[no-untyped-def]
-    compute = limited("*.example.test")
+def test_a_leading_star_allows_subdomains_and_not_the_domain_itself(confined_limited) -> None:  # type: ignore[no-untyped-def]
+    compute = confined_limited("*.example.test")
     for name in ("api.example.test", "a.b.example.test"):
         assert NOT_ALLOWED not in run(compute, f"curl -sS --max-time 30 http://{name}/")
     for name in ("example.test", "api.example.test.evil.test", "apiexample.test"):
@@ -215,3 +258,26 @@ def test_the_server_refuses_an_environment_whose_allowed_hosts_are_not_hosts(ser
     config = {"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["https://example.com/x"]}}
     with pytest.raises(anthropic.BadRequestError, match="allowed_hosts"):
         client.beta.environments.create(name="e", config=config)  # type: ignore[arg-type]
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_a_docker_sandboxs_proxy_network_and_folder_go_with_it(engine, sessions, serve) -> None:  # type: ignore[no-untyped-def]
+    from agentjournal.domain import ComputeBinding
+    from agentjournal.infrastructure.compute.docker_egress import EGRESS_LABEL, FOLDER_LABEL
+    from agentjournal.infrastructure.compute.docker_sandbox import DockerCompute
+
+    base = serve(outward_address())
+    compute = DockerCompute(client=engine, networking={"type": "limited", "allowed_hosts": [base[7:]]})
+    sessions.append(uuid.uuid4())
+    binding = compute.attach(sessions[-1], None)
+    name = compute.container.name
+    selector = {"label": f"{EGRESS_LABEL}={name}"}
+    (proxy,) = engine.containers.list(filters=selector)
+    assert len(engine.networks.list(filters=selector)) == 1
+    folder = Path(proxy.labels[FOLDER_LABEL])
+    assert folder.is_dir()
+    compute.release(ComputeBinding("docker", binding.reference))
+    assert engine.containers.list(all=True, filters=selector) == []
+    assert engine.networks.list(filters=selector) == []
+    assert not folder.exists()

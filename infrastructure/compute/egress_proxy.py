@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -54,6 +54,10 @@ SQUID_USER = "proxy"
 TEMPLATES = "/usr/share/squid/errors/templates"
 """Squid's own error pages, which the refusal page joins."""
 
+FOLDER_PREFIX = "agentjournal-egress-"
+"""How the folder of a proxy's configuration, logs and socket is named (in the system's
+temporary folder, so the socket's path stays short), before its engine's process id."""
+
 REFUSAL_PAGE = "ERR_AGENTJOURNAL_NOT_ALLOWED"
 
 REFUSAL_TEXT = """<!DOCTYPE html>
@@ -61,6 +65,8 @@ REFUSAL_TEXT = """<!DOCTYPE html>
 <body><p>agentjournal egress proxy: the host %H (port %p) is not allowed by this session's
 networking (limited: it is not in allowed_hosts).</p></body></html>
 """
+
+ACCESS_LOG = "access.log"
 
 LOG_FORMAT = "%Ss %rm %>rd %>rP"
 """What Squid logs per request: its verdict, the method, the host and the port."""
@@ -99,17 +105,18 @@ def rules_for(networking: Mapping[str, Any], mcp_urls: Iterable[str] = ()) -> tu
         raise ComputeError(str(e)) from None
 
 
-def squid_config(rules: Sequence[HostRule], port: int, folder: Path, errors: Path | None) -> str:
-    """Squid's configuration for a proxy on loopback ``port`` that allows ``rules`` alone,
-    keeping its logs in ``folder`` and its refusal page in ``errors`` (when Squid's own
-    pages were found to go beside it)."""
+def squid_config(rules: Sequence[HostRule], listen: str, logs: PurePath, errors: PurePath | None) -> str:
+    """Squid's configuration for a proxy listening at ``listen`` (``address:port``, or a
+    port for every address) that allows ``rules`` alone, keeping its logs in the folder
+    ``logs`` and its refusal page in ``errors`` (when Squid's own pages were found to go
+    beside it); the paths are as Squid sees them."""
     lines = [
-        f"http_port 127.0.0.1:{port}",
+        f"http_port {listen}",
         "pid_filename none",
-        f"cache_log stdio:{folder / 'cache.log'}",
+        f"cache_log stdio:{logs / 'cache.log'}",
         f"logformat egress {LOG_FORMAT}",
-        f"access_log stdio:{folder / 'access.log'} egress",
-        f"coredump_dir {folder}",
+        f"access_log stdio:{logs / ACCESS_LOG} egress",
+        f"coredump_dir {logs}",
         "cache deny all",
         "cache_mem 0 MB",
         "shutdown_lifetime 0 seconds",
@@ -180,12 +187,13 @@ class EgressProxy:
             return self
 
     def _start(self) -> None:
-        folder = Path(tempfile.mkdtemp(prefix="agentjournal-egress-"))
+        sweep_folders()
+        folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))
         self.folder = folder
         user = _squid_user()
-        errors = _error_pages(folder)
+        errors = error_pages(folder, Path(TEMPLATES))
         self.port = _free_port()
-        (folder / "squid.conf").write_text(squid_config(self.rules, self.port, folder, errors))
+        (folder / "squid.conf").write_text(squid_config(self.rules, f"127.0.0.1:{self.port}", folder, errors))
         if user is not None:
             for path in (folder, *folder.rglob("*")):
                 os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
@@ -220,25 +228,54 @@ class EgressProxy:
 
     def log_position(self) -> int:
         """Where the request log ends now: what :meth:`refusals_since` reads from."""
-        try:
-            return (self.socket.parent / "access.log").stat().st_size
-        except (OSError, ComputeError):
-            return 0
+        return log_position(self.folder / ACCESS_LOG) if self.folder is not None else 0
 
     def refusals_since(self, position: int) -> list[Refusal]:
         """The requests denied since ``position`` of the request log, first to last."""
-        try:
-            with open(self.socket.parent / "access.log", "rb") as log:
-                log.seek(position)
-                text = log.read().decode(errors="replace")
-        except (OSError, ComputeError):
-            return []
-        refused = []
-        for line in text.splitlines():
-            words = line.split()
-            if len(words) == 4 and words[0] == "TCP_DENIED":
-                refused.append(Refusal(words[1], unquote(words[2]), words[3]))
-        return list(dict.fromkeys(refused))
+        return refusals_since(self.folder / ACCESS_LOG, position) if self.folder is not None else []
+
+
+def log_position(log: Path) -> int:
+    """Where the request log ``log`` ends now (0 before Squid writes it)."""
+    try:
+        return log.stat().st_size
+    except OSError:
+        return 0
+
+
+def refusals_since(log: Path, position: int) -> list[Refusal]:
+    """The requests the request log ``log`` records as denied since ``position``."""
+    try:
+        with open(log, "rb") as written:
+            written.seek(position)
+            text = written.read().decode(errors="replace")
+    except OSError:
+        return []
+    refused = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) == 4 and words[0] == "TCP_DENIED":
+            refused.append(Refusal(words[1], unquote(words[2]), words[3]))
+    return list(dict.fromkeys(refused))
+
+
+def sweep_folders() -> None:
+    """Remove the folders of proxies whose engine is gone (one killed had no time to): the
+    folder's name holds its engine's process id."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*-*"):
+        pid = folder.name.removeprefix(FOLDER_PREFIX).split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def refusal_note(refused: Sequence[Refusal]) -> str:
@@ -265,16 +302,17 @@ def _squid_user() -> pwd.struct_passwd | None:
     raise ComputeError("no unprivileged user to run the egress proxy as (neither proxy nor nobody exists)")
 
 
-def _error_pages(folder: Path) -> Path | None:
-    """A folder of Squid's own error pages (links) with the refusal page beside them, or
-    None when Squid's pages are not where Debian puts them (Squid's own refusal page is
-    shown then)."""
+def error_pages(folder: Path, templates: PurePath) -> Path | None:
+    """A folder ``errors`` in ``folder``: links to Squid's own error pages (at ``templates``
+    where Squid runs; their names are read where Debian puts them on this host) and the
+    refusal page beside them. None when this host has no Squid pages to name (Squid's own
+    refusal page is shown then)."""
     if not os.path.isdir(TEMPLATES):
         return None
     errors = folder / "errors"
     errors.mkdir()
     for name in os.listdir(TEMPLATES):
-        (errors / name).symlink_to(os.path.join(TEMPLATES, name))
+        (errors / name).symlink_to(templates / name)
     (errors / REFUSAL_PAGE).write_text(REFUSAL_TEXT)
     return errors
 
