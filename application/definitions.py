@@ -11,9 +11,8 @@ back as it was given, with two exceptions: the built-in tools go through
 engine does not have is refused up front, as it is for the Python API), and the
 fields a definition does not keep (``execution_identity``, ``multiagent``,
 ``scope``) are refused unless they ask for the default, never dropped. What a
-session needs that this engine cannot give yet (MCP servers, skills, a
-self-hosted or limited-network environment, cargo, gem or go packages) is refused
-when a session is made from the definition (:func:`~agentjournal.application.catalog.session_config`).
+session needs that this engine cannot give yet (skills, cargo, gem or go packages)
+is refused when a session is made from the definition (:func:`~agentjournal.application.catalog.session_config`).
 """
 
 from __future__ import annotations
