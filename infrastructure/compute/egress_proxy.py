@@ -174,7 +174,7 @@ class EgressProxy:
                 return self
             self._stop()
             for tool in ("squid", "socat"):
-                if shutil.which(tool) is None:
+                if _program(tool) is None:
                     raise ComputeError(
                         f"'limited' networking needs {tool} on this host (Debian and Ubuntu: "
                         f"apt-get install {tool}), and {tool} is not installed"
@@ -197,7 +197,8 @@ class EgressProxy:
         if user is not None:
             for path in (folder, *folder.rglob("*")):
                 os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
-        self._processes.append(_supervised(["squid", "-N", "-f", str(folder / "squid.conf")], user))
+        squid = _program("squid") or "squid"
+        self._processes.append(_supervised([squid, "-N", "-f", str(folder / "squid.conf")], user))
         _wait_listening(self.port, self._processes[0], folder / "cache.log")
         bridge = [
             "socat",
@@ -287,6 +288,12 @@ def refusal_note(refused: Sequence[Refusal]) -> str:
         f"\n[agentjournal] not allowed by this session's networking (limited): {hosts}; "
         "the sandbox reaches only the hosts in its allowed_hosts\n"
     )
+
+
+def _program(name: str) -> str | None:
+    """Where program ``name`` is: on the engine's ``PATH``, or in the system's folders
+    (Squid is in ``/usr/sbin``, which an unprivileged user's ``PATH`` often leaves out)."""
+    return shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin")
 
 
 def _squid_user() -> pwd.struct_passwd | None:
