@@ -164,8 +164,9 @@ class EgressProxy:
         return self.folder / "proxy.sock"
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def squid_pid(self) -> int | None:
+        """Squid's process id while the proxy runs (``setpriv`` becomes Squid in place)."""
+        return self._processes[0].pid if self._processes else None
 
     def start(self) -> EgressProxy:
         """Start Squid and its bridge, unless running already, and return once both listen."""
