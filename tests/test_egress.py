@@ -12,7 +12,10 @@ with the host's network would reach directly: only the proxy makes them reachabl
 from __future__ import annotations
 
 import shlex
+import signal
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,8 +28,9 @@ from agentjournal.application import ConfigError, ManagedConfig
 from agentjournal.domain.egress import HostRule, parse_host_rule
 from agentjournal.infrastructure.compute import bubblewrap
 from agentjournal.infrastructure.compute.confined import ConfinedHostCompute
-from agentjournal.infrastructure.compute.egress_proxy import rules_for
+from agentjournal.infrastructure.compute.egress_proxy import EgressProxy, rules_for
 from agentjournal.infrastructure.models.scripted import ScriptedToolCall
+from tests.attacks import wait_until
 from tests.serving import running_server
 from tests.test_server_confinement import attack, new_session, text
 
@@ -281,3 +285,57 @@ def test_a_docker_sandboxs_proxy_network_and_folder_go_with_it(engine, sessions,
     assert engine.containers.list(all=True, filters=selector) == []
     assert engine.networks.list(filters=selector) == []
     assert not folder.exists()
+
+
+def test_allow_package_managers_opens_the_indexes_pip_is_configured_with(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from agentjournal.infrastructure.compute import package_indexes
+
+    settings = tmp_path / "pip.conf"
+    settings.write_text("[global]\nindex-url = https://mirror.example.org/simple\n")
+    monkeypatch.setattr(package_indexes, "PIP_CONFIG_FILES", ())
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(settings))
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "https://extra.example.net:8443/simple")
+    rules = rules_for({"type": "limited", "allow_package_managers": True})
+    assert HostRule("mirror.example.org") in rules and HostRule("extra.example.net") in rules
+    assert HostRule("pypi.org") not in rules  # a configured index replaces PyPI
+    monkeypatch.delenv("PIP_CONFIG_FILE")
+    monkeypatch.delenv("PIP_EXTRA_INDEX_URL")
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    assert {HostRule("pypi.org"), HostRule("files.pythonhosted.org")} <= set(
+        rules_for({"type": "limited", "allow_package_managers": True})
+    )
+
+
+KILLED_ENGINE = """
+from agentjournal.infrastructure.compute.egress_proxy import EgressProxy
+from agentjournal.domain.egress import host_rules
+proxy = EgressProxy(host_rules(["192.0.2.1"])).start()
+print(proxy.squid_pid, proxy.folder, flush=True)
+input()
+"""
+
+
+def test_the_proxy_dies_with_an_engine_killed_by_sigkill_and_its_folder_is_swept() -> None:
+
+    engine = subprocess.Popen(
+        [sys.executable, "-c", KILLED_ENGINE], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert engine.stdout is not None
+    pid, folder = engine.stdout.readline().decode().split()
+    assert Path(f"/proc/{pid}").exists() and Path(folder, "squid.conf").is_file()
+    engine.send_signal(signal.SIGKILL)
+    engine.wait()
+
+    def squid_gone() -> bool:
+        try:
+            return Path(f"/proc/{pid}/status").read_text().find("State:\tZ") >= 0
+        except FileNotFoundError:
+            return True
+
+    assert wait_until(squid_gone, 30), "squid outlived its engine"
+    proxy = EgressProxy(())
+    try:
+        proxy.start()
+        assert not Path(folder).exists()
+    finally:
+        proxy.stop()
