@@ -316,7 +316,6 @@ input()
 
 
 def test_the_proxy_dies_with_an_engine_killed_by_sigkill_and_its_folder_is_swept() -> None:
-
     engine = subprocess.Popen(
         [sys.executable, "-c", KILLED_ENGINE], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
@@ -339,3 +338,26 @@ def test_the_proxy_dies_with_an_engine_killed_by_sigkill_and_its_folder_is_swept
         assert not Path(folder).exists()
     finally:
         proxy.stop()
+
+
+def test_the_python_api_runs_a_limited_session_whose_bash_reaches_only_its_host(  # type: ignore[no-untyped-def]
+    config, model_server, serve, requested, tmp_path
+) -> None:
+    from agentjournal.application import ManagedAgent
+    from tests.test_confinement import TOOLS
+    from tests.test_confinement import attack as api_attack
+
+    address = outward_address()
+    allowed, other = serve(address), serve(address)
+    networking = {"type": "limited", "allowed_hosts": [allowed.removeprefix("http://")]}
+    changed = msgspec.structs.replace(config, tools=TOOLS, networking=networking)
+    agent = ManagedAgent(config=changed, store=tmp_path / "sessions.db")
+    reached, refused = api_attack(
+        agent,
+        model_server,
+        ScriptedToolCall("bash", {"command": python(TUNNEL, f"{allowed}/plain")}),
+        ScriptedToolCall("bash", {"command": python(TUNNEL, f"{other}/plain")}),
+    )
+    assert reached.output == "just text" and not reached.is_error
+    assert refused.is_error and f"{NOT_ALLOWED} (limited): {other.removeprefix('http://')}" in refused.output
+    assert requested == ["/plain"]
