@@ -211,6 +211,8 @@ class DockerCompute(HelperFileTools):
         self._scans: dict[tuple[str, str], dict[str, list[Any]]] = {}
         """What the last snapshot of each sandbox found, for the next to skip unchanged files."""
         self.container: Any = None
+        self._egress_logs: dict[str, Path | None] = {}
+        """The request log of each sandbox's egress proxy, by container id."""
 
     @classmethod
     def from_config(cls, config: ManagedConfig) -> DockerCompute:
@@ -332,7 +334,7 @@ class DockerCompute(HelperFileTools):
     def execute(self, command: str, timeout: float) -> ExecResult:
         """Run ``command`` in the sandbox; requests its egress proxy refused meanwhile are
         named at the end of the output (a refused HTTPS tunnel shows the client only a status)."""
-        log = egress_log(self.client, self._running().name) if self.egress_rules is not None else None
+        log = self._egress_log() if self.egress_rules is not None else None
         position = egress_proxy.log_position(log) if log is not None else 0
         ran = self._run(["sh", "-c", command], timeout)
         output = ran.output.decode("utf-8", errors="replace")
@@ -347,6 +349,13 @@ class DockerCompute(HelperFileTools):
             truncated=ran.truncated,
             timed_out=ran.timed_out,
         )
+
+    def _egress_log(self) -> Path | None:
+        """The request log of this sandbox's egress proxy, found once per sandbox."""
+        container = self._running()
+        if container.id not in self._egress_logs:
+            self._egress_logs[container.id] = egress_log(self.client, container.name)
+        return self._egress_logs[container.id]
 
     def _quota_note(self) -> str:
         """What to tell the model when a command ran out of space: whether it was the work
