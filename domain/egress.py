@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 """One label of a host name (an underscore is allowed: some service names have one)."""
@@ -102,3 +105,29 @@ def _no_wildcard(entry: str) -> HostRule:
 def host_rules(entries: list[str] | tuple[str, ...]) -> tuple[HostRule, ...]:
     """The rules of every entry, in order, without repeats (a ValueError for a bad one)."""
     return tuple(dict.fromkeys(parse_host_rule(entry) for entry in entries))
+
+
+def server_entry(url: str) -> str | None:
+    """The ``allowed_hosts`` entry that opens the server at ``url`` (an MCP server's): its
+    host and port (the scheme's default when the URL names none), or None for a URL
+    without a host."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{port}"
+
+
+def with_servers(networking: Mapping[str, Any], urls: Iterable[str]) -> dict[str, Any]:
+    """``networking`` with the servers at ``urls`` added to its ``allowed_hosts`` when it
+    is ``limited`` with ``allow_mcp_servers``; as it is otherwise."""
+    opened = dict(networking)
+    if opened.get("type") != "limited" or not opened.get("allow_mcp_servers"):
+        return opened
+    entries = [entry for entry in map(server_entry, urls) if entry is not None]
+    opened["allowed_hosts"] = list(dict.fromkeys([*(opened.get("allowed_hosts") or ()), *entries]))
+    return opened

@@ -25,7 +25,7 @@ import msgspec
 import pytest
 
 from agentjournal.application import ConfigError, ManagedConfig
-from agentjournal.domain.egress import HostRule, parse_host_rule
+from agentjournal.domain.egress import HostRule, parse_host_rule, with_servers
 from agentjournal.infrastructure.compute import bubblewrap
 from agentjournal.infrastructure.compute.confined import ConfinedHostCompute
 from agentjournal.infrastructure.compute.egress_proxy import EgressProxy, rules_for
@@ -186,15 +186,14 @@ def test_limited_allowing_nothing_still_has_no_network_and_no_proxy(config, tmp_
 
 def test_allow_mcp_servers_opens_the_agents_servers_and_nothing_more() -> None:
     networking = {"type": "limited", "allowed_hosts": ["a.example"], "allow_mcp_servers": True}
-    rules = rules_for(networking, ["https://mcp.example/mcp", "http://192.0.2.9:8123/sse"])
-    assert rules == (
+    opened = with_servers(networking, ["https://mcp.example/mcp", "http://192.0.2.9:8123/sse"])
+    assert rules_for(opened) == (
         HostRule("a.example"),
         HostRule("mcp.example", 443),
         HostRule("192.0.2.9", 8123, literal=True),
     )
-    assert rules_for({**networking, "allow_mcp_servers": False}, ["https://mcp.example/"]) == (
-        HostRule("a.example"),
-    )
+    closed = {**networking, "allow_mcp_servers": False}
+    assert with_servers(closed, ["https://mcp.example/"]) == closed
 
 
 @pytest.mark.parametrize(
@@ -361,3 +360,37 @@ def test_the_python_api_runs_a_limited_session_whose_bash_reaches_only_its_host(
     assert reached.output == "just text" and not reached.is_error
     assert refused.is_error and f"{NOT_ALLOWED} (limited): {other.removeprefix('http://')}" in refused.output
     assert requested == ["/plain"]
+
+
+def test_allow_mcp_servers_lets_the_sandbox_reach_the_agents_mcp_server(  # type: ignore[no-untyped-def]
+    config, model_server, serve, requested, tmp_path
+) -> None:
+    from agentjournal.application import ManagedAgent
+    from tests.test_confinement import TOOLS
+    from tests.test_confinement import attack as api_attack
+
+    address = outward_address()
+    server, other = serve(address), serve(address)
+    changed = msgspec.structs.replace(
+        config,
+        tools=[
+            *TOOLS,
+            {
+                "type": "mcp_toolset",
+                "mcp_server_name": "pages",
+                "default_config": {"permission_policy": {"type": "always_allow"}},
+            },
+        ],
+        mcp_servers=[{"type": "url", "name": "pages", "url": f"{server}/mcp"}],
+        networking={"type": "limited", "allowed_hosts": [], "allow_mcp_servers": True},
+    )
+    agent = ManagedAgent(config=changed, store=tmp_path / "sessions.db")
+    reached, refused = api_attack(
+        agent,
+        model_server,
+        ScriptedToolCall("bash", {"command": python(GET, f"{server}/plain")}),
+        ScriptedToolCall("bash", {"command": python(GET, f"{other}/plain")}),
+    )
+    assert reached.output == "just text"
+    assert NOT_ALLOWED in refused.output
+    assert "/plain" in requested

@@ -160,8 +160,7 @@ class ConfinedHostCompute(HelperFileTools):
         access = network_access(config.networking)
         egress = None
         if access == NetworkAccess.ALLOW_LIST:
-            urls = [str(server.get("url", "")) for server in config.mcp_servers]
-            egress = EgressProxy(egress_proxy.rules_for(config.networking, urls))
+            egress = EgressProxy(egress_proxy.rules_for(config.networking))
         reason = bubblewrap.unavailable()
         if reason is not None:
             raise ComputeError(bubblewrap.problem_text(reason))

@@ -173,7 +173,6 @@ class DockerCompute(HelperFileTools):
         working_dir: str = "/workspace",
         env: Mapping[str, str] | None = None,
         networking: Mapping[str, Any] | None = None,
-        mcp_urls: Sequence[str] = (),
         ca_bundle: str | None = None,
         memory: str = "2g",
         cpus: float = 1.0,
@@ -187,9 +186,7 @@ class DockerCompute(HelperFileTools):
         if kind not in ("unrestricted", "none", "limited"):
             raise ComputeError(f"unknown networking type {kind!r}")
         access = network_access(network)
-        self.egress_rules = (
-            egress_proxy.rules_for(network, mcp_urls) if access == NetworkAccess.ALLOW_LIST else None
-        )
+        self.egress_rules = egress_proxy.rules_for(network) if access == NetworkAccess.ALLOW_LIST else None
         """What the sandbox's egress proxy allows, under ``limited`` networking that allows anything."""
         if not posixpath.isabs(working_dir) or posixpath.normpath(working_dir) == "/":
             raise ComputeError(f"working_dir must be an absolute folder below /, not {working_dir!r}")
@@ -221,7 +218,6 @@ class DockerCompute(HelperFileTools):
             working_dir=config.working_dir or "/workspace",
             env=config.env,
             networking=config.networking,
-            mcp_urls=[str(server.get("url", "")) for server in config.mcp_servers],
             ca_bundle=config.ca_bundle,
             workspace_quota_bytes=config.workspace_quota_bytes,
             max_output_bytes=config.max_output_bytes,

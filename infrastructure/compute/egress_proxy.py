@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from agentjournal.application.ports import ComputeError
 from agentjournal.domain.egress import HostRule, host_rules
@@ -84,19 +84,13 @@ class Refusal:
         return f"{self.host}:{self.port}" if self.port not in ("", "-") else self.host
 
 
-def rules_for(networking: Mapping[str, Any], mcp_urls: Iterable[str] = ()) -> tuple[HostRule, ...]:
-    """The destinations ``networking`` (a ``limited`` one) allows: its ``allowed_hosts``,
-    with ``allow_mcp_servers`` the hosts (and ports) of ``mcp_urls``, and with
-    ``allow_package_managers`` the package indexes this host's installers use
+def rules_for(networking: Mapping[str, Any]) -> tuple[HostRule, ...]:
+    """The destinations ``networking`` (a ``limited`` one) allows: its ``allowed_hosts``
+    (where the session's runtime has added its MCP servers under ``allow_mcp_servers``, see
+    :func:`~agentjournal.domain.egress.with_servers`) and, with ``allow_package_managers``,
+    the package indexes this host's installers use
     (:mod:`~agentjournal.infrastructure.compute.package_indexes`)."""
     entries = list(networking.get("allowed_hosts") or ())
-    if networking.get("allow_mcp_servers"):
-        for url in mcp_urls:
-            parts = urlsplit(url)
-            if parts.hostname:
-                host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-                port = parts.port or (443 if parts.scheme == "https" else 80)
-                entries.append(f"{host}:{port}")
     if networking.get("allow_package_managers"):
         entries += package_index_hosts()
     try:
