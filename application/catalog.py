@@ -67,10 +67,8 @@ from agentjournal.domain import (
     CloudConfig,
     Environment,
     EnvironmentArchivedError,
-    NetworkAccess,
     SessionConfig,
     check_package_sandbox,
-    network_access,
 )
 
 CATALOG_VIEWS = {
@@ -307,10 +305,10 @@ def session_config(
     pauses for them), so they are recorded from the agent's tools directly rather than
     checked for handlers. A self-hosted environment's sessions run their tools on its
     workers (:func:`worker_session_config`). What this engine cannot give a session is
-    refused with a :class:`ConfigError` naming the field: skills, limited networking that
-    allows anything (an allow-list needs an egress proxy, not built; ``limited`` that allows
-    nothing is recorded as it is and gives no network at all), and packages of managers
-    other than pip, npm and apt.
+    refused with a :class:`ConfigError` naming the field: skills, and packages of managers
+    other than pip, npm and apt. ``limited`` networking is recorded as it is: an allow-list
+    is enforced by the compute's egress proxy, and ``limited`` that allows nothing gives no
+    network at all.
     """
     definition = agent.definition
     if agent.archived_at is not None:
@@ -324,12 +322,6 @@ def session_config(
     if not isinstance(config, CloudConfig):
         return worker_session_config(agent, environment, toolset, defaults)
     networking = msgspec.to_builtins(config.networking)
-    if network_access(networking) == NetworkAccess.ALLOW_LIST:
-        raise ConfigError(
-            "environment config.networking: 'limited' networking cannot be enforced here yet when it "
-            "allows hosts, MCP servers or package registries (an allow-list needs an egress proxy); "
-            "allow none of them for no network at all, or use 'unrestricted'"
-        )
     packages = config.packages.wanted()
     unsupported = sorted(set(packages) - set(PACKAGE_MANAGERS))
     if unsupported:

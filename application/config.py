@@ -24,6 +24,7 @@ from agentjournal.application.redaction import Redactor, process_secrets
 from agentjournal.application.tools import DEFAULT_TOOLS
 from agentjournal.application.toolset import check_handlers, mcp_servers, resolve_tools
 from agentjournal.domain import SessionConfig
+from agentjournal.domain.egress import host_rules
 
 PACKAGE_MANAGERS = ("pip", "apt", "npm")
 NETWORKING_TYPES = ("unrestricted", "none", "limited")
@@ -95,6 +96,17 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Bearer tokens by MCP server URL, sent to that server only: never recorded, and
     redacted wherever they would appear."""
 
+    @staticmethod
+    def _check_allowed_hosts(hosts: object) -> None:
+        """``limited`` networking's ``allowed_hosts`` is a list of entries the egress proxy
+        can enforce exactly (see :mod:`~agentjournal.domain.egress`), or a ConfigError."""
+        if not isinstance(hosts, (list, tuple)) or not all(isinstance(entry, str) for entry in hosts):
+            raise ConfigError("ManagedConfig.networking.allowed_hosts: a list of host names")
+        try:
+            host_rules(hosts)
+        except ValueError as e:
+            raise ConfigError(f"ManagedConfig.networking.allowed_hosts: {e}") from None
+
     def __post_init__(self) -> None:
         for field in msgspec.structs.fields(self):
             if field.name not in CALLBACKS:
@@ -116,6 +128,8 @@ class ManagedConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError(
                 f"ManagedConfig.networking: type {kind!r} is not one of {list(NETWORKING_TYPES)}"
             )
+        if kind == "limited":
+            self._check_allowed_hosts(self.networking.get("allowed_hosts") or [])
         bad_env = [k for k in self.env if not ENV_NAME.match(k)]
         if bad_env:
             raise ConfigError(f"ManagedConfig.env: {bad_env} are not environment variable names")

@@ -11,9 +11,8 @@ back as it was given, with two exceptions: the built-in tools go through
 engine does not have is refused up front, as it is for the Python API), and the
 fields a definition does not keep (``execution_identity``, ``multiagent``,
 ``scope``) are refused unless they ask for the default, never dropped. What a
-session needs that this engine cannot give yet (MCP servers, skills, a
-self-hosted or limited-network environment, cargo, gem or go packages) is refused
-when a session is made from the definition (:func:`~agentjournal.application.catalog.session_config`).
+session needs that this engine cannot give yet (skills, cargo, gem or go packages)
+is refused when a session is made from the definition (:func:`~agentjournal.application.catalog.session_config`).
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ from agentjournal.domain import (
     Packages,
     SelfHostedConfig,
 )
+from agentjournal.domain.egress import host_rules
 
 AGENT_FIELDS = frozenset(
     {"name", "model", "system", "description", "tools", "mcp_servers", "skills", "metadata",
@@ -258,7 +258,19 @@ def _networking(given: Any, current: Networking | None) -> Networking:
     _known(body, frozenset(LimitedNetwork.__struct_fields__) | {"type"}, "config.networking.")
     kept = msgspec.to_builtins(current) if isinstance(current, LimitedNetwork) else {}
     values = kept | {k: v for k, v in body.items() if v is not None}
-    return _convert(values, Networking, "config.networking")
+    networking = _convert(values, Networking, "config.networking")
+    _check_allowed_hosts(networking, "config.networking.allowed_hosts")
+    return networking
+
+
+def _check_allowed_hosts(networking: Any, field: str) -> None:
+    """Every entry of a ``limited`` networking's ``allowed_hosts`` is one the egress proxy
+    can enforce exactly (see :mod:`~agentjournal.domain.egress`), or a ConfigError."""
+    if isinstance(networking, LimitedNetwork):
+        try:
+            host_rules(networking.allowed_hosts)
+        except ValueError as e:
+            raise ConfigError(f"{field}: {e}") from None
 
 
 def _packages(given: Any) -> Packages:

@@ -25,6 +25,7 @@ from agentjournal.application.errors import ConfigError
 from agentjournal.application.ports import Compute, LanguageModel, McpClient
 from agentjournal.application.turns import TurnRuntime
 from agentjournal.domain import ComputeBinding, SessionConfig
+from agentjournal.domain.egress import with_servers
 from agentjournal.domain.policy import CONFINED_HOST, UNCONFINED_HOST
 
 
@@ -119,7 +120,7 @@ class Runtimes:
             tokens = self._mcp_tokens(recorded, governed)
             return TurnRuntime(
                 model=self._language_model(governed),
-                compute=self._compute_adapter(kind, governed, session_id),
+                compute=self._compute_adapter(kind, _opened_to_servers(governed, recorded), session_id),
                 redact=governed.redactor(extra={f"mcp:{url}": token for url, token in tokens.items()}),
                 host_packages_ok=self.config.host_packages_ok,
                 unconfined_ok=self.unconfined_ok,
@@ -207,3 +208,12 @@ class Runtimes:
                 self._adapters.popitem(last=False)  # a turn using it keeps its own reference
         self._adapters.move_to_end(key)
         return self._adapters[key]
+
+
+def _opened_to_servers(config: ManagedConfig, recorded: SessionConfig) -> ManagedConfig:
+    """``config`` whose ``limited`` networking allows the session's recorded MCP servers, when
+    it says ``allow_mcp_servers``: what the compute's egress proxy is built from."""
+    networking = with_servers(config.networking, [server.url for server in recorded.mcp_servers])
+    return (
+        config if networking == config.networking else msgspec.structs.replace(config, networking=networking)
+    )

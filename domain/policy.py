@@ -59,8 +59,8 @@ class NetworkAccess(enum.Enum):
     NONE = "none"
     """No network at all: a loopback of their own, nothing else."""
     ALLOW_LIST = "allow-list"
-    """Only some hosts: an allow-list needs an egress proxy, which is not built, so a session
-    asking for one is refused rather than given more or less than it asked for."""
+    """Only some hosts: what the allow-list names (see :mod:`~agentjournal.domain.egress`),
+    through an egress proxy that refuses everything else."""
 
 
 def network_access(networking: Mapping[str, object]) -> NetworkAccess:

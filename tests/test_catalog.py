@@ -356,8 +356,6 @@ def test_a_session_config_comes_from_an_agent_version_and_an_environment(catalog
 @pytest.mark.parametrize(
     ("environment", "message"),
     [
-        ({"name": "e", "config": {"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["x.org"]}}},
-         "'limited' networking cannot be enforced here yet"),
         ({"name": "e", "config": {"type": "cloud", "packages": {"cargo": ["ripgrep"]}}},
          "['cargo'] packages are not supported here"),
     ],
@@ -367,6 +365,19 @@ def test_what_this_engine_cannot_give_a_session_is_refused(catalog, environment,
     created = catalog.create_environment(environment)  # the catalog keeps it, as the cloud would
     with pytest.raises(ConfigError, match=re.escape(message)):
         session_config(agent, created)
+
+
+def test_a_limited_environment_gives_its_sessions_its_allow_list(catalog):
+    networking = {"type": "limited", "allowed_hosts": ["x.org", "*.y.org:8443"], "allow_package_managers": True}
+    limited = catalog.create_environment({"name": "e", "config": {"type": "cloud", "networking": networking}})
+    recorded = session_config(catalog.create_agent(AGENT), limited).networking
+    assert recorded == {**networking, "allowed_hosts": ("x.org", "*.y.org:8443"), "allow_mcp_servers": False}
+
+
+def test_an_allowed_hosts_entry_the_proxy_cannot_enforce_is_refused_with_the_environment(catalog):
+    networking = {"type": "limited", "allowed_hosts": ["https://x.org/"]}
+    with pytest.raises(ConfigError, match=re.escape("config.networking.allowed_hosts: allowed_hosts entry")):
+        catalog.create_environment({"name": "e", "config": {"type": "cloud", "networking": networking}})
 
 
 def test_a_self_hosted_session_runs_anthropic_toolset_on_its_workers(catalog):

@@ -400,9 +400,9 @@ def test_networking_none_leaves_the_container_without_a_network(sandbox):
         isolated.install_packages("pip", [PACKAGE])
 
 
-def test_limited_networking_is_refused_not_ignored(engine):
-    with pytest.raises(ComputeError, match="'limited'.*not enforced"):
-        DockerCompute(client=engine, networking={"type": "limited", "allowed_hosts": ["pypi.org"]})
+def test_an_allow_list_the_proxy_cannot_enforce_is_refused_not_ignored(engine):
+    with pytest.raises(ComputeError, match="allowed_hosts entry 'https://pypi.org/'"):
+        DockerCompute(client=engine, networking={"type": "limited", "allowed_hosts": ["https://pypi.org/"]})
 
 
 def test_a_failed_install_is_a_clear_error(sandbox):

@@ -243,8 +243,6 @@ def test_sessions_are_created_from_an_agent_and_an_environment_and_listed(client
         ({"environment_id": "env_" + "0" * 32}, BetaEnvironmentNotFoundError, "no environment"),
         ({"resources": [{"type": "memory_store", "memory_store_id": "memstore_1"}]}, anthropic.BadRequestError,
          "'memory_store' resources are not supported"),
-        ({"config": {"type": "cloud", "networking": {"type": "limited", "allowed_hosts": ["pypi.org"]}}},
-         anthropic.BadRequestError, "'limited' networking cannot be enforced"),
     ],
 )  # fmt: skip
 def test_a_session_this_server_cannot_run_is_refused_before_anything_is_recorded(

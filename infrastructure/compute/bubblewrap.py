@@ -14,7 +14,9 @@ in a few milliseconds. What a process run here sees (:func:`command_line`):
   engine (its environment, its command line) or of another sandbox is there to read or
   signal; its own IPC and host name namespaces.
 * **Network**: the host's, or (``network`` False) a network namespace of its own with a
-  loopback and nothing else.
+  loopback and nothing else; in that namespace, with ``egress`` (the Unix socket of an
+  egress proxy), ``socat`` listens on the sandbox's own ``127.0.0.1:EGRESS_PORT`` and
+  forwards to the socket, which is the only way out (:func:`with_egress`).
 * **Environment**: exactly the one given; nothing of the engine's is inherited.
 * **User**: never root (see :class:`User`). Inside a user namespace, uid 0 keeps root's
   power over host files (``/etc/shadow`` stays readable), so an engine running as root
@@ -80,6 +82,15 @@ PUMP_GRACE = 5.0
 SWITCH_USER = ("--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP")
 """What ``setpriv`` needs to switch to the tools' user; it drops all of it before the process starts."""
 
+EGRESS_PORT = 3128
+"""Where a sandbox reaches its egress proxy: its own loopback's port, bridged to the proxy."""
+
+EGRESS_SOCKET = "/run/agentjournal/egress.sock"
+"""Where the egress proxy's Unix socket appears in a sandbox."""
+
+EGRESS_WAIT_STEPS = 500
+"""How many times (10 ms apart) a sandbox looks for its bridge listening before it runs anyway."""
+
 
 @dataclass(frozen=True)
 class User:
@@ -110,11 +121,13 @@ def engine_is_root() -> bool:
 @dataclass(frozen=True)
 class Walls:
     """What one sandboxed process may see and do: the host folder shown at ``/workspace``
-    (the only writable path), who it runs as, and whether it has the host's network."""
+    (the only writable path), who it runs as, whether it has the host's network, and,
+    without it, the Unix socket of the egress proxy it reaches instead (None: nothing)."""
 
     work: Path
     user: User
     network: bool
+    egress: Path | None = None
 
 
 def command_line(walls: Walls, argv: Sequence[str], sync_fd: int, marks: Sequence[str] = ()) -> list[str]:
@@ -133,11 +146,31 @@ def command_line(walls: Walls, argv: Sequence[str], sync_fd: int, marks: Sequenc
     for scratch in ("/tmp", "/dev/shm"):
         line += ["--size", str(SCRATCH_BYTES), "--perms", "1777", "--tmpfs", scratch]
     line += ["--bind", str(walls.work), WORKSPACE, "--chdir", WORKSPACE]
+    if walls.egress is not None and not walls.network:
+        line += ["--perms", "0755", "--dir", os.path.dirname(EGRESS_SOCKET)]
+        line += ["--bind", str(walls.egress), EGRESS_SOCKET]
+        argv = with_egress(argv)
     if engine_is_root():
         user = walls.user
         line += [*SWITCH_USER, "--", "setpriv", f"--reuid={user.uid}", f"--regid={user.gid}",
                  "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]  # fmt: skip
     return [*line, "--", *argv]
+
+
+def with_egress(argv: Sequence[str]) -> list[str]:
+    """``argv`` run after ``socat`` (in the background, ended with the sandbox) listens on
+    the sandbox's ``127.0.0.1:EGRESS_PORT`` and forwards each connection to the egress
+    proxy's socket. The command starts once the port is listening, as the kernel's table
+    of the namespace's sockets shows, so its first request finds the bridge there."""
+    listening = f"0100007F:{EGRESS_PORT:04X} 00000000:0000 0A"
+    script = (
+        f"socat TCP-LISTEN:{EGRESS_PORT},bind=127.0.0.1,fork,reuseaddr UNIX-CONNECT:{EGRESS_SOCKET} "
+        ">/dev/null 2>&1 </dev/null & "
+        f"i=0; until grep -q '{listening}' /proc/net/tcp || [ $i -ge {EGRESS_WAIT_STEPS} ]; "
+        "do sleep 0.01; i=$((i+1)); done; "
+        'exec "$@"'
+    )
+    return ["/bin/sh", "-c", script, "sh", *argv]
 
 
 def _system_folders(network: bool) -> list[str]:

@@ -6,7 +6,11 @@ the session's work folder at ``/workspace`` (the only writable path, with a priv
 ``/tmp``), the system read-only, nothing else of the host, its own processes only, a
 clean environment (the session's ``env``, ``PATH``, the locale, ``HOME`` inside the work
 folder) and the network the session's config gives: the host's for ``unrestricted``,
-none for ``none`` and for ``limited`` that allows nothing. It runs as an unprivileged
+none for ``none`` and for ``limited`` that allows nothing, and for any other ``limited``
+a network namespace of its own whose one way out is the session's egress proxy
+(:mod:`~agentjournal.infrastructure.compute.egress_proxy`), reached through a Unix socket
+bridged to the sandbox's loopback, with the proxy variables (``HTTP_PROXY``,
+``HTTPS_PROXY`` and their lowercase twins) naming it. It runs as an unprivileged
 user, never root, and ends with its call, its deadline or the engine, whichever comes
 first, taking everything it started with it.
 
@@ -30,6 +34,7 @@ import shlex
 import stat
 import subprocess
 import tempfile
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,12 +55,14 @@ from agentjournal.domain import ComputeBinding, NetworkAccess, network_access
 from agentjournal.domain.policy import CONFINED_HOST
 from agentjournal.infrastructure.compute import (
     bubblewrap,
+    egress_proxy,
     host_processes,
     sandbox_fetch,
     sandbox_files,
     sandbox_snapshot,
 )
-from agentjournal.infrastructure.compute.bubblewrap import WORKSPACE, Finished, User, Walls
+from agentjournal.infrastructure.compute.bubblewrap import EGRESS_PORT, WORKSPACE, Finished, User, Walls
+from agentjournal.infrastructure.compute.egress_proxy import EgressProxy
 from agentjournal.infrastructure.compute.host import (
     HOME,
     VENV,
@@ -90,6 +97,10 @@ INSTALL_TIMEOUT = 900.0
 
 NO_PYTHON = "; the host needs python3 in its system folders"
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+"""What names the egress proxy to a tool: the variables curl, pip, Python's urllib and
+most HTTP clients read."""
+
 
 def sandbox_environment(env: Mapping[str, str], root: Path) -> dict[str, str]:
     """The whole environment of a tool in work folder ``root`` (as the sandbox shows it at
@@ -113,7 +124,8 @@ def sandbox_environment(env: Mapping[str, str], root: Path) -> dict[str, str]:
 class ConfinedHostCompute(HelperFileTools):
     """Tools on the host, each call in a bubblewrap sandbox that sees the work folder
     ``root`` (by default a folder per session under ``base``) at ``/workspace``, with the
-    host's network or none (see the module documentation for every wall)."""
+    host's network, none, or only what ``egress`` (an egress proxy) allows (see the module
+    documentation for every wall)."""
 
     kind = CONFINED_HOST
 
@@ -124,12 +136,16 @@ class ConfinedHostCompute(HelperFileTools):
         base: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         network: bool = True,
+        egress: EgressProxy | None = None,
         max_output_bytes: int = 64_000,
     ) -> None:
         self._fixed_root = Path(root).expanduser() if root else None
         self._base = Path(base) if base else Path(tempfile.gettempdir()) / "agentjournal"
         self.env = dict(env or {})
-        self.network = network
+        self.network = network and egress is None
+        self.egress = egress
+        if egress is not None:
+            weakref.finalize(self, egress.stop)
         self.max_output_bytes = max_output_bytes
         self.walls: Walls | None = None
         self._running: set[subprocess.Popen[bytes]] = set()
@@ -139,14 +155,12 @@ class ConfinedHostCompute(HelperFileTools):
     @classmethod
     def from_config(cls, config: ManagedConfig) -> ConfinedHostCompute:
         """The compute a config asks for, or a ComputeError saying why this host cannot give
-        it: a networking allow-list (not enforceable yet), or no working bubblewrap."""
+        it: no working bubblewrap, or an allow-list that is not one. An allow-list gets an
+        egress proxy of its own, started when a tool first needs it."""
         access = network_access(config.networking)
+        egress = None
         if access == NetworkAccess.ALLOW_LIST:
-            raise ComputeError(
-                f"networking {config.networking!r}: 'limited' networking that allows hosts, MCP "
-                "servers or package registries is not enforced yet (it needs an egress proxy); "
-                "use {'type': 'none'} (or 'limited' allowing nothing) or {'type': 'unrestricted'}"
-            )
+            egress = EgressProxy(egress_proxy.rules_for(config.networking))
         reason = bubblewrap.unavailable()
         if reason is not None:
             raise ComputeError(bubblewrap.problem_text(reason))
@@ -155,6 +169,7 @@ class ConfinedHostCompute(HelperFileTools):
             base=data_home(),
             env=config.env,
             network=access == NetworkAccess.HOST,
+            egress=egress,
             max_output_bytes=config.max_output_bytes,
         )
 
@@ -174,14 +189,24 @@ class ConfinedHostCompute(HelperFileTools):
         return ComputeBinding(kind=self.kind, reference=str(root))
 
     def _walls(self, network: bool | None = None) -> Walls:
+        """The walls of a sandbox with the session's network (``network`` None: the host's,
+        none, or its egress proxy, started now if it is not running), or with the host's
+        network or none, whatever the session's (helpers that need no network get none)."""
         if self.walls is None:
             raise ComputeError("the confined host compute is not attached to a session")
+        if network is None and self.egress is not None:
+            return Walls(self.walls.work, self.walls.user, False, self.egress.start().socket)
         if network is None or network == self.walls.network:
             return self.walls
         return Walls(self.walls.work, self.walls.user, network)
 
     def _environment(self) -> dict[str, str]:
-        return sandbox_environment(self.env, self._walls().work)
+        """A tool's environment (:func:`sandbox_environment`), naming the egress proxy when
+        the session has one."""
+        environment = sandbox_environment(self.env, self._walls(False).work)
+        if self.egress is not None:
+            environment |= dict.fromkeys(PROXY_VARIABLES, f"http://127.0.0.1:{EGRESS_PORT}")
+        return environment
 
     def _helper_environment(self) -> dict[str, str]:
         """A helper's environment: a tool's, with the system's ``PATH`` alone, so the work
@@ -199,10 +224,16 @@ class ConfinedHostCompute(HelperFileTools):
 
     def execute(self, command: str, timeout: float) -> ExecResult:
         """Run ``command`` with ``/bin/sh`` in the work folder, in a sandbox that ends at
-        ``timeout``, or when the command ends, with every process it started."""
+        ``timeout``, or when the command ends, with every process it started. Requests the
+        egress proxy refused meanwhile are named at the end of the output (a refused HTTPS
+        tunnel shows the client only a status)."""
+        position = self.egress.log_position() if self.egress is not None else 0
         done = self._run(["/bin/sh", "-c", command], timeout, limit=self.max_output_bytes)
+        output = done.output.decode("utf-8", errors="replace")
+        if self.egress is not None:
+            output += egress_proxy.refusal_note(self.egress.refusals_since(position))
         return ExecResult(
-            output=done.output.decode("utf-8", errors="replace"),
+            output=output,
             exit_code=done.exit_code,
             duration_ms=done.duration_ms,
             truncated=done.truncated,
@@ -237,6 +268,11 @@ class ConfinedHostCompute(HelperFileTools):
         it, and each call returns as a command killed does."""
         for process in list(self._running):
             process.kill()
+
+    def close(self) -> None:
+        """Stop the session's egress proxy, if it has one running (a later call starts it again)."""
+        if self.egress is not None:
+            self.egress.stop()
 
     def release(self, binding: ComputeBinding) -> None:
         """End every sandbox still running for ``binding``'s work folder, from this process or
@@ -326,11 +362,12 @@ class ConfinedHostCompute(HelperFileTools):
 
     def install_packages(self, manager: str, packages: Sequence[str]) -> str:
         """Install pip packages into a virtual environment in the work folder, from a
-        sandbox with the session's network (the installer runs confined, too)."""
+        sandbox with the session's network (the installer runs confined, too; under
+        ``limited`` networking, through the egress proxy)."""
         if manager != "pip":
             raise ComputeError(f"the host compute installs pip packages only, not {manager!r}")
         names = validate_packages(packages)
-        if not self.network:
+        if not self.network and self.egress is None:
             raise ComputeError("packages cannot be installed without networking")
         venv = f"{WORKSPACE}/{VENV}"
         script = (

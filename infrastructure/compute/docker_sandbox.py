@@ -1,7 +1,10 @@
 """Docker compute: one hardened container per session, found again from any process.
 
 The container runs with no capabilities, no new privileges, a read-only root,
-memory/CPU/pid limits and the network the session asked for. The tools run in it
+memory/CPU/pid limits and the network the session asked for: Docker's default
+network, none, or (``limited`` networking that allows anything) an internal network it
+shares with its egress proxy alone (:mod:`~agentjournal.infrastructure.compute.docker_egress`).
+The tools run in it
 as an unprivileged user (uid 1000). The container's own process, which only keeps
 it up, runs as another user (``nobody``), so the tools can neither end it nor
 hide from the engine's kill.
@@ -60,7 +63,8 @@ from agentjournal.application.ports import (
     WorkspaceScan,
 )
 from agentjournal.domain import ComputeBinding, FileState, NetworkAccess, network_access
-from agentjournal.infrastructure.compute import sandbox_fetch, sandbox_files, sandbox_snapshot
+from agentjournal.infrastructure.compute import egress_proxy, sandbox_fetch, sandbox_files, sandbox_snapshot
+from agentjournal.infrastructure.compute.docker_egress import egress_log, remove_egress, start_egress
 from agentjournal.infrastructure.compute.host import MAX_SCANS_KEPT, OutputCap, validate_packages
 from agentjournal.infrastructure.compute.sandbox_protocol import (
     FETCH_HEAD_BYTES,
@@ -80,6 +84,9 @@ if TYPE_CHECKING:
     from agentjournal.application.api import ManagedConfig
 
 DEFAULT_IMAGE = "agentjournal-sandbox:latest"
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+"""What names the egress proxy to the tools of a sandbox under ``limited`` networking."""
+
 LABEL = "agentjournal.managed"
 SESSION_LABEL = "agentjournal.session"
 # Sandboxes made before the work folder quota and the kill of all a command started
@@ -179,12 +186,8 @@ class DockerCompute(HelperFileTools):
         if kind not in ("unrestricted", "none", "limited"):
             raise ComputeError(f"unknown networking type {kind!r}")
         access = network_access(network)
-        if access == NetworkAccess.ALLOW_LIST:
-            raise ComputeError(
-                "networking type 'limited' that allows hosts, MCP servers or package registries is not "
-                "enforced by the Docker compute (it needs an egress proxy); use {'type': 'unrestricted'}, "
-                "or {'type': 'none'} ('limited' allowing nothing) for no network at all"
-            )
+        self.egress_rules = egress_proxy.rules_for(network) if access == NetworkAccess.ALLOW_LIST else None
+        """What the sandbox's egress proxy allows, under ``limited`` networking that allows anything."""
         if not posixpath.isabs(working_dir) or posixpath.normpath(working_dir) == "/":
             raise ComputeError(f"working_dir must be an absolute folder below /, not {working_dir!r}")
         if workspace_quota_bytes <= 0:
@@ -205,6 +208,8 @@ class DockerCompute(HelperFileTools):
         self._scans: dict[tuple[str, str], dict[str, list[Any]]] = {}
         """What the last snapshot of each sandbox found, for the next to skip unchanged files."""
         self.container: Any = None
+        self._egress_logs: dict[str, Path | None] = {}
+        """The request log of each sandbox's egress proxy, by container id."""
 
     @classmethod
     def from_config(cls, config: ManagedConfig) -> DockerCompute:
@@ -269,11 +274,17 @@ class DockerCompute(HelperFileTools):
             volumes[str(Path(self.ca_bundle).resolve())] = {"bind": CA_PATH, "mode": "ro"}
             environment.update(dict.fromkeys(CA_VARIABLES, CA_PATH))
         owned = "rw,nosuid,nodev,uid=1000,gid=1000,mode=0755"
+        name = f"agentjournal-{str(session_id)[:8]}-{secrets.token_hex(3)}"
+        network_mode = "none" if self.network_disabled else "bridge"
+        if self.egress_rules is not None:
+            egress = start_egress(self.client, name, self.egress_rules)
+            network_mode = egress.network
+            environment.update(dict.fromkeys(PROXY_VARIABLES, egress.url))
         try:
             return self.client.containers.run(
                 self.image,
                 ["sleep", "infinity"],
-                name=f"agentjournal-{str(session_id)[:8]}-{secrets.token_hex(3)}",
+                name=name,
                 detach=True,
                 init=True,
                 user=KEEPER_USER,
@@ -291,15 +302,17 @@ class DockerCompute(HelperFileTools):
                 mem_limit=self.memory,
                 nano_cpus=int(self.cpus * 1e9),
                 pids_limit=self.pids_limit,
-                network_mode="none" if self.network_disabled else "bridge",
+                network_mode=network_mode,
                 labels=labels,
             )
         except docker.errors.ImageNotFound:
+            remove_egress(self.client, name)
             raise ComputeError(
                 f"sandbox image {self.image!r} not found: build it with scripts/build-sandbox-image "
                 "(offline) or docker build -t agentjournal-sandbox:latest infrastructure/compute/sandbox"
             ) from None
         except docker.errors.APIError as e:
+            remove_egress(self.client, name)
             raise ComputeError(f"could not start the sandbox: {e.explanation or e}") from e
 
     def release(self, binding: ComputeBinding) -> None:
@@ -315,10 +328,16 @@ class DockerCompute(HelperFileTools):
     # -- commands -------------------------------------------------------------------------
 
     def execute(self, command: str, timeout: float) -> ExecResult:
+        """Run ``command`` in the sandbox; requests its egress proxy refused meanwhile are
+        named at the end of the output (a refused HTTPS tunnel shows the client only a status)."""
+        log = self._egress_log() if self.egress_rules is not None else None
+        position = egress_proxy.log_position(log) if log is not None else 0
         ran = self._run(["sh", "-c", command], timeout)
         output = ran.output.decode("utf-8", errors="replace")
         if ran.exit_code != 0 and NO_SPACE in ran.output:
             output += self._quota_note()
+        if log is not None:
+            output += egress_proxy.refusal_note(egress_proxy.refusals_since(log, position))
         return ExecResult(
             output=output,
             exit_code=ran.exit_code,
@@ -326,6 +345,13 @@ class DockerCompute(HelperFileTools):
             truncated=ran.truncated,
             timed_out=ran.timed_out,
         )
+
+    def _egress_log(self) -> Path | None:
+        """The request log of this sandbox's egress proxy, found once per sandbox."""
+        container = self._running()
+        if container.id not in self._egress_logs:
+            self._egress_logs[container.id] = egress_log(self.client, container.name)
+        return self._egress_logs[container.id]
 
     def _quota_note(self) -> str:
         """What to tell the model when a command ran out of space: whether it was the work
@@ -652,6 +678,7 @@ def remove_sandbox(container: Any) -> None:
     except docker.errors.APIError as e:
         if e.status_code != 409:  # 409: another process is removing it already
             raise
+    remove_egress(container.client, container.name)
     for name in volumes:
         try:
             container.client.volumes.get(name).remove(force=True)
