@@ -96,8 +96,10 @@ def test_bridged_tools_touch_the_container_not_the_host(engine, sessions, model_
         managed.terminate()
 
 
-# How long past its timeout a command may take to be killed and reported, on a busy machine.
-KILL_MARGIN = 5.0
+# How long past its timeout a command may take to be killed and reported, on a busy machine
+# (a fork bomb under a loaded Docker took 5.6 s): far below the minutes a call left running
+# would take, which is what these tests tell apart.
+KILL_MARGIN = 15.0
 
 
 def leftovers(compute: DockerCompute) -> list[str]:
