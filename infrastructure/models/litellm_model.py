@@ -212,6 +212,30 @@ class LiteLLMModel:
         )
 
 
+def warm_up() -> None:
+    """Make a process's first model call as quick as its later ones: load litellm, then
+    make one streamed call through this adapter to a scripted server of its own on
+    127.0.0.1 (no provider is reached, and no key leaves the process).
+
+    litellm's import takes seconds, and its first call as long again: that call loads the
+    provider SDK's resources, the HTTP client's transports and the cost calculator's
+    tables. ``agentjournal serve`` calls this before it says it is listening, so the
+    seconds fall before its first turn rather than inside it. The call names a model in
+    litellm's price table, so pricing takes its whole path too (a model without a price
+    takes a shorter one), and the path of an OpenAI-compatible provider (``openai/...``,
+    ``--model-provider openai``); another provider still loads its own translation on
+    its first call."""
+    from agentjournal.infrastructure.models.scripted import ScriptedModelServer
+
+    _litellm()
+    with ScriptedModelServer() as server:
+        model = LiteLLMModel(
+            "openai/gpt-4o-mini", api_base=server.base_url, api_key="warm-up", max_attempts=1
+        )
+        for _ in model.stream("", [UserMessage("warm up")], ()):
+            pass
+
+
 def _release(stream: Any) -> None:
     """Close the HTTP response under a litellm stream, whether it was read to its end or
     abandoned (an interrupted turn stops reading mid-reply).

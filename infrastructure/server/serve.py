@@ -20,6 +20,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from agentjournal.infrastructure.models.litellm_model import warm_up
 from agentjournal.infrastructure.server.app import ServerSettings, create_app
 from agentjournal.infrastructure.server.auth import is_loopback
 
@@ -116,6 +117,9 @@ def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8080) -
     sock.bind((host, port))
     sock.listen(2048)
     bound_host, bound_port = sock.getsockname()[:2]
+    # Ready for a first turn as quick as the next: litellm loads now, not inside that turn.
+    # A client that connects meanwhile waits in the socket's backlog.
+    warm_up()
     shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
     print(f"agentjournal: serving on http://{shown}:{bound_port}", flush=True)
     # Turns run in threads beside the event loop, and a model call is seconds of Python
