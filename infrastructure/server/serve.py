@@ -20,6 +20,9 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from agentjournal.application.adapters import compute_class
+from agentjournal.domain.policy import CONFINED_HOST
+from agentjournal.infrastructure.compute import bubblewrap
 from agentjournal.infrastructure.models.litellm_model import warm_up
 from agentjournal.infrastructure.server.app import ServerSettings, create_app
 from agentjournal.infrastructure.server.auth import is_loopback
@@ -106,6 +109,16 @@ def check_auth(settings: ServerSettings, host: str) -> None:
         raise ValueError(f"--no-auth is allowed only on a loopback address, not on {host!r}")
 
 
+def ready_for_a_first_turn() -> None:
+    """Load now what a server's first turn would otherwise load inside it, so that turn is
+    as quick as the next: litellm, with one call made through the model adapter
+    (:func:`~agentjournal.infrastructure.models.litellm_model.warm_up`), and the default
+    compute, the confined host, with its one probe of bubblewrap per process."""
+    warm_up()
+    compute_class(CONFINED_HOST)
+    bubblewrap.unavailable()
+
+
 def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Serve until interrupted (SIGINT or SIGTERM stop it gracefully)."""
     check_auth(settings, host)
@@ -117,9 +130,8 @@ def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8080) -
     sock.bind((host, port))
     sock.listen(2048)
     bound_host, bound_port = sock.getsockname()[:2]
-    # Ready for a first turn as quick as the next: litellm loads now, not inside that turn.
     # A client that connects meanwhile waits in the socket's backlog.
-    warm_up()
+    ready_for_a_first_turn()
     shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
     print(f"agentjournal: serving on http://{shown}:{bound_port}", flush=True)
     # Turns run in threads beside the event loop, and a model call is seconds of Python
