@@ -46,3 +46,29 @@ def test_the_quick_peer_comparison_runs_and_reports_ratios(tmp_path):
     assert sqlite["history"]["100"]["ratio_vs_langgraph_sqlite"] > 0
     assert sqlite["bytes_on_disk"]["100"]["agentjournal_disk_per_encoded"] > 0
     assert "resume fresh process at 50 turns" in done.stdout  # the table
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_quick_model_call_benchmark_runs_and_reports(tmp_path):
+    """It starts a server and imports litellm in three new processes: minutes on a busy machine."""
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench"), "--model-call-only", "--quick", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=560, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results = json.loads(out.read_text())["model_call"]
+    for way in ("litellm_model", "litellm_model_unpriced", "openai_sdk", "raw_httpx"):
+        assert (
+            results["model_call"][way]["wall"]["n"] == 30
+            and results["model_call"][way]["cpu"]["median_ms"] > 0
+        )
+    assert "cpu_overhead_vs_sdk" in results["model_call"]["litellm_model"]
+    first = results["first_turn"]
+    assert (
+        first["first_turn"]["n"] == 1 and first["warm_turn"]["n"] == 5 and first["start_to_listening_s"] > 0
+    )
+    memory = results["memory"]
+    assert memory["server_imports"] < memory["litellm_imported"] <= memory["after_one_call"]
+    assert first["serve_idle_rss_mib"] > 0

@@ -1,6 +1,7 @@
 """The litellm adapter, over real HTTP against the scripted server: how long a model that does
-not answer can hold a turn, how many requests one model call makes at most, and that a
-stream abandoned mid-reply gives its connection back."""
+not answer can hold a turn, how many requests one model call makes at most, that a stream
+abandoned mid-reply or read to its end gives its connection back, and that litellm logs a
+call only while something in the process listens."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from agentjournal.application.ports import TextDelta
 from agentjournal.domain import UserMessage
 from agentjournal.infrastructure.models.litellm_model import LiteLLMModel
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedModelServer
-from tests.conftest import TEST_KEY
+from tests.conftest import TEST_KEY, wait_until
 
 
 def adapter(server: ScriptedModelServer, **bounds: float) -> LiteLLMModel:
@@ -135,3 +136,53 @@ def test_a_stream_cut_off_after_text_was_streamed_fails_without_a_retry(model_se
             streamed.append(item.text)
     assert "".join(streamed) == "The answer" and len(model_server.requests) == 1
     assert failure.value.retryable
+
+
+def test_streams_read_to_their_end_give_their_connections_back(model_server):
+    """A reply is read up to litellm's chunk of usage, which it makes once the provider's
+    stream has ended, and no further: the response under it is closed all the same, with
+    the collector off, past the pool's 100 connections."""
+    model = adapter(model_server, timeout=10, max_attempts=1)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for number in range(101):
+            model_server.enqueue(Reply(text=f"reply {number}", prompt_tokens=7, completion_tokens=3))
+            *deltas, reply = model.stream("system", [UserMessage("hello")], [])
+            assert reply.message.content == f"reply {number}" == "".join(d.text for d in deltas)
+            assert (reply.usage.input_tokens, reply.usage.output_tokens) == (7, 3)
+    finally:
+        if collecting:
+            gc.enable()
+    assert len(model_server.requests) == 101
+
+
+def test_litellm_logs_calls_only_while_something_in_the_process_listens(model_server):
+    """The engine logs its calls itself, so litellm's logging of each streamed chunk is off;
+    an application that registers a litellm callback (as an embedding one may) still hears
+    every call, and once it is gone the logging is off again."""
+    model = adapter(model_server)
+    call(model)  # loads litellm as the engine does (its price table from the package, not the network)
+    import litellm
+    from litellm.integrations.custom_logger import CustomLogger
+
+    heard: list[str] = []
+
+    class Listener(CustomLogger):
+        def log_success_event(self, kwargs, response_obj, start_time, end_time):  # type: ignore[no-untyped-def]
+            heard.append(response_obj.choices[0].message.content)
+
+    assert litellm.disable_streaming_logging is True
+    listener = Listener()
+    litellm.callbacks.append(listener)
+    try:
+        model_server.enqueue(Reply(text="overheard"))
+        call(model)
+        assert litellm.disable_streaming_logging is False
+        wait_until(lambda: "overheard" in heard, "the listener to hear the call")
+    finally:
+        for name in ("callbacks", "success_callback", "_async_success_callback",
+                     "failure_callback", "_async_failure_callback", "input_callback"):  # fmt: skip
+            setattr(litellm, name, [c for c in getattr(litellm, name) if c is not listener])
+    call(model)
+    assert litellm.disable_streaming_logging is True

@@ -39,13 +39,35 @@ and its reply is refused rather than recorded."""
 
 
 def _litellm() -> Any:
+    """litellm, loaded, with its telemetry off and its debug hints unprinted."""
     # litellm fetches a model cost map from the internet at import unless told not
     # to; a user who wants the live map sets the variable themselves.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
     litellm.suppress_debug_info = True
+    litellm.telemetry = False
     return litellm
+
+
+def _log_only_for_listeners(litellm: Any) -> None:
+    """Switch litellm's logging of each streamed chunk off while nothing in the process
+    listens to it, and on again once something does.
+
+    The engine records a call's usage, cost and times in its own log. litellm's streamed
+    chunk logging (a task for its thread pool per chunk, each running a new event loop
+    for the asynchronous handlers) then only costs CPU, about half of a call's. An
+    application embedding the engine (PraisonAI, say) may register litellm callbacks of
+    its own; with any registered, litellm logs as it always did. Decided at each call,
+    so a callback registered later is heard too."""
+    litellm.disable_streaming_logging = not _callbacks_registered(litellm)
+
+
+def _callbacks_registered(litellm: Any) -> bool:
+    """Whether anything in this process asked litellm to report its calls."""
+    lists = ("callbacks", "success_callback", "failure_callback", "_async_success_callback",
+             "_async_failure_callback", "input_callback", "service_callback")  # fmt: skip
+    return any(getattr(litellm, name, None) for name in lists)
 
 
 class LiteLLMModel:
@@ -142,6 +164,7 @@ class LiteLLMModel:
         model = self.model
         finish_reason = ""
         stream = None
+        _log_only_for_listeners(litellm)
         try:
             stream = litellm.completion(**request)
             for chunk in stream:
@@ -149,6 +172,8 @@ class LiteLLMModel:
                 chunk_usage = getattr(chunk, "usage", None)
                 if chunk_usage:
                     usage = _usage(chunk_usage)
+                if _usage_was_last(stream):  # a chunk of usage alone, after the provider's stream
+                    break
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]
@@ -185,6 +210,30 @@ class LiteLLMModel:
             finish_reason=finish_reason,
             cost_usd=price(litellm, usage, self.model, model),
         )
+
+
+def warm_up() -> None:
+    """Make a process's first model call as quick as its later ones: load litellm, then
+    make one streamed call through this adapter to a scripted server of its own on
+    127.0.0.1 (no provider is reached, and no key leaves the process).
+
+    litellm's import takes seconds, and its first call as long again: that call loads the
+    provider SDK's resources, the HTTP client's transports and the cost calculator's
+    tables. ``agentjournal serve`` calls this before it says it is listening, so the
+    seconds fall before its first turn rather than inside it. The call names a model in
+    litellm's price table, so pricing takes its whole path too (a model without a price
+    takes a shorter one), and the path of an OpenAI-compatible provider (``openai/...``,
+    ``--model-provider openai``); another provider still loads its own translation on
+    its first call."""
+    from agentjournal.infrastructure.models.scripted import ScriptedModelServer
+
+    _litellm()
+    with ScriptedModelServer() as server:
+        model = LiteLLMModel(
+            "openai/gpt-4o-mini", api_base=server.base_url, api_key="warm-up", max_attempts=1
+        )
+        for _ in model.stream("", [UserMessage("warm up")], ()):
+            pass
 
 
 def _release(stream: Any) -> None:
@@ -233,6 +282,14 @@ def price(litellm: Any, usage: Usage, *models: str) -> float | None:
             continue
         return float(prompt) + float(completion)
     return None
+
+
+def _usage_was_last(stream: Any) -> bool:
+    """Whether ``stream`` has just handed over the chunk of usage it makes once the
+    provider's stream has ended (it holds no text), so nothing is left to read. Asking
+    for more would make litellm assemble the whole reply (and price it) a second time
+    only to say it is over."""
+    return getattr(stream, "sent_stream_usage", False) is True
 
 
 def _finished_by_provider(stream: Any) -> bool:

@@ -1,8 +1,9 @@
 """``agentjournal serve``: the API on a real socket, through uvicorn.
 
-The socket is bound before uvicorn starts, so the address printed (``--port 0``
-picks a free port) is already accepting connections when it is printed: a
-script or test can read that line instead of polling.
+The address is printed (``--port 0`` picks a free port) once the server is ready
+for its first turn, as quick as the next: the model adapter and the default compute
+loaded (:func:`ready_for_a_first_turn`), the application started, and the socket
+accepting connections. A script or test can read that line instead of polling.
 
 uvicorn speaks HTTP/1.1 through h11 here (:func:`h11_protocol`), with two guards
 h11 and uvicorn lack: a deadline for a request's headers, and the refusal of a
@@ -20,6 +21,10 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from agentjournal.application.adapters import compute_class
+from agentjournal.domain.policy import CONFINED_HOST
+from agentjournal.infrastructure.compute import bubblewrap
+from agentjournal.infrastructure.models.litellm_model import warm_up
 from agentjournal.infrastructure.server.app import ServerSettings, create_app
 from agentjournal.infrastructure.server.auth import is_loopback
 
@@ -105,6 +110,31 @@ def check_auth(settings: ServerSettings, host: str) -> None:
         raise ValueError(f"--no-auth is allowed only on a loopback address, not on {host!r}")
 
 
+class AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, printing ``line`` once the application has started (its store
+    open, its recovery running) and the socket is served: a request sent on that line
+    does not wait for the start. A start that fails prints nothing."""
+
+    def __init__(self, config: uvicorn.Config, line: str) -> None:
+        super().__init__(config)
+        self.line = line
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            print(self.line, flush=True)
+
+
+def ready_for_a_first_turn() -> None:
+    """Load now what a server's first turn would otherwise load inside it, so that turn is
+    as quick as the next: litellm, with one call made through the model adapter
+    (:func:`~agentjournal.infrastructure.models.litellm_model.warm_up`), and the default
+    compute, the confined host, with its one probe of bubblewrap per process."""
+    warm_up()
+    compute_class(CONFINED_HOST)
+    bubblewrap.unavailable()
+
+
 def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8080) -> None:
     """Serve until interrupted (SIGINT or SIGTERM stop it gracefully)."""
     check_auth(settings, host)
@@ -116,8 +146,9 @@ def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8080) -
     sock.bind((host, port))
     sock.listen(2048)
     bound_host, bound_port = sock.getsockname()[:2]
+    # A client that connects meanwhile waits in the socket's backlog.
+    ready_for_a_first_turn()
     shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
-    print(f"agentjournal: serving on http://{shown}:{bound_port}", flush=True)
     # Turns run in threads beside the event loop, and a model call is seconds of Python
     # (litellm) at a time: a short switch interval lets the loop answer and stream
     # between its steps instead of waiting out the default 5 ms slices.
@@ -126,5 +157,5 @@ def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8080) -
         create_app(settings), http=h11_protocol(settings.client_timeout), log_level="warning",
         lifespan="on", timeout_graceful_shutdown=5,
     )  # fmt: skip
-    uvicorn.Server(config).run(sockets=[sock])
+    AnnouncingServer(config, f"agentjournal: serving on http://{shown}:{bound_port}").run(sockets=[sock])
     sys.stdout.flush()
