@@ -540,7 +540,9 @@ class ManagedAgent:
 
     def terminate(self, reason: str = "") -> None:
         """Close the session for good, removing its sandbox first."""
-        self.service.terminate(self._require_session(), reason, self._runtimes.release)
+        session_id = self._require_session()
+        self.service.terminate(session_id, reason, self._runtimes.release)
+        self._runtimes.end(session_id)
 
 
 class Agent:

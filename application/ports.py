@@ -292,7 +292,8 @@ class McpError(AgentJournalError):
 
 
 class McpClient(Protocol):
-    """Speaks to remote MCP servers (Streamable HTTP, legacy SSE as a fallback).
+    """Speaks to one session's remote MCP servers (Streamable HTTP, legacy SSE as a
+    fallback), keeping a connection to each between calls.
 
     ``token`` is the bearer credential for the server, if the session has one: it goes
     into the request's ``Authorization`` header and nowhere else. Both calls raise
@@ -304,6 +305,21 @@ class McpClient(Protocol):
     def call_tool(
         self, url: str, token: str | None, name: str, arguments: Mapping[str, object]
     ) -> McpOutcome: ...
+
+    def close(self) -> None:
+        """End the connections this client keeps (a later call opens them again)."""
+        ...
+
+
+class McpConnector(Protocol):
+    """Hands out an :class:`McpClient` per session: the connections a session's client
+    keeps to its servers are its own, since each session brings its own credentials."""
+
+    def for_session(self) -> McpClient: ...
+
+    def close(self) -> None:
+        """End every connection of every client handed out."""
+        ...
 
 
 class SecretBox(Protocol):

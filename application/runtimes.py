@@ -22,7 +22,7 @@ import msgspec
 from agentjournal.application import adapters
 from agentjournal.application.config import ManagedConfig
 from agentjournal.application.errors import ConfigError
-from agentjournal.application.ports import Compute, LanguageModel, McpClient
+from agentjournal.application.ports import Compute, LanguageModel, McpClient, McpConnector
 from agentjournal.application.turns import TurnRuntime
 from agentjournal.domain import ComputeBinding, SessionConfig
 from agentjournal.domain.policy import CONFINED_HOST, UNCONFINED_HOST
@@ -44,9 +44,12 @@ class Runtimes:
     server adds a provider prefix there, so the log keeps the agent's own name).
     ``defer_actions`` pauses turns for custom tools and confirmations instead of
     calling handlers (see :attr:`TurnRuntime.defer_actions`), after waiting
-    ``answer_grace`` seconds for answers, woken by ``wait_for_log``. ``mcp`` speaks to
-    MCP servers (by default the ``mcp`` package's client, allowed to reach any address:
-    a server passes one that refuses private ones unless its operator allows them).
+    ``answer_grace`` seconds for answers, woken by ``wait_for_log``. ``mcp`` connects
+    sessions to MCP servers (by default the ``mcp`` package's client, allowed to reach any
+    address: a server passes one that refuses private ones unless its operator allows
+    them); each session's connections are kept for its later turns, until the session
+    ends (:meth:`end`), is among the least recently used past ``kept_adapters``, or
+    :meth:`close`.
     ``vault_tokens`` gives the bearer tokens a session's recorded vaults hold for its MCP
     servers, by URL (a server reads them from its vaults).
     """
@@ -65,7 +68,7 @@ class Runtimes:
         defer_actions: bool = False,
         answer_grace: float = 0.0,
         wait_for_log: Callable[[UUID, float], None] | None = None,
-        mcp: McpClient | None = None,
+        mcp: McpConnector | None = None,
         vault_tokens: Callable[[SessionConfig], Mapping[str, str]] | None = None,
         allow_unconfined: bool = False,
     ) -> None:
@@ -84,6 +87,8 @@ class Runtimes:
         self.vault_tokens = vault_tokens
         self.allow_unconfined = allow_unconfined
         self._adapters: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._mcp_sessions: OrderedDict[UUID | None, McpClient] = OrderedDict()
+        """Each session's MCP client, which keeps its connections; least recently used first."""
         self._governed: tuple[SessionConfig, ManagedConfig] | None = None
         """The last recorded config a runtime was built for, and ``config`` governed by it."""
         self._lock = threading.Lock()
@@ -127,7 +132,7 @@ class Runtimes:
                 on_tool_confirmation=self.config.on_tool_confirmation,
                 defer_actions=self.defer_actions,
                 answer_grace=self.answer_grace,
-                mcp=self._mcp_client() if recorded.mcp_servers else None,
+                mcp=self._session_mcp(session_id) if recorded.mcp_servers else None,
                 mcp_tokens=tokens,
                 **waiting,
             )
@@ -139,6 +144,22 @@ class Runtimes:
             self._governed = None
             if config is not None:
                 self.config = config
+            ended, self._mcp_sessions = list(self._mcp_sessions.values()), OrderedDict()
+        for client in ended:
+            client.close()
+
+    def end(self, session_id: UUID) -> None:
+        """Close what is kept for a session that ended (its MCP connections)."""
+        with self._lock:
+            client = self._mcp_sessions.pop(session_id, None)
+        if client is not None:
+            client.close()
+
+    def close(self) -> None:
+        """Close every kept connection, and the MCP client's own resources."""
+        self.forget()
+        if self.mcp is not None:
+            self.mcp.close()
 
     def move(self, compute: str | Compute | None) -> None:
         """Run tools on ``compute`` from now on (a name checked by :meth:`kind_of`)."""
@@ -178,10 +199,16 @@ class Runtimes:
             tokens.update(self.vault_tokens(recorded))
         return tokens | config.mcp_credentials
 
-    def _mcp_client(self) -> McpClient:
-        if self.mcp is None:
-            self.mcp = adapters.mcp_client(allow_private=True)
-        return self.mcp
+    def _session_mcp(self, session_id: UUID | None) -> McpClient:
+        """The session's own MCP client (called under the lock)."""
+        if session_id not in self._mcp_sessions:
+            if self.mcp is None:
+                self.mcp = adapters.mcp_client(allow_private=True)
+            self._mcp_sessions[session_id] = self.mcp.for_session()
+            while len(self._mcp_sessions) > self.kept_adapters:
+                self._mcp_sessions.popitem(last=False)[1].close()
+        self._mcp_sessions.move_to_end(session_id)
+        return self._mcp_sessions[session_id]
 
     def _compute_adapter(self, kind: str, config: ManagedConfig, session_id: UUID | None) -> Compute:
         if isinstance(self.compute, Compute):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
-from mcp.server.fastmcp import FastMCP
+from mcp.server.fastmcp import Context, FastMCP
 
 from tests.conftest import wait_until
 
@@ -23,6 +23,8 @@ class McpServer:
     tokens_seen: list[str] = field(default_factory=list)
     """Every bearer token the server's check was shown."""
     calls: list[tuple[str, dict[str, object]]] = field(default_factory=list)
+    sessions: list[str] = field(default_factory=list)
+    """The MCP session (its ``Mcp-Session-Id``) each call came on, in order."""
 
 
 class _Verifier:
@@ -56,9 +58,11 @@ def mcp_server(token: str | None = None, sse: bool = False) -> Iterator[McpServe
     app = FastMCP("tests", host="127.0.0.1", port=port, **auth)  # type: ignore[arg-type]
 
     @app.tool()
-    def add(a: int, b: int) -> str:
+    def add(a: int, b: int, ctx: Context) -> str:  # type: ignore[type-arg]
         """Add two integers."""
         server.calls.append(("add", {"a": a, "b": b}))
+        request = ctx.request_context.request
+        server.sessions.append(request.headers.get("mcp-session-id", "") if request else "")
         return str(a + b)
 
     @app.tool()
@@ -68,7 +72,10 @@ def mcp_server(token: str | None = None, sse: bool = False) -> Iterator[McpServe
         return text.upper()
 
     asgi = app.sse_app() if sse else app.streamable_http_app()
-    uvicorn_server = uvicorn.Server(uvicorn.Config(asgi, log_level="warning", lifespan="on"))
+    # Stopping cuts the streams still open (clients keep their MCP sessions open) at once,
+    # as a server that goes away does, instead of waiting for them to end.
+    config = uvicorn.Config(asgi, log_level="warning", lifespan="on", timeout_graceful_shutdown=0)
+    uvicorn_server = uvicorn.Server(config)
     thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     wait_until(lambda: uvicorn_server.started, "the MCP server to start")

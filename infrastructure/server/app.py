@@ -214,6 +214,7 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
         finally:
             await asyncio.to_thread(engine.recovery.stop)
             await asyncio.to_thread(engine.runner.shutdown)
+            await asyncio.to_thread(engine.runtimes.close)
             if engine.telemetry is not None:
                 await asyncio.to_thread(engine.telemetry.close)
             if service is None:
