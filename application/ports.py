@@ -8,7 +8,7 @@ speaks these types.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 import msgspec
@@ -319,6 +319,29 @@ class McpConnector(Protocol):
 
     def close(self) -> None:
         """End every connection of every client handed out."""
+        ...
+
+
+class OAuthGrant(msgspec.Struct, frozen=True):
+    """What an OAuth token endpoint granted: a new access token, how long it lasts (if it
+    says), and the refresh token to use next (when it rotates them)."""
+
+    access_token: str
+    expires_in: float | None = None
+    refresh_token: str | None = None
+
+
+class OAuthRefreshError(AgentJournalError):
+    """The token endpoint refused to refresh, or could not be reached."""
+
+
+class TokenEndpoint(Protocol):
+    """Refreshes OAuth access tokens (RFC 6749 section 6) for ``mcp_oauth`` credentials."""
+
+    def refresh(self, settings: Mapping[str, Any]) -> OAuthGrant:
+        """A new access token from ``settings`` (the cloud API's ``refresh`` object:
+        ``token_endpoint``, ``client_id``, ``refresh_token``, ``token_endpoint_auth``,
+        ``scope``?, ``resource``?); :class:`OAuthRefreshError` when refused."""
         ...
 
 

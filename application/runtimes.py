@@ -23,6 +23,7 @@ from agentjournal.application import adapters
 from agentjournal.application.config import ManagedConfig
 from agentjournal.application.errors import ConfigError
 from agentjournal.application.ports import Compute, LanguageModel, McpClient, McpConnector
+from agentjournal.application.redaction import Redactor
 from agentjournal.application.turns import TurnRuntime
 from agentjournal.domain import ComputeBinding, SessionConfig
 from agentjournal.domain.policy import CONFINED_HOST, UNCONFINED_HOST
@@ -51,7 +52,8 @@ class Runtimes:
     ends (:meth:`end`), is among the least recently used past ``kept_adapters``, or
     :meth:`close`.
     ``vault_tokens`` gives the bearer tokens a session's recorded vaults hold for its MCP
-    servers, by URL (a server reads them from its vaults).
+    servers, by URL (a server reads them from its vaults); ``vault_refresh`` a new one for
+    a server that refused its token, when the vault can refresh it (``mcp_oauth``).
     """
 
     kept_adapters = 256
@@ -70,6 +72,7 @@ class Runtimes:
         wait_for_log: Callable[[UUID, float], None] | None = None,
         mcp: McpConnector | None = None,
         vault_tokens: Callable[[SessionConfig], Mapping[str, str]] | None = None,
+        vault_refresh: Callable[[SessionConfig, str, str | None], str | None] | None = None,
         allow_unconfined: bool = False,
     ) -> None:
         if isinstance(compute, str):
@@ -85,6 +88,7 @@ class Runtimes:
         self.wait_for_log = wait_for_log
         self.mcp = mcp
         self.vault_tokens = vault_tokens
+        self.vault_refresh = vault_refresh
         self.allow_unconfined = allow_unconfined
         self._adapters: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._mcp_sessions: OrderedDict[UUID | None, McpClient] = OrderedDict()
@@ -122,10 +126,11 @@ class Runtimes:
             kind = recorded.compute if self.compute is None else self.compute_kind
             waiting = {"wait_for_log": self.wait_for_log} if self.wait_for_log else {}
             tokens = self._mcp_tokens(recorded, governed)
+            redact = governed.redactor(extra={f"mcp:{url}": token for url, token in tokens.items()})
             return TurnRuntime(
                 model=self._language_model(governed),
                 compute=self._compute_adapter(kind, governed, session_id),
-                redact=governed.redactor(extra={f"mcp:{url}": token for url, token in tokens.items()}),
+                redact=redact,
                 host_packages_ok=self.config.host_packages_ok,
                 unconfined_ok=self.unconfined_ok,
                 on_custom_tool=self.config.on_custom_tool,
@@ -134,6 +139,7 @@ class Runtimes:
                 answer_grace=self.answer_grace,
                 mcp=self._session_mcp(session_id) if recorded.mcp_servers else None,
                 mcp_tokens=tokens,
+                refresh_mcp_token=self._refresher(recorded, governed, tokens, redact),
                 **waiting,
             )
 
@@ -198,6 +204,28 @@ class Runtimes:
         if recorded.mcp_servers and recorded.vault_ids and self.vault_tokens is not None:
             tokens.update(self.vault_tokens(recorded))
         return tokens | config.mcp_credentials
+
+    def _refresher(
+        self, recorded: SessionConfig, config: ManagedConfig, tokens: dict[str, str], redact: Redactor
+    ) -> Callable[[str], bool] | None:
+        """What a turn calls when a server refused the token of a vault's credential: a new
+        one from the vault goes into ``tokens`` (and the redactor), and it says whether
+        there is one. The caller's own credentials are never refreshed."""
+        refresh = self.vault_refresh
+        if refresh is None or not recorded.vault_ids or not recorded.mcp_servers:
+            return None
+
+        def renew(url: str) -> bool:
+            if url in config.mcp_credentials:
+                return False
+            fresh = refresh(recorded, url, tokens.get(url))
+            if fresh is None or fresh == tokens.get(url):
+                return False
+            tokens[url] = fresh
+            redact.learn(f"mcp:{url}", fresh)
+            return True
+
+        return renew
 
     def _session_mcp(self, session_id: UUID | None) -> McpClient:
         """The session's own MCP client (called under the lock)."""

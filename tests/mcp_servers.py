@@ -1,5 +1,6 @@
 """Real MCP servers for tests: the official ``mcp`` package's FastMCP serving two tools
-over Streamable HTTP on 127.0.0.1, with its own bearer check when given a token."""
+over Streamable HTTP on 127.0.0.1, with its own bearer check when given a token; and an
+OAuth token endpoint standing for a provider."""
 
 from __future__ import annotations
 
@@ -92,3 +93,61 @@ def unused_url() -> str:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{probe.getsockname()[1]}/mcp"
+
+
+@dataclass
+class TokenEndpoint:
+    """An OAuth provider's token endpoint, standing for the provider in tests: it grants
+    ``access_token`` for ``refresh_token`` (then rotated to ``next_refresh``) to the client
+    ``client_id`` authenticated with ``client_secret`` in the form (``client_secret_post``)."""
+
+    url: str
+    client_id: str
+    client_secret: str
+    refresh_token: str
+    access_token: str
+    next_refresh: str
+    forms: list[dict[str, str]] = field(default_factory=list)
+    """Every form posted to it."""
+
+
+@contextlib.contextmanager
+def token_endpoint(**grant: str) -> Iterator[TokenEndpoint]:
+    """A token endpoint on 127.0.0.1 (RFC 6749 section 6) granting as ``grant`` says."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    endpoint = TokenEndpoint(url=f"http://127.0.0.1:{listener.getsockname()[1]}/token", **grant)
+
+    async def token(request: Request) -> JSONResponse:
+        form = {key: str(value) for key, value in (await request.form()).items()}
+        endpoint.forms.append(form)
+        if (form.get("client_id"), form.get("client_secret")) != (endpoint.client_id, endpoint.client_secret):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != endpoint.refresh_token:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        endpoint.refresh_token = endpoint.next_refresh
+        return JSONResponse(
+            {
+                "access_token": endpoint.access_token,
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "refresh_token": endpoint.next_refresh,
+            }
+        )
+
+    app = Starlette(routes=[Route("/token", token, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, "the token endpoint to start")
+    try:
+        yield endpoint
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        listener.close()
