@@ -1,15 +1,23 @@
 """Real MCP servers for tests: the official ``mcp`` package's FastMCP serving two tools
-over Streamable HTTP on 127.0.0.1, with its own bearer check when given a token; and an
-OAuth token endpoint standing for a provider."""
+over Streamable HTTP on 127.0.0.1, with its own bearer check when given a token; a
+ready-made server from the package index behind ``mcp-proxy``; and an OAuth token
+endpoint standing for a provider."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import httpx
+import pytest
 import uvicorn
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
@@ -151,3 +159,50 @@ def token_endpoint(**grant: str) -> Iterator[TokenEndpoint]:
         server.should_exit = True
         thread.join(10)
         listener.close()
+
+
+@contextlib.contextmanager
+def time_server() -> Iterator[str]:
+    """A ready-made MCP server from the package index, not this project's: the reference
+    ``mcp-server-time`` (stdio) served over Streamable HTTP (``/mcp``) and legacy SSE
+    (``/sse``) by ``mcp-proxy`` on 127.0.0.1 (both in the ``test`` extra). Yields its base
+    URL; skipped when they are not installed (failed in CI)."""
+    here = Path(sys.executable).parent
+    proxy, time = (shutil.which(name, path=f"{here}{os.pathsep}{os.environ.get('PATH', '')}")
+                   for name in ("mcp-proxy", "mcp-server-time"))  # fmt: skip
+    if proxy is None or time is None:
+        message = "mcp-proxy and mcp-server-time are not installed (the test extra has them)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [proxy, "--host", "127.0.0.1", "--port", str(port), "--log-level", "WARNING", "--",
+         time, "--local-timezone", "UTC"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+    def serving() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"mcp-proxy ended: {process.stderr.read().decode() if process.stderr else ''}"
+            )
+        try:
+            return httpx.get(f"{base}/status", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(serving, "mcp-proxy to serve mcp-server-time", seconds=60)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
