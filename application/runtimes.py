@@ -123,10 +123,12 @@ class Runtimes:
             if self._governed is None or self._governed[0] != recorded:
                 self._governed = (recorded, self.config.governed_by(recorded))
             governed = self._governed[1]
+        # Outside the lock: reading the vaults may refresh an expired token over the network.
+        tokens = self._mcp_tokens(recorded, governed)
+        redact = governed.redactor(extra={f"mcp:{url}": token for url, token in tokens.items()})
+        with self._lock:
             kind = recorded.compute if self.compute is None else self.compute_kind
             waiting = {"wait_for_log": self.wait_for_log} if self.wait_for_log else {}
-            tokens = self._mcp_tokens(recorded, governed)
-            redact = governed.redactor(extra={f"mcp:{url}": token for url, token in tokens.items()})
             return TurnRuntime(
                 model=self._language_model(governed),
                 compute=self._compute_adapter(kind, governed, session_id),

@@ -241,10 +241,11 @@ class Vaults:
                 "secret_ref": self._seal(renewed),
                 "expires_at": _expiry(grant.expires_in),
             }
-            self._apply(
-                vault.id,
-                lambda v: v.update_credential(_replaced(v.live_credential(credential.id), changes)),
-            )
+
+            def renew(v: Vault) -> None:
+                v.update_credential(_replaced(v.live_credential(credential.id), changes))
+
+            self._apply(vault.id, renew)
             return grant.access_token
 
     def _credential_for(self, vault_ids: tuple[str, ...], url: str) -> tuple[Vault, Credential] | None:

@@ -5,6 +5,7 @@ endpoint standing for a provider."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shutil
@@ -15,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import httpx
 import pytest
@@ -107,7 +109,8 @@ def unused_url() -> str:
 class TokenEndpoint:
     """An OAuth provider's token endpoint, standing for the provider in tests: it grants
     ``access_token`` for ``refresh_token`` (then rotated to ``next_refresh``) to the client
-    ``client_id`` authenticated with ``client_secret`` in the form (``client_secret_post``)."""
+    ``client_id`` authenticated with ``client_secret``, in the form (``client_secret_post``)
+    or with HTTP Basic (``client_secret_basic``)."""
 
     url: str
     client_id: str
@@ -134,7 +137,12 @@ def token_endpoint(**grant: str) -> Iterator[TokenEndpoint]:
     async def token(request: Request) -> JSONResponse:
         form = {key: str(value) for key, value in (await request.form()).items()}
         endpoint.forms.append(form)
-        if (form.get("client_id"), form.get("client_secret")) != (endpoint.client_id, endpoint.client_secret):
+        client = (form.get("client_id"), form.get("client_secret"))
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "basic":  # client_secret_basic
+            client_id, _, secret = base64.b64decode(credentials).decode().partition(":")
+            client = (unquote_plus(client_id), unquote_plus(secret))
+        if client != (endpoint.client_id, endpoint.client_secret):
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != endpoint.refresh_token:
             return JSONResponse({"error": "invalid_grant"}, status_code=400)
