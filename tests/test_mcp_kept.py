@@ -1,10 +1,12 @@
 """A session's MCP connections are kept: one MCP session per server for all of a session's
 calls and turns, never shared with another session, opened again once when the server
-has ended it, and closed when the session ends. Against a real FastMCP server over
+has ended it, and closed when the session ends, falls out of the kept ones, or the server
+stops. Against a real FastMCP server over
 Streamable HTTP, through the Python API and the client itself."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -15,6 +17,8 @@ from agentjournal.infrastructure.mcp.client import HttpMcpClient
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import wait_until
 from tests.mcp_servers import mcp_server
+from tests.serving import running_server
+from tests.test_server_actions import prompt, send, until_idle
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -120,3 +124,57 @@ def test_a_refused_credential_on_a_new_connection_is_an_authentication_error():
             assert server.tokens_seen[-1] == "not-the-token"
     finally:
         client.close()
+
+
+def test_the_least_recently_used_sessions_connections_are_closed():
+    from agentjournal.application.config import ManagedConfig
+    from agentjournal.application.runtimes import Runtimes
+    from agentjournal.domain import McpServer, SessionConfig
+
+    client = HttpMcpClient(allow_private=True, timeout=10)
+    runtimes = Runtimes(ManagedConfig(model="m"), mcp=client)
+    runtimes.kept_adapters = 1
+    try:
+        with mcp_server() as server:
+            recorded = SessionConfig(
+                model="m",
+                system="",
+                name="n",
+                tools=(),
+                networking={"type": "unrestricted"},
+                mcp_servers=(McpServer("calc", server.url),),
+            )
+            first, second = uuid.uuid4(), uuid.uuid4()
+            for session_id in (first, second):
+                mcp = runtimes(recorded, session_id).mcp
+                assert (
+                    mcp is not None and mcp.call_tool(server.url, None, "add", {"a": 1, "b": 1}).text == "2"
+                )
+            evicted, kept = server.sessions
+            wait_until(lambda: not known(server.url, evicted), "the evicted session's MCP session to close")
+            assert known(server.url, kept)
+            runtimes.close()
+            wait_until(lambda: not known(server.url, kept), "the closed runtimes' MCP session to close")
+    finally:
+        client.close()
+
+
+def test_a_stopping_server_closes_its_sessions_connections(model_server, store):
+    with mcp_server() as server:
+        with running_server(model_server.base_url, store, extra=("--allow-private-mcp",)) as running:
+            client = running.client()
+            agent = client.beta.agents.create(
+                name="calculator",
+                model="claude-haiku-4-5",
+                tools=[{"type": "mcp_toolset", "mcp_server_name": "calc",
+                        "default_config": {"permission_policy": {"type": "always_allow"}}}],
+                mcp_servers=[{"type": "url", "name": "calc", "url": server.url}],
+            )  # fmt: skip
+            environment = client.beta.environments.create(name="e")
+            session = client.beta.sessions.create(agent=agent.id, environment_id=environment.id)
+            adding(model_server, 2, 3)
+            send(client, session.id, prompt("2 + 3?"))
+            until_idle(client, session.id)
+            (mcp_session,) = server.sessions
+            assert known(server.url, mcp_session)  # kept after the turn
+        wait_until(lambda: not known(server.url, mcp_session), "the stopped server's MCP session to close")

@@ -25,6 +25,8 @@ import ipaddress
 import json
 import socket
 import threading
+import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -58,17 +60,26 @@ class HttpMcpClient:
         """Made once: loading the CA bundle into a new context costs tens of milliseconds,
         which a client per connection (the ``mcp`` package's ``create_mcp_http_client``) paid each time."""
         self._loop: LoopThread | None = None
+        self._kept: weakref.WeakSet[KeptSession] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def for_session(self) -> SessionMcpClient:
         return SessionMcpClient(self)
 
     def close(self) -> None:
-        """Stop the loop thread, ending every connection still kept on it."""
+        """End every connection still kept (each says goodbye to its server, for up to
+        ``timeout`` seconds in all), then stop the loop thread."""
         with self._lock:
             loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.stop(self.timeout)
+            kept, self._kept = list(self._kept), weakref.WeakSet()
+        if loop is None:
+            return
+        for session in kept:
+            session.close()
+        deadline = time.monotonic() + self.timeout
+        for session in kept:
+            session.wait_closed(max(0.0, deadline - time.monotonic()))
+        loop.stop(self.timeout)
 
     def open(self, url: str, token: str | None) -> _Connection:
         """A new MCP session with ``url``, kept open until closed or broken; :class:`McpError`
@@ -85,6 +96,8 @@ class HttpMcpClient:
             connection.session.open()
         except Exception as e:
             raise _failure(url, e, connection.statuses) from None
+        with self._lock:
+            self._kept.add(connection.session)
         return connection
 
     @contextlib.asynccontextmanager

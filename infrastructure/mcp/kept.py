@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, wait
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Generic, TypeVar
 
@@ -96,12 +97,18 @@ class KeptSession:
         self._opener = opener
         self._timeout = timeout
         self._jobs: MemoryObjectSendStream[_Job[Any]] | None = None
+        self._ended: Future[None] | None = None
         self.jobs_done = 0
         """Jobs this session answered: a session that answered none was never known to work."""
         self.alive = False
 
     def open(self) -> None:
-        self._loop.portal.start_task(self._hold)
+        self._ended, _ = self._loop.portal.start_task(self._hold)
+
+    def wait_closed(self, timeout: float) -> None:
+        """Wait (up to ``timeout`` seconds) for the session, told to close, to have ended."""
+        if self._ended is not None:
+            wait([self._ended], timeout)
 
     def run(self, work: Callable[[ClientSession], Awaitable[T]]) -> T:
         """``work``'s result on this session; what it raised, or what broke the session
