@@ -1,8 +1,8 @@
 """What an MCP tool call adds to a turn over the MCP server's own time (``scripts/bench --mcp``).
 
-A FastMCP server (the ``mcp`` package's) on 127.0.0.1 serves one tool, ``work``, which
-takes the milliseconds it is asked for and records how long its body took (the server's
-own time). Measured, as medians and 95th percentiles of milliseconds:
+A FastMCP server (the ``mcp`` package's) in a process of its own on 127.0.0.1 serves one
+tool, ``work``, which busy-waits the milliseconds it is asked for and answers how long its
+body took (the server's own time). Measured, as medians and 95th percentiles of milliseconds:
 
 * ``kept_call``: a call through the engine's MCP client on the session's kept connection,
   and ``kept_added``, that time less the tool's own;
@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,41 +43,49 @@ def summary(times: list[float]) -> dict[str, float]:
     }
 
 
+def serve(port: int) -> None:
+    """The benchmark's MCP server (run in a process of its own, so it takes no interpreter
+    time from the client's threads): ``work`` takes ``ms`` milliseconds of busy work and
+    answers with how long its body took, the server's own time."""
+    from mcp.server.fastmcp import FastMCP
+
+    app = FastMCP("bench", host="127.0.0.1", port=port, log_level="WARNING")
+
+    @app.tool()
+    def work(ms: float) -> str:
+        """Busy-wait ``ms`` milliseconds; answer the milliseconds taken."""
+        started = time.perf_counter()
+        while (time.perf_counter() - started) * 1000 < ms:
+            pass
+        return repr((time.perf_counter() - started) * 1000)
+
+    app.run("streamable-http")
+
+
 class _Server:
-    """The FastMCP server, its address, and the own time of each ``work`` call."""
+    """The MCP server's process, and its address."""
 
     def __init__(self) -> None:
-        import uvicorn
-        from mcp.server.fastmcp import FastMCP
-
-        self.own_ms: list[float] = []
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
-        app = FastMCP("bench", host="127.0.0.1", port=port)
-
-        @app.tool()
-        def work(ms: float) -> str:
-            """Take ``ms`` milliseconds (sleeping: busy work would hold the interpreter's lock
-            from the client's threads in this same process)."""
-            started = time.perf_counter()
-            time.sleep(ms / 1000)
-            self.own_ms.append((time.perf_counter() - started) * 1000)
-            return "done"
-
-        config = uvicorn.Config(app.streamable_http_app(), log_level="warning", timeout_graceful_shutdown=0)
-        self._server = uvicorn.Server(config)
-        self._listener = listener
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [listener]}, daemon=True)
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self._process = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(port)], stdout=subprocess.DEVNULL
+        )
         self.url = f"http://127.0.0.1:{port}/mcp"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the benchmark's MCP server did not start") from None
+                time.sleep(0.05)
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._listener.close()
+        self._process.terminate()
+        self._process.wait(10)
 
 
 class _CallsOnce:
@@ -115,11 +124,11 @@ def _client_calls(server: _Server, ms: float, repeat: int, kept: bool) -> tuple[
             if not kept:
                 session.close()
             started = time.perf_counter()
-            session.call_tool(server.url, None, "work", {"ms": ms})
+            own = float(session.call_tool(server.url, None, "work", {"ms": ms}).text)
             elapsed = (time.perf_counter() - started) * 1000
             if index >= WARM_UP:
                 times.append(elapsed)
-                added.append(elapsed - server.own_ms[-1])
+                added.append(elapsed - own)
     finally:
         client.close()
     return times, added
@@ -164,7 +173,7 @@ def _turns(server: _Server, ms: float, repeat: int) -> dict[str, dict[str, float
                     -1
                 ]
                 if index >= WARM_UP:
-                    added.append(result.duration_ms - server.own_ms[-1])
+                    added.append(result.duration_ms - float(result.output))
         finally:
             service.close()
             client.close()
@@ -189,3 +198,8 @@ def run(quick: bool) -> dict[str, object]:
     finally:
         server.stop()
     return results
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        serve(int(sys.argv[2]))
