@@ -142,8 +142,8 @@ class HttpMcpClient:
 
 
 class _Connection:
-    """A kept MCP session with one server, the credential it was opened with, and every
-    HTTP status the server answered it with."""
+    """A kept MCP session with one server, the credential it was opened with, and the HTTP
+    statuses the server answered it with since its last call began."""
 
     def __init__(self, url: str, token: str | None) -> None:
         self.url = url
@@ -199,14 +199,14 @@ class SessionMcpClient:
     def _use(self, url: str, token: str | None, work: Callable[[ClientSession], Awaitable[T]]) -> T:
         for attempt in (1, 2):
             connection = self._connection(url, token)
-            seen = len(connection.statuses)
+            connection.statuses.clear()  # a session's calls come one at a time: these are this call's
             try:
                 return connection.session.run(work)
             except Exception as e:
                 self._drop(connection)
                 unsent = isinstance(e, SessionGone) or (connection.session.jobs_done > 0 and _never_sent(e))
                 if attempt == 2 or not unsent:
-                    raise _failure(url, e, connection.statuses[seen:]) from None
+                    raise _failure(url, e, connection.statuses) from None
         raise AssertionError("unreachable")  # the second attempt returns or raises
 
     def _connection(self, url: str, token: str | None) -> _Connection:
