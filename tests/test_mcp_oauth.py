@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from agentjournal.application import ConfigError
+from agentjournal.application.ports import OAuthRefreshError
 from agentjournal.application.vaults import open_vaults
 from agentjournal.domain import ToolResult
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
+from agentjournal.infrastructure.secrets.oauth import HttpTokenEndpoint
 from tests.mcp_servers import TokenEndpoint, mcp_server, token_endpoint
 
 pytestmark = pytest.mark.timeout(120)
@@ -167,3 +169,18 @@ def test_refresh_settings_are_checked_when_given(service):
                 },
             },
         )
+
+
+def test_a_token_endpoint_on_a_private_address_is_refused_unless_allowed():
+    with token_endpoint(**grant()) as endpoint:
+        settings = oauth(endpoint, "https://mcp.example.com/mcp")["refresh"]
+        with pytest.raises(OAuthRefreshError, match="non-public address") as refused:
+            HttpTokenEndpoint().refresh(settings)
+        assert endpoint.forms == []
+        wrong = {**settings, "refresh_token": "spent-refresh-token-0d8e"}
+        with pytest.raises(OAuthRefreshError, match="invalid_grant") as spent:
+            HttpTokenEndpoint(allow_private=True).refresh(wrong)
+        granted = HttpTokenEndpoint(allow_private=True).refresh(settings)
+    assert (granted.access_token, granted.refresh_token, granted.expires_in) == (FRESH, ROTATED, 3600)
+    for message in (str(refused.value), str(spent.value)):
+        assert all(secret not in message for secret in (*SECRETS, "spent-refresh-token-0d8e"))
