@@ -21,6 +21,7 @@ LANGUAGE_MODEL_TOPIC = "agentjournal.infrastructure.models.litellm_model:LiteLLM
 REPOSITORY_CLONER_TOPIC = "agentjournal.infrastructure.compute.git_clone:GitCloner"
 MCP_CLIENT_TOPIC = "agentjournal.infrastructure.mcp.client:HttpMcpClient"
 SECRET_BOX_TOPIC = "agentjournal.infrastructure.secrets.box:AesSecretBox"
+TOKEN_ENDPOINT_TOPIC = "agentjournal.infrastructure.secrets.oauth:HttpTokenEndpoint"
 
 COMPUTE_TOPICS = {
     CONFINED_HOST: "agentjournal.infrastructure.compute.confined:ConfinedHostCompute",
@@ -67,6 +68,12 @@ def mcp_client(allow_private: bool) -> Any:
     """The MCP client adapter; ``allow_private`` lets it reach loopback, link-local and
     private addresses (the Python API's caller is trusted; a server's operator decides)."""
     return resolve_topic(MCP_CLIENT_TOPIC)(allow_private=allow_private)
+
+
+def token_endpoint(allow_private: bool) -> Any:
+    """The OAuth token endpoint client that refreshes ``mcp_oauth`` credentials;
+    ``allow_private`` as for :func:`mcp_client`."""
+    return resolve_topic(TOKEN_ENDPOINT_TOPIC)(allow_private=allow_private)
 
 
 def secret_box(home: Path) -> Any:

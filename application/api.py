@@ -144,7 +144,9 @@ class ManagedAgent:
         self.config = msgspec.structs.replace(config, model=route_model(provider, config.model), **given)
         self.config.check_callbacks()
         self.service = open_store(store)
-        self._runtimes = Runtimes(self.config, compute, model, vault_tokens=self._vault_tokens)
+        self._runtimes = Runtimes(
+            self.config, compute, model, vault_tokens=self._vault_tokens, vault_refresh=self._vault_refresh
+        )
         self._session_id: UUID | None = None
         self._lock = threading.Lock()
 
@@ -155,6 +157,12 @@ class ManagedAgent:
         from agentjournal.application.vaults import open_vaults
 
         return open_vaults(self.service).tokens(recorded.vault_ids, [s.url for s in recorded.mcp_servers])
+
+    def _vault_refresh(self, recorded: SessionConfig, url: str, refused: str | None) -> str | None:
+        """A new token for ``url`` from the session's vaults, when its credential can be refreshed."""
+        from agentjournal.application.vaults import open_vaults
+
+        return open_vaults(self.service).refresh(recorded.vault_ids, url, refused)
 
     @property
     def compute_kind(self) -> str:
@@ -540,7 +548,9 @@ class ManagedAgent:
 
     def terminate(self, reason: str = "") -> None:
         """Close the session for good, removing its sandbox first."""
-        self.service.terminate(self._require_session(), reason, self._runtimes.release)
+        session_id = self._require_session()
+        self.service.terminate(session_id, reason, self._runtimes.release)
+        self._runtimes.end(session_id)
 
 
 class Agent:

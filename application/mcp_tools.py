@@ -13,20 +13,26 @@ A call is recognised from the recorded config alone (:func:`mcp_target`), so a c
 confirmed while its turn was paused runs in whichever process continues the turn,
 under the permission policy the session recorded: ``always_ask`` (the default for MCP
 toolsets) asks the client first, ``always_allow`` runs at once. Credentials are the
-caller's (``tokens``, by server URL) and are never recorded.
+caller's (``tokens``, by server URL) and are never recorded. A server that refuses its
+token is asked once more with a renewed one, when ``refresh`` can renew it (an OAuth
+credential with refresh settings).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import msgspec
 
 from agentjournal.application.ports import McpClient, McpError, ToolSpec
 from agentjournal.application.tool_kit import ToolArgumentError, capped, tool_arguments
 from agentjournal.domain import McpServer, Session, SessionConfig, ToolCall, ToolResult
+
+T = TypeVar("T")
 
 PREFIX = "mcp__"
 SEPARATOR = "__"
@@ -71,6 +77,7 @@ def offered_mcp_tools(
     client: McpClient | None,
     tokens: Mapping[str, str],
     redact: Callable[[str], str],
+    refresh: Callable[[str], bool] | None = None,
 ) -> list[ToolSpec]:
     """The MCP tools to offer the model this turn: each server's tools that its toolset
     enables. A server that cannot be used is recorded on ``session`` (not yet saved)
@@ -80,7 +87,7 @@ def offered_mcp_tools(
         try:
             if client is None:
                 raise McpError("this process has no MCP client")
-            listed = client.list_tools(server.url, tokens.get(server.url))
+            listed = _renewing(functools.partial(client.list_tools, server.url), server.url, tokens, refresh)
         except McpError as e:
             session.record_mcp_failure(server.name, e.kind, redact(str(e)))
             continue
@@ -97,6 +104,7 @@ def run_mcp_tool(
     call: ToolCall,
     tokens: Mapping[str, str],
     max_output_bytes: int,
+    refresh: Callable[[str], bool] | None = None,
 ) -> ToolResult:
     """Run one MCP call. Whatever goes wrong (its arguments, the server) is an error
     result for the model, never an exception."""
@@ -104,8 +112,12 @@ def run_mcp_tool(
     try:
         if client is None:
             raise McpError("this process has no MCP client")
-        outcome = client.call_tool(
-            target.server.url, tokens.get(target.server.url), target.tool, tool_arguments(call)
+        arguments = tool_arguments(call)
+        outcome = _renewing(
+            lambda token: client.call_tool(target.server.url, token, target.tool, arguments),
+            target.server.url,
+            tokens,
+            refresh,
         )
         output, truncated = capped(outcome.text.encode(), max_output_bytes)
         is_error = outcome.is_error
@@ -119,3 +131,16 @@ def run_mcp_tool(
         truncated=truncated,
         is_error=is_error,
     )
+
+
+def _renewing(
+    use: Callable[[str | None], T], url: str, tokens: Mapping[str, str], refresh: Callable[[str], bool] | None
+) -> T:
+    """``use`` with the server's token; once more with a renewed token when the server
+    refused it and ``refresh`` renewed it."""
+    try:
+        return use(tokens.get(url))
+    except McpError as e:
+        if e.kind != "authentication" or refresh is None or not refresh(url):
+            raise
+    return use(tokens.get(url))

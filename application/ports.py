@@ -8,7 +8,7 @@ speaks these types.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 import msgspec
@@ -292,7 +292,8 @@ class McpError(AgentJournalError):
 
 
 class McpClient(Protocol):
-    """Speaks to remote MCP servers (Streamable HTTP, legacy SSE as a fallback).
+    """Speaks to one session's remote MCP servers (Streamable HTTP, legacy SSE as a
+    fallback), keeping a connection to each between calls.
 
     ``token`` is the bearer credential for the server, if the session has one: it goes
     into the request's ``Authorization`` header and nowhere else. Both calls raise
@@ -304,6 +305,44 @@ class McpClient(Protocol):
     def call_tool(
         self, url: str, token: str | None, name: str, arguments: Mapping[str, object]
     ) -> McpOutcome: ...
+
+    def close(self) -> None:
+        """End the connections this client keeps (a later call opens them again)."""
+        ...
+
+
+class McpConnector(Protocol):
+    """Hands out an :class:`McpClient` per session: the connections a session's client
+    keeps to its servers are its own, since each session brings its own credentials."""
+
+    def for_session(self) -> McpClient: ...
+
+    def close(self) -> None:
+        """End every connection of every client handed out."""
+        ...
+
+
+class OAuthGrant(msgspec.Struct, frozen=True):
+    """What an OAuth token endpoint granted: a new access token, how long it lasts (if it
+    says), and the refresh token to use next (when it rotates them)."""
+
+    access_token: str
+    expires_in: float | None = None
+    refresh_token: str | None = None
+
+
+class OAuthRefreshError(AgentJournalError):
+    """The token endpoint refused to refresh, or could not be reached."""
+
+
+class TokenEndpoint(Protocol):
+    """Refreshes OAuth access tokens (RFC 6749 section 6) for ``mcp_oauth`` credentials."""
+
+    def refresh(self, settings: Mapping[str, Any]) -> OAuthGrant:
+        """A new access token from ``settings`` (the cloud API's ``refresh`` object:
+        ``token_endpoint``, ``client_id``, ``refresh_token``, ``token_endpoint_auth``,
+        ``scope``?, ``resource``?); :class:`OAuthRefreshError` when refused."""
+        ...
 
 
 class SecretBox(Protocol):

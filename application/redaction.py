@@ -134,6 +134,11 @@ class Redactor:
         # Longest first, so a secret that contains another is replaced whole.
         self._values = sorted(named.items(), key=lambda item: -len(item[0]))
 
+    def learn(self, name: str, value: str) -> None:
+        """Know one more secret from now on (a token refreshed while a turn runs)."""
+        if value and len(value) >= MIN_SECRET_LENGTH:
+            self._values = sorted([*self._values, (value, name)], key=lambda item: -len(item[0]))
+
     def __call__(self, text: str) -> str:
         for value, name in self._values:
             if value in text:

@@ -22,7 +22,8 @@ import msgspec
 from agentjournal.application import adapters
 from agentjournal.application.config import ManagedConfig
 from agentjournal.application.errors import ConfigError
-from agentjournal.application.ports import Compute, LanguageModel, McpClient
+from agentjournal.application.ports import Compute, LanguageModel, McpClient, McpConnector
+from agentjournal.application.redaction import Redactor
 from agentjournal.application.turns import TurnRuntime
 from agentjournal.domain import ComputeBinding, SessionConfig
 from agentjournal.domain.egress import with_servers
@@ -45,11 +46,15 @@ class Runtimes:
     server adds a provider prefix there, so the log keeps the agent's own name).
     ``defer_actions`` pauses turns for custom tools and confirmations instead of
     calling handlers (see :attr:`TurnRuntime.defer_actions`), after waiting
-    ``answer_grace`` seconds for answers, woken by ``wait_for_log``. ``mcp`` speaks to
-    MCP servers (by default the ``mcp`` package's client, allowed to reach any address:
-    a server passes one that refuses private ones unless its operator allows them).
+    ``answer_grace`` seconds for answers, woken by ``wait_for_log``. ``mcp`` connects
+    sessions to MCP servers (by default the ``mcp`` package's client, allowed to reach any
+    address: a server passes one that refuses private ones unless its operator allows
+    them); each session's connections are kept for its later turns, until the session
+    ends (:meth:`end`), is among the least recently used past ``kept_adapters``, or
+    :meth:`close`.
     ``vault_tokens`` gives the bearer tokens a session's recorded vaults hold for its MCP
-    servers, by URL (a server reads them from its vaults).
+    servers, by URL (a server reads them from its vaults); ``vault_refresh`` a new one for
+    a server that refused its token, when the vault can refresh it (``mcp_oauth``).
     """
 
     kept_adapters = 256
@@ -66,8 +71,9 @@ class Runtimes:
         defer_actions: bool = False,
         answer_grace: float = 0.0,
         wait_for_log: Callable[[UUID, float], None] | None = None,
-        mcp: McpClient | None = None,
+        mcp: McpConnector | None = None,
         vault_tokens: Callable[[SessionConfig], Mapping[str, str]] | None = None,
+        vault_refresh: Callable[[SessionConfig, str, str | None], str | None] | None = None,
         allow_unconfined: bool = False,
     ) -> None:
         if isinstance(compute, str):
@@ -83,8 +89,11 @@ class Runtimes:
         self.wait_for_log = wait_for_log
         self.mcp = mcp
         self.vault_tokens = vault_tokens
+        self.vault_refresh = vault_refresh
         self.allow_unconfined = allow_unconfined
         self._adapters: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._mcp_sessions: OrderedDict[UUID | None, McpClient] = OrderedDict()
+        """Each session's MCP client, which keeps its connections; least recently used first."""
         self._governed: tuple[SessionConfig, ManagedConfig] | None = None
         """The last recorded config a runtime was built for, and ``config`` governed by it."""
         self._lock = threading.Lock()
@@ -115,21 +124,25 @@ class Runtimes:
             if self._governed is None or self._governed[0] != recorded:
                 self._governed = (recorded, self.config.governed_by(recorded))
             governed = self._governed[1]
+        # Outside the lock: reading the vaults may refresh an expired token over the network.
+        tokens = self._mcp_tokens(recorded, governed)
+        redact = governed.redactor(extra={f"mcp:{url}": token for url, token in tokens.items()})
+        with self._lock:
             kind = recorded.compute if self.compute is None else self.compute_kind
             waiting = {"wait_for_log": self.wait_for_log} if self.wait_for_log else {}
-            tokens = self._mcp_tokens(recorded, governed)
             return TurnRuntime(
                 model=self._language_model(governed),
                 compute=self._compute_adapter(kind, _opened_to_servers(governed, recorded), session_id),
-                redact=governed.redactor(extra={f"mcp:{url}": token for url, token in tokens.items()}),
+                redact=redact,
                 host_packages_ok=self.config.host_packages_ok,
                 unconfined_ok=self.unconfined_ok,
                 on_custom_tool=self.config.on_custom_tool,
                 on_tool_confirmation=self.config.on_tool_confirmation,
                 defer_actions=self.defer_actions,
                 answer_grace=self.answer_grace,
-                mcp=self._mcp_client() if recorded.mcp_servers else None,
+                mcp=self._session_mcp(session_id) if recorded.mcp_servers else None,
                 mcp_tokens=tokens,
+                refresh_mcp_token=self._refresher(recorded, governed, tokens, redact),
                 **waiting,
             )
 
@@ -140,6 +153,22 @@ class Runtimes:
             self._governed = None
             if config is not None:
                 self.config = config
+            ended, self._mcp_sessions = list(self._mcp_sessions.values()), OrderedDict()
+        for client in ended:
+            client.close()
+
+    def end(self, session_id: UUID) -> None:
+        """Close what is kept for a session that ended (its MCP connections)."""
+        with self._lock:
+            client = self._mcp_sessions.pop(session_id, None)
+        if client is not None:
+            client.close()
+
+    def close(self) -> None:
+        """Close every kept connection, and the MCP client's own resources."""
+        self.forget()
+        if self.mcp is not None:
+            self.mcp.close()
 
     def move(self, compute: str | Compute | None) -> None:
         """Run tools on ``compute`` from now on (a name checked by :meth:`kind_of`)."""
@@ -179,10 +208,38 @@ class Runtimes:
             tokens.update(self.vault_tokens(recorded))
         return tokens | config.mcp_credentials
 
-    def _mcp_client(self) -> McpClient:
-        if self.mcp is None:
-            self.mcp = adapters.mcp_client(allow_private=True)
-        return self.mcp
+    def _refresher(
+        self, recorded: SessionConfig, config: ManagedConfig, tokens: dict[str, str], redact: Redactor
+    ) -> Callable[[str], bool] | None:
+        """What a turn calls when a server refused the token of a vault's credential: a new
+        one from the vault goes into ``tokens`` (and the redactor), and it says whether
+        there is one. The caller's own credentials are never refreshed."""
+        refresh = self.vault_refresh
+        if refresh is None or not recorded.vault_ids or not recorded.mcp_servers:
+            return None
+
+        def renew(url: str) -> bool:
+            if url in config.mcp_credentials:
+                return False
+            fresh = refresh(recorded, url, tokens.get(url))
+            if fresh is None or fresh == tokens.get(url):
+                return False
+            tokens[url] = fresh
+            redact.learn(f"mcp:{url}", fresh)
+            return True
+
+        return renew
+
+    def _session_mcp(self, session_id: UUID | None) -> McpClient:
+        """The session's own MCP client (called under the lock)."""
+        if session_id not in self._mcp_sessions:
+            if self.mcp is None:
+                self.mcp = adapters.mcp_client(allow_private=True)
+            self._mcp_sessions[session_id] = self.mcp.for_session()
+            while len(self._mcp_sessions) > self.kept_adapters:
+                self._mcp_sessions.popitem(last=False)[1].close()
+        self._mcp_sessions.move_to_end(session_id)
+        return self._mcp_sessions[session_id]
 
     def _compute_adapter(self, kind: str, config: ManagedConfig, session_id: UUID | None) -> Compute:
         if isinstance(self.compute, Compute):

@@ -156,6 +156,9 @@ class TurnRuntime:
     mcp_tokens: Mapping[str, str] = field(default_factory=dict)
     """Bearer credentials by MCP server URL (the caller's, or from the session's vaults):
     sent to those servers only, never recorded."""
+    refresh_mcp_token: Callable[[str], bool] | None = None
+    """Renews the token in ``mcp_tokens`` for a server that refused it, saying whether
+    there is a new one (a vault's ``mcp_oauth`` credential with refresh settings)."""
     wait_for_log: Callable[[UUID, float], None] = field(
         default=lambda _session_id, seconds: time.sleep(seconds)
     )
@@ -345,7 +348,9 @@ class TurnLoop:
         tools = tool_specs(session.config)
         yield from self._prepare_compute(session, runtime, bool(tools))
         if session.config.mcp_servers:
-            tools += offered_mcp_tools(session, runtime.mcp, runtime.mcp_tokens, runtime.redact)
+            tools += offered_mcp_tools(
+                session, runtime.mcp, runtime.mcp_tokens, runtime.redact, runtime.refresh_mcp_token
+            )
             self.service.save_session(session)  # the servers that failed, if any
         text, used = "", Usage()
         stop_reason = StopReason.MAX_TURNS
@@ -476,7 +481,14 @@ class TurnLoop:
         if judgement.verdict == Verdict.MCP:
             target = mcp_target(config, call.name)
             assert target is not None  # judged an MCP call
-            return run_mcp_tool(runtime.mcp, target, call, runtime.mcp_tokens, config.max_output_bytes)
+            return run_mcp_tool(
+                runtime.mcp,
+                target,
+                call,
+                runtime.mcp_tokens,
+                config.max_output_bytes,
+                runtime.refresh_mcp_token,
+            )
         result = run_tool(runtime.compute, call, ToolLimits.of(config))
         if call.name not in READS_ONLY:
             # Recorded before the result, so the files as of the result are what the call left.

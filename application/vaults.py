@@ -6,8 +6,15 @@ credentials exist and when they changed. A credential's secret (a ``static_beare
 token; an ``mcp_oauth`` access token, with its refresh settings) is sealed by a
 :class:`~agentjournal.application.ports.SecretBox`, whose key the store never holds,
 and kept in the store's blob table under the digest of the sealed bytes, which is all
-the vault records of it. Nothing returns a secret but :meth:`Vaults.tokens`, which a
-turn's runtime calls to authenticate to the session's MCP servers.
+the vault records of it. Nothing returns a secret but :meth:`Vaults.tokens` (and
+:meth:`Vaults.refresh`), which a turn's runtime calls to authenticate to the session's
+MCP servers.
+
+An ``mcp_oauth`` credential given ``refresh`` settings is refreshed at its token
+endpoint (a :class:`~agentjournal.application.ports.TokenEndpoint`) when its access token
+has expired, or when the MCP server refuses it: the new access token (and the rotated
+refresh token, if the endpoint sent one) is sealed like any secret and the credential
+updated, so the vault records that its secret changed, never what it became.
 
 A session names its vaults (``vault_ids``, recorded); a credential is used for the MCP
 server whose URL equals its ``mcp_server_url``, the first vault holding one winning.
@@ -19,8 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -33,7 +42,7 @@ from agentjournal.application.catalog import Catalog
 from agentjournal.application.catalog_projection import VaultView
 from agentjournal.application.errors import ConfigError, StoreError
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
-from agentjournal.application.ports import SecretBox
+from agentjournal.application.ports import OAuthRefreshError, SecretBox, TokenEndpoint
 from agentjournal.application.service import SessionService, data_home
 from agentjournal.domain import AgentJournalError, Credential, Vault
 
@@ -41,6 +50,11 @@ MAX_DISPLAY_NAME = 255
 MAX_METADATA = 16
 SECRET_FIELDS = {"static_bearer": ("token",), "mcp_oauth": ("access_token", "refresh")}
 """The fields of each credential kind that are secret: sealed, never recorded, never returned."""
+REFRESH_FIELDS = ("token_endpoint", "client_id", "refresh_token")
+"""The ``refresh`` settings a refresh cannot do without."""
+TOKEN_ENDPOINT_AUTH = ("none", "client_secret_basic", "client_secret_post")
+EXPIRY_MARGIN = timedelta(seconds=30)
+"""An access token this close to its expiry is refreshed before use."""
 
 
 class VaultNotFound(AgentJournalError, LookupError):
@@ -54,10 +68,14 @@ class Vaults:
 
     save_attempts = 6
 
-    def __init__(self, catalog: Catalog, box: SecretBox) -> None:
+    def __init__(self, catalog: Catalog, box: SecretBox, token_endpoint: TokenEndpoint | None = None) -> None:
         self.catalog = catalog
         self.service = catalog.service
         self.box = box
+        self.token_endpoint = token_endpoint
+        """Refreshes OAuth tokens (by default one that may reach any address: a server
+        passes its own, refusing private ones unless its operator allows them)."""
+        self._refreshing = threading.Lock()
 
     # -- vaults -----------------------------------------------------------------------------
 
@@ -114,6 +132,8 @@ class Vaults:
     ) -> tuple[Vault, Credential]:
         """A new credential from the API's ``auth`` body; its secret is sealed, not recorded."""
         kind, url = _kind_and_url(auth)
+        if auth.get("refresh") is not None:
+            _check_refresh(auth["refresh"])
         credential = Credential(
             id=uuid4().hex,
             kind=kind,
@@ -146,7 +166,11 @@ class Vaults:
                 raise ConfigError("auth.mcp_server_url: cannot change; create another credential")
             secret = _secret(current.kind, auth, required=False)
             if secret:
-                changes["secret_ref"] = self._seal({**self._open(current.secret_ref), **secret})
+                stored = self._open(current.secret_ref)
+                if secret.get("refresh"):  # the cloud's update patches the refresh settings
+                    secret["refresh"] = {**(stored.get("refresh") or {}), **secret["refresh"]}
+                    _check_refresh(secret["refresh"])
+                changes["secret_ref"] = self._seal({**stored, **secret})
             if "expires_at" in auth:
                 changes["expires_at"] = _expires_at(auth)
             if "refresh" in auth:
@@ -172,9 +196,60 @@ class Vaults:
 
     def tokens(self, vault_ids: Iterable[str], urls: Iterable[str]) -> dict[str, str]:
         """The bearer token for each of ``urls`` that a live credential of the vaults holds
-        (the first vault with one wins). Vaults archived or gone since are skipped."""
+        (the first vault with one wins). Vaults archived or gone since are skipped. An OAuth
+        access token past its expiry is refreshed first, when it can be."""
         tokens: dict[str, str] = {}
-        wanted = set(urls)
+        vault_ids = tuple(vault_ids)
+        for url in urls:
+            found = self._credential_for(vault_ids, url)
+            if found is None:
+                continue
+            vault, credential = found
+            secret = self._open(credential.secret_ref)
+            token = str(secret.get("token") or secret.get("access_token"))
+            if _expired(credential.expires_at) and secret.get("refresh"):
+                token = self.refresh(vault_ids, url, token) or token
+            tokens[url] = token
+        return tokens
+
+    def refresh(self, vault_ids: Iterable[str], url: str, refused: str | None) -> str | None:
+        """A new access token for ``url``'s ``mcp_oauth`` credential, whose token
+        ``refused`` the server refused or was out of date; None when it has no refresh
+        settings or the endpoint refused. A credential that already holds another token
+        (refreshed meanwhile, by this process or another) gives that one."""
+        with self._refreshing:
+            found = self._credential_for(tuple(vault_ids), url)
+            if found is None or found[1].kind != "mcp_oauth":
+                return None
+            vault, credential = found
+            secret = self._open(credential.secret_ref)
+            if secret.get("access_token") != refused:
+                return str(secret["access_token"])
+            settings = secret.get("refresh")
+            if not settings:
+                return None
+            if self.token_endpoint is None:
+                self.token_endpoint = adapters.token_endpoint(allow_private=True)
+            try:
+                grant = self.token_endpoint.refresh(settings)
+            except OAuthRefreshError:
+                return None
+            renewed = {**secret, "access_token": grant.access_token}
+            if grant.refresh_token:
+                renewed["refresh"] = {**settings, "refresh_token": grant.refresh_token}
+            changes = {
+                "secret_ref": self._seal(renewed),
+                "expires_at": _expiry(grant.expires_in),
+            }
+
+            def renew(v: Vault) -> None:
+                v.update_credential(_replaced(v.live_credential(credential.id), changes))
+
+            self._apply(vault.id, renew)
+            return grant.access_token
+
+    def _credential_for(self, vault_ids: tuple[str, ...], url: str) -> tuple[Vault, Credential] | None:
+        """The live credential for ``url`` in the first of the vaults holding one."""
         for vault_id in vault_ids:
             try:
                 vault = self.get(UUID(vault_id))
@@ -182,12 +257,10 @@ class Vaults:
                 continue
             if vault.archived_at is not None:
                 continue
-            for url in wanted - set(tokens):
-                credential = vault.credential_for(url)
-                if credential is not None:
-                    secret = self._open(credential.secret_ref)
-                    tokens[url] = str(secret.get("token") or secret.get("access_token"))
-        return tokens
+            credential = vault.credential_for(url)
+            if credential is not None:
+                return vault, credential
+        return None
 
     def check_key(self) -> None:
         """Open one stored secret, if there is any: a :class:`SecretBoxError` now, when this
@@ -263,6 +336,42 @@ def _secret(kind: str, auth: Mapping[str, Any], required: bool) -> dict[str, Any
     if not isinstance(token, str) or not token:
         raise ConfigError(f"auth.{first}: required, a non-empty string")
     return {first: token, **{name: auth[name] for name in rest if auth.get(name) is not None}}
+
+
+def _expired(expires_at: str) -> bool:
+    """Whether an access token with this recorded expiry should be refreshed before use."""
+    if not expires_at:
+        return False
+    try:
+        moment = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment - EXPIRY_MARGIN <= datetime.now(timezone.utc)
+
+
+def _expiry(expires_in: float | None) -> str:
+    """The expiry to record for a token granted now that lasts ``expires_in`` seconds."""
+    if expires_in is None:
+        return ""
+    return (datetime.now(timezone.utc) + timedelta(seconds=expires_in)).isoformat()
+
+
+def _check_refresh(settings: object) -> None:
+    """An ``mcp_oauth`` credential's ``refresh`` settings, as a refresh needs them."""
+    if not isinstance(settings, Mapping):
+        raise ConfigError("auth.refresh: must be an object")
+    for name in REFRESH_FIELDS:
+        if not isinstance(settings.get(name), str) or not settings[name]:
+            raise ConfigError(f"auth.refresh.{name}: required, a non-empty string")
+    if not str(settings["token_endpoint"]).startswith(("http://", "https://")):
+        raise ConfigError("auth.refresh.token_endpoint: an http or https URL")
+    method = settings.get("token_endpoint_auth", {"type": "none"})
+    if not isinstance(method, Mapping) or method.get("type") not in TOKEN_ENDPOINT_AUTH:
+        raise ConfigError(f"auth.refresh.token_endpoint_auth.type: one of {list(TOKEN_ENDPOINT_AUTH)}")
+    if method["type"] != "none" and not isinstance(method.get("client_secret"), str):
+        raise ConfigError("auth.refresh.token_endpoint_auth.client_secret: required, a string")
 
 
 def _expires_at(auth: Mapping[str, Any]) -> str:

@@ -18,7 +18,7 @@ from agentjournal.application.store import open_store
 from agentjournal.application.vaults import open_vaults
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import wait_until
-from tests.mcp_servers import mcp_server
+from tests.mcp_servers import mcp_server, token_endpoint
 from tests.serving import API_KEY, running_server
 from tests.test_server_actions import prompt, send, until_idle
 
@@ -125,6 +125,60 @@ def test_the_vault_token_reaches_the_mcp_server_and_nowhere_else(server, model_s
     for path in store.parent.rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes(), path
+
+
+def test_an_oauth_credential_is_refreshed_when_the_server_refuses_it(server, model_server, store: Path):
+    client = server.client()
+    vault = client.beta.vaults.create(display_name="team")
+    secrets = {"stale": "oauth-stale-3a8e1f", "fresh": "oauth-fresh-7c2d9b", "refresh": "oauth-refresh-5e0a4c",
+               "rotated": "oauth-rotated-1b6f8d", "client": "oauth-client-secret-9d3e7a"}  # fmt: skip
+    grant = {"client_id": "calc-app", "client_secret": secrets["client"], "refresh_token": secrets["refresh"],
+             "access_token": secrets["fresh"], "next_refresh": secrets["rotated"]}  # fmt: skip
+    with token_endpoint(**grant) as endpoint, mcp_server(token=secrets["fresh"]) as mcp:
+        credential = client.beta.vaults.credentials.create(
+            vault.id,
+            auth={
+                "type": "mcp_oauth",
+                "mcp_server_url": mcp.url,
+                "access_token": secrets["stale"],
+                "refresh": {
+                    "token_endpoint": endpoint.url,
+                    "client_id": "calc-app",
+                    "refresh_token": secrets["refresh"],
+                    "token_endpoint_auth": {
+                        "type": "client_secret_basic",
+                        "client_secret": secrets["client"],
+                    },
+                },
+            },
+        )
+        assert credential.auth.expires_at is None
+        session_id = calculator_session(client, mcp.url, [vault.id])
+        model_server.enqueue(
+            Reply(tool_calls=[ScriptedToolCall("mcp__calc__add", {"a": 2, "b": 2})]), Reply(text="4")
+        )
+        send(client, session_id, prompt("2 + 2?"))
+        seen = until_idle(client, session_id)
+        assert next(e for e in seen if e.type == "agent.mcp_tool_result").content[0].text == "4"
+        assert mcp.tokens_seen[0] == secrets["stale"] and set(mcp.tokens_seen[1:]) == {secrets["fresh"]}
+    assert [form["refresh_token"] for form in endpoint.forms] == [secrets["refresh"]]
+    assert "client_secret" not in endpoint.forms[0]  # client_secret_basic: in the Authorization header
+    assert not [e for e in seen if e.type == "session.error"]
+    refreshed = client.beta.vaults.credentials.retrieve(credential.id, vault_id=vault.id)
+    assert refreshed.auth.expires_at is not None
+
+    headers = {"x-api-key": API_KEY}
+    hex_id = session_id.removeprefix("sesn_")
+    exported = httpx.get(f"{server.url}/x-agentjournal/v1/sessions/{hex_id}/export", headers=headers).text
+    log = httpx.get(f"{server.url}/x-agentjournal/v1/sessions/{hex_id}/log", headers=headers).text
+    events = json.dumps([e.model_dump(mode="json") for e in client.beta.sessions.events.list(session_id)])
+    shown = json.dumps(refreshed.model_dump(mode="json"))
+    for secret in secrets.values():
+        for text in (exported, log, events, shown, json.dumps(model_server.requests)):
+            assert secret not in text
+        for path in store.parent.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
 
 
 def test_a_session_names_only_vaults_that_exist(server):

@@ -35,6 +35,7 @@ from agentjournal.application.work_queue import KEY_PREFIX
 from agentjournal.domain import SessionConfig
 from agentjournal.infrastructure.mcp.client import HttpMcpClient
 from agentjournal.infrastructure.secrets.box import AesSecretBox
+from agentjournal.infrastructure.secrets.oauth import HttpTokenEndpoint
 from agentjournal.infrastructure.server.auth import RequireApiKey
 from agentjournal.infrastructure.server.bodies import CLIENT_TIMEOUT, MAX_BODY_BYTES
 from agentjournal.infrastructure.server.errors import (
@@ -135,9 +136,16 @@ class Engine:
         )  # fmt: skip
         self.recovery = Recovery(service, on_closed=self.doorbell.ring)
         self.event_checkpoints = SessionCheckpoints()
-        self.vaults = Vaults(catalog, AesSecretBox.for_home(data_home()))
+        self.vaults = Vaults(
+            catalog,
+            AesSecretBox.for_home(data_home()),
+            HttpTokenEndpoint(allow_private=settings.allow_private_mcp),
+        )
         self.runtimes.vault_tokens = lambda recorded: self.vaults.tokens(
             recorded.vault_ids, [server.url for server in recorded.mcp_servers]
+        )
+        self.runtimes.vault_refresh = lambda recorded, url, refused: self.vaults.refresh(
+            recorded.vault_ids, url, refused
         )
 
     def agent_json(self, config: SessionConfig) -> dict[str, Any] | None:
@@ -214,6 +222,7 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
         finally:
             await asyncio.to_thread(engine.recovery.stop)
             await asyncio.to_thread(engine.runner.shutdown)
+            await asyncio.to_thread(engine.runtimes.close)
             if engine.telemetry is not None:
                 await asyncio.to_thread(engine.telemetry.close)
             if service is None:

@@ -211,6 +211,7 @@ async def terminate(request: Request) -> JSONResponse:
         if session.status == Status.RUNNING:
             engine.runner.interrupt(session_id)
         engine.service.terminate(session_id, body.reason, engine.runtimes.release)
+        engine.runtimes.end(session_id)
         engine.doorbell.ring(session_id)
         return session_json(engine, existing_session(engine, session_id))
 

@@ -250,6 +250,7 @@ async def archive_session(request: Request) -> JSONResponse:
     def archive() -> dict[str, Any]:
         existing_session(engine, session_id)
         engine.service.archive(session_id)
+        engine.runtimes.end(session_id)
         return session_json(engine, existing_session(engine, session_id))
 
     return JSONResponse(await asyncio.to_thread(archive))
@@ -265,6 +266,7 @@ async def delete_session(request: Request) -> JSONResponse:
             with contextlib.suppress(NoTurnInProgress):  # the turn ended meanwhile
                 engine.runner.interrupt(session_id)
         engine.service.delete(session_id, engine.runtimes.release)
+        engine.runtimes.end(session_id)
 
     await asyncio.to_thread(delete)
     return JSONResponse({"type": "session_deleted", "id": wire_id(SESSION, session_id)})
