@@ -50,15 +50,21 @@ def fill(service: SessionService, sessions: int) -> None:
     for n in range(sessions):
         session = service.get_session(service.create_session(CONFIG, title=f"session {n}"))
         for turn in range(TURNS):
-            session.begin_turn(f"ticket{n}: please look at the module and fix the parser, step {turn}", "bench")
+            session.begin_turn(
+                f"ticket{n}: please look at the module and fix the parser, step {turn}", "bench"
+            )
             tool = "read_file" if turn % 2 else "execute_command"
             call = ToolCall(f"c{turn}", tool, '{"path": "src/module.py"}')
             session.add_assistant_message(AssistantMessage("Let me read it first.", (call,)))
             session.record_usage("bench", Usage(800, 40))
             session.start_tool_call(call)
             failed = n % 10 == 0 and turn == 0
-            output = "Traceback: parser failed" if failed else "def parse(text):\n    return text.split()\n" * 20
-            session.record_tool_result(ToolResult(call.id, tool, output, 1 if failed else 0, 3.2, is_error=failed))
+            output = (
+                "Traceback: parser failed" if failed else "def parse(text):\n    return text.split()\n" * 20
+            )
+            session.record_tool_result(
+                ToolResult(call.id, tool, output, 1 if failed else 0, 3.2, is_error=failed)
+            )
             session.add_assistant_message(AssistantMessage("Fixed: the parser splits on commas now."))
             session.complete_turn()
         service.save(session)

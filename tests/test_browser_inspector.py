@@ -144,7 +144,9 @@ def test_the_files_tab_shows_the_folder_at_the_event_and_each_files_diff(page, s
     run_command_turn(server.url, session_id, "Change one:\n$ printf 'one\\nthree\\n' > notes.txt")
     changes = get(server.url, f"{X}/{session_id}/files/changes").json()
     assert [f["path"] for f in changes["data"]] == ["notes.txt", "src/app.py"], changes
-    diff = httpx.get(f"{server.url}{X}/{session_id}/files/diff", headers=HEADERS, params={"path": "notes.txt"})
+    diff = httpx.get(
+        f"{server.url}{X}/{session_id}/files/diff", headers=HEADERS, params={"path": "notes.txt"}
+    )
     first_change = diff.json()["previous_at"]
     head = changes["version"]
     open_session(page, server, session_id)

@@ -368,7 +368,11 @@ def test_what_this_engine_cannot_give_a_session_is_refused(catalog, environment,
 
 
 def test_a_limited_environment_gives_its_sessions_its_allow_list(catalog):
-    networking = {"type": "limited", "allowed_hosts": ["x.org", "*.y.org:8443"], "allow_package_managers": True}
+    networking = {
+        "type": "limited",
+        "allowed_hosts": ["x.org", "*.y.org:8443"],
+        "allow_package_managers": True,
+    }
     limited = catalog.create_environment({"name": "e", "config": {"type": "cloud", "networking": networking}})
     recorded = session_config(catalog.create_agent(AGENT), limited).networking
     assert recorded == {**networking, "allowed_hosts": ("x.org", "*.y.org:8443"), "allow_mcp_servers": False}
