@@ -126,6 +126,33 @@ def test_the_worker_runs_a_command_in_its_folder_and_the_model_reads_the_result(
         assert len(events_of(client, session_id)) == len(events)
 
 
+def test_web_fetch_and_web_search_are_run_by_the_server_and_never_published_to_a_worker(
+    model_server, store, serve, requested
+):
+    page = serve("127.0.0.1") + "/page.html"
+    with running_server(model_server.base_url, store) as server:
+        client = server.client()
+        environment_id, session_id = self_hosted_session(client)
+        model_server.enqueue(
+            Reply(tool_calls=[ScriptedToolCall("web_fetch", {"url": page}),
+                              ScriptedToolCall("web_search", {"query": "agentjournal"})]),
+            Reply(text="Read it."),
+        )  # fmt: skip
+        prompt(client, session_id, "Read the page, search the web.")  # no worker anywhere
+        wait_until(lambda: ended(client, session_id), "the turn's end", 60)
+        assert requested == ["/page.html"]  # fetched by the server, once
+        events = events_of(client, session_id)
+        results = [e for e in events if e.type == "agent.tool_result"]
+        fetched, searched = (e.content[0].text for e in results)
+        assert "Hello there" in fetched and not results[0].is_error
+        assert "no web search service is configured" in searched and results[1].is_error
+        assert not any(e.type == "user.tool_result" for e in events)
+        assert [e.stop_reason.type for e in events if e.type == "session.status_idle"] == ["end_turn"]
+        assert "Hello there" in str(model_server.requests[-1]["messages"])
+        as_worker = client.with_options(api_key=None, auth_token=mint_key(client, environment_id))  # type: ignore[call-arg]
+        assert list(as_worker.beta.environments.work.list(environment_id)) == []  # nothing queued for a worker
+
+
 def test_wrong_and_foreign_worker_keys_are_refused(model_server, store):
     with running_server(model_server.base_url, store) as server:
         client = server.client()
