@@ -153,6 +153,35 @@ def test_web_fetch_and_web_search_are_run_by_the_server_and_never_published_to_a
         assert list(as_worker.beta.environments.work.list(environment_id)) == []  # nothing queued for a worker
 
 
+def test_a_session_waiting_for_a_worker_is_running_in_the_listing_and_retrieve_never_idle(
+    model_server, store, tmp_path
+):
+    with running_server(model_server.base_url, store) as server:
+        client = server.client()
+        environment_id, session_id = self_hosted_session(client)
+        model_server.enqueue(
+            Reply(tool_calls=[ScriptedToolCall("bash", {"command": "true"})]), Reply(text="Ok.")
+        )
+        prompt(client, session_id, "Go.")
+        log = f"/x-agentjournal/v1/sessions/{session_id}/log"
+
+        def paused() -> bool:
+            return any(e["type"] == "TurnCompleted" for e in client.get(log, cast_to=object)["data"])
+
+        wait_until(paused, "the turn to pause for a worker (its lease released)")
+
+        def listed(**query: object) -> dict[str, str]:
+            return {s.id: s.status for s in client.beta.sessions.list(**query)}  # type: ignore[arg-type]
+
+        assert listed()[session_id] == "running"
+        assert session_id in listed(statuses=["running"]) and session_id not in listed(statuses=["idle"])
+        assert client.beta.sessions.retrieve(session_id).status == "running"
+        assert not any(e.type == "session.status_idle" for e in events_of(client, session_id))
+        with environment_worker(server, environment_id, mint_key(client, environment_id), tmp_path / "w", "w"):
+            wait_until(lambda: ended(client, session_id), "the turn's end", 60)
+        assert listed()[session_id] == "idle" and client.beta.sessions.retrieve(session_id).status == "idle"
+
+
 def test_wrong_and_foreign_worker_keys_are_refused(model_server, store):
     with running_server(model_server.base_url, store) as server:
         client = server.client()
