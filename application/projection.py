@@ -312,8 +312,10 @@ def _awaits_worker(event: Session.TurnCompleted, summary: SessionSummary) -> boo
     """Whether the turn pauses for a worker's results only (a pause's ``detail`` names the
     calls it waits on), as :attr:`Session.awaits_worker` says of the session itself."""
     awaited = set(event.detail.split())
-    return event.stop_reason == StopReason.REQUIRES_ACTION and bool(awaited) and awaited <= set(
-        summary.worker_calls
+    return (
+        event.stop_reason == StopReason.REQUIRES_ACTION
+        and bool(awaited)
+        and awaited <= set(summary.worker_calls)
     )
 
 

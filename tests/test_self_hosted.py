@@ -149,8 +149,9 @@ def test_web_fetch_and_web_search_are_run_by_the_server_and_never_published_to_a
         assert not any(e.type == "user.tool_result" for e in events)
         assert [e.stop_reason.type for e in events if e.type == "session.status_idle"] == ["end_turn"]
         assert "Hello there" in str(model_server.requests[-1]["messages"])
-        as_worker = client.with_options(api_key=None, auth_token=mint_key(client, environment_id))  # type: ignore[call-arg]
-        assert list(as_worker.beta.environments.work.list(environment_id)) == []  # nothing queued for a worker
+        key = mint_key(client, environment_id)
+        work = client.with_options(api_key=None, auth_token=key).beta.environments.work  # type: ignore[call-arg]
+        assert list(work.list(environment_id)) == []  # nothing was queued for a worker
 
 
 def test_a_session_waiting_for_a_worker_is_running_in_the_listing_and_retrieve_never_idle(
@@ -177,7 +178,8 @@ def test_a_session_waiting_for_a_worker_is_running_in_the_listing_and_retrieve_n
         assert session_id in listed(statuses=["running"]) and session_id not in listed(statuses=["idle"])
         assert client.beta.sessions.retrieve(session_id).status == "running"
         assert not any(e.type == "session.status_idle" for e in events_of(client, session_id))
-        with environment_worker(server, environment_id, mint_key(client, environment_id), tmp_path / "w", "w"):
+        key = mint_key(client, environment_id)
+        with environment_worker(server, environment_id, key, tmp_path / "w", "w"):
             wait_until(lambda: ended(client, session_id), "the turn's end", 60)
         assert listed()[session_id] == "idle" and client.beta.sessions.retrieve(session_id).status == "idle"
 

@@ -36,7 +36,12 @@ from agentjournal.application.ports import (
 from agentjournal.application.work_queue import WORKER_COMPUTE
 from agentjournal.domain import ComputeBinding
 from agentjournal.infrastructure.compute import sandbox_fetch
-from agentjournal.infrastructure.compute.sandbox_protocol import alarm_seconds, check_answer, check_url, web_page
+from agentjournal.infrastructure.compute.sandbox_protocol import (
+    alarm_seconds,
+    check_answer,
+    check_url,
+    web_page,
+)
 
 NOT_HERE = (
     "this session's tools run on its self-hosted environment's workers; the server cannot "
