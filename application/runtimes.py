@@ -24,6 +24,7 @@ from agentjournal.application.config import ManagedConfig
 from agentjournal.application.errors import ConfigError
 from agentjournal.application.ports import Compute, LanguageModel, McpClient
 from agentjournal.application.turns import TurnRuntime
+from agentjournal.application.work_queue import DEFAULT_WORKER_WAIT_SECONDS, WORKER_COMPUTE
 from agentjournal.domain import ComputeBinding, SessionConfig
 from agentjournal.domain.policy import CONFINED_HOST, UNCONFINED_HOST
 
@@ -48,7 +49,8 @@ class Runtimes:
     MCP servers (by default the ``mcp`` package's client, allowed to reach any address:
     a server passes one that refuses private ones unless its operator allows them).
     ``vault_tokens`` gives the bearer tokens a session's recorded vaults hold for its MCP
-    servers, by URL (a server reads them from its vaults).
+    servers, by URL (a server reads them from its vaults). ``worker_wait`` is how long a
+    turn whose actions are not deferred waits for a self-hosted environment's worker.
     """
 
     kept_adapters = 256
@@ -68,6 +70,7 @@ class Runtimes:
         mcp: McpClient | None = None,
         vault_tokens: Callable[[SessionConfig], Mapping[str, str]] | None = None,
         allow_unconfined: bool = False,
+        worker_wait: float = DEFAULT_WORKER_WAIT_SECONDS,
     ) -> None:
         if isinstance(compute, str):
             adapters.compute_kind(compute)
@@ -83,6 +86,7 @@ class Runtimes:
         self.mcp = mcp
         self.vault_tokens = vault_tokens
         self.allow_unconfined = allow_unconfined
+        self.worker_wait = worker_wait
         self._adapters: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._governed: tuple[SessionConfig, ManagedConfig] | None = None
         """The last recorded config a runtime was built for, and ``config`` governed by it."""
@@ -126,11 +130,19 @@ class Runtimes:
                 on_custom_tool=self.config.on_custom_tool,
                 on_tool_confirmation=self.config.on_tool_confirmation,
                 defer_actions=self.defer_actions,
-                answer_grace=self.answer_grace,
+                answer_grace=self._answer_grace(recorded),
                 mcp=self._mcp_client() if recorded.mcp_servers else None,
                 mcp_tokens=tokens,
                 **waiting,
             )
+
+    def _answer_grace(self, recorded: SessionConfig) -> float:
+        """How long a turn waits for answers before it pauses. A turn that no client can
+        continue later (actions not deferred: the Python API's) waits for a self-hosted
+        environment's worker as long as the queue's ``worker_wait``, holding its lease."""
+        if recorded.compute == WORKER_COMPUTE and not self.defer_actions:
+            return max(self.answer_grace, self.worker_wait)
+        return self.answer_grace
 
     def forget(self, config: ManagedConfig | None = None) -> None:
         """Drop the adapters built so far (and take a new ``config``, if given)."""

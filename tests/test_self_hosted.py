@@ -184,6 +184,71 @@ def test_a_session_waiting_for_a_worker_is_running_in_the_listing_and_retrieve_n
         assert listed()[session_id] == "idle" and client.beta.sessions.retrieve(session_id).status == "idle"
 
 
+def test_the_python_api_runs_a_session_in_a_self_hosted_environment_whose_worker_reaches_a_server(
+    model_server, store, tmp_path
+):
+    from agentjournal import ManagedAgent, ManagedConfig
+    from agentjournal.application.errors import ConfigError
+    from tests.conftest import TEST_KEY
+
+    def agent(environment: str, tools: list = TOOLSET) -> ManagedAgent:  # type: ignore[type-arg]
+        config = ManagedConfig(
+            model="gpt-4o-mini", api_base=model_server.base_url, api_key=TEST_KEY, tools=tools
+        )
+        return ManagedAgent(config=config, store=str(store), environment=environment)
+
+    with running_server(model_server.base_url, store) as server:
+        client = server.client()
+        environment = client.beta.environments.create(name="fleet", config={"type": "self_hosted"})
+        key = mint_key(client, environment.id)
+        model_server.enqueue(
+            Reply(
+                tool_calls=[ScriptedToolCall("bash", {"command": "echo from-the-worker > proof.txt && pwd"})]
+            ),
+            Reply(text="Done."),
+        )
+        managed = agent(environment.id)
+        folder = tmp_path / "worker"
+        with environment_worker(server, environment.id, key, folder, "worker-one"):
+            assert managed.run("Leave a proof.") == "Done."
+        assert (folder / "proof.txt").read_text() == "from-the-worker\n"
+        assert str(folder) in model_server.requests[-1]["messages"][-1]["content"]
+        ran = [e for e in managed.audit_log(types=("RemoteToolAnswered",))]
+        assert [e.payload["worker"].split("/")[-1] for e in ran] == ["worker-one"]
+        assert managed.verify().ok
+        # The server serves the session like its own: its worker's result is a user.tool_result.
+        session = client.beta.sessions.retrieve(f"sesn_{managed.session_id.replace('-', '')}")
+        assert session.status == "idle"
+        assert any(e.type == "user.tool_result" for e in events_of(client, session.id))
+        with pytest.raises(ConfigError, match="not offered in a self-hosted environment"):
+            agent(environment.id, tools=["execute_command"]).create_session()
+        cloud = client.beta.environments.create(name="here")
+        with pytest.raises(ConfigError, match="not a self_hosted environment"):
+            agent(cloud.id)
+
+
+def test_a_python_api_turn_no_worker_answers_ends_with_a_clear_error(model_server, store):
+    from agentjournal import ManagedAgent, ManagedConfig
+    from agentjournal.application.catalog import Catalog
+    from agentjournal.application.store import open_store
+    from tests.conftest import TEST_KEY
+
+    service = open_store({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(store),
+                          "AGENTJOURNAL_WORKER_WAIT_SECONDS": "1"})  # fmt: skip
+    fleet = Catalog(service).create_environment({"name": "fleet", "config": {"type": "self_hosted"}})
+    config = ManagedConfig(
+        model="gpt-4o-mini", api_base=model_server.base_url, api_key=TEST_KEY, tools=TOOLSET
+    )
+    managed = ManagedAgent(config=config, store=service, environment=f"env_{fleet.id.hex}")
+    model_server.enqueue(Reply(tool_calls=[ScriptedToolCall("bash", {"command": "true"})]))
+    with pytest.raises(Exception, match="no worker of the session's self-hosted environment answered"):
+        managed.run("Go.")
+    info = managed.retrieve_session()
+    assert info["status"] == "error"
+    closed = [e.payload for e in managed.audit_log(types=("ToolResultRecorded",))]
+    assert len(closed) == 1 and closed[0]["result"]["is_error"]
+
+
 def test_wrong_and_foreign_worker_keys_are_refused(model_server, store):
     with running_server(model_server.base_url, store) as server:
         client = server.client()
