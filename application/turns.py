@@ -49,8 +49,8 @@ from agentjournal.application.recording import recordable
 from agentjournal.application.redaction import Redactor
 from agentjournal.application.tool_policy import Verdict, judge, refusal
 from agentjournal.application.tools import READS_ONLY, ToolArgumentError, ToolLimits, run_tool, tool_arguments
-from agentjournal.application.work_queue import NoWorkerCame
 from agentjournal.application.toolset import check_handlers, tool_specs
+from agentjournal.application.work_queue import NoWorkerCame
 from agentjournal.application.workspace import restore_into_new_sandbox, roll_back, take_snapshot
 from agentjournal.domain import (
     Message,
