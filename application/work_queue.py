@@ -267,6 +267,10 @@ class WorkRows(Protocol):
         """The session's open item (queued, starting or active), if any."""
         ...
 
+    def latest(self, session_id: str) -> WorkItem | None:
+        """The session's newest item, whatever its state (the one serving it, or the last that did)."""
+        ...
+
     def page(self, environment_id: str, after: str | None, limit: int) -> list[WorkItem]:
         """The environment's items by id (ids grow with time), after ``after``."""
         ...
@@ -463,6 +467,10 @@ class WorkQueue:
             return msgspec.structs.replace(item, metadata=metadata)
 
         return self._change(environment_id, work_id, patched)
+
+    def latest(self, session_id: str) -> WorkItem | None:
+        """The session's newest work item (what its session page shows), or None."""
+        return self.rows.latest(session_id)
 
     def page(self, environment_id: str, after: str | None, limit: int) -> tuple[list[WorkItem], str | None]:
         rows = self.rows.page(environment_id, after, limit + 1)
