@@ -249,6 +249,30 @@ def test_a_python_api_turn_no_worker_answers_ends_with_a_clear_error(model_serve
     assert len(closed) == 1 and closed[0]["result"]["is_error"]
 
 
+def test_an_mcp_servers_tool_in_a_self_hosted_session_is_called_by_the_server(model_server, store):
+    from tests.mcp_servers import mcp_server
+
+    with (
+        mcp_server() as tools,
+        running_server(model_server.base_url, store, extra=("--allow-private-mcp",)) as server,
+    ):
+        client = server.client()
+        environment = client.beta.environments.create(name="fleet", config={"type": "self_hosted"})
+        toolset = {"type": "mcp_toolset", "mcp_server_name": "calc",
+                   "default_config": {"permission_policy": {"type": "always_allow"}}}  # fmt: skip
+        agent = client.beta.agents.create(name="a", model="claude-haiku-4-5", tools=[*TOOLSET, toolset],
+                                          mcp_servers=[{"type": "url", "name": "calc", "url": tools.url}])  # fmt: skip
+        session_id = client.beta.sessions.create(agent=agent.id, environment_id=environment.id).id
+        model_server.enqueue(
+            Reply(tool_calls=[ScriptedToolCall("mcp__calc__add", {"a": 20, "b": 22})]), Reply(text="42.")
+        )
+        prompt(client, session_id, "20 + 22?")  # no worker: none is needed
+        wait_until(lambda: ended(client, session_id), "the turn's end", 60)
+        assert tools.calls == [("add", {"a": 20, "b": 22})]
+        result = next(e for e in events_of(client, session_id) if e.type == "agent.mcp_tool_result")
+        assert result.content[0].text == "42"
+
+
 def test_wrong_and_foreign_worker_keys_are_refused(model_server, store):
     with running_server(model_server.base_url, store) as server:
         client = server.client()
