@@ -169,7 +169,7 @@ def test_a_session_waiting_for_a_worker_is_running_in_the_listing_and_retrieve_n
         def paused() -> bool:
             return any(e["type"] == "TurnCompleted" for e in client.get(log, cast_to=object)["data"])
 
-        wait_until(paused, "the turn to pause for a worker (its lease released)")
+        wait_until(paused, "the turn to pause for a worker (its lease released)", 90)
 
         def listed(**query: object) -> dict[str, str]:
             return {s.id: s.status for s in client.beta.sessions.list(**query)}  # type: ignore[arg-type]
