@@ -336,8 +336,15 @@ def test_a_worker_killed_mid_command_loses_its_lease_and_a_second_worker_runs_th
         assert len(list(work.list(environment_id))) == 1  # the lost worker's item, claimed again
 
 
-SESSIONS = 6
-"""Sessions served at once by three workers (twice as many sessions as workers)."""
+SESSIONS = 12
+"""Sessions served at once by three workers (four times as many sessions as workers)."""
+
+UNHURRIED_LEASES = {"AGENTJOURNAL_LEASE_SECONDS": "60", "AGENTJOURNAL_WORK_LEASE_SECONDS": "60"}
+"""Leases for a test of many sessions at once, on a machine that may be busy: twelve turns
+starting together in one server, on two shared cores, have kept a turn's heartbeat from
+renewing its 10 s lease (the turn then fails, "lost the turn's lease", before its model
+call), and a worker's beat can be later than the 6 s work lease. Failover on the default
+leases is the killed worker's test; this one is about claims."""
 
 
 @pytest.mark.timeout(240)
@@ -346,8 +353,8 @@ def test_the_user_on_one_server_and_three_workers_for_many_sessions_on_another_s
     model_server, store_env, tmp_path
 ):
     with (
-        running_server(model_server.base_url, store_env=store_env) as front,
-        running_server(model_server.base_url, store_env=store_env) as back,
+        running_server(model_server.base_url, store_env={**store_env, **UNHURRIED_LEASES}) as front,
+        running_server(model_server.base_url, store_env={**store_env, **UNHURRIED_LEASES}) as back,
     ):
         client = front.client()
         environment = client.beta.environments.create(name="fleet", config={"type": "self_hosted"})
