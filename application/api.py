@@ -46,6 +46,7 @@ from agentjournal.application.runtimes import Runtimes
 from agentjournal.application.service import AuditEntry, SessionService
 from agentjournal.application.store import open_store
 from agentjournal.application.turns import TurnOutcome, TurnUpdate
+from agentjournal.application.work_queue import WORKER_COMPUTE, on_workers
 from agentjournal.application.workspace import Files
 from agentjournal.domain import Session, SessionConfig, Status, check_confinement, check_package_sandbox
 from agentjournal.domain.policy import UNCONFINED_HOST
@@ -114,6 +115,11 @@ class ManagedAgent:
     ``api_key``, ``api_base`` and the callbacks ``on_tool_confirmation`` and
     ``on_custom_tool`` may be given here, as PraisonAI's examples do, or in the config;
     given here, they win.
+    ``environment`` names a self-hosted environment of the store (``env_...``, made with
+    the server's API): then the sessions' tools (Anthropic's toolset) run on that
+    environment's workers, which reach the store through an ``agentjournal serve`` on it;
+    a turn publishes each call to the work queue and waits for a worker's result, holding
+    its lease, up to the queue's ``worker_wait`` (``AGENTJOURNAL_WORKER_WAIT_SECONDS``).
     """
 
     def __init__(
@@ -128,8 +134,13 @@ class ManagedAgent:
         api_base: str | None = None,
         on_tool_confirmation: ToolConfirmation | None = None,
         on_custom_tool: CustomToolHandler | None = None,
+        environment: str | None = None,
     ) -> None:
         config = _as_config(config)
+        if environment is not None and compute is not None:
+            raise ConfigError(
+                "give compute or a self-hosted environment, not both: its workers are the compute"
+            )
         given = {
             name: value
             for name, value in (
@@ -144,8 +155,14 @@ class ManagedAgent:
         self.config = msgspec.structs.replace(config, model=route_model(provider, config.model), **given)
         self.config.check_callbacks()
         self.service = open_store(store)
+        self._environment = self._self_hosted(environment) if environment is not None else None
         self._runtimes = Runtimes(
-            self.config, compute, model, vault_tokens=self._vault_tokens, vault_refresh=self._vault_refresh
+            self.config,
+            compute,
+            model,
+            vault_tokens=self._vault_tokens,
+            vault_refresh=self._vault_refresh,
+            worker_wait=self.service.work.worker_wait,
         )
         self._session_id: UUID | None = None
         self._lock = threading.Lock()
@@ -164,10 +181,25 @@ class ManagedAgent:
 
         return open_vaults(self.service).refresh(recorded.vault_ids, url, refused)
 
+    def _self_hosted(self, environment: str) -> str:
+        """The id of the store's self-hosted environment ``environment`` names (``env_`` and
+        its hex, or its UUID); a ConfigError for anything else."""
+        from agentjournal.application.catalog import Catalog
+        from agentjournal.domain import SelfHostedConfig
+
+        try:
+            environment_id = UUID(environment.removeprefix("env_"))
+        except ValueError:
+            raise ConfigError(f"environment {environment!r} is not an environment id (env_...)") from None
+        config = Catalog(self.service).get_environment(environment_id).definition.config
+        if not isinstance(config, SelfHostedConfig):
+            raise ConfigError(f"environment {environment} is not a self_hosted environment")
+        return str(environment_id)
+
     @property
     def compute_kind(self) -> str:
         """Where a new session's tools run. A resumed session keeps its recorded kind."""
-        return self._runtimes.compute_kind
+        return WORKER_COMPUTE if self._environment else self._runtimes.compute_kind
 
     # -- sessions (ManagedBackendProtocol) ----------------------------------------------
 
@@ -185,6 +217,8 @@ class ManagedAgent:
         adapters are built and the policies checked first, so a config they refuse
         records nothing."""
         recorded = self.config.session_config(self.compute_kind)
+        if self._environment is not None:
+            recorded = on_workers(recorded, self._environment)
         runtime = self._runtimes(recorded)
         check_package_sandbox(recorded.packages, recorded.compute, self.config.host_packages_ok)
         self._session_id = self.service.create_session(

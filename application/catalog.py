@@ -358,7 +358,7 @@ def worker_session_config(
     """What a session in a self-hosted environment records: the agent's tools, of which
     Anthropic's toolset (:data:`WORKER_TOOLS`) runs on the environment's workers (compute
     ``self_hosted``), ``web_fetch`` and ``web_search`` on the server, custom tools on the
-    client. (An agent's tools are Anthropic's shapes, so the seed's own tools, which no
+    client, MCP servers' tools from the server as anywhere. (An agent's tools are Anthropic's shapes, so the seed's own tools, which no
     worker has, cannot be asked for.)"""
     base = defaults or ManagedConfig()
     definition = agent.definition
@@ -370,6 +370,7 @@ def worker_session_config(
         managed.session_config(WORKER_COMPUTE),
         custom_tools=toolset.custom,
         confirm_tools=toolset.confirm,
+        mcp_servers=mcp_servers(toolset, definition.mcp_servers, "agent mcp_servers"),
         agent_id=str(agent.id),
         agent_version=agent.version,
         environment_id=str(environment.id),

@@ -27,7 +27,7 @@ import msgspec
 
 from agentjournal.application.projector import ProjectionView, Projector
 from agentjournal.application.tracing import Cost
-from agentjournal.domain import Session, Status, Usage
+from agentjournal.domain import Session, Status, StopReason, Usage
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import ApplicationRecorder, Mapper
@@ -70,6 +70,10 @@ class SessionSummary(msgspec.Struct, frozen=True):
     """When the running turn started or resumed; None while none runs."""
     ended_at: datetime | None = None
     """When the session was terminated."""
+    worker_calls: tuple[str, ...] = ()
+    """Calls a self-hosted environment's worker was asked to run and has not answered. A
+    turn paused for these alone shows ``running``: the session is busy, nothing is asked
+    of the client."""
 
 
 class SessionStats(msgspec.Struct, frozen=True):
@@ -268,7 +272,11 @@ def _(event: Session.AssistantMessageAdded, summary: SessionSummary) -> SessionS
 
 @evolve.register
 def _(event: Session.ToolResultRecorded, summary: SessionSummary) -> SessionSummary:
-    return _touch(summary, event, message_count=summary.message_count + 1)
+    answered = event.result.tool_call_id
+    return _touch(
+        summary, event, message_count=summary.message_count + 1,
+        worker_calls=tuple(c for c in summary.worker_calls if c != answered),
+    )  # fmt: skip
 
 
 @evolve.register
@@ -289,8 +297,26 @@ def _(event: Session.TitleSet, summary: SessionSummary) -> SessionSummary:
 
 
 @evolve.register
+def _(event: Session.RemoteToolRequested, summary: SessionSummary) -> SessionSummary:
+    return _touch(summary, event, worker_calls=(*summary.worker_calls, event.call.id))
+
+
+@evolve.register
 def _(event: Session.TurnCompleted, summary: SessionSummary) -> SessionSummary:
+    if _awaits_worker(event, summary):
+        return _touch(summary, event)  # running, and its time counts on
     return _touch(summary, event, status=Status.IDLE, **_stopped(summary, event))
+
+
+def _awaits_worker(event: Session.TurnCompleted, summary: SessionSummary) -> bool:
+    """Whether the turn pauses for a worker's results only (a pause's ``detail`` names the
+    calls it waits on), as :attr:`Session.awaits_worker` says of the session itself."""
+    awaited = set(event.detail.split())
+    return (
+        event.stop_reason == StopReason.REQUIRES_ACTION
+        and bool(awaited)
+        and awaited <= set(summary.worker_calls)
+    )
 
 
 @evolve.register

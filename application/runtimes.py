@@ -25,6 +25,7 @@ from agentjournal.application.errors import ConfigError
 from agentjournal.application.ports import Compute, LanguageModel, McpClient, McpConnector
 from agentjournal.application.redaction import Redactor
 from agentjournal.application.turns import TurnRuntime
+from agentjournal.application.work_queue import DEFAULT_WORKER_WAIT_SECONDS, WORKER_COMPUTE
 from agentjournal.domain import ComputeBinding, SessionConfig
 from agentjournal.domain.egress import with_servers
 from agentjournal.domain.policy import CONFINED_HOST, UNCONFINED_HOST
@@ -55,6 +56,8 @@ class Runtimes:
     ``vault_tokens`` gives the bearer tokens a session's recorded vaults hold for its MCP
     servers, by URL (a server reads them from its vaults); ``vault_refresh`` a new one for
     a server that refused its token, when the vault can refresh it (``mcp_oauth``).
+    ``worker_wait`` is how long a turn whose actions are not deferred waits for a
+    self-hosted environment's worker.
     """
 
     kept_adapters = 256
@@ -75,6 +78,7 @@ class Runtimes:
         vault_tokens: Callable[[SessionConfig], Mapping[str, str]] | None = None,
         vault_refresh: Callable[[SessionConfig, str, str | None], str | None] | None = None,
         allow_unconfined: bool = False,
+        worker_wait: float = DEFAULT_WORKER_WAIT_SECONDS,
     ) -> None:
         if isinstance(compute, str):
             adapters.compute_kind(compute)
@@ -91,6 +95,7 @@ class Runtimes:
         self.vault_tokens = vault_tokens
         self.vault_refresh = vault_refresh
         self.allow_unconfined = allow_unconfined
+        self.worker_wait = worker_wait
         self._adapters: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._mcp_sessions: OrderedDict[UUID | None, McpClient] = OrderedDict()
         """Each session's MCP client, which keeps its connections; least recently used first."""
@@ -139,12 +144,20 @@ class Runtimes:
                 on_custom_tool=self.config.on_custom_tool,
                 on_tool_confirmation=self.config.on_tool_confirmation,
                 defer_actions=self.defer_actions,
-                answer_grace=self.answer_grace,
+                answer_grace=self._answer_grace(recorded),
                 mcp=self._session_mcp(session_id) if recorded.mcp_servers else None,
                 mcp_tokens=tokens,
                 refresh_mcp_token=self._refresher(recorded, governed, tokens, redact),
                 **waiting,
             )
+
+    def _answer_grace(self, recorded: SessionConfig) -> float:
+        """How long a turn waits for answers before it pauses. A turn that no client can
+        continue later (actions not deferred: the Python API's) waits for a self-hosted
+        environment's worker as long as the queue's ``worker_wait``, holding its lease."""
+        if recorded.compute == WORKER_COMPUTE and not self.defer_actions:
+            return max(self.answer_grace, self.worker_wait)
+        return self.answer_grace
 
     def forget(self, config: ManagedConfig | None = None) -> None:
         """Drop the adapters built so far (and take a new ``config``, if given)."""

@@ -50,6 +50,7 @@ from agentjournal.application.redaction import Redactor
 from agentjournal.application.tool_policy import Verdict, judge, refusal
 from agentjournal.application.tools import READS_ONLY, ToolArgumentError, ToolLimits, run_tool, tool_arguments
 from agentjournal.application.toolset import check_handlers, tool_specs
+from agentjournal.application.work_queue import NoWorkerCame
 from agentjournal.application.workspace import restore_into_new_sandbox, roll_back, take_snapshot
 from agentjournal.domain import (
     Message,
@@ -363,6 +364,10 @@ class TurnLoop:
             if session.awaiting:
                 if self._answers_arrive(session, runtime):
                     continue
+                if not runtime.defer_actions:
+                    # Only a worker is awaited here (handlers answer the rest at once), and
+                    # nobody would continue a pause: the turn ends with why.
+                    raise NoWorkerCame(runtime.answer_grace)
                 session.pause_turn()
                 self._save_pause(session)
                 yield TurnOutcome(session.id, text, StopReason.REQUIRES_ACTION, used, session.usage)

@@ -46,6 +46,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from agentjournal.application.errors import ConfigError
 from agentjournal.domain import AgentJournalError, SessionConfig
 
 WORKER_COMPUTE = "self_hosted"
@@ -53,7 +54,11 @@ WORKER_COMPUTE = "self_hosted"
 
 WORKER_TOOLS = ("bash", "read", "write", "edit", "glob", "grep")
 """The tools Anthropic's worker runs (its agent toolset). ``web_fetch`` and ``web_search``
-run on the server, as in the cloud; custom tools are the client's, as anywhere."""
+run on the server, as in the cloud (:data:`SERVER_TOOLS`); custom tools are the client's,
+as anywhere."""
+
+SERVER_TOOLS = ("web_fetch", "web_search")
+"""The rest of Anthropic's toolset: in a self-hosted environment's sessions the server runs them."""
 
 DEFAULT_WORK_LEASE_SECONDS = 6.0
 """How long a work item's lease lasts without a heartbeat (the cloud's is minutes). The
@@ -93,6 +98,37 @@ OPEN_STATES: tuple[WorkState, ...] = ("queued", "starting", "active")
 def runs_on_worker(config: SessionConfig, tool: str) -> bool:
     """Whether a call of ``tool`` in a session with this config is run by a worker."""
     return config.compute == WORKER_COMPUTE and tool in WORKER_TOOLS
+
+
+def on_workers(recorded: SessionConfig, environment_id: str) -> SessionConfig:
+    """``recorded`` as a session in the self-hosted environment ``environment_id`` keeps it:
+    its tools on the environment's workers (and ``web_fetch``/``web_search`` on the server).
+    Raises :class:`ConfigError` for what no worker has or does: the seed's own tools, and
+    packages (a worker's machine has what its owner installed)."""
+    others = [name for name in recorded.tools if name not in (*WORKER_TOOLS, *SERVER_TOOLS)]
+    if others:
+        raise ConfigError(
+            f"tools {others} are not offered in a self-hosted environment: its workers run Anthropic's "
+            f"toolset ({', '.join(WORKER_TOOLS)}), the server {' and '.join(SERVER_TOOLS)}; name them, "
+            "or {'type': 'agent_toolset_20260401'} for all of them"
+        )
+    if any(recorded.packages.values()):
+        raise ConfigError(
+            "packages are not installed in a self-hosted environment: its workers' machines have "
+            "what their owners installed there"
+        )
+    return msgspec.structs.replace(recorded, compute=WORKER_COMPUTE, environment_id=environment_id)
+
+
+class NoWorkerCame(AgentJournalError):
+    """A turn that runs where no client can continue it later (the Python API) waited the
+    queue's whole ``worker_wait`` for a worker, and none answered."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(
+            f"no worker of the session's self-hosted environment answered its tool call within {wait:g} s: "
+            "start a worker for the environment (see README, Tools on other machines), then prompt again"
+        )
 
 
 # -- the records ---------------------------------------------------------------------------
@@ -229,6 +265,10 @@ class WorkRows(Protocol):
 
     def open_item(self, session_id: str) -> tuple[WorkItem, int] | None:
         """The session's open item (queued, starting or active), if any."""
+        ...
+
+    def latest(self, session_id: str) -> WorkItem | None:
+        """The session's newest item, whatever its state (the one serving it, or the last that did)."""
         ...
 
     def page(self, environment_id: str, after: str | None, limit: int) -> list[WorkItem]:
@@ -427,6 +467,10 @@ class WorkQueue:
             return msgspec.structs.replace(item, metadata=metadata)
 
         return self._change(environment_id, work_id, patched)
+
+    def latest(self, session_id: str) -> WorkItem | None:
+        """The session's newest work item (what its session page shows), or None."""
+        return self.rows.latest(session_id)
 
     def page(self, environment_id: str, after: str | None, limit: int) -> tuple[list[WorkItem], str | None]:
         rows = self.rows.page(environment_id, after, limit + 1)

@@ -488,3 +488,32 @@ def test_a_server_without_keys_never_asks_for_one(chromium, model_server, tmp_pa
             assert tab.locator("#api-key").count() == 0
         finally:
             context.close()
+
+
+def test_a_self_hosted_session_shows_its_work_items_state_and_the_worker_of_each_call(
+    page, server, model_server, tmp_path, shots
+):
+    from agentjournal.infrastructure.models.scripted import ScriptedToolCall
+    from tests.test_self_hosted import ended, environment_worker, mint_key, prompt, self_hosted_session
+
+    client = server.client()
+    environment_id, session_id = self_hosted_session(client)
+    key = mint_key(client, environment_id)
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall("bash", {"command": "echo from-the-worker"})]), Reply(text="Done.")
+    )
+    open_session(page, server, session_id)
+    expect(page.locator("#session-compute")).to_have_text("self-hosted workers")
+    expect(page.locator("#session-work")).to_have_text("no work queued yet")
+    prompt(client, session_id, "Go.")
+    expect(page.locator("#session-work")).to_have_text("work queued", timeout=60_000)  # no worker yet
+    with environment_worker(server, environment_id, key, tmp_path / "w", "browser-worker"):
+        expect(page.locator("#session-work")).to_have_text("work active on browser-worker", timeout=60_000)
+        wait_until(lambda: ended(client, session_id), "the turn's end", 60)
+        page.wait_for_selector("#conversation .tool-result .meta:has-text('ran on worker')")
+        assert text(page, "#conversation .tool-result .meta").endswith("/browser-worker")
+        screenshot(page, shots, "self-hosted.png")
+        work = client.with_options(api_key=None, auth_token=key).beta.environments.work  # type: ignore[call-arg]
+        item = next(iter(work.list(environment_id)))
+        client.beta.environments.work.stop(item.id, environment_id=environment_id, force=True)
+        expect(page.locator("#session-work")).to_have_text("work stopped on browser-worker", timeout=60_000)

@@ -98,7 +98,9 @@ def test_stopping_gracefully_then_for_good_and_a_stopped_item_frees_the_session(
     assert work.stop(ENVIRONMENT, item.id, force=True).state == "stopped"
     with pytest.raises(WorkConflict):
         work.stop(ENVIRONMENT, item.id, force=True)
-    assert work.offer(ENVIRONMENT, "s3").id != item.id
+    assert work.latest("s3") == work.get(ENVIRONMENT, item.id)  # stopped, still the newest
+    newer = work.offer(ENVIRONMENT, "s3")
+    assert newer.id != item.id and work.latest("s3") == newer and work.latest("never-queued") is None
 
 
 def test_worker_keys_are_stored_as_digests_and_revoked_keys_are_refused(service):

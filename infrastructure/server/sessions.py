@@ -32,6 +32,7 @@ from agentjournal.application.errors import SessionNotFound
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.application.projection import SessionQuery, SessionStats, SessionSummary, session_stats
 from agentjournal.application.resources import PreparedMount
+from agentjournal.application.work_queue import WORKER_COMPUTE, WorkItem
 from agentjournal.domain import McpServer, NoTurnInProgress, Session, SessionConfig, Status, Usage
 from agentjournal.domain.policy import CONFINED_HOST
 from agentjournal.infrastructure.server.bodies import read_json
@@ -126,7 +127,21 @@ def session_json(engine: Any, session: Session) -> dict[str, Any]:
         [resource_json(r) for r in session.resources],
         extension_json(summary),
     )  # fmt: skip
+    if config.compute == WORKER_COMPUTE:
+        body["x_agentjournal"]["work"] = _work_json(engine.service.work.latest(str(session.id)))
     return body | {"vault_ids": [wire_id(VAULT, UUID(v)) for v in config.vault_ids]}
+
+
+def _work_json(item: WorkItem | None) -> dict[str, Any] | None:
+    """A self-hosted session's newest work item, as its page shows it: its state and the
+    worker that holds (or held) it, by the name it gave (``Anthropic-Worker-ID``)."""
+    if item is None:
+        return None
+    return {
+        "id": item.id,
+        "state": item.state,
+        "worker": item.holder.partition("/")[2] or item.holder or None,
+    }
 
 
 def listed_session_json(engine: Any, summary: SessionSummary) -> dict[str, Any]:

@@ -3,7 +3,7 @@ per store for the catalog of agents and environments (``sqlite_catalog``,
 ``postgres_catalog``), which a process serving sessions only never imports.
 
 **Versioned tables.** A read model's tables carry the version of their schema in
-their names (``session_summaries_v3``). A process that finds no table of its
+their names (``session_summaries_v4``). A process that finds no table of its
 version creates it empty at position 0, so its projector rebuilds it from the
 whole log (a projection can always be thrown away), and drops the tables of
 earlier versions. Creating and dropping only ever go forward and are each
@@ -34,17 +34,19 @@ class Tables(NamedTuple):
 
 
 SESSION_TABLES = Tables(
-    "session_summaries_v3",
-    "session_summaries_v3_position",
+    "session_summaries_v4",
+    "session_summaries_v4_position",
     obsolete=(
         "session_summaries", "session_summaries_position",
         "session_summaries_v2", "session_summaries_v2_position",
+        "session_summaries_v3", "session_summaries_v3_position",
     ),
 )  # fmt: skip
 """Version 2 added the agent, environment, metadata, archived and deleted columns;
 version 3 the compute the session's tools run on, the running time (``active_seconds``,
 ``running_since``, ``ended_at``), the cost (dollars, and the calls without a price) and the
-model calls' time."""
+model calls' time; version 4 the calls a self-hosted worker has yet to answer
+(``worker_calls``, ids separated by spaces), so a session waiting for one lists as running."""
 
 COLUMNS = (
     "id", "name", "model", "status", "title",
@@ -53,7 +55,7 @@ COLUMNS = (
     "created_at", "updated_at", "parent_id", "parent_version", "last_error",
     "agent_id", "agent_version", "environment_id", "metadata", "archived_at", "deleted", "compute",
     "active_seconds", "running_since", "ended_at",
-    "cost_usd", "unpriced_calls", "model_ms",
+    "cost_usd", "unpriced_calls", "model_ms", "worker_calls",
 )  # fmt: skip
 
 
@@ -100,7 +102,7 @@ def to_row(s: SessionSummary, sealer: Sealer) -> tuple[Any, ...]:
         sealer.seal(msgspec.json.encode(s.metadata).decode()),
         sortable(s.archived_at) if s.archived_at else None, s.deleted, storable(s.compute),
         s.active_seconds, _optional_time(s.running_since), _optional_time(s.ended_at),
-        s.cost.usd, s.cost.unpriced, s.model_ms,
+        s.cost.usd, s.cost.unpriced, s.model_ms, " ".join(s.worker_calls),
     )  # fmt: skip
 
 
@@ -147,6 +149,7 @@ def from_row(row: Any, sealer: Sealer) -> SessionSummary:
         cost=Cost(usd=r["cost_usd"], unpriced=r["unpriced_calls"]),
         model_ms=r["model_ms"],
         compute=r["compute"],
+        worker_calls=tuple(r["worker_calls"].split()),
     )
 
 

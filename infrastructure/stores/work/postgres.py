@@ -95,6 +95,12 @@ class PostgresWorkRows:
         )
         return (item_of(rows[0]["body"]), int(rows[0]["version"])) if rows else None
 
+    def latest(self, session_id: str) -> WorkItem | None:
+        rows = self._run(
+            "SELECT body FROM {items} WHERE session_id = %s ORDER BY id DESC LIMIT 1", (session_id,)
+        )
+        return item_of(rows[0]["body"]) if rows else None
+
     def page(self, environment_id: str, after: str | None, limit: int) -> list[WorkItem]:
         rows = self._run(
             "SELECT body FROM {items} WHERE environment_id = %s AND id > %s ORDER BY id LIMIT %s",

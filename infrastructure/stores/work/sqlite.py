@@ -84,6 +84,14 @@ class SQLiteWorkRows:
             row = c.fetchone()
         return None if row is None else (item_of(row[0]), int(row[1]))
 
+    def latest(self, session_id: str) -> WorkItem | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT body FROM {ITEMS} WHERE session_id = ? ORDER BY id DESC LIMIT 1", (session_id,)
+            )
+            row = c.fetchone()
+        return None if row is None else item_of(row[0])
+
     def page(self, environment_id: str, after: str | None, limit: int) -> list[WorkItem]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(

@@ -24,7 +24,18 @@ const COMPUTES = {
   "host": ["confined host", "tools run on this host in a bubblewrap sandbox: the work folder only, no other process, no secret"],
   "host-unconfined": ["UNCONFINED host", "tools run on this host as the server's own user, with its files, processes and network"],
   "docker": ["Docker sandbox", "tools run in a hardened Docker container"],
+  "self_hosted": ["self-hosted workers", "tools run on the self-hosted environment's workers, in their own folders, which this server cannot see"],
 };
+
+/** Seconds between looks at a self-hosted session's work item, which changes without an event. */
+const WORK_REFRESH_MS = 2000;
+
+/** A self-hosted session's work item: its state (queued, starting, active, stopping,
+ * stopped) and the worker that holds it, by the name it gave. */
+function workTag(work) {
+  const text = work ? `work ${work.state}${work.worker ? ` on ${work.worker}` : ""}` : "no work queued yet";
+  return h("span", { id: "session-work", class: `work ${work?.state ?? "none"}`, title: work?.id ?? "" }, text);
+}
 
 /** The compute a session's tools run on, flagged when nothing confines them. */
 function computeTag(compute) {
@@ -169,6 +180,8 @@ export class SessionView {
   }
 
   close() {
+    this.closed = true;
+    clearTimeout(this.workTimer);
     this.stream?.close();
     this.log.close();
   }
@@ -180,10 +193,16 @@ export class SessionView {
     const lineage = state?.lineage ?? this.lineage;
     this.lineage = lineage;
     const spent = session.x_agentjournal;
+    const onWorkers = spent?.compute === "self_hosted";
+    clearTimeout(this.workTimer);
+    if (onWorkers && session.x_agentjournal.work?.state !== "stopped") {
+      this.workTimer = setTimeout(() => this.closed || this.refresh(), WORK_REFRESH_MS);
+    }
     fill(this.meta,
       h("span", { id: "session-status" }, statusPill(this.status)), " ",
       h("span", {}, session.agent?.model?.id ?? ""), " · ",
       computeTag(session.x_agentjournal?.compute), " · ",
+      onWorkers ? [workTag(session.x_agentjournal.work), " · "] : "",
       h("span", { id: "session-tokens" }, tokens(session.usage)), " · ",
       spent ? [h("span", { id: "session-cost" }, cost(spent.cost) || "no cost yet"), ` · model time ${duration(spent.model_ms)} · `] : "",
       h("span", { id: "session-events" }, `${count(this.head)} events`), " · ",
