@@ -307,6 +307,21 @@ def test_a_full_id_without_dashes_names_its_session(session_id, store):  # type:
     assert shown.startswith(f"session {session_id}")
 
 
+@pytest.mark.parametrize("length", [37, 17, 9])
+def test_the_api_form_of_an_id_and_its_start_name_its_session(session_id, store, length):  # type: ignore[no-untyped-def]
+    """The page and the API show ``sesn_`` and the hex: that, whole or its start (which
+    crosses the dashes the UUID's text has), names the session wherever an id is taken."""
+    wire = f"sesn_{session_id.replace('-', '')}"
+    shown = agentjournal("show", wire[:length], store=store).stdout
+    assert shown.startswith(f"session {session_id}")
+    assert agentjournal("log", "--json", wire.upper()[:length], store=store).stdout
+
+
+def test_cleanup_takes_the_api_form_of_an_id(tmp_path: Path) -> None:
+    done = agentjournal("cleanup", "--session", "sesn_" + "0" * 32, store=tmp_path / "s.db", check=False)
+    assert "is not a session id" not in done.stderr
+
+
 def test_run_title_renames_an_existing_session(session_id, model_args, store):  # type: ignore[no-untyped-def]
     agentjournal("run", "Hello", "--session", session_id, "--title", "Renamed", *model_args, store=store)
     assert json.loads(agentjournal("show", session_id, "--json", store=store).stdout)["title"] == "Renamed"
