@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import sys
 import warnings
@@ -144,6 +145,17 @@ def _title(value: str) -> str:
     if not title:
         raise argparse.ArgumentTypeError("a title needs some text")
     return title
+
+
+def _score(value: str) -> float:
+    """A score: any finite number."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number")
+    return number
 
 
 def _count(value: str) -> int:
@@ -294,6 +306,34 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("session", nargs="?")
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=_verify)
+
+    annotate = sub.add_parser(
+        "annotate", help="give one event of a session a note, a score or both (kept in a log of their own)"
+    )
+    annotate.add_argument("session")
+    annotate.add_argument(
+        "event", type=_positive, help="the event's version (as log and timeline number them)"
+    )
+    annotate.add_argument("--note", type=_text, default="", help="what to say about the event")
+    annotate.add_argument(
+        "--score", type=_score, help="a number on a scale of your choosing (0 to 1, 1 to 5, ...)"
+    )
+    annotate.add_argument("--json", action="store_true", help="print the annotation, not only its id")
+    annotate.set_defaults(handler=_annotate)
+
+    notes = sub.add_parser("annotations", help="a session's annotations, and whether their log verifies")
+    notes.add_argument("session")
+    notes.add_argument("--json", action="store_true", help="JSON Lines, one annotation per line")
+    notes.set_defaults(handler=_annotations)
+
+    dataset = sub.add_parser(
+        "dataset", help="write annotated turns as JSON Lines for evaluation tools (one line per annotation)"
+    )
+    picked = dataset.add_mutually_exclusive_group(required=True)
+    picked.add_argument("--session", action="append", help="this session's annotations (repeatable)")
+    picked.add_argument("--all", action="store_true", help="the annotations of every session of the store")
+    dataset.add_argument("-o", "--output", help="file to write (default: stdout)")
+    dataset.set_defaults(handler=_dataset)
 
     export = sub.add_parser(
         "export", help="write a session's log and files as JSON Lines (to stdout or a file)"
@@ -785,12 +825,92 @@ def _verify(args: argparse.Namespace) -> int:
         if args.session
         else audit.verify_store(service)
     )
+    labels = [""] * len(results)
+    if args.session:
+        from agentjournal.application.annotating import verify_annotations
+
+        notes = verify_annotations(service, results[0].session_id)
+        if notes is not None:
+            results.append(notes)
+            labels.append(f"  (the annotations of {results[0].session_id})")
     if args.json:
         _print_json_lines(views.verification(r) for r in results)
     else:
-        for result in results:
-            _print_verification(result)
+        for result, label in zip(results, labels, strict=True):
+            _print_verification(result, label)
     return OK if all(r.ok for r in results) else FAILURE
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    from agentjournal.application import annotating
+
+    service = _service(args)
+    record = annotating.annotate(
+        service, service.find_session(args.session), args.event, args.note, args.score
+    )
+    if args.json:
+        _print_json(annotating.annotation_view(record))
+    else:
+        print(record.annotation.id.hex)
+    return OK
+
+
+def _annotations(args: argparse.Namespace) -> int:
+    from agentjournal.application import annotating
+
+    service = _service(args)
+    session_id = service.find_session(args.session)
+    records = annotating.annotations(service, session_id)
+    if args.json:
+        _print_json_lines(annotating.annotation_view(r) for r in records)
+        return OK
+    rows = [
+        (r.annotation.id.hex[:12], str(r.annotation.event_version), r.annotation.event_type,
+         "" if r.annotation.score is None else f"{r.annotation.score:g}", r.annotation.note,
+         r.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+        for r in records
+    ]  # fmt: skip
+    _table(("id", "event", "type", "score", "note", "made"), rows)
+    checked = annotating.verify_annotations(service, session_id)
+    if checked is not None and not checked.ok:
+        assert checked.broken is not None
+        print(f"agentjournal: the annotation log is BROKEN at its event {checked.broken.version}: "
+              f"{checked.broken.problem}", file=sys.stderr)  # fmt: skip
+        return FAILURE
+    return OK
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    from agentjournal.application import annotating
+
+    service = _service(args)
+    if args.all:
+        sessions = annotating.annotated_sessions(service)
+    else:
+        sessions = list(dict.fromkeys(service.find_session(s) for s in args.session))
+    lines = (msgspec.json.encode(line) + b"\n" for line in annotating.dataset(service, sessions))
+    written = _write_lines(lines, args.output)
+    print(f"{written} annotation(s) from {len(sessions)} session(s)", file=sys.stderr)
+    return OK
+
+
+def _write_lines(lines: Iterable[bytes], output: str | None) -> int:
+    """Write ``lines`` to the file ``output`` names, or to stdout; how many were written."""
+    written = 0
+    if output is None:
+        sys.stdout.flush()
+        for line in lines:
+            sys.stdout.buffer.write(line)
+            written += 1
+        return written
+    try:
+        with open(output, "wb") as out:
+            for line in lines:
+                out.write(line)
+                written += 1
+    except OSError as e:
+        raise AgentJournalError(f"cannot write {output}: {e.strerror}") from None
+    return written
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -918,11 +1038,13 @@ def _print_log(entries: list[AuditEntry]) -> None:
     _table(("#", "time", "event", "payload"), rows)
 
 
-def _print_verification(result: Verification) -> None:
+def _print_verification(result: Verification, label: str = "") -> None:
     if result.broken is None:
-        print(f"ok      {result.session_id}  {result.events} events, head {result.head}")
+        print(f"ok      {result.session_id}  {result.events} events, head {result.head}{label}")
     else:
-        print(f"BROKEN  {result.session_id}  at event {result.broken.version}: {result.broken.problem}")
+        print(
+            f"BROKEN  {result.session_id}  at event {result.broken.version}: {result.broken.problem}{label}"
+        )
 
 
 def _brief(payload: dict[str, Any], width: int = 160) -> str:

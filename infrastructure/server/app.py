@@ -240,6 +240,7 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
 def _routes() -> list[BaseRoute]:
     from agentjournal.infrastructure.server import (
         agents,
+        annotating,
         browser,
         environments,
         events,
@@ -260,6 +261,7 @@ def _routes() -> list[BaseRoute]:
         *environments.routes,
         *vaults.routes,
         *extensions.routes,
+        *annotating.routes,
         *files.routes,
         *work.routes,
         *uploads.routes,

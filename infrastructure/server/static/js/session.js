@@ -6,6 +6,7 @@
 // the conversation and state shown are the session as of it (replayed by the server),
 // and "Fork" forks there. At the latest event the view follows the session live.
 
+import { AnnotationsPanel } from "./annotations.js";
 import { api, follow } from "./api.js";
 import { drawConversation } from "./conversation.js";
 import { CostsPanel } from "./costs.js";
@@ -83,6 +84,7 @@ export class SessionView {
     this.forkButton = h("button", { type: "button", id: "fork", onclick: () => this.fork() }, "Fork here");
     this.eventLink = h("a", { class: "button secondary small", id: "event-link", title: "A link to the session at this event" }, "Link");
     this.costs = new CostsPanel(this.id);
+    this.annotations = new AnnotationsPanel(this.id, this.notice);
     this.conversation = h("div", { class: "conversation", id: "conversation", tabindex: "0", "aria-label": "Conversation" });
     this.prompt = h("textarea", {
       id: "prompt", rows: "2", placeholder: "Send a prompt (Ctrl+Enter)", "aria-label": "Prompt",
@@ -121,6 +123,7 @@ export class SessionView {
           this.log.element,
           h("section", { class: "live" }, h("h2", {}, "Live ", this.liveStatus), this.liveFeed))),
       this.costs.element,
+      this.annotations.element,
     );
   }
 
@@ -137,6 +140,8 @@ export class SessionView {
     this.log.open(this.head, tail.data);
     this.log.select(this.head);
     this.eventLink.href = `#/s/${this.id}/e/${this.head}`;
+    this.annotations.select(this.head);
+    this.annotations.load();
     if (this.wanted !== null) this.replayTo(this.wanted);
     requestAnimationFrame(() => performance.mark("session-view-painted"));
     // Both read the whole log: the chain's check first, then the costs.
@@ -201,6 +206,7 @@ export class SessionView {
     this.at = Math.max(1, Math.min(this.head, version));
     this.slider.value = String(this.at);
     this.eventLink.href = `#/s/${this.id}/e/${this.at}`;
+    this.annotations.select(this.at);
     this.position.textContent = `${count(this.at)} of ${count(this.head)}`;
     if (this.log.selected !== this.at) this.log.select(this.at);
     this.loadState();
