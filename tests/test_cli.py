@@ -289,7 +289,7 @@ def test_a_prompt_that_is_not_utf8_is_refused_before_anything_is_recorded(model_
     done = agentjournal("run", b"\xff\xfe", *model_args, store=store, check=False)
     assert done.returncode == 2
     assert "not UTF-8" in done.stderr and "Traceback" not in done.stderr
-    assert agentjournal("list", "--json", store=store).stdout == ""
+    assert not store.exists()  # refused before even the store was opened
 
 
 # -- naming sessions and titles ------------------------------------------------------------
@@ -320,6 +320,35 @@ def test_the_api_form_of_an_id_and_its_start_name_its_session(session_id, store,
 def test_cleanup_takes_the_api_form_of_an_id(tmp_path: Path) -> None:
     done = agentjournal("cleanup", "--session", "sesn_" + "0" * 32, store=tmp_path / "s.db", check=False)
     assert "is not a session id" not in done.stderr
+
+
+def test_files_that_cannot_be_written_or_read_are_plain_errors(session_id, store, tmp_path: Path):  # type: ignore[no-untyped-def]
+    for args, says in (
+        (("export", session_id, "-o", str(tmp_path / "missing" / "out.jsonl")), "cannot write"),
+        (("import", str(tmp_path / "missing.jsonl")), "cannot read"),
+        (("import", str(tmp_path)), "cannot read"),
+    ):
+        done = agentjournal(*args, store=store, check=False)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"agentjournal: error: {says} ") and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [("list",), ("show", "1234"), ("verify",), ("log", "abcd"), ("dataset", "--all")]
+)
+def test_a_mistyped_store_is_refused_by_commands_that_read(tmp_path: Path, command: tuple[str, ...]) -> None:
+    mistyped = tmp_path / "sesions.db"
+    done = agentjournal(*command, store=mistyped, check=False)
+    assert done.returncode == 2
+    assert f"no session store at {mistyped}" in done.stderr
+    assert not mistyped.exists()
+
+
+def test_run_on_a_new_store_makes_it(model_args, tmp_path: Path) -> None:
+    fresh = tmp_path / "new" / "sessions.db"
+    agentjournal("run", "Hello", *model_args, store=fresh)
+    assert fresh.exists()
+    assert agentjournal("list", store=fresh).stdout.count("\n") == 2  # the header and the session
 
 
 def test_run_title_renames_an_existing_session(session_id, model_args, store):  # type: ignore[no-untyped-def]

@@ -511,9 +511,16 @@ def _serve(args: argparse.Namespace) -> int:
     return OK
 
 
-def _service(args: argparse.Namespace) -> SessionService:
+def _service(args: argparse.Namespace, create: bool = False) -> SessionService:
+    """The store ``--store`` names (or the default one). Only a command that records new
+    sessions (``create``: run, demo, import) makes a new SQLite file; for any other, a path
+    with nothing there is a mistyped path, refused rather than answered from an empty store."""
     from agentjournal.application.store import open_store
 
+    if args.store and not create and not os.path.exists(os.path.expanduser(args.store)):
+        raise AgentJournalError(
+            f"no session store at {args.store}: check the path (only run, demo and import create a store)"
+        )
     return open_store(args.store)
 
 
@@ -537,7 +544,9 @@ def _run(args: argparse.Namespace) -> int:
         fields["max_turns"] = args.max_turns
     if args.pip:
         fields["packages"] = {"pip": args.pip}
-    agent = ManagedAgent(config=ManagedConfig(**fields), compute=args.compute, store=_service(args))
+    agent = ManagedAgent(
+        config=ManagedConfig(**fields), compute=args.compute, store=_service(args, create=True)
+    )
     if args.session:
         session_id = agent.service.find_session(args.session)
         agent.resume_session(session_id)
@@ -635,7 +644,7 @@ def _demo(args: argparse.Namespace) -> int:
             model="openai/scripted-demo", api_base=server.base_url, api_key="scripted-demo-key",
             name="demo",
         )  # fmt: skip
-        agent = ManagedAgent(config=config, store=_service(args))
+        agent = ManagedAgent(config=config, store=_service(args, create=True))
         for prompt in DEMO_PROMPTS:
             print(f"you> {prompt}")
             sys.stdout.write("agent> ")
@@ -917,12 +926,7 @@ def _export(args: argparse.Namespace) -> int:
     from agentjournal.application import audit
 
     service = _service(args)
-    lines = audit.export_session(service, service.find_session(args.session))
-    if args.output:
-        with open(args.output, "wb") as out:
-            out.writelines(lines)
-    else:
-        sys.stdout.buffer.writelines(lines)
+    _write_lines(audit.export_session(service, service.find_session(args.session)), args.output)
     return OK
 
 
@@ -930,10 +934,13 @@ def _import(args: argparse.Namespace) -> int:
     from agentjournal.application import audit
 
     if args.file == "-":
-        session_id = audit.import_session(_service(args), sys.stdin.buffer)
+        session_id = audit.import_session(_service(args, create=True), sys.stdin.buffer)
     else:
-        with open(args.file, "rb") as source:
-            session_id = audit.import_session(_service(args), source)
+        try:
+            with open(args.file, "rb") as source:
+                session_id = audit.import_session(_service(args, create=True), source)
+        except OSError as e:
+            raise AgentJournalError(f"cannot read {args.file}: {e.strerror}") from None
     print(session_id)
     return OK
 
