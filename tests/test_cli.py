@@ -317,11 +317,6 @@ def test_the_api_form_of_an_id_and_its_start_name_its_session(session_id, store,
     assert agentjournal("log", "--json", wire.upper()[:length], store=store).stdout
 
 
-def test_cleanup_takes_the_api_form_of_an_id(tmp_path: Path) -> None:
-    done = agentjournal("cleanup", "--session", "sesn_" + "0" * 32, store=tmp_path / "s.db", check=False)
-    assert "is not a session id" not in done.stderr
-
-
 def test_files_that_cannot_be_written_or_read_are_plain_errors(session_id, store, tmp_path: Path):  # type: ignore[no-untyped-def]
     for args, says in (
         (("export", session_id, "-o", str(tmp_path / "missing" / "out.jsonl")), "cannot write"),

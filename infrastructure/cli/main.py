@@ -378,8 +378,11 @@ def _parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="print a new key for encryption at rest (CIPHER_KEY)")
     keygen.set_defaults(handler=_keygen)
 
-    cleanup = sub.add_parser("cleanup", help="remove the project's sandbox containers and their volumes")
+    cleanup = sub.add_parser(
+        "cleanup", help="remove the sandbox containers of this store's sessions (listed, and asked first)"
+    )
     cleanup.add_argument("--session", help="only this session's sandbox")
+    cleanup.add_argument("--yes", action="store_true", help="remove without asking")
     cleanup.set_defaults(handler=_cleanup)
 
     serve = sub.add_parser(
@@ -1014,15 +1017,58 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from agentjournal.infrastructure.compute.docker_sandbox import remove_sandbox, sandboxes
+    """Remove the sandbox containers of this store's sessions (or one session's), listed
+    first and, unless ``--yes``, only once the user says so. Containers of sessions another
+    store holds, and the sandbox of a session running a turn, are left alone."""
+    from agentjournal.infrastructure.compute.docker_sandbox import SESSION_LABEL, remove_sandbox, sandboxes
 
-    session = parse_session_id(args.session) if args.session else None
-    removed = 0
-    for container in sandboxes(session_id=session):
+    service = _service(args)
+    only = service.find_session(args.session) if args.session else None
+    chosen, others, busy = [], 0, 0
+    for container in sandboxes(session_id=only):
+        session = _session_of(service, container.labels.get(SESSION_LABEL, ""))
+        if session is None:
+            others += 1
+        elif session.status == Status.RUNNING and not service.is_abandoned(session):
+            busy += 1
+        else:
+            chosen.append((container, session))
+    if others:
+        print(f"left {others} sandbox container(s) of sessions this store does not hold alone")
+    if busy:
+        print(f"left {busy} sandbox container(s) of sessions running a turn alone")
+    if not chosen:
+        print("no sandbox container of this store's sessions to remove")
+        return OK
+    for container, session in chosen:
+        print(
+            f"{container.name}  session {session.id}  ({session.status.value}, container {container.status})"
+        )
+    if not args.yes and not _confirmed(f"remove these {len(chosen)} sandbox container(s)?"):
+        print("nothing removed (answer y, or pass --yes, to remove them)", file=sys.stderr)
+        return OK
+    for container, _ in chosen:
         remove_sandbox(container)
-        removed += 1
-    print(f"removed {removed} sandbox container(s)")
-    return 0
+    print(f"removed {len(chosen)} sandbox container(s)")
+    return OK
+
+
+def _session_of(service: SessionService, label: str) -> Session | None:
+    """The session of this store a sandbox's session label names, if any."""
+    try:
+        return service.get_session(parse_session_id(label))
+    except (AgentJournalError, ValueError):
+        return None
+
+
+def _confirmed(question: str) -> bool:
+    """The user's yes, asked on a terminal; never a yes where nobody can answer."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 # -- rendering ----------------------------------------------------------------------
