@@ -18,6 +18,7 @@ from agentjournal.application import ManagedAgent, SessionService, audit, views
 from agentjournal.application.api import open_store
 from agentjournal.application.tracing import session_trace
 from agentjournal.domain import SessionConfig
+from agentjournal.infrastructure.models.scripted import Reply
 from tests.conftest import ROOT, TEST_KEY
 
 
@@ -344,6 +345,48 @@ def test_run_on_a_new_store_makes_it(model_args, tmp_path: Path) -> None:
     agentjournal("run", "Hello", *model_args, store=fresh)
     assert fresh.exists()
     assert agentjournal("list", store=fresh).stdout.count("\n") == 2  # the header and the session
+
+
+def test_a_model_that_is_not_set_up_is_refused_before_any_call(model_server, tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    asked = len(model_server.requests)
+    for args, says in (
+        (("--model", "gpt-4o"), "needs a key: set OPENAI_API_KEY"),
+        (("--model", "nosuchprovider/m"), "finds no provider for this name"),
+        (("--model", "openai/m", "--api-base", "http://127.0.0.1:9/v1", "--api-key-env", "TEST_MODEL_KEY"),
+         "http://127.0.0.1:9/v1 does not answer"),
+    ):  # fmt: skip
+        done = agentjournal("run", "Hello", *args, store=store, check=False, env=env)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith("agentjournal: the model is not set up: ") and says in done.stderr
+    assert len(model_server.requests) == asked
+    assert agentjournal("list", "--json", store=store).stdout == ""  # nothing was recorded
+
+
+def test_serve_checks_the_model_route_before_it_listens(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"} | {"AGENTJOURNAL_API_KEYS": "k"}
+    for args, says in (
+        (("--model-provider", "openai"), "needs a key: set OPENAI_API_KEY"),
+        (("--model-provider", "openai", "--api-base", "http://127.0.0.1:9/v1", "--api-key-env", "TEST_MODEL_KEY"),
+         "http://127.0.0.1:9/v1 does not answer"),
+        (("--api-base", "http://127.0.0.1:9/v1"), "http://127.0.0.1:9/v1 does not answer"),
+    ):  # fmt: skip
+        done = agentjournal("serve", "--port", "0", *args, store=tmp_path / "s.db", check=False, env=env)
+        assert done.returncode == 1 and "serving on" not in done.stdout, done.stdout
+        assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_failed_run_names_its_session(model_server, model_args, tmp_path: Path) -> None:
+    model_server.enqueue(Reply(status=401, error="invalid api key"))
+    asked = len(model_server.requests)
+    store = tmp_path / "s.db"
+    done = agentjournal("run", "Hello", *model_args, store=store, check=False)
+    assert done.returncode == 1
+    assert "the model is not set up" in done.stderr and "invalid api key" in done.stderr
+    (listed,) = json_lines(agentjournal("list", "--json", store=store).stdout)
+    assert f"session {listed['id']}" in done.stderr and listed["status"] == "error"
+    assert len(model_server.requests) == asked + 1  # a refused key is not tried again
 
 
 def test_run_title_renames_an_existing_session(session_id, model_args, store):  # type: ignore[no-untyped-def]

@@ -41,7 +41,7 @@ from agentjournal.application.errors import (
     VersionNotFound,
     parse_session_id,
 )
-from agentjournal.application.ports import ComputeError, ModelError, TextDelta
+from agentjournal.application.ports import ComputeError, ModelError, ModelSetupError, TextDelta
 from agentjournal.application.service import AuditEntry, SessionService
 from agentjournal.application.tracing import SessionTrace, session_trace
 from agentjournal.application.turns import ComputeProgress, ToolCallUpdate, TurnOutcome
@@ -117,6 +117,8 @@ def _dispatch(argv: Sequence[str] | None) -> int:
 
 def _explain(error: Exception) -> tuple[str, int]:
     """What to tell the user about an error, and the exit status it stands for."""
+    if isinstance(error, ModelSetupError):
+        return f"the model is not set up: {error}", FAILURE
     if isinstance(error, ModelError):
         return f"the model call failed: {error}", FAILURE
     if isinstance(error, PersistenceError):
@@ -486,6 +488,20 @@ def _serve(args: argparse.Namespace) -> int:
         raise AgentJournalError(f"environment variable {args.api_key_env} is not set")
     if args.otel_endpoint and importlib.util.find_spec("opentelemetry.sdk") is None:
         raise AgentJournalError("--otel-endpoint needs the otel extra: pip install 'agentjournal[otel]'")
+    if args.model_provider:
+        # Agents name their models; the route to their provider is checked now, not at a turn.
+        from agentjournal.infrastructure.models.litellm_model import check_model_setup
+
+        check_model_setup(
+            f"{args.model_provider}/any-model",
+            args.api_base,
+            api_key,
+            who=f"--model-provider {args.model_provider}",
+        )
+    elif args.api_base:
+        from agentjournal.infrastructure.models.litellm_model import check_answers
+
+        check_answers("the models' server", args.api_base)
     settings = ServerSettings(
         api_keys=parse_keys(os.environ.get(KEYS_ENV)),
         allow_no_auth=args.no_auth,
@@ -550,16 +566,31 @@ def _run(args: argparse.Namespace) -> int:
     agent = ManagedAgent(
         config=ManagedConfig(**fields), compute=args.compute, store=_service(args, create=True)
     )
+    model = args.model
     if args.session:
         session_id = agent.service.find_session(args.session)
         agent.resume_session(session_id)
+        model = agent.service.get_session(session_id).config.model
         if args.title:
             agent.service.set_title(session_id, args.title)
-    outcome = _stream_turn(agent, args.prompt, show_text=not args.json, status=_StatusLine.on_stderr())
+    _check_model(model, args.api_base, api_key)
+    try:
+        outcome = _stream_turn(agent, args.prompt, show_text=not args.json, status=_StatusLine.on_stderr())
+    finally:
+        # Whatever happened, the session that recorded it (a failed turn too) is named.
+        if agent.session_id:
+            print(f"session {agent.session_id}", file=sys.stderr)
     if args.json:
         _print_json(views.turn_outcome(outcome))
-    print(f"session {agent.session_id}", file=sys.stderr)
     return OK
+
+
+def _check_model(model: str, api_base: str | None, api_key: str | None) -> None:
+    """Refuse, before any model call, a model that cannot be called as set up (see
+    :func:`~agentjournal.infrastructure.models.litellm_model.check_model_setup`)."""
+    from agentjournal.infrastructure.models.litellm_model import check_model_setup
+
+    check_model_setup(model, api_base, api_key)
 
 
 def _stream_turn(
