@@ -87,7 +87,7 @@ def annotate(
     return _records(session_id, service.events.get(log.id, gt=log.version - 1))[0]
 
 
-def annotations(service: SessionService, session_id: UUID) -> list[AnnotationRecord]:
+def annotations_of(service: SessionService, session_id: UUID) -> list[AnnotationRecord]:
     """A session's annotations, oldest first; none for a session never annotated.
     Raises :class:`SessionNotFound` when there is no such session."""
     _first_event(service, session_id)
@@ -195,7 +195,7 @@ def dataset(service: SessionService, session_ids: Iterable[UUID]) -> Iterator[Da
     """The dataset lines of these sessions' annotations, session by session, each
     session's in the order they were made."""
     for session_id in session_ids:
-        records = annotations(service, session_id)
+        records = annotations_of(service, session_id)
         if records:
             turns = _Turns(service.events.get(session_id))
             yield from (turns.line(record) for record in records)
@@ -320,6 +320,7 @@ def _tool_calls(messages: list[Message]) -> list[DatasetToolCall]:
 
 
 def _log(service: SessionService, session_id: UUID) -> AnnotationLog | None:
+    found: object
     try:
         found = service.repository.get(annotation_log_id(session_id))
     except AggregateNotFoundError:
@@ -356,10 +357,11 @@ def _session_event(service: SessionService, session_id: UUID, version: int) -> A
 
 
 def _event_hashes(service: SessionService, session_id: UUID) -> dict[int, str]:
-    return {
-        e.originator_version: e.hash
-        for e in (service.mapper.to_domain_event(r) for r in service.recorder.select_events(session_id))
-    }
+    """Each event's hash, by version, as the session's log holds it now."""
+    events: list[Any] = [
+        service.mapper.to_domain_event(r) for r in service.recorder.select_events(session_id)
+    ]
+    return {e.originator_version: e.hash for e in events}
 
 
 def annotation_view(record: AnnotationRecord, session_id: str | None = None) -> dict[str, Any]:

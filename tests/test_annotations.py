@@ -74,7 +74,7 @@ def test_an_annotation_names_its_event_and_leaves_the_session_log_as_it_was(work
     assert first.annotation.event_hash == stored_hash(worked, result)
     assert (first.annotation.note, first.annotation.score) == ("the command was right", 0.9)
     assert second.annotation.event_hash == stored_hash(worked, 1) and second.annotation.note == ""
-    listed = annotating.annotations(service, session_id)
+    listed = annotating.annotations_of(service, session_id)
     assert [r.annotation.id for r in listed] == [first.annotation.id, second.annotation.id]
     assert [r.log_version for r in listed] == [2, 3]  # the log's first event opens it
     checked = annotating.verify_annotations(service, session_id)
@@ -108,7 +108,7 @@ def test_an_annotation_that_says_nothing_or_names_no_event_is_refused(worked, se
         annotating.annotate(service, UUID(int=7), 1, "x")
     with pytest.raises(SessionNotFound):  # an annotation log is no session to annotate
         annotating.annotate(service, annotation_log_id(session_id), 1, "x")
-    assert annotating.annotations(service, session_id) == []
+    assert annotating.annotations_of(service, session_id) == []
     assert annotating.verify_annotations(service, session_id) is None
 
 
@@ -129,7 +129,7 @@ def test_the_dataset_holds_each_annotated_turn_in_chat_form(worked, service):
     annotating.annotate(service, session_id, result, "ran the right command", 1)
     annotating.annotate(service, session_id, second_prompt, "a vague prompt", 0)
     annotating.annotate(service, session_id, 1, "the config")
-    records = annotating.annotations(service, session_id)
+    records = annotating.annotations_of(service, session_id)
 
     first, second, outside = annotating.dataset(service, [session_id])
 
@@ -161,8 +161,8 @@ def test_a_fork_has_annotations_of_its_own(worked, service):
     parent = session_of(worked)
     fork = service.fork(parent, version_of(worked, "TurnCompleted"))
     annotating.annotate(service, fork, 1, "on the fork")
-    assert annotating.annotations(service, parent) == []
-    assert [r.annotation.note for r in annotating.annotations(service, fork)] == ["on the fork"]
+    assert annotating.annotations_of(service, parent) == []
+    assert [r.annotation.note for r in annotating.annotations_of(service, fork)] == ["on the fork"]
     assert annotating.annotated_sessions(service) == [fork]
     (line,) = annotating.dataset(service, [fork])  # the fork's start: the conversation it inherited
     assert line.turn is None and line.event.type == "SessionForked"

@@ -903,7 +903,7 @@ def _annotations(args: argparse.Namespace) -> int:
 
     service = _service(args)
     session_id = service.find_session(args.session)
-    records = annotating.annotations(service, session_id)
+    records = annotating.annotations_of(service, session_id)
     if args.json:
         _print_json_lines(annotating.annotation_view(r) for r in records)
         return OK

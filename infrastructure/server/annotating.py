@@ -57,7 +57,7 @@ async def list_annotations(request: Request) -> JSONResponse:
     def read() -> dict[str, Any]:
         existing_session(engine, session_id)
         shown = wire_id(SESSION, session_id)
-        records = annotating.annotations(engine.service, session_id)
+        records = annotating.annotations_of(engine.service, session_id)
         checked = annotating.verify_annotations(engine.service, session_id)
         return {
             "data": [annotating.annotation_view(r, shown) for r in records],
