@@ -451,7 +451,7 @@ def diff(
             break
         shared += 1
     return SessionDiff(
-        left_id, right_id, shared, left.messages[shared:], right.messages[shared:], _relation(left, right),
+        left_id, right_id, shared, left.messages[shared:], right.messages[shared:], _relation(service, left, right),
         files_diff(left.files, right.files),
     )  # fmt: skip
 
@@ -482,16 +482,49 @@ def text_diff(service: SessionService, change: FileDiff, context: int = 3) -> li
     return list(difflib.unified_diff(a, b, f"a/{change.path}", f"b/{change.path}", n=context))
 
 
-def _relation(left: Session, right: Session) -> str:
+def _relation(service: SessionService, left: Session, right: Session) -> str:
+    """How two sessions are related through their forks: one the other at two versions,
+    one descended from the other (a child, a grandchild ...), both descended from a
+    common ancestor, or not at all."""
     if left.id == right.id:
         return f"{left.id} as of events {left.version} and {right.version}"
-    if right.lineage and right.lineage.parent_id == left.id:
-        return f"{right.id} was forked from {left.id} at event {right.lineage.parent_version}"
-    if left.lineage and left.lineage.parent_id == right.id:
-        return f"{left.id} was forked from {right.id} at event {left.lineage.parent_version}"
-    if left.lineage and right.lineage and left.lineage.parent_id == right.lineage.parent_id:
-        return f"both were forked from {left.lineage.parent_id}"
-    return "unrelated sessions"
+    left_line, right_line = _ancestry(service, left), _ancestry(service, right)
+    right_ancestors = [ancestor for ancestor, _ in right_line]
+    left_ancestors = [ancestor for ancestor, _ in left_line]
+    if left.id in right_ancestors:
+        return _descent(right.id, right_line[: right_ancestors.index(left.id) + 1])
+    if right.id in left_ancestors:
+        return _descent(left.id, left_line[: left_ancestors.index(right.id) + 1])
+    common = next((ancestor for ancestor in left_ancestors if ancestor in right_ancestors), None)
+    if common is None:
+        return "unrelated sessions"
+    if left_ancestors[0] == right_ancestors[0]:
+        return f"both were forked from {common}"
+    return (
+        f"both descend from {common}: {_descent(left.id, left_line[: left_ancestors.index(common) + 1])}; "
+        f"{_descent(right.id, right_line[: right_ancestors.index(common) + 1])}"
+    )
+
+
+def _ancestry(service: SessionService, session: Session) -> list[tuple[UUID, int]]:
+    """The sessions this one descends from, nearest first, each with the event of it
+    the line was forked at. An ancestor this store lacks (an imported fork) ends it."""
+    line: list[tuple[UUID, int]] = []
+    lineage = session.lineage
+    while lineage is not None and lineage.parent_id not in {session.id, *(a for a, _ in line)}:
+        line.append((lineage.parent_id, lineage.parent_version))
+        try:
+            lineage = service.get_session(lineage.parent_id).lineage
+        except SessionNotFound:
+            break
+    return line
+
+
+def _descent(descendant: UUID, line: list[tuple[UUID, int]]) -> str:
+    """``descendant`` was forked from its parent at event N, which was forked from ..."""
+    (parent, version), *further = line
+    text = f"{descendant} was forked from {parent} at event {version}"
+    return text + "".join(f", which was forked from {a} at event {v}" for a, v in further)
 
 
 def describe(message: Message) -> str:

@@ -97,7 +97,8 @@ class VersionNotFound(AgentJournalError, LookupError):
 class InvalidSessionId(AgentJournalError, ValueError):
     def __init__(self, text: object) -> None:
         super().__init__(
-            f"{text!r} is not a session id (a UUID such as 1b4e28ba-2fa1-11d2-883f-0016d3cca427)"
+            f"{text!r} is not a session id (a UUID such as 1b4e28ba-2fa1-11d2-883f-0016d3cca427, "
+            "or the API's sesn_1b4e28ba2fa111d2883f0016d3cca427)"
         )
 
 
@@ -151,10 +152,20 @@ class LeaseLost(AgentJournalError):
         self.session_id = session_id
 
 
+SESSION_ID_PREFIX = "sesn_"
+"""What the API and the page put before a session's UUID (as hex): ``sesn_`` + 32 hex
+digits. Wherever a session id is taken, this form is taken too, so an id copied from the
+page or the API works in the command line and the Python API."""
+
+
 def parse_session_id(text: object) -> UUID:
+    """A session's UUID from the UUID itself, its text (with or without dashes) or the
+    API's form (``sesn_`` + its hex)."""
     if isinstance(text, UUID):
         return text
     try:
-        return UUID(str(text).strip())
+        given = str(text).strip()
+        prefixed = given[: len(SESSION_ID_PREFIX)].lower() == SESSION_ID_PREFIX
+        return UUID(given[len(SESSION_ID_PREFIX) :] if prefixed else given)
     except ValueError:
         raise InvalidSessionId(text) from None

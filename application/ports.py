@@ -56,6 +56,17 @@ class ModelError(AgentJournalError):
         self.partial = partial
 
 
+class ModelSetupError(ModelError):
+    """The model cannot be reached as set up: no provider for its name, no key where the
+    provider needs one, refused credentials, an ``api_base`` that does not answer. Never
+    retried: trying again cannot help."""
+
+
+class ModelRetryWarning(UserWarning):
+    """A model call failed in a way that may pass, and is being tried again: shown as it
+    happens, so a wait is never silent."""
+
+
 @runtime_checkable
 class LanguageModel(Protocol):
     """Streams one completion: zero or more :class:`TextDelta`, then one :class:`ModelReply`."""

@@ -52,6 +52,7 @@ from agentjournal.application.answers import (
     record_worker_result,
 )
 from agentjournal.application.errors import (
+    SESSION_ID_PREFIX,
     AmbiguousSessionId,
     ConcurrentUpdate,
     SessionNotFound,
@@ -585,12 +586,14 @@ class SessionService(Application[UUID]):
         return self.get_session(session_id).version
 
     def find_session(self, reference: str) -> UUID:
-        """A session id from its full text (with or without dashes) or an unambiguous
-        prefix of at least 4 characters."""
-        text = reference.strip().lower()
-        if len(text.replace("-", "")) < 32 and re.fullmatch(r"[0-9a-f][0-9a-f-]{3,}", text):
+        """A session id from its full text (with or without dashes, or in the API's form,
+        ``sesn_`` and its hex) or an unambiguous prefix of at least 4 characters of any
+        of these forms."""
+        text = reference.strip().lower().removeprefix(SESSION_ID_PREFIX)
+        digits = text.replace("-", "")
+        if len(digits) < 32 and re.fullmatch(r"[0-9a-f][0-9a-f-]{3,}", text):
             self.projector.catch_up()
-            found = self.summaries.ids_starting_with(text)
+            found = self.summaries.ids_starting_with(_dashed(digits))
             if len(found) == 1:
                 return found[0]
             if found:
@@ -650,6 +653,18 @@ class SessionService(Application[UUID]):
             for e in events
             if not wanted or type(e).__name__ in wanted
         ]
+
+
+def _dashed(digits: str) -> str:
+    """The first hex digits of a UUID as its text begins (``1b4e28ba2fa1`` is
+    ``1b4e28ba-2fa1``): how the summary table keeps ids."""
+    groups, start = [], 0
+    for size in (8, 4, 4, 4, 12):
+        if start >= len(digits):
+            break
+        groups.append(digits[start : start + size])
+        start += size
+    return "-".join(groups)
 
 
 def _payload(event: Any) -> dict[str, Any]:

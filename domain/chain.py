@@ -157,10 +157,17 @@ class ChainedAggregate(Aggregate):
         pass
 
     @classmethod
-    def _create_chained(cls: type[A], event_class: type[Any], previous_hash: str, **payload: Any) -> A:
+    def _create_chained(
+        cls: type[A],
+        event_class: type[Any],
+        previous_hash: str,
+        aggregate_id: UUID | None = None,
+        **payload: Any,
+    ) -> A:
         """A new aggregate from its first event, chained from ``previous_hash``
-        (:data:`GENESIS`, or a parent's event for a fork)."""
-        aggregate_id, timestamp = uuid4(), event_class.create_timestamp()
+        (:data:`GENESIS`, or a parent's event for a fork). Its id is a new random one
+        unless ``aggregate_id`` names it (an aggregate found by what it belongs to)."""
+        aggregate_id, timestamp = aggregate_id or uuid4(), event_class.create_timestamp()
         digest = event_hash(event_type_name(event_class), aggregate_id, 1, timestamp, previous_hash, payload)
         return cls._create(
             event_class, id=aggregate_id, timestamp=timestamp,

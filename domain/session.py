@@ -7,6 +7,7 @@ what the live object held. Nothing here does I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -46,6 +47,16 @@ from agentjournal.domain.values import (
 
 TITLE_LENGTH = 60
 NO_FILES: Mapping[str, FileState] = MappingProxyType({})
+
+
+_FORK_MARK = re.compile(r" ?\(fork at event \d+\)$")
+
+
+def fork_title(title: str, version: int) -> str:
+    """A fork's title: its parent's, marked with the event it was forked at, so the two
+    are told apart in any listing (a fork of a fork is marked once, with its own point)."""
+    base = _FORK_MARK.sub("", title)
+    return f"{base} (fork at event {version})" if base else f"(fork at event {version})"
 
 
 def derive_title(prompt: str) -> str:
@@ -168,7 +179,7 @@ class Session(ChainedAggregate):
             self.SessionForked,
             self.chain_head,
             config=self.config,
-            title=self.title,
+            title=fork_title(self.title, self.version),
             lineage=Lineage(parent_id=self.id, parent_version=self.version),
             messages=list(self.messages),
             usage=self.usage,

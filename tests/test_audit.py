@@ -244,6 +244,23 @@ def test_the_timeline_tells_who_did_what(recorded):
     assert forked[0].text.startswith(f"forked from {recorded.session_id} at event 4")
 
 
+def test_diff_names_a_grandchild_and_cousins_by_their_forks(recorded):
+    service, root = recorded.service, recorded.state_at().id
+    child = service.fork(root, 4)
+    grandchild = service.fork(child, 1)
+    cousin = service.fork(service.fork(root, 2), 1)
+
+    assert audit.diff(service, root, grandchild).relation == (
+        f"{grandchild} was forked from {child} at event 1, which was forked from {root} at event 4"
+    )
+    assert audit.diff(service, grandchild, root).relation == audit.diff(service, root, grandchild).relation
+    assert audit.diff(service, child, grandchild).relation == f"{grandchild} was forked from {child} at event 1"
+    cousins = audit.diff(service, grandchild, cousin).relation
+    assert cousins.startswith(f"both descend from {root}: {grandchild} was forked from {child}")
+    assert cousins.endswith(f"which was forked from {root} at event 2")
+    assert audit.diff(service, child, service.fork(root, 3)).relation == f"both were forked from {root}"
+
+
 def test_diff_shows_where_a_fork_parts_from_its_parent(recorded):
     fork = recorded.fork(version_of(recorded, "TurnCompleted"))
     fork.run("Remember: my favorite color is green")

@@ -18,6 +18,7 @@ from agentjournal.application import ManagedAgent, SessionService, audit, views
 from agentjournal.application.api import open_store
 from agentjournal.application.tracing import session_trace
 from agentjournal.domain import SessionConfig
+from agentjournal.infrastructure.models.scripted import Reply
 from tests.conftest import ROOT, TEST_KEY
 
 
@@ -289,7 +290,7 @@ def test_a_prompt_that_is_not_utf8_is_refused_before_anything_is_recorded(model_
     done = agentjournal("run", b"\xff\xfe", *model_args, store=store, check=False)
     assert done.returncode == 2
     assert "not UTF-8" in done.stderr and "Traceback" not in done.stderr
-    assert agentjournal("list", "--json", store=store).stdout == ""
+    assert not store.exists()  # refused before even the store was opened
 
 
 # -- naming sessions and titles ------------------------------------------------------------
@@ -305,6 +306,87 @@ def test_a_session_can_be_named_by_the_start_of_its_id(session_id, store):  # ty
 def test_a_full_id_without_dashes_names_its_session(session_id, store):  # type: ignore[no-untyped-def]
     shown = agentjournal("show", session_id.replace("-", ""), store=store).stdout
     assert shown.startswith(f"session {session_id}")
+
+
+@pytest.mark.parametrize("length", [37, 17, 9])
+def test_the_api_form_of_an_id_and_its_start_name_its_session(session_id, store, length):  # type: ignore[no-untyped-def]
+    """The page and the API show ``sesn_`` and the hex: that, whole or its start (which
+    crosses the dashes the UUID's text has), names the session wherever an id is taken."""
+    wire = f"sesn_{session_id.replace('-', '')}"
+    shown = agentjournal("show", wire[:length], store=store).stdout
+    assert shown.startswith(f"session {session_id}")
+    assert agentjournal("log", "--json", wire.upper()[:length], store=store).stdout
+
+
+def test_files_that_cannot_be_written_or_read_are_plain_errors(session_id, store, tmp_path: Path):  # type: ignore[no-untyped-def]
+    for args, says in (
+        (("export", session_id, "-o", str(tmp_path / "missing" / "out.jsonl")), "cannot write"),
+        (("import", str(tmp_path / "missing.jsonl")), "cannot read"),
+        (("import", str(tmp_path)), "cannot read"),
+    ):
+        done = agentjournal(*args, store=store, check=False)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"agentjournal: error: {says} ") and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [("list",), ("show", "1234"), ("verify",), ("log", "abcd"), ("dataset", "--all")]
+)
+def test_a_mistyped_store_is_refused_by_commands_that_read(tmp_path: Path, command: tuple[str, ...]) -> None:
+    mistyped = tmp_path / "sesions.db"
+    done = agentjournal(*command, store=mistyped, check=False)
+    assert done.returncode == 2
+    assert f"no session store at {mistyped}" in done.stderr
+    assert not mistyped.exists()
+
+
+def test_run_on_a_new_store_makes_it(model_args, tmp_path: Path) -> None:
+    fresh = tmp_path / "new" / "sessions.db"
+    agentjournal("run", "Hello", *model_args, store=fresh)
+    assert fresh.exists()
+    assert agentjournal("list", store=fresh).stdout.count("\n") == 2  # the header and the session
+
+
+def test_a_model_that_is_not_set_up_is_refused_before_any_call(model_server, tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    asked = len(model_server.requests)
+    for args, says in (
+        (("--model", "gpt-4o"), "needs a key: set OPENAI_API_KEY"),
+        (("--model", "nosuchprovider/m"), "finds no provider for this name"),
+        (("--model", "openai/m", "--api-base", "http://127.0.0.1:9/v1", "--api-key-env", "TEST_MODEL_KEY"),
+         "http://127.0.0.1:9/v1 does not answer"),
+    ):  # fmt: skip
+        done = agentjournal("run", "Hello", *args, store=store, check=False, env=env)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith("agentjournal: the model is not set up: ") and says in done.stderr
+    assert len(model_server.requests) == asked
+    assert agentjournal("list", "--json", store=store).stdout == ""  # nothing was recorded
+
+
+def test_serve_checks_the_model_route_before_it_listens(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"} | {"AGENTJOURNAL_API_KEYS": "k"}
+    for args, says in (
+        (("--model-provider", "openai"), "needs a key: set OPENAI_API_KEY"),
+        (("--model-provider", "openai", "--api-base", "http://127.0.0.1:9/v1", "--api-key-env", "TEST_MODEL_KEY"),
+         "http://127.0.0.1:9/v1 does not answer"),
+        (("--api-base", "http://127.0.0.1:9/v1"), "http://127.0.0.1:9/v1 does not answer"),
+    ):  # fmt: skip
+        done = agentjournal("serve", "--port", "0", *args, store=tmp_path / "s.db", check=False, env=env)
+        assert done.returncode == 1 and "serving on" not in done.stdout, done.stdout
+        assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_failed_run_names_its_session(model_server, model_args, tmp_path: Path) -> None:
+    model_server.enqueue(Reply(status=401, error="invalid api key"))
+    asked = len(model_server.requests)
+    store = tmp_path / "s.db"
+    done = agentjournal("run", "Hello", *model_args, store=store, check=False)
+    assert done.returncode == 1
+    assert "the model is not set up" in done.stderr and "invalid api key" in done.stderr
+    (listed,) = json_lines(agentjournal("list", "--json", store=store).stdout)
+    assert f"session {listed['id']}" in done.stderr and listed["status"] == "error"
+    assert len(model_server.requests) == asked + 1  # a refused key is not tried again
 
 
 def test_run_title_renames_an_existing_session(session_id, model_args, store):  # type: ignore[no-untyped-def]

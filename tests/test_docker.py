@@ -13,12 +13,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import docker
 import pytest
 
-from agentjournal.application import Agent, ManagedAgent, ManagedConfig
+from agentjournal.application import Agent, ManagedAgent, ManagedConfig, SessionService
 from agentjournal.application.ports import ComputeError, ExecResult
 from agentjournal.application.tools import ToolLimits, run_tool
-from agentjournal.domain import ComputeBinding, ToolCall, ToolResult
+from agentjournal.domain import ComputeBinding, SessionConfig, ToolCall, ToolResult
 from agentjournal.infrastructure.compute.docker_sandbox import (
     SESSION_LABEL,
     DockerCompute,
@@ -473,14 +474,53 @@ def test_a_sandbox_that_cannot_be_trusted_to_hold_the_files_is_replaced(engine, 
         compute.release(binding)
 
 
-def test_cleanup_of_a_session_removes_its_sandbox_only(engine, sandbox, tmp_path):
+@contextmanager
+def labelled_containers(engine, *session_ids):  # type: ignore[no-untyped-def]
+    """Stopped containers labelled as the sandboxes of these sessions; removed afterwards
+    if the test left them."""
+    made = [
+        engine.containers.create(
+            "agentjournal-sandbox:latest", ["true"],
+            labels={"agentjournal.managed": "1", SESSION_LABEL: str(session_id)},
+        )
+        for session_id in session_ids
+    ]  # fmt: skip
+    try:
+        yield made
+    finally:
+        for container in made:
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+
+def test_cleanup_removes_only_the_sandboxes_of_its_own_store_and_asks_first(engine, tmp_path):
     from tests.test_cli import agentjournal
 
-    kept, removed = sandbox(), sandbox()
-    done = agentjournal("cleanup", "--session", session_of(removed), store=tmp_path / "s.db")
-    assert "removed 1 sandbox container(s)" in done.stdout
-    assert not list(sandboxes(engine, uuid.UUID(session_of(removed))))
-    assert [c.id for c in sandboxes(engine, uuid.UUID(session_of(kept)))] == [kept.container.id]
+    store = tmp_path / "s.db"
+    service = SessionService({"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(store)})
+    config = SessionConfig(model="m", system="s", name="n", tools=())
+    ours, also_ours = service.create_session(config), service.create_session(config)
+    service.close()
+    elsewhere = uuid.uuid4()  # a session of another store, maybe running there
+    with labelled_containers(engine, ours, also_ours, elsewhere):
+        listed = agentjournal("cleanup", store=store)  # not a terminal: listed, never removed
+        assert "nothing removed" in listed.stderr
+        assert str(ours) in listed.stdout and str(also_ours) in listed.stdout
+        assert str(elsewhere) not in listed.stdout
+        assert re.search(r"^left \d+ sandbox container\(s\) of sessions this store does not hold alone$",
+                         listed.stdout, re.MULTILINE)  # fmt: skip
+        assert all(list(sandboxes(engine, s)) for s in (ours, also_ours, elsewhere))
+
+        one = agentjournal("cleanup", "--session", f"sesn_{ours.hex}", "--yes", store=store)
+        assert "removed 1 sandbox container(s)" in one.stdout
+        assert not list(sandboxes(engine, ours)) and list(sandboxes(engine, also_ours))
+
+        rest = agentjournal("cleanup", "--yes", store=store)
+        assert "removed 1 sandbox container(s)" in rest.stdout
+        assert not list(sandboxes(engine, also_ours))
+        assert list(sandboxes(engine, elsewhere))  # another store's, left alone
 
 
 def test_a_sandboxed_session_resumed_with_default_settings_stays_in_its_sandbox(

@@ -105,6 +105,16 @@ def test_terminated_sessions_refuse_everything_but_forking():
     assert fork.messages == session.messages
 
 
+def test_a_fork_is_titled_apart_from_its_parent():
+    session = started()
+    session.set_title("fix the tests")
+    fork = session.fork()
+    assert fork.title == f"fix the tests (fork at event {session.version})"
+    fork.begin_turn("go on", "w1")
+    assert fork.fork().title == f"fix the tests (fork at event {fork.version})"  # marked once
+    assert Session.start(CONFIG).fork().title == "(fork at event 1)"
+
+
 @pytest.mark.parametrize(
     ("prompt", "title"),
     [

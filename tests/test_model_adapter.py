@@ -6,15 +6,17 @@ call only while something in the process listens."""
 from __future__ import annotations
 
 import gc
+import re
+import socket
 import time
 from pathlib import Path
 
 import pytest
 
 from agentjournal.application import ManagedAgent, ManagedConfig, ModelError
-from agentjournal.application.ports import TextDelta
+from agentjournal.application.ports import ModelRetryWarning, ModelSetupError, TextDelta
 from agentjournal.domain import UserMessage
-from agentjournal.infrastructure.models.litellm_model import LiteLLMModel
+from agentjournal.infrastructure.models.litellm_model import LiteLLMModel, check_model_setup
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedModelServer
 from tests.conftest import TEST_KEY, wait_until
 
@@ -64,7 +66,7 @@ def test_a_transient_error_then_an_answer_is_one_call(model_server):
 
 def test_a_refusal_is_not_retried(model_server):
     model_server.enqueue(Reply(status=401, error="invalid api key"), Reply(text="unused"))
-    with pytest.raises(ModelError, match="HTTP 401.*invalid api key$"):
+    with pytest.raises(ModelSetupError, match="HTTP 401.*invalid api key; check the model's name"):
         call(adapter(model_server, max_attempts=3))
     assert len(model_server.requests) == 1
 
@@ -186,3 +188,60 @@ def test_litellm_logs_calls_only_while_something_in_the_process_listens(model_se
             setattr(litellm, name, [c for c in getattr(litellm, name) if c is not listener])
     call(model)
     assert litellm.disable_streaming_logging is True
+
+# -- set-up errors, retries, connection errors ------------------------------------------------
+
+
+def test_missing_credentials_are_a_setup_error_never_retried(model_server):
+    """litellm reports a missing key as an InternalServerError with HTTP 500, which is
+    otherwise worth retrying."""
+    model_server.enqueue(*[Reply(status=500, error="Missing credentials. Please pass an `api_key`")] * 3)
+    with pytest.raises(
+        ModelSetupError, match="Missing credentials.*check the model's name, its provider and its key"
+    ):
+        call(adapter(model_server, max_attempts=3))
+    assert len(model_server.requests) == 1
+
+
+def test_retries_are_shown_as_they_happen(model_server):
+    model_server.enqueue(
+        Reply(status=503, error="overloaded"), Reply(status=503, error="overloaded"), Reply(text="ok")
+    )
+    with pytest.warns(ModelRetryWarning) as shown:
+        call(adapter(model_server, max_attempts=3))
+    retries = [str(w.message) for w in shown if issubclass(w.category, ModelRetryWarning)]
+    assert [text.rsplit("(", 1)[-1] for text in retries] == ["attempt 2 of 3)", "attempt 3 of 3)"]
+    assert all("HTTP 503" in text and "trying again in" in text for text in retries)
+
+
+def test_a_connection_error_names_the_address(unused_port):
+    base = f"http://127.0.0.1:{unused_port}/v1"
+    with (
+        pytest.raises(ModelError, match=f"cannot connect to {re.escape(base)}"),
+        pytest.warns(ModelRetryWarning),
+    ):
+        call(LiteLLMModel("openai/m", api_base=base, api_key=TEST_KEY, retry_delay=0.01, max_attempts=2))
+
+
+def test_the_setup_check_makes_no_completion_call(model_server, unused_port, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert check_model_setup("openai/m", model_server.base_url, TEST_KEY) == "openai"
+    assert model_server.requests == []  # the address was asked for nothing but an answer
+    with pytest.raises(ModelSetupError, match="finds no provider for this name"):
+        check_model_setup("nosuchprovider/m")
+    with pytest.raises(ModelSetupError, match="needs a key: set OPENAI_API_KEY.*--api-key-env$"):
+        check_model_setup("gpt-4o")
+    with pytest.raises(ModelSetupError, match="needs a key: set OPENAI_API_KEY.*any text"):
+        check_model_setup("openai/m", model_server.base_url)
+    with pytest.raises(ModelSetupError, match=f"http://127.0.0.1:{unused_port} does not answer"):
+        check_model_setup("openai/m", f"http://127.0.0.1:{unused_port}", TEST_KEY)
+    with pytest.raises(ModelSetupError, match="not an http:// or https:// URL"):
+        check_model_setup("openai/m", "localhost:11434", TEST_KEY)
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A port nothing listens on: bound, then closed (the kernel does not hand it out again at once)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

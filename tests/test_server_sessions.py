@@ -219,6 +219,7 @@ def test_a_failed_model_call_is_a_session_error_and_the_session_stays_usable(api
     failed = turn(client, session_id, "first")
     error = next(e for e in failed if e.type == "session.error")
     assert "the model refuses" in error.error.message
+    assert error.error.type == "model_request_failed_error"  # a set-up error is the model's failure too
     assert failed[-1].stop_reason.type == "retries_exhausted"
     assert client.beta.sessions.retrieve(session_id).status == "idle"
     assert [e.content[0].text for e in turn(client, session_id, "again") if e.type == "agent.message"] == [

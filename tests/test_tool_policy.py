@@ -10,6 +10,7 @@ import pytest
 
 from agentjournal.application import ModelError
 from agentjournal.domain import Status, StopReason, ToolResult
+from agentjournal.domain.session import fork_title
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
 from tests.conftest import TEST_KEY
 
@@ -212,7 +213,7 @@ def test_forks_at_every_version_equal_the_parent_there(make_agent, model_server)
     with pytest.raises(ModelError, match="bad request"):
         agent.run("two")
     agent.run("three")
-    shared = ("messages", "usage", "usage_by_model", "turns", "title", "last_error", "config")
+    shared = ("messages", "usage", "usage_by_model", "turns", "last_error", "config")
     for version in range(1, agent.state_at().version + 1):
         parent = agent.state_at(version)
         forked = agent.fork(at_version=version)
@@ -223,6 +224,7 @@ def test_forks_at_every_version_equal_the_parent_there(make_agent, model_server)
             assert forked.state_at().messages[: len(parent.messages)] == parent.messages
             continue
         assert {k: fork.state()[k] for k in shared} == {k: parent.state()[k] for k in shared}, version
+        assert fork.title == fork_title(parent.title, version)
         assert fork.status == parent.status
         assert fork.lineage is not None and fork.lineage.parent_version == version
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import os
 import sys
 import warnings
@@ -40,7 +41,7 @@ from agentjournal.application.errors import (
     VersionNotFound,
     parse_session_id,
 )
-from agentjournal.application.ports import ComputeError, ModelError, TextDelta
+from agentjournal.application.ports import ComputeError, ModelError, ModelSetupError, TextDelta
 from agentjournal.application.service import AuditEntry, SessionService
 from agentjournal.application.tracing import SessionTrace, session_trace
 from agentjournal.application.turns import ComputeProgress, ToolCallUpdate, TurnOutcome
@@ -116,6 +117,8 @@ def _dispatch(argv: Sequence[str] | None) -> int:
 
 def _explain(error: Exception) -> tuple[str, int]:
     """What to tell the user about an error, and the exit status it stands for."""
+    if isinstance(error, ModelSetupError):
+        return f"the model is not set up: {error}", FAILURE
     if isinstance(error, ModelError):
         return f"the model call failed: {error}", FAILURE
     if isinstance(error, PersistenceError):
@@ -144,6 +147,17 @@ def _title(value: str) -> str:
     if not title:
         raise argparse.ArgumentTypeError("a title needs some text")
     return title
+
+
+def _score(value: str) -> float:
+    """A score: any finite number."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number")
+    return number
 
 
 def _count(value: str) -> int:
@@ -295,6 +309,34 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=_verify)
 
+    annotate = sub.add_parser(
+        "annotate", help="give one event of a session a note, a score or both (kept in a log of their own)"
+    )
+    annotate.add_argument("session")
+    annotate.add_argument(
+        "event", type=_positive, help="the event's version (as log and timeline number them)"
+    )
+    annotate.add_argument("--note", type=_text, default="", help="what to say about the event")
+    annotate.add_argument(
+        "--score", type=_score, help="a number on a scale of your choosing (0 to 1, 1 to 5, ...)"
+    )
+    annotate.add_argument("--json", action="store_true", help="print the annotation, not only its id")
+    annotate.set_defaults(handler=_annotate)
+
+    notes = sub.add_parser("annotations", help="a session's annotations, and whether their log verifies")
+    notes.add_argument("session")
+    notes.add_argument("--json", action="store_true", help="JSON Lines, one annotation per line")
+    notes.set_defaults(handler=_annotations)
+
+    dataset = sub.add_parser(
+        "dataset", help="write annotated turns as JSON Lines for evaluation tools (one line per annotation)"
+    )
+    picked = dataset.add_mutually_exclusive_group(required=True)
+    picked.add_argument("--session", action="append", help="this session's annotations (repeatable)")
+    picked.add_argument("--all", action="store_true", help="the annotations of every session of the store")
+    dataset.add_argument("-o", "--output", help="file to write (default: stdout)")
+    dataset.set_defaults(handler=_dataset)
+
     export = sub.add_parser(
         "export", help="write a session's log and files as JSON Lines (to stdout or a file)"
     )
@@ -338,8 +380,11 @@ def _parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="print a new key for encryption at rest (CIPHER_KEY)")
     keygen.set_defaults(handler=_keygen)
 
-    cleanup = sub.add_parser("cleanup", help="remove the project's sandbox containers and their volumes")
+    cleanup = sub.add_parser(
+        "cleanup", help="remove the sandbox containers of this store's sessions (listed, and asked first)"
+    )
     cleanup.add_argument("--session", help="only this session's sandbox")
+    cleanup.add_argument("--yes", action="store_true", help="remove without asking")
     cleanup.set_defaults(handler=_cleanup)
 
     serve = sub.add_parser(
@@ -443,6 +488,20 @@ def _serve(args: argparse.Namespace) -> int:
         raise AgentJournalError(f"environment variable {args.api_key_env} is not set")
     if args.otel_endpoint and importlib.util.find_spec("opentelemetry.sdk") is None:
         raise AgentJournalError("--otel-endpoint needs the otel extra: pip install 'agentjournal[otel]'")
+    if args.model_provider:
+        # Agents name their models; the route to their provider is checked now, not at a turn.
+        from agentjournal.infrastructure.models.litellm_model import check_model_setup
+
+        check_model_setup(
+            f"{args.model_provider}/any-model",
+            args.api_base,
+            api_key,
+            who=f"--model-provider {args.model_provider}",
+        )
+    elif args.api_base:
+        from agentjournal.infrastructure.models.litellm_model import check_answers
+
+        check_answers("the models' server", args.api_base)
     settings = ServerSettings(
         api_keys=parse_keys(os.environ.get(KEYS_ENV)),
         allow_no_auth=args.no_auth,
@@ -471,9 +530,16 @@ def _serve(args: argparse.Namespace) -> int:
     return OK
 
 
-def _service(args: argparse.Namespace) -> SessionService:
+def _service(args: argparse.Namespace, create: bool = False) -> SessionService:
+    """The store ``--store`` names (or the default one). Only a command that records new
+    sessions (``create``: run, demo, import) makes a new SQLite file; for any other, a path
+    with nothing there is a mistyped path, refused rather than answered from an empty store."""
     from agentjournal.application.store import open_store
 
+    if args.store and not create and not os.path.exists(os.path.expanduser(args.store)):
+        raise AgentJournalError(
+            f"no session store at {args.store}: check the path (only run, demo and import create a store)"
+        )
     return open_store(args.store)
 
 
@@ -497,17 +563,34 @@ def _run(args: argparse.Namespace) -> int:
         fields["max_turns"] = args.max_turns
     if args.pip:
         fields["packages"] = {"pip": args.pip}
-    agent = ManagedAgent(config=ManagedConfig(**fields), compute=args.compute, store=_service(args))
+    agent = ManagedAgent(
+        config=ManagedConfig(**fields), compute=args.compute, store=_service(args, create=True)
+    )
+    model = args.model
     if args.session:
         session_id = agent.service.find_session(args.session)
         agent.resume_session(session_id)
+        model = agent.service.get_session(session_id).config.model
         if args.title:
             agent.service.set_title(session_id, args.title)
-    outcome = _stream_turn(agent, args.prompt, show_text=not args.json, status=_StatusLine.on_stderr())
+    _check_model(model, args.api_base, api_key)
+    try:
+        outcome = _stream_turn(agent, args.prompt, show_text=not args.json, status=_StatusLine.on_stderr())
+    finally:
+        # Whatever happened, the session that recorded it (a failed turn too) is named.
+        if agent.session_id:
+            print(f"session {agent.session_id}", file=sys.stderr)
     if args.json:
         _print_json(views.turn_outcome(outcome))
-    print(f"session {agent.session_id}", file=sys.stderr)
     return OK
+
+
+def _check_model(model: str, api_base: str | None, api_key: str | None) -> None:
+    """Refuse, before any model call, a model that cannot be called as set up (see
+    :func:`~agentjournal.infrastructure.models.litellm_model.check_model_setup`)."""
+    from agentjournal.infrastructure.models.litellm_model import check_model_setup
+
+    check_model_setup(model, api_base, api_key)
 
 
 def _stream_turn(
@@ -595,7 +678,7 @@ def _demo(args: argparse.Namespace) -> int:
             model="openai/scripted-demo", api_base=server.base_url, api_key="scripted-demo-key",
             name="demo",
         )  # fmt: skip
-        agent = ManagedAgent(config=config, store=_service(args))
+        agent = ManagedAgent(config=config, store=_service(args, create=True))
         for prompt in DEMO_PROMPTS:
             print(f"you> {prompt}")
             sys.stdout.write("agent> ")
@@ -785,24 +868,99 @@ def _verify(args: argparse.Namespace) -> int:
         if args.session
         else audit.verify_store(service)
     )
+    labels = [""] * len(results)
+    if args.session:
+        from agentjournal.application.annotating import verify_annotations
+
+        notes = verify_annotations(service, results[0].session_id)
+        if notes is not None:
+            results.append(notes)
+            labels.append(f"  (the annotations of {results[0].session_id})")
     if args.json:
         _print_json_lines(views.verification(r) for r in results)
     else:
-        for result in results:
-            _print_verification(result)
+        for result, label in zip(results, labels, strict=True):
+            _print_verification(result, label)
     return OK if all(r.ok for r in results) else FAILURE
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    from agentjournal.application import annotating
+
+    service = _service(args)
+    record = annotating.annotate(
+        service, service.find_session(args.session), args.event, args.note, args.score
+    )
+    if args.json:
+        _print_json(annotating.annotation_view(record))
+    else:
+        print(record.annotation.id.hex)
+    return OK
+
+
+def _annotations(args: argparse.Namespace) -> int:
+    from agentjournal.application import annotating
+
+    service = _service(args)
+    session_id = service.find_session(args.session)
+    records = annotating.annotations_of(service, session_id)
+    if args.json:
+        _print_json_lines(annotating.annotation_view(r) for r in records)
+        return OK
+    rows = [
+        (r.annotation.id.hex[:12], str(r.annotation.event_version), r.annotation.event_type,
+         "" if r.annotation.score is None else f"{r.annotation.score:g}", r.annotation.note,
+         r.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+        for r in records
+    ]  # fmt: skip
+    _table(("id", "event", "type", "score", "note", "made"), rows)
+    checked = annotating.verify_annotations(service, session_id)
+    if checked is not None and not checked.ok:
+        assert checked.broken is not None
+        print(f"agentjournal: the annotation log is BROKEN at its event {checked.broken.version}: "
+              f"{checked.broken.problem}", file=sys.stderr)  # fmt: skip
+        return FAILURE
+    return OK
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    from agentjournal.application import annotating
+
+    service = _service(args)
+    if args.all:
+        sessions = annotating.annotated_sessions(service)
+    else:
+        sessions = list(dict.fromkeys(service.find_session(s) for s in args.session))
+    lines = (msgspec.json.encode(line) + b"\n" for line in annotating.dataset(service, sessions))
+    written = _write_lines(lines, args.output)
+    print(f"{written} annotation(s) from {len(sessions)} session(s)", file=sys.stderr)
+    return OK
+
+
+def _write_lines(lines: Iterable[bytes], output: str | None) -> int:
+    """Write ``lines`` to the file ``output`` names, or to stdout; how many were written."""
+    written = 0
+    if output is None:
+        sys.stdout.flush()
+        for line in lines:
+            sys.stdout.buffer.write(line)
+            written += 1
+        return written
+    try:
+        with open(output, "wb") as out:
+            for line in lines:
+                out.write(line)
+                written += 1
+    except OSError as e:
+        raise AgentJournalError(f"cannot write {output}: {e.strerror}") from None
+    return written
 
 
 def _export(args: argparse.Namespace) -> int:
     from agentjournal.application import audit
 
     service = _service(args)
-    lines = audit.export_session(service, service.find_session(args.session))
-    if args.output:
-        with open(args.output, "wb") as out:
-            out.writelines(lines)
-    else:
-        sys.stdout.buffer.writelines(lines)
+    _write_lines(audit.export_session(service, service.find_session(args.session)), args.output)
     return OK
 
 
@@ -810,10 +968,13 @@ def _import(args: argparse.Namespace) -> int:
     from agentjournal.application import audit
 
     if args.file == "-":
-        session_id = audit.import_session(_service(args), sys.stdin.buffer)
+        session_id = audit.import_session(_service(args, create=True), sys.stdin.buffer)
     else:
-        with open(args.file, "rb") as source:
-            session_id = audit.import_session(_service(args), source)
+        try:
+            with open(args.file, "rb") as source:
+                session_id = audit.import_session(_service(args, create=True), source)
+        except OSError as e:
+            raise AgentJournalError(f"cannot read {args.file}: {e.strerror}") from None
     print(session_id)
     return OK
 
@@ -887,15 +1048,58 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from agentjournal.infrastructure.compute.docker_sandbox import remove_sandbox, sandboxes
+    """Remove the sandbox containers of this store's sessions (or one session's), listed
+    first and, unless ``--yes``, only once the user says so. Containers of sessions another
+    store holds, and the sandbox of a session running a turn, are left alone."""
+    from agentjournal.infrastructure.compute.docker_sandbox import SESSION_LABEL, remove_sandbox, sandboxes
 
-    session = parse_session_id(args.session) if args.session else None
-    removed = 0
-    for container in sandboxes(session_id=session):
+    service = _service(args)
+    only = service.find_session(args.session) if args.session else None
+    chosen, others, busy = [], 0, 0
+    for container in sandboxes(session_id=only):
+        session = _session_of(service, container.labels.get(SESSION_LABEL, ""))
+        if session is None:
+            others += 1
+        elif session.status == Status.RUNNING and not service.is_abandoned(session):
+            busy += 1
+        else:
+            chosen.append((container, session))
+    if others:
+        print(f"left {others} sandbox container(s) of sessions this store does not hold alone")
+    if busy:
+        print(f"left {busy} sandbox container(s) of sessions running a turn alone")
+    if not chosen:
+        print("no sandbox container of this store's sessions to remove")
+        return OK
+    for container, session in chosen:
+        print(
+            f"{container.name}  session {session.id}  ({session.status.value}, container {container.status})"
+        )
+    if not args.yes and not _confirmed(f"remove these {len(chosen)} sandbox container(s)?"):
+        print("nothing removed (answer y, or pass --yes, to remove them)", file=sys.stderr)
+        return OK
+    for container, _ in chosen:
         remove_sandbox(container)
-        removed += 1
-    print(f"removed {removed} sandbox container(s)")
-    return 0
+    print(f"removed {len(chosen)} sandbox container(s)")
+    return OK
+
+
+def _session_of(service: SessionService, label: str) -> Session | None:
+    """The session of this store a sandbox's session label names, if any."""
+    try:
+        return service.get_session(parse_session_id(label))
+    except (AgentJournalError, ValueError):
+        return None
+
+
+def _confirmed(question: str) -> bool:
+    """The user's yes, asked on a terminal; never a yes where nobody can answer."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 # -- rendering ----------------------------------------------------------------------
@@ -918,11 +1122,13 @@ def _print_log(entries: list[AuditEntry]) -> None:
     _table(("#", "time", "event", "payload"), rows)
 
 
-def _print_verification(result: Verification) -> None:
+def _print_verification(result: Verification, label: str = "") -> None:
     if result.broken is None:
-        print(f"ok      {result.session_id}  {result.events} events, head {result.head}")
+        print(f"ok      {result.session_id}  {result.events} events, head {result.head}{label}")
     else:
-        print(f"BROKEN  {result.session_id}  at event {result.broken.version}: {result.broken.problem}")
+        print(
+            f"BROKEN  {result.session_id}  at event {result.broken.version}: {result.broken.problem}{label}"
+        )
 
 
 def _brief(payload: dict[str, Any], width: int = 160) -> str:

@@ -21,12 +21,20 @@ import contextlib
 import json
 import os
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
 
-from agentjournal.application.ports import ModelError, ModelReply, TextDelta, ToolSpec
+from agentjournal.application.ports import (
+    ModelError,
+    ModelReply,
+    ModelRetryWarning,
+    ModelSetupError,
+    TextDelta,
+    ToolSpec,
+)
 from agentjournal.domain import AssistantMessage, Message, ToolCall, ToolResult, Usage, UserMessage
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
@@ -154,7 +162,13 @@ class LiteLLMModel:
                         retryable=e.retryable,
                         status_code=e.status_code,
                     ) from e
-            time.sleep(self.retry_delay * 2 ** (attempt - 1))
+                delay = self.retry_delay * 2 ** (attempt - 1)
+                warnings.warn(
+                    f"{e}; trying again in {delay:g} s (attempt {attempt + 1} of {self.max_attempts})",
+                    ModelRetryWarning,
+                    stacklevel=2,
+                )
+            time.sleep(delay)
 
     def _stream_once(self, request: dict[str, Any]) -> Iterator[TextDelta | ModelReply]:
         litellm = _litellm()
@@ -189,7 +203,7 @@ class LiteLLMModel:
                         call["name"] += part.function.name or ""
                         call["arguments"] += part.function.arguments or ""
         except Exception as e:
-            raise _model_error(e, self.model, self.timeout) from e
+            raise _model_error(e, self.model, self.timeout, self.api_base) from e
         finally:
             _release(stream)
         if not _finished_by_provider(stream):
@@ -312,23 +326,93 @@ def _check_usage(usage: Usage, model: str) -> None:
         )
 
 
-def _model_error(error: Exception, model: str, timeout: float) -> ModelError:
+SETUP_SIGNS = (
+    "Missing credentials",
+    "api_key",
+    "API key",
+    "LLM Provider NOT provided",
+    "Unmapped LLM provider",
+)
+"""What litellm's message says when the model is not set up, whatever error class and
+status it comes under (a missing key reaches it as an "InternalServerError, HTTP 500")."""
+SETUP_KINDS = frozenset({"AuthenticationError", "PermissionDeniedError", "NotFoundError", "BadRequestError"})
+
+
+def _model_error(error: Exception, model: str, timeout: float, api_base: str | None = None) -> ModelError:
+    """The failure of one request as a :class:`ModelError`: retryable when trying again may
+    help; a :class:`ModelSetupError`, never retried, when the setup is wrong; a connection
+    error names the address it could not reach."""
     status = getattr(error, "status_code", None)
     kind = type(error).__name__
     if kind == "Timeout":  # litellm's, for the SDK's and httpx's timeouts alike
         return ModelError(f"model {model!r} did not answer within {timeout:g} s", retryable=True)
+    detail = str(error).strip() or kind
+    said = f"model {model!r} failed ({kind}{f', HTTP {status}' if status else ''}): {detail}"
+    if kind in SETUP_KINDS and status in (None, 400, 401, 403, 404) or any(s in detail for s in SETUP_SIGNS):
+        return ModelSetupError(
+            f"{said}; check the model's name, its provider and its key", status_code=status
+        )
+    if kind == "APIConnectionError" or "Connection error" in detail:
+        where = api_base or "the provider's default address"
+        return ModelError(f"model {model!r}: cannot connect to {where} ({detail})", retryable=True)
     retryable = status in RETRYABLE_STATUS or kind in (
-        "APIConnectionError",
         "ServiceUnavailableError",
         "InternalServerError",
         "RateLimitError",
     )
-    detail = str(error).strip() or kind
-    return ModelError(
-        f"model {model!r} failed ({kind}{f', HTTP {status}' if status else ''}): {detail}",
-        retryable=retryable,
-        status_code=status,
-    )
+    return ModelError(said, retryable=retryable, status_code=status)
+
+
+def check_model_setup(model: str, api_base: str | None = None, api_key: str | None = None,
+                      timeout: float = 5.0, who: str = "") -> str:  # fmt: skip
+    """Check, without a completion call, that a model can be called as set up: litellm
+    resolves a provider for its name, a key is at hand where that provider needs one (given,
+    or in the provider's environment variable), and an ``api_base`` answers HTTP at all
+    (any status will do: a server that answers 404 at its root still serves its API).
+    The provider's client wants its key even for a server of its kind at an ``api_base``
+    that takes none (OpenAI's does): any text will do then, and saying so beats a turn that
+    fails with "Missing credentials". ``who`` names what is checked in the messages
+    (default: the model). Returns the provider's name; raises :class:`ModelSetupError`
+    saying what to fix."""
+    who = who or f"model {model!r}"
+    litellm = _litellm()
+    try:
+        _, provider, _, _ = litellm.get_llm_provider(model=model, api_base=api_base)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelSetupError(
+            f"{who}: litellm finds no provider for this name ({first}); name it as "
+            f"provider/model, e.g. openai/{model} for any OpenAI-compatible server"
+        ) from None
+    if not api_key:
+        found = litellm.validate_environment(model=model, api_base=api_base)
+        if not found.get("keys_in_environment", True):
+            missing = ", ".join(found.get("missing_keys") or ()) or "its API key"
+            local = " (for a server that takes no key, any text)" if api_base else ""
+            raise ModelSetupError(
+                f"{who} (provider {provider}) needs a key: set {missing}, or name the "
+                f"variable that holds it with --api-key-env{local}"
+            )
+    if api_base:
+        check_answers(who, api_base, timeout)
+    return str(provider)
+
+
+def check_answers(who: str, api_base: str, timeout: float = 5.0) -> None:
+    """Raise :class:`ModelSetupError` unless ``api_base`` answers HTTP (any status);
+    ``who`` names what is served there, for the message."""
+    import httpx
+
+    try:
+        httpx.get(api_base, timeout=timeout)
+    except httpx.InvalidURL as e:
+        raise ModelSetupError(f"{who}: --api-base {api_base!r} is not a URL ({e})") from None
+    except httpx.UnsupportedProtocol:
+        raise ModelSetupError(f"{who}: --api-base {api_base!r} is not an http:// or https:// URL") from None
+    except httpx.HTTPError as e:
+        raise ModelSetupError(
+            f"{who}: {api_base} does not answer ({type(e).__name__}: {e or 'no response'})"
+        ) from None
 
 
 def to_openai_messages(system: str, messages: Sequence[Message]) -> list[dict[str, Any]]:

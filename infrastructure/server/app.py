@@ -249,6 +249,7 @@ def create_app(settings: ServerSettings, service: SessionService | None = None) 
 def _routes() -> list[BaseRoute]:
     from agentjournal.infrastructure.server import (
         agents,
+        annotating,
         browser,
         environments,
         events,
@@ -270,6 +271,7 @@ def _routes() -> list[BaseRoute]:
         *environments.routes,
         *vaults.routes,
         *extensions.routes,
+        *annotating.routes,
         *files.routes,
         *work.routes,
         *uploads.routes,

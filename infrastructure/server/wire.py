@@ -219,7 +219,8 @@ class WireProjector:
         if kind is Session.TurnCompleted:
             return self._turn_end(event.stop_reason, event.detail)
         if kind is Session.TurnFailed:
-            error_type = "model_request_failed_error" if event.error_type == "ModelError" else "unknown_error"
+            model_failed = event.error_type in ("ModelError", "ModelSetupError")
+            error_type = "model_request_failed_error" if model_failed else "unknown_error"
             message = f"{event.error_type}: {event.error}"
             return [
                 {"type": "session.error",

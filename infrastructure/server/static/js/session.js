@@ -8,6 +8,7 @@
 // the conversation and state shown are the session as of it (replayed by the server),
 // and "Fork" forks there. At the latest event the view follows the session live.
 
+import { AnnotationsPanel } from "./annotations.js";
 import { api, follow } from "./api.js";
 import { drawConversation } from "./conversation.js";
 import { CostsPanel } from "./costs.js";
@@ -101,6 +102,7 @@ export class SessionView {
     this.costs = new CostsPanel(this.id);
     this.files = new FilesPanel(this.id);
     this.tamperNotice = h("div", { class: "notice tampered", id: "tampered-notice", role: "alert", hidden: true });
+    this.annotations = new AnnotationsPanel(this.id, this.notice);
     this.conversation = h("div", { class: "conversation", id: "conversation", tabindex: "0", "aria-label": "Conversation" });
     this.prompt = h("textarea", {
       id: "prompt", rows: "2", placeholder: "Send a prompt (Ctrl+Enter)", "aria-label": "Prompt",
@@ -148,6 +150,7 @@ export class SessionView {
           this.log.element,
           h("section", { class: "live" }, h("h2", {}, "Live ", this.liveStatus), this.liveFeed))),
       this.costs.element,
+      this.annotations.element,
     );
   }
 
@@ -169,6 +172,8 @@ export class SessionView {
       this.files.select(this.file);
       this.tabs.choose("files");
     }
+    this.annotations.select(this.head);
+    this.annotations.load();
     if (this.wanted !== null) this.replayTo(this.wanted);
     requestAnimationFrame(() => performance.mark("session-view-painted"));
     // Both read the whole log: the chain's check first, then the costs.
@@ -242,6 +247,7 @@ export class SessionView {
     this.at = Math.max(1, Math.min(this.head, version));
     this.slider.value = String(this.at);
     this.eventLink.href = `#/s/${this.id}/e/${this.at}`;
+    this.annotations.select(this.at);
     this.position.textContent = `${count(this.at)} of ${count(this.head)}`;
     if (this.log.selected !== this.at) this.log.select(this.at);
     this.files.at(this.at);
