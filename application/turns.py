@@ -224,13 +224,18 @@ class TurnLoop:
         left of the turn's ``max_turns``. Updates and ending as :meth:`run_turn`."""
         yield from self.start_continuing(session_id, runtime_for).updates
 
-    def start_turn(self, session_id: UUID, prompt: str, runtime_for: RuntimeFactory) -> StartedTurn:
+    def start_turn(
+        self, session_id: UUID, prompt: str | Sequence[str], runtime_for: RuntimeFactory
+    ) -> StartedTurn:
         """:meth:`run_turn` in two steps, for callers that answer before the turn is done
         (a server's ``send``): the prompt and the turn's start are recorded now, or the
         reason they cannot be is raised now; the rest runs as the returned ``updates``
-        are consumed, which the caller must do (or close), as they hold the session running."""
+        are consumed, which the caller must do (or close), as they hold the session running.
+        Several prompts (a new session's ``initial_events``) are recorded in order and
+        answered by one turn."""
+        prompts = (prompt,) if isinstance(prompt, str) else tuple(prompt)
         return self._begin(
-            session_id, runtime_for, lambda s, r: s.begin_turn(r.redact(prompt), this_worker())
+            session_id, runtime_for, lambda s, r: s.begin_turn([r.redact(p) for p in prompts], this_worker())
         )
 
     def start_continuing(self, session_id: UUID, runtime_for: RuntimeFactory) -> StartedTurn:

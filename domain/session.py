@@ -7,7 +7,7 @@ what the live object held. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -259,17 +259,23 @@ class Session(ChainedAggregate):
 
     # -- commands ---------------------------------------------------------------
 
-    def begin_turn(self, prompt: str, worker: str) -> None:
-        """Add the user's prompt and mark the session running, on behalf of ``worker``."""
+    def begin_turn(self, prompt: str | Sequence[str], worker: str) -> None:
+        """Add the user's prompt and mark the session running, on behalf of ``worker``.
+        A sequence of prompts (a new session's ``initial_events``) is added message by
+        message, in order, and one turn answers them all."""
+        prompts = (prompt,) if isinstance(prompt, str) else tuple(prompt)
+        if not prompts:
+            raise ValueError("a turn needs at least one prompt")
         self._check_not_terminated()
         self._check_not_archived()
         if self.status == Status.RUNNING:
             raise SessionBusy(self.id, self.worker)
         if self.paused:
             self._close_open_tool_calls("not run: the user sent a new message instead of answering")
-        self.trigger_event(self.UserMessageAdded, content=prompt)
+        for text in prompts:
+            self.trigger_event(self.UserMessageAdded, content=text)
         if not self.title:
-            self.trigger_event(self.TitleSet, title=derive_title(prompt))
+            self.trigger_event(self.TitleSet, title=derive_title(prompts[0]))
         self.trigger_event(self.TurnStarted, turn=self.turns + 1, worker=worker)
 
     def add_assistant_message(self, message: AssistantMessage) -> None:
