@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute
 from agentjournal.application.api import open_store
 from agentjournal.application.catalog import Catalog
 from agentjournal.application.config import ManagedConfig
+from agentjournal.application.memory_stores import MemoryStores
 from agentjournal.application.recovery import Recovery
 from agentjournal.application.resources import SessionResources
 from agentjournal.application.runtimes import Runtimes, unchanged
@@ -136,6 +137,7 @@ class Engine:
         self.recovery = Recovery(service, on_closed=self.doorbell.ring)
         self.projected_logs = ProjectedLogs()
         self.vaults = Vaults(catalog, AesSecretBox.for_home(data_home()))
+        self.memory_stores = MemoryStores(catalog)
         self.runtimes.vault_tokens = lambda recorded: self.vaults.tokens(
             recorded.vault_ids, [server.url for server in recorded.mcp_servers]
         )
@@ -245,6 +247,7 @@ def _routes() -> list[BaseRoute]:
         events,
         extensions,
         files,
+        memory_stores,
         resources,
         sessions,
         uploads,
@@ -259,6 +262,7 @@ def _routes() -> list[BaseRoute]:
         *agents.routes,
         *environments.routes,
         *vaults.routes,
+        *memory_stores.routes,
         *extensions.routes,
         *files.routes,
         *work.routes,
