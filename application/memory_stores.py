@@ -16,13 +16,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from agentjournal.application.catalog import Catalog
 from agentjournal.application.catalog_projection import MemoryStoreView
 from agentjournal.application.errors import ConfigError, StoreError
 from agentjournal.application.paging import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
@@ -36,6 +35,10 @@ from agentjournal.domain.memory import (
     SessionAuthor,
     check_path,
 )
+
+if TYPE_CHECKING:  # both import the turn loop, which shows memory stores to sessions
+    from agentjournal.application.catalog import Catalog
+    from agentjournal.application.service import SessionService
 
 MAX_METADATA = 16
 T = TypeVar("T")
@@ -55,9 +58,18 @@ class MemoryStores:
 
     save_attempts = 6
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self.service = catalog.service
+    def __init__(self, service: SessionService, catalog: Catalog | None = None) -> None:
+        self.service = service
+        self._catalog = catalog
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog's rows, which only listing stores reads (opened on first use)."""
+        if self._catalog is None:
+            from agentjournal.application.catalog import Catalog
+
+            self._catalog = Catalog(self.service)
+        return self._catalog
 
     # -- stores ------------------------------------------------------------------------------
 

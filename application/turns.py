@@ -36,6 +36,7 @@ from agentjournal.application.leases import (
     Lease,
 )
 from agentjournal.application.mcp_tools import mcp_target, offered_mcp_tools, run_mcp_tool
+from agentjournal.application.memory_mounts import SessionMemory
 from agentjournal.application.ports import (
     Compute,
     LanguageModel,
@@ -187,6 +188,7 @@ class TurnLoop:
 
     def __init__(self, service: SessionService) -> None:
         self.service = service
+        self.memory = SessionMemory(service)
 
     def restore_files(self, session_id: UUID, version: int, runtime_for: RuntimeFactory) -> int:
         """Roll the session's work folder back to its files as of event ``version``, in its
@@ -475,10 +477,14 @@ class TurnLoop:
             self.service.work.offer(config.environment_id, str(session.id))
             yield ToolCallUpdate(recorded)
             return None
+        local = judgement.verdict != Verdict.MCP
+        if local:  # the memory stores as they are now, what other sessions wrote included
+            self.memory.show(session, runtime.compute)
         session.start_tool_call(recorded)
         self.service.save_session(session)
+        started = session.version
         yield ToolCallUpdate(recorded)
-        if judgement.verdict == Verdict.MCP:
+        if not local:
             target = mcp_target(config, call.name)
             assert target is not None  # judged an MCP call
             return run_mcp_tool(runtime.mcp, target, call, runtime.mcp_tokens, config.max_output_bytes)
@@ -486,6 +492,7 @@ class TurnLoop:
         if call.name not in READS_ONLY:
             # Recorded before the result, so the files as of the result are what the call left.
             take_snapshot(session, runtime.compute, self.service.blobs, recorded.id)
+            self.memory.collect(session, runtime.compute, recorded.id, started)
         return result
 
     def _confirm(self, session: Session, call: ToolCall, recorded: ToolCall, runtime: TurnRuntime) -> bool:

@@ -26,7 +26,7 @@ from agentjournal.domain.errors import (
     SessionTerminatedError,
     UnknownToolCall,
 )
-from agentjournal.domain.resources import MountedResource, SessionResource
+from agentjournal.domain.resources import MemoryStoreResource, MountedResource, SessionResource
 from agentjournal.domain.values import (
     AssistantMessage,
     ComputeBinding,
@@ -89,6 +89,10 @@ class Session(ChainedAggregate):
 
     resources: tuple[MountedResource, ...] = ()
     """The resources mounted for the session (uploaded files), in the order added."""
+
+    memory_read: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Per attached memory store (its UUID, hex), the memory versions last shown to the
+    session's tools (see ``MemoryRead``)."""
 
     deleted: bool = False
     """Deleted by its owner: hidden from listings and lookups. The log keeps it, as it
@@ -186,6 +190,10 @@ class Session(ChainedAggregate):
         elif self.paused:
             # The client's answers belong to the parent; the fork closes what was asked.
             fork._close_open_tool_calls("not run: forked while waiting for the client")
+        for mounted in self.resources:
+            if isinstance(mounted.resource, MemoryStoreResource):
+                # Memory is shared state: the fork reads the store as it is, not as it was.
+                fork.trigger_event(fork.ResourceAdded, resource=mounted.resource)
         return fork
 
     # -- queries ----------------------------------------------------------------
@@ -481,6 +489,19 @@ class Session(ChainedAggregate):
         if self.resource(resource_id) is not None:
             self.trigger_event(self.ResourceUpdated, resource_id=resource_id)
 
+    def record_memory_read(self, store_id: str, versions: tuple[str, ...]) -> None:
+        """Record the memory versions of a store now shown to the tools, when they differ
+        from those last recorded."""
+        if dict(self.memory_read).get(store_id) != versions:
+            self.trigger_event(self.MemoryRead, memory_store_id=store_id, versions=versions)
+
+    def record_memory_written(self, store_id: str, tool_call_id: str, versions: tuple[str, ...]) -> None:
+        """Record the memory versions a tool call's changes to a store's folder became."""
+        if versions:
+            self.trigger_event(
+                self.MemoryWritten, memory_store_id=store_id, tool_call_id=tool_call_id, versions=versions
+            )
+
     def resource(self, resource_id: str) -> MountedResource | None:
         """The mounted resource with this id, if the session has it."""
         return next((r for r in self.resources if r.resource.id == resource_id), None)
@@ -734,6 +755,24 @@ class Session(ChainedAggregate):
 
         def apply(self, session: Session) -> None:
             session.resources = tuple(r for r in session.resources if r.resource.id != self.resource_id)
+
+    class MemoryRead(Event):
+        """The tools were shown these memory versions of a store (its whole content)."""
+
+        memory_store_id: str
+        versions: tuple[str, ...]
+
+        def apply(self, session: Session) -> None:
+            read = dict(session.memory_read) | {self.memory_store_id: self.versions}
+            session.memory_read = tuple(read.items())
+
+    class MemoryWritten(Event):
+        """What a tool call left in a store's folder became these memory versions, each
+        attributed to this session and the call's ``ToolCallStarted``."""
+
+        memory_store_id: str
+        tool_call_id: str
+        versions: tuple[str, ...]
 
     class SessionDeleted(Event):
         def apply(self, session: Session) -> None:

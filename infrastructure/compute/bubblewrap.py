@@ -115,6 +115,9 @@ class Walls:
     work: Path
     user: User
     network: bool
+    memory: tuple[tuple[Path, str, bool], ...] = ()
+    """Memory stores' folders: (host folder, path in the sandbox, read-only), each bound
+    read-only or writable as it says."""
 
 
 def command_line(walls: Walls, argv: Sequence[str], sync_fd: int, marks: Sequence[str] = ()) -> list[str]:
@@ -133,11 +136,24 @@ def command_line(walls: Walls, argv: Sequence[str], sync_fd: int, marks: Sequenc
     for scratch in ("/tmp", "/dev/shm"):
         line += ["--size", str(SCRATCH_BYTES), "--perms", "1777", "--tmpfs", scratch]
     line += ["--bind", str(walls.work), WORKSPACE, "--chdir", WORKSPACE]
+    for parent in _parents([place for _, place, _ in walls.memory]):  # bubblewrap's own are 0700
+        line += ["--perms", "0755", "--dir", parent]
+    for folder, place, read_only in walls.memory:
+        line += ["--ro-bind" if read_only else "--bind", str(folder), place]
     if engine_is_root():
         user = walls.user
         line += [*SWITCH_USER, "--", "setpriv", f"--reuid={user.uid}", f"--regid={user.gid}",
                  "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]  # fmt: skip
     return [*line, "--", *argv]
+
+
+def _parents(places: Sequence[str]) -> list[str]:
+    """The folders above ``places`` (absolute paths), outermost first, each once."""
+    parents: dict[str, None] = {}
+    for place in places:
+        parts = place.strip("/").split("/")[:-1]
+        parents.update(dict.fromkeys("/" + "/".join(parts[: n + 1]) for n in range(len(parts))))
+    return list(parents)
 
 
 def _system_folders(network: bool) -> list[str]:

@@ -63,6 +63,7 @@ from agentjournal.infrastructure.compute.host import (
     FolderScans,
     validate_packages,
 )
+from agentjournal.infrastructure.compute.memory_folders import fill_folder, read_folder
 from agentjournal.infrastructure.compute.sandbox_protocol import (
     FETCH_HEAD_BYTES,
     FILE_TIMEOUT,
@@ -73,6 +74,8 @@ from agentjournal.infrastructure.compute.sandbox_protocol import (
     check_path,
     check_url,
     helper_source,
+    memory_place,
+    memory_root,
     web_page,
 )
 
@@ -135,6 +138,8 @@ class ConfinedHostCompute(HelperFileTools):
         self._running: set[subprocess.Popen[bytes]] = set()
         """Bubblewrap's processes for the calls running now."""
         self._scans = FolderScans()
+        self._memory_base = self._base / "memory"
+        """Where the attached session's memory stores' folders are kept on the host."""
 
     @classmethod
     def from_config(cls, config: ManagedConfig) -> ConfinedHostCompute:
@@ -171,6 +176,7 @@ class ConfinedHostCompute(HelperFileTools):
         user = _tools_user(root, made=made, engine_owned=self._fixed_root is None)
         _make_home(root, user)
         self.walls = Walls(root, user, self.network)
+        self._memory_base = self._base / "memory" / str(session_id)
         return ComputeBinding(kind=self.kind, reference=str(root))
 
     def _walls(self, network: bool | None = None) -> Walls:
@@ -178,7 +184,24 @@ class ConfinedHostCompute(HelperFileTools):
             raise ComputeError("the confined host compute is not attached to a session")
         if network is None or network == self.walls.network:
             return self.walls
-        return Walls(self.walls.work, self.walls.user, network)
+        return Walls(self.walls.work, self.walls.user, network, self.walls.memory)
+
+    # -- memory stores --------------------------------------------------------------------
+
+    def show_memory(self, slug: str, read_only: bool, files: Mapping[str, bytes]) -> None:
+        """Fill the store's host folder and bind it at ``/mnt/memory/<slug>`` in every
+        sandbox from now on, read-only when asked (bubblewrap's ``--ro-bind``)."""
+        walls = self._walls()
+        folder = self._memory_base / slug
+        fill_folder(folder, files)
+        if bubblewrap.engine_is_root():
+            _hand_over(folder, walls.user)
+        place = memory_place(slug)
+        memory = tuple(m for m in walls.memory if m[1] != place) + ((folder, place, read_only),)
+        self.walls = Walls(walls.work, walls.user, walls.network, memory)
+
+    def memory_files(self, slug: str, max_file_bytes: int) -> dict[str, bytes | None]:
+        return read_folder(self._memory_base / slug, max_file_bytes)
 
     def _environment(self) -> dict[str, str]:
         return sandbox_environment(self.env, self._walls().work)
@@ -261,7 +284,8 @@ class ConfinedHostCompute(HelperFileTools):
         :mod:`~agentjournal.infrastructure.compute.sandbox_files`) and return what it wrote."""
         check_path(path)
         source = helper_source(sandbox_files)
-        argv = ["python3", "-I", "-S", "-c", source, operation, WORKSPACE, path, str(limit), *extra]
+        root = memory_root(path, [place for _, place, _ in self._walls().memory]) or WORKSPACE
+        argv = ["python3", "-I", "-S", "-c", source, operation, root, path, str(limit), *extra]
         done = self._helper(operation, argv, data, max(limit, MAX_LISTING_BYTES), seconds, network=False)
         check_answer(done.exit_code, operation, path, done.errors, seconds, hint=NO_PYTHON)
         return done.output

@@ -137,7 +137,7 @@ class Engine:
         self.recovery = Recovery(service, on_closed=self.doorbell.ring)
         self.projected_logs = ProjectedLogs()
         self.vaults = Vaults(catalog, AesSecretBox.for_home(data_home()))
-        self.memory_stores = MemoryStores(catalog)
+        self.memory_stores = MemoryStores(service, catalog)
         self.runtimes.vault_tokens = lambda recorded: self.vaults.tokens(
             recorded.vault_ids, [server.url for server in recorded.mcp_servers]
         )

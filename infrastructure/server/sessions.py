@@ -37,7 +37,13 @@ from agentjournal.domain.policy import CONFINED_HOST
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
 from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, VAULT, parse_id, wire_id
-from agentjournal.infrastructure.server.mounts import FileMount, Mount, resource_json, resource_mount
+from agentjournal.infrastructure.server.mounts import (
+    FileMount,
+    MemoryMount,
+    Mount,
+    resource_json,
+    resource_mount,
+)
 from agentjournal.infrastructure.server.placement import compute_without_packages
 from agentjournal.infrastructure.server.query import query_bool, query_int, query_time, query_version
 from agentjournal.infrastructure.server.wire import wire_time
@@ -286,6 +292,9 @@ class SessionCreate(msgspec.Struct):
     vault_ids: list[str] = []
 
 
+MEMORY_COMPUTES = (CONFINED_HOST,)
+"""The computes that mount memory stores (``/mnt/memory`` outside the work folder)."""
+
 UNSUPPORTED = ("budget",)
 """What a new session may ask for that this engine does not do yet: refused, not dropped."""
 
@@ -320,6 +329,9 @@ def _create(engine: Any, body: SessionCreate, mounts: list[Mount]) -> dict[str, 
         metadata=check_metadata(dict(body.metadata)),
         vault_ids=engine.vaults.check_usable(body.vault_ids),
     )
+    if any(isinstance(m, MemoryMount) for m in mounts) and config.compute not in MEMORY_COMPUTES:
+        raise ApiError(400, f"resources: memory stores are mounted on {' and '.join(MEMORY_COMPUTES)} compute, "
+                       f"not on {config.compute}")  # fmt: skip
     prepared = _prepared(engine, mounts)  # files read, repositories cloned: nothing recorded yet
     runtime = engine.runtimes(config)  # the adapters and policies first: a refused config records nothing
     session_id = engine.service.create_session(config, _title(body.title or ""), runtime.redact)
@@ -336,6 +348,12 @@ def _prepared(engine: Any, mounts: list[Mount]) -> list[PreparedMount]:
     taken: set[str] = set()
     prepared: list[PreparedMount] = []
     for n, mount in enumerate(mounts):
+        if isinstance(mount, MemoryMount):  # its folder is /mnt/memory/<slug>, kept for stores
+            prepared.append(engine.resources.prepare_memory_store(
+                mount.memory_store_id, mount.access, mount.instructions,
+                [p.resource.mount_path for p in prepared],
+            ))  # fmt: skip
+            continue
         if mount.mount_path in taken:
             raise ApiError(
                 400, f"resources[{n}].mount_path: {mount.mount_path!r} is taken by another resource"
