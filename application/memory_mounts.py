@@ -28,12 +28,17 @@ from agentjournal.application.memory_stores import MemoryStoreNotFound, MemorySt
 from agentjournal.application.ports import MEMORY_ROOT, Compute, ComputeError, MemoryFolders
 from agentjournal.domain import Session
 from agentjournal.domain.memory import MAX_CONTENT_BYTES, MemoryStoreError, SessionAuthor, check_path
+from agentjournal.domain.policy import CONFINED_HOST
 from agentjournal.domain.resources import MemoryStoreResource
 
 if TYPE_CHECKING:  # the service imports the turn loop, which imports this
     from agentjournal.application.service import SessionService
 
 READ_WRITE, READ_ONLY = "read_write", "read_only"
+
+MEMORY_COMPUTES = (CONFINED_HOST,)
+"""The computes that show memory stores to their tools (the unconfined host and
+self-hosted workers do not)."""
 
 MEMORY_HEADING = "\n\nMemory stores mounted for this session:\n"
 """What begins the system prompt's note of a session's memory stores."""

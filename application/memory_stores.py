@@ -211,12 +211,12 @@ class MemoryStores:
 
     def write_from_session(
         self, store_id: UUID, author: SessionAuthor, files: Mapping[str, str | None]
-    ) -> list[MemoryVersion]:
+    ) -> tuple[MemoryVersion, ...]:
         """Record what a session's tools left in the store's folder: ``files`` maps a
         memory's path to its new content (None: removed). A path that holds no memory
         creates one; content equal to the memory's records nothing. Returns the versions
         recorded, each attributed to ``author``."""
-        recorded: list[MemoryVersion] = []
+        recorded: dict[str, MemoryVersion] = {}
 
         def change(store: MemoryStore) -> None:
             recorded.clear()
@@ -231,10 +231,10 @@ class MemoryStores:
                     store.create_memory(path, content, author)
                 else:
                     store.update_memory(memory.id, author, content=content)
-            recorded.extend(store.versions[before:])
+            recorded.update((v.id, v) for v in store.versions[before:])
 
         self._apply(store_id, change)
-        return recorded
+        return tuple(recorded.values())
 
     def _apply(self, store_id: UUID, command: Callable[[MemoryStore], object]) -> MemoryStore:
         """Run ``command`` on the latest state and save it, again on newer state when another

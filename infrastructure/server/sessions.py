@@ -29,6 +29,7 @@ from starlette.routing import Route
 from agentjournal.application import views
 from agentjournal.application.catalog import session_config
 from agentjournal.application.errors import SessionNotFound
+from agentjournal.application.memory_mounts import MEMORY_COMPUTES
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.application.projection import SessionQuery, SessionStats, SessionSummary, session_stats
 from agentjournal.application.resources import PreparedMount
@@ -291,9 +292,6 @@ class SessionCreate(msgspec.Struct):
     resources: list[dict[str, Any]] = []
     vault_ids: list[str] = []
 
-
-MEMORY_COMPUTES = (CONFINED_HOST,)
-"""The computes that mount memory stores (``/mnt/memory`` outside the work folder)."""
 
 UNSUPPORTED = ("budget",)
 """What a new session may ask for that this engine does not do yet: refused, not dropped."""

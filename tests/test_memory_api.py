@@ -1,0 +1,49 @@
+"""Memory stores through the Python API: a store created and attached by id, a memory one
+session writes read by the next, each version attributed to the session that wrote it,
+and a ``read_only`` attachment that no tool can write through (on the confined host)."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentjournal.domain.memory import SessionAuthor
+from agentjournal.infrastructure.compute import bubblewrap
+from agentjournal.infrastructure.models.scripted import Reply, ScriptedToolCall
+
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(bubblewrap.unavailable() is not None, reason="needs bubblewrap"),
+]
+
+TOOLS = [{"type": "agent_toolset_20260401"}]
+
+
+def test_a_memory_one_session_writes_is_read_by_the_next(make_agent, model_server, tmp_path):
+    first = make_agent(tools=TOOLS, working_dir=str(tmp_path / "one"))
+    store = first.memory_stores.create("Team notes", "What the team agreed on.")
+    attached = first.attach_memory_store(store.id)
+    assert attached.resource.mount_path == "/mnt/memory/team-notes"
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall(
+            "bash", {"command": "echo 'Release on Fridays.' > /mnt/memory/team-notes/release.md"}
+        )]),
+        Reply(text="Noted."),
+    )  # fmt: skip
+    first.run("Remember: we release on Fridays.")
+    [memory] = first.memory_stores.get(store.id).memories.values()
+    assert (memory.path, memory.content) == ("/release.md", "Release on Fridays.\n")
+    [version] = first.memory_stores.get(store.id).versions
+    assert isinstance(version.author, SessionAuthor) and version.author.session_id == str(first.session_id)
+
+    second = make_agent(tools=TOOLS, working_dir=str(tmp_path / "two"))
+    second.attach_memory_store(store.id, access="read_only")
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall(
+            "bash", {"command": "cat /mnt/memory/team-notes/release.md; echo Mondays > /mnt/memory/team-notes/release.md"}
+        )]),
+        Reply(text="Fridays."),
+    )  # fmt: skip
+    second.run("When do we release?")
+    output = model_server.requests[-1]["messages"][-1]["content"]
+    assert "Release on Fridays." in output and "Read-only file system" in output
+    assert [m.content for m in second.memory_stores.get(store.id).memories.values()] == ["Release on Fridays.\n"]
