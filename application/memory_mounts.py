@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the service imports the turn loop, which imports this
 
 READ_WRITE, READ_ONLY = "read_write", "read_only"
 
-MEMORY_COMPUTES = (CONFINED_HOST,)
+MEMORY_COMPUTES = (CONFINED_HOST, "docker")
 """The computes that show memory stores to their tools (the unconfined host and
 self-hosted workers do not)."""
 
@@ -97,7 +97,9 @@ class SessionMemory:
             if self._shown.get(key) != files:
                 folders.show_memory(resource.slug, resource.read_only, files)
                 self._shown[key] = files
-            session.record_memory_read(resource.memory_store_id, tuple(sorted(m.version_id for m in memories)))
+            session.record_memory_read(
+                resource.memory_store_id, tuple(sorted(m.version_id for m in memories))
+            )
 
     def collect(self, session: Session, compute: Compute, tool_call_id: str, event_version: int) -> None:
         """After a tool call: what it changed in each ``read_write`` store's folder becomes
@@ -122,7 +124,9 @@ class SessionMemory:
             author = SessionAuthor(session_id=str(session.id), event_version=event_version)
             written = self.stores.write_from_session(UUID(resource.memory_store_id), author, changes)
             self._shown[key] = now
-            session.record_memory_written(resource.memory_store_id, tool_call_id, tuple(v.id for v in written))
+            session.record_memory_written(
+                resource.memory_store_id, tool_call_id, tuple(v.id for v in written)
+            )
 
 
 def _folders(compute: Compute) -> MemoryFolders:
