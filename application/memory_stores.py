@@ -123,9 +123,7 @@ class MemoryStores:
 
     # -- memories ----------------------------------------------------------------------------
 
-    def create_memory(
-        self, store_id: UUID, path: str, content: str, author: Author | None = None
-    ) -> Memory:
+    def create_memory(self, store_id: UUID, path: str, content: str, author: Author | None = None) -> Memory:
         made: list[Memory] = []
         self._apply(store_id, lambda s: made.append(s.create_memory(path, content, author or ApiAuthor())))
         return made[-1]
@@ -273,7 +271,12 @@ def _metadata(patch: Mapping[str, str | None], current: Mapping[str, str]) -> di
     for key, value in patch.items():
         if value is None:
             merged.pop(key, None)
-        elif not isinstance(value, str) or not isinstance(key, str) or not 1 <= len(key) <= 64 or len(value) > 512:
+        elif (
+            not isinstance(value, str)
+            or not isinstance(key, str)
+            or not 1 <= len(key) <= 64
+            or len(value) > 512
+        ):
             raise ConfigError(f"metadata.{key}: keys of 1 to 64 characters, string values up to 512")
         else:
             merged[key] = value

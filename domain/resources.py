@@ -47,9 +47,7 @@ class RepositoryResource(
     path: str
 
 
-class MemoryStoreResource(
-    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="memory_store"
-):
+class MemoryStoreResource(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="memory_store"):
     """A memory store attached to the session, shown to its tools at ``mount_path``
     (``/mnt/memory/<slug>``), outside the work folder: memory is shared state, not the
     session's files. ``name`` and ``description`` are the store's when it was attached;

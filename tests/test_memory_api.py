@@ -46,4 +46,6 @@ def test_a_memory_one_session_writes_is_read_by_the_next(make_agent, model_serve
     second.run("When do we release?")
     output = model_server.requests[-1]["messages"][-1]["content"]
     assert "Release on Fridays." in output and "Read-only file system" in output
-    assert [m.content for m in second.memory_stores.get(store.id).memories.values()] == ["Release on Fridays.\n"]
+    assert [m.content for m in second.memory_stores.get(store.id).memories.values()] == [
+        "Release on Fridays.\n"
+    ]

@@ -72,7 +72,9 @@ def test_a_memory_written_in_one_session_is_read_in_the_next_and_attributed(
 
     log = log_of(store, first.id)
     writes = [e for e in log if isinstance(e, Session.MemoryWritten)]
-    assert sorted(v for e in writes for v in e.versions) == sorted(v.id.removeprefix("memver_") for v in written)
+    assert sorted(v for e in writes for v in e.versions) == sorted(
+        v.id.removeprefix("memver_") for v in written
+    )
     reads = [e for e in log if isinstance(e, Session.MemoryRead)]
     assert reads and reads[0].memory_store_id == memory.id.removeprefix("memstore_")
 

@@ -5,7 +5,6 @@ verified by the hash chain like a session's."""
 from __future__ import annotations
 
 import hashlib
-
 from uuid import UUID
 
 import anthropic
@@ -20,8 +19,14 @@ pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.m
 def test_a_store_and_its_memories_round_trip_with_versions(api_server, store):
     client = api_server.client()
     stores = client.beta.memory_stores
-    memstore = stores.create(name="User Preferences", description="What the user likes.", metadata={"team": "a"})
-    assert memstore.id.startswith("memstore_") and memstore.type == "memory_store" and memstore.archived_at is None
+    memstore = stores.create(
+        name="User Preferences", description="What the user likes.", metadata={"team": "a"}
+    )
+    assert (
+        memstore.id.startswith("memstore_")
+        and memstore.type == "memory_store"
+        and memstore.archived_at is None
+    )
     assert stores.retrieve(memstore.id).description == "What the user likes."
     assert [s.id for s in stores.list()] == [memstore.id]
 

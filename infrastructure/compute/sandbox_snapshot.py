@@ -83,9 +83,7 @@ def _scan_folder(
         return
     try:
         with os.scandir(folder) as found:
-            names = sorted(
-                (item.name, item.is_dir(follow_symlinks=False), _lstat(item)) for item in found
-            )
+            names = sorted((item.name, item.is_dir(follow_symlinks=False), _lstat(item)) for item in found)
     except OSError:  # a folder the tools' user cannot read: nothing of it can be kept
         return
     for name, is_folder, listed in names:
@@ -107,7 +105,11 @@ def _scan_folder(
                 os.close(inner)
         elif listed is not None:
             before = previous.get(path)
-            if _unchanged(before, listed) and not (before[4] and known.get(path) != before[3]):
+            if (
+                before is not None
+                and _unchanged(before, listed)
+                and not (before[4] and known.get(path) != before[3])
+            ):
                 # As the last scan found it, and the caller has its contents: not opened.
                 entries.append([path, before[3], listed.st_size, stat.S_IMODE(listed.st_mode), before[4],
                                 listed.st_mtime_ns, listed.st_ino])  # fmt: skip
@@ -124,9 +126,9 @@ def _lstat(item: os.DirEntry) -> os.stat_result | None:
     return info if stat.S_ISREG(info.st_mode) else None
 
 
-def _unchanged(before: list | None, info: os.stat_result) -> bool:
+def _unchanged(before: list, info: os.stat_result) -> bool:
     """Whether a file's time, size and inode are as the last scan found them."""
-    return before is not None and before[:3] == [info.st_mtime_ns, info.st_size, info.st_ino]
+    return before[:3] == [info.st_mtime_ns, info.st_size, info.st_ino]
 
 
 def _scan_file(
@@ -149,7 +151,7 @@ def _scan_file(
             return
         mode, size = stat.S_IMODE(info.st_mode), info.st_size
         before = previous.get(path)
-        if _unchanged(before, info):
+        if before is not None and _unchanged(before, info):
             digest, stored, data = before[3], before[4], None
             if stored and known.get(path) != digest:  # the caller lacks these contents
                 data = _read(fd, size)
