@@ -21,6 +21,7 @@ and how to use it (the attachment's ``instructions``): :func:`with_memory_note`.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -39,6 +40,9 @@ READ_WRITE, READ_ONLY = "read_write", "read_only"
 MEMORY_COMPUTES = (CONFINED_HOST, "docker")
 """The computes that show memory stores to their tools (the unconfined host and
 self-hosted workers do not)."""
+
+MAX_SHOWN = 1024
+"""How many (session, store) folders a process remembers filling."""
 
 MEMORY_HEADING = "\n\nMemory stores mounted for this session:\n"
 """What begins the system prompt's note of a session's memory stores."""
@@ -79,8 +83,9 @@ class SessionMemory:
 
     def __init__(self, service: SessionService, stores: MemoryStores | None = None) -> None:
         self.stores = stores or MemoryStores(service)
-        self._shown: dict[tuple[UUID, str], dict[str, bytes]] = {}
-        """Per (session, store), the files this process last put in the store's folder."""
+        self._shown: OrderedDict[tuple[UUID, str], dict[str, bytes]] = OrderedDict()
+        """Per (session, store), the files this process last put in the store's folder: the
+        :data:`MAX_SHOWN` most recently shown (a folder no longer known is filled again)."""
 
     def show(self, session: Session, compute: Compute) -> None:
         """Before a tool call: each attached store's folder holds the store as it is now,
@@ -97,6 +102,9 @@ class SessionMemory:
             if self._shown.get(key) != files:
                 folders.show_memory(resource.slug, resource.read_only, files)
                 self._shown[key] = files
+            self._shown.move_to_end(key)
+            while len(self._shown) > MAX_SHOWN:
+                self._shown.popitem(last=False)
             session.record_memory_read(
                 resource.memory_store_id, tuple(sorted(m.version_id for m in memories))
             )
