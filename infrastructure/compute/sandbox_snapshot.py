@@ -32,6 +32,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import stat
 import sys
 import time
@@ -60,7 +61,8 @@ def scan(
     started = time.time_ns()
     entries: list[Entry] = []
     contents: dict[str, bytes] = {}
-    _scan_folder(work_fd, "", previous, known, ignore, cap, entries, contents)
+    ignored = re.compile("|".join(fnmatch.translate(pattern) for pattern in ignore) or r"(?!)")
+    _scan_folder(work_fd, "", previous, known, ignored, cap, entries, contents)
     return started, entries, contents
 
 
@@ -74,11 +76,13 @@ def _scan_folder(
     prefix: str,
     previous: dict[str, list],
     known: dict[str, str],
-    ignore: list[str],
+    ignored: re.Pattern[str],
     cap: int,
     entries: list[Entry],
     contents: dict[str, bytes],
 ) -> None:
+    """Scan one folder; ``ignored`` matches the names left out (every ``ignore`` pattern as
+    one expression, so a name is tried once)."""
     if prefix.count("/") >= MAX_DEPTH:  # what it holds would be deeper than a path may go
         return
     try:
@@ -87,7 +91,7 @@ def _scan_folder(
     except OSError:  # a folder the tools' user cannot read: nothing of it can be kept
         return
     for name, is_folder, listed in names:
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in ignore):
+        if ignored.match(name):
             continue
         path = prefix + name
         try:
@@ -100,7 +104,7 @@ def _scan_folder(
             except OSError:  # gone, or swapped for a link, since it was listed
                 continue
             try:
-                _scan_folder(inner, path + "/", previous, known, ignore, cap, entries, contents)
+                _scan_folder(inner, path + "/", previous, known, ignored, cap, entries, contents)
             finally:
                 os.close(inner)
         elif listed is not None:
