@@ -22,6 +22,7 @@ and how to use it (the attachment's ``instructions``): :func:`with_memory_note`.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -109,10 +110,19 @@ class SessionMemory:
                 resource.memory_store_id, tuple(sorted(m.version_id for m in memories))
             )
 
-    def collect(self, session: Session, compute: Compute, tool_call_id: str, event_version: int) -> None:
+    def collect(
+        self,
+        session: Session,
+        compute: Compute,
+        tool_call_id: str,
+        event_version: int,
+        redact: Callable[[str], str] = str,
+    ) -> None:
         """After a tool call: what it changed in each ``read_write`` store's folder becomes
-        memory versions authored by the session's event ``event_version``. A file that is
-        no memory (too large, not UTF-8, a path a memory cannot have) is left out."""
+        memory versions authored by the session's event ``event_version``, each content
+        passed through ``redact`` first (the store's log keeps secrets out as the session's
+        does; the next call's folder then holds the redacted text). A file that is no memory
+        (too large, not UTF-8, a path a memory cannot have) is left out."""
         for resource in memory_resources(session):
             key = (session.id, resource.memory_store_id)
             if resource.read_only or key not in self._shown:
@@ -124,7 +134,7 @@ class SessionMemory:
                 if data is not None and _is_memory(path, data)
             }
             changes: dict[str, str | None] = {
-                "/" + path: data.decode() for path, data in now.items() if before.get(path) != data
+                "/" + path: redact(data.decode()) for path, data in now.items() if before.get(path) != data
             }
             changes.update({"/" + path: None for path in before if path not in now})
             if not changes:

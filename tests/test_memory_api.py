@@ -25,15 +25,22 @@ def test_a_memory_one_session_writes_is_read_by_the_next(make_agent, model_serve
     assert attached.resource.mount_path == "/mnt/memory/team-notes"
     model_server.enqueue(
         Reply(tool_calls=[ScriptedToolCall(
-            "bash", {"command": "echo 'Release on Fridays.' > /mnt/memory/team-notes/release.md"}
+            "bash", {"command": "echo 'Release on Fridays.' > /mnt/memory/team-notes/release.md && "
+                     "echo 'db: postgres://app:s3cret-pass-77@db/x' > /mnt/memory/team-notes/db.md"}
         )]),
         Reply(text="Noted."),
     )  # fmt: skip
     first.run("Remember: we release on Fridays.")
-    [memory] = first.memory_stores.get(store.id).memories.values()
-    assert (memory.path, memory.content) == ("/release.md", "Release on Fridays.\n")
-    [version] = first.memory_stores.get(store.id).versions
-    assert isinstance(version.author, SessionAuthor) and version.author.session_id == str(first.session_id)
+    memories = {m.path: m.content for m in first.memory_stores.get(store.id).memories.values()}
+    assert memories["/release.md"] == "Release on Fridays.\n"
+    assert (
+        "s3cret-pass-77" not in memories["/db.md"] and "[redacted:" in memories["/db.md"]
+    )  # as the log would
+    versions = first.memory_stores.get(store.id).versions
+    assert len(versions) == 2
+    assert all(
+        isinstance(v.author, SessionAuthor) and v.author.session_id == str(first.session_id) for v in versions
+    )
 
     second = make_agent(tools=TOOLS, working_dir=str(tmp_path / "two"))
     second.attach_memory_store(store.id, access="read_only")
@@ -46,6 +53,4 @@ def test_a_memory_one_session_writes_is_read_by_the_next(make_agent, model_serve
     second.run("When do we release?")
     output = model_server.requests[-1]["messages"][-1]["content"]
     assert "Release on Fridays." in output and "Read-only file system" in output
-    assert [m.content for m in second.memory_stores.get(store.id).memories.values()] == [
-        "Release on Fridays.\n"
-    ]
+    assert second.memory_stores.get(store.id).memories == first.memory_stores.get(store.id).memories
