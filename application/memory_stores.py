@@ -219,7 +219,8 @@ class MemoryStores:
         def change(store: MemoryStore) -> None:
             recorded.clear()
             before = len(store.versions)
-            for path, content in sorted(files.items()):
+            # Removals first, so a file may take the place of a folder it replaced, and back.
+            for path, content in sorted(files.items(), key=lambda item: (item[1] is not None, item[0])):
                 check_path(path)
                 memory = store.at_path(path)
                 if content is None:

@@ -279,8 +279,15 @@ class MemoryStore(ChainedAggregate):
         )  # fmt: skip
 
     def _check_free(self, path: str) -> None:
+        """``path`` holds no memory and is neither a folder of one nor inside one: a store is
+        shown as a folder of files, where a name is a file or a folder, not both."""
         if self.at_path(path) is not None:
             raise MemoryStoreError(f"path: {path!r} already holds a memory in this store")
+        for memory in self.memories.values():
+            if memory.path.startswith(path + "/") or path.startswith(memory.path + "/"):
+                raise MemoryStoreError(
+                    f"path: {path!r} and the memory at {memory.path!r} cannot both be files"
+                )
 
     def _check_open(self) -> None:
         self._check_not_deleted()

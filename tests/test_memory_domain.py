@@ -1,6 +1,7 @@
-"""The ``MemoryStore`` aggregate and what a session records of memory, without I/O: every
-change a version with its author, the rules of paths, a store rebuilt from its events, and
-a fork that keeps the session's memory stores (shared state) but not its file resources."""
+"""The ``MemoryStore`` aggregate and what a session records of memory: every change a
+version with its author, the rules of paths, a store rebuilt from its events, a fork that
+keeps the session's memory stores (shared state) but not its file resources, and (in a
+real store) a session's changes applied removals first."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from agentjournal.domain.memory import (
 )
 from agentjournal.domain.resources import FileResource, MemoryStoreResource
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = pytest.mark.timeout(60)
 
 
 def test_each_change_is_a_version_with_its_author_and_the_store_replays():
@@ -50,6 +51,14 @@ def test_paths_a_memory_cannot_have_are_refused(path):
         MemoryStore.create("s").create_memory(path, "x", ApiAuthor())
 
 
+def test_a_memory_cannot_be_a_folder_of_another():
+    store = MemoryStore.create("s")
+    store.create_memory("/a/b.md", "x", ApiAuthor())
+    for path in ("/a", "/a/b.md/c"):
+        with pytest.raises(MemoryStoreError, match="cannot both be files"):
+            store.create_memory(path, "y", ApiAuthor())
+
+
 def test_a_fork_keeps_the_memory_stores_and_not_the_file_resources():
     session = Session.start(SessionConfig(model="m", system="s", name="n", tools=()))
     store = MemoryStoreResource(
@@ -62,3 +71,15 @@ def test_a_fork_keeps_the_memory_stores_and_not_the_file_resources():
     assert sum(isinstance(e, Session.MemoryRead) for e in session.collect_events()) == 1
     fork = session.fork()
     assert [r.resource for r in fork.resources] == [store]
+
+
+def test_a_session_may_turn_a_folder_of_memories_into_one_memory(service):
+    from agentjournal.application.memory_stores import MemoryStores
+
+    stores = MemoryStores(service)
+    store = stores.create("s")
+    stores.create_memory(store.id, "/a/b.md", "x")
+    author = SessionAuthor(session_id="s1", event_version=3)
+    written = stores.write_from_session(store.id, author, {"/a/b.md": None, "/a": "now a file"})
+    assert [v.operation for v in written] == ["deleted", "created"]
+    assert [m.path for m in stores.get(store.id).memories.values()] == ["/a"]
