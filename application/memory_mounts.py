@@ -117,12 +117,15 @@ class SessionMemory:
         tool_call_id: str,
         event_version: int,
         redact: Callable[[str], str] = str,
-    ) -> None:
+    ) -> list[str]:
         """After a tool call: what it changed in each ``read_write`` store's folder becomes
         memory versions authored by the session's event ``event_version``, each content
         passed through ``redact`` first (the store's log keeps secrets out as the session's
         does; the next call's folder then holds the redacted text). A file that is no memory
-        (too large, not UTF-8, a path a memory cannot have) is left out."""
+        (too large, not UTF-8, a path a memory cannot have) is left out. Returns a note for
+        each store that refused the changes (archived or deleted meanwhile, or a rule of
+        paths), for the call's result: the next call's folder shows the store as it is."""
+        notes: list[str] = []
         for resource in memory_resources(session):
             key = (session.id, resource.memory_store_id)
             if resource.read_only or key not in self._shown:
@@ -140,11 +143,17 @@ class SessionMemory:
             if not changes:
                 continue
             author = SessionAuthor(session_id=str(session.id), event_version=event_version)
-            written = self.stores.write_from_session(UUID(resource.memory_store_id), author, changes)
+            try:
+                written = self.stores.write_from_session(UUID(resource.memory_store_id), author, changes)
+            except (MemoryStoreError, MemoryStoreNotFound) as e:
+                notes.append(f"[memory store {resource.mount_path}: changes not kept: {e}]")
+                del self._shown[key]  # the next call shows the store as it is
+                continue
             self._shown[key] = now
             session.record_memory_written(
                 resource.memory_store_id, tool_call_id, tuple(v.id for v in written)
             )
+        return notes
 
 
 def _folders(compute: Compute) -> MemoryFolders:

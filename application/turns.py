@@ -492,7 +492,9 @@ class TurnLoop:
         if call.name not in READS_ONLY:
             # Recorded before the result, so the files as of the result are what the call left.
             take_snapshot(session, runtime.compute, self.service.blobs, recorded.id)
-            self.memory.collect(session, runtime.compute, recorded.id, started, runtime.redact)
+            notes = self.memory.collect(session, runtime.compute, recorded.id, started, runtime.redact)
+            if notes:
+                result = msgspec.structs.replace(result, output="\n".join([result.output, *notes]))
         return result
 
     def _confirm(self, session: Session, call: ToolCall, recorded: ToolCall, runtime: TurnRuntime) -> bool:

@@ -54,3 +54,18 @@ def test_a_memory_one_session_writes_is_read_by_the_next(make_agent, model_serve
     output = model_server.requests[-1]["messages"][-1]["content"]
     assert "Release on Fridays." in output and "Read-only file system" in output
     assert second.memory_stores.get(store.id).memories == first.memory_stores.get(store.id).memories
+
+
+def test_a_store_archived_meanwhile_keeps_nothing_and_the_call_says_so(make_agent, model_server, tmp_path):
+    agent = make_agent(tools=TOOLS, working_dir=str(tmp_path / "work"))
+    store = agent.memory_stores.create("Closing")
+    agent.attach_memory_store(store.id)
+    agent.memory_stores.archive(store.id)
+    model_server.enqueue(
+        Reply(tool_calls=[ScriptedToolCall("bash", {"command": "echo late > /mnt/memory/closing/late.md"})]),
+        Reply(text="Done."),
+    )
+    assert agent.run("Write it down.") == "Done."
+    output = model_server.requests[-1]["messages"][-1]["content"]
+    assert "changes not kept" in output and "archived" in output
+    assert agent.memory_stores.get(store.id).memories == {}
