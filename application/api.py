@@ -54,6 +54,7 @@ from agentjournal.domain.policy import UNCONFINED_HOST
 if TYPE_CHECKING:
     from agentjournal.application.audit import TimelineEntry, Verification
     from agentjournal.application.catalog_projection import FileView
+    from agentjournal.application.memory_stores import MemoryStores
     from agentjournal.application.resources import SessionResources
     from agentjournal.application.uploads import Uploads
     from agentjournal.domain.resources import MountedResource
@@ -558,6 +559,35 @@ class ManagedAgent:
             url, mount_path or default_repository_mount(url), token=token, branch=branch, commit=commit
         )
         return resources.mount(self._session_for_mounts(), prepared, self._runtimes)
+
+    # -- memory stores --------------------------------------------------------------------
+
+    @property
+    def memory_stores(self) -> MemoryStores:
+        """The store's memory stores: create them, read and change their memories, list
+        their versions (who wrote what)."""
+        from agentjournal.application.memory_stores import MemoryStores
+
+        return MemoryStores(self.service)
+
+    def attach_memory_store(
+        self, store_id: UUID | str, access: str = "read_write", instructions: str = ""
+    ) -> MountedResource:
+        """Attach a memory store to the session (started now if there is none): its tools
+        find it at ``/mnt/memory/<slug>`` (on the confined host and in the Docker sandbox),
+        read-only when ``access`` is ``read_only``, and the system prompt describes it."""
+        from agentjournal.application.memory_mounts import MEMORY_COMPUTES
+
+        if self.compute_kind not in MEMORY_COMPUTES:
+            raise ConfigError(
+                f"memory stores are mounted on {' and '.join(MEMORY_COMPUTES)} compute, not on {self.compute_kind}"
+            )
+        store_id = store_id if isinstance(store_id, UUID) else UUID(str(store_id).removeprefix("memstore_"))
+        resources = self._resources()
+        session_id = self._session_for_mounts()
+        taken = [r.resource.mount_path for r in self.service.get_session(session_id).resources]
+        prepared = resources.prepare_memory_store(store_id, access, instructions, taken)
+        return resources.mount(session_id, prepared, self._runtimes)
 
     def _uploads(self) -> Uploads:
         from agentjournal.application.catalog import Catalog

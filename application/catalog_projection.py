@@ -21,6 +21,7 @@ import msgspec
 
 from agentjournal.application.projector import ProjectionView, Projector
 from agentjournal.domain import Agent, AgentDefinition, Environment, EnvironmentDefinition, Vault
+from agentjournal.domain.memory import MemoryStore
 from agentjournal.domain.stored_file import FileContents, StoredFile
 
 if TYPE_CHECKING:
@@ -72,7 +73,21 @@ class VaultView(msgspec.Struct, frozen=True, kw_only=True):
     deleted: bool = False
 
 
-CatalogRow = AgentView | EnvironmentView | FileView | VaultView
+class MemoryStoreView(msgspec.Struct, frozen=True, kw_only=True):
+    """A memory store as listings show it: its name, description and labels, never its
+    memories (changes to them do not move ``updated_at``, as the cloud documents)."""
+
+    id: UUID
+    name: str
+    description: str
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    archived_at: datetime | None = None
+    deleted: bool = False
+
+
+CatalogRow = AgentView | EnvironmentView | FileView | VaultView | MemoryStoreView
 
 
 class CatalogView(ProjectionView[CatalogRow]):
@@ -98,14 +113,17 @@ class CatalogView(ProjectionView[CatalogRow]):
 
 
 class CatalogProjector(Projector[CatalogRow]):
-    """Folds agent, environment, stored file and vault events into a :class:`CatalogView`."""
+    """Folds agent, environment, stored file, vault and memory store events into a
+    :class:`CatalogView`."""
 
     def __init__(self, recorder: ApplicationRecorder, mapper: Mapper[UUID], view: CatalogView) -> None:
         super().__init__(recorder, mapper, view)
         self.view: CatalogView = view
 
     def wants(self, event_class: type) -> bool:
-        return issubclass(event_class, (Agent.Event, Environment.Event, StoredFile.Event, Vault.Event))
+        return issubclass(
+            event_class, (Agent.Event, Environment.Event, StoredFile.Event, Vault.Event, MemoryStore.Event)
+        )
 
     def fold(self, events: Sequence[Any]) -> list[CatalogRow]:
         rows = self.view.get_many({e.originator_id for e in events})
@@ -209,3 +227,35 @@ def _(event: Vault.VaultDeleted, row: VaultView) -> CatalogRow:
 def _(event: Vault.Event, row: VaultView) -> CatalogRow:
     """A credential changed: the vault's row shows when."""
     return msgspec.structs.replace(row, updated_at=event.timestamp)
+
+
+@evolve.register
+def _(event: MemoryStore.MemoryStoreCreated, row: None) -> CatalogRow:
+    return MemoryStoreView(
+        id=event.originator_id, name=event.name, description=event.description,
+        metadata=dict(event.metadata), created_at=event.timestamp, updated_at=event.timestamp,
+    )  # fmt: skip
+
+
+@evolve.register
+def _(event: MemoryStore.MemoryStoreUpdated, row: MemoryStoreView) -> CatalogRow:
+    return msgspec.structs.replace(
+        row, name=event.name, description=event.description, metadata=dict(event.metadata),
+        updated_at=event.timestamp,
+    )  # fmt: skip
+
+
+@evolve.register
+def _(event: MemoryStore.MemoryStoreArchived, row: MemoryStoreView) -> CatalogRow:
+    return msgspec.structs.replace(row, archived_at=event.timestamp, updated_at=event.timestamp)
+
+
+@evolve.register
+def _(event: MemoryStore.MemoryStoreDeleted, row: MemoryStoreView) -> CatalogRow:
+    return msgspec.structs.replace(row, deleted=True)
+
+
+@evolve.register
+def _(event: MemoryStore.Event, row: MemoryStoreView) -> CatalogRow:
+    """A memory changed: the store's row stays as it was."""
+    return row

@@ -237,6 +237,27 @@ class Compute(Protocol):
         ...
 
 
+MEMORY_ROOT = "/mnt/memory"
+"""Where memory stores are shown to a session's tools, one folder per store."""
+
+
+@runtime_checkable
+class MemoryFolders(Protocol):
+    """A compute that shows memory stores to its tools at ``/mnt/memory/<slug>``, outside
+    the work folder, read-only ones so from outside the sandbox (the tools cannot write
+    them, whatever they run). Paths in the files are relative to the store's folder."""
+
+    def show_memory(self, slug: str, read_only: bool, files: Mapping[str, bytes]) -> None:
+        """Make the folder of ``slug`` hold exactly ``files`` from the next tool call on
+        (the folder is made on first use; files not named are removed)."""
+        ...
+
+    def memory_files(self, slug: str, max_file_bytes: int) -> dict[str, bytes | None]:
+        """What the folder of ``slug`` holds now: each regular file's bytes (None for one
+        larger than ``max_file_bytes``), never following a link."""
+        ...
+
+
 @runtime_checkable
 class BlobStore(Protocol):
     """File contents, each stored once under the SHA-256 of its bytes (hex), in the event

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from uuid import UUID
 
 import msgspec
@@ -34,17 +35,34 @@ from eventsourcing.persistence import IntegrityError
 from agentjournal.application.adapters import repository_cloner
 from agentjournal.application.catalog_projection import FileView
 from agentjournal.application.errors import ConcurrentUpdate, ConfigError, ResourceNotFound
+from agentjournal.application.memory_mounts import (
+    READ_ONLY,
+    READ_WRITE,
+    memory_mount_path,
+    memory_resources,
+    with_memory_note,
+)
+from agentjournal.application.memory_stores import MemoryStores
 from agentjournal.application.mounts import with_mounts_note, work_folder_path
 from agentjournal.application.ports import FileContents, RepositoryCloner
 from agentjournal.application.service import RuntimeFactory, SessionService
 from agentjournal.application.uploads import Uploads
 from agentjournal.application.workspace import restore_into_new_sandbox, take_snapshot
 from agentjournal.domain import FileState, Session
-from agentjournal.domain.resources import FileResource, MountedResource, RepositoryResource, SessionResource
+from agentjournal.domain.resources import (
+    FileResource,
+    MemoryStoreResource,
+    MountedResource,
+    RepositoryResource,
+    SessionResource,
+)
 
 MOUNTED_FILE_MODE = 0o644
 
 RESOURCE_PREFIX = "sesrsc_"
+
+MAX_INSTRUCTIONS = 4096
+"""The most characters of a memory store attachment's ``instructions``, as the cloud documents."""
 
 COMMIT = re.compile(r"[0-9a-f]{4,64}")
 """What a commit to check out may be: a (possibly abbreviated) hex object name."""
@@ -147,6 +165,31 @@ class SessionResources:
         assert updated is not None
         return updated
 
+    # -- memory stores ----------------------------------------------------------------------
+
+    def prepare_memory_store(
+        self, store_id: UUID, access: str = "read_write", instructions: str = "", taken: Sequence[str] = ()
+    ) -> PreparedMount:
+        """A memory store ready to attach: it exists and is not archived, ``access`` is
+        ``read_write`` or ``read_only``, and its folder (``/mnt/memory/<slug>``, a number
+        added when another store of the session has the slug) is not in ``taken``."""
+        if access not in (READ_WRITE, READ_ONLY):
+            raise ConfigError(f"access: {access!r} is not 'read_write' or 'read_only'")
+        if len(instructions) > MAX_INSTRUCTIONS:
+            raise ConfigError(f"instructions: at most {MAX_INSTRUCTIONS:,} characters")
+        store = MemoryStores(self.service).get(store_id)
+        if store.archived_at is not None:
+            raise ConfigError(f"memory store {store_id} is archived: it cannot be attached")
+        mount_path, n = memory_mount_path(store.slug), 1
+        while mount_path in taken:
+            n += 1
+            mount_path = memory_mount_path(f"{store.slug}-{n}")
+        resource = MemoryStoreResource(
+            id=_new_id(), memory_store_id=store.id.hex, name=store.name, description=store.description,
+            access=access, instructions=instructions, mount_path=mount_path,
+        )  # fmt: skip
+        return PreparedMount(resource, [])
+
     # -- any resource -----------------------------------------------------------------------
 
     def resources(self, session_id: UUID) -> list[MountedResource]:
@@ -179,10 +222,11 @@ class SessionResources:
         session.add_resource(prepared.resource)
         files = prepared.files
         self.service.blobs.add(f.data for f in files)
-        if session.compute is None:
+        # A memory store brings no files: it is shown to the tools at each call instead.
+        if files and session.compute is None:
             mounted = {f.path: FileState(hash=_digest(f.data), size=len(f.data), mode=f.mode) for f in files}
             session.record_workspace({**session.files, **mounted})
-        else:
+        elif files:
             self._write_into_sandbox(session, files, runtime_for)
         _tell_the_model(session)
         self._save(session)
@@ -211,8 +255,9 @@ class SessionResources:
 def _tell_the_model(session: Session) -> None:
     """Bring the system prompt's note of the session's mounts up to date (a
     ``ConfigChanged``, so the log says when the model was told what)."""
-    places = {r.resource.mount_path: r.resource.path for r in session.resources}
-    system = with_mounts_note(session.config.system, places)
+    places = {r.resource.mount_path: r.resource.path for r in session.resources
+              if not isinstance(r.resource, MemoryStoreResource)}  # fmt: skip
+    system = with_memory_note(with_mounts_note(session.config.system, places), memory_resources(session))
     session.change_config(msgspec.structs.replace(session.config, system=system))
 
 

@@ -381,7 +381,9 @@ class SessionService(Application[UUID]):
         """See :meth:`TurnLoop.continue_turn`."""
         return self.turns.continue_turn(session_id, runtime_for)
 
-    def start_turn(self, session_id: UUID, prompt: str, runtime_for: RuntimeFactory) -> StartedTurn:
+    def start_turn(
+        self, session_id: UUID, prompt: str | Sequence[str], runtime_for: RuntimeFactory
+    ) -> StartedTurn:
         """See :meth:`TurnLoop.start_turn`."""
         return self.turns.start_turn(session_id, prompt, runtime_for)
 

@@ -36,6 +36,7 @@ from agentjournal.application.leases import (
     Lease,
 )
 from agentjournal.application.mcp_tools import mcp_target, offered_mcp_tools, run_mcp_tool
+from agentjournal.application.memory_mounts import SessionMemory
 from agentjournal.application.ports import (
     Compute,
     LanguageModel,
@@ -191,6 +192,7 @@ class TurnLoop:
 
     def __init__(self, service: SessionService) -> None:
         self.service = service
+        self.memory = SessionMemory(service)
 
     def restore_files(self, session_id: UUID, version: int, runtime_for: RuntimeFactory) -> int:
         """Roll the session's work folder back to its files as of event ``version``, in its
@@ -228,13 +230,18 @@ class TurnLoop:
         left of the turn's ``max_turns``. Updates and ending as :meth:`run_turn`."""
         yield from self.start_continuing(session_id, runtime_for).updates
 
-    def start_turn(self, session_id: UUID, prompt: str, runtime_for: RuntimeFactory) -> StartedTurn:
+    def start_turn(
+        self, session_id: UUID, prompt: str | Sequence[str], runtime_for: RuntimeFactory
+    ) -> StartedTurn:
         """:meth:`run_turn` in two steps, for callers that answer before the turn is done
         (a server's ``send``): the prompt and the turn's start are recorded now, or the
         reason they cannot be is raised now; the rest runs as the returned ``updates``
-        are consumed, which the caller must do (or close), as they hold the session running."""
+        are consumed, which the caller must do (or close), as they hold the session running.
+        Several prompts (a new session's ``initial_events``) are recorded in order and
+        answered by one turn."""
+        prompts = (prompt,) if isinstance(prompt, str) else tuple(prompt)
         return self._begin(
-            session_id, runtime_for, lambda s, r: s.begin_turn(r.redact(prompt), this_worker())
+            session_id, runtime_for, lambda s, r: s.begin_turn([r.redact(p) for p in prompts], this_worker())
         )
 
     def start_continuing(self, session_id: UUID, runtime_for: RuntimeFactory) -> StartedTurn:
@@ -480,10 +487,14 @@ class TurnLoop:
             self.service.work.offer(config.environment_id, str(session.id))
             yield ToolCallUpdate(recorded)
             return None
+        local = judgement.verdict != Verdict.MCP
+        if local:  # the memory stores as they are now, what other sessions wrote included
+            self.memory.show(session, runtime.compute)
         session.start_tool_call(recorded)
         self.service.save_session(session)
+        started = session.version
         yield ToolCallUpdate(recorded)
-        if judgement.verdict == Verdict.MCP:
+        if not local:
             target = mcp_target(config, call.name)
             assert target is not None  # judged an MCP call
             return run_mcp_tool(
@@ -498,6 +509,9 @@ class TurnLoop:
         if call.name not in READS_ONLY:
             # Recorded before the result, so the files as of the result are what the call left.
             take_snapshot(session, runtime.compute, self.service.blobs, recorded.id)
+            notes = self.memory.collect(session, runtime.compute, recorded.id, started, runtime.redact)
+            if notes:
+                result = msgspec.structs.replace(result, output="\n".join([result.output, *notes]))
         return result
 
     def _confirm(self, session: Session, call: ToolCall, recorded: ToolCall, runtime: TurnRuntime) -> bool:

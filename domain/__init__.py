@@ -76,6 +76,7 @@ if TYPE_CHECKING:
         SelfHostedConfig,
         UnrestrictedNetwork,
     )
+    from agentjournal.domain.memory import MemoryStore
     from agentjournal.domain.vault import Credential, Vault, VaultError
 
 register_legacy_topics()
@@ -94,6 +95,7 @@ _LAZY = {
         "UnrestrictedNetwork",
     ),
     "agentjournal.domain.vault": ("Credential", "Vault", "VaultError"),
+    "agentjournal.domain.memory": ("MemoryStore",),
 }
 """The names imported on first use, by module."""
 
@@ -151,6 +153,7 @@ __all__ = [
     "UnrestrictedNetwork",
     "Usage",
     "UserMessage",
+    "MemoryStore",
     "Vault",
     "VaultError",
     "NetworkAccess",

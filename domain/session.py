@@ -8,7 +8,7 @@ what the live object held. Nothing here does I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -27,7 +27,7 @@ from agentjournal.domain.errors import (
     SessionTerminatedError,
     UnknownToolCall,
 )
-from agentjournal.domain.resources import MountedResource, SessionResource
+from agentjournal.domain.resources import MemoryStoreResource, MountedResource, SessionResource
 from agentjournal.domain.values import (
     AssistantMessage,
     ComputeBinding,
@@ -100,6 +100,10 @@ class Session(ChainedAggregate):
 
     resources: tuple[MountedResource, ...] = ()
     """The resources mounted for the session (uploaded files), in the order added."""
+
+    memory_read: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Per attached memory store (its UUID, hex), the memory versions last shown to the
+    session's tools (see ``MemoryRead``)."""
 
     deleted: bool = False
     """Deleted by its owner: hidden from listings and lookups. The log keeps it, as it
@@ -197,6 +201,10 @@ class Session(ChainedAggregate):
         elif self.paused:
             # The client's answers belong to the parent; the fork closes what was asked.
             fork._close_open_tool_calls("not run: forked while waiting for the client")
+        for mounted in self.resources:
+            if isinstance(mounted.resource, MemoryStoreResource):
+                # Memory is shared state: the fork reads the store as it is, not as it was.
+                fork.trigger_event(fork.ResourceAdded, resource=mounted.resource)
         return fork
 
     # -- queries ----------------------------------------------------------------
@@ -270,17 +278,23 @@ class Session(ChainedAggregate):
 
     # -- commands ---------------------------------------------------------------
 
-    def begin_turn(self, prompt: str, worker: str) -> None:
-        """Add the user's prompt and mark the session running, on behalf of ``worker``."""
+    def begin_turn(self, prompt: str | Sequence[str], worker: str) -> None:
+        """Add the user's prompt and mark the session running, on behalf of ``worker``.
+        A sequence of prompts (a new session's ``initial_events``) is added message by
+        message, in order, and one turn answers them all."""
+        prompts = (prompt,) if isinstance(prompt, str) else tuple(prompt)
+        if not prompts:
+            raise ValueError("a turn needs at least one prompt")
         self._check_not_terminated()
         self._check_not_archived()
         if self.status == Status.RUNNING:
             raise SessionBusy(self.id, self.worker)
         if self.paused:
             self._close_open_tool_calls("not run: the user sent a new message instead of answering")
-        self.trigger_event(self.UserMessageAdded, content=prompt)
+        for text in prompts:
+            self.trigger_event(self.UserMessageAdded, content=text)
         if not self.title:
-            self.trigger_event(self.TitleSet, title=derive_title(prompt))
+            self.trigger_event(self.TitleSet, title=derive_title(prompts[0]))
         self.trigger_event(self.TurnStarted, turn=self.turns + 1, worker=worker)
 
     def add_assistant_message(self, message: AssistantMessage) -> None:
@@ -485,6 +499,19 @@ class Session(ChainedAggregate):
         self._check_not_terminated()
         if self.resource(resource_id) is not None:
             self.trigger_event(self.ResourceUpdated, resource_id=resource_id)
+
+    def record_memory_read(self, store_id: str, versions: tuple[str, ...]) -> None:
+        """Record the memory versions of a store now shown to the tools, when they differ
+        from those last recorded."""
+        if dict(self.memory_read).get(store_id) != versions:
+            self.trigger_event(self.MemoryRead, memory_store_id=store_id, versions=versions)
+
+    def record_memory_written(self, store_id: str, tool_call_id: str, versions: tuple[str, ...]) -> None:
+        """Record the memory versions a tool call's changes to a store's folder became."""
+        if versions:
+            self.trigger_event(
+                self.MemoryWritten, memory_store_id=store_id, tool_call_id=tool_call_id, versions=versions
+            )
 
     def resource(self, resource_id: str) -> MountedResource | None:
         """The mounted resource with this id, if the session has it."""
@@ -739,6 +766,24 @@ class Session(ChainedAggregate):
 
         def apply(self, session: Session) -> None:
             session.resources = tuple(r for r in session.resources if r.resource.id != self.resource_id)
+
+    class MemoryRead(Event):
+        """The tools were shown these memory versions of a store (its whole content)."""
+
+        memory_store_id: str
+        versions: tuple[str, ...]
+
+        def apply(self, session: Session) -> None:
+            read = dict(session.memory_read) | {self.memory_store_id: self.versions}
+            session.memory_read = tuple(read.items())
+
+    class MemoryWritten(Event):
+        """What a tool call left in a store's folder became these memory versions, each
+        attributed to this session and the call's ``ToolCallStarted``."""
+
+        memory_store_id: str
+        tool_call_id: str
+        versions: tuple[str, ...]
 
     class SessionDeleted(Event):
         def apply(self, session: Session) -> None:

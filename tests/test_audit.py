@@ -254,7 +254,9 @@ def test_diff_names_a_grandchild_and_cousins_by_their_forks(recorded):
         f"{grandchild} was forked from {child} at event 1, which was forked from {root} at event 4"
     )
     assert audit.diff(service, grandchild, root).relation == audit.diff(service, root, grandchild).relation
-    assert audit.diff(service, child, grandchild).relation == f"{grandchild} was forked from {child} at event 1"
+    assert (
+        audit.diff(service, child, grandchild).relation == f"{grandchild} was forked from {child} at event 1"
+    )
     cousins = audit.diff(service, grandchild, cousin).relation
     assert cousins.startswith(f"both descend from {root}: {grandchild} was forked from {child}")
     assert cousins.endswith(f"which was forked from {root} at event 2")

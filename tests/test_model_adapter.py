@@ -189,6 +189,7 @@ def test_litellm_logs_calls_only_while_something_in_the_process_listens(model_se
     call(model)
     assert litellm.disable_streaming_logging is True
 
+
 # -- set-up errors, retries, connection errors ------------------------------------------------
 
 

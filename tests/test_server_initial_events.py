@@ -1,6 +1,7 @@
 """``initial_events`` at session creation, through the official SDK against a real server:
-the prompt is the session's first event and its turn starts without a separate send;
-what this server cannot do yet is refused before anything is recorded."""
+the prompts are the session's first events, in order, and one turn answering them starts
+without a separate send; what this server cannot do yet is refused before anything is
+recorded."""
 
 from __future__ import annotations
 
@@ -31,11 +32,25 @@ def test_the_first_prompt_is_the_first_event_and_its_turn_starts_at_once(api_ser
     assert client.beta.sessions.retrieve(session.id).stats.active_seconds > 0
 
 
+def test_several_prompts_are_the_first_events_in_order_and_one_turn_answers_them(api_server, model_server):
+    client = api_server.client()
+    model_server.enqueue(Reply(text="All three read."))
+    texts = [f"Note {n}: remember the number {n * 7}." for n in range(3)]
+    session = new_agent_session(client, initial_events=[message(t) for t in texts])
+    wait_until(lambda: any(e.type == "session.status_idle" for e in client.beta.sessions.events.list(session.id)),
+               "the first turn to end")  # fmt: skip
+    events = list(client.beta.sessions.events.list(session.id))
+    assert [e.content[0].text for e in events[:3] if e.type == "user.message"] == texts
+    assert [e.content[0].text for e in events if e.type == "agent.message"] == ["All three read."]
+    assert [e.type for e in events].count("session.status_running") == 1
+    seen = model_server.requests[-1]["messages"]
+    assert [m["content"] for m in seen if m["role"] == "user"][-3:] == texts
+
+
 @pytest.mark.parametrize(
     ("events", "wanted"),
     [
         ([{"type": "user.define_outcome", "description": "done"}], "until outcomes exist"),
-        ([message("a"), message("b")], "one prompt per turn"),
         ([message("x")] * 51, "at most 50"),
         ([{"type": "user.interrupt"}], "must be 'user.message'"),
         ([{"type": "user.message", "content": [{"type": "text", "text": "  "}]}], "no text"),

@@ -164,8 +164,8 @@ def test_resources_the_server_cannot_mount_are_refused_before_anything_is_record
         ),
         (
             {"type": "memory_store", "memory_store_id": "memstore_x"},
-            anthropic.BadRequestError,
-            "not supported",
+            anthropic.NotFoundError,
+            "memstore_x",
         ),
         ({"type": "nonsense"}, anthropic.BadRequestError, "must be one of"),
     ]

@@ -128,6 +128,9 @@ class Walls:
     user: User
     network: bool
     egress: Path | None = None
+    memory: tuple[tuple[Path, str, bool], ...] = ()
+    """Memory stores' folders: (host folder, path in the sandbox, read-only), each bound
+    read-only or writable as it says."""
 
 
 def command_line(walls: Walls, argv: Sequence[str], sync_fd: int, marks: Sequence[str] = ()) -> list[str]:
@@ -150,6 +153,10 @@ def command_line(walls: Walls, argv: Sequence[str], sync_fd: int, marks: Sequenc
         line += ["--perms", "0755", "--dir", os.path.dirname(EGRESS_SOCKET)]
         line += ["--bind", str(walls.egress), EGRESS_SOCKET]
         argv = with_egress(argv)
+    for parent in _parents([place for _, place, _ in walls.memory]):  # bubblewrap's own are 0700
+        line += ["--perms", "0755", "--dir", parent]
+    for folder, place, read_only in walls.memory:
+        line += ["--ro-bind" if read_only else "--bind", str(folder), place]
     if engine_is_root():
         user = walls.user
         line += [*SWITCH_USER, "--", "setpriv", f"--reuid={user.uid}", f"--regid={user.gid}",
@@ -171,6 +178,15 @@ def with_egress(argv: Sequence[str]) -> list[str]:
         'exec "$@"'
     )
     return ["/bin/sh", "-c", script, "sh", *argv]
+
+
+def _parents(places: Sequence[str]) -> list[str]:
+    """The folders above ``places`` (absolute paths), outermost first, each once."""
+    parents: dict[str, None] = {}
+    for place in places:
+        parts = place.strip("/").split("/")[:-1]
+        parents.update(dict.fromkeys("/" + "/".join(parts[: n + 1]) for n in range(len(parts))))
+    return list(parents)
 
 
 def _system_folders(network: bool) -> list[str]:

@@ -36,6 +36,7 @@ import subprocess
 import tempfile
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID
@@ -70,6 +71,7 @@ from agentjournal.infrastructure.compute.host import (
     FolderScans,
     validate_packages,
 )
+from agentjournal.infrastructure.compute.memory_folders import fill_folder, read_folder
 from agentjournal.infrastructure.compute.sandbox_protocol import (
     FETCH_HEAD_BYTES,
     FILE_TIMEOUT,
@@ -80,6 +82,8 @@ from agentjournal.infrastructure.compute.sandbox_protocol import (
     check_path,
     check_url,
     helper_source,
+    memory_place,
+    memory_root,
     web_page,
 )
 
@@ -151,6 +155,8 @@ class ConfinedHostCompute(HelperFileTools):
         self._running: set[subprocess.Popen[bytes]] = set()
         """Bubblewrap's processes for the calls running now."""
         self._scans = FolderScans()
+        self._memory_base = self._base / "memory"
+        """Where the attached session's memory stores' folders are kept on the host."""
 
     @classmethod
     def from_config(cls, config: ManagedConfig) -> ConfinedHostCompute:
@@ -186,6 +192,7 @@ class ConfinedHostCompute(HelperFileTools):
         user = _tools_user(root, made=made, engine_owned=self._fixed_root is None)
         _make_home(root, user)
         self.walls = Walls(root, user, self.network)
+        self._memory_base = self._base / "memory" / str(session_id)
         return ComputeBinding(kind=self.kind, reference=str(root))
 
     def _walls(self, network: bool | None = None) -> Walls:
@@ -195,10 +202,29 @@ class ConfinedHostCompute(HelperFileTools):
         if self.walls is None:
             raise ComputeError("the confined host compute is not attached to a session")
         if network is None and self.egress is not None:
-            return Walls(self.walls.work, self.walls.user, False, self.egress.start().socket)
+            return replace(self.walls, network=False, egress=self.egress.start().socket)
         if network is None or network == self.walls.network:
             return self.walls
-        return Walls(self.walls.work, self.walls.user, network)
+        return replace(self.walls, network=network)
+
+    # -- memory stores --------------------------------------------------------------------
+
+    def show_memory(self, slug: str, read_only: bool, files: Mapping[str, bytes]) -> None:
+        """Fill the store's host folder and bind it at ``/mnt/memory/<slug>`` in every
+        sandbox from now on, read-only when asked (bubblewrap's ``--ro-bind``)."""
+        if self.walls is None:
+            raise ComputeError("the confined host compute is not attached to a session")
+        walls = self.walls
+        folder = self._memory_base / slug
+        fill_folder(folder, files)
+        if bubblewrap.engine_is_root():
+            _hand_over(folder, walls.user)
+        place = memory_place(slug)
+        memory = tuple(m for m in walls.memory if m[1] != place) + ((folder, place, read_only),)
+        self.walls = replace(walls, memory=memory)
+
+    def memory_files(self, slug: str, max_file_bytes: int) -> dict[str, bytes | None]:
+        return read_folder(self._memory_base / slug, max_file_bytes)
 
     def _environment(self) -> dict[str, str]:
         """A tool's environment (:func:`sandbox_environment`), naming the egress proxy when
@@ -297,7 +323,8 @@ class ConfinedHostCompute(HelperFileTools):
         :mod:`~agentjournal.infrastructure.compute.sandbox_files`) and return what it wrote."""
         check_path(path)
         source = helper_source(sandbox_files)
-        argv = ["python3", "-I", "-S", "-c", source, operation, WORKSPACE, path, str(limit), *extra]
+        root = memory_root(path, [place for _, place, _ in self._walls().memory]) or WORKSPACE
+        argv = ["python3", "-I", "-S", "-c", source, operation, root, path, str(limit), *extra]
         done = self._helper(operation, argv, data, max(limit, MAX_LISTING_BYTES), seconds, network=False)
         check_answer(done.exit_code, operation, path, done.errors, seconds, hint=NO_PYTHON)
         return done.output

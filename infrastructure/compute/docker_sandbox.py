@@ -55,6 +55,7 @@ from uuid import UUID
 import msgspec
 
 from agentjournal.application.ports import (
+    MEMORY_ROOT,
     ComputeError,
     ExecResult,
     FileContents,
@@ -76,6 +77,8 @@ from agentjournal.infrastructure.compute.sandbox_protocol import (
     check_path,
     check_url,
     helper_source,
+    memory_place,
+    memory_root,
     size_text,
     web_page,
 )
@@ -91,9 +94,12 @@ LABEL = "agentjournal.managed"
 SESSION_LABEL = "agentjournal.session"
 # Sandboxes made before the work folder quota and the kill of all a command started
 # lack this label; they are replaced, not reused.
-LAYOUT_LABEL, LAYOUT = "agentjournal.layout", "2"
+LAYOUT_LABEL, LAYOUT = "agentjournal.layout", "3"
 SANDBOX_USER = "1000:1000"
 KEEPER_USER = "65534:65534"  # nobody: runs the process that keeps the container up
+MEMORY_KEEPER = "0:0"
+"""Who writes a read-only memory store's folder: the container's root, without capabilities,
+so the files are root's and the tools' user (1000) can neither write nor chmod them."""
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"  # for the engine's own execs: no .venv of the model's
 CA_PATH = "/etc/agentjournal/ca-bundle.pem"
 CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
@@ -206,6 +212,8 @@ class DockerCompute(HelperFileTools):
         self.max_output_bytes = max_output_bytes
         self._client = client
         self._scans: dict[tuple[str, str], dict[str, list[Any]]] = {}
+        self._memory_places: list[str] = []
+        """The memory stores' folders shown in the sandbox, for the file tools."""
         """What the last snapshot of each sandbox found, for the next to skip unchanged files."""
         self.container: Any = None
         self._egress_logs: dict[str, Path | None] = {}
@@ -296,6 +304,9 @@ class DockerCompute(HelperFileTools):
                     self.working_dir: f"{owned},exec,size={self.workspace_quota_bytes}",
                     "/tmp": "rw,nosuid,nodev,size=512m",
                     "/home/sandbox": f"{owned},size=256m",
+                    # Sticky and open to all: the tools' user makes read_write stores' folders,
+                    # root the read_only ones, which the tools cannot change or remove.
+                    MEMORY_ROOT: "rw,nosuid,nodev,size=64m,mode=1777",
                 },
                 security_opt=["no-new-privileges"],
                 cap_drop=["ALL"],
@@ -412,14 +423,16 @@ class DockerCompute(HelperFileTools):
         api = self.client.api
         api.exec_start(self._exec_create(["/bin/sh", "-c", "kill -KILL -1"], path=SYSTEM_PATH))
 
-    def _exec_create(self, argv: Sequence[str], *, stdin: bool = False, path: str | None = None) -> str:
+    def _exec_create(
+        self, argv: Sequence[str], *, stdin: bool = False, path: str | None = None, user: str = SANDBOX_USER
+    ) -> str:
         created = self.client.api.exec_create(
             self._running().id,
             list(argv),
             stdout=True,
             stderr=True,
             stdin=stdin,
-            user=SANDBOX_USER,
+            user=user,
             environment={"PATH": path} if path else None,
         )
         return str(created["Id"])
@@ -473,7 +486,8 @@ class DockerCompute(HelperFileTools):
         """Run one operation of the file helper in the sandbox (see
         :mod:`~agentjournal.infrastructure.compute.sandbox_files`) and return what it wrote."""
         check_path(path)
-        argv = ["python3", "-I", "-S", "-c", HELPER, operation, self.working_dir, path, str(limit), *extra]
+        root = memory_root(path, self._memory_places) or self.working_dir
+        argv = ["python3", "-I", "-S", "-c", HELPER, operation, root, path, str(limit), *extra]
         exit_code, output, errors = self._helper(argv, data, max(limit, MAX_LISTING_BYTES), seconds)
         check_answer(exit_code, operation, path, errors, seconds, hint=NO_PYTHON)
         return output
@@ -486,9 +500,30 @@ class DockerCompute(HelperFileTools):
         container = self._running()
         key = (container.id, self.working_dir)
         previous = self._scans.pop(key, {})
+        head, contents = self._scan(self.working_dir, previous, known, limits.ignore, limits.max_file_bytes)
+        self._scans[key] = {
+            e[0]: [e[5], e[2], e[6], e[1], e[4]]
+            for e in head.entries
+            if sandbox_snapshot.reusable(list(e), head.started)
+        }
+        while len(self._scans) > MAX_SCANS_KEPT:
+            self._scans.pop(next(iter(self._scans)))
+        files = {e[0]: FileState(hash=e[1], size=e[2], mode=e[3], stored=e[4]) for e in head.entries}
+        return WorkspaceScan(files=files, contents=contents)
+
+    def _scan(
+        self,
+        work: str,
+        previous: Mapping[str, Any],
+        known: Mapping[str, str],
+        ignore: Sequence[str],
+        cap: int,
+    ) -> tuple[_ScanHead, dict[str, bytes]]:
+        """The snapshot helper's scan of folder ``work``, decoded against a fixed shape: the
+        answer is the sandbox's word."""
         request = msgspec.json.encode(
-            {"op": "scan", "work": self.working_dir, "previous": previous, "known": dict(known),
-             "ignore": list(limits.ignore), "cap": limits.max_file_bytes}
+            {"op": "scan", "work": work, "previous": dict(previous), "known": dict(known),
+             "ignore": list(ignore), "cap": cap}
         )  # fmt: skip
         argv = ["python3", "-I", "-S", "-c", SNAPSHOT_HELPER]
         exit_code, output, errors = self._helper(
@@ -509,32 +544,51 @@ class DockerCompute(HelperFileTools):
             at += size
         if at != len(body):
             raise ComputeError("the workspace snapshot's contents do not add up to their sizes")
-        self._scans[key] = {
-            e[0]: [e[5], e[2], e[6], e[1], e[4]]
-            for e in head.entries
-            if sandbox_snapshot.reusable(list(e), head.started)
-        }
-        while len(self._scans) > MAX_SCANS_KEPT:
-            self._scans.pop(next(iter(self._scans)))
-        files = {e[0]: FileState(hash=e[1], size=e[2], mode=e[3], stored=e[4]) for e in head.entries}
-        return WorkspaceScan(files=files, contents=contents)
+        return head, contents
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
         """Write ``files`` and delete ``remove`` with :mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`
         in one exec, the contents streamed on its stdin, as the tools' user, never through a link."""
         self._running()
+        self._restore(self.working_dir, files, remove, SANDBOX_USER)
+
+    def _restore(self, work: str, files: Sequence[FileContents], remove: Sequence[str], user: str) -> None:
         head = {
             "op": "restore",
-            "work": self.working_dir,
+            "work": work,
             "files": [[f.path, f.mode, len(f.data)] for f in files],
             "remove": list(remove),
         }
         request = msgspec.json.encode(head) + b"\n" + b"".join(f.data for f in files)
         argv = ["python3", "-I", "-S", "-c", SNAPSHOT_HELPER]
-        exit_code, _, errors = self._helper(argv, request, MAX_LISTING_BYTES, FILE_TIMEOUT)
+        exit_code, _, errors = self._helper(argv, request, MAX_LISTING_BYTES, FILE_TIMEOUT, user)
         if exit_code != 0:
             detail = errors.decode(errors="replace")[-2000:]
             raise ComputeError(f"restoring the work folder failed (exit {exit_code}): {detail}")
+
+    # -- memory stores --------------------------------------------------------------------
+
+    def show_memory(self, slug: str, read_only: bool, files: Mapping[str, bytes]) -> None:
+        """Make ``/mnt/memory/<slug>`` hold exactly ``files``: written by the tools' user for a
+        read_write store, by the container's root (without capabilities) for a read_only one,
+        whose files the tools' user can then neither change nor remove."""
+        self._running()
+        place, user = memory_place(slug), MEMORY_KEEPER if read_only else SANDBOX_USER
+        argv = ["sh", "-c", 'rm -rf -- "$1" && mkdir -m 0755 -- "$1"', "sh", place]
+        exit_code, _, errors = self._helper(argv, None, MAX_LISTING_BYTES, FILE_TIMEOUT, user)
+        if exit_code != 0:
+            raise ComputeError(
+                f"the memory folder {place} could not be made (exit {exit_code}): "
+                f"{errors.decode(errors='replace')[-500:]}"
+            )
+        mode = 0o444 if read_only else 0o644
+        self._restore(place, [FileContents(p, mode, data) for p, data in files.items()], (), user)
+        if place not in self._memory_places:
+            self._memory_places.append(place)
+
+    def memory_files(self, slug: str, max_file_bytes: int) -> dict[str, bytes | None]:
+        head, contents = self._scan(memory_place(slug), {}, {}, (), max_file_bytes)
+        return {e[0]: contents.get(e[0]) if e[4] else None for e in head.entries}
 
     def fetch(self, url: str, limit: int, timeout: float) -> WebPage:
         """Fetch ``url`` with :mod:`~agentjournal.infrastructure.compute.sandbox_fetch`, in the
@@ -548,12 +602,12 @@ class DockerCompute(HelperFileTools):
 
     @_engine_errors()
     def _helper(
-        self, argv: Sequence[str], data: bytes | None, limit: int, seconds: float
+        self, argv: Sequence[str], data: bytes | None, limit: int, seconds: float, user: str = SANDBOX_USER
     ) -> tuple[int | None, bytes, bytes]:
-        """Run a helper in the sandbox, with ``data`` as its stdin, waiting at most ``seconds``
-        (and the time to report) for each part of its answer; its exit status, its stdout
-        (at most ``limit`` bytes) and the start of its stderr."""
-        exec_id = self._exec_create(argv, stdin=data is not None, path=SYSTEM_PATH)
+        """Run a helper in the sandbox as ``user``, with ``data`` as its stdin, waiting at most
+        ``seconds`` (and the time to report) for each part of its answer; its exit status, its
+        stdout (at most ``limit`` bytes) and the start of its stderr."""
+        exec_id = self._exec_create(argv, stdin=data is not None, path=SYSTEM_PATH, user=user)
         with self._attached(exec_id, timeout=seconds + KILL_GRACE) as channel:
             output, errors = _exchange(channel, data, limit)
         return self._exit_code(exec_id), output, errors

@@ -17,11 +17,13 @@ import functools
 import inspect
 import json
 import math
+import posixpath
 import signal
 from collections.abc import Sequence
 from types import ModuleType
 
 from agentjournal.application.ports import (
+    MEMORY_ROOT,
     ComputeError,
     FileEntry,
     FileListing,
@@ -64,6 +66,18 @@ def check_path(path: str) -> None:
         raise ComputeError(
             f"path {shown(path)} is too deep: {names} names, at most {sandbox_snapshot.MAX_DEPTH}"
         )
+
+
+def memory_place(slug: str) -> str:
+    """Where a sandbox shows the memory store of ``slug``."""
+    return f"{MEMORY_ROOT}/{slug}"
+
+
+def memory_root(path: str, places: Sequence[str]) -> str | None:
+    """The memory store's folder (one of ``places``) that absolute ``path`` lies in, if any:
+    the file helper then walks from there instead of the work folder, as confined to it."""
+    full = posixpath.normpath(path) if path.startswith("/") else ""
+    return next((p for p in places if full == p or full.startswith(p + "/")), None)
 
 
 def check_pattern(pattern: str) -> None:

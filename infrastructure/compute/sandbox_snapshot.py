@@ -8,8 +8,8 @@ the folder holds (see :func:`main` for the exchange).
 
 **Cheap when little changed.** The caller hands in what the last scan found
 (``previous``: path to ``[mtime_ns, size, inode, hash, stored]``). A file whose
-modification time, size and inode are unchanged keeps its hash without being read,
-as ``git status`` does. A file modified within ``RACY_NS`` of the scan that hashed it
+modification time, size and inode, as its folder's listing stats it, are unchanged keeps
+its hash without being opened, as ``git status`` does: one ``lstat`` per unchanged file. A file modified within ``RACY_NS`` of the scan that hashed it
 could change again within the clock's resolution without its time changing, so the
 caller keeps such an entry out of the next ``previous`` (:func:`reusable`), and the
 file is read again next time.
@@ -32,6 +32,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import re
 import stat
 import sys
 import time
@@ -60,7 +61,8 @@ def scan(
     started = time.time_ns()
     entries: list[Entry] = []
     contents: dict[str, bytes] = {}
-    _scan_folder(work_fd, "", previous, known, ignore, cap, entries, contents)
+    ignored = re.compile("|".join(fnmatch.translate(pattern) for pattern in ignore) or r"(?!)")
+    _scan_folder(work_fd, "", previous, known, ignored, cap, entries, contents)
     return started, entries, contents
 
 
@@ -74,23 +76,22 @@ def _scan_folder(
     prefix: str,
     previous: dict[str, list],
     known: dict[str, str],
-    ignore: list[str],
+    ignored: re.Pattern[str],
     cap: int,
     entries: list[Entry],
     contents: dict[str, bytes],
 ) -> None:
+    """Scan one folder; ``ignored`` matches the names left out (every ``ignore`` pattern as
+    one expression, so a name is tried once)."""
     if prefix.count("/") >= MAX_DEPTH:  # what it holds would be deeper than a path may go
         return
     try:
         with os.scandir(folder) as found:
-            names = sorted(
-                (item.name, item.is_dir(follow_symlinks=False), item.is_file(follow_symlinks=False))
-                for item in found
-            )
+            names = sorted((item.name, item.is_dir(follow_symlinks=False), _lstat(item)) for item in found)
     except OSError:  # a folder the tools' user cannot read: nothing of it can be kept
         return
-    for name, is_folder, is_file in names:
-        if any(fnmatch.fnmatchcase(name, pattern) for pattern in ignore):
+    for name, is_folder, listed in names:
+        if ignored.match(name):
             continue
         path = prefix + name
         try:
@@ -103,11 +104,35 @@ def _scan_folder(
             except OSError:  # gone, or swapped for a link, since it was listed
                 continue
             try:
-                _scan_folder(inner, path + "/", previous, known, ignore, cap, entries, contents)
+                _scan_folder(inner, path + "/", previous, known, ignored, cap, entries, contents)
             finally:
                 os.close(inner)
-        elif is_file:
-            _scan_file(folder, name, path, previous, known, cap, entries, contents)
+        elif listed is not None:
+            before = previous.get(path)
+            if (
+                before is not None
+                and _unchanged(before, listed)
+                and not (before[4] and known.get(path) != before[3])
+            ):
+                # As the last scan found it, and the caller has its contents: not opened.
+                entries.append([path, before[3], listed.st_size, stat.S_IMODE(listed.st_mode), before[4],
+                                listed.st_mtime_ns, listed.st_ino])  # fmt: skip
+            else:
+                _scan_file(folder, name, path, previous, known, cap, entries, contents)
+
+
+def _lstat(item: os.DirEntry) -> os.stat_result | None:
+    """The status of a regular file as listed (never through a link); None for anything else."""
+    try:
+        info = item.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
+def _unchanged(before: list, info: os.stat_result) -> bool:
+    """Whether a file's time, size and inode are as the last scan found them."""
+    return before[:3] == [info.st_mtime_ns, info.st_size, info.st_ino]
 
 
 def _scan_file(
@@ -130,7 +155,7 @@ def _scan_file(
             return
         mode, size = stat.S_IMODE(info.st_mode), info.st_size
         before = previous.get(path)
-        if before is not None and before[:3] == [info.st_mtime_ns, size, info.st_ino]:
+        if before is not None and _unchanged(before, info):
             digest, stored, data = before[3], before[4], None
             if stored and known.get(path) != digest:  # the caller lacks these contents
                 data = _read(fd, size)

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute
 from agentjournal.application.api import open_store
 from agentjournal.application.catalog import Catalog
 from agentjournal.application.config import ManagedConfig
+from agentjournal.application.memory_stores import MemoryStores
 from agentjournal.application.recovery import Recovery
 from agentjournal.application.resources import SessionResources
 from agentjournal.application.runtimes import Runtimes, unchanged
@@ -141,6 +142,7 @@ class Engine:
             AesSecretBox.for_home(data_home()),
             HttpTokenEndpoint(allow_private=settings.allow_private_mcp),
         )
+        self.memory_stores = MemoryStores(service, catalog)
         self.runtimes.vault_tokens = lambda recorded: self.vaults.tokens(
             recorded.vault_ids, [server.url for server in recorded.mcp_servers]
         )
@@ -256,6 +258,7 @@ def _routes() -> list[BaseRoute]:
         extensions,
         files,
         inspector,
+        memory_stores,
         resources,
         sessions,
         uploads,
@@ -270,6 +273,7 @@ def _routes() -> list[BaseRoute]:
         *agents.routes,
         *environments.routes,
         *vaults.routes,
+        *memory_stores.routes,
         *extensions.routes,
         *annotating.routes,
         *files.routes,

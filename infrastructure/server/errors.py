@@ -40,6 +40,7 @@ from agentjournal.domain import (
     SessionError,
     StaleVersion,
 )
+from agentjournal.domain.memory import MemoryPreconditionFailed
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def as_api_error(error: Exception) -> ApiError:
         return ApiError(413, str(error))
     if isinstance(error, RepositoryUnavailable):  # the URL, checkout or token the client gave
         return ApiError(400, str(error))
-    if isinstance(error, (ConcurrentUpdate, SessionBusy, StaleVersion)):
+    if isinstance(error, (ConcurrentUpdate, SessionBusy, StaleVersion, MemoryPreconditionFailed)):
         return ApiError(409, str(error))
     if isinstance(error, EnvironmentArchivedError):
         return ApiError(400, str(error), error_code="environment_archived")

@@ -165,8 +165,7 @@ MAX_INITIAL_EVENTS = 50
 def initial_prompts(engine: Any, events: list[dict[str, Any]]) -> list[EventIn]:
     """A new session's ``initial_events``, checked before the session is recorded:
     ``user.message`` events only (``user.define_outcome`` waits for outcomes), at most
-    :data:`MAX_INITIAL_EVENTS`, and one of them, since a session here runs one prompt per
-    turn and a turn cannot be queued behind another."""
+    :data:`MAX_INITIAL_EVENTS`."""
     if len(events) > MAX_INITIAL_EVENTS:
         raise ApiError(400, f"initial_events: at most {MAX_INITIAL_EVENTS} events, not {len(events)}")
     for n, event in enumerate(events):
@@ -177,8 +176,6 @@ def initial_prompts(engine: Any, events: list[dict[str, Any]]) -> list[EventIn]:
             )
         if kind != "user.message":
             raise ApiError(400, f"initial_events[{n}].type: must be 'user.message', not {kind!r}")
-    if len(events) > 1:
-        raise ApiError(400, "initial_events: one user.message; this server runs one prompt per turn")
     try:
         prompts: list[EventIn] = msgspec.convert(events, type=list[UserMessageIn])
     except msgspec.ValidationError as e:
@@ -189,8 +186,12 @@ def initial_prompts(engine: Any, events: list[dict[str, Any]]) -> list[EventIn]:
 
 
 def send_initial(engine: Any, session_id: UUID, prompts: list[EventIn]) -> None:
-    """Start a new session's first turn from its checked ``initial_events``."""
-    _record(engine, session_id, prompts)
+    """Start a new session's first turn from its checked ``initial_events``: their messages
+    are its first events, in order, and one turn answers them all (as the cloud processes
+    them before the session goes idle)."""
+    commands = [_command(engine, session_id, f"initial_events[{n}]", p) for n, p in enumerate(prompts)]
+    engine.runner.start(session_id, [c.step.text for c in commands if isinstance(c.step, Prompt)])
+    engine.doorbell.ring(session_id)
 
 
 def _command(engine: Any, session_id: UUID, where: str, event: EventIn) -> _Command:

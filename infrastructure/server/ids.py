@@ -13,8 +13,12 @@ AGENT = "agent_"
 ENVIRONMENT = "env_"
 FILE = "file_"
 VAULT = "vlt_"
+MEMORY_STORE = "memstore_"
 
-_NAMES = {SESSION: "session", AGENT: "agent", ENVIRONMENT: "environment", FILE: "file", VAULT: "vault"}
+_NAMES = {
+    SESSION: "session", AGENT: "agent", ENVIRONMENT: "environment", FILE: "file", VAULT: "vault",
+    MEMORY_STORE: "memory store",
+}  # fmt: skip
 
 
 def wire_id(prefix: str, value: UUID) -> str:

@@ -1,5 +1,5 @@
-"""Session resources on the wire: a resource as a client asks for one (``file`` or
-``github_repository``), and as the API shows it (the session's ``resources`` and
+"""Session resources on the wire: a resource as a client asks for one (``file``,
+``github_repository`` or ``memory_store``), and as the API shows it (the session's ``resources`` and
 ``/v1/sessions/{id}/resources``). A repository's ``authorization_token`` is read here
 and handed on; no answer ever shows it."""
 
@@ -11,9 +11,9 @@ from uuid import UUID
 import msgspec
 
 from agentjournal.application.mounts import default_file_mount, default_repository_mount
-from agentjournal.domain.resources import FileResource, MountedResource
+from agentjournal.domain.resources import FileResource, MemoryStoreResource, MountedResource
 from agentjournal.infrastructure.server.errors import ApiError
-from agentjournal.infrastructure.server.ids import FILE, parse_id, wire_id
+from agentjournal.infrastructure.server.ids import FILE, MEMORY_STORE, parse_id, wire_id
 from agentjournal.infrastructure.server.wire import wire_time
 
 KINDS = ("file", "github_repository", "memory_store")
@@ -41,6 +41,22 @@ class RepositoryBody(
     mount_path: str | None = None
 
 
+class MemoryStoreBody(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="memory_store"
+):
+    memory_store_id: str
+    access: str | None = None
+    instructions: str | None = None
+
+
+class MemoryMount(msgspec.Struct, frozen=True):
+    """A ``memory_store`` resource as a client asks for it."""
+
+    memory_store_id: UUID
+    access: str
+    instructions: str
+
+
 class FileMount(msgspec.Struct, frozen=True):
     """A ``file`` resource as a client asks for it: the file and where."""
 
@@ -62,20 +78,21 @@ class RepositoryMount(msgspec.Struct, frozen=True):
         return f"RepositoryMount(url={self.url!r}, mount_path={self.mount_path!r})"
 
 
-Mount = FileMount | RepositoryMount
+Mount = FileMount | RepositoryMount | MemoryMount
 
 
 def resource_mount(body: Any, field: str) -> Mount:
     """The mount a resource body asks for; 400 naming ``field`` for anything else."""
     kind = body.get("type") if isinstance(body, dict) else None
-    if kind == "memory_store":
-        raise ApiError(400, f"{field}.type: 'memory_store' resources are not supported by this server yet")
     if kind not in KINDS:
         raise ApiError(400, f"{field}.type: must be one of {', '.join(KINDS)}, not {kind!r}")
     try:
-        parsed = msgspec.convert(body, type=FileBody | RepositoryBody)
+        parsed = msgspec.convert(body, type=FileBody | RepositoryBody | MemoryStoreBody)
     except msgspec.ValidationError as e:
         raise ApiError(400, f"{field}: {str(e).replace('$', field, 1)}") from None
+    if isinstance(parsed, MemoryStoreBody):
+        store_id = parse_id(MEMORY_STORE, parsed.memory_store_id)
+        return MemoryMount(store_id, parsed.access or "read_write", parsed.instructions or "")
     if isinstance(parsed, FileBody):
         file_id = parse_id(FILE, parsed.file_id)
         return FileMount(file_id, parsed.mount_path or default_file_mount(wire_id(FILE, file_id)))
@@ -98,7 +115,7 @@ def file_mount(body: Any, field: str) -> FileMount:
 
 
 def resource_json(mounted: MountedResource) -> dict[str, Any]:
-    """The API's session resource: a ``file`` or a ``github_repository``."""
+    """The API's session resource: a ``file``, a ``github_repository`` or a ``memory_store``."""
     resource = mounted.resource
     common = {
         "id": resource.id,
@@ -108,6 +125,12 @@ def resource_json(mounted: MountedResource) -> dict[str, Any]:
     }
     if isinstance(resource, FileResource):
         return {"type": "file", "file_id": wire_id(FILE, UUID(resource.file_id)), **common}
+    if isinstance(resource, MemoryStoreResource):
+        return {
+            "type": "memory_store", "memory_store_id": wire_id(MEMORY_STORE, UUID(resource.memory_store_id)),
+            "access": resource.access, "name": resource.name, "description": resource.description,
+            "instructions": resource.instructions or None, **common,
+        }  # fmt: skip
     checkout: dict[str, str] | None = None
     if resource.branch:
         checkout = {"type": "branch", "name": resource.branch}

@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from uuid import UUID
 
 from agentjournal.application.errors import ConcurrentUpdate
@@ -106,9 +106,9 @@ class TurnRunner:
         self._lock = threading.Condition()
         self._closing = False
 
-    def start(self, session_id: UUID, prompt: str) -> int:
-        """Record the prompt and the turn's start now (raising why not), run the rest later.
-        Returns the log version of the prompt."""
+    def start(self, session_id: UUID, prompt: str | Sequence[str]) -> int:
+        """Record the prompt (or several, in order) and the turn's start now (raising why
+        not), run the rest later. Returns the log version of the first prompt."""
         self._check_open()
         return self._hand_over(session_id, self.service.start_turn(session_id, prompt, self.runtimes))
 

@@ -29,6 +29,7 @@ from starlette.routing import Route
 from agentjournal.application import views
 from agentjournal.application.catalog import session_config
 from agentjournal.application.errors import SessionNotFound
+from agentjournal.application.memory_mounts import MEMORY_COMPUTES
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.application.projection import SessionQuery, SessionStats, SessionSummary, session_stats
 from agentjournal.application.resources import PreparedMount
@@ -38,7 +39,13 @@ from agentjournal.domain.policy import CONFINED_HOST
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
 from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, VAULT, parse_id, wire_id
-from agentjournal.infrastructure.server.mounts import FileMount, Mount, resource_json, resource_mount
+from agentjournal.infrastructure.server.mounts import (
+    FileMount,
+    MemoryMount,
+    Mount,
+    resource_json,
+    resource_mount,
+)
 from agentjournal.infrastructure.server.placement import compute_without_packages
 from agentjournal.infrastructure.server.query import query_bool, query_int, query_time, query_version
 from agentjournal.infrastructure.server.wire import wire_time
@@ -337,6 +344,9 @@ def _create(engine: Any, body: SessionCreate, mounts: list[Mount]) -> dict[str, 
         metadata=check_metadata(dict(body.metadata)),
         vault_ids=engine.vaults.check_usable(body.vault_ids),
     )
+    if any(isinstance(m, MemoryMount) for m in mounts) and config.compute not in MEMORY_COMPUTES:
+        raise ApiError(400, f"resources: memory stores are mounted on {' and '.join(MEMORY_COMPUTES)} compute, "
+                       f"not on {config.compute}")  # fmt: skip
     prepared = _prepared(engine, mounts)  # files read, repositories cloned: nothing recorded yet
     runtime = engine.runtimes(config)  # the adapters and policies first: a refused config records nothing
     session_id = engine.service.create_session(config, _title(body.title or ""), runtime.redact)
@@ -353,6 +363,12 @@ def _prepared(engine: Any, mounts: list[Mount]) -> list[PreparedMount]:
     taken: set[str] = set()
     prepared: list[PreparedMount] = []
     for n, mount in enumerate(mounts):
+        if isinstance(mount, MemoryMount):  # its folder is /mnt/memory/<slug>, kept for stores
+            prepared.append(engine.resources.prepare_memory_store(
+                mount.memory_store_id, mount.access, mount.instructions,
+                [p.resource.mount_path for p in prepared],
+            ))  # fmt: skip
+            continue
         if mount.mount_path in taken:
             raise ApiError(
                 400, f"resources[{n}].mount_path: {mount.mount_path!r} is taken by another resource"

@@ -17,6 +17,7 @@ from agentjournal.application.catalog_projection import (
     CatalogRow,
     EnvironmentView,
     FileView,
+    MemoryStoreView,
     VaultView,
 )
 from agentjournal.infrastructure.stores.readmodel import Sealer, Tables, sortable
@@ -27,6 +28,7 @@ CATALOG_COLUMNS = ("id", "kind", "created_at", "archived_at", "deleted", "body")
 
 KINDS: dict[str, type[CatalogRow]] = {
     "agent": AgentView, "environment": EnvironmentView, "file": FileView, "vault": VaultView,
+    "memory_store": MemoryStoreView,
 }  # fmt: skip
 
 
@@ -58,7 +60,7 @@ def catalog_filters(
 
 def catalog_row(entry: CatalogRow, sealer: Sealer) -> tuple[Any, ...]:
     kind = next(name for name, cls in KINDS.items() if isinstance(entry, cls))
-    deleted = isinstance(entry, EnvironmentView | FileView | VaultView) and entry.deleted
+    deleted = isinstance(entry, EnvironmentView | FileView | VaultView | MemoryStoreView) and entry.deleted
     archived_at = sortable(entry.archived_at) if entry.archived_at else None
     body = sealer.seal(msgspec.json.encode(entry).decode())
     return (str(entry.id), kind, sortable(entry.created_at), archived_at, deleted, body)

@@ -1,0 +1,286 @@
+"""``MemoryStores``: the catalog's memory stores, their memories and memory versions.
+
+A memory store (:class:`~agentjournal.domain.memory.MemoryStore`) is an aggregate in the
+session store, hash-chained and exported like agents and vaults. Clients change its
+memories through the API (an :class:`~agentjournal.domain.memory.ApiAuthor` change); a
+session's tools change them through the store's mounted folder, and
+:meth:`MemoryStores.write_from_session` records those as versions of the session's own
+(see :mod:`agentjournal.application.memory_mounts`).
+
+Listings of stores read the catalog's rows; a store's memories and versions are read
+from the aggregate itself, paged by an opaque cursor over their order.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from agentjournal.application.catalog_projection import MemoryStoreView
+from agentjournal.application.errors import ConfigError, StoreError
+from agentjournal.application.paging import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
+from agentjournal.domain import AgentJournalError
+from agentjournal.domain.memory import (
+    ApiAuthor,
+    Author,
+    Memory,
+    MemoryStore,
+    MemoryVersion,
+    SessionAuthor,
+    check_path,
+)
+
+if TYPE_CHECKING:  # both import the turn loop, which shows memory stores to sessions
+    from agentjournal.application.catalog import Catalog
+    from agentjournal.application.service import SessionService
+
+MAX_METADATA = 16
+T = TypeVar("T")
+
+
+class MemoryStoreNotFound(AgentJournalError, LookupError):
+    def __init__(self, what: str) -> None:
+        super().__init__(f"no {what} in this store")
+
+
+class Prefix(str):
+    """A directory of memories that a listing rolled up (its path ends with ``/``)."""
+
+
+class MemoryStores:
+    """Creates, lists, updates, archives and deletes memory stores and their memories."""
+
+    save_attempts = 6
+
+    def __init__(self, service: SessionService, catalog: Catalog | None = None) -> None:
+        self.service = service
+        self._catalog = catalog
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog's rows, which only listing stores reads (opened on first use)."""
+        if self._catalog is None:
+            from agentjournal.application.catalog import Catalog
+
+            self._catalog = Catalog(self.service)
+        return self._catalog
+
+    # -- stores ------------------------------------------------------------------------------
+
+    def create(
+        self, name: str, description: str = "", metadata: Mapping[str, str] | None = None
+    ) -> MemoryStore:
+        store = MemoryStore.create(name, description or "", _metadata(metadata or {}, {}))
+        self.service.save(store)
+        return store
+
+    def get(self, store_id: UUID) -> MemoryStore:
+        """The store with this id; a deleted one, or anything else, is not found."""
+        found: object
+        try:
+            found = self.service.repository.get(store_id)
+        except AggregateNotFoundError:
+            found = None
+        if not isinstance(found, MemoryStore) or found.deleted:
+            raise MemoryStoreNotFound(f"memory store {store_id}")
+        return found
+
+    def list(
+        self, *, include_archived: bool = False, limit: int = DEFAULT_LIMIT, page: str | None = None
+    ) -> Page[MemoryStoreView]:
+        """Stores, newest first, archived ones only when asked, deleted ones never."""
+        return self.catalog.page("memory_store", include_archived=include_archived, limit=limit, page=page)
+
+    def update(
+        self,
+        store_id: UUID,
+        name: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, str | None] | None = None,
+    ) -> MemoryStore:
+        """Rename or re-describe the store, or patch its metadata (a key set to None goes)."""
+
+        def change(store: MemoryStore) -> None:
+            store.update(
+                store.name if name is None else name,
+                store.description if description is None else description,
+                _metadata(metadata or {}, store.metadata),
+            )
+
+        return self._apply(store_id, change)
+
+    def archive(self, store_id: UUID) -> MemoryStore:
+        return self._apply(store_id, MemoryStore.archive)
+
+    def delete(self, store_id: UUID) -> MemoryStore:
+        return self._apply(store_id, MemoryStore.delete)
+
+    # -- memories ----------------------------------------------------------------------------
+
+    def create_memory(self, store_id: UUID, path: str, content: str, author: Author | None = None) -> Memory:
+        made: list[Memory] = []
+        self._apply(store_id, lambda s: made.append(s.create_memory(path, content, author or ApiAuthor())))
+        return made[-1]
+
+    def update_memory(
+        self,
+        store_id: UUID,
+        memory_id: str,
+        *,
+        path: str | None = None,
+        content: str | None = None,
+        expected_sha256: str | None = None,
+        author: Author | None = None,
+    ) -> Memory:
+        updated: list[Memory] = []
+
+        def change(store: MemoryStore) -> None:
+            updated.append(store.update_memory(
+                memory_id, author or ApiAuthor(), path=path, content=content, expected_sha256=expected_sha256
+            ))  # fmt: skip
+
+        self._apply(store_id, change)
+        return updated[-1]
+
+    def delete_memory(self, store_id: UUID, memory_id: str, author: Author | None = None) -> None:
+        self._apply(store_id, lambda s: s.delete_memory(memory_id, author or ApiAuthor()))
+
+    def list_memories(
+        self,
+        store_id: UUID,
+        *,
+        path_prefix: str = "",
+        depth: int = 0,
+        limit: int = DEFAULT_LIMIT,
+        page: str | None = None,
+    ) -> Page[Memory | Prefix]:
+        """The memories below ``path_prefix`` (which ends with ``/`` and matches whole
+        segments), by path; with ``depth`` > 0, those deeper than ``depth`` segments below
+        it are rolled up into one :class:`Prefix` per folder."""
+        if path_prefix and (not path_prefix.startswith("/") or not path_prefix.endswith("/")):
+            raise ConfigError(f"path_prefix: {path_prefix!r} must start and end with '/'")
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise ConfigError("depth: a whole number, 0 or more")
+        base = path_prefix or "/"
+        items: dict[str, Memory | Prefix] = {}
+        for memory in self.get(store_id).memories.values():
+            if not memory.path.startswith(base):
+                continue
+            below = memory.path[len(base) :].split("/")
+            if depth and len(below) > depth:
+                folder = base + "/".join(below[:depth]) + "/"
+                items.setdefault(folder, Prefix(folder))
+            else:
+                items[memory.path] = memory
+        return _page([items[key] for key in sorted(items)], sorted(items), limit, page)
+
+    # -- versions ----------------------------------------------------------------------------
+
+    def list_versions(
+        self,
+        store_id: UUID,
+        *,
+        memory_id: str | None = None,
+        session_id: str | None = None,
+        operation: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        page: str | None = None,
+    ) -> Page[MemoryVersion]:
+        """The store's memory versions, newest first, those of one memory, one session's
+        or one kind of change when asked."""
+        chosen = [
+            (n, v) for n, v in reversed(list(enumerate(self.get(store_id).versions)))
+            if (memory_id is None or v.memory_id == memory_id)
+            and (operation is None or v.operation == operation)
+            and (session_id is None or (isinstance(v.author, SessionAuthor) and v.author.session_id == session_id))
+        ]  # fmt: skip
+        # A version's place in the store's history never changes, so newest first is its
+        # place counted down from a bound no store reaches: a key that sorts and stays.
+        keys = [f"{10**12 - n:013d}" for n, _ in chosen]
+        return _page([v for _, v in chosen], keys, limit, page)
+
+    # -- what sessions do --------------------------------------------------------------------
+
+    def write_from_session(
+        self, store_id: UUID, author: SessionAuthor, files: Mapping[str, str | None]
+    ) -> tuple[MemoryVersion, ...]:
+        """Record what a session's tools left in the store's folder: ``files`` maps a
+        memory's path to its new content (None: removed). A path that holds no memory
+        creates one; content equal to the memory's records nothing. Returns the versions
+        recorded, each attributed to ``author``."""
+        recorded: dict[str, MemoryVersion] = {}
+
+        def change(store: MemoryStore) -> None:
+            recorded.clear()
+            before = len(store.versions)
+            # Removals first, so a file may take the place of a folder it replaced, and back.
+            for path, content in sorted(files.items(), key=lambda item: (item[1] is not None, item[0])):
+                check_path(path)
+                memory = store.at_path(path)
+                if content is None:
+                    if memory is not None:
+                        store.delete_memory(memory.id, author)
+                elif memory is None:
+                    store.create_memory(path, content, author)
+                else:
+                    store.update_memory(memory.id, author, content=content)
+            recorded.update((v.id, v) for v in store.versions[before:])
+
+        self._apply(store_id, change)
+        return tuple(recorded.values())
+
+    def _apply(self, store_id: UUID, command: Callable[[MemoryStore], object]) -> MemoryStore:
+        """Run ``command`` on the latest state and save it, again on newer state when another
+        process (or session) saved first."""
+        for attempt in range(1, self.save_attempts + 1):
+            store = self.get(store_id)
+            command(store)
+            try:
+                self.service.save(store)
+                return store
+            except IntegrityError:
+                if attempt == self.save_attempts:
+                    raise StoreError(
+                        f"memory store {store_id} kept changing; nothing was recorded: try again"
+                    ) from None
+                time.sleep(random.uniform(0, 0.01) * attempt)
+        raise AssertionError("unreachable")
+
+
+def _page(items: Sequence[T], keys: Sequence[str], limit: int, page: str | None) -> Page[T]:
+    """Up to ``limit`` of ``items`` (sorted by ``keys``) after the cursor ``page``."""
+    check_limit(limit)
+    start = 0
+    if page:
+        (after,) = decode_cursor(page, tuple[str])
+        start = next((n for n, key in enumerate(keys) if key > after), len(keys))
+    chosen = list(items[start : start + limit])
+    more = start + limit < len(items)
+    return Page(chosen, encode_cursor(keys[start + limit - 1]) if more else None)
+
+
+def _metadata(patch: Mapping[str, str | None], current: Mapping[str, str]) -> dict[str, str]:
+    if not isinstance(patch, Mapping):
+        raise ConfigError("metadata: must be an object")
+    merged = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif (
+            not isinstance(value, str)
+            or not isinstance(key, str)
+            or not 1 <= len(key) <= 64
+            or len(value) > 512
+        ):
+            raise ConfigError(f"metadata.{key}: keys of 1 to 64 characters, string values up to 512")
+        else:
+            merged[key] = value
+    if len(merged) > MAX_METADATA:
+        raise ConfigError(f"metadata: at most {MAX_METADATA} keys")
+    return merged
