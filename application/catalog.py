@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from agentjournal.application.catalog_projection import (
@@ -207,12 +206,8 @@ class Catalog:
     def _load(self, kind: type[A], aggregate_id: UUID) -> A:
         """The agent or environment with this id; another kind of aggregate, or a deleted
         environment, is not found."""
-        found: object
-        try:
-            found = self.service.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            found = None
-        if not isinstance(found, kind) or (isinstance(found, Environment) and found.deleted):
+        found = self.service.live(aggregate_id, kind)
+        if found is None:
             raise (AgentNotFound if kind is Agent else EnvironmentNotFound)(aggregate_id)
         return found
 

@@ -326,6 +326,14 @@ def _check_metadata(metadata: Mapping[str, str]) -> None:
             raise InvalidMetadata(f"metadata[{key!r}]: values are at most {MAX_METADATA_VALUE} characters")
 
 
+def patched_metadata(current: Mapping[str, str], patch: Any) -> dict[str, str]:
+    """``current`` after the cloud API's metadata patch (a key set to null is removed),
+    checked as an agent's is: vaults, credentials and memory stores take theirs this way."""
+    metadata = _patched(current, patch, deletes=(None,))
+    _check_metadata(metadata)
+    return metadata
+
+
 def _patched(current: Mapping[str, str], patch: Any, deletes: tuple[Any, ...]) -> dict[str, str]:
     """Metadata with a patch applied: a key set to one of ``deletes`` is removed, others set."""
     if patch is None:

@@ -19,10 +19,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from agentjournal.application.catalog_projection import MemoryStoreView
+from agentjournal.application.definitions import patched_metadata
 from agentjournal.application.errors import ConfigError, StoreError
 from agentjournal.application.paging import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
 from agentjournal.domain import AgentJournalError
@@ -40,7 +40,6 @@ if TYPE_CHECKING:  # both import the turn loop, which shows memory stores to ses
     from agentjournal.application.catalog import Catalog
     from agentjournal.application.service import SessionService
 
-MAX_METADATA = 16
 T = TypeVar("T")
 
 
@@ -76,18 +75,14 @@ class MemoryStores:
     def create(
         self, name: str, description: str = "", metadata: Mapping[str, str] | None = None
     ) -> MemoryStore:
-        store = MemoryStore.create(name, description or "", _metadata(metadata or {}, {}))
+        store = MemoryStore.create(name, description or "", patched_metadata({}, metadata))
         self.service.save(store)
         return store
 
     def get(self, store_id: UUID) -> MemoryStore:
         """The store with this id; a deleted one, or anything else, is not found."""
-        found: object
-        try:
-            found = self.service.repository.get(store_id)
-        except AggregateNotFoundError:
-            found = None
-        if not isinstance(found, MemoryStore) or found.deleted:
+        found = self.service.live(store_id, MemoryStore)
+        if found is None:
             raise MemoryStoreNotFound(f"memory store {store_id}")
         return found
 
@@ -110,7 +105,7 @@ class MemoryStores:
             store.update(
                 store.name if name is None else name,
                 store.description if description is None else description,
-                _metadata(metadata or {}, store.metadata),
+                patched_metadata(store.metadata, metadata),
             )
 
         return self._apply(store_id, change)
@@ -263,24 +258,3 @@ def _page(items: Sequence[T], keys: Sequence[str], limit: int, page: str | None)
     chosen = list(items[start : start + limit])
     more = start + limit < len(items)
     return Page(chosen, encode_cursor(keys[start + limit - 1]) if more else None)
-
-
-def _metadata(patch: Mapping[str, str | None], current: Mapping[str, str]) -> dict[str, str]:
-    if not isinstance(patch, Mapping):
-        raise ConfigError("metadata: must be an object")
-    merged = dict(current)
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        elif (
-            not isinstance(value, str)
-            or not isinstance(key, str)
-            or not 1 <= len(key) <= 64
-            or len(value) > 512
-        ):
-            raise ConfigError(f"metadata.{key}: keys of 1 to 64 characters, string values up to 512")
-        else:
-            merged[key] = value
-    if len(merged) > MAX_METADATA:
-        raise ConfigError(f"metadata: at most {MAX_METADATA} keys")
-    return merged

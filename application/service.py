@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -156,6 +156,9 @@ def project_session(session: Session | None, events: Iterable[Any]) -> Session |
     return session
 
 
+LiveT = TypeVar("LiveT")
+
+
 class SessionService(Application[UUID]):
     """Creates, runs, replays and forks sessions."""
 
@@ -250,6 +253,18 @@ class SessionService(Application[UUID]):
                         "no snapshot of session %s at event %d: %s: %s",
                         session.id, session.version, type(e).__name__, e,
                     )  # fmt: skip
+
+    def live(self, aggregate_id: UUID, kind: type[LiveT]) -> LiveT | None:
+        """The aggregate with this id when it is a ``kind`` its owner has not deleted; None
+        for anything else (no such id, another kind of aggregate, deleted): how the catalog
+        parts (agents, environments, vaults, files, memory stores) look one up."""
+        try:
+            found: object = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        if not isinstance(found, kind) or getattr(found, "deleted", False):
+            return None
+        return found
 
     def take_snapshot(
         self, aggregate_id: UUID, version: int | None = None, projector_func: Any = None

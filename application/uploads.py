@@ -26,8 +26,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-
 from agentjournal.application.catalog import Catalog
 from agentjournal.application.catalog_projection import FileView
 from agentjournal.application.errors import StoredFileNotFound, UploadTooLarge
@@ -126,12 +124,8 @@ class Uploads:
         return paged(files, limit, lambda r: (r.created_at, r.id))
 
     def _load(self, file_id: UUID) -> StoredFile:
-        found: object
-        try:
-            found = self.service.repository.get(file_id)
-        except AggregateNotFoundError:
-            found = None
-        if not isinstance(found, StoredFile) or found.deleted:
+        found = self.service.live(file_id, StoredFile)
+        if found is None:
             raise StoredFileNotFound(file_id)
         return found
 

@@ -34,12 +34,12 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import msgspec
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from agentjournal.application import adapters
 from agentjournal.application.catalog import Catalog
 from agentjournal.application.catalog_projection import VaultView
+from agentjournal.application.definitions import patched_metadata
 from agentjournal.application.errors import ConfigError, StoreError
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 from agentjournal.application.ports import OAuthRefreshError, SecretBox, TokenEndpoint
@@ -47,7 +47,6 @@ from agentjournal.application.service import SessionService, data_home
 from agentjournal.domain import AgentJournalError, Credential, Vault
 
 MAX_DISPLAY_NAME = 255
-MAX_METADATA = 16
 SECRET_FIELDS = {"static_bearer": ("token",), "mcp_oauth": ("access_token", "refresh")}
 """The fields of each credential kind that are secret: sealed, never recorded, never returned."""
 REFRESH_FIELDS = ("token_endpoint", "client_id", "refresh_token")
@@ -80,18 +79,14 @@ class Vaults:
     # -- vaults -----------------------------------------------------------------------------
 
     def create(self, display_name: str, metadata: Mapping[str, str] | None = None) -> Vault:
-        vault = Vault.create(_display_name(display_name), _metadata(metadata or {}, {}))
+        vault = Vault.create(_display_name(display_name), patched_metadata({}, metadata))
         self.service.save(vault)
         return vault
 
     def get(self, vault_id: UUID) -> Vault:
         """The vault with this id; a deleted one, or anything else, is not found."""
-        found: object
-        try:
-            found = self.service.repository.get(vault_id)
-        except AggregateNotFoundError:
-            found = None
-        if not isinstance(found, Vault) or found.deleted:
+        found = self.service.live(vault_id, Vault)
+        if found is None:
             raise VaultNotFound(f"vault {vault_id}")
         return found
 
@@ -111,7 +106,7 @@ class Vaults:
 
         def change(vault: Vault) -> None:
             name = vault.display_name if display_name is None else _display_name(display_name)
-            vault.update(name, _metadata(metadata or {}, vault.metadata))
+            vault.update(name, patched_metadata(vault.metadata, metadata))
 
         return self._apply(vault_id, change)
 
@@ -140,7 +135,7 @@ class Vaults:
             mcp_server_url=url,
             secret_ref=self._seal(_secret(kind, auth, required=True)),
             display_name=_display_name(display_name or "", empty_ok=True),
-            metadata=_metadata(metadata or {}, {}),
+            metadata=patched_metadata({}, metadata),
             expires_at=_expires_at(auth),
             has_refresh=bool(auth.get("refresh")),
         )
@@ -178,7 +173,7 @@ class Vaults:
         if display_name is not None:
             changes["display_name"] = _display_name(display_name, empty_ok=True)
         if metadata is not None:
-            changes["metadata"] = _metadata(metadata, current.metadata)
+            changes["metadata"] = patched_metadata(current.metadata, metadata)
 
         def change(vault: Vault) -> None:
             vault.update_credential(_replaced(vault.live_credential(credential_id), changes))
@@ -385,22 +380,6 @@ def _display_name(name: str, empty_ok: bool = False) -> str:
     if not isinstance(name, str) or len(name) > MAX_DISPLAY_NAME or (not empty_ok and not name.strip()):
         raise ConfigError(f"display_name: 1 to {MAX_DISPLAY_NAME} characters")
     return name
-
-
-def _metadata(patch: Mapping[str, str | None], current: Mapping[str, str]) -> dict[str, str]:
-    if not isinstance(patch, Mapping):
-        raise ConfigError("metadata: must be an object")
-    merged = dict(current)
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        elif not isinstance(value, str) or not isinstance(key, str):
-            raise ConfigError(f"metadata.{key}: values are strings")
-        else:
-            merged[key] = value
-    if len(merged) > MAX_METADATA:
-        raise ConfigError(f"metadata: at most {MAX_METADATA} keys")
-    return merged
 
 
 def _replaced(credential: Credential, changes: Mapping[str, Any]) -> Credential:

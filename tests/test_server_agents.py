@@ -241,8 +241,8 @@ def test_sessions_are_created_from_an_agent_and_an_environment_and_listed(client
     [
         ({"agent": "agent_" + "0" * 32}, anthropic.NotFoundError, "no agent"),
         ({"environment_id": "env_" + "0" * 32}, BetaEnvironmentNotFoundError, "no environment"),
-        ({"resources": [{"type": "memory_store", "memory_store_id": "memstore_1"}]}, anthropic.BadRequestError,
-         "'memory_store' resources are not supported"),
+        ({"resources": [{"type": "memory_store", "memory_store_id": "memstore_1"}]}, anthropic.NotFoundError,
+         "memory store 'memstore_1' was not found"),
     ],
 )  # fmt: skip
 def test_a_session_this_server_cannot_run_is_refused_before_anything_is_recorded(
