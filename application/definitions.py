@@ -22,7 +22,8 @@ from typing import Any
 
 import msgspec
 
-from agentjournal.application.errors import ConfigError, ConfigTypeChange, InvalidMetadata
+from agentjournal.application.errors import ConfigError, ConfigTypeChange
+from agentjournal.application.fields import check_metadata, converted, patched
 from agentjournal.application.toolset import resolve_tools
 from agentjournal.domain import (
     AgentDefinition,
@@ -44,9 +45,6 @@ UNKEPT_AGENT_FIELDS = frozenset({"execution_identity", "multiagent"})
 """Accepted when they ask for the default (see :func:`_defaults_only`), not kept."""
 ENVIRONMENT_FIELDS = frozenset({"name", "description", "config", "metadata", "scope"})
 
-MAX_METADATA = 16
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
 MAX_TOOLS = 256
 MAX_MCP_SERVERS = 20
 MODEL_FIELDS = frozenset({"id", "effort", "inference_geo", "speed"})
@@ -71,7 +69,7 @@ def agent_definition(fields: Mapping[str, Any]) -> AgentDefinition:
         for k, v in fields.items()
         if v is not None and k not in UNKEPT_AGENT_FIELDS and not (k in ("system", "description") and v == "")
     }
-    return checked_agent(_convert(values, AgentDefinition))
+    return checked_agent(converted(values, AgentDefinition))
 
 
 def updated_agent(current: AgentDefinition, changes: Mapping[str, Any]) -> AgentDefinition:
@@ -89,10 +87,10 @@ def updated_agent(current: AgentDefinition, changes: Mapping[str, Any]) -> Agent
         elif name in ("tools", "mcp_servers", "skills"):
             values[name] = value or ()
         elif name == "metadata":
-            values[name] = _patched(current.metadata, value, deletes=(None,))
+            values[name] = patched(current.metadata, value, deletes=(None,))
         elif name in ("name", "model"):
             values[name] = value
-    return checked_agent(_convert(msgspec.to_builtins(values), AgentDefinition))
+    return checked_agent(converted(msgspec.to_builtins(values), AgentDefinition))
 
 
 def checked_agent(definition: AgentDefinition) -> AgentDefinition:
@@ -101,7 +99,7 @@ def checked_agent(definition: AgentDefinition) -> AgentDefinition:
     if not definition.name.strip():
         raise ConfigError("name: must not be empty")
     _check_model(definition.model)
-    _check_metadata(definition.metadata)
+    check_metadata(definition.metadata)
     if len(definition.tools) > MAX_TOOLS:
         raise ConfigError(f"tools: at most {MAX_TOOLS} tools, not {len(definition.tools)}")
     toolset = resolve_tools(definition.tools, field="tools")
@@ -189,9 +187,9 @@ def environment_definition(fields: Mapping[str, Any]) -> EnvironmentDefinition:
     return _checked_environment(
         EnvironmentDefinition(
             name=name,
-            description=_convert(fields.get("description"), str | None, "description"),
+            description=converted(fields.get("description"), str | None, "description"),
             config=CloudConfig() if config is None else _config(config, None),
-            metadata=_convert(fields.get("metadata") or {}, dict[str, str], "metadata"),
+            metadata=converted(fields.get("metadata") or {}, dict[str, str], "metadata"),
         )
     )
 
@@ -204,19 +202,19 @@ def updated_environment(current: EnvironmentDefinition, changes: Mapping[str, An
     _check_scope(changes.get("scope"))
     updated = current
     if changes.get("name") is not None:
-        name = _convert(changes["name"], str, "name")
+        name = converted(changes["name"], str, "name")
         if not name.strip():
             raise ConfigError("name: must not be empty")
         updated = msgspec.structs.replace(updated, name=name)
     if "description" in changes:
         updated = msgspec.structs.replace(
-            updated, description=_convert(changes["description"], str | None, "description")
+            updated, description=converted(changes["description"], str | None, "description")
         )
     if changes.get("config") is not None:
         updated = msgspec.structs.replace(updated, config=_config(changes["config"], current.config))
     if "metadata" in changes:
         updated = msgspec.structs.replace(
-            updated, metadata=_patched(current.metadata, changes["metadata"], deletes=(None, ""))
+            updated, metadata=patched(current.metadata, changes["metadata"], deletes=(None, ""))
         )
     return _checked_environment(updated)
 
@@ -224,7 +222,7 @@ def updated_environment(current: EnvironmentDefinition, changes: Mapping[str, An
 def _config(given: Any, current: EnvironmentConfig | None) -> EnvironmentConfig:
     """A config from its body; on update (``current`` given) the type must stay, and a
     cloud config's parts left out keep their values."""
-    body = _convert(given, dict[str, Any], "config")
+    body = converted(given, dict[str, Any], "config")
     kind = body.get("type")
     if kind not in ("cloud", "self_hosted"):
         raise ConfigError(f"config.type: {kind!r} is not 'cloud' or 'self_hosted'")
@@ -248,17 +246,17 @@ def _config(given: Any, current: EnvironmentConfig | None) -> EnvironmentConfig:
 
 
 def _networking(given: Any, current: Networking | None) -> Networking:
-    body = _convert(given, dict[str, Any], "config.networking")
+    body = converted(given, dict[str, Any], "config.networking")
     kind = body.get("type")
     if kind == "unrestricted":
         _known(body, frozenset({"type"}), "config.networking.")
-        return _convert(body, Networking, "config.networking")
+        return converted(body, Networking, "config.networking")
     if kind != "limited":
         raise ConfigError(f"config.networking.type: {kind!r} is not 'unrestricted' or 'limited'")
     _known(body, frozenset(LimitedNetwork.__struct_fields__) | {"type"}, "config.networking.")
     kept = msgspec.to_builtins(current) if isinstance(current, LimitedNetwork) else {}
     values = kept | {k: v for k, v in body.items() if v is not None}
-    networking = _convert(values, Networking, "config.networking")
+    networking = converted(values, Networking, "config.networking")
     _check_allowed_hosts(networking, "config.networking.allowed_hosts")
     return networking
 
@@ -274,9 +272,9 @@ def _check_allowed_hosts(networking: Any, field: str) -> None:
 
 
 def _packages(given: Any) -> Packages:
-    body = _convert(given, dict[str, Any], "config.packages")
+    body = converted(given, dict[str, Any], "config.packages")
     _known(body, frozenset(Packages.__struct_fields__) | {"type"}, "config.packages.")
-    packages = _convert({k: v for k, v in body.items() if v is not None}, Packages, "config.packages")
+    packages = converted({k: v for k, v in body.items() if v is not None}, Packages, "config.packages")
     for manager, names in packages.wanted().items():
         if any(not name.strip() or name.startswith("-") for name in names):
             raise ConfigError(f"config.packages.{manager}: {list(names)!r} holds a non-name")
@@ -284,7 +282,7 @@ def _packages(given: Any) -> Packages:
 
 
 def _checked_environment(definition: EnvironmentDefinition) -> EnvironmentDefinition:
-    _check_metadata(definition.metadata)
+    check_metadata(definition.metadata)
     config = definition.config
     if (
         isinstance(config, CloudConfig)
@@ -314,41 +312,3 @@ def _known(fields: Mapping[str, Any], known: frozenset[str], prefix: str = "") -
     unknown = sorted(set(fields) - known)
     if unknown:
         raise ConfigError(f"{prefix}{unknown[0]}: unknown field; expected one of {sorted(known)}")
-
-
-def _check_metadata(metadata: Mapping[str, str]) -> None:
-    if len(metadata) > MAX_METADATA:
-        raise InvalidMetadata(f"metadata: at most {MAX_METADATA} keys, not {len(metadata)}")
-    for key, value in metadata.items():
-        if not 1 <= len(key) <= MAX_METADATA_KEY:
-            raise InvalidMetadata(f"metadata: key {key[:80]!r} must be 1 to {MAX_METADATA_KEY} characters")
-        if len(value) > MAX_METADATA_VALUE:
-            raise InvalidMetadata(f"metadata[{key!r}]: values are at most {MAX_METADATA_VALUE} characters")
-
-
-def patched_metadata(current: Mapping[str, str], patch: Any) -> dict[str, str]:
-    """``current`` after the cloud API's metadata patch (a key set to null is removed),
-    checked as an agent's is: vaults, credentials and memory stores take theirs this way."""
-    metadata = _patched(current, patch, deletes=(None,))
-    _check_metadata(metadata)
-    return metadata
-
-
-def _patched(current: Mapping[str, str], patch: Any, deletes: tuple[Any, ...]) -> dict[str, str]:
-    """Metadata with a patch applied: a key set to one of ``deletes`` is removed, others set."""
-    if patch is None:
-        return dict(current)
-    changes = _convert(patch, dict[str, str | None], "metadata")
-    kept = {k: v for k, v in current.items() if k not in changes}
-    return kept | {k: v for k, v in changes.items() if v not in deletes and v is not None}
-
-
-def _convert(value: Any, kind: Any, where: str = "") -> Any:
-    """``value`` as ``kind`` (strictly: no string for a number); a mismatch is a ConfigError
-    naming the field, as msgspec's path names it (``$.tools[0]`` becomes ``tools[0]``)."""
-    try:
-        return msgspec.convert(value, kind, strict=True)
-    except msgspec.ValidationError as e:
-        message, _, path = str(e).partition(" - at `$")
-        field = (where + path.rstrip("`")).lstrip(".") or "body"
-        raise ConfigError(f"{field}: {message[0].lower()}{message[1:]}") from None

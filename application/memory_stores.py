@@ -21,9 +21,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from agentjournal.application.catalog_projection import MemoryStoreView
-from agentjournal.application.definitions import patched_metadata
 from agentjournal.application.errors import ConfigError, StoreError
+from agentjournal.application.fields import patched_metadata
 from agentjournal.application.paging import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
 from agentjournal.domain import AgentJournalError
 from agentjournal.domain.memory import (
@@ -36,8 +35,9 @@ from agentjournal.domain.memory import (
     check_path,
 )
 
-if TYPE_CHECKING:  # both import the turn loop, which shows memory stores to sessions
+if TYPE_CHECKING:  # the turn loop imports this module; the catalog is loaded only to list stores
     from agentjournal.application.catalog import Catalog
+    from agentjournal.application.catalog_projection import MemoryStoreView
     from agentjournal.application.service import SessionService
 
 T = TypeVar("T")

@@ -34,6 +34,7 @@ import msgspec
 
 from agentjournal.application.projector import ProjectionView, Projector
 from agentjournal.domain import AssistantMessage, Session, Status
+from agentjournal.domain.errors import AgentJournalError
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import ApplicationRecorder, Mapper
@@ -57,7 +58,7 @@ SEARCH_VIEWS = {
 _WORD = re.compile(r"[^\W_]+")
 
 
-class UnsearchableQuery(ValueError):
+class UnsearchableQuery(AgentJournalError, ValueError):
     """A search that cannot be run as asked (no words, too many, an encrypted store)."""
 
 

@@ -39,8 +39,8 @@ from eventsourcing.persistence import IntegrityError
 from agentjournal.application import adapters
 from agentjournal.application.catalog import Catalog
 from agentjournal.application.catalog_projection import VaultView
-from agentjournal.application.definitions import patched_metadata
 from agentjournal.application.errors import ConfigError, StoreError
+from agentjournal.application.fields import patched_metadata
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT, Page
 from agentjournal.application.ports import OAuthRefreshError, SecretBox, TokenEndpoint
 from agentjournal.application.service import SessionService, data_home

@@ -24,6 +24,8 @@ from anyio.from_thread import BlockingPortal
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import ClientSession
 
+from agentjournal.domain.errors import AgentJournalError
+
 T = TypeVar("T")
 
 Opener = Callable[[], AbstractAsyncContextManager[ClientSession]]
@@ -82,7 +84,7 @@ class _Job(Generic[T]):
             self.done.set()
 
 
-class SessionGone(Exception):
+class SessionGone(AgentJournalError):
     """The kept session had already ended (closed, or broken by an earlier job) before a
     job reached it: nothing of the job was sent."""
 
