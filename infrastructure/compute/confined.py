@@ -323,7 +323,7 @@ class ConfinedHostCompute(HelperFileTools):
         :mod:`~agentjournal.infrastructure.compute.sandbox_files`) and return what it wrote."""
         check_path(path)
         source = helper_source(sandbox_files)
-        root = memory_root(path, [place for _, place, _ in self._walls().memory]) or WORKSPACE
+        root = memory_root(path, [place for _, place, _ in self._walls(network=False).memory]) or WORKSPACE
         argv = ["python3", "-I", "-S", "-c", source, operation, root, path, str(limit), *extra]
         done = self._helper(operation, argv, data, max(limit, MAX_LISTING_BYTES), seconds, network=False)
         check_answer(done.exit_code, operation, path, done.errors, seconds, hint=NO_PYTHON)
