@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.forking import PRELOADED, ForkedServer
 
 API_KEY = "aj-test-key-0123456789"
 
@@ -28,7 +29,7 @@ MODEL_KEY_ENV = "AGENTJOURNAL_TEST_MODEL_KEY"
 @dataclass
 class RunningServer:
     url: str
-    process: subprocess.Popen[str]
+    process: ForkedServer
 
     def client(self, key: str = API_KEY, **options: object):  # type: ignore[no-untyped-def]
         """The official SDK, pointed at this server."""
@@ -56,16 +57,15 @@ def running_server(
     extra: tuple[str, ...] = (),
 ) -> Iterator[RunningServer]:
     """Start a server and wait for the line saying where it listens (its socket is
-    bound and listening by then); stop it gracefully afterwards."""
+    bound and listening by then); stop it gracefully afterwards. The server is forked from
+    a process that has its modules imported already (``tests/forking.py``)."""
     from tests.conftest import TEST_KEY
 
     env = {**os.environ, **(store_env or {}), "AGENTJOURNAL_API_KEYS": keys, MODEL_KEY_ENV: TEST_KEY}
-    argv = [sys.executable, "-m", "agentjournal"]
-    if store is not None:
-        argv += ["--store", str(store)]
-    argv += ["serve", "--port", "0", "--api-base", model_url, "--api-key-env", MODEL_KEY_ENV,
-             "--model-provider", "openai", *extra]  # fmt: skip
-    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    arguments = ["--store", str(store)] if store is not None else []
+    arguments += ["serve", "--port", "0", "--api-base", model_url, "--api-key-env", MODEL_KEY_ENV,
+                  "--model-provider", "openai", *extra]  # fmt: skip
+    process = PRELOADED.fork(arguments, env)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
