@@ -96,9 +96,10 @@ class SessionMemory:
             try:
                 store = self.stores.get(UUID(resource.memory_store_id))
                 memories = list(store.memories.values())
+                contents = self.stores.contents(store, (m.version_id for m in memories))
             except MemoryStoreNotFound:  # deleted since it was attached: an empty folder
-                memories = []
-            files = {m.path[1:]: m.content.encode() for m in memories}
+                memories, contents = [], {}
+            files = {m.path[1:]: contents[m.version_id].encode() for m in memories}
             key = (session.id, resource.memory_store_id)
             if self._shown.get(key) != files:
                 folders.show_memory(resource.slug, resource.read_only, files)
