@@ -281,8 +281,9 @@ class MemoryStores:
         for attempt in range(1, self.save_attempts + 1):
             store = self.get(store_id)
             command(store)
-            # Sealed first, so no saved event names a content the store lacks; a save that
-            # loses the race erases what it sealed, which no event names.
+            # Sealed first, so no saved event names a content the store lacks. A save that
+            # lost the race erases what it sealed (no event names it); after any other
+            # failure the events may have been saved, so what was sealed stays.
             written = dict(store.unsealed)
             if written:
                 self.service.memory_contents.seal(store.id, written)

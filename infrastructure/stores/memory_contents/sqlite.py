@@ -3,7 +3,9 @@
 Every connection that writes the table has ``secure_delete`` on, so SQLite overwrites a
 deleted row's bytes (and the pages it frees) with zeros instead of leaving them in free
 space; an erasure then checkpoints the write-ahead log into the file and truncates it, so
-the log file no longer holds the row either. What the file system did with blocks before
+the log file no longer holds the row either (a reader in the middle of a transaction at
+that moment keeps the log from being truncated: its old frames are overwritten as the log
+is reused). What the file system did with blocks before
 (copies, journaling, SSD wear levelling) is beyond the database: a cipher
 (``CIPHER_KEY``) covers that.
 """
