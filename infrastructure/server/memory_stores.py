@@ -4,7 +4,9 @@ sessions, in the shapes of the SDK's ``beta.memory_stores``.
 Stores are the engine's ``MemoryStore`` aggregates (:mod:`agentjournal.application.memory_stores`).
 A memory's ``content`` comes with ``view=full`` (the default of a retrieve) and is null with
 ``view=basic`` (the default of lists, create and update); its digest and size always come.
-A version written by a session names it as a ``session_actor``.
+A version written by a session names it as a ``session_actor``. ``redact`` erases what a
+version wrote (see :meth:`~agentjournal.application.memory_stores.MemoryStores.redact_version`)
+and answers the version as the cloud shows a redacted one.
 """
 
 from __future__ import annotations
