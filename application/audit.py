@@ -21,6 +21,7 @@ from agentjournal.application.views import format_cost
 from agentjournal.domain import AssistantMessage, FileState, Message, Session, ToolResult, UserMessage
 from agentjournal.domain.chain import GENESIS, event_hash, event_type_name, payload_of
 from agentjournal.domain.legacy import LEGACY_EXPORT_FORMATS, legacy_type_name
+from agentjournal.domain.memory import MemoryStore, content_sha256
 
 if TYPE_CHECKING:
     from agentjournal.application.service import SessionService
@@ -86,7 +87,9 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
     snapshot against the events it stands for: sessions load from their latest snapshot,
     so a snapshot altered in the store would change the session without touching an event.
     Then check the contents of every file the log names as kept against its hash in the
-    blob store, so the chain vouches for the files too."""
+    blob store, so the chain vouches for the files too; and for a memory store, each
+    version's sealed content against the digest its event carries (a redacted version's,
+    or a deleted store's, is gone by design)."""
     records = service.recorder.select_events(session_id)
     if not records:
         raise SessionNotFound(session_id)
@@ -106,6 +109,8 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
     previous_hash = GENESIS
     named: dict[str, tuple[int, str]] = {}
     """Each content hash the log names, with the first event and path that name it."""
+    sealed: dict[str, int] = {}
+    """Each memory version whose content is sealed outside the log, with its event."""
     for expected, record in enumerate(records, start=1):
         if record.originator_version != expected:
             return broken(expected, f"event {expected} is missing (the log goes on at "
@@ -132,6 +137,8 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
         for path, state in _files_named(event).items():
             if state.stored:
                 named.setdefault(state.hash, (expected, path))
+        if isinstance(event, MemoryStore.MemoryChanged):
+            sealed[event.version_id] = expected
         folded = event.mutate(folded)
         kept_here = snapshots.get(expected)
         if kept_here is not None:
@@ -153,7 +160,30 @@ def verify(service: SessionService, session_id: UUID) -> Verification:
         except BlobDamaged:
             return broken(version, f"the stored contents of {path!r} (event {version}) were altered: "
                           "they do not match their hash", count, previous_hash)  # fmt: skip
+    if isinstance(folded, MemoryStore) and not folded.deleted:
+        unsealed = _sealed_content_problem(service, folded, sealed)
+        if unsealed is not None:
+            return broken(unsealed[0], unsealed[1], count, previous_hash)
     return Verification(session_id, count, previous_hash)
+
+
+def _sealed_content_problem(
+    service: SessionService, store: MemoryStore, sealed: Mapping[str, int]
+) -> tuple[int, str] | None:
+    """The first memory version (its event, and what is wrong) whose sealed content is
+    missing or does not match the digest its event carries; None when all match."""
+    expected = {v.id: v.content_sha256 for v in store.versions if v.id in sealed and v.content_sha256}
+    kept = service.memory_contents.get(expected)
+    for version_id, digest in sorted(expected.items(), key=lambda item: sealed[item[0]]):
+        event = sealed[version_id]
+        if version_id not in kept:
+            return event, f"event {event} names a memory version whose content the store does not hold"
+        if content_sha256(kept[version_id]) != digest:
+            return (
+                event,
+                f"the content of the memory version of event {event} was altered: it does not match its hash",
+            )
+    return None
 
 
 def _files_named(event: Any) -> Mapping[str, FileState]:

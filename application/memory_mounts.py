@@ -45,6 +45,9 @@ self-hosted workers do not)."""
 MAX_SHOWN = 1024
 """How many (session, store) folders a process remembers filling."""
 
+Versions = tuple[str, ...]
+"""Memory version ids, sorted."""
+
 MEMORY_HEADING = "\n\nMemory stores mounted for this session:\n"
 """What begins the system prompt's note of a session's memory stores."""
 
@@ -84,8 +87,9 @@ class SessionMemory:
 
     def __init__(self, service: SessionService, stores: MemoryStores | None = None) -> None:
         self.stores = stores or MemoryStores(service)
-        self._shown: OrderedDict[tuple[UUID, str], dict[str, bytes]] = OrderedDict()
-        """Per (session, store), the files this process last put in the store's folder: the
+        self._shown: OrderedDict[tuple[UUID, str], tuple[Versions, dict[str, bytes]]] = OrderedDict()
+        """Per (session, store), the files this process last put in the store's folder, and
+        the versions they hold (none known once the tools may have changed them): the
         :data:`MAX_SHOWN` most recently shown (a folder no longer known is filled again)."""
 
     def show(self, session: Session, compute: Compute) -> None:
@@ -97,18 +101,20 @@ class SessionMemory:
                 store = self.stores.get(UUID(resource.memory_store_id))
                 memories = list(store.memories.values())
             except MemoryStoreNotFound:  # deleted since it was attached: an empty folder
-                memories = []
-            files = {m.path[1:]: m.content.encode() for m in memories}
+                store, memories = None, []
+            versions = tuple(sorted(m.version_id for m in memories))
             key = (session.id, resource.memory_store_id)
-            if self._shown.get(key) != files:
-                folders.show_memory(resource.slug, resource.read_only, files)
-                self._shown[key] = files
+            shown_versions, shown = self._shown.get(key, ((), None))
+            if shown is None or not versions or versions != shown_versions:  # else: shown already
+                contents = self.stores.contents(store, versions) if store is not None else {}
+                files = {m.path[1:]: contents[m.version_id].encode() for m in memories}
+                if shown != files:
+                    folders.show_memory(resource.slug, resource.read_only, files)
+                self._shown[key] = (versions, files)
             self._shown.move_to_end(key)
             while len(self._shown) > MAX_SHOWN:
                 self._shown.popitem(last=False)
-            session.record_memory_read(
-                resource.memory_store_id, tuple(sorted(m.version_id for m in memories))
-            )
+            session.record_memory_read(resource.memory_store_id, versions)
 
     def collect(
         self,
@@ -130,7 +136,7 @@ class SessionMemory:
             key = (session.id, resource.memory_store_id)
             if resource.read_only or key not in self._shown:
                 continue
-            before = self._shown[key]
+            before = self._shown[key][1]
             now = {
                 path: data
                 for path, data in _folders(compute).memory_files(resource.slug, MAX_CONTENT_BYTES).items()
@@ -149,7 +155,7 @@ class SessionMemory:
                 notes.append(f"[memory store {resource.mount_path}: changes not kept: {e}]")
                 del self._shown[key]  # the next call shows the store as it is
                 continue
-            self._shown[key] = now
+            self._shown[key] = ((), now)  # which versions the tools' files are is not known
             session.record_memory_written(
                 resource.memory_store_id, tool_call_id, tuple(v.id for v in written)
             )

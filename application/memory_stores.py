@@ -9,13 +9,19 @@ session's tools change them through the store's mounted folder, and
 
 Listings of stores read the catalog's rows; a store's memories and versions are read
 from the aggregate itself, paged by an opaque cursor over their order.
+
+The aggregate knows its contents' digests only: this class seals what a change wrote (in
+the service's :class:`~agentjournal.application.ports.MemoryContents`) before it saves the
+events that name it, reads contents back for the API and the sessions' folders
+(:meth:`MemoryStores.contents`), and erases a redacted version's content once the
+redaction is recorded.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
@@ -114,7 +120,10 @@ class MemoryStores:
         return self._apply(store_id, MemoryStore.archive)
 
     def delete(self, store_id: UUID) -> MemoryStore:
-        return self._apply(store_id, MemoryStore.delete)
+        """Delete the store for good: its versions' contents are erased with it."""
+        deleted = self._apply(store_id, MemoryStore.delete)
+        self.service.memory_contents.erase(v.id for v in deleted.versions)
+        return deleted
 
     # -- memories ----------------------------------------------------------------------------
 
@@ -136,8 +145,11 @@ class MemoryStores:
         updated: list[Memory] = []
 
         def change(store: MemoryStore) -> None:
+            rewritten = content
+            if rewritten is None and path is not None:  # a move seals the content again
+                rewritten = self.content(store, store.memory(memory_id))
             updated.append(store.update_memory(
-                memory_id, author or ApiAuthor(), path=path, content=content, expected_sha256=expected_sha256
+                memory_id, author or ApiAuthor(), path=path, content=rewritten, expected_sha256=expected_sha256
             ))  # fmt: skip
 
         self._apply(store_id, change)
@@ -175,6 +187,30 @@ class MemoryStores:
                 items[memory.path] = memory
         return _page([items[key] for key in sorted(items)], sorted(items), limit, page)
 
+    # -- contents ----------------------------------------------------------------------------
+
+    def contents(self, store: MemoryStore | UUID, version_ids: Iterable[str]) -> dict[str, str]:
+        """The contents these versions of ``store`` (or the store with this id) wrote, by
+        version id: those of a deletion, a redacted version (or an erased store) are absent."""
+        wanted = set(version_ids)
+        if not wanted:
+            return {}
+        if isinstance(store, UUID):
+            store = self.get(store)
+        found = {v: store.in_log[v] for v in wanted if v in store.in_log}
+        found.update({v: store.unsealed[v] for v in wanted if v in store.unsealed})
+        rest = wanted - found.keys()
+        return found | (self.service.memory_contents.get(rest) if rest else {})
+
+    def content(self, store: MemoryStore, memory: Memory) -> str:
+        """What ``memory`` holds now."""
+        found = self.contents(store, [memory.version_id]).get(memory.version_id)
+        if found is None:
+            raise StoreError(
+                f"memory store {store.id}: the content of version {memory.version_id} is missing"
+            )
+        return found
+
     # -- versions ----------------------------------------------------------------------------
 
     def list_versions(
@@ -199,6 +235,15 @@ class MemoryStores:
         # place counted down from a bound no store reaches: a key that sorts and stays.
         keys = [f"{10**12 - n:013d}" for n, _ in chosen]
         return _page([v for _, v in chosen], keys, limit, page)
+
+    def redact_version(self, store_id: UUID, version_id: str, author: Author | None = None) -> MemoryVersion:
+        """Erase what a version wrote (see :meth:`MemoryStore.redact_version`): the store
+        records who redacted it and when, then its sealed content is erased. Asked again,
+        the erasure is made again (so one cut short by a crash is finished)."""
+        redacted: list[MemoryVersion] = []
+        self._apply(store_id, lambda s: redacted.append(s.redact_version(version_id, author or ApiAuthor())))
+        self.service.memory_contents.erase([version_id])
+        return redacted[-1]
 
     # -- what sessions do --------------------------------------------------------------------
 
@@ -236,10 +281,19 @@ class MemoryStores:
         for attempt in range(1, self.save_attempts + 1):
             store = self.get(store_id)
             command(store)
+            # Sealed first, so no saved event names a content the store lacks. A save that
+            # lost the race erases what it sealed (no event names it); after any other
+            # failure the events may have been saved, so what was sealed stays.
+            written = dict(store.unsealed)
+            if written:
+                self.service.memory_contents.seal(store.id, written)
             try:
                 self.service.save(store)
+                store.unsealed.clear()
                 return store
             except IntegrityError:
+                if written:
+                    self.service.memory_contents.erase(written)
                 if attempt == self.save_attempts:
                     raise StoreError(
                         f"memory store {store_id} kept changing; nothing was recorded: try again"

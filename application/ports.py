@@ -259,6 +259,27 @@ class MemoryFolders(Protocol):
 
 
 @runtime_checkable
+class MemoryContents(Protocol):
+    """The contents of memory versions, sealed outside the log, keyed by version id, in
+    the event store's own database (see :mod:`agentjournal.domain.memory`). Not the blob
+    store: that one keeps a content once for every file that has it, so erasing one
+    version's content there could erase a session's file, and keeping it would keep the
+    secret. A body is encrypted with the store's cipher, if it has one."""
+
+    def seal(self, store_id: UUID, contents: Mapping[str, str]) -> None:
+        """Keep ``contents`` (by version id) of the store ``store_id``."""
+        ...
+
+    def get(self, version_ids: Iterable[str]) -> dict[str, str]:
+        """The contents kept of these versions; an erased (or never kept) one is absent."""
+        ...
+
+    def erase(self, version_ids: Iterable[str]) -> None:
+        """Remove these versions' contents, so that the database's files no longer hold
+        them (as far as the database allows: see the implementations)."""
+        ...
+
+
 class BlobStore(Protocol):
     """File contents, each stored once under the SHA-256 of its bytes (hex), in the event
     store's own database. The log's ``WorkspaceChanged`` events name contents by these

@@ -28,6 +28,7 @@ import msgspec
 from agentjournal.application.projector import ProjectionView, Projector
 from agentjournal.application.tracing import Cost
 from agentjournal.domain import Session, Status, StopReason, Usage
+from agentjournal.domain.resources import MemoryStoreResource
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import ApplicationRecorder, Mapper
@@ -74,6 +75,9 @@ class SessionSummary(msgspec.Struct, frozen=True):
     """Calls a self-hosted environment's worker was asked to run and has not answered. A
     turn paused for these alone shows ``running``: the session is busy, nothing is asked
     of the client."""
+    memory_stores: tuple[tuple[str, str], ...] = ()
+    """The memory stores attached to the session now, as (resource id, store UUID hex)
+    pairs: the API's listing filters by store, and a removed resource no longer counts."""
 
 
 class SessionStats(msgspec.Struct, frozen=True):
@@ -102,6 +106,8 @@ class SessionQuery(msgspec.Struct, frozen=True, kw_only=True):
 
     agent_id: str | None = None
     agent_version: int | None = None
+    memory_store_id: str | None = None
+    """Only sessions that have this store (UUID hex) among their resources now."""
     statuses: tuple[Status, ...] = ()
     include_archived: bool = False
     created_gt: datetime | None = None
@@ -330,6 +336,21 @@ def _(event: Session.TurnFailed, summary: SessionSummary) -> SessionSummary:
 @evolve.register
 def _(event: Session.ConfigChanged, summary: SessionSummary) -> SessionSummary:
     return _touch(summary, event, **_from_config(event.config))
+
+
+@evolve.register
+def _(event: Session.ResourceAdded, summary: SessionSummary) -> SessionSummary:
+    resource = event.resource
+    if not isinstance(resource, MemoryStoreResource):
+        return _touch(summary, event)
+    attached = (resource.id, resource.memory_store_id)
+    return _touch(summary, event, memory_stores=(*summary.memory_stores, attached))
+
+
+@evolve.register
+def _(event: Session.ResourceRemoved, summary: SessionSummary) -> SessionSummary:
+    kept = tuple(pair for pair in summary.memory_stores if pair[0] != event.resource_id)
+    return _touch(summary, event, memory_stores=kept)
 
 
 @evolve.register

@@ -73,6 +73,7 @@ from agentjournal.application.leases import (
 from agentjournal.application.paging import Page, check_limit, decode_cursor, paged
 from agentjournal.application.ports import (
     BlobStore,
+    MemoryContents,
 )
 from agentjournal.application.projection import (
     SessionProjector,
@@ -119,6 +120,10 @@ pages sized for its rows; PostgreSQL skips the DDL when the tables exist."""
 BLOB_STORES = {
     "eventsourcing.sqlite": "agentjournal.infrastructure.stores.blobs.sqlite:SQLiteBlobStore",
     "eventsourcing.postgres": "agentjournal.infrastructure.stores.blobs.postgres:PostgresBlobStore",
+}
+MEMORY_CONTENTS = {
+    "eventsourcing.sqlite": "agentjournal.infrastructure.stores.memory_contents.sqlite:SQLiteMemoryContents",
+    "eventsourcing.postgres": "agentjournal.infrastructure.stores.memory_contents.postgres:PostgresMemoryContents",
 }
 LEASE_STORES = {
     "eventsourcing.sqlite": "agentjournal.infrastructure.stores.leases.sqlite:SQLiteLeases",
@@ -617,6 +622,14 @@ class SessionService(Application[UUID]):
                 raise AmbiguousSessionId(reference, len(found))
             raise SessionNotFound(reference)
         return parse_session_id(reference)
+
+    @functools.cached_property
+    def memory_contents(self) -> MemoryContents:
+        """The contents of memory versions, sealed outside the log (see
+        :mod:`agentjournal.domain.memory`), made on first use: a process that never
+        touches memory stores never creates its table."""
+        contents: MemoryContents = self.construct_view(MEMORY_CONTENTS, "MEMORY_CONTENTS_TOPIC")
+        return contents
 
     @functools.cached_property
     def search(self) -> Search:

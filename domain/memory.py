@@ -9,8 +9,18 @@ replaying it gives the store at any point, verified by the same hash chain as se
 
 A memory keeps its id when its path changes; a deleted memory's versions stay. Archiving
 a store closes it to changes (its memories stay readable and deletable); deleting it hides
-it for good. Contents are UTF-8 text up to :data:`MAX_CONTENT_BYTES`, recorded in the
-events themselves: a memory is small, and its history is the point.
+it for good. Contents are UTF-8 text up to :data:`MAX_CONTENT_BYTES`.
+
+**Contents are kept out of the log.** A version's event carries the SHA-256 and size of the
+content it wrote, which the hash chain covers; the content itself is *sealed*: kept by the
+application in a table of its own, keyed by the version (see
+:mod:`agentjournal.application.memory_stores`). So a version can be *redacted*
+(:meth:`MemoryStore.redact_version`): ``MemoryVersionRedacted`` records who and when, the
+sealed content is erased, and the chain still verifies, since no event held the content.
+The aggregate knows digests, not contents: the contents of versions written since it was
+loaded wait in :attr:`MemoryStore.unsealed` for the application to seal them. Stores
+recorded before contents were sealed have ``MemoryWritten`` events that hold them; such a
+version cannot be redacted (its content is in the log, which is append-only).
 """
 
 from __future__ import annotations
@@ -56,35 +66,33 @@ Author = ApiAuthor | SessionAuthor
 
 
 class MemoryVersion(msgspec.Struct, frozen=True, kw_only=True):
-    """One change to one memory. ``content`` and ``path`` are what the memory held and
-    where after it (``content`` is None for a deletion)."""
+    """One change to one memory: where the memory was after it (``path``), and the digest
+    and size of the content it held (None for a deletion). A redacted version has neither
+    path nor digest, as the cloud shows one, and says who redacted it and when."""
 
     id: str
     memory_id: str
     operation: str
-    path: str
-    content: str | None
+    path: str | None
+    content_sha256: str | None
+    size: int | None
     author: Author
     created_at: datetime
+    redacted_at: datetime | None = None
+    redacted_by: Author | None = None
 
 
 class Memory(msgspec.Struct, frozen=True, kw_only=True):
-    """A memory as it stands: its path, content and the version that wrote it."""
+    """A memory as it stands: its path, the digest and size of its content, and the
+    version that wrote it (whose sealed content it is)."""
 
     id: str
     path: str
-    content: str
+    content_sha256: str
+    size: int
     version_id: str
     created_at: datetime
     updated_at: datetime
-
-    @property
-    def sha256(self) -> str:
-        return content_sha256(self.content)
-
-    @property
-    def size(self) -> int:
-        return len(self.content.encode())
 
 
 class MemoryStoreError(CatalogError):
@@ -180,6 +188,12 @@ class MemoryStore(ChainedAggregate):
         """Live memories by id."""
         self.versions: list[MemoryVersion] = []
         """Every version, oldest first (deleted memories' too)."""
+        self.unsealed: dict[str, str] = {}
+        """The contents of the versions written since this object was loaded, by version
+        id: the application seals them before it saves the events."""
+        self.in_log: dict[str, str] = {}
+        """The contents that ``MemoryWritten`` events (written before contents were
+        sealed) hold, by version id."""
 
     @classmethod
     def create(cls, name: str, description: str = "", metadata: dict[str, str] | None = None) -> MemoryStore:
@@ -230,19 +244,24 @@ class MemoryStore(ChainedAggregate):
         expected_sha256: str | None = None,
     ) -> Memory:
         """Move and/or rewrite a memory; records nothing when nothing changes. With
-        ``expected_sha256``, only if the memory's content still has that digest."""
+        ``expected_sha256``, only if the memory's content still has that digest. A move
+        needs ``content`` even when it is unchanged: the aggregate holds digests only, and
+        the new version seals its own copy."""
         self._check_open()
         current = self.memory(memory_id)
-        if expected_sha256 is not None and expected_sha256 != current.sha256:
+        if expected_sha256 is not None and expected_sha256 != current.content_sha256:
             raise MemoryPreconditionFailed(
-                f"memory {memory_id}: content_sha256 is {current.sha256}, not {expected_sha256}"
+                f"memory {memory_id}: content_sha256 is {current.content_sha256}, not {expected_sha256}"
             )
         new_path = current.path if path is None else check_path(path)
-        new_content = current.content if content is None else check_content(content)
-        if (new_path, new_content) == (current.path, current.content):
+        new_content = None if content is None else check_content(content)
+        same_content = new_content is None or content_sha256(new_content) == current.content_sha256
+        if new_path == current.path and same_content:
             return current
         if new_path != current.path:
             self._check_free(new_path)
+        if new_content is None:  # each version seals its own copy, so one can be erased alone
+            raise MemoryStoreError(f"memory {memory_id}: a move records its content again, so give it")
         self._write(memory_id, MODIFIED, new_path, new_content, author)
         return self.memories[memory_id]
 
@@ -254,6 +273,29 @@ class MemoryStore(ChainedAggregate):
             self.MemoryDeleted, memory_id=memory_id, version_id=uuid4().hex, path=current.path,
             author=as_recorded(author),
         )  # fmt: skip
+
+    def redact_version(self, version_id: str, author: Author) -> MemoryVersion:
+        """Erase what a version wrote (its content and path), keeping that it happened,
+        when and by whom; allowed in an archived store, idempotent. A memory's current
+        version cannot be redacted, as the cloud's memory always shows its content's
+        path and digest: write a new version or delete the memory first."""
+        self._check_not_deleted()
+        version = self.memory_version(version_id)
+        if version.redacted_at is not None:
+            return version
+        current = self.memories.get(version.memory_id)
+        if current is not None and current.version_id == version_id:
+            raise MemoryStoreError(
+                f"memory version {version_id} is the current version of memory {version.memory_id}: "
+                "update or delete the memory first"
+            )
+        if version_id in self.in_log:
+            raise MemoryStoreError(
+                f"memory version {version_id} was recorded with its content in the store's log, "
+                "which is append-only: it cannot be erased"
+            )
+        self.trigger_event(self.MemoryVersionRedacted, version_id=version_id, author=as_recorded(author))
+        return self.memory_version(version_id)
 
     # -- queries ----------------------------------------------------------------
 
@@ -273,10 +315,24 @@ class MemoryStore(ChainedAggregate):
         return found
 
     def _write(self, memory_id: str, operation: str, path: str, content: str, author: Author) -> None:
+        version_id = uuid4().hex
         self.trigger_event(
-            self.MemoryWritten, memory_id=memory_id, version_id=uuid4().hex, operation=operation,
-            path=path, content=content, author=as_recorded(author),
+            self.MemoryChanged, memory_id=memory_id, version_id=version_id, operation=operation,
+            path=path, content_sha256=content_sha256(content), size=len(content.encode()),
+            author=as_recorded(author),
         )  # fmt: skip
+        self.unsealed[version_id] = content
+
+    def record(self, written: MemoryVersion) -> None:
+        """Fold a version that wrote a memory (for the events that record one)."""
+        before = self.memories.get(written.memory_id)
+        assert written.path is not None and written.content_sha256 is not None and written.size is not None
+        self.memories[written.memory_id] = Memory(
+            id=written.memory_id, path=written.path, content_sha256=written.content_sha256,
+            size=written.size, version_id=written.id,
+            created_at=before.created_at if before else written.created_at, updated_at=written.created_at,
+        )  # fmt: skip
+        self.versions.append(written)
 
     def _check_free(self, path: str) -> None:
         """``path`` holds no memory and is neither a folder of one nor inside one: a store is
@@ -317,8 +373,28 @@ class MemoryStore(ChainedAggregate):
         def apply(self, store: MemoryStore) -> None:
             store.deleted = True
 
+    class MemoryChanged(Event):
+        """A memory created or modified (``operation``): its path afterwards, and the
+        digest and size of the content it holds, which is sealed outside the log."""
+
+        memory_id: str
+        version_id: str
+        operation: str
+        path: str
+        content_sha256: str
+        size: int
+        author: Author
+
+        def apply(self, store: MemoryStore) -> None:
+            store.record(MemoryVersion(
+                id=self.version_id, memory_id=self.memory_id, operation=self.operation, path=self.path,
+                content_sha256=self.content_sha256, size=self.size, author=self.author,
+                created_at=self.timestamp,
+            ))  # fmt: skip
+
     class MemoryWritten(Event):
-        """A memory created or modified (``operation``), with all it holds afterwards."""
+        """A memory created or modified, with its whole content: as stores recorded
+        versions before contents were sealed outside the log."""
 
         memory_id: str
         version_id: str
@@ -328,14 +404,11 @@ class MemoryStore(ChainedAggregate):
         author: Author
 
         def apply(self, store: MemoryStore) -> None:
-            before = store.memories.get(self.memory_id)
-            store.memories[self.memory_id] = Memory(
-                id=self.memory_id, path=self.path, content=self.content, version_id=self.version_id,
-                created_at=before.created_at if before else self.timestamp, updated_at=self.timestamp,
-            )  # fmt: skip
-            store.versions.append(MemoryVersion(
+            store.in_log[self.version_id] = self.content
+            store.record(MemoryVersion(
                 id=self.version_id, memory_id=self.memory_id, operation=self.operation, path=self.path,
-                content=self.content, author=self.author, created_at=self.timestamp,
+                content_sha256=content_sha256(self.content), size=len(self.content.encode()),
+                author=self.author, created_at=self.timestamp,
             ))  # fmt: skip
 
     class MemoryDeleted(Event):
@@ -348,5 +421,19 @@ class MemoryStore(ChainedAggregate):
             del store.memories[self.memory_id]
             store.versions.append(MemoryVersion(
                 id=self.version_id, memory_id=self.memory_id, operation=DELETED, path=self.path,
-                content=None, author=self.author, created_at=self.timestamp,
+                content_sha256=None, size=None, author=self.author, created_at=self.timestamp,
             ))  # fmt: skip
+
+    class MemoryVersionRedacted(Event):
+        """A version's content (and path) erased, by ``author``: the version stays."""
+
+        version_id: str
+        author: Author
+
+        def apply(self, store: MemoryStore) -> None:
+            n = next(n for n, v in enumerate(store.versions) if v.id == self.version_id)
+            store.versions[n] = msgspec.structs.replace(
+                store.versions[n], path=None, content_sha256=None, size=None,
+                redacted_at=self.timestamp, redacted_by=self.author,
+            )  # fmt: skip
+            store.unsealed.pop(self.version_id, None)

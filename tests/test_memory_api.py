@@ -31,7 +31,9 @@ def test_a_memory_one_session_writes_is_read_by_the_next(make_agent, model_serve
         Reply(text="Noted."),
     )  # fmt: skip
     first.run("Remember: we release on Fridays.")
-    memories = {m.path: m.content for m in first.memory_stores.get(store.id).memories.values()}
+    kept = first.memory_stores.get(store.id)
+    contents = first.memory_stores.contents(kept, (m.version_id for m in kept.memories.values()))
+    memories = {m.path: contents[m.version_id] for m in kept.memories.values()}
     assert memories["/release.md"] == "Release on Fridays.\n"
     assert (
         "s3cret-pass-77" not in memories["/db.md"] and "[redacted:" in memories["/db.md"]

@@ -27,7 +27,7 @@ on_postgres = pytest.mark.parametrize(
 OBJECTS = {
     "agentjournal_events", "agentjournal_events_notification_id_idx", "stored_event_uuid",
     "es_insert_events_uuid", "agentjournal_snapshots",
-    "session_summaries_v4", "session_summaries_v4_position", "catalog_v1", "catalog_v1_position", "blobs_v1",
+    "session_summaries_v5", "session_summaries_v5_position", "catalog_v1", "catalog_v1_position", "blobs_v1",
 }  # fmt: skip
 """What a store's schema holds, by name: eventsourcing's tables, index, type and function,
 and the read models' tables."""

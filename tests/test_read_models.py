@@ -148,7 +148,7 @@ def make_old(store_env: dict[str, str], open_service) -> tuple[Any, Any]:  # typ
     last = writer.recorder.max_notification_id()
     writer.close()
     run_sql(store_env, [
-        "DROP TABLE session_summaries_v4", "DROP TABLE session_summaries_v4_position", *OLD_SCHEMA,
+        "DROP TABLE session_summaries_v5", "DROP TABLE session_summaries_v5_position", *OLD_SCHEMA,
         f"INSERT INTO session_summaries_position VALUES ('summaries', {last})",
         f"INSERT INTO session_summaries VALUES ('{kept}', 'stale', 'm', 'idle', '', 0, 0, 0, 0, 0, 0, 0, 1, "
         "'2020-01-01T00:00:00+00:00', '2020-01-01T00:00:00+00:00', NULL, NULL, '')",
@@ -159,7 +159,7 @@ def make_old(store_env: dict[str, str], open_service) -> tuple[Any, Any]:  # typ
 def test_a_summary_table_of_an_older_schema_is_rebuilt_from_the_log(store_env, open_service):
     kept, archived = make_old(store_env, open_service)
     service = open_service()
-    assert "session_summaries" not in tables(store_env) and "session_summaries_v4" in tables(store_env)
+    assert "session_summaries" not in tables(store_env) and "session_summaries_v5" in tables(store_env)
     summary = service.summary(kept)
     assert (summary.name, summary.agent_id, summary.agent_version, summary.metadata) == (
         "n", "agent-a", 3, {"ticket": "T-1"},
@@ -187,5 +187,5 @@ def test_processes_opening_an_older_store_together_rebuild_it_once(store_env, op
     assert all(set(json.loads(out)) == {str(kept), str(archived)} for out, _ in outputs)
     service = open_service()
     assert {s.id: s.version for s in service.list_summaries()} == {kept: 1, archived: 2}
-    assert tables(store_env) >= {"session_summaries_v4", "catalog_v1"}
+    assert tables(store_env) >= {"session_summaries_v5", "catalog_v1"}
     assert "session_summaries" not in tables(store_env)

@@ -4,12 +4,15 @@ sessions, in the shapes of the SDK's ``beta.memory_stores``.
 Stores are the engine's ``MemoryStore`` aggregates (:mod:`agentjournal.application.memory_stores`).
 A memory's ``content`` comes with ``view=full`` (the default of a retrieve) and is null with
 ``view=basic`` (the default of lists, create and update); its digest and size always come.
-A version written by a session names it as a ``session_actor``.
+A version written by a session names it as a ``session_actor``. ``redact`` erases what a
+version wrote (see :meth:`~agentjournal.application.memory_stores.MemoryStores.redact_version`)
+and answers the version as the cloud shows a redacted one.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -21,13 +24,11 @@ from agentjournal.application.catalog_projection import MemoryStoreView
 from agentjournal.application.memory_stores import Prefix
 from agentjournal.application.paging import DEFAULT_LIMIT, MAX_LIMIT
 from agentjournal.domain.memory import (
-    DELETED,
     ApiAuthor,
     Author,
     Memory,
     MemoryStore,
     MemoryVersion,
-    content_sha256,
 )
 from agentjournal.infrastructure.server.agents import page_json
 from agentjournal.infrastructure.server.bodies import read_json
@@ -63,15 +64,16 @@ def store_json(store: MemoryStore | MemoryStoreView) -> dict[str, Any]:
     }
 
 
-def memory_json(store_id: UUID, memory: Memory, full: bool) -> dict[str, Any]:
+def memory_json(store_id: UUID, memory: Memory, content: str | None) -> dict[str, Any]:
+    """The API's ``memory``; ``content`` is None for ``view=basic``."""
     return {
         "type": "memory",
         "id": MEMORY + memory.id,
         "memory_store_id": wire_id(MEMORY_STORE, store_id),
         "memory_version_id": VERSION + memory.version_id,
         "path": memory.path,
-        "content": memory.content if full else None,
-        "content_sha256": memory.sha256,
+        "content": content,
+        "content_sha256": memory.content_sha256,
         "content_size_bytes": memory.size,
         "created_at": wire_time(memory.created_at),
         "updated_at": wire_time(memory.updated_at),
@@ -84,9 +86,9 @@ def author_json(author: Author) -> dict[str, Any]:
     return {"type": "session_actor", "session_id": wire_id(SESSION, UUID(author.session_id))}
 
 
-def version_json(store_id: UUID, version: MemoryVersion, full: bool) -> dict[str, Any]:
-    deleted = version.operation == DELETED
-    content = version.content
+def version_json(store_id: UUID, version: MemoryVersion, content: str | None) -> dict[str, Any]:
+    """The API's ``memory_version``; ``content`` is None for ``view=basic``, a deletion and
+    a redacted version (whose path, digest and size are None too, as the cloud shows)."""
     return {
         "type": "memory_version",
         "id": VERSION + version.id,
@@ -94,14 +96,19 @@ def version_json(store_id: UUID, version: MemoryVersion, full: bool) -> dict[str
         "memory_store_id": wire_id(MEMORY_STORE, store_id),
         "operation": version.operation,
         "path": version.path,
-        "content": content if full and not deleted else None,
-        "content_sha256": content_sha256(content) if content is not None else None,
-        "content_size_bytes": len(content.encode()) if content is not None else None,
+        "content": content,
+        "content_sha256": version.content_sha256,
+        "content_size_bytes": version.size,
         "created_at": wire_time(version.created_at),
         "created_by": author_json(version.author),
-        "redacted_at": None,
-        "redacted_by": None,
+        "redacted_at": wire_time(version.redacted_at) if version.redacted_at else None,
+        "redacted_by": author_json(version.redacted_by) if version.redacted_by else None,
     }
+
+
+def _contents(request: Request, store_id: UUID, version_ids: Iterable[str], full: bool) -> dict[str, str]:
+    """The contents a ``view=full`` answer shows (none for ``view=basic``); call off the loop."""
+    return engine_of(request).memory_stores.contents(store_id, version_ids) if full else {}
 
 
 # -- stores ---------------------------------------------------------------------------------
@@ -161,10 +168,11 @@ async def create_memory(request: Request) -> JSONResponse:
     if not isinstance(body.get("path"), str):
         raise ApiError(400, "path: required, a string")
     store_id = _store_id(request)
+    content = body.get("content") or ""
     memory = await asyncio.to_thread(
-        engine_of(request).memory_stores.create_memory, store_id, body["path"], body.get("content") or ""
+        engine_of(request).memory_stores.create_memory, store_id, body["path"], content
     )
-    return JSONResponse(memory_json(store_id, memory, _full(request, default=False)))
+    return JSONResponse(memory_json(store_id, memory, content if _full(request, default=False) else None))
 
 
 async def list_memories(request: Request) -> JSONResponse:
@@ -179,18 +187,28 @@ async def list_memories(request: Request) -> JSONResponse:
         page=request.query_params.get("page"),
     )
 
+    shown = [entry.version_id for entry in page.items if isinstance(entry, Memory)]
+    contents = await asyncio.to_thread(_contents, request, store_id, shown, full)
+
     def item(entry: Memory | Prefix) -> dict[str, Any]:
         if isinstance(entry, Prefix):
             return {"type": "memory_prefix", "path": str(entry)}
-        return memory_json(store_id, entry, full)
+        return memory_json(store_id, entry, contents.get(entry.version_id))
 
     return JSONResponse(page_json(page, item))
 
 
 async def retrieve_memory(request: Request) -> JSONResponse:
     store_id = _store_id(request)
-    store = await asyncio.to_thread(engine_of(request).memory_stores.get, store_id)
-    return JSONResponse(memory_json(store_id, store.memory(_memory_id(request)), _full(request, True)))
+    full = _full(request, True)
+
+    def found() -> dict[str, Any]:
+        stores = engine_of(request).memory_stores
+        store = stores.get(store_id)
+        memory = store.memory(_memory_id(request))
+        return memory_json(store_id, memory, stores.content(store, memory) if full else None)
+
+    return JSONResponse(await asyncio.to_thread(found))
 
 
 async def update_memory(request: Request) -> JSONResponse:
@@ -204,13 +222,17 @@ async def update_memory(request: Request) -> JSONResponse:
         if not isinstance(expected, str):
             raise ApiError(400, "precondition.content_sha256: required, a hex digest")
     store_id = _store_id(request)
-    memory = await asyncio.to_thread(
-        lambda: engine_of(request).memory_stores.update_memory(
+    full = _full(request, default=False)
+
+    def update() -> dict[str, Any]:
+        memory = engine_of(request).memory_stores.update_memory(
             store_id, _memory_id(request), path=body.get("path"), content=body.get("content"),
             expected_sha256=expected,
-        )
-    )  # fmt: skip
-    return JSONResponse(memory_json(store_id, memory, _full(request, default=False)))
+        )  # fmt: skip
+        shown = _contents(request, store_id, [memory.version_id], full)
+        return memory_json(store_id, memory, shown.get(memory.version_id))
+
+    return JSONResponse(await asyncio.to_thread(update))
 
 
 async def delete_memory(request: Request) -> JSONResponse:
@@ -239,14 +261,32 @@ async def list_versions(request: Request) -> JSONResponse:
         limit=query_int(request, "limit", DEFAULT_LIMIT, 1, FULL_PAGE if full else MAX_LIMIT),
         page=request.query_params.get("page"),
     )
-    return JSONResponse(page_json(page, lambda v: version_json(store_id, v, full)))
+    contents = await asyncio.to_thread(_contents, request, store_id, (v.id for v in page.items), full)
+    return JSONResponse(page_json(page, lambda v: version_json(store_id, v, contents.get(v.id))))
 
 
 async def retrieve_version(request: Request) -> JSONResponse:
     store_id = _store_id(request)
-    store = await asyncio.to_thread(engine_of(request).memory_stores.get, store_id)
-    version_id = str(request.path_params["memory_version_id"]).removeprefix(VERSION)
-    return JSONResponse(version_json(store_id, store.memory_version(version_id), _full(request, True)))
+    full = _full(request, True)
+    version_id = _version_id(request)
+
+    def found() -> dict[str, Any]:
+        stores = engine_of(request).memory_stores
+        store = stores.get(store_id)
+        version = store.memory_version(version_id)
+        shown = stores.contents(store, [version.id]) if full else {}
+        return version_json(store_id, version, shown.get(version.id))
+
+    return JSONResponse(await asyncio.to_thread(found))
+
+
+async def redact_version(request: Request) -> JSONResponse:
+    """Erase what a version wrote (content and path), as the cloud's ``redact`` does; the
+    current version of a live memory is refused (400): update or delete the memory first."""
+    store_id = _store_id(request)
+    version_id = _version_id(request)
+    version = await asyncio.to_thread(engine_of(request).memory_stores.redact_version, store_id, version_id)
+    return JSONResponse(version_json(store_id, version, None))
 
 
 async def _body(request: Request, known: frozenset[str]) -> dict[str, Any]:
@@ -274,6 +314,10 @@ def _memory_id(request: Request) -> str:
     return str(request.path_params["memory_id"]).removeprefix(MEMORY)
 
 
+def _version_id(request: Request) -> str:
+    return str(request.path_params["memory_version_id"]).removeprefix(VERSION)
+
+
 STORE = "/v1/memory_stores/{memory_store_id}"
 routes = [
     Route("/v1/memory_stores", create_store, methods=["POST"]),
@@ -289,4 +333,5 @@ routes = [
     Route(STORE + "/memories/{memory_id}", delete_memory, methods=["DELETE"]),
     Route(STORE + "/memory_versions", list_versions, methods=["GET"]),
     Route(STORE + "/memory_versions/{memory_version_id}", retrieve_version, methods=["GET"]),
+    Route(STORE + "/memory_versions/{memory_version_id}/redact", redact_version, methods=["POST"]),
 ]

@@ -38,7 +38,15 @@ from agentjournal.domain import McpServer, NoTurnInProgress, Session, SessionCon
 from agentjournal.domain.policy import CONFINED_HOST
 from agentjournal.infrastructure.server.bodies import read_json
 from agentjournal.infrastructure.server.errors import ApiError, not_found
-from agentjournal.infrastructure.server.ids import AGENT, ENVIRONMENT, SESSION, VAULT, parse_id, wire_id
+from agentjournal.infrastructure.server.ids import (
+    AGENT,
+    ENVIRONMENT,
+    MEMORY_STORE,
+    SESSION,
+    VAULT,
+    parse_id,
+    wire_id,
+)
 from agentjournal.infrastructure.server.mounts import (
     FileMount,
     MemoryMount,
@@ -396,7 +404,7 @@ API_STATUSES: dict[str, tuple[Status, ...]] = {
 async def list_sessions(request: Request) -> JSONResponse:
     engine = engine_of(request)
     query = _query(request)
-    if query is None:  # a filter nothing here can match (a deployment, a memory store, rescheduling)
+    if query is None:  # a filter nothing here can match (a deployment, rescheduling)
         return JSONResponse({"data": [], "next_page": None, "prev_page": None})
     page = await asyncio.to_thread(engine.service.page_summaries, query, request.query_params.get("page"))
     data = await asyncio.to_thread(lambda: [listed_session_json(engine, s) for s in page.items])
@@ -405,7 +413,7 @@ async def list_sessions(request: Request) -> JSONResponse:
 
 def _query(request: Request) -> SessionQuery | None:
     params = request.query_params
-    if params.get("deployment_id") or params.get("memory_store_id"):
+    if params.get("deployment_id"):
         return None
     statuses: tuple[Status, ...] = ()
     for name in params.getlist("statuses[]"):
@@ -417,6 +425,7 @@ def _query(request: Request) -> SessionQuery | None:
     if params.getlist("statuses[]") and not statuses:
         return None
     agent_id = params.get("agent_id")
+    memory_store_id = params.get("memory_store_id")
     # The API reads agent_version only with agent_id.
     agent_version = query_version(request, "agent_version") if agent_id else None
     order = params.get("order", "desc")
@@ -425,6 +434,7 @@ def _query(request: Request) -> SessionQuery | None:
     return SessionQuery(
         agent_id=str(parse_id(AGENT, agent_id)) if agent_id else None,
         agent_version=agent_version,
+        memory_store_id=parse_id(MEMORY_STORE, memory_store_id).hex if memory_store_id else None,
         statuses=statuses,
         include_archived=query_bool(request, "include_archived"),
         created_gt=query_time(request, "created_at[gt]"),

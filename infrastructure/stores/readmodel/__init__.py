@@ -34,19 +34,21 @@ class Tables(NamedTuple):
 
 
 SESSION_TABLES = Tables(
-    "session_summaries_v4",
-    "session_summaries_v4_position",
+    "session_summaries_v5",
+    "session_summaries_v5_position",
     obsolete=(
         "session_summaries", "session_summaries_position",
         "session_summaries_v2", "session_summaries_v2_position",
         "session_summaries_v3", "session_summaries_v3_position",
+        "session_summaries_v4", "session_summaries_v4_position",
     ),
 )  # fmt: skip
 """Version 2 added the agent, environment, metadata, archived and deleted columns;
 version 3 the compute the session's tools run on, the running time (``active_seconds``,
 ``running_since``, ``ended_at``), the cost (dollars, and the calls without a price) and the
 model calls' time; version 4 the calls a self-hosted worker has yet to answer
-(``worker_calls``, ids separated by spaces), so a session waiting for one lists as running."""
+(``worker_calls``, ids separated by spaces), so a session waiting for one lists as running; version 5 the memory stores attached now
+(``memory_stores``, see :func:`memory_stores_column`), which the API's listing filters by."""
 
 COLUMNS = (
     "id", "name", "model", "status", "title",
@@ -55,7 +57,7 @@ COLUMNS = (
     "created_at", "updated_at", "parent_id", "parent_version", "last_error",
     "agent_id", "agent_version", "environment_id", "metadata", "archived_at", "deleted", "compute",
     "active_seconds", "running_since", "ended_at",
-    "cost_usd", "unpriced_calls", "model_ms", "worker_calls",
+    "cost_usd", "unpriced_calls", "model_ms", "worker_calls", "memory_stores",
 )  # fmt: skip
 
 
@@ -102,8 +104,20 @@ def to_row(s: SessionSummary, sealer: Sealer) -> tuple[Any, ...]:
         sealer.seal(msgspec.json.encode(s.metadata).decode()),
         sortable(s.archived_at) if s.archived_at else None, s.deleted, storable(s.compute),
         s.active_seconds, _optional_time(s.running_since), _optional_time(s.ended_at),
-        s.cost.usd, s.cost.unpriced, s.model_ms, " ".join(s.worker_calls),
+        s.cost.usd, s.cost.unpriced, s.model_ms, " ".join(s.worker_calls), memory_stores_column(s),
     )  # fmt: skip
+
+
+def memory_stores_column(summary: SessionSummary) -> str:
+    """The ``memory_stores`` column: each ``resource=store`` pair with a space either side,
+    so ``LIKE '%=<store> %'`` finds a store by its whole id, in SQLite and PostgreSQL alike
+    (ids are letters, digits and underscores: neither a wildcard nor a space). No index
+    serves it: a page reads rows in creation order until it has enough."""
+    return "".join(f" {resource}={store} " for resource, store in summary.memory_stores)
+
+
+def _read_memory_stores(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple((pair.partition("=")[0], pair.partition("=")[2]) for pair in text.split())
 
 
 def _optional_time(moment: datetime | None) -> str | None:
@@ -150,6 +164,7 @@ def from_row(row: Any, sealer: Sealer) -> SessionSummary:
         model_ms=r["model_ms"],
         compute=r["compute"],
         worker_calls=tuple(r["worker_calls"].split()),
+        memory_stores=_read_memory_stores(r["memory_stores"]),
     )
 
 
@@ -168,6 +183,8 @@ def session_filters(query: SessionQuery, mark: str) -> tuple[str, list[Any]]:
         add("agent_id = ?", query.agent_id)
     if query.agent_version is not None:
         add("agent_version = ?", query.agent_version)
+    if query.memory_store_id is not None:
+        add("memory_stores LIKE ?", f"%={query.memory_store_id} %")
     if query.statuses:
         add(f"status IN ({', '.join('?' * len(query.statuses))})", *(s.value for s in query.statuses))
     for bound, operator in (

@@ -114,7 +114,7 @@ class PostgresSessionSummaries(SessionSummaryView):
                 "agent_version bigint, environment_id text, metadata text, archived_at text, "
                 "deleted boolean NOT NULL, compute text, active_seconds double precision NOT NULL, "
                 "running_since text, ended_at text, cost_usd double precision NOT NULL, "
-                "unpriced_calls bigint NOT NULL, model_ms double precision NOT NULL, worker_calls text NOT NULL)",
+                "unpriced_calls bigint NOT NULL, model_ms double precision NOT NULL, worker_calls text NOT NULL, memory_stores text NOT NULL)",
                 "CREATE INDEX ON {rows} (updated_at)",
                 "CREATE INDEX ON {rows} (created_at, id)",
                 "CREATE INDEX ON {rows} (agent_id, created_at)",

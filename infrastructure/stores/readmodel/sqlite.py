@@ -84,7 +84,7 @@ class SQLiteSessionSummaries(SessionSummaryView):
                 "agent_version INTEGER, environment_id TEXT, metadata TEXT, archived_at TEXT, "
                 "deleted INTEGER NOT NULL, compute TEXT, active_seconds REAL NOT NULL, running_since TEXT, "
                 "ended_at TEXT, cost_usd REAL NOT NULL, unpriced_calls INTEGER NOT NULL, "
-                "model_ms REAL NOT NULL, worker_calls TEXT NOT NULL)",
+                "model_ms REAL NOT NULL, worker_calls TEXT NOT NULL, memory_stores TEXT NOT NULL)",
                 "CREATE INDEX IF NOT EXISTS {rows}_updated ON {rows} (updated_at)",
                 "CREATE INDEX IF NOT EXISTS {rows}_created ON {rows} (created_at, id)",
                 "CREATE INDEX IF NOT EXISTS {rows}_agent ON {rows} (agent_id, created_at)",
