@@ -169,15 +169,16 @@ class FolderScans:
         for path in names:
             state.entries.pop(path, None)
         for path in sorted(folders | names):
-            parent, _, name = path.rpartition("/")
-            if path in folders and within(parent, folders):
-                continue  # visited with a folder that holds it
-            holder = _open_folder(work_fd, parent)
-            if holder is not None:
-                try:
-                    walk.name(holder, name, path)
-                finally:
-                    os.close(holder)
+            parent = path.rpartition("/")[0]
+            if path not in folders or not within(parent, folders):  # else visited with a folder that holds it
+                _visit(work_fd, walk, path)
+        # A name found linked to a file the journal did not report: that file may have been
+        # written through the new name, so it is read again too.
+        linked_now = {e[6] for e in walk.entries if e[0] in walk.linked and e[0] not in state.linked}
+        for path in [path for path, e in state.entries.items() if e[6] in linked_now]:
+            del state.entries[path]
+            state.previous.pop(path, None)
+            _visit(work_fd, walk, path)
         if not state.journal.intact:  # a folder visited whole could not be watched
             state.close()
         for entry in walk.entries:
@@ -193,6 +194,17 @@ def _trusted(walk: Scan) -> dict[str, list]:
         for e in walk.entries
         if sandbox_snapshot.reusable(e, walk.started)
     }
+
+
+def _visit(work_fd: int, walk: Scan, path: str) -> None:
+    """Have ``walk`` visit what ``path`` (relative to ``work_fd``) is now, if anything."""
+    parent, _, name = path.rpartition("/")
+    holder = _open_folder(work_fd, parent)
+    if holder is not None:
+        try:
+            walk.name(holder, name, path)
+        finally:
+            os.close(holder)
 
 
 def _open_folder(work_fd: int, path: str) -> int | None:
