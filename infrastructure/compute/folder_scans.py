@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentjournal.application.ports import ComputeError, SnapshotLimits, WorkspaceScan
@@ -55,16 +55,33 @@ class FolderState:
     """What the snapshots of one work folder know between two of them."""
 
     limits: SnapshotLimits
-    entries: dict[str, Entry]
-    """Every file the last snapshot found, by path."""
-    previous: dict[str, list]
+    journal: ChangeJournal | None
+    previous: dict[str, list] = field(default_factory=dict)
     """The files whose hash a later snapshot may trust while their time, size and inode
     hold (``[mtime_ns, size, inode, hash, stored]``, as :mod:`sandbox_snapshot` takes them)."""
-    linked: set[str]
+    linked: set[str] = field(default_factory=set)
     """Files with several names, looked at in every snapshot: a write through another name
     is reported where that name lies, which may be a folder no watch covers."""
-    journal: ChangeJournal | None
     since_full_scan: int = 0
+    entries: dict[str, Entry] = field(default_factory=dict)
+    """Every file the last snapshot found, by path; and the same as the snapshot answers
+    (``files``) and as the caller is expected to know it (``hashes``), kept up to date with
+    it so a snapshot costs what changed."""
+    files: dict[str, FileState] = field(default_factory=dict)
+    hashes: dict[str, str] = field(default_factory=dict)
+
+    def found(self, walk: Scan) -> None:
+        """Take in what ``walk`` found."""
+        for e in walk.entries:
+            self.entries[e[0]] = e
+            self.files[e[0]] = FileState(hash=e[1], size=e[2], mode=e[3], stored=e[4])
+            self.hashes[e[0]] = e[1]
+        self.previous.update(_trusted(walk))
+        self.linked = walk.linked
+
+    def drop(self, path: str) -> None:
+        """Forget the file at ``path`` until a walk finds it again."""
+        del self.entries[path], self.files[path], self.hashes[path]
 
     def close(self) -> None:
         if self.journal is not None:
@@ -103,10 +120,7 @@ class FolderScans:
                 kept.close()
         while len(self._found) > MAX_SCANS_KEPT:
             self._found.popitem(last=False)[1].close()
-        files = {
-            e[0]: FileState(hash=e[1], size=e[2], mode=e[3], stored=e[4]) for e in state.entries.values()
-        }
-        return WorkspaceScan(files=files, contents=contents)
+        return WorkspaceScan(files=dict(state.files), contents=contents)
 
     def _take(
         self, work_fd: int, state: FolderState | None, known: dict[str, str], limits: SnapshotLimits
@@ -141,13 +155,8 @@ class FolderScans:
         if journal is not None and not journal.intact:
             journal.close()
             journal = None
-        state = FolderState(
-            limits=limits,
-            entries={e[0]: e for e in walk.entries},
-            previous=_trusted(walk),
-            linked=walk.linked,
-            journal=journal,
-        )
+        state = FolderState(limits, journal)
+        state.found(walk)
         return state, walk.contents
 
     @staticmethod
@@ -160,14 +169,16 @@ class FolderScans:
         if folders:  # what was under them is found again, or is gone
             state.journal.forget(folders)
             for path in [path for path in state.entries if within(path, folders)]:
-                del state.entries[path]
+                state.drop(path)
                 state.previous.pop(path, None)
         for path in files:
             state.previous.pop(path, None)  # read again, whatever its time says
-        lacking = {path for path, e in state.entries.items() if e[4] and walk.known.get(path) != e[1]}
+        lacking: set[str] = set()
+        if walk.known != state.hashes:  # else the caller holds every content it was given
+            lacking = {path for path, e in state.entries.items() if e[4] and walk.known.get(path) != e[1]}
         names = {path for path in files | state.linked | lacking if not within(path, folders)}
-        for path in names:
-            state.entries.pop(path, None)
+        for path in names & state.entries.keys():
+            state.drop(path)
         for path in sorted(folders | names):
             parent = path.rpartition("/")[0]
             if path not in folders or not within(parent, folders):  # else visited with a folder that holds it
@@ -175,16 +186,13 @@ class FolderScans:
         # A name found linked to a file the journal did not report: that file may have been
         # written through the new name, so it is read again too.
         linked_now = {e[6] for e in walk.entries if e[0] in walk.linked and e[0] not in state.linked}
-        for path in [path for path, e in state.entries.items() if e[6] in linked_now]:
-            del state.entries[path]
+        for path in [path for path, e in state.entries.items() if e[6] in linked_now] if linked_now else ():
+            state.drop(path)
             state.previous.pop(path, None)
             _visit(work_fd, walk, path)
         if not state.journal.intact:  # a folder visited whole could not be watched
             state.close()
-        for entry in walk.entries:
-            state.entries[entry[0]] = entry
-        state.previous.update(_trusted(walk))
-        state.linked = walk.linked
+        state.found(walk)
 
 
 def _trusted(walk: Scan) -> dict[str, list]:
