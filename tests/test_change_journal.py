@@ -80,6 +80,10 @@ HOSTILE_STEPS = [
     "for i in $(seq 2000); do mkdir -p many/$i/x; done && for i in $(seq 0 100 2000); do echo $i > many/$i/x/f; done",
     "mv many later && rm -rf later/1* && mv src src2 && mkdir src && mv src2 src/old",
     "mkdir -p a/b && mv src a/b/c && echo z > a/b/c/old/d1/f3.txt && mv a/b/c/old /tmp/gone",
+    # A write through a shared mapping sends no event, but closing what was opened to write does.
+    "python3 -c \"import mmap, os; fd = os.open('back/f1.txt', os.O_RDWR); m = mmap.mmap(fd, 0); "
+    "os.close(fd); m[0:1] = b'Q'; m.flush()\"",
+    "deep=$(printf 'n/%.0s' $(seq 300)) && mkdir -p $deep && echo deep > ${deep}x && echo top > n/n/x",
 ]
 
 
@@ -109,6 +113,15 @@ def test_a_write_no_event_reports_is_recorded_by_the_periodic_full_scan(session:
     # ...until the full scan the journal's safety net takes every FULL_SCAN_EVERY snapshots.
     found = [session.snapshot().contents for _ in range(FULL_SCAN_EVERY)]
     assert [contents for contents in found if contents] == [{"src/d1/f1.txt": b"1 1\nZ\n"}]
+    assert session.scans.full_scans == 2
+
+
+def test_more_changes_than_the_queue_holds_give_a_full_scan(session: Session):
+    queued = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    if queued > 100_000:
+        pytest.skip(f"the kernel queues {queued} events: too many to overflow in a test")
+    session.run(f"cd src/d1 && seq 1 {queued} | xargs touch")  # a creation, a close and more each
+    assert session.snapshot().files == session.full_scan().files
     assert session.scans.full_scans == 2
 
 
