@@ -23,9 +23,12 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from agentjournal.application.ports import Compute, SnapshotLimits, WorkspaceScan
+from agentjournal.application.ports import SnapshotLimits, WorkspaceScan
 from agentjournal.domain import SessionConfig
+from agentjournal.infrastructure.compute import bubblewrap
+from agentjournal.infrastructure.compute.confined import ConfinedHostCompute
 from agentjournal.infrastructure.compute.folder_scans import FolderScans
+from agentjournal.infrastructure.compute.host import HostCompute
 
 FOLDERS, FILES_PER_FOLDER = 100, 100
 TOOL_CALLS = 40
@@ -68,6 +71,7 @@ def run(
             "command": _summary(commands),
             "snapshot_with_journal": _summary(incremental),
             "snapshot_full_scan": _summary(scanned),
+            "journal_snapshots_that_were_full_scans": compute.scans.full_scans - 1,
         }
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -89,12 +93,8 @@ def _fill(root: Path, folders: int, files_per_folder: int) -> None:
             os.utime(path, (an_hour_ago, an_hour_ago))
 
 
-def _compute(root: Path) -> Compute:
+def _compute(root: Path) -> ConfinedHostCompute | HostCompute:
     """The confined host where bubblewrap runs, else the unconfined host, on folder ``root``."""
-    from agentjournal.infrastructure.compute import bubblewrap
-    from agentjournal.infrastructure.compute.confined import ConfinedHostCompute
-    from agentjournal.infrastructure.compute.host import HostCompute
-
     if bubblewrap.unavailable() is None:
         return ConfinedHostCompute(root)
     return HostCompute(root)

@@ -153,7 +153,8 @@ class HostCompute:
         self.root: Path | None = self._fixed_root
         self._running: set[int] = set()
         """The supervisors of the commands running now (their process groups)."""
-        self._scans = FolderScans()
+        self.scans = FolderScans()
+        """The snapshots of the work folder, incremental while its change journal holds."""
 
     @classmethod
     def from_config(cls, config: ManagedConfig) -> HostCompute:
@@ -308,7 +309,7 @@ class HostCompute:
         return done.stdout
 
     def snapshot(self, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
-        return self._scans.snapshot(self._root(), known, limits)
+        return self.scans.snapshot(self._root(), known, limits)
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
         """Delete ``remove`` and write ``files`` in this process, as
