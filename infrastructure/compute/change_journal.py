@@ -20,11 +20,13 @@ itself was moved, deleted or unmounted; a folder's watch went away (``IN_IGNORED
 in the same read; an event came for a watch the journal does not know. A new process has
 no journal, so it starts with a full scan.
 
-**What it cannot see.** A write through a shared ``mmap`` sends no event, and neither does
-a write to a file through another name (a hard link) made from a folder that is not watched
-(an ignored name, such as ``node_modules``, or beyond the deepest path a snapshot records):
-the caller re-reads files that have several names at every snapshot, and scans the whole
-folder every so often as the safety net for what no event reports (see
+**What it cannot see.** A write through a shared ``mmap`` sends no event itself, but the
+descriptor opened to write sends ``IN_CLOSE_WRITE`` when it is closed, at the latest when its
+process ends, and every process a tool call starts ends with the call. A write to a file
+through another name (a hard link) is reported where that name lies, which may be a folder
+no watch covers (an ignored name, such as ``node_modules``, or beyond the deepest path a
+snapshot records): the caller looks at files with several names at every snapshot, and
+scans the whole folder every so often as the safety net for what no event reports (see
 :mod:`~agentjournal.infrastructure.compute.folder_scans`).
 
 Linux only, through ``inotify_simple`` (a small, maintained ctypes binding of

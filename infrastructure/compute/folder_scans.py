@@ -18,9 +18,11 @@ next full scan trusts, as before.
 A full scan is taken when there is no journal (the first snapshot in this process, inotify
 unavailable, the journal given up), when the journal cannot be trusted, when the limits
 changed, and every ``FULL_SCAN_EVERY`` snapshots whatever the journal says: the safety net
-for the writes no event reports (through a shared ``mmap``, or through a hard link made
-from a folder that is not watched). Such a write changes the file's modification time, so
-the full scan reads it: it is recorded at most that many tool calls late.
+for the writes no event reports (through a hard link made from a folder that is not
+watched, and whatever else a kernel leaves unreported). Such a write changes the file's
+modification time, so the full scan reads it: it is recorded at most that many tool calls
+late. A new name found linked to a file the journal did not report has that file read
+again at once.
 
 The walk opens every name without following links, so it reads nothing outside the folder.
 """
