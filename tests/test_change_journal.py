@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +17,8 @@ from inotify_simple import Event, INotify, flags
 
 from agentjournal.application.ports import SnapshotLimits, WorkspaceScan
 from agentjournal.domain import SessionConfig
-from agentjournal.infrastructure.compute import bubblewrap
-from agentjournal.infrastructure.compute.change_journal import ChangeJournal
+from agentjournal.infrastructure.compute import bubblewrap, change_journal
+from agentjournal.infrastructure.compute.change_journal import MAX_OPEN_JOURNALS, ChangeJournal
 from agentjournal.infrastructure.compute.confined import ConfinedHostCompute
 from agentjournal.infrastructure.compute.folder_scans import FULL_SCAN_EVERY, FolderScans
 
@@ -192,3 +193,26 @@ def test_a_restarted_engine_starts_with_a_full_scan(session: Session):
     scan = restarted.snapshot()
     assert scan.contents == {"src/d1/f1.txt": b"1 1\nZ\n"}
     assert restarted.scans.full_scans == 1
+
+
+def test_a_process_holds_a_bounded_number_of_journals_open(monkeypatch: pytest.MonkeyPatch):
+    # A count of its own, so journals other tests left to the collector do not weigh here.
+    monkeypatch.setattr(change_journal, "_open_journals", threading.BoundedSemaphore(MAX_OPEN_JOURNALS))
+    opened = [ChangeJournal.open() for _ in range(MAX_OPEN_JOURNALS)]
+    try:
+        assert None not in opened
+        assert ChangeJournal.open() is None  # the user's inotify instances are left to others
+        closed = opened.pop()
+        assert closed is not None
+        closed.close()
+        closed.close()  # once is enough
+        again = ChangeJournal.open()
+        assert again is not None
+        opened.append(again)
+        del again
+        opened.pop()  # collected unclosed: counted no more
+        assert ChangeJournal.open() is not None
+    finally:
+        for journal in opened:
+            if journal is not None:
+                journal.close()

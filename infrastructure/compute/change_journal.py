@@ -40,6 +40,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import weakref
 from collections.abc import Callable, Collection
 from typing import NamedTuple
 
@@ -69,6 +71,14 @@ every other program) of that user, so a work folder with more gives up its journ
 than take them all; its snapshots are then full scans."""
 
 
+MAX_OPEN_JOURNALS = 32
+"""Journals this process holds open at once, whatever the number of sessions: a user has few
+inotify instances (128 by default), shared with every other program of that user. A work
+folder snapshotted while as many are open gets none, and full scans."""
+
+_open_journals = threading.BoundedSemaphore(MAX_OPEN_JOURNALS)
+
+
 class Changes(NamedTuple):
     """What changed since the last read, by path relative to the work folder: ``folders``
     to visit again whole, ``files`` (or names of any kind) to look at again."""
@@ -90,8 +100,18 @@ def within(path: str, folders: Collection[str]) -> bool:
 class ChangeJournal:
     """The watches on one work folder's folders, and the reading of their events."""
 
-    def __init__(self, notify: INotify, max_watches: int = MAX_WATCHES) -> None:
+    def __init__(
+        self,
+        notify: INotify,
+        max_watches: int = MAX_WATCHES,
+        *,
+        slot: threading.BoundedSemaphore | None = None,
+    ) -> None:
+        """A journal on ``notify``; ``slot`` is the count of open journals it was taken
+        from (as :meth:`open` takes one), given back when it ends."""
         self._notify = notify
+        self._closed = weakref.finalize(self, _end, notify, slot)
+        """Ends the journal once, on :meth:`close` or when it is collected."""
         self.max_watches = max_watches
         self._paths: dict[int, str] = {}
         """Each watch's folder, by path (``""`` for the work folder itself)."""
@@ -105,12 +125,16 @@ class ChangeJournal:
     @classmethod
     def open(cls) -> ChangeJournal | None:
         """A new journal, or None where inotify is not to be had (not Linux, no ``/proc``,
-        the user's inotify instances used up)."""
+        the user's inotify instances used up, ``MAX_OPEN_JOURNALS`` open in this process)."""
         if not sys.platform.startswith("linux") or not os.path.isdir("/proc/self/fd"):
             return None
+        slot = _open_journals
+        if not slot.acquire(blocking=False):
+            return None
         try:
-            return cls(INotify(nonblocking=True))
+            return cls(INotify(nonblocking=True), slot=slot)
         except OSError:
+            slot.release()
             return None
 
     def watch(self, folder: int, path: str) -> None:
@@ -185,4 +209,11 @@ class ChangeJournal:
 
     def close(self) -> None:
         """Remove every watch, all at once."""
-        self._notify.close()
+        self._closed()
+
+
+def _end(notify: INotify, slot: threading.BoundedSemaphore | None) -> None:
+    """Close ``notify`` (every watch goes with it), and give its journal's ``slot`` back."""
+    notify.close()
+    if slot is not None:
+        slot.release()
