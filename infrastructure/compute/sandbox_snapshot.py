@@ -1,10 +1,12 @@
 """Snapshots of a work folder: each regular file's content hash, size and mode, reading
 only the files that may have changed since the last snapshot.
 
-Standard library only. The host compute calls :func:`scan` in its own process; the
-Docker compute runs this file's source in the sandbox (``python3 -I -S -c SOURCE``),
-with a JSON request on stdin, so a snapshot is one exec round trip however many files
-the folder holds (see :func:`main` for the exchange).
+Standard library only. The host computes walk with a :class:`Scan` in their own process,
+told by a change journal what to visit
+(:mod:`~agentjournal.infrastructure.compute.folder_scans`); the Docker compute runs this
+file's source in the sandbox (``python3 -I -S -c SOURCE``), with a JSON request on stdin,
+so a snapshot is one exec round trip however many files the folder holds (see
+:func:`main` for the exchange).
 
 **Cheap when little changed.** The caller hands in what the last scan found
 (``previous``: path to ``[mtime_ns, size, inode, hash, stored]``). A file whose
