@@ -15,7 +15,7 @@ that produced them runs what the model wrote.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 import msgspec
 
@@ -83,18 +83,19 @@ def take_snapshot(session: Session, compute: Compute, blobs: BlobStore, tool_cal
     how many bytes of contents were newly stored."""
     known = {path: state.hash for path, state in session.files.items()}
     scan = within_budget(
-        compute.snapshot(known, snapshot_limits(session)), session.config.snapshot_total_bytes
+        compute.snapshot(known, snapshot_limits(session)), session.config.snapshot_total_bytes, known.keys()
     )
     stored = blobs.add(scan.contents.values())
     session.record_workspace(scan.files, tool_call_id)
     return stored
 
 
-def within_budget(scan: WorkspaceScan, total: int) -> WorkspaceScan:
-    """``scan`` checked (:func:`check_scan`), with the contents it brings kept only while
-    the work folder's kept contents stay within ``total`` bytes: files beyond it, in path
-    order, are marked as kept by hash and size only, and their contents dropped."""
-    check_scan(scan)
+def within_budget(scan: WorkspaceScan, total: int, recorded: Collection[str] = ()) -> WorkspaceScan:
+    """``scan`` checked (:func:`check_scan`; the paths ``recorded`` already were), with the
+    contents it brings kept only while the work folder's kept contents stay within ``total``
+    bytes: files beyond it, in path order, are marked as kept by hash and size only, and
+    their contents dropped."""
+    check_scan(scan, recorded)
     budget = total - sum(s.size for p, s in scan.files.items() if s.stored and p not in scan.contents)
     files, contents = dict(scan.files), {}
     for path in sorted(scan.contents):
@@ -154,10 +155,12 @@ def roll_back(
     session.record_workspace(scan.files, "", restored_from=version)
 
 
-def check_scan(scan: WorkspaceScan) -> None:
+def check_scan(scan: WorkspaceScan, recorded: Collection[str] = ()) -> None:
     """Refuse (``ComputeError``) a scan whose paths are not plain relative paths, or whose
-    contents do not hash to what their files claim."""
-    for path in scan.files:
+    contents do not hash to what their files claim. Paths in ``recorded`` (the manifest's,
+    checked when they were recorded) are not checked again, so a scan of a large folder
+    where little changed checks little."""
+    for path in scan.files.keys() - recorded:
         check_relative(path)
     for path, data in scan.contents.items():
         state = scan.files.get(path)

@@ -435,8 +435,9 @@ class Session(ChainedAggregate):
         ``restored_from``. Only what differs from :attr:`files` is recorded: the files added
         or changed, and the paths gone. Returns whether anything was."""
         self._check_not_terminated()
-        changed = {path: state for path, state in manifest.items() if self.files.get(path) != state}
-        deleted = tuple(sorted(path for path in self.files if path not in manifest))
+        files = self.files
+        changed = {path: state for path, state in manifest.items() if files.get(path) != state}
+        deleted = tuple(sorted(files.keys() - manifest.keys()))
         if not changed and not deleted:
             return False
         self.trigger_event(
@@ -712,7 +713,9 @@ class Session(ChainedAggregate):
         restored_from: int
 
         def apply(self, session: Session) -> None:
-            files = {path: state for path, state in session.files.items() if path not in self.deleted}
+            files = dict(session.files)
+            for path in self.deleted:
+                files.pop(path, None)
             files.update(self.changed)
             session.files = files
             session.files_changed_at = self.originator_version

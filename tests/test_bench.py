@@ -72,3 +72,15 @@ def test_the_quick_model_call_benchmark_runs_and_reports(tmp_path):
     memory = results["memory"]
     assert memory["server_imports"] < memory["litellm_imported"] <= memory["after_one_call"]
     assert first["serve_idle_rss_mib"] > 0
+
+
+def test_the_snapshot_benchmark_reports_both_snapshots():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_snapshots.py"), "5", "20", "4"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert results["files"] == 100 and results["tool_calls"] == 4
+    for side in ("command", "snapshot_with_journal", "snapshot_full_scan"):
+        assert 0 < results[side]["median"] <= results[side]["p95"]

@@ -64,11 +64,11 @@ from agentjournal.infrastructure.compute import (
 )
 from agentjournal.infrastructure.compute.bubblewrap import EGRESS_PORT, WORKSPACE, Finished, User, Walls
 from agentjournal.infrastructure.compute.egress_proxy import EgressProxy
+from agentjournal.infrastructure.compute.folder_scans import FolderScans
 from agentjournal.infrastructure.compute.host import (
     HOME,
     VENV,
     WORKSPACE_MARK,
-    FolderScans,
     validate_packages,
 )
 from agentjournal.infrastructure.compute.memory_folders import fill_folder, read_folder
@@ -129,7 +129,8 @@ class ConfinedHostCompute(HelperFileTools):
     """Tools on the host, each call in a bubblewrap sandbox that sees the work folder
     ``root`` (by default a folder per session under ``base``) at ``/workspace``, with the
     host's network, none, or only what ``egress`` (an egress proxy) allows (see the module
-    documentation for every wall)."""
+    documentation for every wall). ``scans`` takes the work folder's snapshots (a new
+    :class:`FolderScans` by default)."""
 
     kind = CONFINED_HOST
 
@@ -142,6 +143,7 @@ class ConfinedHostCompute(HelperFileTools):
         network: bool = True,
         egress: EgressProxy | None = None,
         max_output_bytes: int = 64_000,
+        scans: FolderScans | None = None,
     ) -> None:
         self._fixed_root = Path(root).expanduser() if root else None
         self._base = Path(base) if base else Path(tempfile.gettempdir()) / "agentjournal"
@@ -154,7 +156,8 @@ class ConfinedHostCompute(HelperFileTools):
         self.walls: Walls | None = None
         self._running: set[subprocess.Popen[bytes]] = set()
         """Bubblewrap's processes for the calls running now."""
-        self._scans = FolderScans()
+        self.scans = scans or FolderScans()
+        """The snapshots of the work folder, incremental while its change journal holds."""
         self._memory_base = self._base / "memory"
         """Where the attached session's memory stores' folders are kept on the host."""
 
@@ -367,7 +370,7 @@ class ConfinedHostCompute(HelperFileTools):
         return web_page(done.output)
 
     def snapshot(self, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
-        return self._scans.snapshot(self._walls().work, known, limits)
+        return self.scans.snapshot(self._walls().work, known, limits)
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
         """Write ``files`` and delete ``remove`` with :mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`

@@ -66,7 +66,8 @@ from agentjournal.application.ports import (
 from agentjournal.domain import ComputeBinding, FileState, NetworkAccess, network_access
 from agentjournal.infrastructure.compute import egress_proxy, sandbox_fetch, sandbox_files, sandbox_snapshot
 from agentjournal.infrastructure.compute.docker_egress import egress_log, remove_egress, start_egress
-from agentjournal.infrastructure.compute.host import MAX_SCANS_KEPT, OutputCap, validate_packages
+from agentjournal.infrastructure.compute.folder_scans import MAX_SCANS_KEPT
+from agentjournal.infrastructure.compute.host import OutputCap, validate_packages
 from agentjournal.infrastructure.compute.sandbox_protocol import (
     FETCH_HEAD_BYTES,
     FILE_TIMEOUT,

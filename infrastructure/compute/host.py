@@ -39,11 +39,10 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 from uuid import UUID
 
 from agentjournal.application.ports import (
@@ -59,9 +58,10 @@ from agentjournal.application.ports import (
     WorkspaceScan,
 )
 from agentjournal.application.service import data_home
-from agentjournal.domain import ComputeBinding, FileState, NetworkAccess, network_access
+from agentjournal.domain import ComputeBinding, NetworkAccess, network_access
 from agentjournal.domain.policy import UNCONFINED_HOST
 from agentjournal.infrastructure.compute import host_processes, sandbox_fetch, sandbox_files, sandbox_snapshot
+from agentjournal.infrastructure.compute.folder_scans import FolderScans
 from agentjournal.infrastructure.compute.sandbox_protocol import (
     alarm_seconds,
     check_answer,
@@ -81,7 +81,6 @@ if TYPE_CHECKING:
 PACKAGE_NAME = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9._\-]*(\[[A-Za-z0-9,._\-]+\])?([<>=!~]=?[A-Za-z0-9.*+!\-]+)?$"
 )
-MAX_SCANS_KEPT = 64  # work folders whose last snapshot is kept, to skip unchanged files in the next
 
 # Folders the engine keeps in a work folder (the packages' virtual environment, the
 # commands' home), left out of list_files.
@@ -154,7 +153,8 @@ class HostCompute:
         self.root: Path | None = self._fixed_root
         self._running: set[int] = set()
         """The supervisors of the commands running now (their process groups)."""
-        self._scans = FolderScans()
+        self.scans = FolderScans()
+        """The snapshots of the work folder, incremental while its change journal holds."""
 
     @classmethod
     def from_config(cls, config: ManagedConfig) -> HostCompute:
@@ -309,7 +309,7 @@ class HostCompute:
         return done.stdout
 
     def snapshot(self, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
-        return self._scans.snapshot(self._root(), known, limits)
+        return self.scans.snapshot(self._root(), known, limits)
 
     def restore(self, files: Sequence[FileContents], remove: Sequence[str] = ()) -> None:
         """Delete ``remove`` and write ``files`` in this process, as
@@ -357,39 +357,6 @@ class HostCompute:
         folder itself is kept for the user."""
         if binding.kind == self.kind:
             host_processes.kill_all(host_processes.marked(f"{WORKSPACE_MARK}={binding.reference}".encode()))
-
-
-class FolderScans:
-    """Snapshots of host work folders, taken in the engine's process
-    (:mod:`~agentjournal.infrastructure.compute.sandbox_snapshot`), each trusting what the
-    last one of the same folder found for the files that did not change. The walk opens
-    every name without following links, so it reads nothing outside the folder."""
-
-    def __init__(self) -> None:
-        self._found: OrderedDict[Path, dict[str, list[Any]]] = OrderedDict()
-        """What the last snapshot of each work folder found, for the next to skip unchanged files."""
-
-    def snapshot(self, root: Path, known: Mapping[str, str], limits: SnapshotLimits) -> WorkspaceScan:
-        previous = self._found.pop(root, {})
-        try:
-            work_fd = os.open(root, sandbox_snapshot.FOLDER)
-        except OSError as e:
-            raise ComputeError(f"cannot read the work folder: {e.strerror}") from None
-        try:
-            started, entries, contents = sandbox_snapshot.scan(
-                work_fd, previous, dict(known), list(limits.ignore), limits.max_file_bytes
-            )
-        except OSError as e:
-            raise ComputeError(f"cannot read the work folder: {e.strerror}") from None
-        finally:
-            os.close(work_fd)
-        self._found[root] = {
-            e[0]: [e[5], e[2], e[6], e[1], e[4]] for e in entries if sandbox_snapshot.reusable(e, started)
-        }
-        while len(self._found) > MAX_SCANS_KEPT:
-            self._found.popitem(last=False)
-        files = {e[0]: FileState(hash=e[1], size=e[2], mode=e[3], stored=e[4]) for e in entries}
-        return WorkspaceScan(files=files, contents=contents)
 
 
 class OutputCap:

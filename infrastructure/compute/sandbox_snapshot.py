@@ -1,10 +1,12 @@
 """Snapshots of a work folder: each regular file's content hash, size and mode, reading
 only the files that may have changed since the last snapshot.
 
-Standard library only. The host compute calls :func:`scan` in its own process; the
-Docker compute runs this file's source in the sandbox (``python3 -I -S -c SOURCE``),
-with a JSON request on stdin, so a snapshot is one exec round trip however many files
-the folder holds (see :func:`main` for the exchange).
+Standard library only. The host computes walk with a :class:`Scan` in their own process,
+told by a change journal what to visit
+(:mod:`~agentjournal.infrastructure.compute.folder_scans`); the Docker compute runs this
+file's source in the sandbox (``python3 -I -S -c SOURCE``), with a JSON request on stdin,
+so a snapshot is one exec round trip however many files the folder holds (see
+:func:`main` for the exchange).
 
 **Cheap when little changed.** The caller hands in what the last scan found
 (``previous``: path to ``[mtime_ns, size, inode, hash, stored]``). A file whose
@@ -36,7 +38,7 @@ import re
 import stat
 import sys
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
@@ -58,12 +60,9 @@ def scan(
     """Every regular file under the open folder ``work_fd``: the scan's start time (ns),
     the entries found, and the contents of the stored files whose hash differs from
     ``known`` (path to hash), by path."""
-    started = time.time_ns()
-    entries: list[Entry] = []
-    contents: dict[str, bytes] = {}
-    ignored = re.compile("|".join(fnmatch.translate(pattern) for pattern in ignore) or r"(?!)")
-    _scan_folder(work_fd, "", previous, known, ignored, cap, entries, contents)
-    return started, entries, contents
+    walk = Scan(previous, known, ignore, cap)
+    walk.folder(work_fd, "")
+    return walk.started, walk.entries, walk.contents
 
 
 def reusable(entry: Entry, started: int) -> bool:
@@ -71,54 +70,127 @@ def reusable(entry: Entry, started: int) -> bool:
     return entry[5] < started - RACY_NS
 
 
-def _scan_folder(
-    folder: int,
-    prefix: str,
-    previous: dict[str, list],
-    known: dict[str, str],
-    ignored: re.Pattern[str],
-    cap: int,
-    entries: list[Entry],
-    contents: dict[str, bytes],
-) -> None:
-    """Scan one folder; ``ignored`` matches the names left out (every ``ignore`` pattern as
-    one expression, so a name is tried once)."""
-    if prefix.count("/") >= MAX_DEPTH:  # what it holds would be deeper than a path may go
-        return
-    try:
-        with os.scandir(folder) as found:
-            names = sorted((item.name, item.is_dir(follow_symlinks=False), _lstat(item)) for item in found)
-    except OSError:  # a folder the tools' user cannot read: nothing of it can be kept
-        return
-    for name, is_folder, listed in names:
-        if ignored.match(name):
-            continue
-        path = prefix + name
+class Scan:
+    """One scan: what it found so far (``entries``, ``contents``), and how it finds more.
+
+    A scan visits what it is told to: a folder with everything under it (:meth:`folder`),
+    or one name (:meth:`name`), so a caller that knows what changed since the last scan
+    (a change journal) visits that alone. ``watch``, when given, is called with each
+    folder's open descriptor and path (``""`` for the top) before the folder is listed:
+    what the caller needs to hear of the folder's later changes. ``linked`` gathers the
+    files that have more than one name (hard links): a write through another name is
+    not reported where this one lies, so such a file is to be looked at every time."""
+
+    def __init__(
+        self,
+        previous: dict[str, list],
+        known: dict[str, str],
+        ignore: list[str],
+        cap: int,
+        watch: Callable[[int, str], None] | None = None,
+    ) -> None:
+        self.started = time.time_ns()
+        self.previous, self.known, self.cap, self.watch = previous, known, cap, watch
+        # Every ``ignore`` pattern as one expression, so a name is tried once.
+        self.ignored = re.compile("|".join(fnmatch.translate(pattern) for pattern in ignore) or r"(?!)")
+        self.entries: list[Entry] = []
+        self.contents: dict[str, bytes] = {}
+        self.linked: set[str] = set()
+
+    def kept(self, name: str, path: str) -> bool:
+        """Whether a name at ``path`` can be recorded: not ignored, UTF-8 text."""
+        if self.ignored.match(name):
+            return False
         try:
             path.encode()
         except UnicodeEncodeError:
-            continue  # a name that is not UTF-8 text cannot be recorded as a path
+            return False  # a name that is not UTF-8 text cannot be recorded as a path
+        return True
+
+    def folder(self, folder: int, prefix: str) -> None:
+        """Scan the open folder ``folder`` at ``prefix`` (``""`` or a path ending in ``/``)
+        and everything under it."""
+        if prefix.count("/") >= MAX_DEPTH:  # what it holds would be deeper than a path may go
+            return
+        if self.watch is not None:
+            self.watch(folder, prefix[:-1])
+        try:
+            with os.scandir(folder) as found:
+                names = sorted(
+                    (item.name, item.is_dir(follow_symlinks=False), _lstat(item)) for item in found
+                )
+        except OSError:  # a folder the tools' user cannot read: nothing of it can be kept
+            return
+        for name, is_folder, listed in names:
+            path = prefix + name
+            if self.kept(name, path):
+                self._visit(folder, name, path, is_folder, listed)
+
+    def name(self, folder: int, name: str, path: str) -> None:
+        """Scan what ``name`` in the open folder ``folder`` (at ``path``) is now: a file, a
+        folder with everything under it, or nothing."""
+        try:
+            info = os.lstat(name, dir_fd=folder)
+        except OSError:
+            return
+        is_folder = stat.S_ISDIR(info.st_mode)
+        self._visit(folder, name, path, is_folder, info if stat.S_ISREG(info.st_mode) else None)
+
+    def _visit(
+        self, folder: int, name: str, path: str, is_folder: bool, listed: os.stat_result | None
+    ) -> None:
         if is_folder:
             try:
                 inner = os.open(name, FOLDER, dir_fd=folder)
             except OSError:  # gone, or swapped for a link, since it was listed
-                continue
+                return
             try:
-                _scan_folder(inner, path + "/", previous, known, ignored, cap, entries, contents)
+                self.folder(inner, path + "/")
             finally:
                 os.close(inner)
         elif listed is not None:
-            before = previous.get(path)
+            before = self.previous.get(path)
             if (
                 before is not None
                 and _unchanged(before, listed)
-                and not (before[4] and known.get(path) != before[3])
+                and not (before[4] and self.known.get(path) != before[3])
             ):
                 # As the last scan found it, and the caller has its contents: not opened.
-                entries.append([path, before[3], listed.st_size, stat.S_IMODE(listed.st_mode), before[4],
-                                listed.st_mtime_ns, listed.st_ino])  # fmt: skip
+                self.entries.append([path, before[3], listed.st_size, stat.S_IMODE(listed.st_mode), before[4],
+                                     listed.st_mtime_ns, listed.st_ino])  # fmt: skip
+                if listed.st_nlink > 1:
+                    self.linked.add(path)
             else:
-                _scan_file(folder, name, path, previous, known, cap, entries, contents)
+                self._file(folder, name, path)
+
+    def _file(self, folder: int, name: str, path: str) -> None:
+        try:
+            fd = os.open(name, FILE, dir_fd=folder)
+        except OSError:  # gone, or swapped for a link or a pipe, since it was listed
+            return
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return
+            mode, size = stat.S_IMODE(info.st_mode), info.st_size
+            before = self.previous.get(path)
+            if before is not None and _unchanged(before, info):
+                digest, stored, data = before[3], before[4], None
+                if stored and self.known.get(path) != digest:  # the caller lacks these contents
+                    data = _read(fd, size)
+                    digest, size = hashlib.sha256(data).hexdigest(), len(data)
+            elif size <= self.cap:
+                data = _read(fd, size)
+                digest, stored, size = hashlib.sha256(data).hexdigest(), True, len(data)
+            else:
+                digest, stored, data = _hash(fd), False, None
+            if data is not None and self.known.get(path) != digest:
+                self.contents[path] = data
+            self.entries.append([path, digest, size, mode, stored, info.st_mtime_ns, info.st_ino])
+            if info.st_nlink > 1:
+                self.linked.add(path)
+        finally:
+            os.close(fd)
 
 
 def _lstat(item: os.DirEntry) -> os.stat_result | None:
@@ -133,43 +205,6 @@ def _lstat(item: os.DirEntry) -> os.stat_result | None:
 def _unchanged(before: list, info: os.stat_result) -> bool:
     """Whether a file's time, size and inode are as the last scan found them."""
     return before[:3] == [info.st_mtime_ns, info.st_size, info.st_ino]
-
-
-def _scan_file(
-    folder: int,
-    name: str,
-    path: str,
-    previous: dict[str, list],
-    known: dict[str, str],
-    cap: int,
-    entries: list[Entry],
-    contents: dict[str, bytes],
-) -> None:
-    try:
-        fd = os.open(name, FILE, dir_fd=folder)
-    except OSError:  # gone, or swapped for a link or a pipe, since it was listed
-        return
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return
-        mode, size = stat.S_IMODE(info.st_mode), info.st_size
-        before = previous.get(path)
-        if before is not None and _unchanged(before, info):
-            digest, stored, data = before[3], before[4], None
-            if stored and known.get(path) != digest:  # the caller lacks these contents
-                data = _read(fd, size)
-                digest, size = hashlib.sha256(data).hexdigest(), len(data)
-        elif size <= cap:
-            data = _read(fd, size)
-            digest, stored, size = hashlib.sha256(data).hexdigest(), True, len(data)
-        else:
-            digest, stored, data = _hash(fd), False, None
-        if data is not None and known.get(path) != digest:
-            contents[path] = data
-        entries.append([path, digest, size, mode, stored, info.st_mtime_ns, info.st_ino])
-    finally:
-        os.close(fd)
 
 
 def _read(fd: int, size: int) -> bytes:
