@@ -24,7 +24,7 @@ import pytest
 from agentjournal.application import ModelError
 from agentjournal.application.ports import ModelReply, ModelRetryWarning, TextDelta
 from agentjournal.domain import AssistantMessage, ToolCall, ToolResult, UserMessage
-from agentjournal.infrastructure.models.direct_openai import DIRECT_PROVIDERS, DirectCall
+from agentjournal.infrastructure.models.direct_openai import DIRECT_PROVIDERS, DirectCall, direct_route
 from agentjournal.infrastructure.models.litellm_model import LiteLLMModel, _litellm
 from agentjournal.infrastructure.models.scripted import Reply, ScriptedModelServer, ScriptedToolCall
 from tests.conftest import TEST_KEY
@@ -248,3 +248,8 @@ def test_a_stream_that_stalls_mid_reply_fails_the_same_way(model_server):
         lambda: items_of(model(model_server.base_url, timeout=1, max_attempts=1)),
     )  # fmt: skip
     assert "timed out" in same_error(direct, full) and direct.retryable
+
+
+def test_a_route_shows_no_key():
+    route = direct_route(_litellm(), "openai/m", "http://127.0.0.1:9/v1", TEST_KEY)
+    assert route is not None and route.key() == TEST_KEY and TEST_KEY not in repr(route)

@@ -57,6 +57,10 @@ class DirectRoute(msgspec.Struct, frozen=True):
     api_base: str
     api_key: str | None
 
+    def __repr__(self) -> str:
+        """The route without its key, which must reach no log."""
+        return f"DirectRoute(provider={self.provider!r}, model={self.model!r}, api_base={self.api_base!r})"
+
     def key(self) -> str | None:
         """The key this call sends: the one named, else the provider's variable, read at
         each call as litellm reads it."""
