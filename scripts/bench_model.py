@@ -1,10 +1,12 @@
 """The model call, the first turn and idle memory, measured (``scripts/bench --model-call``).
 
 * one streamed completion against the scripted OpenAI-compatible server (in its own process,
-  so its work is not counted against the client's CPU) through ``LiteLLMModel``, the
+  so its work is not counted against the client's CPU) through ``LiteLLMModel``'s fast path
+  (priced, and a model without a price) and its full path (``litellm.completion``), the
   ``openai`` SDK and raw httpx, interleaved call by call so the machine's load weighs on
   each alike: wall and CPU (the client process's, every thread of it) per call, and each
-  client's overhead over raw httpx's, the floor a client can reach on the same server;
+  client's overhead over raw httpx's, the floor a client can reach on the same server; then
+  a profile of the fast path, its CPU by part of the stack;
 * ``agentjournal serve``: its first turn right after it says it is listening against a warm
   turn (``send`` to ``session.status_idle``), and the seconds from its start to that line;
 * resident memory (``VmRSS``) of an idle ``serve``, of a new interpreter with and without
@@ -66,8 +68,9 @@ def callers(url: str) -> dict[str, Callable[[], str]]:
     # The scripted server answers any name. A model in litellm's price table is priced in
     # passing; for one it has no price for, litellm formats the traceback of its failed
     # lookup (reading source lines) at each of its pricings: a local model pays for that.
-    priced = LiteLLMModel("openai/gpt-4o-mini", api_base=url, api_key="unused")
-    unpriced = LiteLLMModel("openai/scripted", api_base=url, api_key="unused")
+    fast = LiteLLMModel("openai/gpt-4o-mini", api_base=url, api_key="unused")
+    fast_unpriced = LiteLLMModel("openai/scripted", api_base=url, api_key="unused")
+    full = LiteLLMModel("openai/gpt-4o-mini", api_base=url, api_key="unused", direct=False)
     sdk = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
     raw = httpx.Client(base_url=url, timeout=60)
 
@@ -107,16 +110,22 @@ def callers(url: str) -> dict[str, Callable[[], str]]:
         return "".join(text)
 
     return {
-        "litellm_model": through(priced),
-        "litellm_model_unpriced": through(unpriced),
+        "adapter_fast_path": through(fast),
+        "adapter_fast_path_unpriced": through(fast_unpriced),
+        "adapter_full_path": through(full),
         "openai_sdk": through_sdk,
         "raw_httpx": through_httpx,
     }
 
 
+ADAPTERS = ("adapter_fast_path", "adapter_fast_path_unpriced", "adapter_full_path")
+
+
 def model_call(repeat: int) -> dict[str, Any]:
     """The callers interleaved, ``repeat`` calls each after a warm-up; each one's overhead
-    over raw httpx's, in wall and CPU time, and litellm's as a multiple of the SDK's."""
+    over raw httpx's, in wall and CPU time (medians, and the p95 of each call's time less
+    the median of raw httpx's), and each adapter path's as a multiple of the SDK's; then
+    where the fast path's time goes (:func:`fast_path_profile`)."""
     with scripted_server() as url:
         ways = callers(url)
         for call in ways.values():
@@ -133,18 +142,74 @@ def model_call(repeat: int) -> dict[str, Any]:
                 ways[name]()
                 wall[name].append((time.perf_counter() - started) * 1000)
                 cpu[name].append((time.process_time() - cpu_started) * 1000)
+        profile = fast_path_profile(url, repeat)
     results: dict[str, Any] = {
         name: {"wall": summary(wall[name]), "cpu": summary(cpu[name])} for name in ways
     }
-    for measure in ("wall", "cpu"):
+    for measure, times in (("wall", wall), ("cpu", cpu)):
         floor = results["raw_httpx"][measure]["median_ms"]
         over = {name: results[name][measure]["median_ms"] - floor for name in ways if name != "raw_httpx"}
         for name, overhead in over.items():
             results[name][f"{measure}_over_httpx_ms"] = round(overhead, 3)
-        for name in ("litellm_model", "litellm_model_unpriced"):
+            results[name][f"{measure}_over_httpx_p95_ms"] = summary([t - floor for t in times[name]])[
+                "p95_ms"
+            ]
+        for name in ADAPTERS:
             ratio = over[name] / over["openai_sdk"] if over["openai_sdk"] > 0 else None
             results[name][f"{measure}_overhead_vs_sdk"] = None if ratio is None else round(ratio, 2)
+        results[f"{measure}_overhead_vs_sdk"] = {
+            name: results[name][f"{measure}_overhead_vs_sdk"] for name in ADAPTERS
+        }
+    results["fast_path_profile_percent"] = profile
     return results
+
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+LIBRARIES = (
+    ("pricing (litellm)", f"{os.sep}litellm{os.sep}"),
+    ("openai SDK", f"{os.sep}openai{os.sep}"),
+    ("pydantic", f"{os.sep}pydantic"),
+    ("httpx, httpcore", f"{os.sep}http"),
+    ("h11", f"{os.sep}h11{os.sep}"),
+)
+
+
+def part_of(filename: str) -> str:
+    """The part of the stack a profiled function's file belongs to."""
+    if filename.startswith(PROJECT + os.sep):
+        return "the adapter"
+    if filename == "~":
+        return "C functions (socket reads, json, locks)"
+    return next((name for name, mark in LIBRARIES if mark in filename), "Python's standard library")
+
+
+def fast_path_profile(url: str, calls: int) -> dict[str, float]:
+    """Where a fast-path call's CPU goes: ``calls`` calls under cProfile timed by process
+    time, each function's own time (``tottime``) summed by the part of the stack it belongs
+    to (:func:`part_of`), as percentages of the whole. cProfile's own cost inflates
+    every part several times over, so only the shares tell."""
+    import cProfile
+    import pstats
+
+    from agentjournal.domain import UserMessage
+    from agentjournal.infrastructure.models.litellm_model import LiteLLMModel
+
+    model = LiteLLMModel("openai/gpt-4o-mini", api_base=url, api_key="unused")
+    list(model.stream("", [UserMessage("hello there")], ()))
+    profile = cProfile.Profile(time.process_time)
+    profile.enable()
+    for _ in range(calls):
+        list(model.stream("", [UserMessage("hello there")], ()))
+    profile.disable()
+    parts: dict[str, float] = {}
+    for (filename, _, _), (_, _, own, _, _) in pstats.Stats(profile).stats.items():  # type: ignore[attr-defined]
+        part = part_of(filename)
+        parts[part] = parts.get(part, 0.0) + own
+    total = sum(parts.values())
+    return {
+        part: round(100 * seconds / total, 1) for part, seconds in sorted(parts.items(), key=lambda p: -p[1])
+    }
 
 
 def resident_mib(pid: int | str = "self") -> float:

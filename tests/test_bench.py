@@ -59,12 +59,14 @@ def test_the_quick_model_call_benchmark_runs_and_reports(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())["model_call"]
-    for way in ("litellm_model", "litellm_model_unpriced", "openai_sdk", "raw_httpx"):
+    ways = ("adapter_fast_path", "adapter_fast_path_unpriced", "adapter_full_path", "openai_sdk", "raw_httpx")
+    for way in ways:
         assert (
             results["model_call"][way]["wall"]["n"] == 30
             and results["model_call"][way]["cpu"]["median_ms"] > 0
         )
-    assert "cpu_overhead_vs_sdk" in results["model_call"]["litellm_model"]
+    assert set(results["model_call"]["cpu_overhead_vs_sdk"]) == set(ways[:3])
+    assert 99 < sum(results["model_call"]["fast_path_profile_percent"].values()) < 101
     first = results["first_turn"]
     assert (
         first["first_turn"]["n"] == 1 and first["warm_turn"]["n"] == 5 and first["start_to_listening_s"] > 0

@@ -36,6 +36,20 @@ from agentjournal.application.ports import (
     ToolSpec,
 )
 from agentjournal.domain import AssistantMessage, Message, ToolCall, ToolResult, Usage, UserMessage
+from agentjournal.infrastructure.models.direct_openai import (
+    DirectCall,
+    DirectRoute,
+    callbacks_registered,
+    direct_call_allowed,
+    direct_route,
+)
+
+DIRECT_FIELDS = ("messages", "stream_options", "tools")
+"""What the fast path sends of a request: all the engine's own request holds but the model,
+the stream switch and litellm's settings (timeout, retries), which the fast path sets itself."""
+
+_UNDECIDED = object()
+"""A model's fast route before its first call has decided it."""
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
@@ -68,18 +82,15 @@ def _log_only_for_listeners(litellm: Any) -> None:
     application embedding the engine (PraisonAI, say) may register litellm callbacks of
     its own; with any registered, litellm logs as it always did. Decided at each call,
     so a callback registered later is heard too."""
-    litellm.disable_streaming_logging = not _callbacks_registered(litellm)
-
-
-def _callbacks_registered(litellm: Any) -> bool:
-    """Whether anything in this process asked litellm to report its calls."""
-    lists = ("callbacks", "success_callback", "failure_callback", "_async_success_callback",
-             "_async_failure_callback", "input_callback", "service_callback")  # fmt: skip
-    return any(getattr(litellm, name, None) for name in lists)
+    litellm.disable_streaming_logging = not callbacks_registered(litellm)
 
 
 class LiteLLMModel:
-    """A :class:`~application.ports.LanguageModel` backed by ``litellm.completion``."""
+    """A :class:`~application.ports.LanguageModel` backed by litellm.
+
+    A call goes straight through the ``openai`` SDK when litellm would send it there
+    unchanged (:mod:`~agentjournal.infrastructure.models.direct_openai`), else through
+    ``litellm.completion``; ``direct=False`` sends every call through litellm."""
 
     def __init__(
         self,
@@ -91,6 +102,7 @@ class LiteLLMModel:
         max_attempts: int = 3,
         retry_delay: float = 0.5,
         extra: dict[str, Any] | None = None,
+        direct: bool = True,
     ) -> None:
         if timeout <= 0 or max_attempts < 1:
             raise ValueError(
@@ -103,6 +115,7 @@ class LiteLLMModel:
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
         self.extra = dict(extra or {})
+        self._route: DirectRoute | None | object = _UNDECIDED if direct else None
 
     def __repr__(self) -> str:
         return f"LiteLLMModel(model={self.model!r}, api_base={self.api_base!r})"
@@ -177,17 +190,13 @@ class LiteLLMModel:
         usage = Usage()
         model = self.model
         finish_reason = ""
-        stream = None
-        _log_only_for_listeners(litellm)
+        call = self._call(litellm, request)
         try:
-            stream = litellm.completion(**request)
-            for chunk in stream:
-                model = getattr(chunk, "model", None) or model
+            for chunk in call:
+                model = call.model_of(chunk) or model
                 chunk_usage = getattr(chunk, "usage", None)
                 if chunk_usage:
                     usage = _usage(chunk_usage)
-                if _usage_was_last(stream):  # a chunk of usage alone, after the provider's stream
-                    break
                 if not chunk.choices:
                     continue
                 choice = chunk.choices[0]
@@ -197,16 +206,18 @@ class LiteLLMModel:
                     text.append(delta.content)
                     yield TextDelta(delta.content)
                 for part in delta.tool_calls or ():
-                    call = calls.setdefault(part.index or 0, {"id": "", "name": "", "arguments": ""})
-                    call["id"] = part.id or call["id"]
+                    tool_call = calls.setdefault(part.index or 0, {"id": "", "name": "", "arguments": ""})
+                    tool_call["id"] = part.id or tool_call["id"]
                     if part.function is not None:
-                        call["name"] += part.function.name or ""
-                        call["arguments"] += part.function.arguments or ""
+                        tool_call["name"] += part.function.name or ""
+                        tool_call["arguments"] += part.function.arguments or ""
         except Exception as e:
             raise _model_error(e, self.model, self.timeout, self.api_base) from e
         finally:
-            _release(stream)
-        if not _finished_by_provider(stream):
+            # A failure to close must not replace the call's own outcome.
+            with contextlib.suppress(Exception):
+                call.close()
+        if not call.finished:
             raise ModelError(
                 f"model {self.model!r} stopped mid-reply: its stream ended before the provider "
                 f"finished it (a dropped connection), after {len(''.join(text))} characters of text",
@@ -225,29 +236,79 @@ class LiteLLMModel:
             cost_usd=price(litellm, usage, self.model, model),
         )
 
+    def _call(self, litellm: Any, request: dict[str, Any]) -> DirectCall | LitellmCall:
+        """The fast path for this call when it may take it (see
+        :mod:`~agentjournal.infrastructure.models.direct_openai`), else litellm's full path."""
+        if self._route is _UNDECIDED:  # extra parameters are litellm's to map
+            self._route = (
+                None if self.extra else direct_route(litellm, self.model, self.api_base, self._api_key)
+            )
+        route = self._route
+        if isinstance(route, DirectRoute) and direct_call_allowed(litellm, route):
+            body = {name: request[name] for name in DIRECT_FIELDS if name in request}
+            return DirectCall(litellm, route, body, self.timeout)
+        return LitellmCall(litellm, request)
+
+
+class LitellmCall:
+    """One streamed call through ``litellm.completion``, its full path: iterate it for
+    litellm's chunks, ask :attr:`finished` whether the provider ended the stream, and
+    :meth:`close` it, read to its end or not."""
+
+    def __init__(self, litellm: Any, request: dict[str, Any]) -> None:
+        self._litellm = litellm
+        self._request = request
+        self._stream: Any = None
+
+    def __iter__(self) -> Iterator[Any]:
+        _log_only_for_listeners(self._litellm)
+        self._stream = self._litellm.completion(**self._request)
+        for chunk in self._stream:
+            yield chunk
+            if _usage_was_last(self._stream):  # a chunk of usage alone, after the provider's stream
+                return
+
+    @property
+    def finished(self) -> bool:
+        return _finished_by_provider(self._stream)
+
+    def model_of(self, chunk: Any) -> str | None:
+        """The model litellm names on ``chunk``."""
+        return getattr(chunk, "model", None)
+
+    def close(self) -> None:
+        _release(self._stream)
+
 
 def warm_up() -> None:
     """Make a process's first model call as quick as its later ones: load litellm, then
-    make one streamed call through this adapter to a scripted server of its own on
-    127.0.0.1 (no provider is reached, and no key leaves the process).
+    make one streamed call each way through this adapter (its fast path, and litellm's full
+    path) to a scripted server of its own on 127.0.0.1 (no provider is reached, and no key
+    leaves the process).
 
     litellm's import takes seconds, and its first call as long again: that call loads the
     provider SDK's resources, the HTTP client's transports and the cost calculator's
-    tables. ``agentjournal serve`` calls this before it says it is listening, so the
-    seconds fall before its first turn rather than inside it. The call names a model in
-    litellm's price table, so pricing takes its whole path too (a model without a price
-    takes a shorter one), and the path of an OpenAI-compatible provider (``openai/...``,
-    ``--model-provider openai``); another provider still loads its own translation on
-    its first call."""
+    tables; the fast path's first call makes the HTTP client every later one shares (its
+    TLS certificates loaded). ``agentjournal serve`` calls this before it says it is
+    listening, so the seconds fall before its first turn rather than inside it. The calls
+    name a model in litellm's price table, so pricing takes its whole path too (a model
+    without a price takes a shorter one), and the path of an OpenAI-compatible provider
+    (``openai/...``, ``--model-provider openai``); another provider still loads its own
+    translation on its first call."""
     from agentjournal.infrastructure.models.scripted import ScriptedModelServer
 
     _litellm()
     with ScriptedModelServer() as server:
-        model = LiteLLMModel(
-            "openai/gpt-4o-mini", api_base=server.base_url, api_key="warm-up", max_attempts=1
-        )
-        for _ in model.stream("", [UserMessage("warm up")], ()):
-            pass
+        for direct in (True, False):
+            model = LiteLLMModel(
+                "openai/gpt-4o-mini",
+                api_base=server.base_url,
+                api_key="warm-up",
+                max_attempts=1,
+                direct=direct,
+            )
+            for _ in model.stream("", [UserMessage("warm up")], ()):
+                pass
 
 
 def _release(stream: Any) -> None:
@@ -422,7 +483,8 @@ def to_openai_messages(system: str, messages: Sequence[Message]) -> list[dict[st
         if isinstance(m, UserMessage):
             out.append({"role": "user", "content": m.content})
         elif isinstance(m, AssistantMessage):
-            item: dict[str, Any] = {"role": "assistant", "content": m.content or None}
+            # No field is None: litellm drops such fields before any provider sees them.
+            item: dict[str, Any] = {"role": "assistant", **({"content": m.content} if m.content else {})}
             if m.tool_calls:
                 item["tool_calls"] = [
                     {

@@ -17,16 +17,20 @@ import socket
 import sys
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from agentjournal.application.adapters import compute_class
+from agentjournal.domain import Session
 from agentjournal.domain.policy import CONFINED_HOST
 from agentjournal.infrastructure.compute import bubblewrap
 from agentjournal.infrastructure.models.litellm_model import warm_up
 from agentjournal.infrastructure.server.app import ServerSettings, create_app
 from agentjournal.infrastructure.server.auth import is_loopback
+from agentjournal.infrastructure.stores.mapper import prepare_schemas
 
 SWITCH_INTERVAL = 0.0005
 """Seconds a thread runs before another may take the interpreter (Python's default: 0.005)."""
@@ -127,12 +131,18 @@ class AnnouncingServer(uvicorn.Server):
 
 def ready_for_a_first_turn() -> None:
     """Load now what a server's first turn would otherwise load inside it, so that turn is
-    as quick as the next: litellm, with one call made through the model adapter
-    (:func:`~agentjournal.infrastructure.models.litellm_model.warm_up`), and the default
-    compute, the confined host, with its one probe of bubblewrap per process."""
+    as quick as the next: litellm, with a call made each way through the model adapter
+    (:func:`~agentjournal.infrastructure.models.litellm_model.warm_up`); the default
+    compute, the confined host, with its one probe of bubblewrap per process; the schemas
+    of the session's events (:func:`~agentjournal.infrastructure.stores.mapper.prepare_schemas`);
+    and anyio's asyncio backend, which Starlette and sse-starlette load at their first use
+    in a running loop (an event stream's first lock): about 25 ms of imports here, that
+    fell in the first turn's stream."""
     warm_up()
     compute_class(CONFINED_HOST)
     bubblewrap.unavailable()
+    prepare_schemas(Session)
+    anyio.run(anyio.lowlevel.checkpoint)
 
 
 def serve(settings: ServerSettings, host: str = "127.0.0.1", port: int = 8080) -> None:

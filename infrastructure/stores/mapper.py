@@ -37,7 +37,7 @@ from typing import Any, TypedDict, TypeVar, cast
 from uuid import UUID
 
 import msgspec
-from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.domain import DomainEvent, DomainEventProtocol
 from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent, find_id_convertor
 from eventsourcing.utils import get_topic, resolve_topic
 
@@ -148,6 +148,16 @@ class _Schema:
         state: dict[str, Any] = msgspec.msgpack.decode(body)
         _upcast(self.cls, state, record[1])
         return self.decoder.decode(self.encoder.encode(state))
+
+
+def prepare_schemas(aggregate: type) -> None:
+    """Build now the schema of each event class ``aggregate`` declares, which would
+    otherwise be built at the first write or read of an event of that class (its type
+    hints resolved, a msgspec encoder and decoder made: about 0.7 ms a class here). A
+    server does so before it takes its first turn (``ready_for_a_first_turn``)."""
+    for value in vars(aggregate).values():
+        if isinstance(value, type) and issubclass(value, DomainEvent):
+            _schema(value)
 
 
 @functools.cache
