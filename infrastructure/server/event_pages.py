@@ -50,10 +50,11 @@ MAX_READ = 1000
 
 
 class EventSource(Protocol):
-    """The store's ranged read of a session's log (eventsourcing's ``EventStore.get``)."""
+    """The store's ranged read of a session's log, oldest first (eventsourcing's
+    ``EventStore.get``, or :class:`~agentjournal.infrastructure.stores.log_rows.RangedLog`)."""
 
     def get(self, originator_id: UUID, *, gt: int | None = None, lte: int | None = None,
-            desc: bool = False, limit: int | None = None) -> Iterator[Any]: ...  # fmt: skip
+            limit: int | None = None) -> Iterator[Any]: ...  # fmt: skip
 
 
 Keeps = Callable[[ApiEvent, Any], bool]
