@@ -161,7 +161,7 @@ def page_forward(events: EventSource, checkpoints: Checkpoints, keeps: Keeps, af
         # next page starts; it is copied only near the page's end (an event that projects
         # more than RESUME_SLACK API events may leave the next page an earlier checkpoint).
         before = projector.copy() if limit - RESUME_SLACK <= len(found) < limit else None
-        for version, index, body in projector.feed((event,)):
+        for version, index, body in projector.project(event):
             if (after is None or (version, index) > after) and keeps(body, event):
                 found.append(body)
         checkpoints.passed(projector)
@@ -189,7 +189,7 @@ def page_backward(events: EventSource, checkpoints: Checkpoints, keeps: Keeps, b
         start = projector.version
         window: deque[ApiEvent] = deque(maxlen=limit + 1 - len(found))
         for event in log_after(events, checkpoints.session_id, start, until):
-            for version, index, body in projector.feed((event,)):
+            for version, index, body in projector.project(event):
                 if (before is None or (version, index) < before) and keeps(body, event):
                     window.append(body)
             checkpoints.passed(projector)

@@ -169,19 +169,25 @@ class WireProjector:
         return twin
 
     def feed(self, events: Iterable[Any]) -> Iterator[tuple[int, int, ApiEvent]]:
-        """(version, index, API event) for each API event of ``events``.
+        """(version, index, API event) for each API event of ``events``."""
+        for event in events:
+            yield from self.project(event)
+
+    def project(self, event: Any) -> list[tuple[int, int, ApiEvent]]:
+        """(version, index, API event) for each API event of the next log event, ``event``.
 
         ``processed_at`` is the log event's own timestamp, an aware ``datetime`` that the
         JSON encoder (msgspec) writes in RFC 3339 as :func:`wire_time` does, with no text
         made per event in Python."""
-        for event in events:
-            self.version = version = event.originator_version
-            bodies = self._project(event)
-            if not bodies:
-                continue
-            prefix, moment = _version_prefix(self.session_hex, version), event.timestamp
-            for index, body in enumerate(bodies):
-                yield version, index, {"id": prefix + _index_suffix(index), "processed_at": moment, **body}
+        self.version = version = event.originator_version
+        bodies = self._project(event)
+        if not bodies:
+            return []
+        prefix, moment = _version_prefix(self.session_hex, version), event.timestamp
+        return [
+            (version, index, {"id": prefix + _index_suffix(index), "processed_at": moment, **body})
+            for index, body in enumerate(bodies)
+        ]
 
     def _project(self, event: Any) -> list[dict[str, Any]]:
         kind = type(event)

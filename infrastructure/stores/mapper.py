@@ -128,11 +128,11 @@ class TypedMapper(Mapper[UUID]):
             raise MapperDeserialisationError(msg) from e
 
 
-def _event(cls: type, state: dict[str, Any]) -> DomainEventProtocol[UUID]:
+def _event(cls: type, state: dict[str, Any]) -> Any:
     """An event of ``cls`` holding ``state`` as its attributes (no ``__init__`` run)."""
     domain_event = object.__new__(cls)
     object.__setattr__(domain_event, "__dict__", state)
-    return cast(DomainEventProtocol[UUID], domain_event)
+    return domain_event
 
 
 class _Schema:
