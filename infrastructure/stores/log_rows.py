@@ -51,14 +51,15 @@ class SQLiteLogRows:
         )
         with self.datastore.transaction(commit=False) as c:
             c.execute(statement + tail, [originator_id.hex, *bounds])
-            return c.fetchall()  # type: ignore[no-any-return]  # sqlite3.Row: indexed like a tuple
+            rows: Sequence[Row] = c.fetchall()  # sqlite3.Row: indexed like a tuple
+            return rows
 
 
 def ranged(mark: str, gt: int | None, lte: int | None, limit: int | None) -> tuple[str, list[int]]:
     """The end of a ranged read's statement (after its session's condition) and its
     parameters: versions above ``gt`` and up to ``lte``, oldest first, at most ``limit``;
     ``mark`` is the driver's placeholder."""
-    tail, bounds = "", []
+    tail, bounds = "", list[int]()
     if gt is not None:
         tail, bounds = f"{tail} AND originator_version>{mark}", [*bounds, gt]
     if lte is not None:

@@ -130,7 +130,7 @@ class TypedMapper(Mapper[UUID]):
 
 def _event(cls: type, state: dict[str, Any]) -> Any:
     """An event of ``cls`` holding ``state`` as its attributes (no ``__init__`` run)."""
-    domain_event = object.__new__(cls)
+    domain_event: Any = object.__new__(cls)
     object.__setattr__(domain_event, "__dict__", state)
     return domain_event
 

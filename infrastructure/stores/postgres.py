@@ -102,7 +102,7 @@ class PostgresLogRows:
             schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
         )
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(query + SQL(tail), [originator_id, *bounds], prepare=True)  # type: ignore[arg-type]
+            curs.execute(query + SQL(tail), [originator_id, *bounds], prepare=True)
             return [(version, topic, bytes(state)) for version, topic, state in curs.fetchall()]
 
 
