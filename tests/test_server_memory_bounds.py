@@ -1,6 +1,7 @@
 """What a server keeps of a session once its turn has ended is bounded, whatever the number
 of sessions: working copies (the most recently used, for the next turn's resume from
-memory), listing checkpoints (of the sessions listed most recently), and nothing else keyed
+memory), their computes (each session's own, with its work folder's last scan), listing
+checkpoints (of the sessions listed most recently), and nothing else keyed
 by a session (stream subscriptions, the runner's stop flags) once its stream and turn are
 over. A session whose copy was let go loses nothing: the log is the truth. Counted in the
 real application (Starlette's test client runs its lifespan; turns go through litellm to the
@@ -40,6 +41,7 @@ def test_what_a_server_keeps_of_ended_sessions_is_bounded_and_losing_it_loses_no
     with TestClient(create_app(settings), headers={"x-api-key": API_KEY}) as client:
         engine: Any = client.app.state.engine  # type: ignore[attr-defined]
         engine.service.working_copies = 4
+        engine.runtimes.kept_adapters = 5  # the model's client and the last four sessions' computes
         agent = client.post("/v1/agents", json={"name": "bounds", "model": "gpt-4o-mini"}).json()["id"]
         environment = client.post("/v1/environments", json={
             "name": "bounds", "config": {"type": "cloud", "networking": {"type": "unrestricted"}}}).json()["id"]  # fmt: skip
@@ -52,6 +54,7 @@ def test_what_a_server_keeps_of_ended_sessions_is_bounded_and_losing_it_loses_no
             assert client.get(f"/v1/sessions/{session}/events", params={"limit": 2}).status_code == 200
 
         assert len(engine.service.working) == 4  # the most recent four
+        assert len(engine.runtimes._adapters) == 5
         assert len(engine.event_checkpoints._sessions) == engine.event_checkpoints.keep < len(sessions)
         assert engine.doorbell._waiters == {} and engine.runner._stopping == {}
 
