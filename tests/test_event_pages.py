@@ -7,11 +7,10 @@ PostgreSQL)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import pytest
-from eventsourcing.persistence import EventStore
 
 from agentjournal.application import SessionService
 from agentjournal.domain import (
@@ -32,6 +31,8 @@ from agentjournal.infrastructure.server.event_pages import (
     page_forward,
 )
 from agentjournal.infrastructure.server.wire import ApiEvent, WireProjector, event_position
+from agentjournal.infrastructure.stores.log_rows import RangedLog
+from agentjournal.infrastructure.stores.mapper import TypedMapper
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -42,21 +43,21 @@ CONFIG = SessionConfig(
 
 
 class CountingRecorder:
-    """The store's own recorder, counting the stored events its ranged reads return."""
+    """The store's own recorder, counting the rows its ranged reads return."""
 
     def __init__(self, recorder: Any) -> None:
         self.recorder = recorder
         self.read = 0
 
-    def select_events(self, originator_id: UUID, **ranged: Any) -> Any:
-        events = self.recorder.select_events(originator_id, **ranged)
-        self.read += len(events)
-        return events
+    def select_rows(self, originator_id: UUID, **ranged: Any) -> Any:
+        rows = self.recorder.select_rows(originator_id, **ranged)
+        self.read += len(rows)
+        return rows
 
 
-def counted(service: SessionService) -> tuple[EventStore[Any], CountingRecorder]:
+def counted(service: SessionService) -> tuple[RangedLog, CountingRecorder]:
     recorder = CountingRecorder(service.events.recorder)
-    return EventStore(service.mapper, recorder), recorder  # type: ignore[arg-type]
+    return RangedLog(cast(TypedMapper, service.mapper), recorder), recorder
 
 
 def long_session(service: SessionService, turns: int) -> UUID:
@@ -83,6 +84,11 @@ def long_session(service: SessionService, turns: int) -> UUID:
             service.save_session(session)
     service.save_session(session)
     return session.id
+
+
+def ranged(service: SessionService) -> RangedLog:
+    """The session logs as the server's pages read them: the store's rows, decoded."""
+    return RangedLog.of(service.events)
 
 
 def whole(service: SessionService, session_id: UUID) -> list[ApiEvent]:
@@ -119,17 +125,17 @@ def test_pages_both_ways_are_the_whole_log_at_every_boundary(service, limit):
     answers = [e["custom_tool_use_id"] for e in reference if e["type"] == "user.custom_tool_result"]
     assert len(answers) == 6 and set(answers) == asked  # a result names its call across the pause
     kept = Checkpoints(session_id)
-    assert listed(service.events, kept, "asc", limit) == reference
-    assert listed(service.events, kept, "desc", limit) == reference[::-1]
-    assert listed(service.events, kept, "asc", limit) == reference  # again, from its checkpoints
+    assert listed(ranged(service), kept, "asc", limit) == reference
+    assert listed(ranged(service), kept, "desc", limit) == reference[::-1]
+    assert listed(ranged(service), kept, "asc", limit) == reference  # again, from its checkpoints
 
     # A cursor from another process: nothing kept, the same page.
     for cut in (0, limit - 1, len(reference) // 2, len(reference) - 2, len(reference) - 1):
         after = event_position(session_id, reference[cut]["id"], "page")
-        forward, more = page_forward(service.events, Checkpoints(session_id), everything, after, limit)
+        forward, more = page_forward(ranged(service), Checkpoints(session_id), everything, after, limit)
         assert forward == reference[cut + 1 : cut + 1 + limit]
         assert more == (cut + 1 + limit < len(reference))
-        backward, more = page_backward(service.events, Checkpoints(session_id), everything, after, limit)
+        backward, more = page_backward(ranged(service), Checkpoints(session_id), everything, after, limit)
         assert backward == reference[max(0, cut - limit) : cut][::-1]
         assert more == (cut - limit > 0)
 
@@ -145,9 +151,9 @@ def test_filters_hold_across_cursors_and_time_is_the_log_events_own(service):
 
     wanted = [e for e in reference if e["type"] in kinds]
     kept = Checkpoints(session_id)
-    pages = list(walk(service.events, kept, "asc", 2, of_kinds))
+    pages = list(walk(ranged(service), kept, "asc", 2, of_kinds))
     assert [e for page, _ in pages for e in page] == wanted and len(pages) == (len(wanted) + 1) // 2
-    assert listed(service.events, kept, "desc", 4, of_kinds) == wanted[::-1]
+    assert listed(ranged(service), kept, "desc", 4, of_kinds) == wanted[::-1]
 
     middle = logged[len(logged) // 2].timestamp
 
@@ -158,8 +164,8 @@ def test_filters_hold_across_cursors_and_time_is_the_log_events_own(service):
         e for e in reference if logged[event_position(session_id, e["id"], "id")[0]].timestamp > middle
     ]
     assert expected and len(expected) < len(reference)
-    assert listed(service.events, Checkpoints(session_id), "asc", 5, later) == expected
-    assert listed(service.events, Checkpoints(session_id), "desc", 5, later) == expected[::-1]
+    assert listed(ranged(service), Checkpoints(session_id), "asc", 5, later) == expected
+    assert listed(ranged(service), Checkpoints(session_id), "desc", 5, later) == expected[::-1]
 
 
 def test_a_fork_pages_through_its_inherited_history_and_on_past_the_fork_point(service):
@@ -180,11 +186,11 @@ def test_a_fork_pages_through_its_inherited_history_and_on_past_the_fork_point(s
         "session.status_idle",
     ]
     for limit in (100, 128, 255):
-        assert listed(service.events, Checkpoints(fork_id), "asc", limit) == reference
-        assert listed(service.events, Checkpoints(fork_id), "desc", limit) == reference[::-1]
+        assert listed(ranged(service), Checkpoints(fork_id), "asc", limit) == reference
+        assert listed(ranged(service), Checkpoints(fork_id), "desc", limit) == reference[::-1]
     for cut in (255, 256, 300, len(inherited) - 1, len(inherited)):  # within the fork point, and past it
         after = event_position(fork_id, reference[cut]["id"], "page")
-        page, _ = page_forward(service.events, Checkpoints(fork_id), everything, after, 10)
+        page, _ = page_forward(ranged(service), Checkpoints(fork_id), everything, after, 10)
         assert page == reference[cut + 1 : cut + 11]
 
 

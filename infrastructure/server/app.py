@@ -47,6 +47,7 @@ from agentjournal.infrastructure.server.errors import (
 from agentjournal.infrastructure.server.event_pages import SessionCheckpoints
 from agentjournal.infrastructure.server.runner import Doorbell, TurnRunner
 from agentjournal.infrastructure.server.work import worker_key_refusal
+from agentjournal.infrastructure.stores.log_rows import RangedLog
 
 if TYPE_CHECKING:
     from agentjournal.infrastructure.telemetry.otel import LiveExporter
@@ -137,6 +138,8 @@ class Engine:
         )  # fmt: skip
         self.recovery = Recovery(service, on_closed=self.doorbell.ring)
         self.event_checkpoints = SessionCheckpoints()
+        self.event_log = RangedLog.of(service.events)
+        """The sessions' logs as pages and streams read them: ranges of rows, decoded."""
         self.vaults = Vaults(
             catalog,
             AesSecretBox.for_home(data_home()),

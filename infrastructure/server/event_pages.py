@@ -50,10 +50,11 @@ MAX_READ = 1000
 
 
 class EventSource(Protocol):
-    """The store's ranged read of a session's log (eventsourcing's ``EventStore.get``)."""
+    """The store's ranged read of a session's log, oldest first (eventsourcing's
+    ``EventStore.get``, or :class:`~agentjournal.infrastructure.stores.log_rows.RangedLog`)."""
 
     def get(self, originator_id: UUID, *, gt: int | None = None, lte: int | None = None,
-            desc: bool = False, limit: int | None = None) -> Iterator[Any]: ...  # fmt: skip
+            limit: int | None = None) -> Iterator[Any]: ...  # fmt: skip
 
 
 Keeps = Callable[[ApiEvent, Any], bool]
@@ -160,7 +161,7 @@ def page_forward(events: EventSource, checkpoints: Checkpoints, keeps: Keeps, af
         # next page starts; it is copied only near the page's end (an event that projects
         # more than RESUME_SLACK API events may leave the next page an earlier checkpoint).
         before = projector.copy() if limit - RESUME_SLACK <= len(found) < limit else None
-        for version, index, body in projector.feed((event,)):
+        for version, index, body in projector.project(event):
             if (after is None or (version, index) > after) and keeps(body, event):
                 found.append(body)
         checkpoints.passed(projector)
@@ -188,7 +189,7 @@ def page_backward(events: EventSource, checkpoints: Checkpoints, keeps: Keeps, b
         start = projector.version
         window: deque[ApiEvent] = deque(maxlen=limit + 1 - len(found))
         for event in log_after(events, checkpoints.session_id, start, until):
-            for version, index, body in projector.feed((event,)):
+            for version, index, body in projector.project(event):
                 if (before is None or (version, index) < before) and keeps(body, event):
                     window.append(body)
             checkpoints.passed(projector)

@@ -358,7 +358,7 @@ def _page(engine: Any, session_id: UUID, wanted: _Filter, order: str, after: tup
     listed_session(engine, session_id)
     checkpoints = engine.event_checkpoints.of(session_id)
     read = page_forward if order == "asc" else page_backward
-    return read(engine.service.events, checkpoints, wanted.keeps, after, limit)
+    return read(engine.event_log, checkpoints, wanted.keeps, after, limit)
 
 
 def listed_session(engine: Any, session_id: UUID) -> None:
@@ -411,7 +411,7 @@ async def _events_after(request: Request, engine: Any, session_id: UUID, start: 
     with engine.doorbell.subscription(session_id) as rung:
         while True:
             rung.clear()
-            events = await asyncio.to_thread(engine.service.events.get, session_id, gt=projector.version)
+            events = await asyncio.to_thread(_read_after, engine, session_id, projector.version)
             for version, index, event in projector.feed(events):
                 terminated = terminated or event["type"] == "session.status_terminated"
                 if (version, index) > start:
@@ -426,6 +426,11 @@ async def _events_after(request: Request, engine: Any, session_id: UUID, start: 
                 await asyncio.wait_for(rung.wait(), interval)
             except TimeoutError:
                 pass
+
+
+def _read_after(engine: Any, session_id: UUID, version: int) -> list[Any]:
+    """The session's log events after ``version``, decoded (in the thread that reads them)."""
+    return list(engine.event_log.get(session_id, gt=version))
 
 
 routes = [

@@ -13,6 +13,7 @@ request that gives both ``Transfer-Encoding`` and ``Content-Length``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import sys
 from typing import Any
@@ -126,7 +127,23 @@ class AnnouncingServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if self.started:
+            freeze_start_heap()
             print(self.line, flush=True)
+
+
+def freeze_start_heap() -> None:
+    """Move every object alive now (the modules, litellm's tables, the application) out of
+    the cyclic collector's reach, after collecting what is garbage already.
+
+    A server starts with some 400,000 tracked objects, nearly all litellm's, which live as
+    long as the process. Python's full collection scans every tracked object, and it runs
+    each time the objects that survived younger collections reach a quarter of the old
+    ones: listing a long session's events (thousands of dicts alive while a page is
+    built) paid a full scan of that heap every few listings, a third of its CPU. Frozen,
+    those objects are never scanned again, and the quarter is of what the server made
+    since it started."""
+    gc.collect()
+    gc.freeze()
 
 
 def ready_for_a_first_turn() -> None:

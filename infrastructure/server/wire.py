@@ -78,6 +78,8 @@ ApiEvent = dict[str, Any]
 SHORT_INDEXES = 256
 """Indexes below this are written in two hex digits: every id had that form at first."""
 
+_SHORT_SUFFIXES = tuple(f"{index:02x}" for index in range(SHORT_INDEXES))
+
 _EVENT_ID = re.compile(
     EVENT_PREFIX + r"(?P<session>[0-9a-f]{32})(?P<version>[0-9a-f]{10})"
     r"(?:(?P<short>[0-9a-f]{2})|ff(?P<digits>[3-9a-f])(?P<index>[1-9a-f][0-9a-f]*))"
@@ -94,10 +96,20 @@ def event_id(session_id: UUID, version: int, index: int) -> str:
     Such an id is longer than any id of the short form, and as text it sorts after every
     id of its version before it (``ff`` is index 255's) and before every id of the next
     version, as its event does: ids compare as the positions they name."""
+    return _version_prefix(session_id.hex, version) + _index_suffix(index)
+
+
+def _version_prefix(session_hex: str, version: int) -> str:
+    """What the ids of one log version's API events begin with."""
+    return f"{EVENT_PREFIX}{session_hex}{version:010x}"
+
+
+def _index_suffix(index: int) -> str:
+    """What an API event's id ends with: its index among its log version's (see :func:`event_id`)."""
     if index < SHORT_INDEXES:
-        return f"{EVENT_PREFIX}{session_id.hex}{version:010x}{index:02x}"
+        return _SHORT_SUFFIXES[index]
     digits = f"{index:x}"
-    return f"{EVENT_PREFIX}{session_id.hex}{version:010x}ff{len(digits):x}{digits}"
+    return f"ff{len(digits):x}{digits}"
 
 
 def event_position(session_id: UUID, text: str, field: str) -> tuple[int, int]:
@@ -127,6 +139,7 @@ class WireProjector:
 
     def __init__(self, session_id: UUID) -> None:
         self.session_id = session_id
+        self.session_hex = session_id.hex
         self.config: SessionConfig | None = None
         self.mcp_calls: set[str] = set()
         """Calls of MCP tools: their results are ``agent.mcp_tool_result``."""
@@ -146,6 +159,7 @@ class WireProjector:
         """This projector as it stands: feeding either one later leaves the other as it was."""
         twin = WireProjector.__new__(WireProjector)
         twin.session_id, twin.config, twin.version = self.session_id, self.config, self.version
+        twin.session_hex = self.session_hex
         twin.custom_tools, twin.confirm_tools = self.custom_tools, self.confirm_tools  # frozen
         twin.on_workers = self.on_workers
         twin.mcp_calls = set(self.mcp_calls)
@@ -157,17 +171,23 @@ class WireProjector:
     def feed(self, events: Iterable[Any]) -> Iterator[tuple[int, int, ApiEvent]]:
         """(version, index, API event) for each API event of ``events``."""
         for event in events:
-            self.version = event.originator_version
-            for index, body in enumerate(self._project(event)):
-                yield (
-                    self.version,
-                    index,
-                    {
-                        "id": event_id(self.session_id, self.version, index),
-                        "processed_at": wire_time(event.timestamp),
-                        **body,
-                    },
-                )
+            yield from self.project(event)
+
+    def project(self, event: Any) -> list[tuple[int, int, ApiEvent]]:
+        """(version, index, API event) for each API event of the next log event, ``event``.
+
+        ``processed_at`` is the log event's own timestamp, an aware ``datetime`` that the
+        JSON encoder (msgspec) writes in RFC 3339 as :func:`wire_time` does, with no text
+        made per event in Python."""
+        self.version = version = event.originator_version
+        bodies = self._project(event)
+        if not bodies:
+            return []
+        prefix, moment = _version_prefix(self.session_hex, version), event.timestamp
+        return [
+            (version, index, {"id": prefix + _index_suffix(index), "processed_at": moment, **body})
+            for index, body in enumerate(bodies)
+        ]
 
     def _project(self, event: Any) -> list[dict[str, Any]]:
         kind = type(event)

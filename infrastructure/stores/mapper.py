@@ -81,8 +81,32 @@ class TypedMapper(Mapper[UUID]):
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         cls = resolve_topic(stored_event.topic)
+        state = self._state(cls, stored_event.topic, stored_event.originator_id,
+                            stored_event.originator_version, stored_event.state)  # fmt: skip
+        id_convertor = find_id_convertor(cls, cast(Any, type(stored_event.originator_id)))
+        state["originator_id"] = id_convertor(stored_event.originator_id)
+        state["originator_version"] = stored_event.originator_version
+        return _event(cls, state)
+
+    def from_row(
+        self, originator_id: UUID, version: int, topic: str, record: bytes
+    ) -> DomainEventProtocol[UUID]:
+        """The event of a stored row of ``originator_id``'s log (its version, topic and
+        state), decoded as :meth:`to_domain_event` decodes a stored event, with no stored
+        event or id made for it: the caller's ``originator_id`` is the event's."""
+        cls = resolve_topic(topic)
+        state = self._state(cls, topic, originator_id, version, record)
+        state["originator_id"] = originator_id
+        state["originator_version"] = version
+        return _event(cls, state)
+
+    def _state(
+        self, cls: type, topic: str, originator_id: object, version: int, record: bytes
+    ) -> dict[str, Any]:
+        """The state of a stored record, through the cipher, the compressor and the typed
+        schema or the transcoder (upcast); any refusal is eventsourcing's
+        :class:`MapperDeserialisationError`, naming the record."""
         try:
-            record = stored_event.state
             if self.cipher:
                 record = self.cipher.decrypt(record)
             if self.compressor:
@@ -92,23 +116,23 @@ class TypedMapper(Mapper[UUID]):
                 if schema is None:
                     msg = f"{cls.__qualname__} has no typed schema to read its typed record with"
                     raise TypeError(msg)
-                state = schema.read(record)
-            else:
-                state = self.transcoder.decode(record)
-                _upcast(cls, state, state.pop("class_version", 1))
+                return schema.read(record)
+            state: dict[str, Any] = self.transcoder.decode(record)
+            _upcast(cls, state, state.pop("class_version", 1))
+            return state
         except Exception as e:
             msg = (
-                f"Failed to deserialise state of stored event with topic '{stored_event.topic}', "
-                f"originator_id '{stored_event.originator_id}' and "
-                f"originator_version {stored_event.originator_version}: {e}"
+                f"Failed to deserialise state of stored event with topic '{topic}', "
+                f"originator_id '{originator_id}' and originator_version {version}: {e}"
             )
             raise MapperDeserialisationError(msg) from e
-        id_convertor = find_id_convertor(cls, cast(Any, type(stored_event.originator_id)))
-        state["originator_id"] = id_convertor(stored_event.originator_id)
-        state["originator_version"] = stored_event.originator_version
-        domain_event = object.__new__(cls)
-        object.__setattr__(domain_event, "__dict__", state)
-        return domain_event
+
+
+def _event(cls: type, state: dict[str, Any]) -> Any:
+    """An event of ``cls`` holding ``state`` as its attributes (no ``__init__`` run)."""
+    domain_event: Any = object.__new__(cls)
+    object.__setattr__(domain_event, "__dict__", state)
+    return domain_event
 
 
 class _Schema:

@@ -24,16 +24,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence, Set
 from typing import Any
+from uuid import UUID
 
 from eventsourcing import postgres
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.utils import Environment
 from psycopg import Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
+from psycopg.sql import SQL, Identifier
 
 from agentjournal.application.leases import LeaseChange
 from agentjournal.infrastructure.stores.leases.postgres import apply_change
+from agentjournal.infrastructure.stores.log_rows import Row, ranged
 from agentjournal.infrastructure.stores.postgres_schema import schema_objects
 
 
@@ -81,10 +84,33 @@ class PostgresAggregateRecorder(CreatesWhenMissing, postgres.PostgresAggregateRe
         return {self.events_table_name, self.stored_event_type_name}
 
 
-class PostgresApplicationRecorder(CreatesWhenMissing, postgres.PostgresApplicationRecorder):
+class PostgresLogRows:
+    """The PostgreSQL events' recorder's ranged read of rows, as tuples (the recorder's
+    connections make a dict per row)."""
+
+    datastore: Any
+    events_table_name: str
+
+    def select_rows(
+        self, originator_id: UUID, *, gt: int | None = None, lte: int | None = None, limit: int | None = None
+    ) -> Sequence[Row]:
+        tail, bounds = ranged("%s", gt, lte, limit)
+        statement = SQL(
+            "SELECT originator_version, topic, state FROM {schema}.{table} WHERE originator_id = %s"
+        )
+        query = statement.format(
+            schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name)
+        )
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(query + SQL(tail), [originator_id, *bounds], prepare=True)
+            return [(version, topic, bytes(state)) for version, topic, state in curs.fetchall()]
+
+
+class PostgresApplicationRecorder(PostgresLogRows, CreatesWhenMissing, postgres.PostgresApplicationRecorder):
     """The events' recorder, with the notification log. A save's ``lease`` change (a
     :class:`~agentjournal.application.leases.LeaseChange`) is applied in the transaction of
-    its events, as eventsourcing applies a process application's tracking record."""
+    its events, as eventsourcing applies a process application's tracking record. It also
+    reads a log's rows in ranges (:mod:`~.log_rows`)."""
 
     def objects(self) -> Set[str]:
         return {

@@ -19,6 +19,7 @@ from eventsourcing import sqlite
 from eventsourcing.utils import Environment
 
 from agentjournal.infrastructure.stores.leases.sqlite import LeasingSQLiteApplicationRecorder
+from agentjournal.infrastructure.stores.log_rows import SQLiteLogRows
 
 PAGE_SIZE = 8192
 
@@ -45,11 +46,17 @@ def _is_new_file(db_name: str) -> bool:
         return True
 
 
+class SQLiteEventsRecorder(SQLiteLogRows, LeasingSQLiteApplicationRecorder):
+    """The events' recorder: eventsourcing's, applying a save's lease change with its
+    events, and reading a log's rows in ranges (:mod:`~.log_rows`)."""
+
+
 class SQLiteFactory(sqlite.SQLiteFactory):
     """eventsourcing's SQLite factory, whose pool makes new files with ``PAGE_SIZE`` pages,
-    and whose events' recorder applies a save's lease change with its events."""
+    and whose events' recorder applies a save's lease change with its events and reads a
+    log's rows in ranges."""
 
-    application_recorder_class = LeasingSQLiteApplicationRecorder
+    application_recorder_class = SQLiteEventsRecorder
 
     def __init__(self, env: Environment) -> None:
         super().__init__(env)
