@@ -178,3 +178,17 @@ def test_ids_bodies_and_methods_the_api_does_not_expect_are_its_errors(api_serve
             answer = httpx.get(f"{base}/{route}", params=query, headers=HEADERS)
             assert answer.status_code in (400, 404), (route, query, answer.text)
             error_of(answer, answer.status_code)
+
+
+def test_a_redacted_content_of_the_largest_size_leaves_the_files_too(api_server, store: Path):
+    """A content of 100 KiB spans SQLite's overflow pages, which the erasure must zero too."""
+    stores = api_server.client().beta.memory_stores
+    memstore = stores.create(name="Ops")
+    marker = SECRET + "|"
+    large = (marker * (102_400 // len(marker)))[:102_400]
+    memory = stores.memories.create(memstore.id, path="/big.md", content=large)
+    stores.memories.update(memory.id, memory_store_id=memstore.id, content="small now")
+    _, leaked = stores.memory_versions.list(memstore.id)
+    stores.memory_versions.redact(leaked.id, memory_store_id=memstore.id)
+    data = b"".join(p.read_bytes() for p in (store, Path(f"{store}-wal")) if p.exists())
+    assert SECRET.encode() not in data
