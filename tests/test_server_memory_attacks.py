@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.serving import API_KEY
+from tests.test_server_resources import new_agent_session
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.timeout(180)]
 
@@ -192,3 +193,26 @@ def test_a_redacted_content_of_the_largest_size_leaves_the_files_too(api_server,
     stores.memory_versions.redact(leaked.id, memory_store_id=memstore.id)
     data = b"".join(p.read_bytes() for p in (store, Path(f"{store}-wal")) if p.exists())
     assert SECRET.encode() not in data
+
+
+def test_a_store_and_a_session_are_not_found_under_each_others_ids(api_server):
+    client = api_server.client()
+    memstore = client.beta.memory_stores.create(name="Ops")
+    session = new_agent_session(client)
+    session_as_store = "memstore_" + session.id.removeprefix("sesn_")
+    store_as_session = "sesn_" + memstore.id.removeprefix("memstore_")
+    for path in ("", "/memories", "/memory_versions", f"/memory_versions/memver_{'0' * 32}"):
+        answer = httpx.get(f"{api_server.url}/v1/memory_stores/{session_as_store}{path}", headers=HEADERS)
+        assert error_of(answer, 404) == "not_found_error", path
+    redact = f"/v1/memory_stores/{session_as_store}/memory_versions/memver_{'0' * 32}/redact"
+    assert error_of(httpx.post(api_server.url + redact, headers=HEADERS), 404)
+    assert error_of(
+        httpx.delete(f"{api_server.url}/v1/memory_stores/{session_as_store}", headers=HEADERS), 404
+    )
+    for path in ("", "/events"):
+        answer = httpx.get(f"{api_server.url}/v1/sessions/{store_as_session}{path}", headers=HEADERS)
+        assert error_of(answer, 404) == "not_found_error", path
+    sent = {"events": [{"type": "user.message", "content": [{"type": "text", "text": "hi"}]}]}
+    answer = httpx.post(f"{api_server.url}/v1/sessions/{store_as_session}/events", json=sent, headers=HEADERS)
+    assert error_of(answer, 404)
+    assert client.beta.memory_stores.retrieve(memstore.id).name == "Ops"
