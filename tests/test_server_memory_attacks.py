@@ -8,11 +8,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import anthropic
 import httpx
 import pytest
 
+from agentjournal.application.audit import export_session, verify
+from agentjournal.application.store import open_store
 from tests.serving import API_KEY
 from tests.test_server_resources import new_agent_session
 
@@ -61,6 +64,12 @@ def test_a_redacted_secret_is_in_no_answer_to_a_client(api_server, store: Path):
     answers.append(found.text)
 
     assert not [a for a in answers if SECRET in a or "/keys.md" in a]
+    # What `agentjournal export` and `verify` write of the store (its log keeps the path).
+    service = open_store(store)
+    store_id = UUID(memstore.id.removeprefix("memstore_"))
+    exported = b"".join(export_session(service, store_id))
+    assert verify(service, store_id).broken is None and SECRET.encode() not in exported
+    service.close()
     assert any("in the vault" in a for a in answers)  # the current version is still shown
     assert current.id in "".join(answers)
 
