@@ -29,7 +29,13 @@ from uuid import UUID
 from agentjournal.application.memory_stores import MemoryStoreNotFound, MemoryStores
 from agentjournal.application.ports import MEMORY_ROOT, Compute, ComputeError, MemoryFolders
 from agentjournal.domain import Session
-from agentjournal.domain.memory import MAX_CONTENT_BYTES, MemoryStoreError, SessionAuthor, check_path
+from agentjournal.domain.memory import (
+    MAX_CONTENT_BYTES,
+    MemoryStore,
+    MemoryStoreError,
+    SessionAuthor,
+    check_path,
+)
 from agentjournal.domain.policy import CONFINED_HOST
 from agentjournal.domain.resources import MemoryStoreResource
 
@@ -106,7 +112,14 @@ class SessionMemory:
             key = (session.id, resource.memory_store_id)
             shown_versions, shown = self._shown.get(key, ((), None))
             if shown is None or not versions or versions != shown_versions:  # else: shown already
-                contents = self.stores.contents(store, versions) if store is not None else {}
+                contents: dict[str, str] = {}
+                if store is not None:  # read with its contents (again when one was redacted meanwhile)
+                    try:
+                        store, contents = self.stores.with_contents(store, _current_versions)
+                        memories = list(store.memories.values())
+                    except MemoryStoreNotFound:  # deleted (and its contents erased) meanwhile
+                        memories = []
+                    versions = tuple(sorted(m.version_id for m in memories))
                 files = {m.path[1:]: contents[m.version_id].encode() for m in memories}
                 if shown != files:
                     folders.show_memory(resource.slug, resource.read_only, files)
@@ -168,6 +181,10 @@ def _folders(compute: Compute) -> MemoryFolders:
             f"memory stores are mounted on the confined host and in the Docker sandbox, not on {compute.kind}"
         )
     return compute
+
+
+def _current_versions(store: MemoryStore) -> list[str]:
+    return [m.version_id for m in store.memories.values()]
 
 
 def _is_memory(path: str, data: bytes) -> bool:

@@ -147,7 +147,9 @@ class MemoryStores:
         def change(store: MemoryStore) -> None:
             rewritten = content
             if rewritten is None and path is not None:  # a move seals the content again
-                rewritten = self.content(store, store.memory(memory_id))
+                # (as of a newer store when one redacted what this one holds: then this
+                # store's save loses the race, and the move is made again on the newer)
+                rewritten = self.content(store, memory_id)[1]
             updated.append(store.update_memory(
                 memory_id, author or ApiAuthor(), path=path, content=rewritten, expected_sha256=expected_sha256
             ))  # fmt: skip
@@ -202,14 +204,35 @@ class MemoryStores:
         rest = wanted - found.keys()
         return found | (self.service.memory_contents.get(rest) if rest else {})
 
-    def content(self, store: MemoryStore, memory: Memory) -> str:
-        """What ``memory`` holds now."""
-        found = self.contents(store, [memory.version_id]).get(memory.version_id)
-        if found is None:
-            raise StoreError(
-                f"memory store {store.id}: the content of version {memory.version_id} is missing"
-            )
-        return found
+    def content(self, store: MemoryStore, memory_id: str) -> tuple[Memory, str]:
+        """The memory ``memory_id`` and what it holds, as of ``store`` or, when another
+        process replaced its version and redacted it since ``store`` was loaded, as of the
+        store now (see :meth:`with_contents`)."""
+        now, found = self.with_contents(store, lambda s: [s.memory(memory_id).version_id])
+        memory = now.memory(memory_id)
+        return memory, found[memory.version_id]
+
+    def with_contents(
+        self, store: MemoryStore, chosen: Callable[[MemoryStore], Iterable[str]]
+    ) -> tuple[MemoryStore, dict[str, str]]:
+        """``store`` and the contents of the versions ``chosen`` picks of it, all of them.
+
+        A version is current when the store is loaded, but another process may write the
+        memory again and redact that version before its content is read: then the store is
+        loaded again (a redacted version is never current, so the newer store no longer
+        picks it) until what it picks is all there. A content missing from a store that
+        picks the same versions twice is damage, a :class:`StoreError`."""
+        for _ in range(self.save_attempts):
+            wanted = set(chosen(store))
+            found = self.contents(store, wanted)
+            if wanted <= found.keys():
+                return store, found
+            newer = self.get(store.id)
+            if set(chosen(newer)) == wanted:
+                break
+            store = newer
+        missing = sorted(wanted - found.keys())
+        raise StoreError(f"memory store {store.id}: the content of versions {missing} is missing")
 
     # -- versions ----------------------------------------------------------------------------
 

@@ -79,3 +79,34 @@ def test_sessions_are_listed_by_the_memory_stores_they_hold(model_server, store_
         client.beta.sessions.resources.delete(notes_resource.id, session_id=both.id)
         assert listed(client, memory_store_id=notes.id) == [only_notes.id]
         assert listed(client, memory_store_id=style.id) == [neither.id, both.id]
+
+
+def test_the_memory_store_filter_pages_without_skipping_or_repeating_and_refuses_bad_ids(
+    model_server, store_env
+):
+    with running_server(model_server.base_url, store_env=store_env) as server:
+        client = server.client()
+        notes = client.beta.memory_stores.create(name="Notes")
+        made = [
+            new_agent_session(client, resources=[attached(notes.id)] if n % 3 else []).id for n in range(9)
+        ]
+        holding = [s for n, s in enumerate(made) if n % 3]
+        for order, expected in (("asc", holding), ("desc", holding[::-1])):
+            for limit in (1, 2, 4):
+                page = client.beta.sessions.list(memory_store_id=notes.id, limit=limit, order=order)
+                seen = [s.id for s in page.data]
+                while page.has_next_page():
+                    page = page.get_next_page()
+                    assert len(page.data) <= limit
+                    seen += [s.id for s in page.data]
+                assert seen == expected, (order, limit)
+        assert listed(client, memory_store_id=notes.id, statuses=["idle"]) == holding[::-1]
+        assert listed(client, memory_store_id=notes.id, statuses=["running"]) == []
+
+        # Ids that are not a memory store's: the API's not-found error, never a 500.
+        for wrong in ("memstore_nope", made[0], "memstore_" + "g" * 32, "%", "memstore_" + "0" * 31 + "_"):
+            answer = httpx.get(
+                f"{server.url}/v1/sessions", params={"memory_store_id": wrong}, headers={"x-api-key": API_KEY}
+            )
+            assert answer.status_code == 404, (wrong, answer.text)
+            assert answer.json()["error"]["type"] == "not_found_error"

@@ -205,8 +205,9 @@ async def retrieve_memory(request: Request) -> JSONResponse:
     def found() -> dict[str, Any]:
         stores = engine_of(request).memory_stores
         store = stores.get(store_id)
-        memory = store.memory(_memory_id(request))
-        return memory_json(store_id, memory, stores.content(store, memory) if full else None)
+        if not full:
+            return memory_json(store_id, store.memory(_memory_id(request)), None)
+        return memory_json(store_id, *stores.content(store, _memory_id(request)))
 
     return JSONResponse(await asyncio.to_thread(found))
 
