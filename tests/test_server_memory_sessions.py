@@ -38,7 +38,12 @@ def attached(store_id: str, access: str = "read_write") -> dict[str, object]:
 
 
 def log_of(store_path, session_id: str) -> list[object]:  # type: ignore[no-untyped-def]
-    return list(open_store(store_path).events.get(UUID(session_id.removeprefix("sesn_"))))
+    # Held in a name while it is read: a store nothing refers to may be closed mid-read.
+    opened = open_store(store_path)
+    try:
+        return list(opened.events.get(UUID(session_id.removeprefix("sesn_"))))
+    finally:
+        opened.close()
 
 
 def test_a_memory_written_in_one_session_is_read_in_the_next_and_attributed(
