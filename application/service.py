@@ -70,6 +70,7 @@ from agentjournal.application.leases import (
     holder_is_gone,
     turn_lease_name,
 )
+from agentjournal.application.memory_stores import memory_quota
 from agentjournal.application.paging import Page, check_limit, decode_cursor, paged
 from agentjournal.application.ports import (
     BlobStore,
@@ -223,6 +224,9 @@ class SessionService(Application[UUID]):
             float(self.env.get(WORK_LEASE_SECONDS_SETTING) or DEFAULT_WORK_LEASE_SECONDS),
             float(self.env.get(WORKER_WAIT_SECONDS_SETTING) or DEFAULT_WORKER_WAIT_SECONDS),
         )
+        self.memory_quota = memory_quota(self.env)
+        """The most every memory store's live memories may hold (see
+        :func:`~agentjournal.application.memory_stores.memory_quota`)."""
         self.working: OrderedDict[UUID, Session] = OrderedDict()
         """Sessions kept in memory between turns (see :attr:`working_copies`)."""
         self.turns = TurnLoop(self)
