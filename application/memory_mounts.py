@@ -21,6 +21,7 @@ and how to use it (the attachment's ``instructions``): :func:`with_memory_note`.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -50,6 +51,11 @@ self-hosted workers do not)."""
 
 MAX_SHOWN = 1024
 """How many (session, store) folders a process remembers filling."""
+
+MAX_SHOWN_BYTES = 128 * 1024**2
+"""How many bytes of those folders' files a process remembers: each is within a store's
+bound (20 MiB by default), so a handful of full stores, or many small ones. A folder no
+longer remembered is filled again before its next call."""
 
 Versions = tuple[str, ...]
 """Memory version ids, sorted."""
@@ -95,8 +101,12 @@ class SessionMemory:
         self.stores = stores or MemoryStores(service)
         self._shown: OrderedDict[tuple[UUID, str], tuple[Versions, dict[str, bytes]]] = OrderedDict()
         """Per (session, store), the files this process last put in the store's folder, and
-        the versions they hold (none known once the tools may have changed them): the
-        :data:`MAX_SHOWN` most recently shown (a folder no longer known is filled again)."""
+        the versions they hold (none known once the tools may have changed them): the most
+        recently shown, at most :data:`MAX_SHOWN` of them holding at most
+        :data:`MAX_SHOWN_BYTES` (a folder no longer known is filled again)."""
+        self._shown_bytes = 0
+        self._keeping = threading.Lock()
+        """Held while :attr:`_shown` and its bytes change: a server's turns run in threads."""
 
     def show(self, session: Session, compute: Compute) -> None:
         """Before a tool call: each attached store's folder holds the store as it is now,
@@ -112,22 +122,55 @@ class SessionMemory:
             key = (session.id, resource.memory_store_id)
             shown_versions, shown = self._shown.get(key, ((), None))
             if shown is None or not versions or versions != shown_versions:  # else: shown already
-                contents: dict[str, str] = {}
-                if store is not None:  # read with its contents (again when one was redacted meanwhile)
-                    try:
-                        store, contents = self.stores.with_contents(store, _current_versions)
-                        memories = list(store.memories.values())
-                    except MemoryStoreNotFound:  # deleted (and its contents erased) meanwhile
-                        memories = []
-                    versions = tuple(sorted(m.version_id for m in memories))
-                files = {m.path[1:]: contents[m.version_id].encode() for m in memories}
+                versions, files = self._files(store)
                 if shown != files:
                     folders.show_memory(resource.slug, resource.read_only, files)
-                self._shown[key] = (versions, files)
-            self._shown.move_to_end(key)
-            while len(self._shown) > MAX_SHOWN:
-                self._shown.popitem(last=False)
+                self._remember(key, versions, files)
+            self._touch(key)
             session.record_memory_read(resource.memory_store_id, versions)
+
+    def _files(self, store: MemoryStore | None) -> tuple[Versions, dict[str, bytes]]:
+        """The versions ``store`` holds now and its folder's files (none for a store
+        deleted since it was attached), read with their contents (again when one was
+        redacted meanwhile)."""
+        if store is None:
+            return (), {}
+        try:
+            store, contents = self.stores.with_contents(store, _current_versions)
+        except MemoryStoreNotFound:  # deleted (and its contents erased) meanwhile
+            return (), {}
+        memories = list(store.memories.values())
+        versions = tuple(sorted(m.version_id for m in memories))
+        return versions, {m.path[1:]: contents[m.version_id].encode() for m in memories}
+
+    def _remember(self, key: tuple[UUID, str], versions: Versions, files: dict[str, bytes]) -> None:
+        """Remember ``files`` as what ``key``'s folder holds, letting the least recently
+        shown others go past :data:`MAX_SHOWN` folders or :data:`MAX_SHOWN_BYTES` (never
+        this one, however large: its call's changes are read against it)."""
+        with self._keeping:
+            self._let_go(key)
+            self._shown[key] = (versions, files)
+            self._shown_bytes += _size(files)
+            while len(self._shown) > MAX_SHOWN or self._shown_bytes > MAX_SHOWN_BYTES:
+                oldest = next(iter(self._shown))
+                if oldest == key:
+                    break
+                self._let_go(oldest)
+
+    def _touch(self, key: tuple[UUID, str]) -> None:
+        """Make ``key``'s folder the most recently shown (if it is still remembered)."""
+        with self._keeping:
+            if key in self._shown:
+                self._shown.move_to_end(key)
+
+    def _forget(self, key: tuple[UUID, str]) -> None:
+        with self._keeping:
+            self._let_go(key)
+
+    def _let_go(self, key: tuple[UUID, str]) -> None:
+        gone = self._shown.pop(key, None)
+        if gone is not None:
+            self._shown_bytes -= _size(gone[1])
 
     def collect(
         self,
@@ -141,34 +184,46 @@ class SessionMemory:
         memory versions authored by the session's event ``event_version``, each content
         passed through ``redact`` first (the store's log keeps secrets out as the session's
         does; the next call's folder then holds the redacted text). A file that is no memory
-        (too large, not UTF-8, a path a memory cannot have) is left out. Returns a note for
-        each store that refused the changes (archived or deleted meanwhile, or a rule of
-        paths), for the call's result: the next call's folder shows the store as it is."""
+        (too large, not UTF-8, a path a memory cannot have) is left out. A folder past the
+        store's bound (:class:`~agentjournal.domain.memory.MemoryQuota`: too many files, or
+        too many bytes, counted before a file is read) keeps nothing of the call's changes.
+        Returns a note for each store that refused the changes (past its bound, archived or
+        deleted meanwhile, or a rule of paths), for the call's result: the next call's
+        folder shows the store as it is."""
         notes: list[str] = []
+        quota = self.stores.service.memory_quota
         for resource in memory_resources(session):
             key = (session.id, resource.memory_store_id)
-            if resource.read_only or key not in self._shown:
+            if resource.read_only:
                 continue
-            before = self._shown[key][1]
-            now = {
-                path: data
-                for path, data in _folders(compute).memory_files(resource.slug, MAX_CONTENT_BYTES).items()
-                if data is not None and _is_memory(path, data)
-            }
-            changes: dict[str, str | None] = {
-                "/" + path: redact(data.decode()) for path, data in now.items() if before.get(path) != data
-            }
-            changes.update({"/" + path: None for path in before if path not in now})
-            if not changes:
+            remembered = self._shown.get(key)
+            if remembered is None:  # let go meanwhile, as others were shown: what changed is unknown
+                notes.append(
+                    f"[memory store {resource.mount_path}: changes not kept: this server showed too many "
+                    "stores meanwhile to tell what the call changed; the next call shows the store as it is]"
+                )
                 continue
+            before = remembered[1]
             author = SessionAuthor(session_id=str(session.id), event_version=event_version)
             try:
+                found = _folders(compute).memory_files(resource.slug, MAX_CONTENT_BYTES, quota)
+                now = {
+                    path: data for path, data in found.items() if data is not None and _is_memory(path, data)
+                }
+                changes: dict[str, str | None] = {
+                    "/" + path: redact(data.decode())
+                    for path, data in now.items()
+                    if before.get(path) != data
+                }
+                changes.update({"/" + path: None for path in before if path not in now})
+                if not changes:
+                    continue
                 written = self.stores.write_from_session(UUID(resource.memory_store_id), author, changes)
             except (MemoryStoreError, MemoryStoreNotFound) as e:
                 notes.append(f"[memory store {resource.mount_path}: changes not kept: {e}]")
-                del self._shown[key]  # the next call shows the store as it is
+                self._forget(key)  # the next call shows the store as it is
                 continue
-            self._shown[key] = ((), now)  # which versions the tools' files are is not known
+            self._remember(key, (), now)  # which versions the tools' files are is not known
             session.record_memory_written(
                 resource.memory_store_id, tool_call_id, tuple(v.id for v in written)
             )
@@ -185,6 +240,10 @@ def _folders(compute: Compute) -> MemoryFolders:
 
 def _current_versions(store: MemoryStore) -> list[str]:
     return [m.version_id for m in store.memories.values()]
+
+
+def _size(files: dict[str, bytes]) -> int:
+    return sum(len(data) for data in files.values())
 
 
 def _is_memory(path: str, data: bytes) -> bool:

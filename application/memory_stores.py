@@ -32,9 +32,12 @@ from agentjournal.application.fields import patched_metadata
 from agentjournal.application.paging import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
 from agentjournal.domain import AgentJournalError
 from agentjournal.domain.memory import (
+    MAX_MEMORIES,
+    MAX_STORE_BYTES,
     ApiAuthor,
     Author,
     Memory,
+    MemoryQuota,
     MemoryStore,
     MemoryVersion,
     SessionAuthor,
@@ -47,6 +50,28 @@ if TYPE_CHECKING:  # the turn loop imports this module; the catalog is loaded on
     from agentjournal.application.service import SessionService
 
 T = TypeVar("T")
+
+MEMORIES_SETTING = "AGENTJOURNAL_MEMORY_STORE_MEMORIES"
+"""The setting (an environment variable) for the most live memories a store holds."""
+
+STORE_BYTES_SETTING = "AGENTJOURNAL_MEMORY_STORE_BYTES"
+"""The setting for the most bytes a store's live memories hold together."""
+
+
+def memory_quota(env: Mapping[str, str]) -> MemoryQuota:
+    """The bound on every store's live memories that the settings in ``env`` give (see
+    :class:`~agentjournal.domain.memory.MemoryQuota`): every process that writes a store
+    reads it, so the API and the sessions' folders are held to the same bound."""
+
+    def setting(name: str, default: int) -> int:
+        text = env.get(name) or ""
+        if not text:
+            return default
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"{name}: a whole number, 1 or more, not {text!r}")
+        return int(text)
+
+    return MemoryQuota(setting(MEMORIES_SETTING, MAX_MEMORIES), setting(STORE_BYTES_SETTING, MAX_STORE_BYTES))
 
 
 class MemoryStoreNotFound(AgentJournalError, LookupError):
@@ -300,10 +325,14 @@ class MemoryStores:
 
     def _apply(self, store_id: UUID, command: Callable[[MemoryStore], object]) -> MemoryStore:
         """Run ``command`` on the latest state and save it, again on newer state when another
-        process (or session) saved first."""
+        process (or session) saved first. What it leaves must be within the service's
+        :attr:`~agentjournal.application.service.SessionService.memory_quota`, or nothing
+        of it is saved."""
         for attempt in range(1, self.save_attempts + 1):
             store = self.get(store_id)
+            before = store.usage
             command(store)
+            self.service.memory_quota.check(before, store.usage)
             # Sealed first, so no saved event names a content the store lacks. A save that
             # lost the race erases what it sealed (no event names it); after any other
             # failure the events may have been saved, so what was sealed stays.

@@ -14,6 +14,7 @@ from uuid import UUID
 import msgspec
 
 from agentjournal.domain import AgentJournalError, AssistantMessage, ComputeBinding, FileState, Message, Usage
+from agentjournal.domain.memory import MemoryQuota
 
 
 class ToolSpec(msgspec.Struct, frozen=True):
@@ -252,9 +253,13 @@ class MemoryFolders(Protocol):
         (the folder is made on first use; files not named are removed)."""
         ...
 
-    def memory_files(self, slug: str, max_file_bytes: int) -> dict[str, bytes | None]:
+    def memory_files(self, slug: str, max_file_bytes: int, quota: MemoryQuota) -> dict[str, bytes | None]:
         """What the folder of ``slug`` holds now: each regular file's bytes (None for one
-        larger than ``max_file_bytes``), never following a link."""
+        larger than ``max_file_bytes``), never following a link. A folder of more regular
+        files than ``quota.memories``, or whose files within ``max_file_bytes`` hold more
+        than ``quota.total_bytes`` together, raises
+        :class:`~agentjournal.domain.memory.MemoryQuotaExceeded`: sizes are looked at
+        before contents are read, and no more than the bound (and one file) is held."""
         ...
 
 

@@ -70,6 +70,7 @@ from agentjournal.application.leases import (
     holder_is_gone,
     turn_lease_name,
 )
+from agentjournal.application.memory_stores import memory_quota
 from agentjournal.application.paging import Page, check_limit, decode_cursor, paged
 from agentjournal.application.ports import (
     BlobStore,
@@ -223,6 +224,9 @@ class SessionService(Application[UUID]):
             float(self.env.get(WORK_LEASE_SECONDS_SETTING) or DEFAULT_WORK_LEASE_SECONDS),
             float(self.env.get(WORKER_WAIT_SECONDS_SETTING) or DEFAULT_WORKER_WAIT_SECONDS),
         )
+        self.memory_quota = memory_quota(self.env)
+        """The most every memory store's live memories may hold (see
+        :func:`~agentjournal.application.memory_stores.memory_quota`)."""
         self.working: OrderedDict[UUID, Session] = OrderedDict()
         """Sessions kept in memory between turns (see :attr:`working_copies`)."""
         self.turns = TurnLoop(self)
@@ -610,7 +614,8 @@ class SessionService(Application[UUID]):
     def find_session(self, reference: str) -> UUID:
         """A session id from its full text (with or without dashes, or in the API's form,
         ``sesn_`` and its hex) or an unambiguous prefix of at least 4 characters of any
-        of these forms."""
+        of these forms. The store holds agents, environments and memory stores too: the id
+        of one of them names no session, and is not found, as an unknown id is."""
         text = reference.strip().lower().removeprefix(SESSION_ID_PREFIX)
         digits = text.replace("-", "")
         if len(digits) < 32 and re.fullmatch(r"[0-9a-f][0-9a-f-]{3,}", text):
@@ -621,7 +626,11 @@ class SessionService(Application[UUID]):
             if found:
                 raise AmbiguousSessionId(reference, len(found))
             raise SessionNotFound(reference)
-        return parse_session_id(reference)
+        session_id = parse_session_id(reference)
+        first = next(iter(self.events.get(session_id, lte=1)), None)
+        if not isinstance(first, Session.Created):
+            raise SessionNotFound(session_id)
+        return session_id
 
     @functools.cached_property
     def memory_contents(self) -> MemoryContents:

@@ -9,7 +9,9 @@ replaying it gives the store at any point, verified by the same hash chain as se
 
 A memory keeps its id when its path changes; a deleted memory's versions stay. Archiving
 a store closes it to changes (its memories stay readable and deletable); deleting it hides
-it for good. Contents are UTF-8 text up to :data:`MAX_CONTENT_BYTES`.
+it for good. Contents are UTF-8 text up to :data:`MAX_CONTENT_BYTES`; a store holds what a
+:class:`MemoryQuota` allows (by default :data:`MAX_MEMORIES` memories of
+:data:`MAX_STORE_BYTES` together).
 
 **Contents are kept out of the log.** A version's event carries the SHA-256 and size of the
 content it wrote, which the hash chain covers; the content itself is *sealed*: kept by the
@@ -39,6 +41,15 @@ from agentjournal.domain.errors import CatalogError
 
 MAX_CONTENT_BYTES = 102_400
 """The most UTF-8 bytes a memory holds, as the cloud documents."""
+
+MAX_MEMORIES = 2_000
+"""The most live memories a store holds unless the engine is told otherwise, as the cloud
+documents."""
+
+MAX_STORE_BYTES = 20 * 1024**2
+"""The most UTF-8 bytes a store's live memories hold together unless the engine is told
+otherwise: a store is written whole into every sandbox it is attached to and read back
+after each tool call that may write, so what one call can make it hold is bounded."""
 
 MAX_PATH_BYTES = 1024
 MAX_PATH_SEGMENTS = 20
@@ -98,6 +109,54 @@ class Memory(msgspec.Struct, frozen=True, kw_only=True):
 class MemoryStoreError(CatalogError):
     """A rule of memory stores was broken: a bad path or name, content too large, a path
     already taken, a change to an archived or deleted store."""
+
+
+class MemoryQuotaExceeded(MemoryStoreError):
+    """A change would leave a store holding more than its :class:`MemoryQuota` allows:
+    nothing of it is kept."""
+
+
+class MemoryQuota(msgspec.Struct, frozen=True):
+    """The most a store's live memories may hold: ``memories`` of them, ``total_bytes`` of
+    content together. Deleted memories and older versions do not count: the bound is on
+    what a store shows, which is what a session's folder holds and the engine reads back.
+
+    A change is judged by what it leaves: one that leaves the store past a bound it was
+    within, or further past a bound it already passed (the bound lowered since), is
+    refused whole; one that shrinks a store is always allowed, so a store past its bound
+    can be brought back within it."""
+
+    memories: int = MAX_MEMORIES
+    total_bytes: int = MAX_STORE_BYTES
+
+    def folder_of_too_many_files(self) -> MemoryQuotaExceeded:
+        """What reading back a store's folder of more files than the store may hold
+        memories raises."""
+        return MemoryQuotaExceeded(
+            f"the folder holds more than {self.memories:,} files, the most memories a store holds"
+        )
+
+    def folder_of_too_many_bytes(self) -> MemoryQuotaExceeded:
+        """What reading back a store's folder whose files hold more than the store's
+        memories may raises."""
+        return MemoryQuotaExceeded(
+            f"the folder's files hold more than {self.total_bytes:,} bytes, "
+            "the most a store's memories hold together"
+        )
+
+    def check(self, before: tuple[int, int], after: tuple[int, int]) -> None:
+        """Raise :class:`MemoryQuotaExceeded` when going from ``before`` to ``after`` (each
+        a store's live memories and their bytes, :attr:`MemoryStore.usage`) is refused."""
+        (count_before, bytes_before), (count, total) = before, after
+        if count > self.memories and count > count_before:
+            raise MemoryQuotaExceeded(
+                f"a memory store holds at most {self.memories:,} memories; this change would leave {count:,}"
+            )
+        if total > self.total_bytes and total > bytes_before:
+            raise MemoryQuotaExceeded(
+                f"a memory store's memories hold at most {self.total_bytes:,} bytes together; "
+                f"this change would leave {total:,}"
+            )
 
 
 class MemoryNotFound(MemoryStoreError, LookupError):
@@ -307,6 +366,11 @@ class MemoryStore(ChainedAggregate):
 
     def at_path(self, path: str) -> Memory | None:
         return next((m for m in self.memories.values() if m.path == path), None)
+
+    @property
+    def usage(self) -> tuple[int, int]:
+        """How many live memories the store holds, and their contents' bytes together."""
+        return len(self.memories), sum(m.size for m in self.memories.values())
 
     def memory_version(self, version_id: str) -> MemoryVersion:
         found = next((v for v in self.versions if v.id == version_id), None)

@@ -329,6 +329,24 @@ def test_files_that_cannot_be_written_or_read_are_plain_errors(session_id, store
         assert done.stderr.startswith(f"agentjournal: error: {says} ") and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("command", ["export", "log", "timeline", "show", "verify", "fork"])
+def test_a_memory_store_id_names_no_session(store: Path, command: str) -> None:
+    """The store keeps memory stores beside sessions: a command that takes a session
+    refuses a store's id as it refuses an unknown one, and writes nothing of its log."""
+    from agentjournal.application.memory_stores import MemoryStores
+
+    service = open_store(store)
+    try:
+        memory = MemoryStores(service).create("notes")
+        MemoryStores(service).create_memory(memory.id, "/kept.md", "the store's own words")
+    finally:
+        service.close()
+    done = agentjournal(command, str(memory.id), store=store, check=False)
+    assert done.returncode == 3, done.stderr
+    assert f"no session {memory.id}" in done.stderr and "Traceback" not in done.stderr
+    assert "the store's own words" not in done.stdout and "MemoryStore" not in done.stdout
+
+
 @pytest.mark.parametrize(
     "command", [("list",), ("show", "1234"), ("verify",), ("log", "abcd"), ("dataset", "--all")]
 )

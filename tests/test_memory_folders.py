@@ -9,9 +9,12 @@ import uuid
 import pytest
 
 from agentjournal.application.ports import ComputeError, MemoryFolders
+from agentjournal.domain.memory import MemoryQuota, MemoryQuotaExceeded
 from agentjournal.infrastructure.compute import bubblewrap
 
 pytestmark = pytest.mark.timeout(180)
+
+QUOTA = MemoryQuota()
 
 
 @pytest.fixture(params=["host", pytest.param("docker", marks=pytest.mark.docker)])
@@ -34,11 +37,11 @@ def test_a_read_write_store_is_written_by_the_tools_and_read_back(compute):
     compute.write_file("/mnt/memory/notes/c.md", b"third")
     ran = compute.execute("rm /mnt/memory/notes/a.md && ln -s /etc/passwd /mnt/memory/notes/link.md", 30)
     assert ran.exit_code == 0, ran.output
-    assert compute.memory_files("notes", 1024) == {"deep/b.md": b"second", "c.md": b"third"}
+    assert compute.memory_files("notes", 1024, QUOTA) == {"deep/b.md": b"second", "c.md": b"third"}
     compute.write_file("/mnt/memory/notes/big.md", b"x" * 2000)
-    assert compute.memory_files("notes", 1024)["big.md"] is None  # too large to be a memory
+    assert compute.memory_files("notes", 1024, QUOTA)["big.md"] is None  # too large to be a memory
     compute.show_memory("notes", False, {"only.md": b"again"})  # exactly the store, nothing left over
-    assert compute.memory_files("notes", 1024) == {"only.md": b"again"}
+    assert compute.memory_files("notes", 1024, QUOTA) == {"only.md": b"again"}
 
 
 def test_a_read_only_store_cannot_be_written_whatever_the_tools_run(compute):
@@ -52,4 +55,24 @@ def test_a_read_only_store_cannot_be_written_whatever_the_tools_run(compute):
         30,
     )
     assert ran.exit_code != 0
-    assert compute.memory_files("rules", 1024) == {"rule.md": b"be kind"}
+    assert compute.memory_files("rules", 1024, QUOTA) == {"rule.md": b"be kind"}
+
+
+def test_a_folder_past_the_store_bound_is_refused_before_its_files_are_read(compute):
+    """The bound is on the folder as the tools left it: more files than a store holds
+    memories, or more bytes in the files that could be memories than it holds together,
+    is refused whole (files too large to be memories count as files, not as bytes)."""
+    quota = MemoryQuota(memories=5, total_bytes=3000)
+    compute.show_memory("bounded", False, {"a.md": b"a" * 1000})
+    compute.write_file("/mnt/memory/bounded/big.bin", b"x" * 50_000)  # no memory: not its bytes
+    compute.write_file("/mnt/memory/bounded/b.md", b"b" * 1000)
+    assert compute.memory_files("bounded", 1024, quota) == {
+        "a.md": b"a" * 1000, "b.md": b"b" * 1000, "big.bin": None,
+    }  # fmt: skip
+    compute.write_file("/mnt/memory/bounded/c.md", b"c" * 1001)  # 3,001 bytes within 1,024 each
+    with pytest.raises(MemoryQuotaExceeded, match="3,000 bytes"):
+        compute.memory_files("bounded", 1024, quota)
+    ran = compute.execute("cd /mnt/memory/bounded && rm c.md && touch d e f", 30)
+    assert ran.exit_code == 0, ran.output
+    with pytest.raises(MemoryQuotaExceeded, match="more than 5 files"):
+        compute.memory_files("bounded", 1024, quota)

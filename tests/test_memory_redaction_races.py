@@ -18,7 +18,7 @@ from agentjournal.application.memory_mounts import SessionMemory
 from agentjournal.application.memory_stores import MemoryStores
 from agentjournal.application.service import SessionService
 from agentjournal.application.store import open_store
-from agentjournal.domain.memory import MemoryStore
+from agentjournal.domain.memory import MemoryQuota, MemoryStore
 from agentjournal.infrastructure.compute import bubblewrap
 
 pytestmark = pytest.mark.timeout(120)
@@ -88,6 +88,6 @@ def test_a_session_is_shown_the_store_as_it_is_once_a_version_was_redacted(store
     compute.attach(uuid.uuid4(), None)
 
     SessionMemory(service, RedactedMeanwhile(service, other, memory_id)).show(session, compute)
-    assert compute.memory_files("ops", 1_000_000) == {"keys.md": b"in the vault"}
+    assert compute.memory_files("ops", 1_000_000, MemoryQuota()) == {"keys.md": b"in the vault"}
     current = other.get(memstore.id).memory(memory_id).version_id
     assert dict(session.memory_read)[memstore.id.hex] == (current,)  # what was shown, not what was loaded

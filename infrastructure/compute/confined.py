@@ -53,6 +53,7 @@ from agentjournal.application.ports import (
 )
 from agentjournal.application.service import data_home
 from agentjournal.domain import ComputeBinding, NetworkAccess, network_access
+from agentjournal.domain.memory import MemoryQuota
 from agentjournal.domain.policy import CONFINED_HOST
 from agentjournal.infrastructure.compute import (
     bubblewrap,
@@ -226,8 +227,8 @@ class ConfinedHostCompute(HelperFileTools):
         memory = tuple(m for m in walls.memory if m[1] != place) + ((folder, place, read_only),)
         self.walls = replace(walls, memory=memory)
 
-    def memory_files(self, slug: str, max_file_bytes: int) -> dict[str, bytes | None]:
-        return read_folder(self._memory_base / slug, max_file_bytes)
+    def memory_files(self, slug: str, max_file_bytes: int, quota: MemoryQuota) -> dict[str, bytes | None]:
+        return read_folder(self._memory_base / slug, max_file_bytes, quota)
 
     def _environment(self) -> dict[str, str]:
         """A tool's environment (:func:`sandbox_environment`), naming the egress proxy when

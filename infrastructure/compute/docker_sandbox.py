@@ -64,6 +64,7 @@ from agentjournal.application.ports import (
     WorkspaceScan,
 )
 from agentjournal.domain import ComputeBinding, FileState, NetworkAccess, network_access
+from agentjournal.domain.memory import MemoryQuota
 from agentjournal.infrastructure.compute import egress_proxy, sandbox_fetch, sandbox_files, sandbox_snapshot
 from agentjournal.infrastructure.compute.docker_egress import egress_log, remove_egress, start_egress
 from agentjournal.infrastructure.compute.folder_scans import MAX_SCANS_KEPT
@@ -519,16 +520,19 @@ class DockerCompute(HelperFileTools):
         known: Mapping[str, str],
         ignore: Sequence[str],
         cap: int,
+        most_contents: int | None = None,
     ) -> tuple[_ScanHead, dict[str, bytes]]:
         """The snapshot helper's scan of folder ``work``, decoded against a fixed shape: the
-        answer is the sandbox's word."""
+        answer is the sandbox's word, of at most ``most_contents`` bytes of contents (by
+        default the work folder's quota) and a listing, or :class:`AnswerTooLarge`."""
         request = msgspec.json.encode(
             {"op": "scan", "work": work, "previous": dict(previous), "known": dict(known),
              "ignore": list(ignore), "cap": cap}
         )  # fmt: skip
         argv = ["python3", "-I", "-S", "-c", SNAPSHOT_HELPER]
+        most = self.workspace_quota_bytes if most_contents is None else most_contents
         exit_code, output, errors = self._helper(
-            argv, request + b"\n", self.workspace_quota_bytes + MAX_LISTING_BYTES, FILE_TIMEOUT
+            argv, request + b"\n", most + MAX_LISTING_BYTES, FILE_TIMEOUT
         )
         if exit_code != 0:
             raise ComputeError(
@@ -587,9 +591,23 @@ class DockerCompute(HelperFileTools):
         if place not in self._memory_places:
             self._memory_places.append(place)
 
-    def memory_files(self, slug: str, max_file_bytes: int) -> dict[str, bytes | None]:
-        head, contents = self._scan(memory_place(slug), {}, {}, (), max_file_bytes)
-        return {e[0]: contents.get(e[0]) if e[4] else None for e in head.entries}
+    def memory_files(self, slug: str, max_file_bytes: int, quota: MemoryQuota) -> dict[str, bytes | None]:
+        """The store's folder as the snapshot helper scans it, the engine buffering no more
+        of its answer than ``quota.total_bytes`` of contents and a listing: a longer answer
+        is a folder past the bound, whatever the sandbox claims."""
+        try:
+            head, contents = self._scan(memory_place(slug), {}, {}, (), max_file_bytes, quota.total_bytes)
+        except AnswerTooLarge:
+            raise quota.folder_of_too_many_bytes() from None
+        if len(head.entries) > quota.memories:
+            raise quota.folder_of_too_many_files()
+        found = {e[0]: contents.get(e[0]) if e[4] else None for e in head.entries}
+        if sum(len(data) for data in found.values() if data is not None) > quota.total_bytes:
+            raise quota.folder_of_too_many_bytes()
+        return {
+            path: None if data is not None and len(data) > max_file_bytes else data
+            for path, data in found.items()
+        }
 
     def fetch(self, url: str, limit: int, timeout: float) -> WebPage:
         """Fetch ``url`` with :mod:`~agentjournal.infrastructure.compute.sandbox_fetch`, in the
@@ -635,6 +653,10 @@ class DockerCompute(HelperFileTools):
         return "".join(self._run_checked(step, f"{manager} install {' '.join(names)}") for step in steps)
 
 
+class AnswerTooLarge(ComputeError):
+    """A helper in the sandbox answered more than the engine buffers for it."""
+
+
 def _exchange(channel: socket.socket, data: bytes | None, limit: int) -> tuple[bytes, bytes]:
     """Send ``data`` (if any) as an exec's stdin and return its stdout and the start of its
     stderr, buffering at most ``limit`` bytes whatever the sandbox sends."""
@@ -649,7 +671,7 @@ def _exchange(channel: socket.socket, data: bytes | None, limit: int) -> tuple[b
                 continue
             output += block
             if len(output) > limit:
-                raise ComputeError(f"the sandbox sent more than {limit} bytes")
+                raise AnswerTooLarge(f"the sandbox sent more than {limit} bytes")
     except OSError as e:
         raise ComputeError(f"a file operation in the sandbox failed: {e}") from e
     return bytes(output), bytes(errors)
