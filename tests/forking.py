@@ -15,7 +15,8 @@ The preloaded process is the server's parent, not the test's, so the test holds 
 :class:`ForkedServer`, which answers as much of :class:`subprocess.Popen` as the tests use: the
 child's output comes through pipes the test made (passed with the request), its exit status
 from the preloaded process, which waits for it (through a pidfd) and writes the status on the
-request's connection.
+request's connection, and signals go through a copy of that pidfd, so a signal never reaches
+another process that was given the number of a server already waited for.
 """
 
 from __future__ import annotations
@@ -51,8 +52,11 @@ class ForkedServer:
     """A server forked by the preloaded process, seen through the parts of
     :class:`subprocess.Popen` the tests use."""
 
-    def __init__(self, pid: int, connection: socket.socket, stdout: IO[str], stderr: IO[str]) -> None:
+    def __init__(
+        self, pid: int, pidfd: int, connection: socket.socket, stdout: IO[str], stderr: IO[str]
+    ) -> None:
         self.pid = pid
+        self._pidfd = pidfd
         self.stdout = stdout
         self.stderr = stderr
         self.returncode: int | None = None
@@ -73,8 +77,12 @@ class ForkedServer:
         return self.returncode
 
     def send_signal(self, signum: int) -> None:
-        if self.poll() is None:
-            os.kill(self.pid, signum)
+        """Signal the server through its pidfd: once it has ended and been waited for, its
+        number may already be another process's, which ``os.kill`` would signal instead."""
+        try:
+            signal.pidfd_send_signal(self._pidfd, signum)
+        except ProcessLookupError:
+            pass  # it has ended, as Popen.send_signal allows
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
@@ -94,6 +102,7 @@ class ForkedServer:
             self._reply += chunk
         self.returncode = int(json.loads(self._reply)["returncode"])
         self._connection.close()
+        os.close(self._pidfd)
 
 
 class _Preloaded:
@@ -118,14 +127,11 @@ class _Preloaded:
         finally:
             os.close(out_write)
             os.close(err_write)
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = connection.recv(256)
-            if not chunk:
-                raise RuntimeError("the preloaded process did not fork a server")
-            reply += chunk
+        reply, fds, _, _ = socket.recv_fds(connection, 256, 1)
+        if not reply.endswith(b"\n") or len(fds) != 1:
+            raise RuntimeError("the preloaded process did not fork a server")
         stdout, stderr = open(out_read), open(err_read)  # noqa: SIM115 (the server's to close)
-        return ForkedServer(int(json.loads(reply)["pid"]), connection, stdout, stderr)
+        return ForkedServer(int(json.loads(reply)["pid"]), fds[0], connection, stdout, stderr)
 
     def _started(self) -> str:
         if self._process is None or self._process.poll() is not None:
@@ -243,8 +249,11 @@ def _serve(address: str) -> None:
                     _run_server(json.loads(message), fds)
                 for fd in fds:
                     os.close(fd)
-                connection.sendall(json.dumps({"pid": pid}).encode() + b"\n")
-                children[os.pidfd_open(pid)] = (pid, connection)
+                # Opened before this process can have waited for it, so the pidfd names
+                # this child for good; the test signals it through a copy.
+                pidfd = os.pidfd_open(pid)
+                socket.send_fds(connection, [json.dumps({"pid": pid}).encode() + b"\n"], [pidfd])
+                children[pidfd] = (pid, connection)
             else:
                 assert isinstance(ready, int)
                 pid, connection = children.pop(ready)

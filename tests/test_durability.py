@@ -255,6 +255,9 @@ def test_ctrl_c_on_the_cli_records_the_turn_as_interrupted(model_server, store):
         [sys.executable, "-m", "agentjournal.infrastructure.cli.main", "--store", str(store), "run", "talk",
          "--model", "openai/m", "--api-base", model_server.base_url, "--api-key-env", "TEST_MODEL_KEY"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # As at a terminal: a test process may ignore SIGINT (a worker of a parallel run),
+        # and an ignored signal stays ignored across exec.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     assert child.stdout is not None and child.stdout.read(1) == "a"  # the answer is streaming
     child.send_signal(signal.SIGINT)
