@@ -142,7 +142,7 @@ class TypedMapper(Mapper[UUID]):
                 continue
             state["originator_id"] = originator_id
             state["originator_version"] = version
-            event = new_event(cls)
+            event: Any = new_event(cls)
             set_state(event, "__dict__", state)
             append(event)
         return events
