@@ -10,7 +10,7 @@ from uuid import UUID
 
 import pytest
 from eventsourcing.cipher import AESCipher
-from eventsourcing.persistence import MapperDeserialisationError, StoredEvent
+from eventsourcing.persistence import Mapper, MapperDeserialisationError, StoredEvent
 
 from agentjournal.application import SessionService
 from agentjournal.domain import AssistantMessage, Session, SessionConfig, ToolCall, ToolResult, Usage
@@ -82,3 +82,19 @@ def test_a_row_that_does_not_decode_is_refused_not_skipped(service):
         list(log.get(session_id))
     with pytest.raises(MapperDeserialisationError):
         list(service.events.get(session_id))  # as eventsourcing refuses it
+
+
+def test_rows_in_the_transcoders_format_among_typed_rows_decode_as_eventsourcing_reads_them(service):
+    """A read decodes typed rows in one loop; a row written in the transcoder's format (as
+    every row was before the typed mapper) takes the per-row path within the same read."""
+    session_id = grown(service, 2)
+    session = service.get_session(session_id)
+    session.begin_turn("in the old format", "test")
+    session.add_assistant_message(AssistantMessage("still read"))
+    untyped = [Mapper.to_stored_event(service.mapper, event) for event in session.collect_events()]
+    assert all(stored.state[0] != 0xC1 for stored in untyped)  # not the typed format
+    service.events.recorder.insert_events(untyped)
+    grown_further = service.get_session(session_id)
+    grown_further.complete_turn()
+    service.save_session(grown_further)  # a typed row after them
+    same_as_eventsourcing(service, session_id)

@@ -57,8 +57,9 @@ class EventSource(Protocol):
             limit: int | None = None) -> Iterator[Any]: ...  # fmt: skip
 
 
-Keeps = Callable[[ApiEvent, Any], bool]
-"""Whether a page shows an API event, given it and its log event (for the log's timestamp)."""
+Keeps = Callable[[ApiEvent, Any], bool] | None
+"""Whether a page shows an API event, given it and its log event (for the log's timestamp);
+None when it shows every one (no call made per event)."""
 
 
 class Checkpoints:
@@ -162,7 +163,7 @@ def page_forward(events: EventSource, checkpoints: Checkpoints, keeps: Keeps, af
         # more than RESUME_SLACK API events may leave the next page an earlier checkpoint).
         before = projector.copy() if limit - RESUME_SLACK <= len(found) < limit else None
         for version, index, body in projector.project(event):
-            if (after is None or (version, index) > after) and keeps(body, event):
+            if (after is None or (version, index) > after) and (keeps is None or keeps(body, event)):
                 found.append(body)
         checkpoints.passed(projector)
         if before is not None and len(found) >= limit:
@@ -190,7 +191,7 @@ def page_backward(events: EventSource, checkpoints: Checkpoints, keeps: Keeps, b
         window: deque[ApiEvent] = deque(maxlen=limit + 1 - len(found))
         for event in log_after(events, checkpoints.session_id, start, until):
             for version, index, body in projector.project(event):
-                if (before is None or (version, index) < before) and keeps(body, event):
+                if (before is None or (version, index) < before) and (keeps is None or keeps(body, event)):
                     window.append(body)
             checkpoints.passed(projector)
         found.extend(reversed(window))

@@ -309,6 +309,12 @@ class _Filter(msgspec.Struct):
     lt: datetime | None
     lte: datetime | None
 
+    def keeps_all(self) -> bool:
+        """Whether this filter keeps every event (none of its bounds is given)."""
+        return (
+            not self.types and self.gt is None and self.gte is None and self.lt is None and self.lte is None
+        )
+
     def keeps(self, event: ApiEvent, logged: Any) -> bool:
         """Whether the page shows ``event``, projected from the log event ``logged``: its
         time is the log event's own (``processed_at`` is written from it)."""
@@ -358,7 +364,7 @@ def _page(engine: Any, session_id: UUID, wanted: _Filter, order: str, after: tup
     listed_session(engine, session_id)
     checkpoints = engine.event_checkpoints.of(session_id)
     read = page_forward if order == "asc" else page_backward
-    return read(engine.event_log, checkpoints, wanted.keeps, after, limit)
+    return read(engine.event_log, checkpoints, None if wanted.keeps_all() else wanted.keeps, after, limit)
 
 
 def listed_session(engine: Any, session_id: UUID) -> None:

@@ -47,7 +47,7 @@ extension routes under ``/x-agentjournal`` show the whole log.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -139,7 +139,8 @@ class WireProjector:
 
     def __init__(self, session_id: UUID) -> None:
         self.session_id = session_id
-        self.session_hex = session_id.hex
+        self.id_head = EVENT_PREFIX + session_id.hex
+        """What every id of the session's API events begins with."""
         self.config: SessionConfig | None = None
         self.mcp_calls: set[str] = set()
         """Calls of MCP tools: their results are ``agent.mcp_tool_result``."""
@@ -159,7 +160,7 @@ class WireProjector:
         """This projector as it stands: feeding either one later leaves the other as it was."""
         twin = WireProjector.__new__(WireProjector)
         twin.session_id, twin.config, twin.version = self.session_id, self.config, self.version
-        twin.session_hex = self.session_hex
+        twin.id_head = self.id_head
         twin.custom_tools, twin.confirm_tools = self.custom_tools, self.confirm_tools  # frozen
         twin.on_workers = self.on_workers
         twin.mcp_calls = set(self.mcp_calls)
@@ -178,86 +179,103 @@ class WireProjector:
 
         ``processed_at`` is the log event's own timestamp, an aware ``datetime`` that the
         JSON encoder (msgspec) writes in RFC 3339 as :func:`wire_time` does, with no text
-        made per event in Python."""
+        made per event in Python. Which projection applies is looked up by the event's
+        class in one dict (:data:`_PROJECTIONS`), not tried class by class."""
         self.version = version = event.originator_version
-        bodies = self._project(event)
+        projection = _PROJECTIONS.get(type(event))
+        bodies = projection(self, event) if projection else None
         if not bodies:
             return []
-        prefix, moment = _version_prefix(self.session_hex, version), event.timestamp
+        prefix, moment = f"{self.id_head}{version:010x}", event.timestamp
+        if len(bodies) == 1:  # most log events project one API event
+            return [(version, 0, {"id": prefix + "00", "processed_at": moment, **bodies[0]})]
         return [
             (version, index, {"id": prefix + _index_suffix(index), "processed_at": moment, **body})
             for index, body in enumerate(bodies)
         ]
 
-    def _project(self, event: Any) -> list[dict[str, Any]]:
-        kind = type(event)
-        if kind in (Session.SessionStarted, Session.ConfigChanged):
-            self._governed_by(event.config)
-            return []
-        if kind is Session.SessionForked:
-            self._governed_by(event.config)
-            return [body for message in event.messages for body in self._message(message, event)]
-        if kind is Session.UserMessageAdded:
-            return [_user_message(event.content)]
-        if kind is Session.AssistantMessageAdded:
-            return self._message(event.message, event)
-        if kind in (Session.TurnStarted, Session.TurnResumed):
-            return [{"type": "session.status_running"}]
-        if kind is Session.UsageRecorded:
-            usage = event.usage
-            start = event_id(self.session_id, event.originator_version - 1, 0)
-            return [
-                {
-                    "type": "span.model_request_end",
-                    "model_request_start_id": start,
-                    "is_error": False,
-                    "model_usage": {
-                        "input_tokens": usage.input_tokens,
-                        "output_tokens": usage.output_tokens,
-                        "cache_read_input_tokens": usage.cache_read_tokens,
-                        "cache_creation_input_tokens": usage.cache_creation_tokens,
-                    },
-                }
-            ]
-        if kind is Session.ToolConfirmationAnswered:
-            answer: dict[str, Any] = {
-                "type": "user.tool_confirmation",
-                "tool_use_id": self.call_events.get(event.tool_call_id, event.tool_call_id),
-                "result": "allow" if event.allowed else "deny",
-            }
-            if not event.allowed and event.reason:
-                answer["deny_message"] = event.reason
-            return [answer]
-        if kind is Session.CustomToolRequested:
-            self.asked_of_client.add(event.call.id)
-            return []
-        if kind is Session.RemoteToolRequested:
-            self.asked_of_worker.add(event.call.id)
-            return []
-        if kind is Session.ToolResultRecorded:
-            return [self._result(event.result)]
-        if kind is Session.TurnCompleted:
-            return self._turn_end(event.stop_reason, event.detail)
-        if kind is Session.TurnFailed:
-            model_failed = event.error_type in ("ModelError", "ModelSetupError")
-            error_type = "model_request_failed_error" if model_failed else "unknown_error"
-            message = f"{event.error_type}: {event.error}"
-            return [
-                {"type": "session.error",
-                 "error": {"type": error_type, "message": message, "retry_status": {"type": "terminal"}}},
-                {"type": "session.status_idle", "stop_reason": {"type": "retries_exhausted"}},
-            ]  # fmt: skip
-        if kind is Session.McpServerFailed:
-            error = {
-                "type": f"mcp_{event.kind}_failed_error",
-                "mcp_server_name": event.server,
-                "message": event.message,
-                "retry_status": {"type": "terminal"},
-            }
-            return [{"type": "session.error", "error": error}]
-        if kind is Session.SessionTerminated:
-            return [{"type": "session.status_terminated"}]
+    def _id(self, version: int, index: int) -> str:
+        """:func:`event_id` of this projector's session (whose hex it made once)."""
+        return f"{self.id_head}{version:010x}{_index_suffix(index)}"
+
+    def _config_set(self, event: Any) -> list[dict[str, Any]]:
+        self._governed_by(event.config)
         return []
+
+    def _forked(self, event: Any) -> list[dict[str, Any]]:
+        self._governed_by(event.config)
+        return [body for message in event.messages for body in self._message(message, event)]
+
+    def _user_message_added(self, event: Any) -> list[dict[str, Any]]:
+        return [_user_message(event.content)]
+
+    def _assistant_message_added(self, event: Any) -> list[dict[str, Any]]:
+        return self._assistant(event.message, event)
+
+    def _running(self, _event: Any) -> list[dict[str, Any]]:
+        return [{"type": "session.status_running"}]
+
+    def _usage(self, event: Any) -> list[dict[str, Any]]:
+        usage = event.usage
+        return [
+            {
+                "type": "span.model_request_end",
+                "model_request_start_id": self._id(event.originator_version - 1, 0),
+                "is_error": False,
+                "model_usage": {
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "cache_read_input_tokens": usage.cache_read_tokens,
+                    "cache_creation_input_tokens": usage.cache_creation_tokens,
+                },
+            }
+        ]
+
+    def _confirmation(self, event: Any) -> list[dict[str, Any]]:
+        answer: dict[str, Any] = {
+            "type": "user.tool_confirmation",
+            "tool_use_id": self.call_events.get(event.tool_call_id, event.tool_call_id),
+            "result": "allow" if event.allowed else "deny",
+        }
+        if not event.allowed and event.reason:
+            answer["deny_message"] = event.reason
+        return [answer]
+
+    def _asked_of_client(self, event: Any) -> list[dict[str, Any]]:
+        self.asked_of_client.add(event.call.id)
+        return []
+
+    def _asked_of_worker(self, event: Any) -> list[dict[str, Any]]:
+        self.asked_of_worker.add(event.call.id)
+        return []
+
+    def _tool_result(self, event: Any) -> list[dict[str, Any]]:
+        return [self._result(event.result)]
+
+    def _completed(self, event: Any) -> list[dict[str, Any]]:
+        return self._turn_end(event.stop_reason, event.detail)
+
+    def _failed(self, event: Any) -> list[dict[str, Any]]:
+        model_failed = event.error_type in ("ModelError", "ModelSetupError")
+        error_type = "model_request_failed_error" if model_failed else "unknown_error"
+        message = f"{event.error_type}: {event.error}"
+        return [
+            {"type": "session.error",
+             "error": {"type": error_type, "message": message, "retry_status": {"type": "terminal"}}},
+            {"type": "session.status_idle", "stop_reason": {"type": "retries_exhausted"}},
+        ]  # fmt: skip
+
+    def _mcp_failed(self, event: Any) -> list[dict[str, Any]]:
+        error = {
+            "type": f"mcp_{event.kind}_failed_error",
+            "mcp_server_name": event.server,
+            "message": event.message,
+            "retry_status": {"type": "terminal"},
+        }
+        return [{"type": "session.error", "error": error}]
+
+    def _terminated(self, _event: Any) -> list[dict[str, Any]]:
+        return [{"type": "session.status_terminated"}]
 
     def _governed_by(self, config: SessionConfig) -> None:
         self.config = config
@@ -278,7 +296,7 @@ class WireProjector:
             bodies.append({"type": "agent.message", "content": [{"type": "text", "text": message.content}]})
         for call in message.tool_calls:
             # The id this call's event will get: its place among this log event's API events.
-            self.call_events[call.id] = event_id(self.session_id, event.originator_version, len(bodies))
+            self.call_events[call.id] = self._id(event.originator_version, len(bodies))
             bodies.append(self._tool_use(call))
         return bodies
 
@@ -345,6 +363,27 @@ class WireProjector:
             reason = {"type": "end_turn"}
         bodies.append({"type": "session.status_idle", "stop_reason": reason})
         return bodies
+
+
+_PROJECTIONS: dict[type, Callable[[WireProjector, Any], list[dict[str, Any]]]] = {
+    Session.SessionStarted: WireProjector._config_set,
+    Session.ConfigChanged: WireProjector._config_set,
+    Session.SessionForked: WireProjector._forked,
+    Session.UserMessageAdded: WireProjector._user_message_added,
+    Session.AssistantMessageAdded: WireProjector._assistant_message_added,
+    Session.TurnStarted: WireProjector._running,
+    Session.TurnResumed: WireProjector._running,
+    Session.UsageRecorded: WireProjector._usage,
+    Session.ToolConfirmationAnswered: WireProjector._confirmation,
+    Session.CustomToolRequested: WireProjector._asked_of_client,
+    Session.RemoteToolRequested: WireProjector._asked_of_worker,
+    Session.ToolResultRecorded: WireProjector._tool_result,
+    Session.TurnCompleted: WireProjector._completed,
+    Session.TurnFailed: WireProjector._failed,
+    Session.McpServerFailed: WireProjector._mcp_failed,
+    Session.SessionTerminated: WireProjector._terminated,
+}
+"""What each log event class projects (and remembers); any other class projects nothing."""
 
 
 def _user_message(text: str) -> dict[str, Any]:

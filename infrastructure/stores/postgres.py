@@ -36,7 +36,8 @@ from psycopg.sql import SQL, Identifier
 
 from agentjournal.application.leases import LeaseChange
 from agentjournal.infrastructure.stores.leases.postgres import apply_change
-from agentjournal.infrastructure.stores.log_rows import Row, ranged
+from agentjournal.infrastructure.stores.log_rows import ranged
+from agentjournal.infrastructure.stores.mapper import Row
 from agentjournal.infrastructure.stores.postgres_schema import schema_objects
 
 
