@@ -190,6 +190,15 @@ def test_a_value_its_declared_type_would_change_falls_back_to_the_old_format(
     assert strictly_equal(vars(mapper.to_domain_event(stored)), vars(event))
 
 
+def test_an_event_that_would_not_read_back_is_refused_before_it_is_stored() -> None:
+    # A bool where a message's Struct declares an int: the old format writes it, and the
+    # Struct's own decoder would refuse it at every read of the log.
+    event = sample_event(Session.ToolResultRecorded)
+    event.__dict__["result"] = ToolResult(tool_call_id="c", name="bash", output="x", exit_code=True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="would be stored unreadable"):
+        TypedMapper(MsgspecTranscoder()).to_stored_event(event)
+
+
 def test_snapshots_fall_back_and_round_trip_the_aggregate_state() -> None:
     session = Session.start(CONFIG)
     session.begin_turn("hi", "w")

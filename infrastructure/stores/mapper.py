@@ -71,7 +71,7 @@ class TypedMapper(Mapper[UUID]):
         originator_version = state.pop("originator_version")
         stored = schema.write(state)
         if stored is None:
-            return super().to_stored_event(domain_event)
+            return self._readable(super().to_stored_event(domain_event))
         if self.compressor:
             stored = self.compressor.compress(stored)
         if self.cipher:
@@ -82,6 +82,19 @@ class TypedMapper(Mapper[UUID]):
             topic=get_topic(schema.cls),
             state=stored,
         )
+
+    def _readable(self, stored_event: StoredEvent) -> StoredEvent:
+        """``stored_event``, once it is known to read back: the old format holds values
+        its declared types would refuse at the top of an event, but a Struct inside it is
+        decoded by its own types (a ``True`` where a Struct declares an ``int`` is written,
+        then refused at every read). A log must never hold an event it cannot read, so such
+        an event is refused here, before it is saved. Only events the typed format cannot
+        hold come this way (and snapshots), so the turn's usual events pay nothing."""
+        try:
+            self.to_domain_event(stored_event)
+        except (TypeError, ValueError, msgspec.MsgspecError) as e:
+            raise ValueError(f"{stored_event.topic} would be stored unreadable: {e}") from e
+        return stored_event
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         cls = resolve_topic(stored_event.topic)
