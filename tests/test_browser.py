@@ -106,7 +106,7 @@ def page(chromium, server) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
     tab = context.new_page()
-    tab.set_default_timeout(15_000)
+    tab.set_default_timeout(30_000)
     requested: list[str] = []
     tab.on("request", lambda request: requested.append(request.url))
     errors: list[str] = []
@@ -481,7 +481,7 @@ def test_a_server_without_keys_never_asks_for_one(chromium, model_server, tmp_pa
     with running_server(model_server.base_url, keyless_store, keys="", extra=("--no-auth",)) as open_server:
         context = chromium.new_context()
         tab: Any = context.new_page()
-        tab.set_default_timeout(15_000)
+        tab.set_default_timeout(30_000)
         try:
             tab.goto(f"{open_server.url}/")
             tab.wait_for_selector("table.list a:text('Open to this machine')")
