@@ -85,8 +85,10 @@ def test_a_restarted_server_closes_the_turns_its_killed_predecessor_left_running
             listed = [e.type for e in client.beta.sessions.events.list(session_id)]
             assert listed == ["user.message", "session.status_running", "session.status_idle"]
         model_server.enqueue(Reply(text="Back again."))
-        send(client, sessions[0], prompt("Are you there?"))
-        texts = [e.content[0].text for e in until_idle(client, sessions[0]) if e.type == "agent.message"]
+        # From the prompt's id: a quick turn may end before a stream opened after send does.
+        [sent] = send(client, sessions[0], prompt("Are you there?"))
+        after = until_idle(client, sessions[0], extra_headers={"Last-Event-ID": sent.id})
+        texts = [e.content[0].text for e in after if e.type == "agent.message"]
         assert texts == ["Back again."]
 
 
